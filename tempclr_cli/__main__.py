@@ -1,0 +1,3 @@
+from tempclr_cli.cli import main
+
+main()

@@ -1,0 +1,23 @@
+"""Subcommands whose issues are still open: they say so and exit 1."""
+
+from __future__ import annotations
+
+from tempclr_cli.commands._common import command, not_implemented
+
+
+@command
+def retrieve() -> None:
+    """Retrieval evaluation (R@k): paragraph-video with DTW / Cap. Avg., TCLR nearest neighbours."""
+    not_implemented("tempclr retrieve")
+
+
+@command
+def localize() -> None:
+    """Zero-shot action-step localisation on COIN / CrossTask layouts."""
+    not_implemented("tempclr localize")
+
+
+@command
+def demo() -> None:
+    """The whole pipeline offline on a synthetic dataset, in a few minutes."""
+    not_implemented("tempclr demo")

@@ -1,0 +1,1 @@
+"""The importable core of tempclr: no CLI code here, heavy imports stay inside modules."""

@@ -1,0 +1,55 @@
+"""One place for device selection, seeding and mixed precision (shared by every command)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+from tempclr_cli.core.errors import TempclrError
+
+
+def resolve_device(spec: str = "auto"):
+    """Map `auto|cpu|cuda|cuda:N|mps` to a torch.device; `auto` prefers CUDA, then MPS."""
+    import torch
+
+    spec = spec.strip().lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise TempclrError(f"--device {spec!r}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TempclrError(f"--device {spec}: CUDA is not available on this machine; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise TempclrError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise TempclrError(f"--device {spec}: MPS is not available on this machine; use --device cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise TempclrError(f"--device {spec}: unsupported device type; use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so runs repeat."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def autocast(device, enabled: bool = True):
+    """bf16/fp16 autocast on CUDA (bf16 where supported), a no-op elsewhere."""
+    import torch
+
+    if not enabled or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
