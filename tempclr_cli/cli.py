@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from tempclr_cli import __version__
-from tempclr_cli.commands import stubs, synth, train
+from tempclr_cli.commands import extract, stubs, synth, train
 
 app = typer.Typer(
     name="tempclr",
@@ -39,6 +39,7 @@ def _main(
     """Temporal alignment of video."""
 
 
+app.command("extract")(extract.extract)
 app.command("train")(train.train)
 app.command("retrieve")(stubs.retrieve)
 app.command("localize")(stubs.localize)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import sys
 from contextlib import contextmanager
-from typing import Annotated, Callable, Iterator
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -25,6 +25,26 @@ Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gi
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More logs; full traceback on errors.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or logs (errors still print).")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+Model = Annotated[
+    str,
+    typer.Option(
+        help="Encoder: any open_clip model name (ViT-B-32, ViT-B-16, ...), 'tiny' (shipped, random "
+        "weights only), or r3d18 (TCLR checkpoint).",
+        rich_help_panel="Encoder",
+    ),
+]
+Pretrained = Annotated[
+    str,
+    typer.Option(
+        help="Weights: an open_clip tag (openai, laion2b_s34b_b79k, ...), a checkpoint file, "
+        "local-dir:PATH, or 'none' for random weights (never chosen silently).",
+        rich_help_panel="Encoder",
+    ),
+]
+Checkpoint = Annotated[
+    Optional[str],
+    typer.Option(help="A tempclr training checkpoint (TCLR backbone or TempCLR heads).", rich_help_panel="Encoder"),
+]
 
 
 def command(func: Callable) -> Callable:
