@@ -1,0 +1,139 @@
+"""`tempclr extract` as a user runs it: real videos in, .npy + index out, failures listed, resumable."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from test_cli import tempclr
+from videos import audio_only, cfr, truncated
+
+TINY = ["--model", "tiny", "--pretrained", "none", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """Two folders with a same-named video each, plus one of every broken kind."""
+    root = tmp_path_factory.mktemp("videos")
+    (root / "a").mkdir()
+    (root / "b").mkdir()
+    cfr(root / "a" / "clip.mp4", seconds=3.0, fps=10, size=48)
+    cfr(root / "b" / "clip.mp4", seconds=2.4, fps=10, size=48)
+    cfr(root / "b" / "other.mkv", seconds=1.0, fps=10, size=48)
+    (root / "zero.mp4").write_bytes(b"")
+    (root / "random.avi").write_bytes(np.random.default_rng(1).bytes(4000))
+    audio_only(root / "audio.mp4")
+    return root
+
+
+def rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_extract_folder_mirrors_tree_and_lists_failures(tree, tmp_path):
+    out = tmp_path / "feats"
+    result = tempclr("extract", str(tree), "-o", str(out), "--workers", "2", *TINY)
+    assert result.returncode == 3, result.stderr  # some videos failed
+    assert result.stdout.strip() == str(out)
+    a, b = np.load(out / "a" / "clip.npy"), np.load(out / "b" / "clip.npy")
+    # 2.4 s: samples at 0.5 and 1.5 s; the tail clip gets none (its centre, 2.5 s, is past the end)
+    assert a.shape == (3, 64) and b.shape == (2, 64) and a.dtype == np.float16
+    np.testing.assert_allclose(np.linalg.norm(a.astype(np.float32), axis=1), 1.0, atol=2e-3)
+    assert np.load(out / "b" / "other.npy").shape == (1, 64)
+    index = {r["features"]: r for r in rows(out / "index.jsonl")}
+    row = index["a/clip.npy"]
+    assert row["status"] == "ok" and row["clips"] == 3 and row["dim"] == 64
+    assert row["starts"] == [0.0, 1.0, 2.0] and row["ends"] == [1.0, 2.0, 3.0]
+    assert row["frame_times"] == pytest.approx([0.5, 1.5, 2.5])
+    assert row["model"] == "tiny" and row["pretrained"] == "none"
+    failures = {os.path.basename(r["source"]): r["reason"] for r in rows(out / "failures.jsonl")}
+    assert set(failures) == {"zero.mp4", "random.avi", "audio.mp4"}
+    assert "empty file" in failures["zero.mp4"] and "no video stream" in failures["audio.mp4"]
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_rerun_skips_done_videos_and_overwrite_redoes_them(tree, tmp_path):
+    out = tmp_path / "feats"
+    ok = [str(tree / "a" / "clip.mp4"), str(tree / "b" / "clip.mp4")]
+    assert tempclr("extract", *ok, "-o", str(out), "--workers", "0", *TINY).returncode == 0
+    before = (out / "a" / "clip.npy").stat().st_mtime_ns
+    again = tempclr("extract", *ok, "-o", str(out), "--json", *TINY)
+    assert again.returncode == 0
+    summary = json.loads(again.stdout)
+    assert summary["skipped"] == 2 and summary["ok"] == 0
+    assert (out / "a" / "clip.npy").stat().st_mtime_ns == before
+    (out / "b" / "clip.npy").write_bytes(b"half-written")  # not loadable: redone
+    redo = json.loads(tempclr("extract", *ok, "-o", str(out), "--json", *TINY).stdout)
+    assert redo["skipped"] == 1 and redo["ok"] == 1
+    forced = json.loads(tempclr("extract", *ok, "-o", str(out), "--json", "--overwrite", *TINY).stdout)
+    assert forced["ok"] == 2
+
+
+def test_list_from_stdin_and_shards_cover_everything_once(tree, tmp_path):
+    listing = "\n".join(str(p) for p in sorted(tree.rglob("*clip.mp4")) + [str(tree / "b" / "other.mkv")])
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"s{i}"
+        result = tempclr("extract", "--list", "-", "-o", str(out), "--shard", f"{i}/2", "--json", *TINY, stdin=listing)
+        assert result.returncode == 0, result.stderr
+        outs.append({p.relative_to(out).as_posix() for p in out.rglob("*.npy")})
+    assert outs[0].isdisjoint(outs[1])
+    assert outs[0] | outs[1] == {"a/clip.npy", "b/clip.npy", "b/other.npy"}
+
+
+def test_per_frame_features_and_float32(tree, tmp_path):
+    out = tmp_path / "f"
+    args = [str(tree / "a" / "clip.mp4"), "-o", str(out), "--per-frame", "--fps", "2", "--dtype", "float32"]
+    assert tempclr("extract", *args, *TINY).returncode == 0
+    feats = np.load(out / "clip.npy")
+    assert feats.shape == (6, 64) and feats.dtype == np.float32
+    row = rows(out / "index.jsonl")[0]
+    assert row["starts"] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "tiny", "--pretrained", "/no/such/file.pt"], "no such checkpoint file"),
+        (["--model", "nope-model", "--pretrained", "none"], "unknown open_clip model"),
+        (["--model", "ViT-B-32", "--pretrained", "not-a-tag"], "not a weight tag for ViT-B-32"),
+        (["--fps", "0.5", *TINY], "some clips would get no frame"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(tree, tmp_path, args, message):
+    result = tempclr("extract", str(tree / "a" / "clip.mp4"), "-o", str(tmp_path / "o"), *args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_input_exits_2(tmp_path):
+    result = tempclr("extract", str(tmp_path / "nothing"), *TINY)
+    assert result.returncode == 2 and "no such file or folder" in result.stderr
+
+
+def test_killed_run_leaves_no_half_written_features_and_resumes(tmp_path):
+    videos = tmp_path / "v"
+    for k in range(12):
+        cfr(videos / f"v{k:02d}.mp4", seconds=20, fps=10, size=64)
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-m", "tempclr_cli", "extract", str(videos), "-o", str(out), "--workers", "0", "-q", *TINY]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "index.jsonl").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for npy in out.glob("*.npy"):
+        assert np.load(npy).shape == (20, 64)  # whatever exists is whole
+    done = len(list(out.glob("*.npy")))
+    resumed = json.loads(tempclr("extract", str(videos), "-o", str(out), "--json", *TINY).stdout)
+    assert resumed["skipped"] == done and resumed["ok"] == 12 - done
+    assert len(list(out.glob("*.npy"))) == 12
