@@ -26,7 +26,7 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More logs; full 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or logs (errors still print).")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 Model = Annotated[
-    str,
+    Optional[str],
     typer.Option(
         help="Encoder: any open_clip model name (ViT-B-32, ViT-B-16, ...), 'tiny' (shipped, random "
         "weights only), or r3d18 (TCLR checkpoint).",
@@ -34,7 +34,7 @@ Model = Annotated[
     ),
 ]
 Pretrained = Annotated[
-    str,
+    Optional[str],
     typer.Option(
         help="Weights: an open_clip tag (openai, laion2b_s34b_b79k, ...), a checkpoint file, "
         "local-dir:PATH, or 'none' for random weights (never chosen silently).",

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tempclr_cli.core import io
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.video import sample_frames
+from tempclr_cli.core.video import VideoError, sample_frames
 
 INDEX = "index.jsonl"
 FAILURES = "failures.jsonl"
@@ -197,12 +197,10 @@ def pool_clips(emb, times: list[float], clip_seconds: float):
     return sums / counts[:, None]
 
 
-def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> VideoResult:
-    emb = torch.cat(acc["emb"])
-    times = acc["times"]
+def clip_features(emb, times: list[float], cfg: ExtractConfig):
+    """Frame embeddings (T, D) at sample `times` -> (features (C, D), starts, ends) per cfg."""
     if cfg.per_frame:
-        feats = emb
-        half = 0.5 / cfg.fps
+        feats, half = emb, 0.5 / cfg.fps
         starts, ends = [t - half for t in times], [t + half for t in times]
     else:
         feats = pool_clips(emb, times, cfg.clip_seconds)
@@ -210,6 +208,23 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         ends = [s + cfg.clip_seconds for s in starts]
     if cfg.normalize:
         feats = torch.nn.functional.normalize(feats, dim=-1)
+    return feats, starts, ends
+
+
+def encode_video(path: Path, encoder, cfg: ExtractConfig):
+    """Features of one video in this process (for `align` on a video file): see clip_features."""
+    emb, times = [], []
+    for item in DecodeStream([Job(Path(path), Path(path))], cfg, encoder.image_size):
+        if "error" in item:
+            raise VideoError(item["error"])
+        if item["frames"] is not None:
+            emb.append(encoder.encode_images(item["frames"]))
+            times += item["times"]
+    return clip_features(torch.cat(emb), times, cfg)
+
+
+def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> VideoResult:
+    feats, starts, ends = clip_features(torch.cat(acc["emb"]), acc["times"], cfg)
     array = feats.cpu().numpy().astype(cfg.dtype)
     io.save_npy(job.target, array)
     row = {

@@ -1,0 +1,138 @@
+"""When does each step happen? Ordered step localisation in one video.
+
+Steps (sentences) and clips are compared by cosine similarity; the clips are split
+into one contiguous segment per step, in the steps' order, minimising the total
+cost `1 - similarity` (`dtw.segment`). With background on, a clip may belong to no
+step at a fixed drop cost (Drop-DTW), so long stretches that match nothing stay
+unassigned. The automatic drop cost is the Otsu threshold (1-D two-means) of each
+clip's best step cost: clips split into "close to some step" and "close to none".
+Drop-DTW's own choice, a fixed quantile of all costs, depends on the number of
+steps and recovered boundaries less reliably in our tests; pass a number to fix it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tempclr_cli.core.errors import TempclrError
+
+
+@dataclass
+class StepTiming:
+    index: int  # 1-based, as a person counts steps
+    text: str
+    start: float  # seconds
+    end: float
+    score: float  # mean cosine similarity of the step's clips
+
+
+@dataclass
+class AlignResult:
+    video: str
+    duration: float
+    steps: list[StepTiming]
+    similarity: np.ndarray = field(repr=False)  # (K, T)
+    clip_starts: list[float] = field(repr=False, default_factory=list)
+    clip_ends: list[float] = field(repr=False, default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"video": self.video, "duration": self.duration, "steps": [asdict(s) for s in self.steps]}
+
+
+def read_steps(source: str, stdin_text: str | None = None) -> list[str]:
+    """One step a line; blank lines and `#` comments are ignored. `-` means stdin."""
+    if source == "-":
+        text = stdin_text or ""
+    else:
+        path = Path(source)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            raise TempclrError(f"{source}: steps file not found") from None
+        except UnicodeDecodeError as e:
+            raise TempclrError(f"{source}: not UTF-8 text (byte {e.start}); save the steps as UTF-8") from None
+    steps = [line.strip() for line in text.splitlines()]
+    steps = [s for s in steps if s and not s.startswith("#")]
+    if not steps:
+        raise TempclrError(f"{source}: no steps (one step a line; blank lines and # comments are ignored)")
+    return steps
+
+
+def feature_times(npy: Path, clips: int, clip_seconds: float) -> tuple[list[float], list[float], dict]:
+    """Clip start/end times of a feature file: from the `index.jsonl` beside it, else uniform."""
+    for folder in [npy.parent, *npy.parents]:
+        index = folder / "index.jsonl"
+        if index.exists():
+            rel = str(npy.resolve().relative_to(folder.resolve()))
+            row = None
+            for line in index.read_text(encoding="utf-8").splitlines():
+                r = json.loads(line) if line.strip() else {}
+                if r.get("features") == rel and r.get("status") == "ok":
+                    row = r
+            if row and row["clips"] == clips:
+                return row["starts"], row["ends"], row
+            break
+    starts = [k * clip_seconds for k in range(clips)]
+    return starts, [s + clip_seconds for s in starts], {}
+
+
+def auto_drop_cost(cost) -> float:
+    """Otsu threshold of the clip-wise minimum cost. cost [shape=(K, T)]."""
+    import torch
+
+    best = torch.sort(cost.min(dim=0).values).values.double()
+    n = best.numel()
+    if n < 2:
+        return float(best[0])
+    csum = best.cumsum(0)
+    i = torch.arange(1, n, dtype=best.dtype)  # size of the low group
+    mean_lo = csum[:-1] / i
+    mean_hi = (csum[-1] - csum[:-1]) / (n - i)
+    between = i * (n - i) * (mean_hi - mean_lo) ** 2  # maximal where within-group spread is minimal
+    k = int(between.argmax())
+    return float((mean_lo[k] + mean_hi[k]) / 2)
+
+
+def align(
+    step_emb,
+    clip_emb,
+    steps: list[str],
+    clip_starts: list[float],
+    clip_ends: list[float],
+    background: bool = True,
+    drop_cost: float | None = None,
+    video: str = "",
+) -> AlignResult:
+    """Locate each step. step_emb [shape=(K, D)], clip_emb [shape=(T, D)], any scale.
+
+    `drop_cost` (with background) defaults to `auto_drop_cost`.
+    """
+    import torch
+
+    from tempclr_cli.core.dtw import segment
+
+    text = torch.nn.functional.normalize(torch.as_tensor(step_emb).double(), dim=-1)
+    clips = torch.nn.functional.normalize(torch.as_tensor(clip_emb).double(), dim=-1)
+    K, T = text.shape[0], clips.shape[0]
+    if K > T:
+        raise TempclrError(f"{K} steps but the video has only {T} clips: each step needs at least one clip")
+    sim = text @ clips.T  # (K, T)
+    cost = 1 - sim
+    if background and drop_cost is None:
+        drop_cost = auto_drop_cost(cost)
+    seg = segment(cost, drop_cost=drop_cost if background else None)
+    timings = [
+        StepTiming(
+            index=k + 1,
+            text=steps[k],
+            start=float(clip_starts[s]),
+            end=float(clip_ends[e]),
+            score=round(float(sim[k, s : e + 1].mean()), 4),
+        )
+        for k, (s, e) in enumerate(zip(seg.starts, seg.ends))
+    ]
+    return AlignResult(video, float(clip_ends[-1]), timings, sim.numpy(), list(clip_starts), list(clip_ends))

@@ -1,0 +1,49 @@
+"""Figures (matplotlib, optional: `pip install 'tempclr[plot]'`), written atomically as PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tempclr_cli.core import io
+from tempclr_cli.core.errors import TempclrError
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise TempclrError("plots need matplotlib: pip install 'tempclr[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def alignment_plot(result, path: str | Path) -> Path:
+    """Step x time similarity heatmap, each step's segment drawn on its row, boundaries dashed."""
+    plt = _pyplot()
+    sim = result.similarity
+    K, T = sim.shape
+    fig, ax = plt.subplots(figsize=(min(16, max(6, T / 8)), 1.2 + 0.45 * K))
+    image = ax.imshow(
+        sim, aspect="auto", cmap="viridis", interpolation="nearest",
+        extent=[result.clip_starts[0], result.clip_ends[-1], K + 0.5, 0.5],
+    )
+    for step in result.steps:
+        ax.plot([step.start, step.end], [step.index, step.index], color="red", lw=3, solid_capstyle="butt")
+        for t in (step.start, step.end):
+            ax.axvline(t, color="white", ls="--", lw=0.7, alpha=0.8)
+    ax.set_yticks(range(1, K + 1), [f"{s.index}. {_short(s.text)}" for s in result.steps])
+    ax.set_xlabel("time (s)")
+    ax.set_title(Path(result.video).name or "alignment")
+    fig.colorbar(image, ax=ax, label="cosine similarity", pad=0.01)
+    fig.tight_layout()
+    path = Path(path)
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -1,0 +1,160 @@
+"""`tempclr align`: step boundaries recovered on synthetic videos, output formats, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from tempclr_cli.core.align import align, read_steps
+from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.synth import SynthConfig, generate
+from test_cli import tempclr
+
+TINY = ["--model", "tiny", "--pretrained", "none", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    list(generate(out, SynthConfig(videos=8, classes=0, seed=11, max_steps=6)))
+    db = json.loads((out / "youcookii_annotations_trainval.json").read_text())["database"]
+    return out, db
+
+
+def ground_truth_features(entry: dict, dim: int, noise: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Step embeddings and per-second clip features built from the annotation, plus noise."""
+    K, T = len(entry["annotations"]), int(entry["duration"])
+    steps = rng.standard_normal((K, dim))
+    clips = rng.standard_normal((T, dim)) * 0.6  # background: matches no step
+    for k, a in enumerate(entry["annotations"]):
+        s, e = a["segment"]
+        clips[s:e] = steps[k] + noise * rng.standard_normal((e - s, dim))
+    return steps, clips
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_boundaries_within_one_clip_of_the_truth(synthetic, background):
+    _, db = synthetic
+    rng = np.random.default_rng(0)
+    for vid, entry in db.items():
+        steps, clips = ground_truth_features(entry, dim=32, noise=0.8, rng=rng)
+        T = clips.shape[0]
+        result = align(steps, clips, [a["sentence"] for a in entry["annotations"]],
+                       list(range(T)), list(range(1, T + 1)), background=background)
+        for got, truth in zip(result.steps, entry["annotations"]):
+            s, e = truth["segment"]
+            if background:
+                assert abs(got.start - s) <= 1 and abs(got.end - e) <= 1, (vid, got, truth)
+            else:  # every clip belongs to a step: gaps go to a neighbour, boundaries stay inside them
+                assert got.start <= s + 1 and got.end >= e - 1, (vid, got, truth)
+        starts = [st.start for st in result.steps]
+        assert starts == sorted(starts)
+
+
+def test_read_steps_ignores_blank_lines_and_comments(tmp_path):
+    path = tmp_path / "s.txt"
+    path.write_text("# recipe\n\nchop onions\n  boil water  \n", encoding="utf-8")
+    assert read_steps(str(path)) == ["chop onions", "boil water"]
+    assert read_steps("-", "a\n#x\nb\n") == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"\n# only a comment\n", "no steps"), (b"caf\xe9\n", "not UTF-8")],
+)
+def test_read_steps_errors(tmp_path, content, message):
+    path = tmp_path / "s.txt"
+    path.write_bytes(content)
+    with pytest.raises(TempclrError, match=message):
+        read_steps(str(path))
+
+
+def test_more_steps_than_clips_is_an_error():
+    with pytest.raises(TempclrError, match="3 steps but the video has only 2 clips"):
+        align(torch.randn(3, 4), torch.randn(2, 4), ["a", "b", "c"], [0, 1], [1, 2])
+
+
+@pytest.fixture(scope="module")
+def features(synthetic, tmp_path_factory):
+    out, _ = synthetic
+    feats = tmp_path_factory.mktemp("feats")
+    result = tempclr("extract", str(out / "videos"), "-o", str(feats), "--workers", "0", "-q", *TINY)
+    assert result.returncode == 0, result.stderr
+    return feats
+
+
+def test_cli_json_on_npy_uses_the_index_times_and_model(synthetic, features):
+    out, db = synthetic
+    result = tempclr("align", str(features / "synth0000.npy"), str(out / "steps" / "synth0000.txt"), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)  # JSON by default when piped
+    assert data["video"].endswith("synth0000.npy")
+    assert data["duration"] == db["synth0000"]["duration"]
+    assert [s["text"] for s in data["steps"]] == [a["sentence"] for a in db["synth0000"]["annotations"]]
+    assert [s["index"] for s in data["steps"]] == list(range(1, len(data["steps"]) + 1))
+    assert all(s["start"] < s["end"] for s in data["steps"])
+    assert all(a["end"] <= b["start"] for a, b in zip(data["steps"], data["steps"][1:]))
+    assert "model tiny (none)" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt"])
+def test_subtitles_parse_with_ffmpeg(synthetic, features, tmp_path, fmt):
+    out, _ = synthetic
+    target = tmp_path / f"steps.{fmt}"
+    steps = (out / "steps" / "synth0001.txt").read_text().splitlines()
+    result = tempclr("align", str(features / "synth0001.npy"), str(out / "steps" / "synth0001.txt"),
+                     "-f", fmt, "-o", str(target), "--device", "cpu")
+    assert result.returncode == 0 and result.stdout == ""
+    with av.open(str(target)) as container:
+        stream = container.streams.subtitles[0]
+        cues = [(float(p.pts * p.time_base), bytes(p).decode()) for p in container.demux(stream) if p.size]
+    assert [text for _, text in cues] == steps
+    assert [t for t, _ in cues] == sorted(t for t, _ in cues)
+
+
+def test_csv_and_plot_on_a_video_file(synthetic, tmp_path):
+    out, db = synthetic
+    plot = tmp_path / "a.png"
+    result = tempclr("align", str(out / "videos" / "synth0002.mp4"), "-", "-f", "csv", "--plot", str(plot), *TINY,
+                     stdin=(out / "steps" / "synth0002.txt").read_text())
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == len(db["synth0002"]["annotations"])
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "video, steps, message",
+    [
+        ("missing.mp4", "steps/synth0000.txt", "no such file"),
+        ("videos/synth0000.mp4", "missing.txt", "steps file not found"),
+        ("steps/synth0000.txt", "steps/synth0000.txt", "not a readable video"),
+    ],
+)
+def test_cli_errors_exit_2(synthetic, video, steps, message):
+    out, _ = synthetic
+    result = tempclr("align", str(out / video), str(out / steps), *TINY)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_more_steps_than_clips_exits_2(synthetic, tmp_path):
+    out, _ = synthetic
+    steps = tmp_path / "many.txt"
+    steps.write_text("".join(f"step {k}\n" for k in range(100)))
+    result = tempclr("align", str(out / "videos" / "synth0000.mp4"), str(steps), *TINY)
+    assert result.returncode == 2 and "each step needs at least one clip" in result.stderr
+
+
+def test_auto_drop_cost_splits_close_and_far_clips():
+    from tempclr_cli.core.align import auto_drop_cost
+
+    # clip-wise best costs 0.1, 0.2 (near a step) and 0.9, 1.0 (near none): threshold halfway
+    cost = torch.tensor([[0.1, 0.5, 0.9, 1.2], [0.3, 0.2, 1.1, 1.0]])
+    assert auto_drop_cost(cost) == pytest.approx(0.55)
