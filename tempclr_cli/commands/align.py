@@ -62,7 +62,7 @@ def align(
 
       tempclr align feats/cooking.npy steps.txt -f srt -o cooking.srt --plot cooking.png
     """
-    from tempclr_cli.core.align import align as locate, feature_times, read_steps
+    from tempclr_cli.core.align import align as locate, read_steps
     from tempclr_cli.core.runtime import resolve_device, seed_everything
 
     texts = read_steps(steps, sys.stdin.read() if steps == "-" else None)
@@ -73,7 +73,7 @@ def align(
     seed_everything(seed)
     dev = resolve_device(device)
     if video.suffix.lower() == ".npy":
-        feats, starts, ends, recorded = _load_npy(video, clip_seconds, feature_times)
+        feats, starts, ends, recorded = _load_npy(video, clip_seconds)
         model = model or recorded.get("model", "ViT-B-32")
         pretrained = pretrained or recorded.get("pretrained", "openai")
         encoder = _encoder(model, pretrained, dev, quiet)
@@ -104,18 +104,15 @@ def _encoder(model: str, pretrained: str, device, quiet: bool):
     return load_encoder(model, pretrained, None, device)
 
 
-def _load_npy(path: Path, clip_seconds: float, feature_times):
-    import numpy as np
+def _load_npy(path: Path, clip_seconds: float):
     import torch
 
-    try:
-        array = np.load(path)
-    except (OSError, ValueError) as e:
-        raise TempclrError(f"{path}: not a readable .npy feature file ({e})") from None
-    if array.ndim != 2 or array.shape[0] == 0:
-        raise TempclrError(f"{path}: expected a (clips, dim) matrix, got shape {array.shape}")
-    starts, ends, row = feature_times(path, array.shape[0], clip_seconds)
-    return torch.from_numpy(array.astype(np.float32)), starts, ends, row
+    from tempclr_cli.core.features import load_matrix, store_of
+
+    store, video_id = store_of(path, clip_seconds)
+    row = store.row(video_id) if store else {}
+    array, starts, ends = load_matrix(path, row, clip_seconds)
+    return torch.from_numpy(array), starts, ends, row
 
 
 def _emit(result, fmt: Format, output: Optional[Path], quiet: bool) -> None:

@@ -12,7 +12,6 @@ steps and recovered boundaries less reliably in our tests; pass a number to fix 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -60,24 +59,6 @@ def read_steps(source: str, stdin_text: str | None = None) -> list[str]:
     if not steps:
         raise TempclrError(f"{source}: no steps (one step a line; blank lines and # comments are ignored)")
     return steps
-
-
-def feature_times(npy: Path, clips: int, clip_seconds: float) -> tuple[list[float], list[float], dict]:
-    """Clip start/end times of a feature file: from the `index.jsonl` beside it, else uniform."""
-    for folder in [npy.parent, *npy.parents]:
-        index = folder / "index.jsonl"
-        if index.exists():
-            rel = str(npy.resolve().relative_to(folder.resolve()))
-            row = None
-            for line in index.read_text(encoding="utf-8").splitlines():
-                r = json.loads(line) if line.strip() else {}
-                if r.get("features") == rel and r.get("status") == "ok":
-                    row = r
-            if row and row["clips"] == clips:
-                return row["starts"], row["ends"], row
-            break
-    starts = [k * clip_seconds for k in range(clips)]
-    return starts, [s + clip_seconds for s in starts], {}
 
 
 def auto_drop_cost(cost) -> float:

@@ -25,6 +25,7 @@ import torch
 
 from tempclr_cli.core import dtw
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.features import FeatureStore, load_matrix
 
 DISTANCES = ("otam", "dtw", "softdtw", "mean")
 
@@ -56,28 +57,12 @@ class VideoSet:
     classes: list[str]
 
 
-def index_features(folder: Path) -> dict[str, Path]:
-    """Feature files by id: relative path without suffix, and bare stem when unique."""
-    if not folder.is_dir():
-        raise TempclrError(f"{folder}: features folder not found")
-    by_rel, by_stem, seen = {}, {}, set()
-    for path in folder.rglob("*.npy"):
-        by_rel[str(path.relative_to(folder).with_suffix(""))] = path
-        stem = path.stem
-        if stem in seen:
-            by_stem.pop(stem, None)
-        else:
-            by_stem[stem] = path
-            seen.add(stem)
-    return {**by_stem, **by_rel}
-
-
 def load_videos(labels: dict[str, str], folder: Path, cfg: FewshotConfig, skip_invalid: bool) -> tuple[VideoSet, list[str]]:
     """Match labels to feature files and load them; returns the set and warnings for skipped items."""
-    index = index_features(folder)
+    store = FeatureStore(folder)
     warnings, found = [], {}
     for vid, cls in sorted(labels.items()):
-        path = index.get(vid) or index.get(Path(vid).name)
+        path = store.find(vid)
         if path is None:
             if not skip_invalid:
                 raise TempclrError(f"{vid}: no feature file under {folder} (use --skip-invalid to leave it out)")
@@ -99,10 +84,7 @@ def load_videos(labels: dict[str, str], folder: Path, cfg: FewshotConfig, skip_i
     if len(classes) < cfg.ways:
         raise TempclrError(f"only {len(classes)} classes have >= {need} videos; --ways {cfg.ways} needs more")
     ids = [v for c in classes for v in sorted(per_class[c])]
-    arrays = [np.load(found[v][1]).astype(np.float32) for v in ids]
-    for v, a in zip(ids, arrays):
-        if a.ndim != 2 or a.shape[0] == 0:
-            raise TempclrError(f"{found[v][1]}: expected a (clips, dim) matrix, got shape {a.shape}")
+    arrays = [load_matrix(found[v][1])[0] for v in ids]
     return _pack(ids, arrays, [classes.index(found[v][0]) for v in ids], classes), warnings
 
 
