@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from tempclr_cli import __version__
-from tempclr_cli.commands import align, extract, fewshot, stubs, synth, train
+from tempclr_cli.commands import align, extract, fewshot, retrieve, stubs, synth, train
 
 app = typer.Typer(
     name="tempclr",
@@ -42,7 +42,7 @@ def _main(
 app.command("extract")(extract.extract)
 app.command("train")(train.train)
 app.command("align")(align.align)
-app.command("retrieve")(stubs.retrieve)
+app.command("retrieve")(retrieve.retrieve)
 app.command("fewshot")(fewshot.fewshot)
 app.command("localize")(stubs.localize)
 app.command("synth")(synth.synth)

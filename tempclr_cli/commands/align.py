@@ -76,11 +76,11 @@ def align(
         feats, starts, ends, recorded = _load_npy(video, clip_seconds)
         model = model or recorded.get("model", "ViT-B-32")
         pretrained = pretrained or recorded.get("pretrained", "openai")
-        encoder = _encoder(model, pretrained, dev, quiet)
+        encoder = _encoder(model, pretrained, dev, recorded.get("seed", seed), quiet)
     else:
         from tempclr_cli.core.extract import ExtractConfig, encode_video
 
-        encoder = _encoder(model or "ViT-B-32", pretrained or "openai", dev, quiet)
+        encoder = _encoder(model or "ViT-B-32", pretrained or "openai", dev, seed, quiet)
         log(f"encoding {video}", quiet)
         feats, starts, ends = encode_video(video, encoder, ExtractConfig(fps=fps, clip_seconds=clip_seconds))
     step_emb = encoder.encode_text(texts).cpu()
@@ -97,11 +97,11 @@ def align(
     _emit(result, format_ or (Format.table if stdout_is_terminal() and not output else Format.json), output, quiet)
 
 
-def _encoder(model: str, pretrained: str, device, quiet: bool):
+def _encoder(model: str, pretrained: str, device, seed: int, quiet: bool):
     from tempclr_cli.core.encoders import load_encoder
 
     log(f"model {model} ({pretrained})", quiet)
-    return load_encoder(model, pretrained, None, device)
+    return load_encoder(model, pretrained, None, device, seed)
 
 
 def _load_npy(path: Path, clip_seconds: float):

@@ -87,7 +87,7 @@ def extract(
     summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [], "clips": 0}
     if todo:
         seed_everything(seed)
-        encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device))
+        encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device), seed)
         _run(core, todo, encoder, cfg, out, summary, quiet)
     _render(summary, json_, quiet)
     if summary["failed"]:

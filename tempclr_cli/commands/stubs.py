@@ -6,12 +6,6 @@ from tempclr_cli.commands._common import command, not_implemented
 
 
 @command
-def retrieve() -> None:
-    """Retrieval evaluation (R@k): paragraph-video with DTW / Cap. Avg., TCLR nearest neighbours."""
-    not_implemented("tempclr retrieve")
-
-
-@command
 def localize() -> None:
     """Zero-shot action-step localisation on COIN / CrossTask layouts."""
     not_implemented("tempclr localize")

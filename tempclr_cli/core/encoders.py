@@ -44,6 +44,7 @@ class ClipEncoder:
     device: object
     name: str
     pretrained: str
+    seed: int = 0  # random weights ('none') are drawn from this seed
 
     @property
     def dim(self) -> int:
@@ -87,12 +88,17 @@ def center_crop(x, size: int):
     return x[..., top : top + size, left : left + size]
 
 
-def load_clip(model: str = "ViT-B-32", pretrained: str = "openai", device="cpu") -> ClipEncoder:
-    """Build an open_clip model with the weights named by `pretrained` (see module docstring)."""
+def load_clip(model: str = "ViT-B-32", pretrained: str = "openai", device="cpu", seed: int = 0) -> ClipEncoder:
+    """Build an open_clip model with the weights named by `pretrained` (see module docstring).
+
+    Random initialisation is seeded with `seed`, so `--pretrained none` gives the same
+    towers in every command run with the same seed (extract, align, train).
+    """
     import open_clip
     import torch
 
     _register_shipped_configs()
+    torch.manual_seed(seed)
     device = torch.device(device)
     name = pretrained if pretrained.startswith("local-dir:") else model
     if pretrained.startswith("local-dir:"):
@@ -129,6 +135,7 @@ def load_clip(model: str = "ViT-B-32", pretrained: str = "openai", device="cpu")
         device=device,
         name=model,
         pretrained=pretrained,
+        seed=seed,
     )
 
 
@@ -169,7 +176,7 @@ def l2_normalize(x, eps: float = 1e-12):
     return x / x.norm(dim=-1, keepdim=True).clamp_min(eps)
 
 
-def load_encoder(model: str, pretrained: str, checkpoint: str | None, device) -> ClipEncoder:
+def load_encoder(model: str, pretrained: str, checkpoint: str | None, device, seed: int = 0) -> ClipEncoder:
     """The encoder named on the command line: open_clip models, or a TCLR R3D-18 checkpoint."""
     if model == "r3d18":
         raise TempclrError(
@@ -178,4 +185,4 @@ def load_encoder(model: str, pretrained: str, checkpoint: str | None, device) ->
         )
     if checkpoint:
         raise TempclrError("--checkpoint is for --model r3d18; for open_clip weights use --pretrained FILE")
-    return load_clip(model, pretrained, device)
+    return load_clip(model, pretrained, device, seed)

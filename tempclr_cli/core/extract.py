@@ -239,6 +239,7 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         "clip_seconds": None if cfg.per_frame else cfg.clip_seconds,
         "model": encoder.name,
         "pretrained": encoder.pretrained,
+        "seed": encoder.seed,
         "dtype": cfg.dtype,
         "normalized": cfg.normalize,
         "seconds": round(time.perf_counter() - acc["start"], 3),

@@ -106,6 +106,21 @@ def clip_caption_loss(text: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)
 
 
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate `x` from every rank along dim 0, keeping gradients (identity in one process).
+
+    Each rank then computes the loss over the global batch; the all_gather backward sums
+    the gradients, so DDP's averaging gives the single-process gradient of that loss.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x), dim=0)
+
+
 # --- TCLR ---------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,56 @@
+"""Checkpoints: written atomically, read with `torch.load(weights_only=True)`.
+
+A checkpoint is a plain dict of tensors and Python scalars/containers; RNG states are
+converted to such types so that `weights_only` loading accepts them.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tempclr_cli.core import io
+from tempclr_cli.core.errors import TempclrError
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    path = Path(path)
+    with io.atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, device="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise TempclrError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - corrupt files fail in many ways
+        raise TempclrError(f"{path}: not a readable tempclr checkpoint ({type(e).__name__}: {e})") from None
+
+
+def rng_state() -> dict:
+    """Python, NumPy and torch RNG states as weights_only-safe values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

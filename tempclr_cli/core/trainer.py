@@ -1,0 +1,215 @@
+"""One training loop for every recipe: resumable, DDP-ready, AMP on CUDA, readable in one sitting.
+
+A *task* supplies what differs between methods (model, batches, loss); this loop owns
+the rest. The order of side effects per epoch: set the learning rate, run the steps
+(forward under autocast, finite-loss check, backward, clip, step), reduce the epoch
+loss across ranks, update the plateau schedule, then (rank 0 only) append metrics and
+write checkpoints `last.pt` (every epoch), `epoch_NNNN.pt` (every N) and `best.pt`.
+
+Determinism: batches and random choices of epoch e come from generators seeded with
+(seed, e), so a run resumed from `last.pt` replays exactly what an uninterrupted run
+does (on CPU; CUDA kernels may differ in the last bits).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+import torch
+
+from tempclr_cli.core import io
+from tempclr_cli.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.recipe import Recipe, recipe_to_dict, recipe_to_yaml
+from tempclr_cli.core.runtime import autocast
+
+
+class Task(Protocol):
+    kind: str
+
+    def build_model(self) -> torch.nn.Module: ...
+
+    def model_args(self) -> dict: ...
+
+    def batches(self, epoch: int, rank: int, world: int) -> Iterable: ...
+
+    def steps_per_epoch(self, world: int) -> int: ...
+
+    def loss(self, model: torch.nn.Module, batch, generator: torch.Generator) -> dict[str, torch.Tensor]: ...
+
+    def meta(self) -> dict: ...
+
+
+class TrainingDiverged(TempclrError):
+    exit_code = 4
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: torch.device) -> Dist:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on CUDA, else gloo."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world == 1:
+        return Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+class WarmupPlateau:
+    """lr = base x warmup[e] during warm-up; then divide by 1/factor when the epoch loss has
+    not improved for `patience` epochs (the TCLR release's schedule)."""
+
+    def __init__(self, base: float, warmup: list[float], patience: int, factor: float):
+        self.base, self.warmup, self.patience, self.factor = base, warmup, patience, factor
+        self.best, self.bad_epochs, self.drops = float("inf"), 0, 0
+
+    def lr(self, epoch: int) -> float:
+        if epoch < len(self.warmup):
+            return self.base * self.warmup[epoch]
+        return self.base * self.factor**self.drops
+
+    def step(self, epoch_loss: float) -> bool:
+        """Record an epoch's loss; True when it is the best so far."""
+        if epoch_loss < self.best:
+            self.best, self.bad_epochs = epoch_loss, 0
+            return True
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience > 0:
+            self.drops, self.bad_epochs = self.drops + 1, 0
+        return False
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "bad_epochs": self.bad_epochs, "drops": self.drops}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.bad_epochs, self.drops = state["best"], state["bad_epochs"], state["drops"]
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
+    if resume is None:
+        return None
+    if resume == "auto":
+        last = run_dir / "last.pt"
+        return last if last.exists() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise TempclrError(f"--resume {resume}: checkpoint not found (use --resume auto to start fresh if none)")
+    return path
+
+
+def train(
+    recipe: Recipe,
+    task: Task,
+    run_dir: Path,
+    device: torch.device,
+    resume: str | None = None,
+    on_step: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train `task` per `recipe`; returns the last epoch's metrics row."""
+    dist = setup_distributed(device)
+    cfg, optim = recipe.train, recipe.optim
+    model = task.build_model().to(device)
+    if device.type == "cuda" and getattr(task, "channels_last", False):
+        model = model.to(memory_format=torch.channels_last_3d)
+    wrapped = torch.nn.parallel.DistributedDataParallel(model, [device] if device.type == "cuda" else None) if dist.world > 1 else model
+    opt = torch.optim.Adam(model.parameters(), lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    sched = WarmupPlateau(optim.lr, optim.warmup, optim.plateau_patience, optim.plateau_factor)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    start_epoch, step = 0, 0
+    checkpoint = resolve_resume(resume, run_dir)
+    if checkpoint:
+        state = load_checkpoint(checkpoint, device)
+        if state.get("kind") != task.kind:
+            raise TempclrError(f"{checkpoint}: a {state.get('kind')} checkpoint cannot resume a {task.kind} run")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["schedule"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        start_epoch, step = state["epoch"], state["step"]
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        io.write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
+    row: dict = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        # -- learning rate for this epoch
+        lr = sched.lr(epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        # -- the steps
+        wrapped.train()
+        gen = epoch_generator(cfg.seed, epoch)
+        sums: dict[str, torch.Tensor] = {}
+        n_steps, items, start = 0, 0, time.perf_counter()
+        for batch in task.batches(epoch, dist.rank, dist.world):
+            with autocast(device, use_amp):
+                terms = task.loss(wrapped, batch, gen)
+            total = terms["total"]
+            if not bool(torch.isfinite(total.detach())):
+                raise TrainingDiverged(
+                    f"loss became {float(total)} at epoch {epoch} step {step}; last good checkpoint: "
+                    f"{run_dir / 'last.pt'} (lower optim.lr or set optim.grad_clip)"
+                )
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            if optim.grad_clip:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), optim.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.detach().float()
+            n_steps, step = n_steps + 1, step + 1
+            items += getattr(batch, "size", 0)
+            if on_step and (n_steps % cfg.log_every == 0 or n_steps == 1):
+                on_step({"epoch": epoch, "step": n_steps, "steps": task.steps_per_epoch(dist.world),
+                         "loss": float(total), "lr": lr, "items_per_s": items / (time.perf_counter() - start)})
+        if n_steps == 0:
+            raise TempclrError("an epoch had no batches: the training set is empty (check data.root/annotations)")
+        # -- epoch loss, reduced over ranks
+        means = torch.stack([sums[k] / n_steps for k in sorted(sums)])
+        if dist.world > 1:
+            torch.distributed.all_reduce(means)
+            means /= dist.world
+        row = {"epoch": epoch, "step": step, "lr": lr, **dict(zip(sorted(sums), means.tolist())),
+               "seconds": round(time.perf_counter() - start, 3), "items_per_s": round(items / (time.perf_counter() - start), 2)}
+        is_best = sched.step(row["total"])
+        # -- metrics and checkpoints (rank 0)
+        if dist.main:
+            io.append_jsonl(run_dir / "metrics.jsonl", row)
+            state = {
+                "kind": task.kind, "model_args": task.model_args(), "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "schedule": sched.state_dict(), "scaler": scaler.state_dict(),
+                "rng": rng_state(), "epoch": epoch + 1, "step": step, "recipe": recipe_to_dict(recipe),
+                "meta": task.meta(), "metrics": row,
+            }
+            save_checkpoint(run_dir / "last.pt", state)
+            if (epoch + 1) % cfg.checkpoint_every == 0:
+                save_checkpoint(run_dir / f"epoch_{epoch + 1:04d}.pt", state)
+            if is_best:
+                save_checkpoint(run_dir / "best.pt", state)
+        if on_epoch:
+            on_epoch(row)
+    return row
