@@ -68,19 +68,26 @@ def align(
     texts = read_steps(steps, sys.stdin.read() if steps == "-" else None)
     if not video.exists():
         raise TempclrError(f"{video}: no such file")
-    if checkpoint:
-        raise TempclrError("--checkpoint (trained TempCLR heads) is not implemented yet", exit_code=1)
     seed_everything(seed)
     dev = resolve_device(device)
+    heads, trained = None, {}
+    if checkpoint:
+        from tempclr_cli.core.heads import load_heads
+
+        heads, meta = load_heads(checkpoint, "cpu")
+        trained = {"model": meta["encoder_model"], "pretrained": meta["encoder_pretrained"], "seed": meta.get("encoder_seed", seed)}
     if video.suffix.lower() == ".npy":
         feats, starts, ends, recorded = _load_npy(video, clip_seconds)
+        recorded = {**recorded, **trained}
         model = model or recorded.get("model", "ViT-B-32")
         pretrained = pretrained or recorded.get("pretrained", "openai")
         encoder = _encoder(model, pretrained, dev, recorded.get("seed", seed), quiet)
     else:
         from tempclr_cli.core.extract import ExtractConfig, encode_video
 
-        encoder = _encoder(model or "ViT-B-32", pretrained or "openai", dev, seed, quiet)
+        model = model or trained.get("model", "ViT-B-32")
+        pretrained = pretrained or trained.get("pretrained", "openai")
+        encoder = _encoder(model, pretrained, dev, trained.get("seed", seed), quiet)
         log(f"encoding {video}", quiet)
         feats, starts, ends = encode_video(video, encoder, ExtractConfig(fps=fps, clip_seconds=clip_seconds))
     step_emb = encoder.encode_text(texts).cpu()
@@ -89,7 +96,10 @@ def align(
             f"{video}: features have dim {feats.shape[1]} but {model} text embeddings have {step_emb.shape[1]}; "
             "use the --model/--pretrained that made the features"
         )
-    result = locate(step_emb, feats.cpu().float(), texts, starts, ends, background, drop_cost, str(video))
+    from tempclr_cli.core.heads import apply_heads
+
+    clips, step_emb = apply_heads(heads, feats.cpu(), step_emb)
+    result = locate(step_emb, clips, texts, starts, ends, background, drop_cost, str(video))
     if plot:
         from tempclr_cli.core.plot import alignment_plot
 

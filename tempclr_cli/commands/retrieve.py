@@ -82,7 +82,7 @@ def _print_table(results: dict, n: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"paragraph-video retrieval ({n} videos)")
+    table = Table(title=f"paragraph-video retrieval ({n} videos)" if n >= 0 else None)
     for col in ("measure", "R@1", "R@5", "R@10", "median rank"):
         table.add_column(col, justify="right" if col != "measure" else "left")
     for name, r in results.items():

@@ -9,9 +9,3 @@ from tempclr_cli.commands._common import command, not_implemented
 def localize() -> None:
     """Zero-shot action-step localisation on COIN / CrossTask layouts."""
     not_implemented("tempclr localize")
-
-
-@command
-def demo() -> None:
-    """The whole pipeline offline on a synthetic dataset, in a few minutes."""
-    not_implemented("tempclr demo")

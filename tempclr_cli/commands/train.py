@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Quiet, Seed, Verbose, command, not_implemented
+from tempclr_cli.commands._common import Device, Quiet, Verbose, command, log, not_implemented, progress
 
 
 @command
@@ -23,21 +24,52 @@ def train(
     resume: Annotated[Optional[str], typer.Option(help="'auto' (latest checkpoint in the run folder) or a path.")] = None,
     run_dir: Annotated[Optional[Path], typer.Option(help="Run folder for checkpoints and metrics.")] = None,
     device: Device = "auto",
-    seed: Seed = 0,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides train.seed).")] = None,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train from a recipe: TCLR pre-training (loss.kind: tclr) or TempCLR heads (tempclr).
+    """Train from a recipe: TempCLR heads over features (loss.kind: tempclr) or TCLR pre-training (tclr).
 
     Recipes inherit with `base: other.yaml`; unknown keys, wrong types and
-    out-of-range values stop the run before any data is read.
+    out-of-range values stop the run before any data is read. The run folder gets
+    recipe.yaml, metrics.jsonl and checkpoints last.pt, best.pt, epoch_NNNN.pt;
+    `--resume auto` continues from last.pt. Under torchrun it trains with DDP.
+    Prints a JSON line with the run folder and the last epoch's metrics.
 
     Example: tempclr train recipes/tclr_ucf.yaml --set optim.lr=3e-4 --print-recipe
     """
     from tempclr_cli.core.recipe import load_recipe, recipe_to_yaml
 
-    resolved = load_recipe(recipe, set_ or [])
+    resolved = load_recipe(recipe, (set_ or []) + ([f"train.seed={seed}"] if seed is not None else []))
     if print_recipe:
         print(recipe_to_yaml(resolved), end="")
         return
-    not_implemented(f"training ({resolved.loss.kind})")
+    if resolved.loss.kind != "tempclr":
+        not_implemented(f"training ({resolved.loss.kind})")
+    run_dir = run_dir or Path("runs") / recipe.stem
+    row = run_training(resolved, run_dir, device, resume, quiet)
+    print(json.dumps({"run_dir": str(run_dir), "checkpoint": str(run_dir / "last.pt"), **row}))
+
+
+def run_training(resolved, run_dir: Path, device: str, resume: Optional[str], quiet: bool) -> dict:
+    """Build the task and train with a progress bar; shared with `tempclr demo`."""
+    from rich.progress import TextColumn
+
+    from tempclr_cli.core.runtime import resolve_device, seed_everything
+    from tempclr_cli.core.tempclr_training import TempCLRTask
+    from tempclr_cli.core.trainer import train as train_loop
+
+    dev = resolve_device(device)
+    seed_everything(resolved.train.seed)
+    task = TempCLRTask(resolved, dev, run_dir)
+    log(f"{len(task.sequences)} training sequences from {len(task.video_ids)} videos; run folder {run_dir}", quiet)
+    with progress(quiet, TextColumn("{task.fields[info]}")) as bar:
+        epochs = bar.add_task("training", total=resolved.train.epochs, info="")
+
+        def on_epoch(row: dict) -> None:
+            bar.update(epochs, completed=row["epoch"] + 1, info=f"loss {row['total']:.4f}  lr {row['lr']:.2e}")
+
+        row = train_loop(resolved, task, run_dir, dev, resume, on_epoch=on_epoch)
+    if not row:
+        log(f"nothing to do: the run in {run_dir} already finished its {resolved.train.epochs} epochs", quiet)
+    return row

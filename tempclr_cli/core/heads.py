@@ -82,6 +82,20 @@ class TempCLRHeads(nn.Module):
         return self.video(feats, padding), self.text(sentences)
 
 
+@torch.no_grad()
+def apply_heads(heads: TempCLRHeads | None, clips: torch.Tensor, sentences: torch.Tensor):
+    """Unit-normalised inputs through trained heads (identity when `heads` is None).
+
+    clips (T, D) of one video, sentences (K, D) -> the transformed (T, D), (K, D).
+    """
+    clips = torch.nn.functional.normalize(clips.float(), dim=-1)
+    sentences = torch.nn.functional.normalize(sentences.float(), dim=-1)
+    if heads is None:
+        return clips, sentences
+    video, text = heads(clips[None], None, sentences)
+    return video[0], text
+
+
 def load_heads(path, device="cpu") -> tuple[TempCLRHeads, dict]:
     """Rebuild heads from a `tempclr train` checkpoint (weights_only); returns (heads, meta)."""
     from tempclr_cli.core.checkpoint import load_checkpoint

@@ -126,6 +126,11 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     return _build(Recipe, raw, prefix="", source=f"--set overrides (recipe {path})")
 
 
+def recipe_from_dict(raw: dict, source: str = "a recipe") -> Recipe:
+    """Validate a recipe given as a dict (as if read from YAML); `source` names it in errors."""
+    return _build(Recipe, raw, prefix="", source=source)
+
+
 def recipe_to_dict(recipe: Recipe) -> dict:
     return dataclasses.asdict(recipe)
 

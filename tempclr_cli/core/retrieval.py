@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from tempclr_cli.core import dtw
 from tempclr_cli.core.annotations import Video
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.heads import apply_heads
 
 MEASURES = ("capavg", "dtw", "otam")
 WINDOW_SECONDS = 16.0
@@ -153,16 +154,11 @@ def prepare(videos: list[Video], store, encode_text, heads=None, background: str
     emb = encode_text(sentences)
     index = {s: k for k, s in enumerate(sentences)}
     paragraphs, units = [], []
-    with torch.no_grad():
-        if heads is not None:
-            emb = heads.text(emb)
-        for v in kept:
-            clips, starts, ends = store.load(v.id)
-            clips = torch.from_numpy(clips)
-            if heads is not None:
-                clips = heads.video(clips[None])[0]
-            paragraphs.append(emb[[index[s.text] for s in v.steps]])
-            units.append(video_units(v, clips, starts, ends, background))
+    for v in kept:
+        clips, starts, ends = store.load(v.id)
+        clips, text = apply_heads(heads, torch.from_numpy(clips), emb[[index[s.text] for s in v.steps]])
+        paragraphs.append(text)
+        units.append(video_units(v, clips, starts, ends, background))
     return Padded.of(paragraphs), Padded.of(units), [v.id for v in kept]
 
 
