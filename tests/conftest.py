@@ -21,3 +21,21 @@ DATA = Path(__file__).parent / "data"
 def reference() -> dict:
     """Values computed with the authors' formulas (copied from shared/vectors)."""
     return json.loads((DATA / "reference_values.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def step_dataset(tmp_path_factory):
+    """30 synthetic step videos and their tiny-encoder features (extracted in this process)."""
+    from tempclr_cli.core import extract
+    from tempclr_cli.core.encoders import load_encoder
+    from tempclr_cli.core.synth import SynthConfig, generate
+    from tempclr_cli.core.video import find_videos
+
+    root = tmp_path_factory.mktemp("steps")
+    data, feats = root / "data", root / "features"
+    list(generate(data, SynthConfig(videos=30, classes=0, seed=5)))
+    encoder = load_encoder("tiny", "none", None, torch.device("cpu"), seed=0)
+    jobs = extract.plan(find_videos([data / "videos"]), feats, data / "videos")
+    results = [e for e in extract.run(jobs, encoder, extract.ExtractConfig(workers=0), feats) if not isinstance(e, int)]
+    assert all(r.status == "ok" for r in results)
+    return data, feats

@@ -52,6 +52,7 @@ class ModelConfig:
     dim: int = _range(1, None, default=512)  # feature width (TempCLR heads: input feature dim)
     proj_dim: int = _range(1, None, default=128)
     layers: int = _range(0, None, default=1)
+    dropout: float = _range(0.0, 1.0, default=0.1)
     checkpoint: str | None = None  # initialise from this checkpoint
 
 

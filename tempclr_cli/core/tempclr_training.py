@@ -46,13 +46,16 @@ class Batch:
     padding: torch.Tensor  # (B, T) True at padding
     text: torch.Tensor  # (B, K, D) sentence embeddings
     clips: torch.Tensor  # (B, K, S) clip indices of each unit
+    rows: torch.Tensor  # (B, P, K) row (step) order of each negative
+    cols: torch.Tensor  # (B, P, K*S) column (clip) order of each negative
 
     @property
     def size(self) -> int:
         return self.feats.shape[0]
 
     def to(self, device) -> "Batch":
-        return Batch(*(t.to(device, non_blocking=True) for t in (self.feats, self.padding, self.text, self.clips)))
+        fields = (self.feats, self.padding, self.text, self.clips, self.rows, self.cols)
+        return Batch(*(t.to(device, non_blocking=True) for t in fields))
 
 
 def unit_clips(starts: list[float], start: float, end: float, per_unit: int) -> list[int]:
@@ -157,7 +160,7 @@ class TempCLRTask:
         return TempCLRHeads(self.heads_config())
 
     def heads_config(self) -> HeadsConfig:
-        return HeadsConfig(dim=self.dim, layers=self.recipe.model.layers)
+        return HeadsConfig(dim=self.dim, layers=self.recipe.model.layers, dropout=self.recipe.model.dropout)
 
     def model_args(self) -> dict:
         return self.heads_config().__dict__
@@ -171,17 +174,31 @@ class TempCLRTask:
         return math.ceil(math.ceil(len(self.sequences) / world) / per_rank)
 
     def batches(self, epoch: int, rank: int, world: int):
+        """This rank's batches of epoch `epoch`: a seeded shuffle, split across ranks.
+
+        Negatives of sequence i in epoch e depend on (seed, e, i) only, so one process
+        and several ranks sharing the same global batch draw the same ones.
+        """
         from tempclr_cli.core.trainer import epoch_generator
 
-        order = torch.randperm(len(self.sequences), generator=epoch_generator(self.recipe.train.seed, epoch + 7919))
-        order = order.tolist()
+        order = torch.randperm(len(self.sequences), generator=epoch_generator(self.recipe.train.seed, epoch)).tolist()
         order += order[: (-len(order)) % world]  # every rank gets the same number of sequences
         mine = order[rank::world]
         per_rank = max(1, self.recipe.train.batch_size // world)
         for k in range(0, len(mine), per_rank):
-            yield self._collate([self.sequences[i] for i in mine[k : k + per_rank]]).to(self.device)
+            yield self._collate(mine[k : k + per_rank], epoch).to(self.device)
 
-    def _collate(self, seqs: list[Sequence]) -> Batch:
+    def _negatives(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from tempclr_cli.core.trainer import epoch_generator
+
+        gen = epoch_generator(self.recipe.train.seed * 1_000_003 + index, epoch)
+        K, S = self.recipe.data.units, self.recipe.data.clip_frames
+        loss = self.recipe.loss
+        rows, cols = negative_orders(K, S, loss.negatives, loss.granularity, 1, gen)
+        return rows[0], cols[0]
+
+    def _collate(self, indices: list[int], epoch: int) -> Batch:
+        seqs = [self.sequences[i] for i in indices]
         T = max(self.feats[s.video].shape[0] for s in seqs)
         feats = torch.zeros(len(seqs), T, self.dim)
         padding = torch.ones(len(seqs), T, dtype=torch.bool)
@@ -191,16 +208,16 @@ class TempCLRTask:
             padding[b, :n] = False
         text = self.text[torch.tensor([s.sentences for s in seqs])]
         clips = torch.tensor([s.clips for s in seqs])
-        return Batch(feats, padding, text, clips)
+        rows, cols = zip(*(self._negatives(i, epoch) for i in indices))
+        return Batch(feats, padding, text, clips, torch.stack(rows), torch.stack(cols))
 
-    def loss(self, model: torch.nn.Module, batch: Batch, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    def loss(self, model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         loss_cfg = self.recipe.loss
         B, K, S = batch.clips.shape
         video, text = model(batch.feats, batch.padding, batch.text)  # (B, T, D), (B, K, D)
         units = video.gather(1, batch.clips.flatten(1)[..., None].expand(-1, -1, video.shape[-1]))  # (B, K*S, D)
-        rows, cols = negative_orders(K, S, loss_cfg.negatives, loss_cfg.granularity, B, gen)
-        seq = sequence_contrastive_loss(text, units, rows.to(units.device), loss_cfg.distance, loss_cfg.gamma,
-                                        loss_cfg.temperature, cols.to(units.device))
+        seq = sequence_contrastive_loss(text, units, batch.rows, loss_cfg.distance, loss_cfg.gamma,
+                                        loss_cfg.temperature, batch.cols)
         seg_means = F.normalize(units.view(B, K, S, -1).mean(2), dim=-1).flatten(0, 1)
         caps = F.normalize(text, dim=-1).flatten(0, 1)
         clip = clip_caption_loss(gather_with_grad(caps), gather_with_grad(seg_means) / loss_cfg.temperature)

@@ -6,9 +6,10 @@ the rest. The order of side effects per epoch: set the learning rate, run the st
 loss across ranks, update the plateau schedule, then (rank 0 only) append metrics and
 write checkpoints `last.pt` (every epoch), `epoch_NNNN.pt` (every N) and `best.pt`.
 
-Determinism: batches and random choices of epoch e come from generators seeded with
-(seed, e), so a run resumed from `last.pt` replays exactly what an uninterrupted run
-does (on CPU; CUDA kernels may differ in the last bits).
+Determinism: a task draws the batches and random choices of epoch e from generators
+seeded with (seed, e), and the global RNG state is saved with each checkpoint, so a
+run resumed from `last.pt` replays exactly what an uninterrupted run does (on CPU;
+CUDA kernels may differ in the last bits).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Task(Protocol):
 
     def steps_per_epoch(self, world: int) -> int: ...
 
-    def loss(self, model: torch.nn.Module, batch, generator: torch.Generator) -> dict[str, torch.Tensor]: ...
+    def loss(self, model: torch.nn.Module, batch) -> dict[str, torch.Tensor]: ...
 
     def meta(self) -> dict: ...
 
@@ -160,16 +161,15 @@ def train(
             group["lr"] = lr
         # -- the steps
         wrapped.train()
-        gen = epoch_generator(cfg.seed, epoch)
         sums: dict[str, torch.Tensor] = {}
         n_steps, items, start = 0, 0, time.perf_counter()
         for batch in task.batches(epoch, dist.rank, dist.world):
             with autocast(device, use_amp):
-                terms = task.loss(wrapped, batch, gen)
+                terms = task.loss(wrapped, batch)
             total = terms["total"]
             if not bool(torch.isfinite(total.detach())):
                 raise TrainingDiverged(
-                    f"loss became {float(total)} at epoch {epoch} step {step}; last good checkpoint: "
+                    f"loss became {float(total.detach())} at epoch {epoch} step {step}; last good checkpoint: "
                     f"{run_dir / 'last.pt'} (lower optim.lr or set optim.grad_clip)"
                 )
             opt.zero_grad(set_to_none=True)
