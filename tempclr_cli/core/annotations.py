@@ -46,30 +46,29 @@ def _database(path: Path) -> dict:
     return data["database"]
 
 
-def read_youcook2(path: Path) -> list[Video]:
-    """`{"database": {vid: {"subset", "duration", "annotations": [{"segment", "sentence"}]}}}`."""
+def _read_database(path: Path, list_key: str, text_key: str, task_key: str | None) -> list[Video]:
     videos = []
     for vid, entry in _database(path).items():
         try:
-            steps = [Step(float(a["segment"][0]), float(a["segment"][1]), a["sentence"]) for a in entry["annotations"]]
+            steps = [Step(float(a["segment"][0]), float(a["segment"][1]), a[text_key]) for a in entry[list_key]]
         except (KeyError, TypeError, IndexError):
-            raise TempclrError(f"{path}: video {vid}: annotations need 'segment' [start, end] and 'sentence'") from None
+            raise TempclrError(
+                f"{path}: video {vid}: '{list_key}' entries need 'segment' [start, end] and '{text_key}'"
+            ) from None
         steps.sort(key=lambda s: s.start)
-        videos.append(Video(vid, entry.get("subset", ""), entry.get("duration"), steps))
+        task = str(entry.get(task_key, "")) if task_key else ""
+        videos.append(Video(vid, entry.get("subset", ""), entry.get("duration"), steps, task))
     return videos
+
+
+def read_youcook2(path: Path) -> list[Video]:
+    """`{"database": {vid: {"subset", "duration", "annotations": [{"segment", "sentence"}]}}}`."""
+    return _read_database(path, "annotations", "sentence", None)
 
 
 def read_coin(path: Path) -> list[Video]:
     """COIN.json: `{"database": {vid: {"subset", "class", "duration", "annotation": [{"segment", "label"}]}}}`."""
-    videos = []
-    for vid, entry in _database(path).items():
-        try:
-            steps = [Step(float(a["segment"][0]), float(a["segment"][1]), a["label"]) for a in entry["annotation"]]
-        except (KeyError, TypeError, IndexError):
-            raise TempclrError(f"{path}: video {vid}: annotation needs 'segment' [start, end] and 'label'") from None
-        steps.sort(key=lambda s: s.start)
-        videos.append(Video(vid, entry.get("subset", ""), entry.get("duration"), steps, str(entry.get("class", ""))))
-    return videos
+    return _read_database(path, "annotation", "label", "class")
 
 
 def read_crosstask_tasks(path: Path) -> dict[str, list[str]]:
