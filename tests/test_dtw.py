@@ -67,6 +67,15 @@ def rng():
     return np.random.default_rng(0)
 
 
+@pytest.fixture(params=["compiled", "rowscan"], autouse=True)
+def backend(request, monkeypatch):
+    """Every test runs on both CPU paths: the numba kernels and the torch row scan (CUDA's path)."""
+    import tempclr_cli.core.dtw as module
+
+    monkeypatch.setattr(module, "USE_COMPILED", request.param == "compiled")
+    return request.param
+
+
 # --- reference values from the authors' formulas ------------------------------------------
 
 
@@ -236,3 +245,18 @@ def test_segment_matches_brute_force(rng, drop):
 def test_segment_rejects_more_steps_than_clips():
     with pytest.raises(DTWInputError, match="3 steps but only 2 clips"):
         segment(torch.zeros(3, 2))
+
+
+def test_pairwise_dtw_equals_dtw_on_each_pairs_cost(rng):
+    from tempclr_cli.core.dtw import pairwise_dtw
+
+    x = torch.nn.functional.normalize(torch.tensor(rng.standard_normal((3, 5, 8))), dim=-1)
+    y = torch.nn.functional.normalize(torch.tensor(rng.standard_normal((4, 7, 8))), dim=-1)
+    xl, yl = torch.tensor([5, 2, 4]), torch.tensor([7, 1, 3, 6])
+    got = pairwise_dtw(x, y, xl, yl)
+    for p in range(3):
+        for v in range(4):
+            cost = 1 - x[p, : xl[p]] @ y[v, : yl[v]].T
+            assert float(got[p, v]) == pytest.approx(py_dtw(cost.tolist()), abs=1e-9)
+    with pytest.raises(DTWInputError, match="lengths must lie"):
+        pairwise_dtw(x, y, torch.tensor([6, 1, 1]), yl)

@@ -18,6 +18,11 @@ forward-backward product `E = exp((value - R - R_rev + D) / gamma)`, where R_rev
 same row scan run on the pair's cost reversed in both axes: O(B N M) memory, two scans.
 Soft tables are kept in float64 (a float32 table loses about 1e-4 in the gradient).
 
+On the CPU, hard DTW and soft-DTW (forward and the Cuturi-Blondel backward) run in
+compiled kernels parallel over pairs (`_dtw_numba.py`, numba) when numba is installed:
+per-op overhead dominates the row scan for small problems. The row scan serves CUDA
+and MPS tensors (one vector op per row, not per cell), and CPU without numba.
+
 References: Sakoe & Chiba 1978 (DTW); Cuturi & Blondel, ICML 2017 (soft-DTW);
 Cao et al., CVPR 2020 (OTAM); Dvornik et al., NeurIPS 2021 (Drop-DTW).
 """
@@ -29,6 +34,20 @@ from dataclasses import dataclass
 import torch
 
 from tempclr_cli.core.errors import TempclrError
+
+
+USE_COMPILED = True  # set False to force the torch row scan on the CPU (tests compare both)
+
+
+def _compiled(x: torch.Tensor):
+    """The numba kernels module for CPU tensors, or None (other devices, numba missing)."""
+    if not USE_COMPILED or x.device.type != "cpu":
+        return None
+    try:
+        from tempclr_cli.core import _dtw_numba
+    except ImportError:
+        return None
+    return _dtw_numba
 
 
 class DTWInputError(TempclrError, ValueError):
@@ -61,7 +80,7 @@ def _prepare(cost: torch.Tensor, lengths) -> tuple[torch.Tensor, torch.Tensor, b
     if N == 0 or M == 0 or B == 0:
         raise DTWInputError(f"empty sequence: cost has shape {tuple(cost.shape)}")
     if lengths is None:
-        lengths = torch.tensor([[N, M]], device=cost.device).expand(B, 2)
+        lengths = torch.tensor([[N, M]], device=cost.device).expand(B, 2).contiguous()
         valid = None
     else:
         lengths = torch.as_tensor(lengths, device=cost.device).long().reshape(-1, 2)
@@ -75,7 +94,8 @@ def _prepare(cost: torch.Tensor, lengths) -> tuple[torch.Tensor, torch.Tensor, b
             )
         valid = _valid_mask(lengths, N, M)
         cost = cost.masked_fill(~valid, 0.0)
-    if not bool(torch.isfinite(cost).all()):
+    # one reduction instead of a full isfinite pass; confirm with the exact test if it trips
+    if not bool(torch.isfinite(cost.sum())) and not bool(torch.isfinite(cost).all()):
         raise DTWInputError("cost contains NaN or inf inside a pair's valid block")
     return cost, lengths, batched
 
@@ -130,20 +150,31 @@ def _reverse_pairs(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 class _SoftDTW(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cost: torch.Tensor, lengths: torch.Tensor, gamma: float) -> torch.Tensor:
-        d = cost.double()
-        table = _dtw_table(d, gamma)
-        values = _end_values(table, lengths)
+        d = cost.detach().double()
+        kernels = _compiled(d)
+        if kernels:
+            B, N, M = d.shape
+            table = torch.empty(B, N + 2, M + 2, dtype=torch.float64)
+            values = torch.empty(B, dtype=torch.float64)
+            kernels.soft_forward(d.numpy(), lengths.numpy(), gamma, table.numpy(), values.numpy())
+        else:
+            table = _dtw_table(d, gamma)
+            values = _end_values(table, lengths)
         ctx.save_for_backward(d, table, values, lengths)
-        ctx.gamma = gamma
+        ctx.gamma, ctx.compiled = gamma, kernels is not None
         return values.to(cost.dtype)
 
     @staticmethod
     def backward(ctx, grad_values: torch.Tensor):
         d, table, values, lengths = ctx.saved_tensors
-        backward_table = _reverse_pairs(_dtw_table(_reverse_pairs(d, lengths), ctx.gamma), lengths)
-        log_e = (values[:, None, None] - table - backward_table + d) / ctx.gamma
-        expected = torch.exp(log_e.clamp(max=0.0))  # a probability: <= 1 up to rounding
-        expected = expected.masked_fill(~_valid_mask(lengths, *d.shape[1:]), 0.0)
+        if ctx.compiled:
+            expected = torch.zeros_like(d)
+            _compiled(d).soft_backward(d.numpy(), lengths.numpy(), ctx.gamma, table.numpy(), expected.numpy())
+        else:
+            backward_table = _reverse_pairs(_dtw_table(_reverse_pairs(d, lengths), ctx.gamma), lengths)
+            log_e = (values[:, None, None] - table - backward_table + d) / ctx.gamma
+            expected = torch.exp(log_e.clamp(max=0.0))  # a probability: <= 1 up to rounding
+            expected = expected.masked_fill(~_valid_mask(lengths, *d.shape[1:]), 0.0)
         grad = grad_values.double()[:, None, None] * expected
         return grad.to(grad_values.dtype), None, None
 
@@ -171,7 +202,7 @@ def soft_dtw(cost: torch.Tensor, gamma: float = 0.1, lengths=None) -> torch.Tens
         raise DTWInputError(f"gamma must be >= 0, got {gamma}")
     cost3, lengths, batched = _prepare(cost, lengths)
     if gamma == 0:
-        values = _end_values(_dtw_table(cost3, 0.0), lengths)
+        values = dtw(cost3, lengths, paths=False).values
     else:
         values = _SoftDTW.apply(cost3, lengths, float(gamma))
     return values if batched else values[0]
@@ -186,12 +217,30 @@ def dtw(cost: torch.Tensor, lengths=None, paths: bool = True) -> Alignment:
     """
     cost3, lengths, batched = _prepare(cost, lengths)
     with torch.no_grad():
-        table = _dtw_table(cost3, 0.0)
-        values = _end_values(table, lengths)
-        found = _backtrack(table, lengths) if paths else None
+        kernels = _compiled(cost3)
+        if kernels:
+            values, found = _compiled_dtw(kernels, cost3, lengths, paths)
+        else:
+            table = _dtw_table(cost3, 0.0)
+            values = _end_values(table, lengths)
+            found = _backtrack(table, lengths) if paths else None
     if not batched:
         return Alignment(values[0], found[0] if found else None)
     return Alignment(values, found)
+
+
+def _compiled_dtw(kernels, cost: torch.Tensor, lengths: torch.Tensor, paths: bool):
+    B, N, M = cost.shape
+    c, n = cost.detach().contiguous().numpy(), lengths.contiguous().numpy()
+    values = torch.empty(B, dtype=torch.float64)
+    if not paths:
+        kernels.hard_values(c, n, values.numpy())
+        return values.to(cost.dtype), None
+    steps = torch.empty(B, N + M - 1, 2, dtype=torch.long)
+    path_len = torch.empty(B, dtype=torch.long)
+    kernels.hard_paths(c, n, steps.numpy(), path_len.numpy())
+    kernels.hard_values(c, n, values.numpy())
+    return values.to(cost.dtype), [steps[k, : path_len[k]].flip(0) for k in range(B)]
 
 
 def _backtrack(table: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
@@ -217,6 +266,33 @@ def _backtrack(table: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]
     path_len = 1 + torch.stack(alive).sum(0)  # cells visited per pair
     stacked = torch.stack(steps, dim=1)  # (B, S, 2), from the end backwards
     return [stacked[k, : path_len[k]].flip(0) for k in range(B)]
+
+
+def pairwise_dtw(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None) -> torch.Tensor:
+    """Hard DTW of every (x_p, y_v) pair with cost 1 - <x_i, y_j>, from embeddings.
+
+    x [shape=(P, N, D)], y [shape=(V, M, D)]: unit vectors for cosine costs; lengths
+    (P,) and (V,) for padded inputs. Returns values [shape=(P, V)]. On the CPU one GEMM
+    feeds a compiled kernel that forms each pair's cost on the fly (no (P, V, N, M)
+    tensor); elsewhere it builds the cost tensor and calls `dtw`.
+    """
+    P, N, D = x.shape
+    V, M, _ = y.shape
+    xl = torch.full((P,), N) if x_lengths is None else torch.as_tensor(x_lengths).long()
+    yl = torch.full((V,), M) if y_lengths is None else torch.as_tensor(y_lengths).long()
+    if bool((xl < 1).any() | (xl > N).any() | (yl < 1).any() | (yl > M).any()):
+        raise DTWInputError(f"lengths must lie in [1, {N}] for x and [1, {M}] for y")
+    kernels = _compiled(x)
+    if kernels is None or y.device.type != "cpu":
+        cost = 1 - torch.einsum("pnd,vmd->pvnm", x, y)
+        lengths = torch.stack([xl[:, None].expand(P, V), yl[None, :].expand(P, V)], -1).reshape(-1, 2)
+        return dtw(cost.reshape(P * V, N, M), lengths.to(cost.device), paths=False).values.view(P, V)
+    sim = x.reshape(P * N, D) @ y.reshape(V * M, D).T
+    if not bool(torch.isfinite(sim.sum())):
+        raise DTWInputError("embeddings contain NaN or inf")
+    out = torch.empty(P, V, dtype=torch.float64)
+    kernels.pairwise_hard_values(sim.contiguous().numpy(), N, xl.numpy(), M, yl.numpy(), out.numpy())
+    return out.to(sim.dtype)
 
 
 def _otam_table(cost: torch.Tensor, lengths: torch.Tensor, gamma: float) -> torch.Tensor:

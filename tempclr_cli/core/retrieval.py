@@ -111,6 +111,9 @@ def score_matrix(text: Padded, units: Padded, measure: str, background: str = "r
     out = []
     for v0 in range(0, V, per_chunk):
         videos = slice(v0, min(V, v0 + per_chunk))
+        if measure == "dtw" and background == "removed":  # all pairs from one GEMM, no 4-D tensor
+            out.append(-dtw.pairwise_dtw(text.x, units.x[videos], text.lengths, units.lengths[videos]).float())
+            continue
         sim, valid = _similarity(text, units, videos)
         Vc = sim.shape[1]
         if measure == "capavg":
