@@ -112,21 +112,36 @@ def sample_episodes(labels: np.ndarray, cfg: FewshotConfig) -> tuple[np.ndarray,
     return supports, queries
 
 
-def pair_distances(videos: VideoSet, pairs: np.ndarray, distance: str, gamma: float, chunk: int = 32768) -> torch.Tensor:
-    """Distance of each (query, support) pair of video indices. pairs [shape=(P, 2)] -> (P,)."""
+FULL_SIMILARITY_LIMIT = 2**27  # floats: compute all clip-clip similarities at once below this
+
+
+def pair_distances(videos: VideoSet, pairs: np.ndarray, distance: str, gamma: float, chunk: int = 8192) -> torch.Tensor:
+    """Distance of each (query, support) pair of video indices. pairs [shape=(P, 2)] -> (P,).
+
+    Small sets compute all similarities with one GEMM (V*T x V*T) and index into them;
+    large sets gather the two videos of each pair in chunks.
+    """
     if distance not in DISTANCES:
         raise TempclrError(f"unknown distance {distance!r}; choose from {', '.join(DISTANCES)}")
+    a, b = torch.from_numpy(pairs).T
+    V, T, D = videos.feats.shape
     if distance == "mean":
-        mask = (torch.arange(videos.feats.shape[1])[None, :] < videos.lengths[:, None]).float()
+        mask = (torch.arange(T)[None, :] < videos.lengths[:, None]).float()
         pooled = (videos.feats * mask[..., None]).sum(1) / videos.lengths[:, None]
         pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        a, b = torch.from_numpy(pairs).T
-        return 1 - (pooled[a] * pooled[b]).sum(-1)
+        return 1 - (pooled @ pooled.T)[a, b]
+    full = (V * T) ** 2 <= FULL_SIMILARITY_LIMIT
+    if distance == "dtw" and full:
+        return dtw.pairwise_dtw(videos.feats, videos.feats, videos.lengths, videos.lengths)[a, b].float()
+    sim = (videos.feats.reshape(V * T, D) @ videos.feats.reshape(V * T, D).T).view(V, T, V, T) if full else None
     out = []
     for start in range(0, len(pairs), chunk):
-        a, b = torch.from_numpy(pairs[start : start + chunk]).T
-        cost = 1 - torch.bmm(videos.feats[a], videos.feats[b].transpose(1, 2))  # (P, Tq, Ts)
-        lengths = torch.stack([videos.lengths[a], videos.lengths[b]], dim=1)
+        ca, cb = a[start : start + chunk], b[start : start + chunk]
+        if full:
+            cost = 1 - sim[ca, :, cb, :]  # (P, Tq, Ts)
+        else:
+            cost = 1 - torch.bmm(videos.feats[ca], videos.feats[cb].transpose(1, 2))
+        lengths = torch.stack([videos.lengths[ca], videos.lengths[cb]], dim=1)
         if distance == "otam":
             out.append(dtw.otam(cost, gamma=gamma, symmetric=True, lengths=lengths))
         elif distance == "dtw":
