@@ -1,0 +1,123 @@
+"""Decoding and extraction speed: tempclr's sampler against an ffmpeg pipe, memory, clips/s.
+
+    python benchmarks/extract.py            # needs the ffmpeg command-line tool (Debian: apt install ffmpeg)
+
+Test videos (720p, 30 fps, 2 and 10 minutes) are made once with ffmpeg's testsrc2 into
+benchmarks/.cache/. Prints one table.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+CACHE = Path(__file__).parent / ".cache"
+
+
+def make_video(minutes: int) -> Path:
+    path = CACHE / f"testsrc_720p30_{minutes}min.mp4"
+    if not path.exists():
+        CACHE.mkdir(exist_ok=True)
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+                        "-t", str(minutes * 60), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                        str(path)], check=True)
+    return path
+
+
+def ffmpeg_pipe(path: Path) -> int:
+    """The same frames through ffmpeg: 1 fps, short side 224, RGB, read by Python."""
+    w, h = 398, 224  # 1280x720 scaled to short side 224 (even width)
+    cmd = ["ffmpeg", "-v", "error", "-i", str(path), "-vf", f"fps=1,scale={w}:{h}", "-f", "rawvideo",
+           "-pix_fmt", "rgb24", "-"]
+    frames = 0
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
+        while True:
+            buf = proc.stdout.read(w * h * 3)
+            if len(buf) < w * h * 3:
+                break
+            np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+            frames += 1
+    return frames
+
+
+def ours(path: Path) -> int:
+    from tempclr_cli.core.video import sample_frames
+
+    return sum(1 for _ in sample_frames(path, fps=1.0, short_side=224))
+
+
+def peak_memory_mb(path: Path) -> float:
+    """Peak RSS of a fresh process that samples the whole video (Python + PyAV baseline included)."""
+    code = (
+        "import resource, sys; from tempclr_cli.core.video import sample_frames; "
+        f"n = sum(1 for _ in sample_frames({str(path)!r}, 1.0, 224)); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+def clips_per_second(path: Path, model: str) -> float:
+    import torch
+
+    from tempclr_cli.core import extract
+    from tempclr_cli.core.encoders import load_encoder
+
+    encoder = load_encoder(model, "none", None, torch.device("cpu"))
+    out = CACHE / f"feats-{model}"
+    job = extract.Job(path, out / "video.npy")
+    start = time.perf_counter()
+    results = [e for e in extract.run([job], encoder, extract.ExtractConfig(workers=1), out) if not isinstance(e, int)]
+    return results[0].clips / (time.perf_counter() - start)
+
+
+def encoder_clips_per_second(model: str, batch: int = 64) -> float:
+    """The encoder alone on decoded frames (one frame per 1 s clip)."""
+    import torch
+
+    from tempclr_cli.core.encoders import load_encoder
+
+    encoder = load_encoder(model, "none", None, torch.device("cpu"))
+    frames = torch.randint(0, 255, (batch, encoder.image_size, encoder.image_size, 3), dtype=torch.uint8)
+    encoder.encode_images(frames)
+    start = time.perf_counter()
+    for _ in range(3):
+        encoder.encode_images(frames)
+    return 3 * batch / (time.perf_counter() - start)
+
+
+def best_of(fn, *args, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    short, long = make_video(2), make_video(10)
+    assert ours(short) == ffmpeg_pipe(short) == 120
+    t_ours, t_ffmpeg = best_of(ours, short), best_of(ffmpeg_pipe, short)
+    rows = [
+        ("decode + sample 1 fps, short side 224, 2-min 720p30 (s)", f"{t_ours:.2f}", f"ffmpeg pipe {t_ffmpeg:.2f}",
+         f"{t_ours / t_ffmpeg:.2f}"),
+        ("peak memory, 2-min 720p (MB)", f"{peak_memory_mb(short):.0f}", "", ""),
+        ("peak memory, 10-min 720p (MB)", f"{peak_memory_mb(long):.0f}", "", ""),
+        ("encoder only clips/s, tiny", f"{encoder_clips_per_second('tiny'):.0f}", "", ""),
+        ("encoder only clips/s, ViT-B-32", f"{encoder_clips_per_second('ViT-B-32'):.1f}", "", ""),
+        ("end to end clips/s, tiny (random weights), 2-min", f"{clips_per_second(short, 'tiny'):.0f}", "", ""),
+        ("end to end clips/s, ViT-B-32 (random weights), 2-min", f"{clips_per_second(short, 'ViT-B-32'):.1f}", "", ""),
+    ]
+    print("| measure | tempclr | peer | tempclr / peer |\n|---|---:|---:|---:|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(json.dumps({"cpu_threads": __import__("os").cpu_count()}))
+
+
+if __name__ == "__main__":
+    main()
