@@ -111,3 +111,15 @@ def test_find_videos_recurses_by_extension(tmp_path):
     for rel in ("a/x.mp4", "a/b/y.MKV", "a/notes.txt"):
         (tmp_path / rel).write_bytes(b"x")
     assert [p.name for p in find_videos([tmp_path])] == ["y.MKV", "x.mp4"]
+
+
+@pytest.mark.parametrize("gop", [10, 25])
+def test_sparse_sampling_seeks_without_changing_the_result(tmp_path, gop):
+    from tempclr_cli.core.video import write_video
+    from videos import frame_with_index
+
+    path = write_video(tmp_path / "g.mp4", (frame_with_index(k) for k in range(400)), 10, gop=gop)
+    samples = list(sample_frames(path, fps=0.1, short_side=None))  # one sample every 10 s
+    assert [s.time for s in samples] == [5.0, 15.0, 25.0, 35.0]
+    assert [frame_index(s.image) for s in samples] == [frame_index(frame_with_index(k)) for k in (50, 150, 250, 350)]
+    assert [s.frame_time for s in samples] == pytest.approx([5.0, 15.0, 25.0, 35.0])

@@ -108,6 +108,11 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     if resume is None:
+        if (run_dir / "last.pt").exists():
+            raise TempclrError(
+                f"{run_dir} already holds a run (last.pt): continue it with --resume auto, "
+                "or choose another --run-dir"
+            )
         return None
     if resume == "auto":
         last = run_dir / "last.pt"
@@ -116,6 +121,18 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     if not path.is_file():
         raise TempclrError(f"--resume {resume}: checkpoint not found (use --resume auto to start fresh if none)")
     return path
+
+
+def _sync_metrics(path: Path, last: dict | None) -> None:
+    """Make metrics.jsonl end with the resumed checkpoint's epoch (a killed run may lack its row)."""
+    import json
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    if last is None:
+        rows = []
+    else:
+        rows = [r for r in rows if r["epoch"] < last["epoch"]] + [last]
+    io.write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def train(
@@ -153,6 +170,7 @@ def train(
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         io.write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
+        _sync_metrics(run_dir / "metrics.jsonl", state["metrics"] if checkpoint else None)
     row: dict = {}
     for epoch in range(start_epoch, cfg.epochs):
         # -- learning rate for this epoch
@@ -198,7 +216,6 @@ def train(
         is_best = sched.step(row["total"])
         # -- metrics and checkpoints (rank 0)
         if dist.main:
-            io.append_jsonl(run_dir / "metrics.jsonl", row)
             state = {
                 "kind": task.kind, "model_args": task.model_args(), "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "schedule": sched.state_dict(), "scaler": scaler.state_dict(),
@@ -210,6 +227,7 @@ def train(
                 save_checkpoint(run_dir / f"epoch_{epoch + 1:04d}.pt", state)
             if is_best:
                 save_checkpoint(run_dir / "best.pt", state)
+            io.append_jsonl(run_dir / "metrics.jsonl", row)  # after last.pt: a row means a checkpoint
         if on_epoch:
             on_epoch(row)
     return row

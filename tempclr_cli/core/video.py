@@ -1,5 +1,9 @@
 """Reading and writing video files with PyAV, streaming: memory does not grow with length.
 
+Sparse sampling seeks: when the next sample time lies more than the longest keyframe
+interval seen so far ahead, the decoder jumps to the keyframe before it instead of
+decoding every frame in between; the rule above is unchanged.
+
 Sampling rule (documented for users): at rate `fps`, sample k is taken at time
 `t_k = (k + 0.5) / fps` seconds, the centre of its sampling interval, and shows the
 frame that is on screen at `t_k`: the last frame whose presentation time is
@@ -51,11 +55,13 @@ def write_video(
     fps: float,
     times: Sequence[float] | None = None,
     codec: str | None = None,
+    gop: int | None = None,
 ) -> Path:
     """Encode RGB frames (H, W, 3) uint8 to `path` atomically; container from the suffix.
 
     `times` (seconds, increasing) gives each frame's presentation time for
-    variable-frame-rate files; by default frame k is shown at k / fps.
+    variable-frame-rate files; by default frame k is shown at k / fps. `gop` sets the
+    keyframe interval in frames.
     """
     import av
 
@@ -70,6 +76,8 @@ def write_video(
             stream.codec_context.time_base = time_base
             if codec == "libx264":
                 stream.options = {"preset": "veryfast", "crf": "20"}
+            if gop:
+                stream.codec_context.gop_size = gop
             for k, image in enumerate(frames):
                 if k == 0:
                     stream.height, stream.width = image.shape[:2]
@@ -136,9 +144,20 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         k, prev, prev_rgb, prev_time, decoded = 0, None, None, 0.0, 0
+        key_gap, last_key = 0.0, None  # the longest keyframe interval seen so far (seconds)
+        seeking, sought = True, False  # seeking stops for good if a seek ever lands behind us
+        frames = container.decode(stream)
         try:
-            for frame in container.decode(stream):
+            for frame in _restartable(lambda: frames):
                 t = frame.time if frame.time is not None else prev_time + 1 / rate
+                if prev is not None and t <= prev_time:
+                    seeking = seeking and not sought
+                    sought = False
+                    continue  # re-decoded after a seek that landed behind us
+                sought = False
+                if frame.key_frame:
+                    key_gap = max(key_gap, t - last_key) if last_key is not None else key_gap
+                    last_key = t
                 while prev is not None and (k + 0.5) / fps < t:
                     if prev_rgb is None:
                         prev_rgb = _to_rgb(prev, short_side)
@@ -146,6 +165,11 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
                     k += 1
                 prev, prev_rgb, prev_time = frame, None, t
                 decoded += 1
+                target = (k + 0.5) / fps
+                if seeking and key_gap and target - t > key_gap + 2 / rate:
+                    # sparse sampling: a keyframe lies between here and the next sample; jump to it
+                    container.seek(int(target / stream.time_base), stream=stream, backward=True)
+                    frames, last_key, sought = container.decode(stream), None, True  # gaps: decoded keyframes
         except av.FFmpegError as e:
             if decoded == 0:
                 raise VideoError(f"{path}: cannot decode ({e.strerror or type(e).__name__})") from None
@@ -160,6 +184,18 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
             k += 1
     finally:
         container.close()
+
+
+def _restartable(source):
+    """Iterate `source()`, re-reading it when the caller swaps the iterator (after a seek)."""
+    while True:
+        current = source()
+        for item in current:
+            yield item
+            if source() is not current:
+                break
+        else:
+            return
 
 
 def _frame_seconds(frame, rate: float) -> float:
