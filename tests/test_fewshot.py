@@ -136,3 +136,21 @@ def test_cli_errors(feature_classes, tmp_path):
     assert result.returncode == 2 and "labels file or folder not found" in result.stderr
     result = tempclr("fewshot", str(root), "--labels", str(root), "--distance", "cosine")
     assert result.returncode == 2 and "--distance cosine" in result.stderr
+
+
+def test_checkpoint_heads_transform_the_clips(feature_classes, tmp_path):
+    from tempclr_cli.core.checkpoint import save_checkpoint
+    from tempclr_cli.core.heads import HeadsConfig, TempCLRHeads
+
+    root, _ = feature_classes
+    heads = TempCLRHeads(HeadsConfig(dim=32, layers=1, dropout=0.0))
+    torch_state = heads.state_dict()
+    ckpt = save_checkpoint(tmp_path / "heads.pt", {"kind": "tempclr", "model_args": heads.config.__dict__,
+                                                   "model": torch_state, "meta": {}})
+    args = ["fewshot", str(root), "--labels", str(root), "--ways", "3", "--episodes", "100", "--json"]
+    plain, headed = tempclr(*args), tempclr(*args, "--checkpoint", str(ckpt))
+    assert headed.returncode == 0, headed.stderr
+    # untrained heads are the identity: the same accuracies
+    assert json.loads(plain.stdout)["results"] == json.loads(headed.stdout)["results"]
+    bad = tempclr(*args, "--checkpoint", str(tmp_path / "missing.pt"))
+    assert bad.returncode == 2 and "checkpoint not found" in bad.stderr

@@ -43,15 +43,14 @@ def fewshot(
     """Few-shot action recognition accuracy with a 95% confidence interval per distance.
 
     Every distance is evaluated on the same episodes (deterministic for --seed). A
-    query's class is the one whose K supports are closest on average.
+    query's class is the one whose K supports are closest on average. --checkpoint
+    passes the clips through trained TempCLR video heads first.
 
     Example: tempclr fewshot feats/ --labels ucfTrainTestlist/ --ways 5 --shots 1 --episodes 10000
     """
-    from tempclr_cli.core.fewshot import DISTANCES, FewshotConfig, evaluate, load_videos
+    from tempclr_cli.core.fewshot import DISTANCES, FewshotConfig, evaluate, load_videos, with_heads
     from tempclr_cli.core.labels import read_labels
 
-    if checkpoint:
-        raise TempclrError("--checkpoint (trained TempCLR heads) is not implemented yet", exit_code=1)
     names = distance or list(DISTANCES)
     for name in names:
         if name not in DISTANCES:
@@ -61,6 +60,10 @@ def fewshot(
     videos, warnings = load_videos(read_labels(labels), features, cfg, skip_invalid)
     for w in warnings:
         log(f"[yellow]skipped[/yellow] {w}", quiet)
+    if checkpoint:
+        from tempclr_cli.core.heads import load_heads
+
+        videos = with_heads(videos, load_heads(checkpoint)[0])
     log(f"{len(videos.ids)} videos in {len(videos.classes)} classes; {episodes} episodes, "
         f"{ways}-way {shots}-shot, {queries} queries per class", quiet)
     start = time.perf_counter()

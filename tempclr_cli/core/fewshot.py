@@ -98,6 +98,15 @@ def _pack(ids, arrays, labels, classes) -> VideoSet:
     return VideoSet(ids, feats, lengths, np.array(labels), classes)
 
 
+@torch.no_grad()
+def with_heads(videos: VideoSet, heads) -> VideoSet:
+    """The same videos with their clips passed through trained TempCLR video heads."""
+    T = videos.feats.shape[1]
+    padding = torch.arange(T)[None, :] >= videos.lengths[:, None]
+    feats = torch.nn.functional.normalize(heads.video(videos.feats, padding), dim=-1)
+    return VideoSet(videos.ids, feats.masked_fill(padding[..., None], 0.0), videos.lengths, videos.labels, videos.classes)
+
+
 def sample_episodes(labels: np.ndarray, cfg: FewshotConfig) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic episodes: supports (E, N, K) and queries (E, N, Q) as video indices."""
     rng = np.random.default_rng(cfg.seed)
