@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from tempclr_cli import __version__
-from tempclr_cli.commands import align, demo, extract, fewshot, retrieve, stubs, synth, train
+from tempclr_cli.commands import align, demo, extract, fewshot, localize, retrieve, synth, train
 
 app = typer.Typer(
     name="tempclr",
@@ -44,7 +44,7 @@ app.command("train")(train.train)
 app.command("align")(align.align)
 app.command("retrieve")(retrieve.retrieve)
 app.command("fewshot")(fewshot.fewshot)
-app.command("localize")(stubs.localize)
+app.command("localize")(localize.localize)
 app.command("synth")(synth.synth)
 app.command("demo")(demo.demo)
 

@@ -38,15 +38,15 @@ def retrieve(
     from tempclr_cli.core import retrieval
     from tempclr_cli.core.annotations import read_annotations
     from tempclr_cli.core.features import FeatureStore
-    from tempclr_cli.core.runtime import resolve_device
+    from tempclr_cli.core.heads import heads_and_text_tower
 
     if task == "nn":
         raise TempclrError("--task nn (TCLR nearest-neighbour retrieval) is not implemented yet", exit_code=1)
     measures = measure or ["capavg", "dtw"]
     store = FeatureStore(features)
     videos = [v for v in read_annotations(annotations, format_) if split == "all" or v.subset == split]
-    heads, encoder_info = _heads(checkpoint, store, resolve_device("cpu"))
-    text, units, ids = retrieval.prepare(videos, store, _text_encoder(*encoder_info, device), heads, background)
+    heads, encoder_info = heads_and_text_tower(checkpoint, store)
+    text, units, ids = retrieval.prepare(videos, store, text_encoder(*encoder_info, device), heads, background)
     log(f"{len(ids)} videos ({split}), background {background}", quiet)
     results = retrieval.evaluate(text, units, measures, task, background)
     if json_:
@@ -55,23 +55,12 @@ def retrieve(
     _print_table(results, len(ids))
 
 
-def _heads(checkpoint: Optional[str], store, device):
-    """Trained heads (or None) and the (model, pretrained, seed) of the text tower to use."""
-    if checkpoint:
-        from tempclr_cli.core.heads import load_heads
+def text_encoder(model: str, pretrained: str, seed: int, device: str):
+    """sentences -> unit embeddings with the given open_clip text tower (shared with localize)."""
 
-        heads, meta = load_heads(checkpoint, device)
-        return heads, (meta["encoder_model"], meta["encoder_pretrained"], meta.get("encoder_seed", 0))
-    recorded = store.model()
-    if recorded is None:
-        raise TempclrError(f"{store.folder}: no index.jsonl naming the encoder; use features from `tempclr extract`")
-    return None, (*recorded, next(iter(store.rows.values())).get("seed", 0))
-
-
-def _text_encoder(model: str, pretrained: str, seed: int, device: str):
     def encode(sentences: list[str]):
-        from tempclr_cli.core.tempclr_training import encode_sentences
         from tempclr_cli.core.runtime import resolve_device
+        from tempclr_cli.core.tempclr_training import encode_sentences
 
         return encode_sentences(sentences, model, pretrained, seed, None, resolve_device(device)).cpu()
 

@@ -19,6 +19,7 @@ class Step:
     start: float
     end: float
     text: str
+    id: str = ""  # the dataset's step id (COIN), used to order a task's steps
 
 
 @dataclass
@@ -50,7 +51,8 @@ def _read_database(path: Path, list_key: str, text_key: str, task_key: str | Non
     videos = []
     for vid, entry in _database(path).items():
         try:
-            steps = [Step(float(a["segment"][0]), float(a["segment"][1]), a[text_key]) for a in entry[list_key]]
+            steps = [Step(float(a["segment"][0]), float(a["segment"][1]), a[text_key], str(a.get("id", "")))
+                     for a in entry[list_key]]
         except (KeyError, TypeError, IndexError):
             raise TempclrError(
                 f"{path}: video {vid}: '{list_key}' entries need 'segment' [start, end] and '{text_key}'"
@@ -103,6 +105,16 @@ def read_crosstask(folder: Path) -> tuple[list[Video], dict[str, list[str]]]:
         steps = [Step(float(r[1]), float(r[2]), tasks[task][int(float(r[0])) - 1]) for r in rows]
         videos.append(Video(vid, "", None, sorted(steps, key=lambda s: s.start), task))
     return videos, tasks
+
+
+def task_steps(videos: list[Video]) -> dict[str, list[str]]:
+    """Each task's ordered step list from its videos' annotations (COIN: by step id)."""
+    found: dict[str, dict[str, float]] = {}
+    for v in videos:
+        for s in v.steps:
+            key = float(s.id) if s.id.replace(".", "", 1).isdigit() else s.start
+            found.setdefault(v.task, {}).setdefault(s.text, key)
+    return {task: sorted(steps, key=steps.get) for task, steps in found.items()}
 
 
 def read_annotations(path: str | Path, fmt: str = "youcook2") -> list[Video]:

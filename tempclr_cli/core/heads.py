@@ -108,3 +108,17 @@ def load_heads(path, device="cpu") -> tuple[TempCLRHeads, dict]:
     heads.load_state_dict(state["model"])
     heads.eval()
     return heads, state.get("meta", {})
+
+
+def heads_and_text_tower(checkpoint, store, device="cpu"):
+    """Trained heads (None without a checkpoint) and the (model, pretrained, seed) of the text
+    tower to embed sentences with: the checkpoint's, else the one recorded by `extract`."""
+    from tempclr_cli.core.errors import TempclrError
+
+    if checkpoint:
+        heads, meta = load_heads(checkpoint, device)
+        return heads, (meta["encoder_model"], meta["encoder_pretrained"], meta.get("encoder_seed", 0))
+    recorded = store.model()
+    if recorded is None:
+        raise TempclrError(f"{store.folder}: no index.jsonl naming the encoder; use features from `tempclr extract`")
+    return None, (*recorded, next(iter(store.rows.values())).get("seed", 0))
