@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Quiet, Verbose, command, log, not_implemented, progress
+from tempclr_cli.commands._common import Device, Quiet, Verbose, command, log, progress
 
 
 @command
@@ -44,8 +44,6 @@ def train(
     if print_recipe:
         print(recipe_to_yaml(resolved), end="")
         return
-    if resolved.loss.kind != "tempclr":
-        not_implemented(f"training ({resolved.loss.kind})")
     run_dir = run_dir or Path("runs") / recipe.stem
     row = run_training(resolved, run_dir, device, resume, quiet)
     print(json.dumps({"run_dir": str(run_dir), "checkpoint": str(run_dir / "last.pt"), **row}))
@@ -56,13 +54,20 @@ def run_training(resolved, run_dir: Path, device: str, resume: Optional[str], qu
     from rich.progress import TextColumn
 
     from tempclr_cli.core.runtime import resolve_device, seed_everything
-    from tempclr_cli.core.tempclr_training import TempCLRTask
     from tempclr_cli.core.trainer import train as train_loop
 
     dev = resolve_device(device)
     seed_everything(resolved.train.seed)
-    task = TempCLRTask(resolved, dev, run_dir)
-    log(f"{len(task.sequences)} training sequences from {len(task.video_ids)} videos; run folder {run_dir}", quiet)
+    if resolved.loss.kind == "tclr":
+        from tempclr_cli.core.tclr_training import TCLRTask
+
+        task = TCLRTask(resolved, dev)
+        log(f"{len(task.videos)} training videos; run folder {run_dir}", quiet)
+    else:
+        from tempclr_cli.core.tempclr_training import TempCLRTask
+
+        task = TempCLRTask(resolved, dev, run_dir)
+        log(f"{len(task.sequences)} training sequences from {len(task.video_ids)} videos; run folder {run_dir}", quiet)
     with progress(quiet, TextColumn("{task.fields[info]}")) as bar:
         epochs = bar.add_task("training", total=resolved.train.epochs, info="")
 

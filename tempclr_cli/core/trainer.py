@@ -211,7 +211,8 @@ def train(
         if dist.world > 1:
             torch.distributed.all_reduce(means)
             means /= dist.world
-        row = {"epoch": epoch, "step": step, "lr": lr, **dict(zip(sorted(sums), means.tolist())),
+        info = getattr(task, "epoch_info", dict)()
+        row = {"epoch": epoch, "step": step, "lr": lr, **dict(zip(sorted(sums), means.tolist())), **info,
                "seconds": round(time.perf_counter() - start, 3), "items_per_s": round(items / (time.perf_counter() - start), 2)}
         is_best = sched.step(row["total"])
         # -- metrics and checkpoints (rank 0)

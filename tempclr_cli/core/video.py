@@ -186,6 +186,32 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         container.close()
 
 
+def read_frames(path: str | Path, short_side: int | None = None) -> np.ndarray:
+    """Every frame of a (short) video in decoding order: (F, H, W, 3) uint8 RGB.
+
+    For clip-based training on datasets of short videos (UCF101 averages 7 s); raises
+    VideoError when nothing decodes.
+    """
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    frames = []
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            frames.append(_to_rgb(frame, short_side))
+    except av.FFmpegError as e:
+        if not frames:
+            raise VideoError(f"{path}: cannot decode ({e.strerror or type(e).__name__})") from None
+    finally:
+        container.close()
+    if not frames:
+        raise VideoError(f"{path}: no decodable video frames")
+    return np.stack(frames)
+
+
 def _restartable(source):
     """Iterate `source()`, re-reading it when the caller swaps the iterator (after a seek)."""
     while True:

@@ -1,0 +1,80 @@
+"""TCLR pre-training (the `tclr` task of the trainer): clips from a video dataset, TCLR losses.
+
+Under DDP the embeddings of every rank are gathered with gradients before the losses, so
+instance-contrastive negatives come from the global batch and each rank's loss equals
+the single-process loss on that batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from tempclr_cli.core.clips import ClipSpec, TCLRVideos, collate, train_videos
+from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.losses import gather_with_grad, tclr_losses
+from tempclr_cli.core.r3d import TCLRModel
+from tempclr_cli.core.recipe import Recipe
+
+
+def _gather(x: torch.Tensor) -> torch.Tensor:
+    """Gather along the batch axis (dim 1) of (2, B, ...) tensors."""
+    return gather_with_grad(x.transpose(0, 1).contiguous()).transpose(0, 1)
+
+
+class TCLRTask:
+    kind = "tclr"
+    channels_last = True
+
+    def __init__(self, recipe: Recipe, device: torch.device):
+        data = recipe.data
+        self.recipe, self.device = recipe, device
+        self.spec = ClipSpec(data.clip_frames, data.stride, data.size)
+        items = train_videos(Path(data.root), data.format, Path(data.annotations) if data.annotations else None, data.split)
+        if not items:
+            raise TempclrError(f"{data.root}: no training videos found")
+        self.videos = [path for path, _ in items]
+        self.dataset = TCLRVideos(self.videos, self.spec, recipe.train.seed)
+        self.skipped = 0
+
+    def build_model(self) -> torch.nn.Module:
+        return TCLRModel(self.recipe.model.name, self.recipe.model.proj_dim)
+
+    def model_args(self) -> dict:
+        return {"name": self.recipe.model.name, "proj_dim": self.recipe.model.proj_dim}
+
+    def meta(self) -> dict:
+        return {"clip_frames": self.spec.frames, "stride": self.spec.stride, "size": self.spec.size}
+
+    def steps_per_epoch(self, world: int) -> int:
+        return max(1, len(self.videos) // world // max(1, self.recipe.train.batch_size // world))
+
+    def epoch_info(self) -> dict:
+        skipped, self.skipped = self.skipped, 0
+        return {"skipped_videos": skipped}
+
+    def batches(self, epoch: int, rank: int, world: int):
+        from tempclr_cli.core.trainer import epoch_generator
+
+        self.dataset.epoch = epoch
+        order = torch.randperm(len(self.videos), generator=epoch_generator(self.recipe.train.seed, epoch)).tolist()
+        per_rank = max(1, self.recipe.train.batch_size // world)
+        usable = len(order) // (per_rank * world) * per_rank * world  # equal, full batches on every rank
+        loader = DataLoader(self.dataset, batch_size=per_rank, sampler=order[:usable][rank::world], collate_fn=collate,
+                            num_workers=self.recipe.data.num_workers, pin_memory=self.device.type == "cuda")
+        for batch in loader:
+            if batch is None:
+                self.skipped += per_rank
+                continue
+            self.skipped += batch.skipped
+            yield batch.__class__(batch.global_clips.to(self.device, non_blocking=True),
+                                  batch.local_clips.to(self.device, non_blocking=True), batch.skipped)
+
+    def loss(self, model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
+        views, slices, local = model(batch.global_clips, batch.local_clips)
+        loss = self.recipe.loss
+        weights = {"ic_global": loss.ic_global, "ic_local": loss.ic_local, "local_local": loss.local_local,
+                   "global_local": loss.global_local}
+        return tclr_losses(_gather(views), _gather(slices), _gather(local), loss.temperature, loss.scaling, weights)
