@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Checkpoint, Device, Json, Quiet, Seed, Verbose, command, log
+from tempclr_cli.commands._common import Checkpoint, Device, Json, Quiet, Seed, Verbose, command, log, progress
 from tempclr_cli.core.errors import TempclrError
 
 
@@ -21,6 +21,8 @@ def retrieve(
     task: Annotated[str, typer.Option(help="paragraph-video, video-paragraph (nn: TCLR nearest neighbours).")] = "paragraph-video",
     measure: Annotated[Optional[list[str]], typer.Option(help="capavg, dtw, otam; repeat for several (default: capavg and dtw).")] = None,
     background: Annotated[str, typer.Option(help="removed (annotated segments) or kept (16 s windows).")] = "removed",
+    split_number: Annotated[int, typer.Option("--split-number", help="--task nn: UCF101/HMDB51 split 1, 2 or 3.")] = 1,
+    clips: Annotated[int, typer.Option(help="--task nn: clips averaged per video.")] = 9,
     checkpoint: Checkpoint = None,
     json_: Json = False,
     device: Device = "auto",
@@ -33,7 +35,15 @@ def retrieve(
     Captions are embedded with the open_clip text tower recorded in the features'
     index.jsonl; with --checkpoint, trained TempCLR heads transform clips and captions.
 
-    Example: tempclr retrieve feats/ --annotations youcookii_annotations_trainval.json --measure dtw --json
+    --task nn is TCLR's protocol instead: FEATURES is the video folder, --annotations the
+    split files, --checkpoint a TCLR run's checkpoint (or 'none' for random init); train
+    split = gallery, test split = queries, R@1/5/10/20.
+
+    Examples:
+
+      tempclr retrieve feats/ --annotations youcookii_annotations_trainval.json --measure dtw --json
+
+      tempclr retrieve /data/UCF101 --task nn --format ucf101 --annotations ucfTrainTestlist --checkpoint runs/tclr/best.pt
     """
     from tempclr_cli.core import retrieval
     from tempclr_cli.core.annotations import read_annotations
@@ -41,7 +51,8 @@ def retrieve(
     from tempclr_cli.core.heads import heads_and_text_tower
 
     if task == "nn":
-        raise TempclrError("--task nn (TCLR nearest-neighbour retrieval) is not implemented yet", exit_code=1)
+        _nearest_neighbours(features, annotations, format_, split_number, clips, checkpoint, device, json_, quiet)
+        return
     measures = measure or ["capavg", "dtw"]
     store = FeatureStore(features)
     videos = [v for v in read_annotations(annotations, format_) if split == "all" or v.subset == split]
@@ -53,6 +64,35 @@ def retrieve(
         print(json.dumps({"videos": len(ids), "task": task, "background": background, "results": results}))
         return
     _print_table(results, len(ids))
+
+
+def _nearest_neighbours(root: Path, splits: Path, fmt: str, split: int, clips: int, checkpoint: Optional[str],
+                        device: str, as_json: bool, quiet: bool) -> None:
+    from tempclr_cli.core.checkpoint import load_checkpoint
+    from tempclr_cli.core.nn_retrieval import evaluate
+    from tempclr_cli.core.r3d import TCLRModel
+    from tempclr_cli.core.runtime import resolve_device
+
+    if not checkpoint:
+        raise TempclrError("--task nn needs --checkpoint (a TCLR run's last.pt/best.pt, or 'none' for random init)")
+    dev = resolve_device(device)
+    if checkpoint == "none":
+        model, meta = TCLRModel(), {"clip_frames": 16, "size": 112}
+    else:
+        state = load_checkpoint(checkpoint)
+        if state.get("kind") != "tclr":
+            raise TempclrError(f"{checkpoint}: not a TCLR checkpoint (kind {state.get('kind')!r})")
+        model, meta = TCLRModel(**state["model_args"]), state["meta"]
+        model.load_state_dict(state["model"])
+    with progress(quiet) as bar:
+        task = bar.add_task("features", total=None)
+        result = evaluate(model.to(dev), root, fmt, splits, split, meta["clip_frames"], meta["size"], clips, dev,
+                          lambda n: bar.advance(task, n))
+    if as_json:
+        print(json.dumps({"task": "nn", **result}))
+        return
+    log(f"gallery {result['gallery']} videos, queries {result['queries']}", quiet)
+    print("  ".join(f"{k} {v:.1f}" for k, v in result.items() if k.startswith("R@")))
 
 
 def text_encoder(model: str, pretrained: str, seed: int, device: str):

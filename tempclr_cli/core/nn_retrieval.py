@@ -1,0 +1,83 @@
+"""TCLR's nearest-neighbour retrieval protocol (REFERENCE section 5), no fine-tuning.
+
+Feature of a video: the layer4 map pooled over space only and flattened (C x T', 2048-d
+for R3D-18), averaged over `clips` clips of `frames` frames at stride 2 whose starts are
+spread evenly over the video, centre crop, L2-normalised. Gallery = the training split,
+queries = the test split, cosine similarity; R@k = share of queries whose class appears
+among the classes of their k nearest gallery videos.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tempclr_cli.core.clips import train_videos
+from tempclr_cli.core.encoders import center_crop
+from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.r3d import TCLRModel, feature_map
+from tempclr_cli.core.video import read_frames
+
+
+def test_videos(root: Path, fmt: str, annotations: Path | None, split: int) -> list[tuple[Path, str]]:
+    """(video path, class) of the test split (UCF101 testlist, HMDB51 status 2)."""
+    folder = Path(annotations) if annotations else Path(root)
+    if fmt == "ucf101":
+        listing = folder / f"testlist{split:02d}.txt"
+        if not listing.exists():
+            raise TempclrError(f"{listing}: UCF101 test list not found")
+        rels = [line.split()[0] for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [(Path(root) / rel, rel.split("/")[0]) for rel in rels]
+    if fmt == "hmdb51":
+        items = []
+        for path in sorted(folder.glob(f"*_test_split{split}.txt")):
+            cls = path.name[: -len(f"_test_split{split}.txt")]
+            items += [(Path(root) / cls / p[0], cls) for p in (ln.split() for ln in path.read_text().splitlines())
+                      if len(p) == 2 and p[1] == "2"]
+        return items
+    raise TempclrError(f"--format {fmt}: nearest-neighbour retrieval reads ucf101 or hmdb51 splits")
+
+
+@torch.no_grad()
+def video_feature(model: TCLRModel, path: Path, frames: int, size: int, clips: int, device) -> torch.Tensor:
+    """Mean over `clips` evenly spaced clips of the flattened space-pooled layer4 map, unit length."""
+    video = torch.from_numpy(read_frames(path, size))
+    span = (frames - 1) * 2 + 1
+    starts = np.linspace(0, max(0, len(video) - span), clips).round().astype(int)
+    idx = (starts[:, None] + np.arange(frames)[None, :] * 2) % len(video)  # short videos loop
+    x = video[torch.from_numpy(idx)].permute(0, 4, 1, 2, 3).float().div_(255)  # (clips, 3, T, H, W)
+    x = center_crop(x, size).to(device)
+    feats = feature_map(model.backbone, x).flatten(1)  # (clips, C * T')
+    return torch.nn.functional.normalize(feats.mean(0), dim=0).cpu()
+
+
+def recall_at_k(gallery: torch.Tensor, gallery_labels: list[str], queries: torch.Tensor, query_labels: list[str],
+                ks=(1, 5, 10, 20)) -> dict[str, float]:
+    """Share (%) of queries whose class is among the classes of their k nearest gallery items."""
+    sims = queries @ gallery.T
+    order = sims.argsort(dim=1, descending=True)
+    names = sorted(set(gallery_labels) | set(query_labels))
+    g = torch.tensor([names.index(c) for c in gallery_labels])[order]  # (Q, G) classes by rank
+    q = torch.tensor([names.index(c) for c in query_labels])[:, None]
+    return {f"R@{k}": round(float((g[:, :k] == q).any(1).float().mean() * 100), 2) for k in ks if k <= g.shape[1]}
+
+
+def evaluate(model: TCLRModel, root: Path, fmt: str, annotations: Path | None, split: int, frames: int, size: int,
+             clips: int, device, progress=None) -> dict:
+    """NN retrieval R@k of `model` on a dataset's split; `progress(n)` is called per video."""
+    model.eval()
+    sets = {"gallery": train_videos(root, fmt, annotations, split), "queries": test_videos(root, fmt, annotations, split)}
+    feats = {}
+    for name, items in sets.items():
+        if not items:
+            raise TempclrError(f"no {name} videos in the split")
+        rows = []
+        for path, _ in items:
+            rows.append(video_feature(model, path, frames, size, clips, device))
+            if progress:
+                progress(1)
+        feats[name] = torch.stack(rows)
+    result = recall_at_k(feats["gallery"], [c for _, c in sets["gallery"]], feats["queries"], [c for _, c in sets["queries"]])
+    return {"gallery": len(sets["gallery"]), "queries": len(sets["queries"]), **result}

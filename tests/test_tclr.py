@@ -1,0 +1,69 @@
+"""TCLR: clip sampling, temporally consistent augmentation, training run, nearest-neighbour retrieval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tempclr_cli.core.clips import ClipSpec, TCLRVideos, augment, tclr_indices
+from tempclr_cli.core.synth import SynthConfig, generate
+from test_cli import tempclr
+
+RECIPE = Path(__file__).parents[1] / "recipes" / "tclr_synthetic.yaml"
+
+
+def test_global_and_local_clips_tile_the_same_span():
+    g, loc = tclr_indices(200, ClipSpec(16, 4), np.random.default_rng(0))
+    start = g[0]
+    assert g.tolist() == [start + 4 * k for k in range(16)]
+    assert loc.shape == (4, 16)
+    for t in range(4):
+        assert loc[t].tolist() == list(range(start + 16 * t, start + 16 * t + 16))
+    short, short_local = tclr_indices(20, ClipSpec(16, 4), np.random.default_rng(0))
+    assert short.max() < 20 and short_local.max() < 20  # short videos loop
+
+
+def test_augmentation_is_the_same_for_every_frame_of_a_clip():
+    frame = torch.randint(0, 255, (1, 60, 80, 3), dtype=torch.uint8)
+    clip = frame.expand(8, -1, -1, -1).contiguous()
+    for seed in range(20):  # many draws: flips, jitter, grayscale, channel drop, erase
+        out = augment(clip, 32, np.random.default_rng(seed))
+        assert out.shape == (3, 8, 32, 32) and 0 <= float(out.min()) and float(out.max()) <= 1
+        assert torch.allclose(out, out[:, :1].expand_as(out))
+
+
+@pytest.fixture(scope="module")
+def actions(tmp_path_factory):
+    root = tmp_path_factory.mktemp("actions")
+    list(generate(root, SynthConfig(videos=0, classes=4, class_videos=4, fps=24, size=32, seed=2)))
+    return root / "actions"
+
+
+def test_broken_videos_are_skipped_not_fatal(actions, tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    data = TCLRVideos([bad, next(actions.glob("*/*.mp4"))], ClipSpec(16, 4, 32))
+    assert data[0] is None
+    item = data[1]
+    assert item["global"].shape == (2, 3, 16, 32, 32) and item["local"].shape == (2, 4, 3, 16, 32, 32)
+
+
+def test_train_then_nearest_neighbour_retrieval(actions, tmp_path):
+    run = tmp_path / "run"
+    result = tempclr("train", str(RECIPE), "--set", f"data.root={actions}", "--set", f"data.annotations={actions}",
+                     "--set", "train.epochs=2", "--set", "train.batch_size=4", "--run-dir", str(run), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert {"ic_global", "ic_local", "local_local", "global_local", "total"} <= set(row) and row["skipped_videos"] == 0
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["kind"] == "tclr" and state["model_args"]["name"] == "r3d18-small"
+    nn = tempclr("retrieve", str(actions), "--task", "nn", "--format", "ucf101", "--annotations", str(actions),
+                 "--checkpoint", str(run / "last.pt"), "--clips", "2", "--json", "--device", "cpu")
+    assert nn.returncode == 0, nn.stderr
+    out = json.loads(nn.stdout)
+    assert out["gallery"] == 8 and out["queries"] == 8  # group 1 of each class is the test split
+    assert 0 <= out["R@1"] <= out["R@5"] <= 100 and "R@10" not in out  # k beyond the gallery is not reported
