@@ -67,3 +67,30 @@ def test_train_then_nearest_neighbour_retrieval(actions, tmp_path):
     out = json.loads(nn.stdout)
     assert out["gallery"] == 8 and out["queries"] == 8  # group 1 of each class is the test split
     assert 0 <= out["R@1"] <= out["R@5"] <= 100 and "R@10" not in out  # k beyond the gallery is not reported
+
+
+def test_label_fraction_is_class_balanced_and_seeded():
+    from tempclr_cli.core.classify_training import label_subset
+
+    labels = ["a"] * 10 + ["b"] * 20 + ["c"] * 3
+    keep = label_subset(labels, 0.1, seed=0)
+    assert sorted(labels[k] for k in keep) == ["a", "b", "b", "c"]  # at least one per class
+    assert keep == label_subset(labels, 0.1, seed=0) and keep != label_subset(labels, 0.5, seed=0)
+
+
+def test_linear_probe_keeps_the_pretrained_backbone_and_reports_test_accuracy(actions, tmp_path):
+    pre = tmp_path / "pre"
+    common = ["--set", f"data.root={actions}", "--set", f"data.annotations={actions}", "--set", "train.batch_size=4",
+              "--device", "cpu"]
+    assert tempclr("train", str(RECIPE), *common, "--set", "train.epochs=1", "--run-dir", str(pre)).returncode == 0
+    probe = tmp_path / "probe"
+    finetune = RECIPE.with_name("tclr_synthetic_finetune.yaml")
+    result = tempclr("train", str(finetune), *common, "--set", f"model.checkpoint={pre / 'last.pt'}",
+                     "--set", "model.freeze=true", "--set", "train.epochs=1", "--set", "eval.clips=2", "--run-dir", str(probe))
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert row["test_videos"] == 8 and 0 <= row["top1"] <= row["top5"] <= 100
+    before = torch.load(pre / "last.pt", weights_only=True)["model"]
+    after = torch.load(probe / "last.pt", weights_only=True)["model"]
+    backbone = [k for k in after if k.startswith("backbone.")]
+    assert backbone and all(torch.equal(after[k], before[k]) for k in backbone)

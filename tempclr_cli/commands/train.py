@@ -63,6 +63,11 @@ def run_training(resolved, run_dir: Path, device: str, resume: Optional[str], qu
 
         task = TCLRTask(resolved, dev)
         log(f"{len(task.videos)} training videos; run folder {run_dir}", quiet)
+    elif resolved.loss.kind == "classify":
+        from tempclr_cli.core.classify_training import ClassifyTask
+
+        task = ClassifyTask(resolved, dev)
+        log(f"{len(task.videos)} training videos in {len(task.classes)} classes; run folder {run_dir}", quiet)
     else:
         from tempclr_cli.core.tempclr_training import TempCLRTask
 
@@ -77,4 +82,17 @@ def run_training(resolved, run_dir: Path, device: str, resume: Optional[str], qu
         row = train_loop(resolved, task, run_dir, dev, resume, on_epoch=on_epoch)
     if not row:
         log(f"nothing to do: the run in {run_dir} already finished its {resolved.train.epochs} epochs", quiet)
+    if resolved.loss.kind == "classify":
+        row = {**row, **_test_accuracy(resolved, run_dir, dev, quiet)}
     return row
+
+
+def _test_accuracy(resolved, run_dir: Path, device, quiet: bool) -> dict:
+    from tempclr_cli.core.checkpoint import load_checkpoint
+    from tempclr_cli.core.classify_training import Classifier, evaluate
+
+    state = load_checkpoint(run_dir / "last.pt")
+    model = Classifier(**state["model_args"])
+    model.load_state_dict(state["model"])
+    log("testing (mean softmax over clips)", quiet)
+    return evaluate(model, resolved, state["meta"]["classes"], device)

@@ -53,12 +53,13 @@ class ModelConfig:
     proj_dim: int = _range(1, None, default=128)
     layers: int = _range(0, None, default=1)
     dropout: float = _range(0.0, 1.0, default=0.1)
-    checkpoint: str | None = None  # initialise from this checkpoint
+    checkpoint: str | None = None  # initialise from this checkpoint (classify: a TCLR run)
+    freeze: bool = False  # classify: train only the classifier (linear evaluation)
 
 
 @dataclass
 class LossConfig:
-    kind: Literal["tclr", "tempclr"] = "tclr"
+    kind: Literal["tclr", "tempclr", "classify"] = "tclr"
     temperature: float = _range(1e-4, None, default=0.1)
     scaling: Literal["official", "mean"] = "mean"
     ic_global: float = _range(0.0, None, default=1.0)

@@ -1,0 +1,172 @@
+"""Action classification on top of a (TCLR pre-trained) R3D: linear probe or full fine-tuning.
+
+`loss.kind: classify`. The backbone is initialised from `model.checkpoint` (a TCLR
+run's checkpoint; none means random initialisation, the ablation's baseline) and
+frozen when `model.freeze` (linear evaluation: globally pooled 512-d features and a
+linear classifier). Training clips: `clip_frames` frames at `stride` from a random
+start, augmented as in pre-training. Test: the mean softmax over `eval.clips` clips
+per video, evenly spaced, centre crop. `data.label_fraction` keeps a class-balanced,
+seeded share of the training videos (limited-label fine-tuning).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from tempclr_cli.core.checkpoint import load_checkpoint
+from tempclr_cli.core.clips import ClipSpec, augment, train_videos
+from tempclr_cli.core.encoders import center_crop
+from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.nn_retrieval import test_videos
+from tempclr_cli.core.r3d import build_backbone, feature_map
+from tempclr_cli.core.recipe import Recipe
+from tempclr_cli.core.video import read_frames
+
+
+def label_subset(labels: list[str], fraction: float, seed: int) -> list[int]:
+    """Indices of a class-balanced, seeded `fraction` of the items (at least one per class)."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for cls in sorted(set(labels)):
+        members = [i for i, c in enumerate(labels) if c == cls]
+        n = max(1, int(round(len(members) * fraction)))
+        keep += rng.choice(members, size=n, replace=False).tolist()
+    return sorted(keep)
+
+
+class Classifier(nn.Module):
+    def __init__(self, name: str, classes: int, freeze: bool):
+        super().__init__()
+        self.config = {"name": name, "classes": classes, "freeze": freeze}
+        self.backbone = build_backbone(name)
+        self.fc = nn.Linear(self.backbone.layer4[-1].conv2[0].out_channels, classes)
+        self.freeze = freeze
+        if freeze:
+            self.backbone.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze:
+            self.backbone.eval()  # linear evaluation: batch-norm statistics stay as pre-trained
+        return self
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """clips (B, 3, T, H, W) -> logits (B, classes), from the globally pooled layer4 map."""
+        return self.fc(feature_map(self.backbone, clips).mean(-1))
+
+
+class ClassifyVideos(Dataset):
+    def __init__(self, videos: list[Path], labels: list[int], spec: ClipSpec, seed: int):
+        self.videos, self.labels, self.spec, self.seed, self.epoch = videos, labels, spec, seed, 0
+        self.short_side = max(spec.size, round(spec.size * 240 / 112))
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        try:
+            frames = torch.from_numpy(read_frames(self.videos[i], self.short_side))
+        except Exception:  # noqa: BLE001 - skipped and counted
+            return None
+        span = self.spec.frames * self.spec.stride
+        start = int(rng.integers(0, max(1, len(frames) - span + 1)))
+        idx = (start + np.arange(self.spec.frames) * self.spec.stride) % len(frames)
+        return augment(frames[idx], self.spec.size, rng), self.labels[i]
+
+
+def _collate(items):
+    good = [it for it in items if it is not None]
+    if not good:
+        return None
+    return torch.stack([c for c, _ in good]), torch.tensor([y for _, y in good]), len(items) - len(good)
+
+
+class ClassifyTask:
+    kind = "classify"
+
+    def __init__(self, recipe: Recipe, device: torch.device):
+        data = recipe.data
+        self.recipe, self.device = recipe, device
+        self.spec = ClipSpec(data.clip_frames, data.stride, data.size)
+        annotations = Path(data.annotations) if data.annotations else None
+        items = train_videos(Path(data.root), data.format, annotations, data.split)
+        self.classes = sorted({c for _, c in items})
+        keep = label_subset([c for _, c in items], data.label_fraction, recipe.train.seed)
+        self.videos = [items[k][0] for k in keep]
+        self.labels = [self.classes.index(items[k][1]) for k in keep]
+        self.dataset = ClassifyVideos(self.videos, self.labels, self.spec, recipe.train.seed)
+        self.skipped = 0
+
+    def build_model(self) -> nn.Module:
+        model_cfg = self.recipe.model
+        model = Classifier(model_cfg.name, len(self.classes), model_cfg.freeze)
+        if model_cfg.checkpoint:
+            state = load_checkpoint(model_cfg.checkpoint)
+            if state.get("kind") != "tclr":
+                raise TempclrError(f"model.checkpoint {model_cfg.checkpoint}: not a TCLR checkpoint")
+            backbone = {k[len("backbone."):]: v for k, v in state["model"].items() if k.startswith("backbone.")}
+            model.backbone.load_state_dict(backbone)
+        return model
+
+    def model_args(self) -> dict:
+        return {"name": self.recipe.model.name, "classes": len(self.classes), "freeze": self.recipe.model.freeze}
+
+    def meta(self) -> dict:
+        return {"classes": self.classes, "clip_frames": self.spec.frames, "stride": self.spec.stride, "size": self.spec.size,
+                "train_videos": len(self.videos)}
+
+    def steps_per_epoch(self, world: int) -> int:
+        return max(1, len(self.videos) // max(1, self.recipe.train.batch_size))
+
+    def epoch_info(self) -> dict:
+        skipped, self.skipped = self.skipped, 0
+        return {"skipped_videos": skipped}
+
+    def batches(self, epoch: int, rank: int, world: int):
+        from tempclr_cli.core.trainer import epoch_generator
+
+        self.dataset.epoch = epoch
+        order = torch.randperm(len(self.videos), generator=epoch_generator(self.recipe.train.seed, epoch)).tolist()
+        per_rank = max(1, self.recipe.train.batch_size // world)
+        loader = DataLoader(self.dataset, batch_size=per_rank, sampler=order[rank::world], collate_fn=_collate,
+                            num_workers=self.recipe.data.num_workers, pin_memory=self.device.type == "cuda")
+        for batch in loader:
+            if batch is None:
+                self.skipped += per_rank
+                continue
+            clips, labels, skipped = batch
+            self.skipped += skipped
+            yield clips.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+
+    def loss(self, model: nn.Module, batch) -> dict[str, torch.Tensor]:
+        clips, labels = batch
+        ce = nn.functional.cross_entropy(model(clips), labels)
+        return {"cross_entropy": ce, "total": ce}
+
+
+@torch.no_grad()
+def evaluate(model: Classifier, recipe: Recipe, classes: list[str], device) -> dict:
+    """Top-1 / top-5 test accuracy, mean softmax over `eval.clips` evenly spaced clips per video."""
+    data = recipe.data
+    spec = ClipSpec(data.clip_frames, data.stride, data.size)
+    items = test_videos(Path(data.root), data.format, Path(data.annotations) if data.annotations else None, data.split)
+    model.eval().to(device)
+    top1 = top5 = 0
+    for path, cls in items:
+        frames = torch.from_numpy(read_frames(path, spec.size))
+        span = (spec.frames - 1) * spec.stride + 1
+        starts = np.linspace(0, max(0, len(frames) - span), recipe.eval.clips).round().astype(int)
+        idx = (starts[:, None] + np.arange(spec.frames)[None, :] * spec.stride) % len(frames)
+        x = center_crop(frames[torch.from_numpy(idx)].permute(0, 4, 1, 2, 3).float().div_(255), spec.size)
+        probs = model(x.to(device)).softmax(-1).mean(0)
+        ranked = probs.argsort(descending=True).tolist()
+        truth = classes.index(cls)
+        top1 += ranked[0] == truth
+        top5 += truth in ranked[:5]
+    return {"test_videos": len(items), "top1": round(100 * top1 / len(items), 2), "top5": round(100 * top5 / len(items), 2)}
