@@ -94,3 +94,19 @@ def test_linear_probe_keeps_the_pretrained_backbone_and_reports_test_accuracy(ac
     after = torch.load(probe / "last.pt", weights_only=True)["model"]
     backbone = [k for k in after if k.startswith("backbone.")]
     assert backbone and all(torch.equal(after[k], before[k]) for k in backbone)
+
+
+def test_extract_with_a_tclr_checkpoint(actions, tmp_path):
+    run = tmp_path / "pre"
+    common = ["--set", f"data.root={actions}", "--set", f"data.annotations={actions}", "--set", "train.batch_size=4"]
+    assert tempclr("train", str(RECIPE), *common, "--set", "train.epochs=1", "--run-dir", str(run), "--device", "cpu").returncode == 0
+    video = next(actions.glob("*/*.mp4"))  # 3 s
+    out = tmp_path / "feats"
+    result = tempclr("extract", str(video), "-o", str(out), "--model", "r3d18", "--checkpoint", str(run / "last.pt"),
+                     "--dtype", "float32", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    feats = np.load(out / f"{video.stem}.npy")
+    assert feats.shape == (3, 128)  # one 1-s clip per second, r3d18-small's 128 channels
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
+    missing = tempclr("extract", str(video), "-o", str(out), "--model", "r3d18")
+    assert missing.returncode == 2 and "needs --checkpoint" in missing.stderr

@@ -61,6 +61,9 @@ def extract(
 ) -> None:
     """Extract one (clips, dim) feature matrix per video into OUT, mirroring the input tree.
 
+    With --model r3d18 --checkpoint RUN/last.pt (a TCLR run), each clip is encoded from
+    16 consecutive samples at 16 / --clip-seconds fps (the checkpoint's clip length).
+
     Resumable: videos whose .npy exists and loads are skipped. Videos that cannot be
     decoded are listed in OUT/failures.jsonl and the run goes on. Exit code 0 when
     every video succeeded, 3 when some failed, 2 on bad input.
@@ -78,6 +81,8 @@ def extract(
 
     cfg = core.ExtractConfig(fps, clip_seconds, per_frame, dtype, normalize, batch_size, workers)
     cfg.check()
+    if model == "r3d18":
+        cfg = core.r3d_config(cfg, checkpoint)
     sources = list(inputs or []) + (_read_list(list_) if list_ else [])
     if not sources:
         raise TempclrError("no input: give video files/folders or --list FILE (or --list - for stdin)")

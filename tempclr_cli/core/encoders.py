@@ -176,13 +176,56 @@ def l2_normalize(x, eps: float = 1e-12):
     return x / x.norm(dim=-1, keepdim=True).clamp_min(eps)
 
 
-def load_encoder(model: str, pretrained: str, checkpoint: str | None, device, seed: int = 0) -> ClipEncoder:
+@dataclass
+class R3DEncoder:
+    """A TCLR backbone as a frame encoder for `extract`: frames come in whole clips of
+    `frames_per_clip` consecutive samples, and every frame of a clip receives that clip's
+    feature (the globally pooled layer4 map), so the per-clip mean is the clip feature."""
+
+    backbone: object
+    frames_per_clip: int
+    image_size: int
+    device: object
+    name: str
+    pretrained: str
+    seed: int = 0
+
+    def encode_images(self, frames):
+        import torch
+
+        from tempclr_cli.core.r3d import feature_map
+
+        x = torch.as_tensor(frames).to(self.device, non_blocking=True).float().div_(255)  # (n, S, S, 3)
+        n, F = x.shape[0], self.frames_per_clip
+        if n % F:
+            x = torch.cat([x, x[-1:].expand(F - n % F, *x.shape[1:])])
+        clips = x.view(-1, F, *x.shape[1:]).permute(0, 4, 1, 2, 3)  # (clips, 3, F, S, S)
+        with torch.inference_mode():
+            feats = feature_map(self.backbone, clips).mean(-1).float()
+        return feats.repeat_interleave(F, dim=0)[:n]
+
+
+def load_r3d(checkpoint: str, device) -> R3DEncoder:
+    """The backbone of a `tempclr train` TCLR (or classify) checkpoint."""
+    from tempclr_cli.core.checkpoint import load_checkpoint
+    from tempclr_cli.core.r3d import build_backbone
+
+    state = load_checkpoint(checkpoint)
+    if state.get("kind") not in ("tclr", "classify"):
+        raise TempclrError(f"--checkpoint {checkpoint}: not a TCLR checkpoint (kind {state.get('kind')!r})")
+    backbone = build_backbone(state["model_args"]["name"])
+    prefix = "backbone."
+    backbone.load_state_dict({k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)})
+    meta = state["meta"]
+    return R3DEncoder(backbone.eval().to(device), meta["clip_frames"], meta["size"], device, "r3d18", str(checkpoint))
+
+
+def load_encoder(model: str, pretrained: str, checkpoint: str | None, device, seed: int = 0):
     """The encoder named on the command line: open_clip models, or a TCLR R3D-18 checkpoint."""
     if model == "r3d18":
-        raise TempclrError(
-            "--model r3d18 (TCLR backbone features) is not implemented yet; use an open_clip model",
-            exit_code=1,
-        )
+        if not checkpoint:
+            raise TempclrError("--model r3d18 needs --checkpoint (a `tempclr train` TCLR run's last.pt or best.pt)")
+        return load_r3d(checkpoint, device)
     if checkpoint:
         raise TempclrError("--checkpoint is for --model r3d18; for open_clip weights use --pretrained FILE")
     return load_clip(model, pretrained, device, seed)

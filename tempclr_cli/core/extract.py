@@ -55,6 +55,21 @@ class ExtractConfig:
             raise TempclrError("--batch-size must be >= 1 and --workers >= 0")
 
 
+def r3d_config(cfg: ExtractConfig, checkpoint: str | None) -> ExtractConfig:
+    """Sampling for a TCLR backbone: clip_frames samples per clip window, batches of whole clips."""
+    from dataclasses import replace
+
+    from tempclr_cli.core.checkpoint import load_checkpoint
+
+    if not checkpoint:
+        raise TempclrError("--model r3d18 needs --checkpoint (a `tempclr train` TCLR run's last.pt or best.pt)")
+    frames = load_checkpoint(checkpoint)["meta"]["clip_frames"]
+    if cfg.per_frame:
+        raise TempclrError("--per-frame does not apply to --model r3d18 (features are per clip)")
+    batch = max(frames, cfg.batch_size // frames * frames)
+    return replace(cfg, fps=frames / cfg.clip_seconds, batch_size=batch)
+
+
 @dataclass(frozen=True)
 class Job:
     source: Path
