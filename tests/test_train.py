@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -125,12 +124,6 @@ def test_resume_from_a_missing_file_is_an_error(step_dataset, tmp_path):
         train(r, TempCLRTask(r, torch.device("cpu"), tmp_path), tmp_path, torch.device("cpu"), resume=str(tmp_path / "x.pt"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 DDP_SCRIPT = """
 import json, sys, torch
 torch.set_num_threads(1)
@@ -161,8 +154,8 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(step_data
     single = subprocess.run([sys.executable, str(script), str(RECIPE), str(tmp_path / "one"), *overrides],
                             env=env, capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-                f"--master_port={_free_port()}", str(script), str(RECIPE), str(tmp_path / "two"), *overrides]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                str(script), str(RECIPE), str(tmp_path / "two"), *overrides]  # --standalone: a free local port
     double = subprocess.run(torchrun, env=env, capture_output=True, text=True, timeout=300)
     assert double.returncode == 0, double.stderr
     rows = sorted((json.loads(line) for line in double.stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"])
