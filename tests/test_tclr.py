@@ -86,10 +86,13 @@ def test_linear_probe_keeps_the_pretrained_backbone_and_reports_test_accuracy(ac
     probe = tmp_path / "probe"
     finetune = RECIPE.with_name("tclr_synthetic_finetune.yaml")
     result = tempclr("train", str(finetune), *common, "--set", f"model.checkpoint={pre / 'last.pt'}",
-                     "--set", "model.freeze=true", "--set", "train.epochs=1", "--set", "eval.clips=2", "--run-dir", str(probe))
+                     "--set", "model.freeze=true", "--set", "train.epochs=1", "--set", "eval.clips=2", "--run-dir", str(probe),
+                     "--plot", str(tmp_path / "confusion.png"))
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
     assert row["test_videos"] == 8 and 0 <= row["top1"] <= row["top5"] <= 100
+    assert sum(map(sum, row["confusion"])) == 8 and len(row["classes"]) == 4
+    assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     before = torch.load(pre / "last.pt", weights_only=True)["model"]
     after = torch.load(probe / "last.pt", weights_only=True)["model"]
     backbone = [k for k in after if k.startswith("backbone.")]
@@ -110,3 +113,18 @@ def test_extract_with_a_tclr_checkpoint(actions, tmp_path):
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
     missing = tempclr("extract", str(video), "-o", str(out), "--model", "r3d18")
     assert missing.returncode == 2 and "needs --checkpoint" in missing.stderr
+
+
+def test_diving48_lists(tmp_path):
+    from tempclr_cli.core.clips import train_videos
+    from tempclr_cli.core.errors import TempclrError
+    from tempclr_cli.core.nn_retrieval import test_videos
+
+    rows = [{"vid_name": "_8Vy3dlHg2w_00000", "label": 12, "start_frame": 0, "end_frame": 52}]
+    (tmp_path / "Diving48_V2_train.json").write_text(json.dumps(rows))
+    (tmp_path / "Diving48_V2_test.json").write_text(json.dumps(rows * 2))
+    assert train_videos(tmp_path / "rgb", "diving48", tmp_path, 1) == [(tmp_path / "rgb" / "_8Vy3dlHg2w_00000.mp4", "12")]
+    assert len(test_videos(tmp_path / "rgb", "diving48", tmp_path, 1)) == 2
+    (tmp_path / "Diving48_V2_train.json").write_text('{"not": "a list"}')
+    with pytest.raises(TempclrError, match="JSON list"):
+        train_videos(tmp_path / "rgb", "diving48", tmp_path, 1)

@@ -23,6 +23,7 @@ def train(
     ] = False,
     resume: Annotated[Optional[str], typer.Option(help="'auto' (latest checkpoint in the run folder) or a path.")] = None,
     run_dir: Annotated[Optional[Path], typer.Option(help="Run folder for checkpoints and metrics.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="loss.kind classify: save the test confusion matrix (PNG).")] = None,
     device: Device = "auto",
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides train.seed).")] = None,
     verbose: Verbose = False,
@@ -46,6 +47,11 @@ def train(
         return
     run_dir = run_dir or Path("runs") / recipe.stem
     row = run_training(resolved, run_dir, device, resume, quiet)
+    if plot and "confusion" in row:
+        from tempclr_cli.core.plot import confusion_plot
+
+        title = f"test top-1 {row['top1']:.1f}%"
+        log(f"plot: {confusion_plot(row['classes'], row['confusion'], plot, title)}", quiet)
     print(json.dumps({"run_dir": str(run_dir), "checkpoint": str(run_dir / "last.pt"), **row}))
 
 

@@ -158,6 +158,7 @@ def evaluate(model: Classifier, recipe: Recipe, classes: list[str], device) -> d
     items = test_videos(Path(data.root), data.format, Path(data.annotations) if data.annotations else None, data.split)
     model.eval().to(device)
     top1 = top5 = 0
+    confusion = np.zeros((len(classes), len(classes)), dtype=int)  # rows: truth, columns: prediction
     for path, cls in items:
         frames = torch.from_numpy(read_frames(path, spec.size))
         span = (spec.frames - 1) * spec.stride + 1
@@ -169,4 +170,6 @@ def evaluate(model: Classifier, recipe: Recipe, classes: list[str], device) -> d
         truth = classes.index(cls)
         top1 += ranked[0] == truth
         top5 += truth in ranked[:5]
-    return {"test_videos": len(items), "top1": round(100 * top1 / len(items), 2), "top5": round(100 * top5 / len(items), 2)}
+        confusion[truth, ranked[0]] += 1
+    return {"test_videos": len(items), "top1": round(100 * top1 / len(items), 2),
+            "top5": round(100 * top5 / len(items), 2), "classes": classes, "confusion": confusion.tolist()}

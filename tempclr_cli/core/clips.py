@@ -74,10 +74,25 @@ def augment(frames: torch.Tensor, size: int, rng: np.random.Generator) -> torch.
     return x.clamp(0, 1).permute(1, 0, 2, 3).contiguous()
 
 
+def read_diving48(root: Path, listing: Path) -> list[tuple[Path, str]]:
+    """Diving48 V2 lists: a JSON list of {"vid_name", "label", "start_frame", "end_frame"}."""
+    import json
+
+    try:
+        rows = json.loads(listing.read_text(encoding="utf-8"))
+        return [(Path(root) / f"{r['vid_name']}.mp4", str(r["label"])) for r in rows]
+    except FileNotFoundError:
+        raise TempclrError(f"{listing}: Diving48 list not found") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise TempclrError(f"{listing}: expected a JSON list of {{vid_name, label, start_frame, end_frame}}") from None
+
+
 def train_videos(root: Path, fmt: str, annotations: Path | None, split: int) -> list[tuple[Path, str]]:
-    """(video path, class) of the training split: UCF101 / HMDB51 split files or class folders."""
+    """(video path, class) of the training split: UCF101 / HMDB51 / Diving48 lists or class folders."""
     root = Path(root)
     folder = Path(annotations) if annotations else root
+    if fmt == "diving48":
+        return read_diving48(root, folder / "Diving48_V2_train.json")
     if fmt == "ucf101":
         listing = folder / f"trainlist{split:02d}.txt"
         if not listing.exists():
@@ -97,7 +112,7 @@ def train_videos(root: Path, fmt: str, annotations: Path | None, split: int) -> 
         return items
     if fmt == "folder":
         return [(p, p.parent.name) for p in sorted(root.glob("*/*")) if p.suffix.lower() in VIDEO_EXTENSIONS]
-    raise TempclrError(f"data.format {fmt}: TCLR reads ucf101, hmdb51 or folder")
+    raise TempclrError(f"data.format {fmt}: TCLR reads ucf101, hmdb51, diving48 or folder")
 
 
 class TCLRVideos(Dataset):

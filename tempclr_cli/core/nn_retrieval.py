@@ -22,8 +22,12 @@ from tempclr_cli.core.video import read_frames
 
 
 def test_videos(root: Path, fmt: str, annotations: Path | None, split: int) -> list[tuple[Path, str]]:
-    """(video path, class) of the test split (UCF101 testlist, HMDB51 status 2)."""
+    """(video path, class) of the test split (UCF101 testlist, HMDB51 status 2, Diving48 test list)."""
     folder = Path(annotations) if annotations else Path(root)
+    if fmt == "diving48":
+        from tempclr_cli.core.clips import read_diving48
+
+        return read_diving48(root, folder / "Diving48_V2_test.json")
     if fmt == "ucf101":
         listing = folder / f"testlist{split:02d}.txt"
         if not listing.exists():
@@ -37,7 +41,7 @@ def test_videos(root: Path, fmt: str, annotations: Path | None, split: int) -> l
             items += [(Path(root) / cls / p[0], cls) for p in (ln.split() for ln in path.read_text().splitlines())
                       if len(p) == 2 and p[1] == "2"]
         return items
-    raise TempclrError(f"--format {fmt}: nearest-neighbour retrieval reads ucf101 or hmdb51 splits")
+    raise TempclrError(f"--format {fmt}: test splits come from ucf101, hmdb51 or diving48 lists")
 
 
 @torch.no_grad()

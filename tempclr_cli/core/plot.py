@@ -47,3 +47,26 @@ def alignment_plot(result, path: str | Path) -> Path:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def confusion_plot(classes: list[str], confusion, path: str | Path, title: str = "confusion") -> Path:
+    """Row-normalised confusion matrix (rows: true class, columns: predicted class)."""
+    import numpy as np
+
+    plt = _pyplot()
+    counts = np.asarray(confusion, dtype=float)
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(min(20, 2 + 0.35 * n), min(20, 1.5 + 0.35 * n)))
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), [_short(c, 20) for c in classes], rotation=90)
+    ax.set_yticks(range(n), [_short(c, 20) for c in classes])
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="share of the class's test videos", pad=0.01)
+    path = Path(path)
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
