@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from tempclr_cli import __version__
-from tempclr_cli.commands import align, demo, extract, fewshot, localize, retrieve, synth, train
+from tempclr_cli.commands import align, demo, extract, fewshot, localize, retrieve, sweep, synth, train
 
 app = typer.Typer(
     name="tempclr",
@@ -45,6 +45,7 @@ app.command("align")(align.align)
 app.command("retrieve")(retrieve.retrieve)
 app.command("fewshot")(fewshot.fewshot)
 app.command("localize")(localize.localize)
+app.command("sweep")(sweep.sweep)
 app.command("synth")(synth.synth)
 app.command("demo")(demo.demo)
 

@@ -67,6 +67,13 @@ def test_train_then_nearest_neighbour_retrieval(actions, tmp_path):
     out = json.loads(nn.stdout)
     assert out["gallery"] == 8 and out["queries"] == 8  # group 1 of each class is the test split
     assert 0 <= out["R@1"] <= out["R@5"] <= 100 and "R@10" not in out  # k beyond the gallery is not reported
+    curve = tempclr("retrieve", str(actions), "--task", "nn", "--format", "ucf101", "--annotations", str(actions),
+                    "--checkpoint", str(run / "last.pt"), "--clips", "1", "--clips", "2", "--json",
+                    "--plot", str(tmp_path / "curve.png"), "--device", "cpu")
+    assert curve.returncode == 0, curve.stderr
+    rows = json.loads(curve.stdout)["curve"]
+    assert [r["clips"] for r in rows] == [1, 2] and rows[1]["R@1"] == out["R@1"]  # same 2-clip protocol
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_label_fraction_is_class_balanced_and_seeded():
@@ -128,3 +135,18 @@ def test_diving48_lists(tmp_path):
     (tmp_path / "Diving48_V2_train.json").write_text('{"not": "a list"}')
     with pytest.raises(TempclrError, match="JSON list"):
         train_videos(tmp_path / "rgb", "diving48", tmp_path, 1)
+
+
+def test_sweep_over_label_fractions(actions, tmp_path):
+    args = ["sweep", str(RECIPE.with_name("tclr_synthetic_finetune.yaml")), "--fraction", "0.25", "--fraction", "1",
+            "--set", f"data.root={actions}", "--set", f"data.annotations={actions}", "--set", "model.checkpoint=",
+            "--set", "train.epochs=1", "--set", "train.batch_size=4", "--set", "eval.clips=1",
+            "--run-dir", str(tmp_path / "sweep"), "--json", "--device", "cpu"]
+    result = tempclr(*args)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["results"]
+    assert [r["fraction"] for r in rows] == [0.25, 1.0] and all(r["test_videos"] == 8 for r in rows)
+    meta = [torch.load(tmp_path / "sweep" / f"fraction_{f}" / "last.pt", weights_only=True)["meta"] for f in (0.25, 1.0)]
+    assert [m["train_videos"] for m in meta] == [4, 8]  # one of 2 per class, then all
+    again = tempclr(*args)  # finished runs are re-used
+    assert again.returncode == 0 and json.loads(again.stdout)["results"] == rows

@@ -22,7 +22,11 @@ def retrieve(
     measure: Annotated[Optional[list[str]], typer.Option(help="capavg, dtw, otam; repeat for several (default: capavg and dtw).")] = None,
     background: Annotated[str, typer.Option(help="removed (annotated segments) or kept (16 s windows).")] = "removed",
     split_number: Annotated[int, typer.Option("--split-number", help="--task nn: UCF101/HMDB51 split 1, 2 or 3.")] = 1,
-    clips: Annotated[int, typer.Option(help="--task nn: clips averaged per video.")] = 9,
+    clips: Annotated[
+        Optional[list[int]],
+        typer.Option(help="--task nn: clips averaged per video (default 9); repeat for a curve: --clips 1 --clips 4."),
+    ] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="--task nn with several --clips: the R@k curve as a PNG.")] = None,
     checkpoint: Checkpoint = None,
     json_: Json = False,
     device: Device = "auto",
@@ -51,7 +55,8 @@ def retrieve(
     from tempclr_cli.core.heads import heads_and_text_tower
 
     if task == "nn":
-        _nearest_neighbours(features, annotations, format_, split_number, clips, checkpoint, device, json_, quiet)
+        _nearest_neighbours(features, annotations, format_, split_number, clips or [9], checkpoint, device, json_,
+                            quiet, plot)
         return
     measures = measure or ["capavg", "dtw"]
     store = FeatureStore(features)
@@ -66,8 +71,8 @@ def retrieve(
     _print_table(results, len(ids))
 
 
-def _nearest_neighbours(root: Path, splits: Path, fmt: str, split: int, clips: int, checkpoint: Optional[str],
-                        device: str, as_json: bool, quiet: bool) -> None:
+def _nearest_neighbours(root: Path, splits: Path, fmt: str, split: int, clips: list[int], checkpoint: Optional[str],
+                        device: str, as_json: bool, quiet: bool, plot: Optional[Path]) -> None:
     from tempclr_cli.core.checkpoint import load_checkpoint
     from tempclr_cli.core.nn_retrieval import evaluate
     from tempclr_cli.core.r3d import TCLRModel
@@ -84,15 +89,24 @@ def _nearest_neighbours(root: Path, splits: Path, fmt: str, split: int, clips: i
             raise TempclrError(f"{checkpoint}: not a TCLR checkpoint (kind {state.get('kind')!r})")
         model, meta = TCLRModel(**state["model_args"]), state["meta"]
         model.load_state_dict(state["model"])
+    curve = []
     with progress(quiet) as bar:
-        task = bar.add_task("features", total=None)
-        result = evaluate(model.to(dev), root, fmt, splits, split, meta["clip_frames"], meta["size"], clips, dev,
-                          lambda n: bar.advance(task, n))
+        for k in clips:
+            task = bar.add_task(f"features, {k} clips/video", total=None)
+            result = evaluate(model.to(dev), root, fmt, splits, split, meta["clip_frames"], meta["size"], k, dev,
+                              lambda n: bar.advance(task, n))
+            curve.append({"clips": k, **result})
+    if plot:
+        from tempclr_cli.core.plot import curve_plot
+
+        series = {key: [row[key] for row in curve] for key in curve[0] if key.startswith("R@")}
+        log(f"plot: {curve_plot(clips, series, plot, 'clips per video', 'retrieval (%)')}", quiet)
     if as_json:
-        print(json.dumps({"task": "nn", **result}))
+        print(json.dumps({"task": "nn", **curve[0]} if len(curve) == 1 else {"task": "nn", "curve": curve}))
         return
-    log(f"gallery {result['gallery']} videos, queries {result['queries']}", quiet)
-    print("  ".join(f"{k} {v:.1f}" for k, v in result.items() if k.startswith("R@")))
+    log(f"gallery {curve[0]['gallery']} videos, queries {curve[0]['queries']}", quiet)
+    for row in curve:
+        print(f"clips {row['clips']:>3}  " + "  ".join(f"{k} {v:.1f}" for k, v in row.items() if k.startswith("R@")))
 
 
 def text_encoder(model: str, pretrained: str, seed: int, device: str):

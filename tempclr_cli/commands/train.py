@@ -88,6 +88,9 @@ def run_training(resolved, run_dir: Path, device: str, resume: Optional[str], qu
         row = train_loop(resolved, task, run_dir, dev, resume, on_epoch=on_epoch)
     if not row:
         log(f"nothing to do: the run in {run_dir} already finished its {resolved.train.epochs} epochs", quiet)
+        from tempclr_cli.core.checkpoint import load_checkpoint
+
+        row = load_checkpoint(run_dir / "last.pt")["metrics"]
     if resolved.loss.kind == "classify":
         row = {**row, **_test_accuracy(resolved, run_dir, dev, quiet)}
     return row
