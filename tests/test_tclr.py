@@ -150,3 +150,60 @@ def test_sweep_over_label_fractions(actions, tmp_path):
     assert [m["train_videos"] for m in meta] == [4, 8]  # one of 2 per class, then all
     again = tempclr(*args)  # finished runs are re-used
     assert again.returncode == 0 and json.loads(again.stdout)["results"] == rows
+
+
+DDP_SCRIPT = """
+import json, sys, torch
+torch.set_num_threads(1)
+from pathlib import Path
+from tempclr_cli.core.recipe import load_recipe
+from tempclr_cli.core.tclr_training import TCLRTask
+from tempclr_cli.core.trainer import train
+
+models = []
+build = TCLRTask.build_model
+TCLRTask.build_model = lambda self: models.append(build(self)) or models[-1]
+recipe = load_recipe(sys.argv[1], sys.argv[3:])
+row = train(recipe, TCLRTask(recipe, torch.device("cpu")), Path(sys.argv[2]), torch.device("cpu"))
+params = torch.cat([p.detach().flatten() for p in models[0].parameters()])
+print(json.dumps({"rank": torch.distributed.get_rank(), "total": row["total"], "checksum": float(params.double().sum()),
+                  "first": params[:50].tolist()}))
+"""
+
+
+def test_two_gloo_ranks_stay_identical(actions, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    overrides = [f"data.root={actions}", f"data.annotations={actions}", "train.batch_size=4", "train.epochs=1"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(RECIPE),
+           str(tmp_path / "run"), *overrides]
+    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = sorted((json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"])
+    assert [r["rank"] for r in rows] == [0, 1]
+    assert rows[0]["first"] == rows[1]["first"] and rows[0]["checksum"] == rows[1]["checksum"]
+    assert rows[0]["total"] == rows[1]["total"]  # the epoch loss is reduced across ranks
+    assert (tmp_path / "run" / "last.pt").exists()
+
+
+def test_resume_reaches_the_same_weights(actions, tmp_path):
+    from tempclr_cli.core.checkpoint import load_checkpoint
+    from tempclr_cli.core.recipe import load_recipe
+    from tempclr_cli.core.tclr_training import TCLRTask
+    from tempclr_cli.core.trainer import train
+
+    def recipe(epochs):
+        return load_recipe(RECIPE, [f"data.root={actions}", f"data.annotations={actions}", "train.batch_size=4",
+                                    f"train.epochs={epochs}"])
+
+    cpu = torch.device("cpu")
+    train(recipe(2), TCLRTask(recipe(2), cpu), tmp_path / "full", cpu)
+    train(recipe(1), TCLRTask(recipe(1), cpu), tmp_path / "split", cpu)
+    torch.manual_seed(999)
+    train(recipe(2), TCLRTask(recipe(2), cpu), tmp_path / "split", cpu, resume="auto")
+    a, b = (load_checkpoint(tmp_path / d / "last.pt")["model"] for d in ("full", "split"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

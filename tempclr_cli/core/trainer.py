@@ -26,7 +26,7 @@ from tempclr_cli.core import io
 from tempclr_cli.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.recipe import Recipe, recipe_to_dict, recipe_to_yaml
-from tempclr_cli.core.runtime import autocast
+from tempclr_cli.core.runtime import autocast, seed_everything
 
 
 class Task(Protocol):
@@ -147,9 +147,14 @@ def train(
     """Train `task` per `recipe`; returns the last epoch's metrics row."""
     dist = setup_distributed(device)
     cfg, optim = recipe.train, recipe.optim
+    seed_everything(cfg.seed)  # the initial weights depend on train.seed only (a resume then loads its own)
     model = task.build_model().to(device)
     if device.type == "cuda" and getattr(task, "channels_last", False):
         model = model.to(memory_format=torch.channels_last_3d)
+    if dist.world > 1 and device.type == "cuda":
+        # batch statistics over the global batch, as in one process (SyncBatchNorm needs a GPU;
+        # on CPU/gloo each rank normalises its own share of the batch)
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     wrapped = torch.nn.parallel.DistributedDataParallel(model, [device] if device.type == "cuda" else None) if dist.world > 1 else model
     opt = torch.optim.Adam(model.parameters(), lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
     sched = WarmupPlateau(optim.lr, optim.warmup, optim.plateau_patience, optim.plateau_factor)
