@@ -148,7 +148,7 @@ def main() -> None:
     case_d(rng, rows, 64, 10, 100)
     case_d(rng, rows, 256, 20, 300)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median ms")
-    print(f"| case | peer | tempclr ms | peer ms | peer / tempclr |\n|---|---|---:|---:|---:|")
+    print("| case | peer | tempclr ms | peer ms | peer / tempclr |\n|---|---|---:|---:|---:|")
     for case, peer, ours, theirs in rows:
         print(f"| {case} | {peer} | {ours:.2f} | {theirs:.2f} | {theirs / ours:.2f} |")
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from test_cli import tempclr
-from videos import audio_only, cfr, truncated
+from videos import audio_only, cfr
 
 TINY = ["--model", "tiny", "--pretrained", "none", "--device", "cpu"]
 

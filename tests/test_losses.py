@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tempclr_cli.core.dtw import otam, soft_dtw
+from tempclr_cli.core.dtw import soft_dtw
 from tempclr_cli.core.losses import clip_caption_loss, cosine_cost, sequence_contrastive_loss, tclr_losses
 
 

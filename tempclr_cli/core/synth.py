@@ -17,7 +17,6 @@ method cannot tell them apart.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
