@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
 from tempclr_cli.core.checkpoint import load_checkpoint
-from tempclr_cli.core.clips import ClipSpec, augment, train_videos
+from tempclr_cli.core.clips import ClipSpec, SeededVideos, augment, seeded_loader, train_videos
 from tempclr_cli.core.encoders import center_crop
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.nn_retrieval import test_videos
@@ -60,19 +59,16 @@ class Classifier(nn.Module):
         return self.fc(feature_map(self.backbone, clips).mean(-1))
 
 
-class ClassifyVideos(Dataset):
-    def __init__(self, videos: list[Path], labels: list[int], spec: ClipSpec, seed: int):
-        self.videos, self.labels, self.spec, self.seed, self.epoch = videos, labels, spec, seed, 0
-        self.short_side = max(spec.size, round(spec.size * 240 / 112))
+class ClassifyVideos(SeededVideos):
+    """Items: (clip (3, T, S, S), label) or None for an undecodable video."""
 
-    def __len__(self) -> int:
-        return len(self.videos)
+    def __init__(self, videos: list[Path], labels: list[int], spec: ClipSpec, seed: int):
+        super().__init__(videos, spec, seed)
+        self.labels = labels
 
     def __getitem__(self, i: int):
-        rng = np.random.default_rng([self.seed, self.epoch, i])
-        try:
-            frames = torch.from_numpy(read_frames(self.videos[i], self.short_side))
-        except Exception:  # noqa: BLE001 - skipped and counted
+        rng, frames = self.load(i)
+        if frames is None:
             return None
         span = self.spec.frames * self.spec.stride
         start = int(rng.integers(0, max(1, len(frames) - span + 1)))
@@ -129,13 +125,8 @@ class ClassifyTask:
         return {"skipped_videos": skipped}
 
     def batches(self, epoch: int, rank: int, world: int):
-        from tempclr_cli.core.trainer import epoch_generator
-
-        self.dataset.epoch = epoch
-        order = torch.randperm(len(self.videos), generator=epoch_generator(self.recipe.train.seed, epoch)).tolist()
-        per_rank = max(1, self.recipe.train.batch_size // world)
-        loader = DataLoader(self.dataset, batch_size=per_rank, sampler=order[rank::world], collate_fn=_collate,
-                            num_workers=self.recipe.data.num_workers, pin_memory=self.device.type == "cuda")
+        loader, per_rank = seeded_loader(self.dataset, self.recipe, epoch, rank, world, _collate,
+                                         self.device.type == "cuda", full_batches=False)
         for batch in loader:
             if batch is None:
                 self.skipped += per_rank

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from tempclr_cli.core.errors import TempclrError
@@ -87,39 +87,41 @@ def read_diving48(root: Path, listing: Path) -> list[tuple[Path, str]]:
         raise TempclrError(f"{listing}: expected a JSON list of {{vid_name, label, start_frame, end_frame}}") from None
 
 
-def train_videos(root: Path, fmt: str, annotations: Path | None, split: int) -> list[tuple[Path, str]]:
-    """(video path, class) of the training split: UCF101 / HMDB51 / Diving48 lists or class folders."""
+def split_videos(root: Path, fmt: str, annotations: Path | None, split: int, subset: str) -> list[tuple[Path, str]]:
+    """(video path, class) of the `subset` ("train" or "test") of UCF101 / HMDB51 / Diving48 lists,
+    or of class folders (all videos, train only)."""
     root = Path(root)
     folder = Path(annotations) if annotations else root
     if fmt == "diving48":
-        return read_diving48(root, folder / "Diving48_V2_train.json")
+        return read_diving48(root, folder / f"Diving48_V2_{subset}.json")
     if fmt == "ucf101":
-        listing = folder / f"trainlist{split:02d}.txt"
+        listing = folder / f"{subset}list{split:02d}.txt"
         if not listing.exists():
-            raise TempclrError(f"{listing}: UCF101 train list not found (data.annotations: the ucfTrainTestlist folder)")
+            raise TempclrError(f"{listing}: UCF101 {subset} list not found (data.annotations: the ucfTrainTestlist folder)")
         rels = [line.split()[0] for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
         return [(root / rel, rel.split("/")[0]) for rel in rels]
     if fmt == "hmdb51":
-        items = []
+        status, items = "1" if subset == "train" else "2", []
         for path in sorted(folder.glob(f"*_test_split{split}.txt")):
             cls = path.name[: -len(f"_test_split{split}.txt")]
-            for line in path.read_text(encoding="utf-8").splitlines():
-                parts = line.split()
-                if len(parts) == 2 and parts[1] == "1":
+            for parts in (line.split() for line in path.read_text(encoding="utf-8").splitlines()):
+                if len(parts) == 2 and parts[1] == status:
                     items.append((root / cls / parts[0], cls))
         if not items:
-            raise TempclrError(f"{folder}: no HMDB51 split files (<class>_test_split{split}.txt) with training videos")
+            raise TempclrError(f"{folder}: no HMDB51 split files (<class>_test_split{split}.txt) with {subset} videos")
         return items
-    if fmt == "folder":
+    if fmt == "folder" and subset == "train":
         return [(p, p.parent.name) for p in sorted(root.glob("*/*")) if p.suffix.lower() in VIDEO_EXTENSIONS]
-    raise TempclrError(f"data.format {fmt}: TCLR reads ucf101, hmdb51, diving48 or folder")
+    raise TempclrError(f"data.format {fmt}: {subset} videos come from ucf101, hmdb51, diving48 lists (or folder: train)")
 
 
-class TCLRVideos(Dataset):
-    """Items: {"global": (2, 3, T, S, S), "local": (2, L, 3, T, S, S)} or None for an undecodable video.
+def train_videos(root: Path, fmt: str, annotations: Path | None, split: int) -> list[tuple[Path, str]]:
+    return split_videos(root, fmt, annotations, split, "train")
 
-    Randomness of item i in epoch e comes from (seed, e, i): workers and resumes agree.
-    """
+
+class SeededVideos(Dataset):
+    """A list of videos whose item i in epoch e draws its randomness from (seed, e, i):
+    DataLoader workers and resumed runs agree on every random choice."""
 
     def __init__(self, videos: list[Path], spec: ClipSpec, seed: int = 0):
         self.videos, self.spec, self.seed, self.epoch = videos, spec, seed, 0
@@ -128,11 +130,40 @@ class TCLRVideos(Dataset):
     def __len__(self) -> int:
         return len(self.videos)
 
-    def __getitem__(self, i: int):
+    def load(self, i: int) -> tuple[np.random.Generator, torch.Tensor | None]:
+        """The item's generator and its frames (None for a video that cannot be decoded)."""
         rng = np.random.default_rng([self.seed, self.epoch, i])
         try:
-            frames = torch.from_numpy(read_frames(self.videos[i], self.short_side))
+            return rng, torch.from_numpy(read_frames(self.videos[i], self.short_side))
         except Exception:  # noqa: BLE001 - a broken video is skipped and counted, never fatal
+            return rng, None
+
+
+def seeded_loader(dataset: SeededVideos, recipe, epoch: int, rank: int, world: int, collate_fn,
+                  pin_memory: bool, full_batches: bool) -> tuple[DataLoader, int]:
+    """This rank's loader for epoch `epoch` (a seeded shuffle split across ranks) and its batch size.
+
+    `full_batches` keeps only whole batches, equal on every rank (batch norm, contrastive
+    negatives); otherwise every video is used once.
+    """
+    from tempclr_cli.core.trainer import epoch_generator
+
+    dataset.epoch = epoch
+    order = torch.randperm(len(dataset), generator=epoch_generator(recipe.train.seed, epoch)).tolist()
+    per_rank = max(1, recipe.train.batch_size // world)
+    if full_batches:
+        order = order[: len(order) // (per_rank * world) * per_rank * world]
+    loader = DataLoader(dataset, batch_size=per_rank, sampler=order[rank::world], collate_fn=collate_fn,
+                        num_workers=recipe.data.num_workers, pin_memory=pin_memory)
+    return loader, per_rank
+
+
+class TCLRVideos(SeededVideos):
+    """Items: {"global": (2, 3, T, S, S), "local": (2, L, 3, T, S, S)} or None for an undecodable video."""
+
+    def __getitem__(self, i: int):
+        rng, frames = self.load(i)
+        if frames is None:
             return None
         g, loc = tclr_indices(len(frames), self.spec, rng)
         views = torch.stack([augment(frames[g], self.spec.size, rng) for _ in range(2)])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tempclr_cli.core.clips import train_videos
+from tempclr_cli.core.clips import split_videos, train_videos
 from tempclr_cli.core.encoders import center_crop
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.r3d import TCLRModel, feature_map
@@ -23,25 +23,7 @@ from tempclr_cli.core.video import read_frames
 
 def test_videos(root: Path, fmt: str, annotations: Path | None, split: int) -> list[tuple[Path, str]]:
     """(video path, class) of the test split (UCF101 testlist, HMDB51 status 2, Diving48 test list)."""
-    folder = Path(annotations) if annotations else Path(root)
-    if fmt == "diving48":
-        from tempclr_cli.core.clips import read_diving48
-
-        return read_diving48(root, folder / "Diving48_V2_test.json")
-    if fmt == "ucf101":
-        listing = folder / f"testlist{split:02d}.txt"
-        if not listing.exists():
-            raise TempclrError(f"{listing}: UCF101 test list not found")
-        rels = [line.split()[0] for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [(Path(root) / rel, rel.split("/")[0]) for rel in rels]
-    if fmt == "hmdb51":
-        items = []
-        for path in sorted(folder.glob(f"*_test_split{split}.txt")):
-            cls = path.name[: -len(f"_test_split{split}.txt")]
-            items += [(Path(root) / cls / p[0], cls) for p in (ln.split() for ln in path.read_text().splitlines())
-                      if len(p) == 2 and p[1] == "2"]
-        return items
-    raise TempclrError(f"--format {fmt}: test splits come from ucf101, hmdb51 or diving48 lists")
+    return split_videos(root, fmt, annotations, split, "test")
 
 
 @torch.no_grad()

@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
-from tempclr_cli.core.clips import ClipSpec, TCLRVideos, collate, train_videos
+from tempclr_cli.core.clips import ClipSpec, TCLRVideos, collate, seeded_loader, train_videos
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.losses import gather_with_grad, tclr_losses
 from tempclr_cli.core.r3d import TCLRModel
@@ -56,14 +55,8 @@ class TCLRTask:
         return {"skipped_videos": skipped}
 
     def batches(self, epoch: int, rank: int, world: int):
-        from tempclr_cli.core.trainer import epoch_generator
-
-        self.dataset.epoch = epoch
-        order = torch.randperm(len(self.videos), generator=epoch_generator(self.recipe.train.seed, epoch)).tolist()
-        per_rank = max(1, self.recipe.train.batch_size // world)
-        usable = len(order) // (per_rank * world) * per_rank * world  # equal, full batches on every rank
-        loader = DataLoader(self.dataset, batch_size=per_rank, sampler=order[:usable][rank::world], collate_fn=collate,
-                            num_workers=self.recipe.data.num_workers, pin_memory=self.device.type == "cuda")
+        loader, per_rank = seeded_loader(self.dataset, self.recipe, epoch, rank, world, collate,
+                                         self.device.type == "cuda", full_batches=True)
         for batch in loader:
             if batch is None:
                 self.skipped += per_rank
