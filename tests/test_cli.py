@@ -61,3 +61,11 @@ def test_print_recipe_emits_resolved_yaml_on_stdout():
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     assert resolved["optim"]["lr"] == 3e-4 and resolved["data"]["size"] == 32
+
+
+def test_error_text_in_brackets_is_printed_as_is(tmp_path):
+    recipe = tmp_path / "x.yaml"
+    recipe.write_text("data: {root: /data}\ntrain: {epochs: 0}\n")
+    result = tempclr("train", str(recipe))
+    assert result.returncode == 2
+    assert "train.epochs: 0 is out of range [1, inf]" in result.stderr  # not eaten as rich markup

@@ -12,6 +12,7 @@ from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tempclr_cli.core.errors import TempclrError
 
@@ -61,7 +62,7 @@ def command(func: Callable) -> Callable:
         except TempclrError as e:
             if verbose:
                 err.print_exception()
-            err.print(f"[red]error:[/red] {e}")
+            err.print(f"[red]error:[/red] {escape(str(e))}")
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/yellow]")
@@ -71,7 +72,7 @@ def command(func: Callable) -> Callable:
         except Exception as e:  # noqa: BLE001 - the CLI boundary: one line, not a traceback
             if verbose:
                 err.print_exception()
-            err.print(f"[red]error:[/red] {type(e).__name__}: {e} (rerun with --verbose for the traceback)")
+            err.print(f"[red]error:[/red] {type(e).__name__}: {escape(str(e))} (rerun with --verbose for the traceback)")
             raise typer.Exit(1) from None
 
     return wrapper

@@ -48,7 +48,7 @@ def demo(
     retrieval_table(before, -1)
     out.print("after TempCLR training:")
     retrieval_table(after, -1)
-    result, srt, png = _align(d, heads)
+    result, srt, png = _align(d, heads, quiet)
     out.rule(f"align: held-out video {result.video}")
     out.print(align_table(result), end="")
     out.rule("few-shot action recognition, 5-way 1-shot")
@@ -98,7 +98,7 @@ def _heads(d):
     return load_heads(d.run_dir / "last.pt")[0]
 
 
-def _align(d, heads):
+def _align(d, heads, quiet: bool):
     import torch
 
     from tempclr_cli.core import subtitles
@@ -107,6 +107,9 @@ def _align(d, heads):
     from tempclr_cli.core.features import FeatureStore
     from tempclr_cli.core.heads import apply_heads
     from tempclr_cli.core.io import write_text
+    from rich.markup import escape
+
+    from tempclr_cli.core.errors import TempclrError
     from tempclr_cli.core.plot import alignment_plot
     from tempclr_cli.core.tempclr_training import encode_sentences
 
@@ -118,7 +121,11 @@ def _align(d, heads):
     result = align(sentences, clips, steps, starts, ends, video=str(d.data / "videos" / f"{vid}.mp4"))
     srt, png = d.dir / "alignment.srt", d.dir / "alignment.png"
     write_text(srt, subtitles.srt([(s.start, s.end, s.text) for s in result.steps]))
-    alignment_plot(result, png)
+    try:
+        alignment_plot(result, png)
+    except TempclrError as e:  # matplotlib is the optional `plot` extra: the demo goes on without it
+        log(f"[yellow]no alignment plot[/yellow]: {escape(str(e))}", quiet)
+        png = "(not written: pip install 'tempclr\\[plot]')"
     return result, srt, png
 
 
