@@ -137,3 +137,14 @@ def test_killed_run_leaves_no_half_written_features_and_resumes(tmp_path):
     resumed = json.loads(tempclr("extract", str(videos), "-o", str(out), "--json", *TINY).stdout)
     assert resumed["skipped"] == done and resumed["ok"] == 12 - done
     assert len(list(out.glob("*.npy"))) == 12
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import stat
+
+    from tempclr_cli.core import io
+
+    io.write_text(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~mask
