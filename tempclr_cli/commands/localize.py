@@ -31,11 +31,12 @@ def localize(
 
     Example: tempclr localize feats/ --annotations COIN.json --format coin --split testing --json
     """
-    from tempclr_cli.commands.retrieve import text_encoder
     from tempclr_cli.core.annotations import read_annotations, read_crosstask, task_steps
     from tempclr_cli.core.features import FeatureStore
     from tempclr_cli.core.heads import heads_and_text_tower
     from tempclr_cli.core.localize import evaluate
+    from tempclr_cli.core.runtime import resolve_device
+    from tempclr_cli.core.tempclr_training import sentence_encoder
 
     store = FeatureStore(features)
     if format_ == "crosstask":
@@ -48,7 +49,7 @@ def localize(
         tasks = task_steps(videos)
     videos = [v for v in videos if split == "all" or v.subset == split]
     heads, tower = heads_and_text_tower(checkpoint, store)
-    result = evaluate(videos, tasks, store, text_encoder(*tower, device), heads)
+    result = evaluate(videos, tasks, store, sentence_encoder(*tower, resolve_device(device)), heads)
     log(f"{result['tasks']} tasks", quiet)
     if json_:
         print(json.dumps(result))

@@ -53,6 +53,8 @@ def retrieve(
     from tempclr_cli.core.annotations import read_annotations
     from tempclr_cli.core.features import FeatureStore
     from tempclr_cli.core.heads import heads_and_text_tower
+    from tempclr_cli.core.runtime import resolve_device
+    from tempclr_cli.core.tempclr_training import sentence_encoder
 
     if task == "nn":
         _nearest_neighbours(features, annotations, format_, split_number, clips or [9], checkpoint, device, json_,
@@ -62,7 +64,8 @@ def retrieve(
     store = FeatureStore(features)
     videos = [v for v in read_annotations(annotations, format_) if split == "all" or v.subset == split]
     heads, encoder_info = heads_and_text_tower(checkpoint, store)
-    text, units, ids = retrieval.prepare(videos, store, text_encoder(*encoder_info, device), heads, background)
+    text, units, ids = retrieval.prepare(videos, store, sentence_encoder(*encoder_info, resolve_device(device)), heads,
+                                         background)
     log(f"{len(ids)} videos ({split}), background {background}", quiet)
     results = retrieval.evaluate(text, units, measures, task, background)
     if json_:
@@ -107,18 +110,6 @@ def _nearest_neighbours(root: Path, splits: Path, fmt: str, split: int, clips: l
     log(f"gallery {curve[0]['gallery']} videos, queries {curve[0]['queries']}", quiet)
     for row in curve:
         print(f"clips {row['clips']:>3}  " + "  ".join(f"{k} {v:.1f}" for k, v in row.items() if k.startswith("R@")))
-
-
-def text_encoder(model: str, pretrained: str, seed: int, device: str):
-    """sentences -> unit embeddings with the given open_clip text tower (shared with localize)."""
-
-    def encode(sentences: list[str]):
-        from tempclr_cli.core.runtime import resolve_device
-        from tempclr_cli.core.tempclr_training import encode_sentences
-
-        return encode_sentences(sentences, model, pretrained, seed, None, resolve_device(device)).cpu()
-
-    return encode
 
 
 def _print_table(results: dict, n: int) -> None:

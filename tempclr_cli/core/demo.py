@@ -89,11 +89,11 @@ class Demo:
 
     def retrieval(self, heads=None) -> dict:
         """Validation paragraph-video retrieval, Cap. Avg. and DTW, background removed."""
-        from tempclr_cli.core.tempclr_training import encode_sentences
+        from tempclr_cli.core.tempclr_training import sentence_encoder
 
         store = FeatureStore(self.features)
         videos = [v for v in read_youcook2(self.data / ANNOTATIONS_FILE) if v.subset == "validation"]
-        encode = lambda s: encode_sentences(s, MODEL, PRETRAINED, self.cfg.seed, None, torch.device("cpu"))  # noqa: E731
+        encode = sentence_encoder(MODEL, PRETRAINED, self.cfg.seed, torch.device("cpu"))
         text, units, _ = retrieval.prepare(videos, store, encode, heads)
         return retrieval.evaluate(text, units, ["capavg", "dtw"])
 

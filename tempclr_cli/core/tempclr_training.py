@@ -86,6 +86,25 @@ def build_sequences(videos: list[Video], store: FeatureStore, units: int, per_un
     return sequences, feats, kept
 
 
+def sentence_encoder(model: str, pretrained: str, seed: int, device):
+    """A function sentences -> unit embeddings (N, D) on the CPU; the text tower loads once, on first use.
+
+    Random towers ('none') are drawn from `seed`, the seed that made the features.
+    """
+    loaded = {}
+
+    def encode(sentences: list[str]) -> torch.Tensor:
+        if "tower" not in loaded:
+            from tempclr_cli.core.encoders import load_clip
+
+            loaded["tower"] = load_clip(model, pretrained, device, seed)
+        tower = loaded["tower"]
+        chunks = [tower.encode_text(sentences[k : k + 256]).cpu() for k in range(0, len(sentences), 256)]
+        return F.normalize(torch.cat(chunks), dim=-1)
+
+    return encode
+
+
 def encode_sentences(sentences: list[str], model: str, pretrained: str, seed: int, cache: Path | None, device) -> torch.Tensor:
     """Unit sentence embeddings (N, D) from the open_clip text tower, cached in `cache`."""
     from tempclr_cli.core.checkpoint import load_checkpoint, save_checkpoint
@@ -95,11 +114,7 @@ def encode_sentences(sentences: list[str], model: str, pretrained: str, seed: in
         stored = load_checkpoint(cache)
         if all(stored.get(k) == v for k, v in key.items()):
             return stored["embeddings"]
-    from tempclr_cli.core.encoders import load_clip
-
-    encoder = load_clip(model, pretrained, device, seed)  # random towers come from the features' seed
-    chunks = [encoder.encode_text(sentences[k : k + 256]).cpu() for k in range(0, len(sentences), 256)]
-    emb = F.normalize(torch.cat(chunks), dim=-1)
+    emb = sentence_encoder(model, pretrained, seed, device)(sentences)
     if cache:
         save_checkpoint(cache, {**key, "embeddings": emb})
     return emb
