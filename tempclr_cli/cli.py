@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from tempclr_cli import __version__
-from tempclr_cli.commands import align, demo, extract, fewshot, localize, retrieve, sweep, synth, train
+from tempclr_cli.commands import align, demo, evaluate, extract, fewshot, localize, retrieve, sweep, synth, train
 
 app = typer.Typer(
     name="tempclr",
@@ -43,6 +43,7 @@ app.command("extract")(extract.extract)
 app.command("train")(train.train)
 app.command("align")(align.align)
 app.command("retrieve")(retrieve.retrieve)
+app.command("evaluate")(evaluate.evaluate)
 app.command("fewshot")(fewshot.fewshot)
 app.command("localize")(localize.localize)
 app.command("sweep")(sweep.sweep)

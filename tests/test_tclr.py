@@ -31,9 +31,20 @@ def test_augmentation_is_the_same_for_every_frame_of_a_clip():
     frame = torch.randint(0, 255, (1, 60, 80, 3), dtype=torch.uint8)
     clip = frame.expand(8, -1, -1, -1).contiguous()
     for seed in range(20):  # many draws: flips, jitter, grayscale, channel drop, erase
-        out = augment(clip, 32, np.random.default_rng(seed))
+        out = augment(clip, ClipSpec(8, 1, 32), np.random.default_rng(seed))
         assert out.shape == (3, 8, 32, 32) and 0 <= float(out.min()) and float(out.max()) <= 1
         assert torch.allclose(out, out[:, :1].expand_as(out))
+
+
+@pytest.mark.parametrize("hflip", [0.0, 1.0])
+def test_data_hflip_controls_mirroring(hflip):
+    """Direction-sensitive classes (moves left / moves right) need data.hflip: 0."""
+    ramp = torch.linspace(0, 255, 80).to(torch.uint8)  # brighter to the right
+    clip = ramp[None, None, :, None].expand(4, 60, 80, 3).contiguous()
+    for seed in range(30):
+        out = augment(clip, ClipSpec(4, 1, 32, hflip), np.random.default_rng(seed))
+        brighter_right = float((out[..., -1] - out[..., 0]).median()) > 0
+        assert brighter_right == (hflip == 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +111,17 @@ def test_linear_probe_keeps_the_pretrained_backbone_and_reports_test_accuracy(ac
     assert row["test_videos"] == 8 and 0 <= row["top1"] <= row["top5"] <= 100
     assert sum(map(sum, row["confusion"])) == 8 and len(row["classes"]) == 4
     assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    curve = tempclr("evaluate", str(probe / "last.pt"), "--clips", "2", "--clips", "1", "--json", "--device", "cpu",
+                    "--plot", str(tmp_path / "clips.png"), "--confusion", str(tmp_path / "cm.png"))
+    assert curve.returncode == 0, curve.stderr
+    rows = json.loads(curve.stdout)["curve"]
+    assert [r["clips"] for r in rows] == [1, 2]
+    assert rows[1]["top1"] == row["top1"] and rows[1]["confusion"] == row["confusion"]  # train's own test, eval.clips=2
+    assert all((tmp_path / png).read_bytes()[:4] == b"\x89PNG" for png in ("clips.png", "cm.png"))
+    elsewhere = tempclr("evaluate", str(probe / "last.pt"), "--set", f"data.root={tmp_path / 'nowhere'}", "--device", "cpu")
+    assert elsewhere.returncode == 2 and "nowhere" in elsewhere.stderr
+    wrong_kind = tempclr("evaluate", str(pre / "last.pt"), "--device", "cpu")
+    assert wrong_kind.returncode == 2 and "not a classification checkpoint" in wrong_kind.stderr
     before = torch.load(pre / "last.pt", weights_only=True)["model"]
     after = torch.load(probe / "last.pt", weights_only=True)["model"]
     backbone = [k for k in after if k.startswith("backbone.")]

@@ -97,11 +97,8 @@ def run_training(resolved, run_dir: Path, device: str, resume: Optional[str], qu
 
 
 def _test_accuracy(resolved, run_dir: Path, device, quiet: bool) -> dict:
-    from tempclr_cli.core.checkpoint import load_checkpoint
-    from tempclr_cli.core.classify_training import Classifier, evaluate
+    from tempclr_cli.core.classify_training import evaluate, load_classifier
 
-    state = load_checkpoint(run_dir / "last.pt")
-    model = Classifier(**state["model_args"])
-    model.load_state_dict(state["model"])
+    model, state = load_classifier(run_dir / "last.pt")
     log("testing (mean softmax over clips)", quiet)
-    return evaluate(model, resolved, state["meta"]["classes"], device)
+    return evaluate(model, resolved, state["meta"]["classes"], device)[0]

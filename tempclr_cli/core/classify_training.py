@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from tempclr_cli.core.checkpoint import load_checkpoint
-from tempclr_cli.core.clips import ClipSpec, SeededVideos, augment, seeded_loader, train_videos
+from tempclr_cli.core.clips import ClipSpec, SeededVideos, augment, seeded_loader, test_clip_indices, train_videos
 from tempclr_cli.core.encoders import center_crop
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.nn_retrieval import test_videos
@@ -73,7 +73,7 @@ class ClassifyVideos(SeededVideos):
         span = self.spec.frames * self.spec.stride
         start = int(rng.integers(0, max(1, len(frames) - span + 1)))
         idx = (start + np.arange(self.spec.frames) * self.spec.stride) % len(frames)
-        return augment(frames[idx], self.spec.size, rng), self.labels[i]
+        return augment(frames[idx], self.spec, rng), self.labels[i]
 
 
 def _collate(items):
@@ -89,7 +89,7 @@ class ClassifyTask:
     def __init__(self, recipe: Recipe, device: torch.device):
         data = recipe.data
         self.recipe, self.device = recipe, device
-        self.spec = ClipSpec(data.clip_frames, data.stride, data.size)
+        self.spec = ClipSpec(data.clip_frames, data.stride, data.size, data.hflip)
         annotations = Path(data.annotations) if data.annotations else None
         items = train_videos(Path(data.root), data.format, annotations, data.split)
         self.classes = sorted({c for _, c in items})
@@ -141,26 +141,48 @@ class ClassifyTask:
         return {"cross_entropy": ce, "total": ce}
 
 
+def load_classifier(path: str | Path) -> tuple[Classifier, dict]:
+    """A classification run's checkpoint -> (model with its weights, the checkpoint dict)."""
+    state = load_checkpoint(path)
+    if state.get("kind") != "classify":
+        raise TempclrError(f"{path}: not a classification checkpoint (kind {state.get('kind')!r}); "
+                           "train one with a loss.kind: classify recipe")
+    model = Classifier(**state["model_args"])
+    model.load_state_dict(state["model"])
+    return model, state
+
+
 @torch.no_grad()
-def evaluate(model: Classifier, recipe: Recipe, classes: list[str], device) -> dict:
-    """Top-1 / top-5 test accuracy, mean softmax over `eval.clips` evenly spaced clips per video."""
+def evaluate(model: Classifier, recipe: Recipe, classes: list[str], device, clips: list[int] | None = None,
+             progress=None) -> list[dict]:
+    """Top-1 / top-5 test accuracy and confusion matrix for each count in `clips` (default
+    `eval.clips`): the mean softmax over that many evenly spaced clips per video. Each video
+    is decoded once for all counts; `progress(1)` is called per video."""
     data = recipe.data
     spec = ClipSpec(data.clip_frames, data.stride, data.size)
+    counts = clips or [recipe.eval.clips]
     items = test_videos(Path(data.root), data.format, Path(data.annotations) if data.annotations else None, data.split)
+    if not items:
+        raise TempclrError(f"{data.root}: no test videos in the split")
     model.eval().to(device)
-    top1 = top5 = 0
-    confusion = np.zeros((len(classes), len(classes)), dtype=int)  # rows: truth, columns: prediction
-    for path, cls in items:
+    ranked = {k: [] for k in counts}  # clips -> per video, classes best first
+    for path, _ in items:
         frames = torch.from_numpy(read_frames(path, spec.size))
-        span = (spec.frames - 1) * spec.stride + 1
-        starts = np.linspace(0, max(0, len(frames) - span), recipe.eval.clips).round().astype(int)
-        idx = (starts[:, None] + np.arange(spec.frames)[None, :] * spec.stride) % len(frames)
-        x = center_crop(frames[torch.from_numpy(idx)].permute(0, 4, 1, 2, 3).float().div_(255), spec.size)
-        probs = model(x.to(device)).softmax(-1).mean(0)
-        ranked = probs.argsort(descending=True).tolist()
-        truth = classes.index(cls)
-        top1 += ranked[0] == truth
-        top5 += truth in ranked[:5]
-        confusion[truth, ranked[0]] += 1
-    return {"test_videos": len(items), "top1": round(100 * top1 / len(items), 2),
-            "top5": round(100 * top5 / len(items), 2), "classes": classes, "confusion": confusion.tolist()}
+        for k in counts:
+            x = center_crop(frames[test_clip_indices(len(frames), spec, k)].permute(0, 4, 1, 2, 3).float().div_(255), spec.size)
+            ranked[k].append(model(x.to(device)).softmax(-1).mean(0).argsort(descending=True)[:5].tolist())
+        if progress:
+            progress(1)
+    truth = [classes.index(cls) for _, cls in items]
+    return [_accuracy(k, ranked[k], truth, classes) for k in counts]
+
+
+def _accuracy(clips: int, ranked: list[list[int]], truth: list[int], classes: list[str]) -> dict:
+    confusion = np.zeros((len(classes), len(classes)), dtype=int)  # rows: truth, columns: prediction
+    for r, t in zip(ranked, truth):
+        confusion[t, r[0]] += 1
+    n = len(truth)
+    return {"clips": clips, "test_videos": n,
+            "top1": round(100 * sum(r[0] == t for r, t in zip(ranked, truth)) / n, 2),
+            "top5": round(100 * sum(t in r for r, t in zip(ranked, truth)) / n, 2),
+            "classes": classes, "confusion": confusion.tolist()}

@@ -11,7 +11,9 @@ Augmentations (the TCLR release's set, probabilities as published): random squar
 of side U(0.6, 1) x the short side resized to `size`, horizontal flip 0.5, colour jitter
 (brightness, contrast, saturation in [0.75, 1.25], hue +-0.1, each with p 0.3),
 grayscale 0.175, channel drop 0.125, random erase of a 9-18 px box (at 112 px, scaled)
-0.5. Frames are in [0, 1], not mean/std normalised.
+0.5. Frames are in [0, 1], not mean/std normalised. The flip probability is a recipe
+option (`data.hflip`): mirroring turns "moves left" into "moves right", so datasets whose
+classes depend on direction (the synthetic clips, Something-Something) set it to 0.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class ClipSpec:
     frames: int = 16
     stride: int = 4
     size: int = 112
+    hflip: float = 0.5  # 0 where a mirror image changes the class (left vs right motions)
 
     @property
     def locals_(self) -> int:
@@ -49,14 +52,23 @@ def tclr_indices(n_frames: int, spec: ClipSpec, rng: np.random.Generator) -> tup
     return global_idx % n_frames, local_idx % n_frames
 
 
-def augment(frames: torch.Tensor, size: int, rng: np.random.Generator) -> torch.Tensor:
+def test_clip_indices(n_frames: int, spec: ClipSpec, clips: int) -> torch.Tensor:
+    """Frame indices (clips, T) of `clips` clips at `spec.stride` with evenly spaced starts, for
+    evaluation (NN retrieval, multi-clip classification); short videos loop."""
+    span = (spec.frames - 1) * spec.stride + 1
+    starts = np.linspace(0, max(0, n_frames - span), clips).round().astype(int)
+    return torch.from_numpy((starts[:, None] + np.arange(spec.frames)[None, :] * spec.stride) % n_frames)
+
+
+def augment(frames: torch.Tensor, spec: ClipSpec, rng: np.random.Generator) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (3, T, size, size) float in [0, 1], one parameter draw per clip."""
+    size = spec.size
     x = frames.permute(0, 3, 1, 2).float().div_(255)  # (T, 3, H, W)
     H, W = x.shape[-2:]
     side = max(1, int(min(H, W) * rng.uniform(0.6, 1.0)))
     top, left = int(rng.integers(0, H - side + 1)), int(rng.integers(0, W - side + 1))
     x = TF.resized_crop(x, top, left, side, side, [size, size], antialias=True)
-    if rng.random() < 0.5:
+    if rng.random() < spec.hflip:
         x = TF.hflip(x)
     for adjust in (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation):
         if rng.random() < 0.3:
@@ -166,8 +178,8 @@ class TCLRVideos(SeededVideos):
         if frames is None:
             return None
         g, loc = tclr_indices(len(frames), self.spec, rng)
-        views = torch.stack([augment(frames[g], self.spec.size, rng) for _ in range(2)])
-        local = torch.stack([torch.stack([augment(frames[idx], self.spec.size, rng) for idx in loc]) for _ in range(2)])
+        views = torch.stack([augment(frames[g], self.spec, rng) for _ in range(2)])
+        local = torch.stack([torch.stack([augment(frames[idx], self.spec, rng) for idx in loc]) for _ in range(2)])
         return {"global": views, "local": local}
 
 

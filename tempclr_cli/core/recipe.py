@@ -10,6 +10,7 @@ dataclasses below, so a typo stops the run instead of quietly training on a defa
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -41,6 +42,7 @@ class DataConfig:
     clip_frames: int = _range(1, None, default=16)
     stride: int = _range(1, None, default=4)
     size: int = _range(16, None, default=112)
+    hflip: float = _range(0.0, 1.0, default=0.5)  # TCLR augmentation: mirror probability (0: direction matters)
     units: int = _range(1, None, default=5)  # TempCLR: (sentence, clip) units per sequence
     label_fraction: float = _range(0.0, 1.0, default=1.0)
     num_workers: int = _range(0, None, default=4)
@@ -128,9 +130,13 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     return _build(Recipe, raw, prefix="", source=f"--set overrides (recipe {path})")
 
 
-def recipe_from_dict(raw: dict, source: str = "a recipe") -> Recipe:
-    """Validate a recipe given as a dict (as if read from YAML); `source` names it in errors."""
-    return _build(Recipe, raw, prefix="", source=source)
+def recipe_from_dict(raw: dict, source: str = "a recipe", overrides: list[str] = ()) -> Recipe:
+    """Validate a recipe given as a dict (as if read from YAML, e.g. the one a checkpoint
+    stores), after `key.sub=value` overrides; `source` names it in errors."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        _apply_override(raw, item)
+    return _build(Recipe, raw, prefix="", source=f"--set overrides ({source})" if overrides else source)
 
 
 def recipe_to_dict(recipe: Recipe) -> dict:

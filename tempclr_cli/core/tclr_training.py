@@ -30,7 +30,7 @@ class TCLRTask:
     def __init__(self, recipe: Recipe, device: torch.device):
         data = recipe.data
         self.recipe, self.device = recipe, device
-        self.spec = ClipSpec(data.clip_frames, data.stride, data.size)
+        self.spec = ClipSpec(data.clip_frames, data.stride, data.size, data.hflip)
         items = train_videos(Path(data.root), data.format, Path(data.annotations) if data.annotations else None, data.split)
         if not items:
             raise TempclrError(f"{data.root}: no training videos found")
