@@ -6,10 +6,12 @@ import hashlib
 import json
 
 import av
+import numpy as np
 import pytest
 
-from tempclr_cli.core.synth import SynthConfig, action_classes, generate
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.synth import SHAPES, SynthConfig, _mask, _pose, action_classes, generate
+from tempclr_cli.core.video import read_frames
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,32 @@ def test_action_split_files_follow_ucf101(dataset):
 def test_classes_come_in_time_reversed_pairs():
     names = [n for n, _, _ in action_classes(6)]
     assert names[:2] == ["CircleLeft", "CircleRight"]
+    assert [n for n, _, _ in action_classes(6, "motion")] == ["Left", "Right", "Grow", "Shrink", "Up", "Down"]
+
+
+def _drawn_shape(frame: np.ndarray, motion: str) -> str:
+    """The shape whose mask at the end of `motion` best matches the bright pixels of `frame`."""
+    ax = (np.arange(frame.shape[0]) + 0.5) / frame.shape[0]
+    grid, seen = np.meshgrid(ax, ax), frame.max(-1) > 120  # shapes are bright, backdrops dark
+    iou = {s: (seen & (m := _mask(s, *_pose(motion, 1.0), grid))).sum() / (seen | m).sum() for s in SHAPES}
+    return max(iou, key=iou.get)
+
+
+def test_shape_motion_classes_keep_their_shape(dataset):
+    out, _, _ = dataset
+    assert {_drawn_shape(read_frames(p, 64)[-1], "left") for p in (out / "actions" / "CircleLeft").glob("*.mp4")} == {"circle"}
+
+
+def test_motion_classes_vary_the_shape_and_keep_7_of_25_groups_for_test(tmp_path):
+    cfg = SynthConfig(videos=0, classes=2, class_videos=16, class_by="motion", size=32, seed=1)
+    list(generate(tmp_path, cfg))
+    test = (tmp_path / "actions" / "testlist01.txt").read_text().splitlines()
+    assert sorted({rel.split("_")[-2] for rel in test}) == ["g01", "g02"]  # round(8 groups x 7/25) = 2
+    assert len(test) == 2 * 4 and len((tmp_path / "actions" / "trainlist01.txt").read_text().splitlines()) == 2 * 12
+    shapes = [_drawn_shape(read_frames(p, 32)[-1], "left") for p in sorted((tmp_path / "actions" / "Left").glob("*.mp4"))]
+    assert len(set(shapes)) >= 3  # one class, several shapes
+    with pytest.raises(TempclrError, match="at most 6"):
+        SynthConfig(classes=12, class_by="motion").check()
 
 
 def test_same_seed_same_bytes(tmp_path):

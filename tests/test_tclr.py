@@ -212,6 +212,56 @@ def test_two_gloo_ranks_stay_identical(actions, tmp_path):
     assert (tmp_path / "run" / "last.pt").exists()
 
 
+GATHER_SCRIPT = """
+import json, torch
+import torch.distributed as dist
+import torch.nn.functional as F
+torch.set_num_threads(1)
+from tempclr_cli.core.losses import gather_with_grad, tclr_losses
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+gen = torch.Generator().manual_seed(0)
+unit = lambda *shape: F.normalize(torch.randn(*shape, generator=gen, dtype=torch.float64), dim=-1)
+full = [unit(2, 6, 16), unit(2, 6, 4, 16), unit(2, 6, 4, 16)]  # the same global batch on every rank
+mine = [x[:, rank * 3:(rank + 1) * 3].clone().requires_grad_() for x in full]
+loss = tclr_losses(*[gather_with_grad(x, dim=1) for x in mine], scaling="official")["total"]
+loss.backward()
+print(json.dumps({"rank": rank, "loss": loss.item(), "grads": [x.grad.tolist() for x in mine]}))
+dist.destroy_process_group()
+"""
+
+
+def test_distributed_loss_equals_the_single_process_loss_on_the_global_batch(tmp_path):
+    """Each rank holds half of the batch; IC negatives come from both halves (gathered with gradients)."""
+    import os
+    import subprocess
+    import sys
+
+    import torch.nn.functional as F
+
+    from tempclr_cli.core.losses import tclr_losses
+
+    script = tmp_path / "gather.py"
+    script.write_text(GATHER_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = sorted((json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"])
+    gen = torch.Generator().manual_seed(0)
+    full = [F.normalize(torch.randn(*shape, generator=gen, dtype=torch.float64), dim=-1).requires_grad_()
+            for shape in ((2, 6, 16), (2, 6, 4, 16), (2, 6, 4, 16))]
+    loss = tclr_losses(*full, scaling="official")["total"]
+    loss.backward()
+    for row in rows:
+        assert row["loss"] == pytest.approx(loss.item(), rel=1e-12)
+        for grad, x in zip(row["grads"], full):
+            # all_gather's backward sums the ranks' copies: world x the shard's gradient,
+            # which DDP's averaging over ranks turns back into the single-process gradient
+            shard = x.grad[:, row["rank"] * 3:(row["rank"] + 1) * 3]
+            torch.testing.assert_close(torch.tensor(grad, dtype=torch.float64), 2 * shard)
+
+
 def test_resume_reaches_the_same_weights(actions, tmp_path):
     from tempclr_cli.core.checkpoint import load_checkpoint
     from tempclr_cli.core.recipe import load_recipe

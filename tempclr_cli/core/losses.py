@@ -106,19 +106,41 @@ def clip_caption_loss(text: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)
 
 
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate `x` from every rank along dim 0, keeping gradients (identity in one process).
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward all-reduces the (contiguous) gradient and keeps this rank's
+    slice. torch.distributed.nn's all_gather is not used: on gloo its backward returns wrong
+    gradients for non-contiguous gradient slices (any gather along a dim other than 0)."""
 
-    Each rank then computes the loss over the global batch; the all_gather backward sums
-    the gradients, so DDP's averaging gives the single-process gradient of that loss.
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, dim: int) -> torch.Tensor:
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(x, memory_format=torch.contiguous_format) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        ctx.dim, ctx.start, ctx.size = dim, dist.get_rank() * x.shape[dim], x.shape[dim]
+        return torch.cat(parts, dim)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        import torch.distributed as dist
+
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad)  # every rank's loss depends on every rank's shard
+        return grad.narrow(ctx.dim, ctx.start, ctx.size), None
+
+
+def gather_with_grad(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Concatenate `x` from every rank along `dim`, keeping gradients (identity in one process).
+    Shards must have the same shape on every rank.
+
+    Each rank then computes the loss over the global batch; the backward sums the ranks'
+    gradients, so DDP's averaging gives the single-process gradient of that loss.
     """
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0)
+    return _GatherWithGrad.apply(x, dim)
 
 
 # --- TCLR ---------------------------------------------------------------------------------------

@@ -6,13 +6,17 @@ on these. Files are written in the real datasets' own formats:
     OUT/videos/<vid>.mp4                      instructional videos (H.264)
     OUT/steps/<vid>.txt                       one step sentence a line, in order
     OUT/youcookii_annotations_trainval.json   YouCookII layout, training/validation
-    OUT/actions/<Class>/v_<Class>_gGG_cCC.mp4 action clips, one class per motion
+    OUT/actions/<Class>/v_<Class>_gGG_cCC.mp4 action clips, one class per (shape, motion)
     OUT/actions/classInd.txt, trainlist01.txt, testlist01.txt   UCF101 layout
 
 A step is a coloured shape doing one motion for a whole number of seconds. Action
 classes come in pairs that are each other's reverse in time (slide left / slide right,
 grow / shrink, rise / drop): the same frames in the opposite order, so an order-blind
-method cannot tell them apart.
+method cannot tell them apart. A class is a shape doing a motion, or with
+`class_by="motion"` the motion alone, the shape being drawn per clip: then, as in real
+action datasets, appearance varies within a class and only the motion defines it. The
+first 7/25 of each class's groups (at least one) form the test split, as groups 1-7 of
+25 in UCF101's split 1.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ ANNOTATIONS_FILE = "youcookii_annotations_trainval.json"
 class SynthConfig:
     videos: int = 20
     classes: int = 12
-    class_videos: int = 8  # per class; group 1 is the test split
+    class_videos: int = 8  # per class, 2 per group; the first 7/25 of the groups are the test split
+    class_by: str = "shape-motion"  # or "motion": the shape varies within a class
     min_steps: int = 3
     max_steps: int = 6
     min_step_seconds: int = 2
@@ -70,8 +75,11 @@ class SynthConfig:
             raise TempclrError("--videos, --classes and --class-videos must be >= 0")
         if not 1 <= self.min_steps <= self.max_steps <= len(SHAPES) * len(COLOURS) * len(MOTIONS):
             raise TempclrError("--min-steps/--max-steps: need 1 <= min-steps <= max-steps")
-        if self.classes > len(SHAPES) * 2 * len(CLASS_MOTION_PAIRS):
-            raise TempclrError(f"--classes: at most {len(SHAPES) * 2 * len(CLASS_MOTION_PAIRS)}")
+        if self.class_by not in ("shape-motion", "motion"):
+            raise TempclrError(f"--class-by {self.class_by}: shape-motion or motion")
+        most = len(action_classes(10**6, self.class_by))
+        if self.classes > most:
+            raise TempclrError(f"--classes: at most {most} with --class-by {self.class_by}")
         if self.size < 16 or self.size % 2:
             raise TempclrError("--size: an even number of pixels >= 16 (H.264 needs even sizes)")
         if not 1 <= self.fps <= 60:
@@ -98,13 +106,14 @@ class Step:
     sentence: str
 
 
-def action_classes(n: int) -> list[tuple[str, str, str]]:
-    """The first `n` (name, shape, motion) classes; reverse pairs stay together."""
+def action_classes(n: int, class_by: str = "shape-motion") -> list[tuple[str, str | None, str]]:
+    """The first `n` (name, shape, motion) classes; reverse pairs stay together. With
+    class_by="motion" the shape is None (drawn per clip)."""
     out = []
     for a, b in CLASS_MOTION_PAIRS:
-        for shape in SHAPES:
+        for shape in SHAPES if class_by == "shape-motion" else (None,):
             for motion in (a, b):
-                out.append((f"{shape.capitalize()}{motion.capitalize()}", shape, motion))
+                out.append((f"{(shape or '').capitalize()}{motion.capitalize()}", shape, motion))
     return out[:n]
 
 
@@ -214,16 +223,17 @@ def generate(out: str | Path, cfg: SynthConfig) -> Iterator[Path]:
 
 
 def _generate_actions(root: Path, cfg: SynthConfig, rng: np.random.Generator) -> Iterator[Path]:
-    classes = action_classes(cfg.classes)
+    classes = action_classes(cfg.classes, cfg.class_by)
     if not classes or not cfg.class_videos:
         return
     train, test = [], []
     seconds = 3
+    test_groups = max(1, round((cfg.class_videos + 1) // 2 * 7 / 25))
     for c, (name, shape, motion) in enumerate(classes, start=1):
         for k in range(cfg.class_videos):
             group, clip = k // 2 + 1, k % 2 + 1
             rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.mp4"
-            action = Action(shape, str(rng.choice(list(COLOURS))), motion)
+            action = Action(shape or str(rng.choice(SHAPES)), str(rng.choice(list(COLOURS))), motion)
             canvas = Canvas(cfg.size, rng)
             n = seconds * cfg.fps
             lead = int(rng.integers(0, cfg.fps))  # idle frames before the motion starts
@@ -231,7 +241,7 @@ def _generate_actions(root: Path, cfg: SynthConfig, rng: np.random.Generator) ->
                 canvas.frame(action, min(max((j - lead) / (n - lead - 1), 0.0), 1.0)) for j in range(n)
             )
             write_video(root / rel, frames, cfg.fps)
-            if group == 1:
+            if group <= test_groups:
                 test.append(rel)
             else:
                 train.append(f"{rel} {c}")
@@ -243,4 +253,4 @@ def _generate_actions(root: Path, cfg: SynthConfig, rng: np.random.Generator) ->
 
 def count_videos(cfg: SynthConfig) -> int:
     """How many video files `generate` writes (for progress bars)."""
-    return cfg.videos + len(action_classes(cfg.classes)) * cfg.class_videos
+    return cfg.videos + len(action_classes(cfg.classes, cfg.class_by)) * cfg.class_videos

@@ -18,11 +18,6 @@ from tempclr_cli.core.r3d import TCLRModel
 from tempclr_cli.core.recipe import Recipe
 
 
-def _gather(x: torch.Tensor) -> torch.Tensor:
-    """Gather along the batch axis (dim 1) of (2, B, ...) tensors."""
-    return gather_with_grad(x.transpose(0, 1).contiguous()).transpose(0, 1)
-
-
 class TCLRTask:
     kind = "tclr"
     channels_last = True
@@ -70,4 +65,4 @@ class TCLRTask:
         loss = self.recipe.loss
         weights = {"ic_global": loss.ic_global, "ic_local": loss.ic_local, "local_local": loss.local_local,
                    "global_local": loss.global_local}
-        return tclr_losses(_gather(views), _gather(slices), _gather(local), loss.temperature, loss.scaling, weights)
+        return tclr_losses(*(gather_with_grad(x, dim=1) for x in (views, slices, local)), loss.temperature, loss.scaling, weights)
