@@ -8,6 +8,7 @@ import json
 import av
 import numpy as np
 import pytest
+from test_cli import tempclr
 
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.synth import SHAPES, SynthConfig, _mask, _pose, action_classes, generate
@@ -99,3 +100,13 @@ def test_bad_settings_are_refused():
         SynthConfig(size=63).check()
     with pytest.raises(TempclrError, match="min-steps"):
         SynthConfig(min_steps=5, max_steps=3).check()
+
+
+def test_cli_motion_classes_default_to_all_six(tmp_path):
+    done = tempclr("synth", str(tmp_path / "s"), "--videos", "0", "--class-by", "motion", "--class-videos", "2",
+                   "--size", "16", "--fps", "4", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "s" / "actions" / "classInd.txt").read_text().split()[1::2] == ["Left", "Right", "Grow", "Shrink",
+                                                                                       "Up", "Down"]
+    bad = tempclr("synth", str(tmp_path / "t"), "--class-by", "colour")
+    assert bad.returncode == 2 and "shape-motion or motion" in bad.stderr and not (tmp_path / "t").exists()
