@@ -108,7 +108,7 @@ def test_linear_probe_keeps_the_pretrained_backbone_and_reports_test_accuracy(ac
                      "--plot", str(tmp_path / "confusion.png"))
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
-    assert row["test_videos"] == 8 and 0 <= row["top1"] <= row["top5"] <= 100
+    assert row["test_videos"] == 8 and 0 <= row["top1"] <= row["top5"] <= 100 and row["items_per_s"] > 0
     assert sum(map(sum, row["confusion"])) == 8 and len(row["classes"]) == 4
     assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     curve = tempclr("evaluate", str(probe / "last.pt"), "--clips", "2", "--clips", "1", "--json", "--device", "cpu",

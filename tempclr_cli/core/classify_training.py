@@ -12,6 +12,7 @@ seeded share of the training videos (limited-label fine-tuning).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -76,6 +77,15 @@ class ClassifyVideos(SeededVideos):
         return augment(frames[idx], self.spec, rng), self.labels[i]
 
 
+class LabelledClips(NamedTuple):
+    clips: torch.Tensor  # (B, 3, T, S, S)
+    labels: torch.Tensor  # (B,)
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+
 def _collate(items):
     good = [it for it in items if it is not None]
     if not good:
@@ -133,7 +143,7 @@ class ClassifyTask:
                 continue
             clips, labels, skipped = batch
             self.skipped += skipped
-            yield clips.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            yield LabelledClips(clips.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True))
 
     def loss(self, model: nn.Module, batch) -> dict[str, torch.Tensor]:
         clips, labels = batch

@@ -36,7 +36,8 @@ class Task(Protocol):
 
     def model_args(self) -> dict: ...
 
-    def batches(self, epoch: int, rank: int, world: int) -> Iterable: ...
+    def batches(self, epoch: int, rank: int, world: int) -> Iterable:
+        """This rank's batches of epoch `epoch`; each has a `size` (items, for items/s)."""
 
     def steps_per_epoch(self, world: int) -> int: ...
 
@@ -205,7 +206,7 @@ def train(
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.detach().float()
             n_steps, step = n_steps + 1, step + 1
-            items += getattr(batch, "size", 0)
+            items += batch.size
             if on_step and (n_steps % cfg.log_every == 0 or n_steps == 1):
                 on_step({"epoch": epoch, "step": n_steps, "steps": task.steps_per_epoch(dist.world),
                          "loss": float(total), "lr": lr, "items_per_s": items / (time.perf_counter() - start)})
