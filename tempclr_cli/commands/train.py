@@ -81,11 +81,16 @@ def run_training(resolved, run_dir: Path, device: str, resume: Optional[str], qu
         log(f"{len(task.sequences)} training sequences from {len(task.video_ids)} videos; run folder {run_dir}", quiet)
     with progress(quiet, TextColumn("{task.fields[info]}")) as bar:
         epochs = bar.add_task("training", total=resolved.train.epochs, info="")
+        steps = bar.add_task("epoch", total=None, info="")
+
+        def on_step(row: dict) -> None:  # every train.log_every steps
+            bar.update(steps, description=f"epoch {row['epoch'] + 1}", completed=row["step"], total=row["steps"],
+                       info=f"loss {row['loss']:.4f}  lr {row['lr']:.2e}  {row['items_per_s']:.1f} {task.unit}/s")
 
         def on_epoch(row: dict) -> None:
             bar.update(epochs, completed=row["epoch"] + 1, info=f"loss {row['total']:.4f}  lr {row['lr']:.2e}")
 
-        row = train_loop(resolved, task, run_dir, dev, resume, on_epoch=on_epoch)
+        row = train_loop(resolved, task, run_dir, dev, resume, on_step=on_step, on_epoch=on_epoch)
     if not row:
         log(f"nothing to do: the run in {run_dir} already finished its {resolved.train.epochs} epochs", quiet)
         from tempclr_cli.core.checkpoint import load_checkpoint

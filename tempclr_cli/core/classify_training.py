@@ -95,6 +95,7 @@ def _collate(items):
 
 class ClassifyTask:
     kind = "classify"
+    unit = "clips"  # what a batch's size counts (progress: clips/s)
 
     def __init__(self, recipe: Recipe, device: torch.device):
         data = recipe.data

@@ -20,6 +20,7 @@ from tempclr_cli.core.recipe import Recipe
 
 class TCLRTask:
     kind = "tclr"
+    unit = "clips"  # what a batch's size counts (progress: clips/s)
     channels_last = True
 
     def __init__(self, recipe: Recipe, device: torch.device):

@@ -142,6 +142,7 @@ def negative_orders(K: int, S: int, count: int, granularity: list[str], B: int, 
 
 class TempCLRTask:
     kind = "tempclr"
+    unit = "sequences"  # what a batch's size counts (progress: sequences/s)
 
     def __init__(self, recipe: Recipe, device: torch.device, run_dir: Path):
         data = recipe.data

@@ -31,6 +31,7 @@ from tempclr_cli.core.runtime import autocast, seed_everything
 
 class Task(Protocol):
     kind: str
+    unit: str  # what batch.size counts, for the items/s rate
 
     def build_model(self) -> torch.nn.Module: ...
 
