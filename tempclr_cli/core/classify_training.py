@@ -96,6 +96,7 @@ def _collate(items):
 class ClassifyTask:
     kind = "classify"
     unit = "clips"  # what a batch's size counts (progress: clips/s)
+    channels_last = True
 
     def __init__(self, recipe: Recipe, device: torch.device):
         data = recipe.data

@@ -143,6 +143,7 @@ def negative_orders(K: int, S: int, count: int, granularity: list[str], B: int, 
 class TempCLRTask:
     kind = "tempclr"
     unit = "sequences"  # what a batch's size counts (progress: sequences/s)
+    channels_last = False  # heads over features: nothing to convert
 
     def __init__(self, recipe: Recipe, device: torch.device, run_dir: Path):
         data = recipe.data

@@ -32,6 +32,7 @@ from tempclr_cli.core.runtime import autocast, seed_everything
 class Task(Protocol):
     kind: str
     unit: str  # what batch.size counts, for the items/s rate
+    channels_last: bool  # on CUDA, convert the model to channels_last_3d (3-D convnets)
 
     def build_model(self) -> torch.nn.Module: ...
 
@@ -151,7 +152,7 @@ def train(
     cfg, optim = recipe.train, recipe.optim
     seed_everything(cfg.seed)  # the initial weights depend on train.seed only (a resume then loads its own)
     model = task.build_model().to(device)
-    if device.type == "cuda" and getattr(task, "channels_last", False):
+    if device.type == "cuda" and task.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     if dist.world > 1 and device.type == "cuda":
         # batch statistics over the global batch, as in one process (SyncBatchNorm needs a GPU;
