@@ -11,6 +11,7 @@ import torch
 
 from tempclr_cli.core.clips import ClipSpec, TCLRVideos, augment, tclr_indices
 from tempclr_cli.core.synth import SynthConfig, generate
+from ranks import run_ranks
 from test_cli import tempclr
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "tclr_synthetic.yaml"
@@ -175,7 +176,7 @@ def test_sweep_over_label_fractions(actions, tmp_path):
 
 
 DDP_SCRIPT = """
-import json, sys, torch
+import sys, torch
 torch.set_num_threads(1)
 from pathlib import Path
 from tempclr_cli.core.recipe import load_recipe
@@ -188,32 +189,20 @@ TCLRTask.build_model = lambda self: models.append(build(self)) or models[-1]
 recipe = load_recipe(sys.argv[1], sys.argv[3:])
 row = train(recipe, TCLRTask(recipe, torch.device("cpu")), Path(sys.argv[2]), torch.device("cpu"))
 params = torch.cat([p.detach().flatten() for p in models[0].parameters()])
-print(json.dumps({"rank": torch.distributed.get_rank(), "total": row["total"], "checksum": float(params.double().sum()),
-                  "first": params[:50].tolist()}))
+report({"total": row["total"], "checksum": float(params.double().sum()), "first": params[:50].tolist()})
 """
 
 
 def test_two_gloo_ranks_stay_identical(actions, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT)
     overrides = [f"data.root={actions}", f"data.annotations={actions}", "train.batch_size=4", "train.epochs=1"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(RECIPE),
-           str(tmp_path / "run"), *overrides]
-    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = sorted((json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"])
-    assert [r["rank"] for r in rows] == [0, 1]
+    rows = run_ranks(DDP_SCRIPT, tmp_path, str(RECIPE), str(tmp_path / "run"), *overrides)
     assert rows[0]["first"] == rows[1]["first"] and rows[0]["checksum"] == rows[1]["checksum"]
     assert rows[0]["total"] == rows[1]["total"]  # the epoch loss is reduced across ranks
     assert (tmp_path / "run" / "last.pt").exists()
 
 
 GATHER_SCRIPT = """
-import json, torch
+import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 torch.set_num_threads(1)
@@ -227,38 +216,29 @@ full = [unit(2, 6, 16), unit(2, 6, 4, 16), unit(2, 6, 4, 16)]  # the same global
 mine = [x[:, rank * 3:(rank + 1) * 3].clone().requires_grad_() for x in full]
 loss = tclr_losses(*[gather_with_grad(x, dim=1) for x in mine], scaling="official")["total"]
 loss.backward()
-print(json.dumps({"rank": rank, "loss": loss.item(), "grads": [x.grad.tolist() for x in mine]}))
+report({"loss": loss.item(), "grads": [x.grad.tolist() for x in mine]})
 dist.destroy_process_group()
 """
 
 
 def test_distributed_loss_equals_the_single_process_loss_on_the_global_batch(tmp_path):
     """Each rank holds half of the batch; IC negatives come from both halves (gathered with gradients)."""
-    import os
-    import subprocess
-    import sys
-
     import torch.nn.functional as F
 
     from tempclr_cli.core.losses import tclr_losses
 
-    script = tmp_path / "gather.py"
-    script.write_text(GATHER_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
-    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = sorted((json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"])
+    rows = run_ranks(GATHER_SCRIPT, tmp_path)
     gen = torch.Generator().manual_seed(0)
     full = [F.normalize(torch.randn(*shape, generator=gen, dtype=torch.float64), dim=-1).requires_grad_()
             for shape in ((2, 6, 16), (2, 6, 4, 16), (2, 6, 4, 16))]
     loss = tclr_losses(*full, scaling="official")["total"]
     loss.backward()
-    for row in rows:
+    for rank, row in enumerate(rows):
         assert row["loss"] == pytest.approx(loss.item(), rel=1e-12)
         for grad, x in zip(row["grads"], full):
-            # all_gather's backward sums the ranks' copies: world x the shard's gradient,
+            # the gather's backward sums the ranks' copies: world x the shard's gradient,
             # which DDP's averaging over ranks turns back into the single-process gradient
-            shard = x.grad[:, row["rank"] * 3:(row["rank"] + 1) * 3]
+            shard = x.grad[:, rank * 3:(rank + 1) * 3]
             torch.testing.assert_close(torch.tensor(grad, dtype=torch.float64), 2 * shard)
 
 

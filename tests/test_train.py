@@ -17,6 +17,7 @@ from tempclr_cli.core.checkpoint import load_checkpoint
 from tempclr_cli.core.recipe import load_recipe
 from tempclr_cli.core.tempclr_training import TempCLRTask
 from tempclr_cli.core.trainer import TrainingDiverged, train
+from ranks import run_ranks
 from test_cli import tempclr
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "tempclr_synthetic.yaml"
@@ -125,7 +126,7 @@ def test_resume_from_a_missing_file_is_an_error(step_dataset, tmp_path):
 
 
 DDP_SCRIPT = """
-import json, sys, torch
+import sys, torch
 torch.set_num_threads(1)
 from pathlib import Path
 from tempclr_cli.core.recipe import load_recipe
@@ -138,9 +139,8 @@ TempCLRTask.build_model = lambda self: models.append(build(self)) or models[-1]
 recipe = load_recipe(sys.argv[1], sys.argv[3:])
 run = Path(sys.argv[2])
 row = train(recipe, TempCLRTask(recipe, torch.device("cpu"), run), run, torch.device("cpu"))
-rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
 params = torch.cat([p.detach().flatten() for p in models[0].parameters()])
-print(json.dumps({"rank": rank, "total": row["total"], "params": params.tolist()}))
+report({"total": row["total"], "params": params.tolist()})
 """
 
 
@@ -148,20 +148,9 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(step_data
     data, feats = step_dataset
     overrides = [f"data.root={feats}", f"data.annotations={data / 'youcookii_annotations_trainval.json'}",
                  "train.batch_size=8", "train.epochs=2", "model.dropout=0"]
-    script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, str(script), str(RECIPE), str(tmp_path / "one"), *overrides],
-                            env=env, capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                str(script), str(RECIPE), str(tmp_path / "two"), *overrides]  # --standalone: a free local port
-    double = subprocess.run(torchrun, env=env, capture_output=True, text=True, timeout=300)
-    assert double.returncode == 0, double.stderr
-    rows = sorted((json.loads(line) for line in double.stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"])
-    assert [r["rank"] for r in rows] == [0, 1]
+    (one,) = run_ranks(DDP_SCRIPT, tmp_path, str(RECIPE), str(tmp_path / "one"), *overrides, nproc=0, name="single")
+    rows = run_ranks(DDP_SCRIPT, tmp_path, str(RECIPE), str(tmp_path / "two"), *overrides)
     assert rows[0]["params"] == rows[1]["params"]  # the ranks stay identical
-    one = json.loads(single.stdout.splitlines()[-1])
     assert rows[0]["total"] == pytest.approx(one["total"], rel=1e-5) and rows[1]["total"] == pytest.approx(one["total"], rel=1e-5)
     a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)

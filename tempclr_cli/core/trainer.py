@@ -57,6 +57,7 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owned: bool = False  # this module joined the process group, so it leaves it too
 
     @property
     def main(self) -> bool:
@@ -70,9 +71,10 @@ def setup_distributed(device: torch.device) -> Dist:
         return Dist()
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    owned = not dist.is_initialized()
+    if owned:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), owned)
 
 
 class WarmupPlateau:
@@ -147,8 +149,22 @@ def train(
     on_step: Callable[[dict], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Train `task` per `recipe`; returns the last epoch's metrics row."""
+    """Train `task` per `recipe`; returns the last epoch's metrics row.
+
+    Under torchrun the process group is joined here and left on return: a gloo group
+    left to interpreter shutdown can abort the process ("terminate called without an
+    active exception") after training succeeded.
+    """
     dist = setup_distributed(device)
+    try:
+        return _train(recipe, task, run_dir, device, dist, resume, on_step, on_epoch)
+    finally:
+        if dist.owned:
+            torch.distributed.destroy_process_group()
+
+
+def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist: Dist, resume: str | None,
+           on_step: Callable[[dict], None] | None, on_epoch: Callable[[dict], None] | None) -> dict:
     cfg, optim = recipe.train, recipe.optim
     seed_everything(cfg.seed)  # the initial weights depend on train.seed only (a resume then loads its own)
     model = task.build_model().to(device)
