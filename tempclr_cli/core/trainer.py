@@ -227,7 +227,7 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
             items += batch.size
             if on_step and (n_steps % cfg.log_every == 0 or n_steps == 1):
                 on_step({"epoch": epoch, "step": n_steps, "steps": task.steps_per_epoch(dist.world),
-                         "loss": float(total), "lr": lr, "items_per_s": items / (time.perf_counter() - start)})
+                         "loss": float(total.detach()), "lr": lr, "items_per_s": items / (time.perf_counter() - start)})
         if n_steps == 0:
             raise TempclrError("an epoch had no batches: the training set is empty (check data.root/annotations)")
         # -- epoch loss, reduced over ranks
