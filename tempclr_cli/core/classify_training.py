@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from tempclr_cli.core.checkpoint import load_checkpoint
-from tempclr_cli.core.clips import ClipSpec, SeededVideos, augment, seeded_loader, test_clip_indices, train_videos
+from tempclr_cli.core.clips import ClipSpec, SeededVideos, VideoTask, augment, test_clip_indices, train_videos
 from tempclr_cli.core.encoders import center_crop
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.nn_retrieval import test_videos
@@ -80,23 +80,28 @@ class ClassifyVideos(SeededVideos):
 class LabelledClips(NamedTuple):
     clips: torch.Tensor  # (B, 3, T, S, S)
     labels: torch.Tensor  # (B,)
+    skipped: int = 0  # videos of the batch that did not decode
 
     @property
     def size(self) -> int:
         return len(self.labels)
 
+    def to(self, device) -> LabelledClips:
+        return LabelledClips(self.clips.to(device, non_blocking=True), self.labels.to(device, non_blocking=True), self.skipped)
 
-def _collate(items):
+
+def _collate(items) -> LabelledClips | None:
     good = [it for it in items if it is not None]
     if not good:
         return None
-    return torch.stack([c for c, _ in good]), torch.tensor([y for _, y in good]), len(items) - len(good)
+    return LabelledClips(torch.stack([c for c, _ in good]), torch.tensor([y for _, y in good]), len(items) - len(good))
 
 
-class ClassifyTask:
+class ClassifyTask(VideoTask):
     kind = "classify"
     unit = "clips"  # what a batch's size counts (progress: clips/s)
     channels_last = True
+    collate_fn, full_batches = staticmethod(_collate), False  # every video once per epoch
 
     def __init__(self, recipe: Recipe, device: torch.device):
         data = recipe.data
@@ -109,7 +114,6 @@ class ClassifyTask:
         self.videos = [items[k][0] for k in keep]
         self.labels = [self.classes.index(items[k][1]) for k in keep]
         self.dataset = ClassifyVideos(self.videos, self.labels, self.spec, recipe.train.seed)
-        self.skipped = 0
 
     def build_model(self) -> nn.Module:
         model_cfg = self.recipe.model
@@ -132,23 +136,8 @@ class ClassifyTask:
     def steps_per_epoch(self, world: int) -> int:
         return max(1, len(self.videos) // max(1, self.recipe.train.batch_size))
 
-    def epoch_info(self) -> dict:
-        skipped, self.skipped = self.skipped, 0
-        return {"skipped_videos": skipped}
-
-    def batches(self, epoch: int, rank: int, world: int):
-        loader, per_rank = seeded_loader(self.dataset, self.recipe, epoch, rank, world, _collate,
-                                         self.device.type == "cuda", full_batches=False)
-        for batch in loader:
-            if batch is None:
-                self.skipped += per_rank
-                continue
-            clips, labels, skipped = batch
-            self.skipped += skipped
-            yield LabelledClips(clips.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True))
-
-    def loss(self, model: nn.Module, batch) -> dict[str, torch.Tensor]:
-        clips, labels = batch
+    def loss(self, model: nn.Module, batch: LabelledClips) -> dict[str, torch.Tensor]:
+        clips, labels, _ = batch
         ce = nn.functional.cross_entropy(model(clips), labels)
         return {"cross_entropy": ce, "total": ce}
 

@@ -170,6 +170,28 @@ def seeded_loader(dataset: SeededVideos, recipe, epoch: int, rank: int, world: i
     return loader, per_rank
 
 
+class VideoTask:
+    """What the trainer tasks over videos share: this rank's seeded batches on the device,
+    with undecodable videos counted (`skipped_videos` in the epoch's metrics), never fatal.
+    Subclasses set dataset, recipe, device, collate_fn and full_batches."""
+
+    skipped = 0
+
+    def epoch_info(self) -> dict:
+        skipped, self.skipped = self.skipped, 0
+        return {"skipped_videos": skipped}
+
+    def batches(self, epoch: int, rank: int, world: int):
+        loader, per_rank = seeded_loader(self.dataset, self.recipe, epoch, rank, world, self.collate_fn,
+                                         self.device.type == "cuda", self.full_batches)
+        for batch in loader:
+            if batch is None:  # no video of the batch decoded
+                self.skipped += per_rank
+                continue
+            self.skipped += batch.skipped
+            yield batch.to(self.device)
+
+
 class TCLRVideos(SeededVideos):
     """Items: {"global": (2, 3, T, S, S), "local": (2, L, 3, T, S, S)} or None for an undecodable video."""
 
@@ -192,6 +214,13 @@ class ClipBatch:
     @property
     def size(self) -> int:
         return self.global_clips.shape[1] * (2 + 2 * self.local_clips.shape[2])  # clips
+
+    def pin_memory(self) -> ClipBatch:  # DataLoader(pin_memory=True) calls this in its pinning thread
+        return ClipBatch(self.global_clips.pin_memory(), self.local_clips.pin_memory(), self.skipped)
+
+    def to(self, device) -> ClipBatch:
+        return ClipBatch(self.global_clips.to(device, non_blocking=True), self.local_clips.to(device, non_blocking=True),
+                         self.skipped)
 
 
 def collate(items: list) -> ClipBatch | None:

@@ -11,17 +11,18 @@ from pathlib import Path
 
 import torch
 
-from tempclr_cli.core.clips import ClipSpec, TCLRVideos, collate, seeded_loader, train_videos
+from tempclr_cli.core.clips import ClipSpec, TCLRVideos, VideoTask, collate, train_videos
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.losses import gather_with_grad, tclr_losses
 from tempclr_cli.core.r3d import TCLRModel
 from tempclr_cli.core.recipe import Recipe
 
 
-class TCLRTask:
+class TCLRTask(VideoTask):
     kind = "tclr"
     unit = "clips"  # what a batch's size counts (progress: clips/s)
     channels_last = True
+    collate_fn, full_batches = staticmethod(collate), True  # equal whole batches on every rank (BN, negatives)
 
     def __init__(self, recipe: Recipe, device: torch.device):
         data = recipe.data
@@ -32,7 +33,6 @@ class TCLRTask:
             raise TempclrError(f"{data.root}: no training videos found")
         self.videos = [path for path, _ in items]
         self.dataset = TCLRVideos(self.videos, self.spec, recipe.train.seed)
-        self.skipped = 0
 
     def build_model(self) -> torch.nn.Module:
         return TCLRModel(self.recipe.model.name, self.recipe.model.proj_dim)
@@ -45,21 +45,6 @@ class TCLRTask:
 
     def steps_per_epoch(self, world: int) -> int:
         return max(1, len(self.videos) // world // max(1, self.recipe.train.batch_size // world))
-
-    def epoch_info(self) -> dict:
-        skipped, self.skipped = self.skipped, 0
-        return {"skipped_videos": skipped}
-
-    def batches(self, epoch: int, rank: int, world: int):
-        loader, per_rank = seeded_loader(self.dataset, self.recipe, epoch, rank, world, collate,
-                                         self.device.type == "cuda", full_batches=True)
-        for batch in loader:
-            if batch is None:
-                self.skipped += per_rank
-                continue
-            self.skipped += batch.skipped
-            yield batch.__class__(batch.global_clips.to(self.device, non_blocking=True),
-                                  batch.local_clips.to(self.device, non_blocking=True), batch.skipped)
 
     def loss(self, model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
         views, slices, local = model(batch.global_clips, batch.local_clips)
