@@ -35,13 +35,13 @@ def evaluate(
     (TCLR's multi-clip protocol), for each --clips N.
 
     The data comes from the recipe stored in the checkpoint; --set points it elsewhere
-    (another machine, another split). Each video is decoded once for all clip counts.
+    (data moved, another machine). Each video is decoded once for all clip counts.
 
     Examples:
 
       tempclr evaluate runs/tclr_ucf_finetune/last.pt --clips 1 --clips 2 --clips 4 --clips 10 --plot clips.png
 
-      tempclr evaluate runs/ft/best.pt --set data.split=2 --confusion confusion.png --json
+      tempclr evaluate runs/ft/best.pt --set data.root=/mnt/UCF101 --confusion confusion.png --json
     """
     from tempclr_cli.core.classify_training import evaluate as test_accuracy
     from tempclr_cli.core.classify_training import load_classifier
