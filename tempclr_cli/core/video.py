@@ -76,6 +76,7 @@ def write_video(
             stream.codec_context.time_base = time_base
             if codec == "libx264":
                 stream.options = {"preset": "veryfast", "crf": "20"}
+                stream.codec_context.thread_count = 1  # x264's output depends on its thread count
             if gop:
                 stream.codec_context.gop_size = gop
             for k, image in enumerate(frames):
