@@ -19,8 +19,7 @@ import torch
 from torch import nn
 
 from tempclr_cli.core.checkpoint import load_checkpoint
-from tempclr_cli.core.clips import ClipSpec, SeededVideos, VideoTask, augment, test_clip_indices, train_videos
-from tempclr_cli.core.encoders import center_crop
+from tempclr_cli.core.clips import ClipSpec, SeededVideos, VideoTask, augment, test_clips, train_videos
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.nn_retrieval import test_videos
 from tempclr_cli.core.r3d import build_backbone, feature_map
@@ -170,8 +169,7 @@ def evaluate(model: Classifier, recipe: Recipe, classes: list[str], device, clip
     for path, _ in items:
         frames = torch.from_numpy(read_frames(path, spec.size))
         for k in counts:
-            x = center_crop(frames[test_clip_indices(len(frames), spec, k)].permute(0, 4, 1, 2, 3).float().div_(255), spec.size)
-            ranked[k].append(model(x.to(device)).softmax(-1).mean(0).argsort(descending=True)[:5].tolist())
+            ranked[k].append(model(test_clips(frames, spec, k).to(device)).softmax(-1).mean(0).argsort(descending=True)[:5].tolist())
         if progress:
             progress(1)
     truth = [classes.index(cls) for _, cls in items]

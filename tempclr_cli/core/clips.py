@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.v2 import functional as TF
 
+from tempclr_cli.core.encoders import center_crop
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.video import VIDEO_EXTENSIONS, read_frames
 
@@ -52,12 +53,14 @@ def tclr_indices(n_frames: int, spec: ClipSpec, rng: np.random.Generator) -> tup
     return global_idx % n_frames, local_idx % n_frames
 
 
-def test_clip_indices(n_frames: int, spec: ClipSpec, clips: int) -> torch.Tensor:
-    """Frame indices (clips, T) of `clips` clips at `spec.stride` with evenly spaced starts, for
-    evaluation (NN retrieval, multi-clip classification); short videos loop."""
+def test_clips(frames: torch.Tensor, spec: ClipSpec, clips: int) -> torch.Tensor:
+    """Evaluation clips (NN retrieval, multi-clip classification): frames (N, H, W, 3) uint8 ->
+    (clips, 3, T, size, size) in [0, 1], `clips` clips at `spec.stride` with evenly spaced
+    starts, centre crop; short videos loop."""
     span = (spec.frames - 1) * spec.stride + 1
-    starts = np.linspace(0, max(0, n_frames - span), clips).round().astype(int)
-    return torch.from_numpy((starts[:, None] + np.arange(spec.frames)[None, :] * spec.stride) % n_frames)
+    starts = np.linspace(0, max(0, len(frames) - span), clips).round().astype(int)
+    idx = (starts[:, None] + np.arange(spec.frames)[None, :] * spec.stride) % len(frames)
+    return center_crop(frames[torch.from_numpy(idx)].permute(0, 4, 1, 2, 3).float().div_(255), spec.size)
 
 
 def augment(frames: torch.Tensor, spec: ClipSpec, rng: np.random.Generator) -> torch.Tensor:

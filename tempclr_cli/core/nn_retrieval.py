@@ -13,8 +13,7 @@ from pathlib import Path
 
 import torch
 
-from tempclr_cli.core.clips import ClipSpec, split_videos, test_clip_indices, train_videos
-from tempclr_cli.core.encoders import center_crop
+from tempclr_cli.core.clips import ClipSpec, split_videos, test_clips, train_videos
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.r3d import TCLRModel, feature_map
 from tempclr_cli.core.video import read_frames
@@ -29,9 +28,7 @@ def test_videos(root: Path, fmt: str, annotations: Path | None, split: int) -> l
 def video_feature(model: TCLRModel, path: Path, frames: int, size: int, clips: int, device) -> torch.Tensor:
     """Mean over `clips` evenly spaced clips of the flattened space-pooled layer4 map, unit length."""
     video = torch.from_numpy(read_frames(path, size))
-    idx = test_clip_indices(len(video), ClipSpec(frames, 2, size), clips)
-    x = video[idx].permute(0, 4, 1, 2, 3).float().div_(255)  # (clips, 3, T, H, W)
-    x = center_crop(x, size).to(device)
+    x = test_clips(video, ClipSpec(frames, 2, size), clips).to(device)  # (clips, 3, T, size, size)
     feats = feature_map(model.backbone, x).flatten(1)  # (clips, C * T')
     return torch.nn.functional.normalize(feats.mean(0), dim=0).cpu()
 

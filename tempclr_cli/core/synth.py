@@ -77,7 +77,7 @@ class SynthConfig:
             raise TempclrError("--min-steps/--max-steps: need 1 <= min-steps <= max-steps")
         if self.class_by not in ("shape-motion", "motion"):
             raise TempclrError(f"--class-by {self.class_by}: shape-motion or motion")
-        most = len(action_classes(10**6, self.class_by))
+        most = len(action_classes(None, self.class_by))
         if self.classes > most:
             raise TempclrError(f"--classes: at most {most} with --class-by {self.class_by}")
         if self.size < 16 or self.size % 2:
@@ -106,8 +106,8 @@ class Step:
     sentence: str
 
 
-def action_classes(n: int, class_by: str = "shape-motion") -> list[tuple[str, str | None, str]]:
-    """The first `n` (name, shape, motion) classes; reverse pairs stay together. With
+def action_classes(n: int | None, class_by: str = "shape-motion") -> list[tuple[str, str | None, str]]:
+    """The first `n` (name, shape, motion) classes (None: all); reverse pairs stay together. With
     class_by="motion" the shape is None (drawn per clip)."""
     out = []
     for a, b in CLASS_MOTION_PAIRS:
