@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tempclr_cli.core.align import align
-from tempclr_cli.core.annotations import read_youcook2
-from tempclr_cli.core.features import FeatureStore
-from tempclr_cli.core.heads import apply_heads, load_heads
-from tempclr_cli.core.synth import ANNOTATIONS_FILE
-from tempclr_cli.core.tempclr_training import encode_sentences
+from tempclr_cli.core.align.steps import align
+from tempclr_cli.core.data.annotations import read_youcook2
+from tempclr_cli.core.data.features import FeatureStore
+from tempclr_cli.core.models.heads import apply_heads, load_heads
+from tempclr_cli.core.media.synth import ANNOTATIONS_FILE
+from tempclr_cli.core.train.tempclr_heads import encode_sentences
 
 
 def main(workdir: Path) -> None:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from tempclr_cli.core.dtw import dtw, pairwise_dtw, soft_dtw
+from tempclr_cli.core.align.dtw import dtw, pairwise_dtw, soft_dtw
 
 
 def timeit(fn, repeat: int = 7, warmup: int = 2) -> float:

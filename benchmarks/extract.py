@@ -46,13 +46,13 @@ def ffmpeg_pipe(path: Path) -> int:
 
 
 def ours(path: Path) -> int:
-    from tempclr_cli.core.video import sample_frames
+    from tempclr_cli.core.media.video import sample_frames
 
     return sum(1 for _ in sample_frames(path, fps=1.0, short_side=224))
 
 
 def sparse(path: Path) -> int:
-    from tempclr_cli.core.video import sample_frames
+    from tempclr_cli.core.media.video import sample_frames
 
     return sum(1 for _ in sample_frames(path, fps=0.02, short_side=224))
 
@@ -60,7 +60,7 @@ def sparse(path: Path) -> int:
 def peak_memory_mb(path: Path) -> float:
     """Peak RSS of a fresh process that samples the whole video (Python + PyAV baseline included)."""
     code = (
-        "import resource, sys; from tempclr_cli.core.video import sample_frames; "
+        "import resource, sys; from tempclr_cli.core.media.video import sample_frames; "
         f"n = sum(1 for _ in sample_frames({str(path)!r}, 1.0, 224)); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     )
@@ -70,8 +70,8 @@ def peak_memory_mb(path: Path) -> float:
 def clips_per_second(path: Path, model: str) -> float:
     import torch
 
-    from tempclr_cli.core import extract
-    from tempclr_cli.core.encoders import load_encoder
+    from tempclr_cli.core.encode import extract
+    from tempclr_cli.core.encode.encoders import load_encoder
 
     encoder = load_encoder(model, "none", None, torch.device("cpu"))
     out = CACHE / f"feats-{model}"
@@ -85,7 +85,7 @@ def encoder_clips_per_second(model: str, batch: int = 64) -> float:
     """The encoder alone on decoded frames (one frame per 1 s clip)."""
     import torch
 
-    from tempclr_cli.core.encoders import load_encoder
+    from tempclr_cli.core.encode.encoders import load_encoder
 
     encoder = load_encoder(model, "none", None, torch.device("cpu"))
     frames = torch.randint(0, 255, (batch, encoder.image_size, encoder.image_size, 3), dtype=torch.uint8)

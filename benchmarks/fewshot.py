@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tempclr_cli.core.fewshot import DISTANCES, FewshotConfig, VideoSet, evaluate
+from tempclr_cli.core.eval.fewshot import DISTANCES, FewshotConfig, VideoSet, fewshot_accuracy
 
 
 def otam_cum_dist(dists: torch.Tensor, lbda: float = 0.1) -> torch.Tensor:
@@ -37,7 +37,7 @@ def otam_cum_dist(dists: torch.Tensor, lbda: float = 0.1) -> torch.Tensor:
 
 
 def peer_episodes(videos: VideoSet, cfg: FewshotConfig, episodes: int) -> float:
-    from tempclr_cli.core.fewshot import sample_episodes
+    from tempclr_cli.core.eval.fewshot import sample_episodes
 
     supports, queries = sample_episodes(videos.labels, FewshotConfig(**{**cfg.__dict__, "episodes": episodes}))
     correct = 0
@@ -62,7 +62,7 @@ def main() -> None:
     rows = []
     for name in DISTANCES:
         start = time.perf_counter()
-        evaluate(videos, cfg, [name])
+        fewshot_accuracy(videos, cfg, [name])
         rows.append((name, time.perf_counter() - start))
     peer_eps = 50
     start = time.perf_counter()

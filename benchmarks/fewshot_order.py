@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tempclr_cli.core.fewshot import DISTANCES, FewshotConfig, VideoSet, evaluate
+from tempclr_cli.core.eval.fewshot import DISTANCES, FewshotConfig, VideoSet, fewshot_accuracy
 
 
 def classes(rng, kind: str, n_classes: int, per_class: int = 20, clips: int = 8, dim: int = 64):
@@ -42,7 +42,7 @@ def main() -> None:
                                  ("order-free", "free", 5, 10)):
         videos = classes(rng, kind, n)
         cfg = FewshotConfig(ways=ways, shots=1, queries=1, episodes=2000, seed=0)
-        acc = {r.distance: f"{r.accuracy:.1f} ± {r.ci95:.1f}" for r in evaluate(videos, cfg, list(DISTANCES))}
+        acc = {r.distance: f"{r.accuracy:.1f} ± {r.ci95:.1f}" for r in fewshot_accuracy(videos, cfg, list(DISTANCES))}
         print(f"| {label} | {ways}-way 1-shot | " + " | ".join(acc[d] for d in DISTANCES) + " |")
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tempclr_cli.core.retrieval import Padded, recall_at, score_matrix
+from tempclr_cli.core.eval.paragraph_retrieval import Padded, recall_at, score_matrix
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tempclr_cli.core.losses import tclr_losses
+from tempclr_cli.core.train.losses import tclr_losses
 
 
 def nt_xent(zi, zj, t):
@@ -69,7 +69,7 @@ def main() -> None:
     ours = lambda *x: tclr_losses(*x, temperature=0.1, scaling="official")["total"]  # noqa: E731
     assert abs(run(ours) - run(released)) < 1e-3
     t_ours, t_peer = timed(lambda: run(ours)), timed(lambda: run(released))
-    from tempclr_cli.core.r3d import TCLRModel
+    from tempclr_cli.core.models.r3d import TCLRModel
 
     model = TCLRModel("r3d18-small", 64)
     g, loc = torch.rand(2, 8, 3, 16, 32, 32), torch.rand(2, 8, 4, 3, 16, 32, 32)

@@ -9,16 +9,29 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from tempclr_cli import __version__
 from tempclr_cli.commands import align, demo, evaluate, extract, fewshot, localize, retrieve, sweep, synth, train
+
+class Command(TyperCommand):
+    """Usage lines name arguments the conventional way: `tempclr align [OPTIONS] VIDEO STEPS`."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = (param.metavar or param.name).upper() + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
 
 app = typer.Typer(
     name="tempclr",
     help="Temporal alignment of video: extract features, align steps, train (TempCLR, TCLR), "
     "retrieve, few-shot. Results go to stdout, logs and progress to stderr.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain click help: wraps cleanly at 80 columns, no per-flag type column
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -39,16 +52,9 @@ def _main(
     """Temporal alignment of video."""
 
 
-app.command("extract")(extract.extract)
-app.command("train")(train.train)
-app.command("align")(align.align)
-app.command("retrieve")(retrieve.retrieve)
-app.command("evaluate")(evaluate.evaluate)
-app.command("fewshot")(fewshot.fewshot)
-app.command("localize")(localize.localize)
-app.command("sweep")(sweep.sweep)
-app.command("synth")(synth.synth)
-app.command("demo")(demo.demo)
+for module in (extract, train, align, retrieve, evaluate, fewshot, localize, sweep, synth, demo):
+    name = module.__name__.rsplit(".", 1)[1]
+    app.command(name, cls=Command)(getattr(module, name))
 
 
 def main() -> None:

@@ -26,10 +26,10 @@ def reference() -> dict:
 @pytest.fixture(scope="session")
 def step_dataset(tmp_path_factory):
     """30 synthetic step videos and their tiny-encoder features (extracted in this process)."""
-    from tempclr_cli.core import extract
-    from tempclr_cli.core.encoders import load_encoder
-    from tempclr_cli.core.synth import SynthConfig, generate
-    from tempclr_cli.core.video import find_videos
+    from tempclr_cli.core.encode import extract
+    from tempclr_cli.core.encode.encoders import load_encoder
+    from tempclr_cli.core.media.synth import SynthConfig, generate
+    from tempclr_cli.core.media.video import find_videos
 
     root = tmp_path_factory.mktemp("steps")
     data, feats = root / "data", root / "features"

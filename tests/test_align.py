@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from tempclr_cli.core.align import align, read_steps
+from tempclr_cli.core.align.steps import align, read_steps
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.synth import SynthConfig, generate
+from tempclr_cli.core.media.synth import SynthConfig, generate
 from test_cli import tempclr
 
 TINY = ["--model", "tiny", "--pretrained", "none", "--device", "cpu"]
@@ -153,7 +153,7 @@ def test_cli_more_steps_than_clips_exits_2(synthetic, tmp_path):
 
 
 def test_auto_drop_cost_splits_close_and_far_clips():
-    from tempclr_cli.core.align import auto_drop_cost
+    from tempclr_cli.core.align.steps import auto_drop_cost
 
     # clip-wise best costs 0.1, 0.2 (near a step) and 0.9, 1.0 (near none): threshold halfway
     cost = torch.tensor([[0.1, 0.5, 0.9, 1.2], [0.3, 0.2, 1.1, 1.0]])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tempclr_cli.core.dtw import DTWInputError, dtw, otam, segment, soft_dtw
+from tempclr_cli.core.align.dtw import DTWInputError, dtw, otam, segment, soft_dtw
 
 # --- independent slow references (plain Python, O(N*M) loops) -------------------------
 
@@ -70,7 +70,7 @@ def rng():
 @pytest.fixture(params=["compiled", "rowscan"], autouse=True)
 def backend(request, monkeypatch):
     """Every test runs on both CPU paths: the numba kernels and the torch row scan (CUDA's path)."""
-    import tempclr_cli.core.dtw as module
+    import tempclr_cli.core.align.dtw as module
 
     monkeypatch.setattr(module, "USE_COMPILED", request.param == "compiled")
     return request.param
@@ -248,7 +248,7 @@ def test_segment_rejects_more_steps_than_clips():
 
 
 def test_pairwise_dtw_equals_dtw_on_each_pairs_cost(rng):
-    from tempclr_cli.core.dtw import pairwise_dtw
+    from tempclr_cli.core.align.dtw import pairwise_dtw
 
     x = torch.nn.functional.normalize(torch.tensor(rng.standard_normal((3, 5, 8))), dim=-1)
     y = torch.nn.functional.normalize(torch.tensor(rng.standard_normal((4, 7, 8))), dim=-1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tempclr_cli.core.localize import assign_steps
+from tempclr_cli.core.eval.localization import assign_steps
 from test_cli import tempclr
 
 

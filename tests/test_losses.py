@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tempclr_cli.core.dtw import soft_dtw
-from tempclr_cli.core.losses import clip_caption_loss, cosine_cost, sequence_contrastive_loss, tclr_losses
+from tempclr_cli.core.align.dtw import soft_dtw
+from tempclr_cli.core.train.losses import clip_caption_loss, cosine_cost, sequence_contrastive_loss, tclr_losses
 
 
 def as64(x):

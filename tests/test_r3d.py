@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torchvision.models.video import r3d_18
 
-from tempclr_cli.core.r3d import TCLRModel, build_backbone, feature_map
+from tempclr_cli.core.models.r3d import TCLRModel, build_backbone, feature_map
 
 
 def test_layer4_keeps_four_time_steps_and_params_match_torchvision():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.recipe import load_recipe, recipe_to_yaml
+from tempclr_cli.core.train.recipe import load_recipe, recipe_to_yaml
 
 RECIPES = Path(__file__).parents[1] / "recipes"
 

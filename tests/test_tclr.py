@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from tempclr_cli.core.clips import ClipSpec, TCLRVideos, augment, tclr_indices
-from tempclr_cli.core.synth import SynthConfig, generate
+from tempclr_cli.core.data.clips import ClipSpec, tclr_indices
+from tempclr_cli.core.train.augment import augment
+from tempclr_cli.core.train.tclr_pretraining import TCLRVideos
+from tempclr_cli.core.media.synth import SynthConfig, generate
 from ranks import run_ranks
 from test_cli import tempclr
 
@@ -89,7 +91,7 @@ def test_train_then_nearest_neighbour_retrieval(actions, tmp_path):
 
 
 def test_label_fraction_is_class_balanced_and_seeded():
-    from tempclr_cli.core.classify_training import label_subset
+    from tempclr_cli.core.train.classification import label_subset
 
     labels = ["a"] * 10 + ["b"] * 20 + ["c"] * 3
     keep = label_subset(labels, 0.1, seed=0)
@@ -146,18 +148,17 @@ def test_extract_with_a_tclr_checkpoint(actions, tmp_path):
 
 
 def test_diving48_lists(tmp_path):
-    from tempclr_cli.core.clips import train_videos
+    from tempclr_cli.core.data.splits import split_videos
     from tempclr_cli.core.errors import TempclrError
-    from tempclr_cli.core.nn_retrieval import test_videos
 
     rows = [{"vid_name": "_8Vy3dlHg2w_00000", "label": 12, "start_frame": 0, "end_frame": 52}]
     (tmp_path / "Diving48_V2_train.json").write_text(json.dumps(rows))
     (tmp_path / "Diving48_V2_test.json").write_text(json.dumps(rows * 2))
-    assert train_videos(tmp_path / "rgb", "diving48", tmp_path, 1) == [(tmp_path / "rgb" / "_8Vy3dlHg2w_00000.mp4", "12")]
-    assert len(test_videos(tmp_path / "rgb", "diving48", tmp_path, 1)) == 2
+    assert split_videos(tmp_path / "rgb", "diving48", tmp_path, 1, "train") == [(tmp_path / "rgb" / "_8Vy3dlHg2w_00000.mp4", "12")]
+    assert len(split_videos(tmp_path / "rgb", "diving48", tmp_path, 1, "test")) == 2
     (tmp_path / "Diving48_V2_train.json").write_text('{"not": "a list"}')
     with pytest.raises(TempclrError, match="JSON list"):
-        train_videos(tmp_path / "rgb", "diving48", tmp_path, 1)
+        split_videos(tmp_path / "rgb", "diving48", tmp_path, 1, "train")
 
 
 def test_sweep_over_label_fractions(actions, tmp_path):
@@ -179,9 +180,9 @@ DDP_SCRIPT = """
 import sys, torch
 torch.set_num_threads(1)
 from pathlib import Path
-from tempclr_cli.core.recipe import load_recipe
-from tempclr_cli.core.tclr_training import TCLRTask
-from tempclr_cli.core.trainer import train
+from tempclr_cli.core.train.recipe import load_recipe
+from tempclr_cli.core.train.tclr_pretraining import TCLRTask
+from tempclr_cli.core.train.trainer import train
 
 models = []
 build = TCLRTask.build_model
@@ -206,7 +207,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 torch.set_num_threads(1)
-from tempclr_cli.core.losses import gather_with_grad, tclr_losses
+from tempclr_cli.core.train.losses import gather_with_grad, tclr_losses
 
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
@@ -225,7 +226,7 @@ def test_distributed_loss_equals_the_single_process_loss_on_the_global_batch(tmp
     """Each rank holds half of the batch; IC negatives come from both halves (gathered with gradients)."""
     import torch.nn.functional as F
 
-    from tempclr_cli.core.losses import tclr_losses
+    from tempclr_cli.core.train.losses import tclr_losses
 
     rows = run_ranks(GATHER_SCRIPT, tmp_path)
     gen = torch.Generator().manual_seed(0)
@@ -244,9 +245,9 @@ def test_distributed_loss_equals_the_single_process_loss_on_the_global_batch(tmp
 
 def test_resume_reaches_the_same_weights(actions, tmp_path):
     from tempclr_cli.core.checkpoint import load_checkpoint
-    from tempclr_cli.core.recipe import load_recipe
-    from tempclr_cli.core.tclr_training import TCLRTask
-    from tempclr_cli.core.trainer import train
+    from tempclr_cli.core.train.recipe import load_recipe
+    from tempclr_cli.core.train.tclr_pretraining import TCLRTask
+    from tempclr_cli.core.train.trainer import train
 
     def recipe(epochs):
         return load_recipe(RECIPE, [f"data.root={actions}", f"data.annotations={actions}", "train.batch_size=4",

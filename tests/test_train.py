@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from tempclr_cli.core.checkpoint import load_checkpoint
-from tempclr_cli.core.recipe import load_recipe
-from tempclr_cli.core.tempclr_training import TempCLRTask
-from tempclr_cli.core.trainer import TrainingDiverged, train
+from tempclr_cli.core.train.recipe import load_recipe
+from tempclr_cli.core.train.tempclr_heads import TempCLRTask
+from tempclr_cli.core.train.trainer import TrainingDiverged, train
 from ranks import run_ranks
 from test_cli import tempclr
 
@@ -41,10 +41,10 @@ def test_cli_train_writes_a_run_folder(step_dataset, tmp_path):
                      "--set", "train.epochs=3", "--set", "train.checkpoint_every=2", "--run-dir", str(run), "--device", "cpu")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["run_dir"] == str(run) and summary["epoch"] == 2
+    assert summary["run_dir"] == str(run) and summary["epoch"] == 3
     assert {p.name for p in run.iterdir()} >= {"recipe.yaml", "metrics.jsonl", "last.pt", "best.pt", "epoch_0002.pt", "sentences.pt"}
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [0, 1, 2] and all("sequence" in r and "clip_caption" in r for r in rows)
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and all("sequence" in r and "clip_caption" in r for r in rows)
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["kind"] == "tempclr" and state["epoch"] == 3 and state["meta"]["encoder_model"] == "tiny"
     assert load_recipe(run / "recipe.yaml").train.epochs == 3
@@ -91,7 +91,7 @@ def test_sigkill_then_resume_auto(step_dataset, tmp_path):
     resumed = subprocess.run([sys.executable, *args, "--resume", "auto"], env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert epochs == list(range(40))  # one row per epoch, none lost or repeated by the kill
+    assert epochs == list(range(1, 41))  # one row per epoch, none lost or repeated by the kill
     reference = tmp_path / "reference"
     r = recipe_for(step_dataset, "train.epochs=40")
     train(r, TempCLRTask(r, torch.device("cpu"), reference), reference, torch.device("cpu"))
@@ -129,9 +129,9 @@ DDP_SCRIPT = """
 import sys, torch
 torch.set_num_threads(1)
 from pathlib import Path
-from tempclr_cli.core.recipe import load_recipe
-from tempclr_cli.core.tempclr_training import TempCLRTask
-from tempclr_cli.core.trainer import train
+from tempclr_cli.core.train.recipe import load_recipe
+from tempclr_cli.core.train.tempclr_heads import TempCLRTask
+from tempclr_cli.core.train.trainer import train
 
 models = []
 build = TempCLRTask.build_model

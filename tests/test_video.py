@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tempclr_cli.core.video import VideoError, find_videos, sample_frames
+from tempclr_cli.core.media.video import VideoError, find_videos, sample_frames
 from videos import audio_only, cfr, frame_index, rotated_mp4, truncated, vfr
 
 
@@ -115,7 +115,7 @@ def test_find_videos_recurses_by_extension(tmp_path):
 
 @pytest.mark.parametrize("gop", [10, 25])
 def test_sparse_sampling_seeks_without_changing_the_result(tmp_path, gop):
-    from tempclr_cli.core.video import write_video
+    from tempclr_cli.core.media.video import write_video
     from videos import frame_with_index
 
     path = write_video(tmp_path / "g.mp4", (frame_with_index(k) for k in range(400)), 10, gop=gop)

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from tempclr_cli.core.video import write_video
+from tempclr_cli.core.media.video import write_video
 
 
 def frame_with_index(k: int, size: int = 32) -> np.ndarray:

@@ -112,6 +112,41 @@ def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def not_implemented(what: str) -> None:
-    """Stubs say so and exit 1: a command never pretends to work."""
-    raise TempclrError(f"{what} is not implemented yet", exit_code=1)
+def bar_factory(bar) -> Callable[[str, Optional[int]], Callable[[int], None]]:
+    """A core `Progress` (description, total) -> advance(n) over a rich Progress."""
+
+    def open_task(description: str, total: Optional[int] = None) -> Callable[[int], None]:
+        task = bar.add_task(description, total=total, info="")
+        return lambda n=1: bar.advance(task, n)
+
+    return open_task
+
+
+def train_with_progress(recipe, run_dir, device: str, resume: Optional[str], quiet: bool, bar=None):
+    """`core.train.run.run_training` with a per-epoch step bar (loss, lr, rate); on `bar` when
+    given (the demo's), else on a bar of its own."""
+    from rich.progress import TextColumn
+
+    from tempclr_cli.core.train.run import run_training
+
+    def run(bar):
+        epochs = bar.add_task("training", total=recipe.train.epochs, info="")
+        steps = bar.add_task("epoch", total=None, info="")
+
+        def on_step(row: dict) -> None:  # every train.log_every steps
+            bar.update(steps, description=f"epoch {row['epoch']}", completed=row["step"], total=row["steps"],
+                       info=f"loss {row['loss']:.4f}  lr {row['lr']:.2e}  {row['items_per_s']:.1f} {row['unit']}/s")
+
+        def on_epoch(row: dict) -> None:
+            bar.update(epochs, completed=row["epoch"], info=f"loss {row['total']:.4f}  lr {row['lr']:.2e}")
+
+        return run_training(recipe, run_dir, device, resume, lambda m: log(m, quiet), on_step, on_epoch)
+
+    if bar is not None:
+        result = run(bar)
+    else:
+        with progress(quiet, TextColumn("{task.fields[info]}")) as own:
+            result = run(own)
+    if result.already_done:
+        log(f"nothing to do: the run in {run_dir} already finished its {recipe.train.epochs} epochs", quiet)
+    return result

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Json, Quiet, Verbose, command, log, progress
+from tempclr_cli.commands._common import Device, Json, Quiet, Seed, Verbose, command, log, progress
 
 
 @command
@@ -26,10 +26,13 @@ def evaluate(
     confusion: Annotated[Optional[Path], typer.Option(help="Confusion matrix (PNG) at the largest --clips.")] = None,
     json_: Json = False,
     device: Device = "auto",
+    seed: Seed = 0,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Test top-1 / top-5 accuracy of a classifier checkpoint, for each number of clips per video.
+    """Test top-1 / top-5 of a classifier, over clips per video.
+
+    Test top-1 / top-5 accuracy of a classifier checkpoint, for each number of clips per video.
 
     A video's prediction is the mean softmax over N evenly spaced clips, centre crop
     (TCLR's multi-clip protocol), for each --clips N.
@@ -39,24 +42,21 @@ def evaluate(
 
     Examples:
 
-      tempclr evaluate runs/tclr_ucf_finetune/last.pt --clips 1 --clips 2 --clips 4 --clips 10 --plot clips.png
-
-      tempclr evaluate runs/ft/best.pt --set data.root=/mnt/UCF101 --confusion confusion.png --json
+    \b
+      tempclr evaluate runs/tclr_ucf_finetune/last.pt --clips 1 --clips 4 \\
+          --clips 10 --plot clips.png
+      tempclr evaluate runs/ft/best.pt --set data.root=/mnt/UCF101 \\
+          --confusion confusion.png --json
     """
-    from tempclr_cli.core.classify_training import evaluate as test_accuracy
-    from tempclr_cli.core.classify_training import load_classifier
-    from tempclr_cli.core.recipe import recipe_from_dict
-    from tempclr_cli.core.runtime import resolve_device
+    from tempclr_cli.core.eval.classification import evaluate_checkpoint
+    from tempclr_cli.core.runtime import seed_everything
 
-    model, state = load_classifier(checkpoint)
-    recipe = recipe_from_dict(state["recipe"], f"the recipe stored in {checkpoint}", set_ or [])
-    counts = sorted(set(clips or [recipe.eval.clips]))
-    if counts[0] < 1:
+    if clips and min(clips) < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--clips")
+    seed_everything(seed)  # evaluation clips are deterministic; the seed is accepted like everywhere
     with progress(quiet) as bar:
         task = bar.add_task("testing", total=None)
-        rows = test_accuracy(model, recipe, state["meta"]["classes"], resolve_device(device), counts,
-                             lambda n: bar.advance(task, n))
+        rows = evaluate_checkpoint(checkpoint, clips, set_ or [], device, lambda n: bar.advance(task, n))
     _plots(rows, plot, confusion, quiet)
     if json_:
         print(json.dumps({"checkpoint": str(checkpoint), **rows[0]} if len(rows) == 1

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,25 +14,19 @@ import typer
 from tempclr_cli.commands._common import (
     Checkpoint, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, log, progress,
 )
-from tempclr_cli.core.errors import TempclrError
+from rich.markup import escape
 
 EXIT_SOME_FAILED = 3
+
+
+class Dtype(str, Enum):
+    float16 = "float16"
+    float32 = "float32"
 
 
 def _read_list(source: str) -> list[str]:
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-
-
-def _parse_shard(spec: Optional[str]) -> tuple[int, int]:
-    """`i/n` from --shard, else torchrun's RANK/WORLD_SIZE, else 0/1."""
-    if spec is None:
-        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    try:
-        i, n = (int(x) for x in spec.split("/"))
-    except ValueError:
-        raise TempclrError(f"--shard {spec}: expected i/n, e.g. 0/4") from None
-    return i, n
 
 
 @command
@@ -47,7 +41,7 @@ def extract(
     fps: Annotated[float, typer.Option(help="Frames sampled per second (by presentation time).")] = 1.0,
     clip_seconds: Annotated[float, typer.Option(help="Clip window; a clip's feature is the mean over its frames.")] = 1.0,
     per_frame: Annotated[bool, typer.Option("--per-frame", help="One feature per sampled frame instead of per clip.")] = False,
-    dtype: Annotated[str, typer.Option(help="float16 or float32.")] = "float16",
+    dtype: Annotated[Dtype, typer.Option(help="Storage type of the features.")] = Dtype.float16,
     normalize: Annotated[bool, typer.Option(help="L2-normalise each feature.")] = True,
     batch_size: Annotated[int, typer.Option(help="Frames per encoder batch.")] = 64,
     workers: Annotated[int, typer.Option(help="Decoder processes (0: decode in this process).")] = 2,
@@ -59,7 +53,9 @@ def extract(
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Extract one (clips, dim) feature matrix per video into OUT, mirroring the input tree.
+    """Per-clip features of videos: one .npy per video, plus an index.
+
+    Extract one (clips, dim) feature matrix per video into OUT, mirroring the input tree.
 
     With --model r3d18 --checkpoint RUN/last.pt (a TCLR run), each clip is encoded from
     16 consecutive samples at 16 / --clip-seconds fps (the checkpoint's clip length).
@@ -70,54 +66,38 @@ def extract(
 
     Examples:
 
+    \b
       tempclr extract videos/ -o feats/ --model ViT-B-32 --pretrained openai
-
-      find data -name '*.mp4' | tempclr extract --list - -o feats/ --model tiny --pretrained none
+      find data -name '*.mp4' | tempclr extract --list - -o feats/ \\
+          --model tiny --pretrained none
     """
-    from tempclr_cli.core import extract as core
-    from tempclr_cli.core.encoders import load_encoder
-    from tempclr_cli.core.runtime import resolve_device, seed_everything
-    from tempclr_cli.core.video import find_videos
+    from rich.progress import TextColumn
 
-    cfg = core.ExtractConfig(fps, clip_seconds, per_frame, dtype, normalize, batch_size, workers)
-    cfg.check()
-    if model == "r3d18":
-        cfg = core.r3d_config(cfg, checkpoint)
+    from tempclr_cli.core.encode.extract import ExtractConfig, extract_videos
+
+    cfg = ExtractConfig(fps, clip_seconds, per_frame, dtype.value, normalize, batch_size, workers)
     sources = list(inputs or []) + (_read_list(list_) if list_ else [])
-    if not sources:
-        raise TempclrError("no input: give video files/folders or --list FILE (or --list - for stdin)")
-    jobs = core.shard(core.plan(find_videos(sources), out, root), *_parse_shard(shard))
-    todo = [j for j in jobs if overwrite or not core.is_done(j.target)]
-    log(f"{len(jobs)} videos, {len(jobs) - len(todo)} already done, {len(todo)} to extract", quiet)
-    summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [], "clips": 0}
-    if todo:
-        seed_everything(seed)
-        encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device), seed)
-        _run(core, todo, encoder, cfg, out, summary, quiet)
+    with progress(quiet, TextColumn("{task.fields[rate]}")) as bar:
+        state = {"frames": 0, "start": time.perf_counter()}
+
+        def on_plan(jobs, todo) -> None:
+            log(f"{len(jobs)} videos, {len(jobs) - len(todo)} already done, {len(todo)} to extract", quiet)
+            state["task"] = bar.add_task("extracting", total=len(todo), rate="") if todo else None
+
+        def on_event(event) -> None:
+            if isinstance(event, int):
+                state["frames"] += event
+                bar.update(state["task"], rate=f"{state['frames'] / (time.perf_counter() - state['start']):.0f} frames/s")
+                return
+            bar.advance(state["task"])
+            if event.status != "ok":
+                log(f"[yellow]failed[/yellow] {escape(event.reason)}", quiet)
+
+        summary = extract_videos(sources, out, cfg, model, pretrained, checkpoint, root, shard, overwrite, device,
+                                 seed, on_plan, on_event)
     _render(summary, json_, quiet)
     if summary["failed"]:
         raise typer.Exit(EXIT_SOME_FAILED)
-
-
-def _run(core, jobs, encoder, cfg, out: Path, summary: dict, quiet: bool) -> None:
-    from rich.progress import TextColumn
-
-    start, frames = time.perf_counter(), 0
-    with progress(quiet, TextColumn("{task.fields[rate]}")) as bar:
-        task = bar.add_task("extracting", total=len(jobs), rate="")
-        for event in core.run(jobs, encoder, cfg, out):
-            if isinstance(event, int):
-                frames += event
-                bar.update(task, rate=f"{frames / (time.perf_counter() - start):.0f} frames/s")
-                continue
-            bar.advance(task)
-            if event.status == "ok":
-                summary["ok"] += 1
-                summary["clips"] += event.clips
-            else:
-                summary["failed"].append({"source": str(event.job.source), "reason": event.reason})
-                log(f"[yellow]failed[/yellow] {event.reason}", quiet)
-    summary["seconds"] = round(time.perf_counter() - start, 2)
 
 
 def _render(summary: dict, as_json: bool, quiet: bool) -> None:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Checkpoint, Device, Json, Quiet, Seed, Verbose, command, err, log
-from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.commands._common import Checkpoint, Device, Json, Quiet, Seed, Verbose, command, log
+
+
+class Distance(str, Enum):
+    otam = "otam"
+    dtw = "dtw"
+    softdtw = "softdtw"
+    mean = "mean"
 
 
 @command
@@ -25,7 +32,7 @@ def fewshot(
     queries: Annotated[int, typer.Option(help="Query videos per class.")] = 1,
     episodes: Annotated[int, typer.Option(help="Number of random episodes.")] = 10000,
     distance: Annotated[
-        Optional[list[str]],
+        Optional[list[Distance]],
         typer.Option(help="otam (symmetrised), dtw, softdtw, mean (order-blind); repeat for several. Default: all."),
     ] = None,
     gamma: Annotated[float, typer.Option(help="Soft-min smoothing of otam/softdtw (0: hard).")] = 0.1,
@@ -40,62 +47,30 @@ def fewshot(
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Few-shot action recognition accuracy with a 95% confidence interval per distance.
+    """Few-shot action recognition accuracy, with 95% CIs.
+
+    Few-shot action recognition accuracy with a 95% confidence interval per distance.
 
     Every distance is evaluated on the same episodes (deterministic for --seed). A
     query's class is the one whose K supports are closest on average. --checkpoint
     passes the clips through trained TempCLR video heads first.
 
-    Example: tempclr fewshot feats/ --labels ucfTrainTestlist/ --ways 5 --shots 1 --episodes 10000
+    Example:
+
+    \b
+      tempclr fewshot feats/ --labels ucfTrainTestlist/ --ways 5 --shots 1 \\
+          --episodes 10000
     """
-    from tempclr_cli.core.fewshot import DISTANCES, FewshotConfig, evaluate, load_videos, with_heads
-    from tempclr_cli.core.labels import read_labels
+    from tempclr_cli.core.eval.fewshot import FewshotConfig, fewshot_from_files
+    from tempclr_cli.render import fewshot_table
 
-    names = distance or list(DISTANCES)
-    for name in names:
-        if name not in DISTANCES:
-            raise TempclrError(f"--distance {name}: choose from {', '.join(DISTANCES)}")
+    names = [d.value for d in distance or list(Distance)]
     cfg = FewshotConfig(ways, shots, queries, episodes, gamma, seed)
-    cfg.check()
-    videos, warnings = load_videos(read_labels(labels), features, cfg, skip_invalid)
-    for w in warnings:
-        log(f"[yellow]skipped[/yellow] {w}", quiet)
-    if checkpoint:
-        from tempclr_cli.core.heads import load_heads
-
-        videos = with_heads(videos, load_heads(checkpoint)[0])
-    log(f"{len(videos.ids)} videos in {len(videos.classes)} classes; {episodes} episodes, "
-        f"{ways}-way {shots}-shot, {queries} queries per class", quiet)
     start = time.perf_counter()
-    results = evaluate(videos, cfg, names)
-    log(f"scored in {time.perf_counter() - start:.2f} s", quiet)
+    results = fewshot_from_files(features, labels, cfg, names, skip_invalid, checkpoint, lambda m: log(m, quiet))
+    log(f"loaded and scored in {time.perf_counter() - start:.2f} s", quiet)
     if json_:
         print(json.dumps({"ways": ways, "shots": shots, "queries": queries, "episodes": episodes, "seed": seed,
                           "results": [r.to_dict() if per_class else {**r.to_dict(), "per_class": None} for r in results]}))
         return
-    _print_table(results, per_class)
-
-
-def _print_table(results, per_class: bool) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    out = Console()
-    table = Table(title="few-shot accuracy (%)")
-    table.add_column("distance")
-    table.add_column("accuracy", justify="right")
-    table.add_column("95% CI", justify="right")
-    for r in results:
-        table.add_row(r.distance, f"{r.accuracy:.2f}", f"± {r.ci95:.2f}")
-    out.print(table)
-    if per_class:
-        detail = Table(title="per class")
-        detail.add_column("class")
-        for r in results:
-            detail.add_column(r.distance, justify="right")
-        detail.add_column(f"{results[0].distance}: confused with")
-        for name, row in results[0].per_class.items():
-            cells = [f"{r.per_class[name]['accuracy']:.1f}" for r in results]
-            detail.add_row(name, *cells, row["most_confused_with"] or "-")
-        out.print(detail)
-    err.print()
+    fewshot_table(results, per_class)

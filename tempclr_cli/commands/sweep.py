@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Json, Quiet, Verbose, command, log
+from tempclr_cli.commands._common import Device, Json, Quiet, Verbose, command, log, train_with_progress
 from tempclr_cli.core.errors import TempclrError
 
 
@@ -24,14 +24,19 @@ def sweep(
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Limited-label fine-tuning: train the recipe at each label fraction and print top-1 / top-5.
+    """Limited-label fine-tuning: one run per label fraction.
+
+    Limited-label fine-tuning: train the recipe at each label fraction and print top-1 / top-5.
 
     Runs that already finished are re-used (each fraction resumes its own folder).
 
-    Example: tempclr sweep recipes/tclr_ucf_limited.yaml --fraction 0.01 --fraction 0.1 --fraction 0.5 --json
+    Example:
+
+    \b
+      tempclr sweep recipes/tclr_ucf_limited.yaml --fraction 0.01 \\
+          --fraction 0.1 --fraction 0.5 --json
     """
-    from tempclr_cli.commands.train import run_training
-    from tempclr_cli.core.recipe import load_recipe
+    from tempclr_cli.core.train.recipe import load_recipe
 
     rows = []
     for f in fraction:
@@ -40,7 +45,7 @@ def sweep(
         if resolved.loss.kind != "classify":
             raise TempclrError(f"{recipe}: sweep needs loss.kind classify, got {resolved.loss.kind}")
         log(f"label fraction {f}", quiet)
-        result = run_training(resolved, run_dir / f"fraction_{f}", device, "auto", quiet)
+        result = train_with_progress(resolved, run_dir / f"fraction_{f}", device, "auto", quiet).metrics
         rows.append({"fraction": f, "top1": result["top1"], "top5": result["top5"], "test_videos": result["test_videos"]})
     if json_:
         print(json.dumps({"recipe": str(recipe), "results": rows}))

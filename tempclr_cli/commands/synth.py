@@ -28,16 +28,21 @@ def synth(
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Generate procedural videos with known step boundaries and action labels.
+    """Write a synthetic dataset with known steps and action labels.
+
+    Generate procedural videos with known step boundaries and action labels.
 
     Writes videos/*.mp4, steps/*.txt, youcookii_annotations_trainval.json and an
     actions/ folder in the UCF101 layout (classInd.txt, trainlist01.txt,
     testlist01.txt). The same --seed draws the same frames and annotations; the H.264
     encoder can round some pixels differently from one process to the next.
 
-    Example: tempclr synth /tmp/synth --videos 20
+    Example:
+
+    \b
+      tempclr synth /tmp/synth --videos 20
     """
-    from tempclr_cli.core.synth import SynthConfig, count_videos, generate
+    from tempclr_cli.core.media.synth import SynthConfig, count_videos, generate
 
     if classes is None:
         classes = 6 if class_by == "motion" else 12

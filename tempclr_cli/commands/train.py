@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Quiet, Verbose, command, log, progress
+from tempclr_cli.commands._common import Device, Quiet, Verbose, command, log, train_with_progress
 
 
 @command
@@ -29,7 +29,9 @@ def train(
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train from a recipe: TempCLR heads over features (loss.kind: tempclr) or TCLR pre-training (tclr).
+    """Train from a YAML recipe: TempCLR heads, TCLR, classification.
+
+    Train from a recipe: TempCLR heads over features (loss.kind: tempclr) or TCLR pre-training (tclr).
 
     Recipes inherit with `base: other.yaml`; unknown keys, wrong types and
     out-of-range values stop the run before any data is read. The run folder gets
@@ -37,73 +39,22 @@ def train(
     `--resume auto` continues from last.pt. Under torchrun it trains with DDP.
     Prints a JSON line with the run folder and the last epoch's metrics.
 
-    Example: tempclr train recipes/tclr_ucf.yaml --set optim.lr=3e-4 --print-recipe
+    Example:
+
+    \b
+      tempclr train recipes/tclr_ucf.yaml --set optim.lr=3e-4 --print-recipe
     """
-    from tempclr_cli.core.recipe import load_recipe, recipe_to_yaml
+    from tempclr_cli.core.train.recipe import load_recipe, recipe_to_yaml
 
     resolved = load_recipe(recipe, (set_ or []) + ([f"train.seed={seed}"] if seed is not None else []))
     if print_recipe:
         print(recipe_to_yaml(resolved), end="")
         return
     run_dir = run_dir or Path("runs") / recipe.stem
-    row = run_training(resolved, run_dir, device, resume, quiet)
+    row = train_with_progress(resolved, run_dir, device, resume, quiet).metrics
     if plot and "confusion" in row:
         from tempclr_cli.core.plot import confusion_plot
 
         title = f"test top-1 {row['top1']:.1f}%"
         log(f"plot: {confusion_plot(row['classes'], row['confusion'], plot, title)}", quiet)
     print(json.dumps({"run_dir": str(run_dir), "checkpoint": str(run_dir / "last.pt"), **row}))
-
-
-def run_training(resolved, run_dir: Path, device: str, resume: Optional[str], quiet: bool) -> dict:
-    """Build the task and train with a progress bar; shared with `tempclr demo`."""
-    from rich.progress import TextColumn
-
-    from tempclr_cli.core.runtime import resolve_device, seed_everything
-    from tempclr_cli.core.trainer import train as train_loop
-
-    dev = resolve_device(device)
-    seed_everything(resolved.train.seed)
-    if resolved.loss.kind == "tclr":
-        from tempclr_cli.core.tclr_training import TCLRTask
-
-        task = TCLRTask(resolved, dev)
-        log(f"{len(task.videos)} training videos; run folder {run_dir}", quiet)
-    elif resolved.loss.kind == "classify":
-        from tempclr_cli.core.classify_training import ClassifyTask
-
-        task = ClassifyTask(resolved, dev)
-        log(f"{len(task.videos)} training videos in {len(task.classes)} classes; run folder {run_dir}", quiet)
-    else:
-        from tempclr_cli.core.tempclr_training import TempCLRTask
-
-        task = TempCLRTask(resolved, dev, run_dir)
-        log(f"{len(task.sequences)} training sequences from {len(task.video_ids)} videos; run folder {run_dir}", quiet)
-    with progress(quiet, TextColumn("{task.fields[info]}")) as bar:
-        epochs = bar.add_task("training", total=resolved.train.epochs, info="")
-        steps = bar.add_task("epoch", total=None, info="")
-
-        def on_step(row: dict) -> None:  # every train.log_every steps
-            bar.update(steps, description=f"epoch {row['epoch'] + 1}", completed=row["step"], total=row["steps"],
-                       info=f"loss {row['loss']:.4f}  lr {row['lr']:.2e}  {row['items_per_s']:.1f} {task.unit}/s")
-
-        def on_epoch(row: dict) -> None:
-            bar.update(epochs, completed=row["epoch"] + 1, info=f"loss {row['total']:.4f}  lr {row['lr']:.2e}")
-
-        row = train_loop(resolved, task, run_dir, dev, resume, on_step=on_step, on_epoch=on_epoch)
-    if not row:
-        log(f"nothing to do: the run in {run_dir} already finished its {resolved.train.epochs} epochs", quiet)
-        from tempclr_cli.core.checkpoint import load_checkpoint
-
-        row = load_checkpoint(run_dir / "last.pt")["metrics"]
-    if resolved.loss.kind == "classify":
-        row = {**row, **_test_accuracy(resolved, run_dir, dev, quiet)}
-    return row
-
-
-def _test_accuracy(resolved, run_dir: Path, device, quiet: bool) -> dict:
-    from tempclr_cli.core.classify_training import evaluate, load_classifier
-
-    model, state = load_classifier(run_dir / "last.pt")
-    log("testing (mean softmax over clips)", quiet)
-    return evaluate(model, resolved, state["meta"]["classes"], device)[0]

@@ -23,14 +23,31 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, device="cpu") -> dict:
+# what each `kind` of checkpoint holds, as error messages name it
+KINDS = {
+    "tempclr": "TempCLR heads",
+    "tclr": "TCLR",
+    "classify": "classification",
+}
+
+
+def load_checkpoint(path: str | Path, device="cpu", kinds: tuple[str, ...] | None = None) -> dict:
+    """Read a tempclr checkpoint; with `kinds`, fail clearly unless its `kind` is one of them."""
     path = Path(path)
     if not path.is_file():
         raise TempclrError(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - corrupt files fail in many ways
         raise TempclrError(f"{path}: not a readable tempclr checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict):
+        raise TempclrError(f"{path}: not a tempclr checkpoint (a {type(state).__name__}, not a dict)")
+    if kinds and state.get("kind") not in kinds:
+        wanted = " or ".join(KINDS[k] for k in kinds)
+        found = KINDS.get(state.get("kind"), repr(state.get("kind")))
+        hint = "; train one with a loss.kind: classify recipe" if kinds == ("classify",) else ""
+        raise TempclrError(f"{path}: not a {wanted} checkpoint (it holds a {found} run){hint}")
+    return state
 
 
 def rng_state() -> dict:

@@ -1,7 +1,8 @@
 """The offline main job: the whole pipeline on a synthetic dataset, stage by stage.
 
 Every stage re-uses what a previous run left in the work folder (the dataset, the
-features, a finished training run), so a second `tempclr demo` is quick.
+features, a finished training run), so a second `tempclr demo` is quick. Training
+follows the shipped `recipes/tempclr_synthetic.yaml`, pointed at the work folder.
 """
 
 from __future__ import annotations
@@ -9,26 +10,22 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from tempclr_cli.core import extract, retrieval
-from tempclr_cli.core.annotations import read_youcook2
-from tempclr_cli.core.features import FeatureStore
-from tempclr_cli.core.recipe import Recipe, recipe_from_dict
-from tempclr_cli.core.synth import ANNOTATIONS_FILE, SynthConfig, generate
+from tempclr_cli.core.data.annotations import read_youcook2
+from tempclr_cli.core.data.features import FeatureStore
+from tempclr_cli.core.encode import extract
+from tempclr_cli.core.encode.encoders import EncoderSpec
+from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.eval import paragraph_retrieval as retrieval
+from tempclr_cli.core.media.synth import ANNOTATIONS_FILE, SynthConfig, count_videos, generate
+from tempclr_cli.core.progress import Progress, silent
+from tempclr_cli.core.train.recipe import Recipe, load_recipe, shipped_recipe
 
-MODEL, PRETRAINED = "tiny", "none"
-
-# what recipes/tempclr_synthetic.yaml trains, with the demo's own folders
-RECIPE = {
-    "data": {"root": "features", "format": "youcook2", "annotations": f"data/{ANNOTATIONS_FILE}",
-             "units": 3, "clip_frames": 2},
-    "model": {"name": "tempclr-heads", "dim": 64, "layers": 1},
-    "loss": {"kind": "tempclr", "distance": "softdtw", "gamma": 0.1, "negatives": 31, "temperature": 0.1},
-    "optim": {"lr": 1e-3, "betas": [0.9, 0.98], "warmup": [0.1, 0.5], "grad_clip": 2.0},
-    "train": {"epochs": 60, "batch_size": 16, "amp": False, "checkpoint_every": 20, "log_every": 1},
-}
+ENCODER = EncoderSpec("tiny", "none")  # the shipped tiny config, random weights (seeded)
+RECIPE = "tempclr_synthetic.yaml"
 
 
 @dataclass(frozen=True)
@@ -36,7 +33,7 @@ class DemoConfig:
     videos: int = 160
     classes: int = 12
     class_videos: int = 8
-    epochs: int = 60
+    epochs: int | None = None  # None: the recipe's
     episodes: int = 2000
     seed: int = 0
 
@@ -46,11 +43,22 @@ class DemoConfig:
         return cls(videos=24, classes=6, class_videos=4, epochs=4, episodes=200)
 
 
+@dataclass
+class DemoResult:
+    before: dict  # retrieval results per measure, raw encoder features
+    after: dict  # the same after TempCLR training
+    alignment: object  # AlignResult of the held-out video
+    fewshot: list  # FewshotResult per distance
+    artefacts: dict[str, Path | None]  # what was written where (None: not written)
+    notes: list[str]  # what was skipped, and why
+
+
 class Demo:
     def __init__(self, workdir: str | Path, cfg: DemoConfig):
         self.dir, self.cfg = Path(workdir), cfg
         self.data, self.features = self.dir / "data", self.dir / "features"
         self.action_features, self.run_dir = self.dir / "action-features", self.dir / "run"
+        self.encoder = EncoderSpec(ENCODER.model, ENCODER.pretrained, cfg.seed)
 
     def synth_config(self) -> SynthConfig:
         c = self.cfg
@@ -60,14 +68,35 @@ class Demo:
         manifest = self.data / "manifest.json"
         return manifest.exists() and json.loads(manifest.read_text())["config"] == asdict(self.synth_config())
 
-    def make_dataset(self):
-        """Yields each written video (nothing when the same dataset is already there)."""
-        if not self.dataset_ready():
-            yield from generate(self.data, self.synth_config())
+    def run(self, device: str = "auto", progress: Progress = silent, log: Callable[[str], None] = lambda _: None,
+            train: Callable | None = None) -> DemoResult:
+        """Every stage in order. `train(recipe, run_dir, device)` trains (default: `run_training`
+        with no progress); the CLI passes one that shows its bars."""
+        from tempclr_cli.core.runtime import resolve_device
+        from tempclr_cli.core.train.run import run_training
+
+        dev = resolve_device(device)
+        self.make_dataset(progress, log)
+        self.extract_features(dev, progress, log)
+        before = self.retrieval()
+        (train or run_training)(self.recipe(), self.run_dir, device, "auto")
+        heads = self.heads()
+        after = self.retrieval(heads)
+        alignment, artefacts, notes = self.align_held_out(heads)
+        artefacts = {"dataset": self.data, "features": self.features, "run": self.run_dir / "last.pt", **artefacts}
+        return DemoResult(before, after, alignment, self.fewshot(), artefacts, notes)
+
+    def make_dataset(self, progress: Progress = silent, log: Callable[[str], None] = lambda _: None) -> None:
+        if self.dataset_ready():
+            log(f"dataset: re-using {self.data}")
+            return
+        advance = progress("dataset", count_videos(self.synth_config()))
+        for _ in generate(self.data, self.synth_config()):
+            advance(1)
 
     def extraction_jobs(self) -> list[tuple[list[extract.Job], extract.ExtractConfig, Path]]:
         """(jobs still to do, config, output) for the step videos and the action clips."""
-        from tempclr_cli.core.video import find_videos
+        from tempclr_cli.core.media.video import find_videos
 
         plans = [
             (self.data / "videos", extract.ExtractConfig(workers=0), self.features),
@@ -79,24 +108,70 @@ class Demo:
             out.append(([j for j in jobs if not extract.is_done(j.target)], cfg, target))
         return out
 
+    def extract_features(self, device, progress: Progress = silent, log: Callable[[str], None] = lambda _: None) -> None:
+        plans = self.extraction_jobs()
+        if not any(jobs for jobs, _, _ in plans):
+            log("features: re-using")
+            return
+        encoder = self.encoder.load(device)
+        for jobs, cfg, out in plans:
+            advance = progress(f"features {out.name}", len(jobs))
+            for event in extract.run(jobs, encoder, cfg, out):
+                if not isinstance(event, int):
+                    advance(1)
+                    if event.status != "ok":
+                        log(f"failed {event.reason}")
+
     def recipe(self) -> Recipe:
-        raw = json.loads(json.dumps(RECIPE))
-        raw["data"]["root"] = str(self.features)
-        raw["data"]["annotations"] = str(self.data / ANNOTATIONS_FILE)
-        raw["train"]["epochs"] = self.cfg.epochs
-        raw["train"]["seed"] = self.cfg.seed
-        return recipe_from_dict(raw, "the demo recipe")
+        overrides = [f"data.root={self.features}", f"data.annotations={self.data / ANNOTATIONS_FILE}",
+                     f"train.seed={self.cfg.seed}"] + ([f"train.epochs={self.cfg.epochs}"] if self.cfg.epochs else [])
+        return load_recipe(shipped_recipe(RECIPE), overrides)
+
+    def heads(self):
+        from tempclr_cli.core.models.heads import load_heads
+
+        return load_heads(self.run_dir / "last.pt")[0]
 
     def retrieval(self, heads=None) -> dict:
         """Validation paragraph-video retrieval, Cap. Avg. and DTW, background removed."""
-        from tempclr_cli.core.tempclr_training import sentence_encoder
+        from tempclr_cli.core.encode.clip_encoder import sentence_encoder
 
         store = FeatureStore(self.features)
         videos = [v for v in read_youcook2(self.data / ANNOTATIONS_FILE) if v.subset == "validation"]
-        encode = sentence_encoder(MODEL, PRETRAINED, self.cfg.seed, torch.device("cpu"))
-        text, units, _ = retrieval.prepare(videos, store, encode, heads)
-        return retrieval.evaluate(text, units, ["capavg", "dtw"])
+        text, units, _ = retrieval.prepare(videos, store, sentence_encoder(self.encoder, torch.device("cpu")), heads)
+        return retrieval.paragraph_retrieval(text, units, ["capavg", "dtw"])
 
     def held_out_video(self) -> str:
         videos = read_youcook2(self.data / ANNOTATIONS_FILE)
         return next(v.id for v in reversed(videos) if v.subset == "validation")
+
+    def align_held_out(self, heads):
+        """The held-out video aligned with its steps: (AlignResult, artefacts, notes)."""
+        from tempclr_cli.core.align.steps import align, read_steps
+        from tempclr_cli.core.encode.clip_encoder import encode_sentences
+        from tempclr_cli.core.io import write_text
+        from tempclr_cli.core.models.heads import apply_heads
+        from tempclr_cli.core.plot import alignment_plot
+
+        vid = self.held_out_video()
+        steps = read_steps(str(self.data / "steps" / f"{vid}.txt"))
+        clips, starts, ends = FeatureStore(self.features).load(vid)
+        sentences = encode_sentences(steps, self.encoder, None, torch.device("cpu"))
+        clips, sentences = apply_heads(heads, torch.from_numpy(clips), sentences)
+        result = align(sentences, clips, steps, starts, ends, video=str(self.data / "videos" / f"{vid}.mp4"))
+        srt, png, notes = self.dir / "alignment.srt", self.dir / "alignment.png", []
+        write_text(srt, result.to_srt())
+        try:
+            alignment_plot(result, png)
+        except TempclrError as e:  # matplotlib is the optional `plot` extra: the demo goes on without it
+            notes.append(f"no alignment plot: {e}")
+            png = None
+        return result, {"alignment plot": png, "subtitles": srt}, notes
+
+    def fewshot(self) -> list:
+        from tempclr_cli.core.data.labels import read_labels
+        from tempclr_cli.core.eval.fewshot import DISTANCES, FewshotConfig, fewshot_accuracy, load_videos
+
+        cfg = FewshotConfig(ways=5, shots=1, queries=1, episodes=self.cfg.episodes, seed=self.cfg.seed)
+        videos, _ = load_videos(read_labels(self.data / "actions"), self.action_features, cfg, skip_invalid=False)
+        return fewshot_accuracy(videos, cfg, list(DISTANCES))

@@ -1,0 +1,390 @@
+"""Batched dynamic time warping: hard DTW with paths, soft-DTW, OTAM, and step segmentation.
+
+Every function takes a cost tensor of shape (N, M) or (B, N, M), on any device, with
+optional per-pair `lengths` (B, 2) = (n, m) so one batch can mix sequence lengths
+(cells outside a pair's n x m block are ignored). The batch is the vector lane: no
+Python loop over pairs.
+
+The kernel is a *row scan*. Within row i the recursion
+
+    R[i, j] = min(a[j], R[i, j-1] + D[i, j]),   a[j] = best way to enter (i, j) from row i-1
+
+unrolls into a prefix scan, `R[i] = C + cummin(a - C)` with `C = cumsum(D[i])`; the soft
+version replaces (cummin, min) by (logcumsumexp, soft-min). The DP takes N sequential
+steps of a few vector ops each instead of N x M scalar steps.
+
+Soft-DTW's backward is the expected alignment (Cuturi & Blondel 2017), computed as the
+forward-backward product `E = exp((value - R - R_rev + D) / gamma)`, where R_rev is the
+same row scan run on the pair's cost reversed in both axes: O(B N M) memory, two scans.
+Soft tables are kept in float64 (a float32 table loses about 1e-4 in the gradient).
+
+On the CPU, hard DTW and soft-DTW (forward and the Cuturi-Blondel backward) run in
+compiled kernels parallel over pairs (`_dtw_numba.py`, numba) when numba is installed:
+per-op overhead dominates the row scan for small problems. The row scan serves CUDA
+and MPS tensors (one vector op per row, not per cell), and CPU without numba.
+
+References: Sakoe & Chiba 1978 (DTW); Cuturi & Blondel, ICML 2017 (soft-DTW);
+Cao et al., CVPR 2020 (OTAM); Dvornik et al., NeurIPS 2021 (Drop-DTW).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tempclr_cli.core.errors import TempclrError
+
+
+USE_COMPILED = True  # set False to force the torch row scan on the CPU (tests compare both)
+
+
+def _compiled(x: torch.Tensor):
+    """The numba kernels module for CPU tensors, or None (other devices, numba missing)."""
+    if not USE_COMPILED or x.device.type != "cpu":
+        return None
+    try:
+        from tempclr_cli.core.align import _dtw_numba
+    except ImportError:
+        return None
+    return _dtw_numba
+
+
+class DTWInputError(TempclrError, ValueError):
+    """Invalid input to a DTW function (empty sequence, NaN/inf cost, bad lengths)."""
+
+
+@dataclass
+class Alignment:
+    """Hard DTW result: `values` (B,) or () and `paths`, each an (L, 2) LongTensor of (i, j)."""
+
+    values: torch.Tensor
+    paths: list[torch.Tensor] | torch.Tensor | None
+
+
+# --- input handling ---------------------------------------------------------------
+
+
+def _prepare(cost: torch.Tensor, lengths) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Validate; return (cost (B, N, M) with padding zeroed, lengths (B, 2) long, was_batched)."""
+    if not isinstance(cost, torch.Tensor):
+        cost = torch.as_tensor(cost)
+    if not cost.is_floating_point():
+        cost = cost.double()
+    batched = cost.dim() == 3
+    if cost.dim() == 2:
+        cost = cost.unsqueeze(0)
+    if cost.dim() != 3:
+        raise DTWInputError(f"cost must be (N, M) or (B, N, M), got shape {tuple(cost.shape)}")
+    B, N, M = cost.shape
+    if N == 0 or M == 0 or B == 0:
+        raise DTWInputError(f"empty sequence: cost has shape {tuple(cost.shape)}")
+    if lengths is None:
+        lengths = torch.tensor([[N, M]], device=cost.device).expand(B, 2).contiguous()
+        valid = None
+    else:
+        lengths = torch.as_tensor(lengths, device=cost.device).long().reshape(-1, 2)
+        if lengths.shape[0] != B:
+            raise DTWInputError(f"lengths has {lengths.shape[0]} rows for a batch of {B} pairs")
+        bad = (lengths[:, 0] < 1) | (lengths[:, 0] > N) | (lengths[:, 1] < 1) | (lengths[:, 1] > M)
+        if bool(bad.any()):
+            b = int(bad.nonzero()[0, 0])
+            raise DTWInputError(
+                f"lengths[{b}] = {lengths[b].tolist()} must lie in [1, {N}] x [1, {M}] for cost (B, {N}, {M})"
+            )
+        valid = _valid_mask(lengths, N, M)
+        cost = cost.masked_fill(~valid, 0.0)
+    # one reduction instead of a full isfinite pass; confirm with the exact test if it trips
+    if not bool(torch.isfinite(cost.sum())) and not bool(torch.isfinite(cost).all()):
+        raise DTWInputError("cost contains NaN or inf inside a pair's valid block")
+    return cost, lengths, batched
+
+
+def _valid_mask(lengths: torch.Tensor, N: int, M: int) -> torch.Tensor:
+    rows = torch.arange(N, device=lengths.device)[None, :, None] < lengths[:, 0, None, None]
+    cols = torch.arange(M, device=lengths.device)[None, None, :] < lengths[:, 1, None, None]
+    return rows & cols  # (B, N, M)
+
+
+def _end_values(table: torch.Tensor, lengths: torch.Tensor, col_offset: int = 0) -> torch.Tensor:
+    b = torch.arange(table.shape[0], device=table.device)
+    return table[b, lengths[:, 0] - 1, lengths[:, 1] - 1 + col_offset]
+
+
+# --- the row-scan kernel -------------------------------------------------------------
+
+
+def _softmin2(x: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
+    if gamma == 0:
+        return torch.minimum(x, y)
+    return -gamma * torch.logaddexp(-x / gamma, -y / gamma)
+
+
+def _scan(d: torch.Tensor, a: torch.Tensor, gamma: float) -> torch.Tensor:
+    """R[j] = softmin_{k <= j} (a[k] + d[k+1] + ... + d[j]) along the last axis."""
+    c = d.cumsum(-1)
+    if gamma == 0:
+        return c + torch.cummin(a - c, dim=-1).values
+    return c - gamma * torch.logcumsumexp((c - a) / gamma, dim=-1)
+
+
+def _dtw_table(cost: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Accumulated cost R (B, N, M): R[0,0] = D[0,0]; moves (1,1), (0,1), (1,0)."""
+    rows = [cost[:, 0].cumsum(-1)]
+    for i in range(1, cost.shape[1]):
+        prev, d = rows[-1], cost[:, i]
+        enter = torch.cat([prev[:, :1], _softmin2(prev[:, :-1], prev[:, 1:], gamma)], dim=-1)
+        rows.append(_scan(d, d + enter, gamma))
+    return torch.stack(rows, dim=1)
+
+
+def _reverse_pairs(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """x[b, n_b-1-i, m_b-1-j] inside each pair's block (zeros outside)."""
+    B, N, M = x.shape
+    i = (lengths[:, 0, None] - 1 - torch.arange(N, device=x.device)).clamp(min=0)  # (B, N)
+    j = (lengths[:, 1, None] - 1 - torch.arange(M, device=x.device)).clamp(min=0)  # (B, M)
+    out = x.gather(1, i[:, :, None].expand(B, N, M)).gather(2, j[:, None, :].expand(B, N, M))
+    return out.masked_fill(~_valid_mask(lengths, N, M), 0.0)
+
+
+class _SoftDTW(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, cost: torch.Tensor, lengths: torch.Tensor, gamma: float) -> torch.Tensor:
+        d = cost.detach().double()
+        kernels = _compiled(d)
+        if kernels:
+            B, N, M = d.shape
+            table = torch.empty(B, N + 2, M + 2, dtype=torch.float64)
+            values = torch.empty(B, dtype=torch.float64)
+            kernels.soft_forward(d.numpy(), lengths.numpy(), gamma, table.numpy(), values.numpy())
+        else:
+            table = _dtw_table(d, gamma)
+            values = _end_values(table, lengths)
+        ctx.save_for_backward(d, table, values, lengths)
+        ctx.gamma, ctx.compiled = gamma, kernels is not None
+        return values.to(cost.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_values: torch.Tensor):
+        d, table, values, lengths = ctx.saved_tensors
+        if ctx.compiled:
+            expected = torch.zeros_like(d)
+            _compiled(d).soft_backward(d.numpy(), lengths.numpy(), ctx.gamma, table.numpy(), expected.numpy())
+        else:
+            backward_table = _reverse_pairs(_dtw_table(_reverse_pairs(d, lengths), ctx.gamma), lengths)
+            log_e = (values[:, None, None] - table - backward_table + d) / ctx.gamma
+            expected = torch.exp(log_e.clamp(max=0.0))  # a probability: <= 1 up to rounding
+            expected = expected.masked_fill(~_valid_mask(lengths, *d.shape[1:]), 0.0)
+        grad = grad_values.double()[:, None, None] * expected
+        return grad.to(grad_values.dtype), None, None
+
+
+# --- public API ------------------------------------------------------------------------
+
+
+def soft_dtw(cost: torch.Tensor, gamma: float = 0.1, lengths=None) -> torch.Tensor:
+    """Soft-DTW value of each pair, differentiable (custom Cuturi-Blondel backward).
+
+    Parameters
+    ----------
+    cost : Tensor [shape=(N, M) or (B, N, M)]
+        Pairwise costs, e.g. `1 - cosine(text_i, clip_j)`.
+    gamma : float
+        Smoothing; `gamma=0` gives hard DTW (no gradient through the path choice).
+    lengths : LongTensor [shape=(B, 2)], optional
+        Each pair's (n, m); the value is read at cell (n-1, m-1).
+
+    Returns
+    -------
+    values : Tensor [shape=() or (B,)], the cost's dtype.
+    """
+    if gamma < 0:
+        raise DTWInputError(f"gamma must be >= 0, got {gamma}")
+    cost3, lengths, batched = _prepare(cost, lengths)
+    if gamma == 0:
+        values = dtw(cost3, lengths, paths=False).values
+    else:
+        values = _SoftDTW.apply(cost3, lengths, float(gamma))
+    return values if batched else values[0]
+
+
+def dtw(cost: torch.Tensor, lengths=None, paths: bool = True) -> Alignment:
+    """Hard DTW: the minimal accumulated cost and, by default, the optimal path of each pair.
+
+    Moves are (1, 1), (0, 1) and (1, 0); ties prefer the diagonal, then (0, 1), as librosa
+    does. Paths run from (0, 0) to (n-1, m-1); for an unbatched input `paths` is one
+    (L, 2) tensor, else a list of B such tensors (on the CPU).
+    """
+    cost3, lengths, batched = _prepare(cost, lengths)
+    with torch.no_grad():
+        kernels = _compiled(cost3)
+        if kernels:
+            values, found = _compiled_dtw(kernels, cost3, lengths, paths)
+        else:
+            table = _dtw_table(cost3, 0.0)
+            values = _end_values(table, lengths)
+            found = _backtrack(table, lengths) if paths else None
+    if not batched:
+        return Alignment(values[0], found[0] if found else None)
+    return Alignment(values, found)
+
+
+def _compiled_dtw(kernels, cost: torch.Tensor, lengths: torch.Tensor, paths: bool):
+    B, N, M = cost.shape
+    c, n = cost.detach().contiguous().numpy(), lengths.contiguous().numpy()
+    values = torch.empty(B, dtype=torch.float64)
+    if not paths:
+        kernels.hard_values(c, n, values.numpy())
+        return values.to(cost.dtype), None
+    steps = torch.empty(B, N + M - 1, 2, dtype=torch.long)
+    path_len = torch.empty(B, dtype=torch.long)
+    kernels.hard_paths(c, n, steps.numpy(), path_len.numpy())
+    kernels.hard_values(c, n, values.numpy())
+    return values.to(cost.dtype), [steps[k, : path_len[k]].flip(0) for k in range(B)]
+
+
+def _backtrack(table: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+    """Walk all pairs back from (n-1, m-1) to (0, 0) at once."""
+    table = table.cpu()
+    lengths = lengths.cpu()
+    B, N, M = table.shape
+    b = torch.arange(B)
+    i, j = lengths[:, 0] - 1, lengths[:, 1] - 1
+    inf = torch.tensor(float("inf"), dtype=table.dtype)
+    steps, alive = [], []
+    for _ in range(N + M - 1):
+        steps.append(torch.stack([i, j], dim=1))
+        alive.append((i > 0) | (j > 0))
+        im, jm = (i - 1).clamp(min=0), (j - 1).clamp(min=0)
+        diag = torch.where((i > 0) & (j > 0), table[b, im, jm], inf)
+        left = torch.where(j > 0, table[b, i, jm], inf)
+        up = torch.where(i > 0, table[b, im, j], inf)
+        move = torch.stack([diag, left, up], dim=1).argmin(dim=1)  # first minimum wins
+        go = alive[-1]
+        i = torch.where(go & (move != 1), im, i)
+        j = torch.where(go & (move != 2), jm, j)
+    path_len = 1 + torch.stack(alive).sum(0)  # cells visited per pair
+    stacked = torch.stack(steps, dim=1)  # (B, S, 2), from the end backwards
+    return [stacked[k, : path_len[k]].flip(0) for k in range(B)]
+
+
+def pairwise_dtw(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None) -> torch.Tensor:
+    """Hard DTW of every (x_p, y_v) pair with cost 1 - <x_i, y_j>, from embeddings.
+
+    x [shape=(P, N, D)], y [shape=(V, M, D)]: unit vectors for cosine costs; lengths
+    (P,) and (V,) for padded inputs. Returns values [shape=(P, V)]. On the CPU one GEMM
+    feeds a compiled kernel that forms each pair's cost on the fly (no (P, V, N, M)
+    tensor); elsewhere it builds the cost tensor and calls `dtw`.
+    """
+    P, N, D = x.shape
+    V, M, _ = y.shape
+    xl = torch.full((P,), N) if x_lengths is None else torch.as_tensor(x_lengths).long()
+    yl = torch.full((V,), M) if y_lengths is None else torch.as_tensor(y_lengths).long()
+    if bool((xl < 1).any() | (xl > N).any() | (yl < 1).any() | (yl > M).any()):
+        raise DTWInputError(f"lengths must lie in [1, {N}] for x and [1, {M}] for y")
+    kernels = _compiled(x)
+    if kernels is None or y.device.type != "cpu":
+        cost = 1 - torch.einsum("pnd,vmd->pvnm", x, y)
+        lengths = torch.stack([xl[:, None].expand(P, V), yl[None, :].expand(P, V)], -1).reshape(-1, 2)
+        return dtw(cost.reshape(P * V, N, M), lengths.to(cost.device), paths=False).values.view(P, V)
+    sim = x.reshape(P * N, D) @ y.reshape(V * M, D).T
+    if not bool(torch.isfinite(sim.sum())):
+        raise DTWInputError("embeddings contain NaN or inf")
+    out = torch.empty(P, V, dtype=torch.float64)
+    kernels.pairwise_hard_values(sim.contiguous().numpy(), N, xl.numpy(), M, yl.numpy(), out.numpy())
+    return out.to(sim.dtype)
+
+
+def _otam_table(cost: torch.Tensor, lengths: torch.Tensor, gamma: float) -> torch.Tensor:
+    """OTAM accumulated cost over D padded with a zero column each side (B, N, M+2).
+
+    Row 0 is a running sum; columns 1 and m+1 may also be entered from above; middle
+    columns only from the diagonal or the left (Cao et al. 2020, as released).
+    """
+    B, N, M = cost.shape
+    padded = torch.zeros(B, N, M + 2, dtype=cost.dtype, device=cost.device)
+    padded[:, :, 1 : M + 1] = cost
+    col = torch.arange(M + 2, device=cost.device)
+    vertical = (col == 1) | (col[None, :] == lengths[:, 1, None] + 1)  # (B, M+2)
+    rows = [padded[:, 0].cumsum(-1)]
+    for i in range(1, N):
+        prev, d = rows[-1], padded[:, i]
+        diag = torch.cat([torch.zeros_like(prev[:, :1]), prev[:, :-1]], dim=-1)
+        enter = torch.where(vertical, _softmin2(diag, prev, gamma), diag)
+        # column 0 is free (R = 0): any row may start there
+        rows.append(_scan(d, torch.where(col == 0, 0.0, d + enter), gamma))
+    return torch.stack(rows, dim=1)
+
+
+def otam(cost: torch.Tensor, gamma: float = 0.1, symmetric: bool = True, lengths=None) -> torch.Tensor:
+    """OTAM distance (Cao et al. 2020); `symmetric` adds OTAM of the transposed cost.
+
+    `gamma=0` is the hard (min) version. Differentiable by autograd through the scan.
+    Shapes as in `soft_dtw`: returns () or (B,).
+    """
+    if gamma < 0:
+        raise DTWInputError(f"gamma must be >= 0, got {gamma}")
+    cost3, lengths, batched = _prepare(cost, lengths)
+    d = cost3.double()
+    values = _end_values(_otam_table(d, lengths, float(gamma)), lengths, col_offset=2)
+    if symmetric:
+        flipped = lengths.flip(1)
+        values = values + _end_values(_otam_table(d.transpose(1, 2), flipped, float(gamma)), flipped, 2)
+    values = values.to(cost3.dtype)
+    return values if batched else values[0]
+
+
+# --- segmentation with background (for `tempclr align`) -------------------------------------
+
+
+@dataclass
+class Segmentation:
+    """Each step's clip span [start, end] (inclusive, clip indices) and the total cost."""
+
+    starts: list[int]
+    ends: list[int]
+    cost: float
+
+
+def segment(cost: torch.Tensor, drop_cost: float | None = None) -> Segmentation:
+    """Split T clips into K ordered, contiguous, non-empty step segments.
+
+    cost [shape=(K, T)]: cost of clip t belonging to step k. With `drop_cost`, clips
+    may be left as background (Drop-DTW style) at that cost each, between, before and
+    after steps; with None every clip belongs to a step. Steps keep their order.
+    """
+    cost, _, _ = _prepare(cost, None)
+    d = cost[0].double()
+    K, T = d.shape
+    if K > T:
+        raise DTWInputError(f"{K} steps but only {T} clips: each step needs at least one clip")
+    inf = torch.tensor(float("inf"), dtype=d.dtype)
+    if drop_cost is None:
+        before = torch.full((T,), float("inf"), dtype=d.dtype)  # A[k-1, j-1] for j = 0..T-1
+        before[0] = 0.0
+    else:
+        drops = torch.full((T,), float(drop_cost), dtype=d.dtype).cumsum(0)
+        before = torch.cat([torch.zeros(1, dtype=d.dtype), drops[:-1]])
+    start_idx, end_idx = [], []
+    for k in range(K):
+        c = d[k].cumsum(0)
+        c_before = torch.cat([torch.zeros(1, dtype=d.dtype), c[:-1]])
+        best_start, s_idx = torch.cummin(before - c_before, dim=0)
+        matched = c + best_start  # M[k, j]: clip j is the last clip so far of step k
+        if drop_cost is None:
+            done, e_idx = matched, torch.arange(T)
+        else:
+            best_end, e_idx = torch.cummin(matched - drops, dim=0)
+            done = drops + best_end  # A[k, j]: steps 0..k placed within clips 0..j
+        start_idx.append(s_idx)
+        end_idx.append(e_idx)
+        before = torch.cat([inf.reshape(1), done[:-1]])
+    total = float(done[-1])
+    if not torch.isfinite(torch.tensor(total)):
+        raise DTWInputError("no valid segmentation (too few clips for the steps)")
+    starts, ends, j = [0] * K, [0] * K, T - 1
+    for k in range(K - 1, -1, -1):
+        ends[k] = int(end_idx[k][j])
+        starts[k] = int(start_idx[k][ends[k]])
+        j = starts[k] - 1
+    return Segmentation(starts, ends, total)

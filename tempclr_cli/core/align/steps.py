@@ -1,0 +1,144 @@
+"""When does each step happen? Ordered step localisation in one video.
+
+Steps (sentences) and clips are compared by cosine similarity; the clips are split
+into one contiguous segment per step, in the steps' order, minimising the total
+cost `1 - similarity` (`dtw.segment`). With background on, a clip may belong to no
+step at a fixed drop cost (Drop-DTW), so long stretches that match nothing stay
+unassigned. The automatic drop cost is the Otsu threshold (1-D two-means) of each
+clip's best step cost: clips split into "close to some step" and "close to none".
+Drop-DTW's own choice, a fixed quantile of all costs, depends on the number of
+steps and recovered boundaries less reliably in our tests; pass a number to fix it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.media import subtitles
+
+
+@dataclass
+class StepTiming:
+    index: int  # 1-based, as a person counts steps
+    text: str
+    start: float  # seconds
+    end: float
+    score: float  # mean cosine similarity of the step's clips
+
+
+@dataclass
+class AlignResult:
+    video: str
+    duration: float
+    steps: list[StepTiming]
+    similarity: np.ndarray = field(repr=False)  # (K, T)
+    clip_starts: list[float] = field(repr=False, default_factory=list)
+    clip_ends: list[float] = field(repr=False, default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"video": self.video, "duration": self.duration, "steps": [asdict(s) for s in self.steps]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["index", "start", "end", "score", "text"])
+        writer.writerows([s.index, s.start, s.end, s.score, s.text] for s in self.steps)
+        return buf.getvalue()
+
+    def to_srt(self) -> str:
+        return subtitles.srt(self._cues())
+
+    def to_vtt(self) -> str:
+        return subtitles.vtt(self._cues())
+
+    def _cues(self) -> list[tuple[float, float, str]]:
+        return [(s.start, s.end, s.text) for s in self.steps]
+
+
+def read_steps(source: str, stdin_text: str | None = None) -> list[str]:
+    """One step a line; blank lines and `#` comments are ignored. `-` means stdin."""
+    if source == "-":
+        text = stdin_text or ""
+    else:
+        path = Path(source)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            raise TempclrError(f"{source}: steps file not found") from None
+        except UnicodeDecodeError as e:
+            raise TempclrError(f"{source}: not UTF-8 text (byte {e.start}); save the steps as UTF-8") from None
+    steps = [line.strip() for line in text.splitlines()]
+    steps = [s for s in steps if s and not s.startswith("#")]
+    if not steps:
+        raise TempclrError(f"{source}: no steps (one step a line; blank lines and # comments are ignored)")
+    return steps
+
+
+def auto_drop_cost(cost) -> float:
+    """Otsu threshold of the clip-wise minimum cost. cost [shape=(K, T)]."""
+    import torch
+
+    best = torch.sort(cost.min(dim=0).values).values.double()
+    n = best.numel()
+    if n < 2:
+        return float(best[0])
+    csum = best.cumsum(0)
+    i = torch.arange(1, n, dtype=best.dtype)  # size of the low group
+    mean_lo = csum[:-1] / i
+    mean_hi = (csum[-1] - csum[:-1]) / (n - i)
+    between = i * (n - i) * (mean_hi - mean_lo) ** 2  # maximal where within-group spread is minimal
+    k = int(between.argmax())
+    return float((mean_lo[k] + mean_hi[k]) / 2)
+
+
+def align(
+    step_emb,
+    clip_emb,
+    steps: list[str],
+    clip_starts: list[float],
+    clip_ends: list[float],
+    background: bool = True,
+    drop_cost: float | None = None,
+    video: str = "",
+    duration: float | None = None,
+) -> AlignResult:
+    """Locate each step. step_emb [shape=(K, D)], clip_emb [shape=(T, D)], any scale.
+
+    `drop_cost` (with background) defaults to `auto_drop_cost`; `duration` (the video's
+    length, default: the last clip's end) is what the result reports.
+    """
+    import torch
+
+    from tempclr_cli.core.align.dtw import segment
+
+    text = torch.nn.functional.normalize(torch.as_tensor(step_emb).double(), dim=-1)
+    clips = torch.nn.functional.normalize(torch.as_tensor(clip_emb).double(), dim=-1)
+    K, T = text.shape[0], clips.shape[0]
+    if K > T:
+        raise TempclrError(f"{K} steps but the video has only {T} clips: each step needs at least one clip")
+    sim = text @ clips.T  # (K, T)
+    cost = 1 - sim
+    if background and drop_cost is None:
+        drop_cost = auto_drop_cost(cost)
+    seg = segment(cost, drop_cost=drop_cost if background else None)
+    timings = [
+        StepTiming(
+            index=k + 1,
+            text=steps[k],
+            start=float(clip_starts[s]),
+            end=float(clip_ends[e]),
+            score=round(float(sim[k, s : e + 1].mean()), 4),
+        )
+        for k, (s, e) in enumerate(zip(seg.starts, seg.ends))
+    ]
+    return AlignResult(video, float(duration or clip_ends[-1]), timings, sim.numpy(), list(clip_starts), list(clip_ends))

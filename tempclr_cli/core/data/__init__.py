@@ -1,0 +1,1 @@
+"""Datasets as files: step annotations, class labels and split lists, feature stores."""

@@ -1,0 +1,141 @@
+"""Step annotations of instructional videos, read from YouCookII, COIN and CrossTask layouts.
+
+Every reader returns `Video` records: the id, the subset, the duration if known and
+the ordered steps `(start, end, text)` in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tempclr_cli.core.errors import TempclrError
+
+
+@dataclass
+class Step:
+    start: float
+    end: float
+    text: str
+    id: str = ""  # the dataset's step id (COIN), used to order a task's steps
+
+
+@dataclass
+class Video:
+    id: str
+    subset: str
+    duration: float | None
+    steps: list[Step] = field(default_factory=list)
+    task: str = ""  # COIN/CrossTask task; the ordered step list of the task lives in `task_steps`
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TempclrError(f"{path}: annotation file not found") from None
+    except json.JSONDecodeError as e:
+        raise TempclrError(f"{path}: invalid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def _database(path: Path) -> dict:
+    data = _load_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        raise TempclrError(f"{path}: expected a JSON object with a 'database' mapping (YouCookII/COIN layout)")
+    return data["database"]
+
+
+def _read_database(path: Path, list_key: str, text_key: str, task_key: str | None) -> list[Video]:
+    videos = []
+    for vid, entry in _database(path).items():
+        try:
+            steps = [Step(float(a["segment"][0]), float(a["segment"][1]), a[text_key], str(a.get("id", "")))
+                     for a in entry[list_key]]
+        except (KeyError, TypeError, IndexError):
+            raise TempclrError(
+                f"{path}: video {vid}: '{list_key}' entries need 'segment' [start, end] and '{text_key}'"
+            ) from None
+        steps.sort(key=lambda s: s.start)
+        task = str(entry.get(task_key, "")) if task_key else ""
+        videos.append(Video(vid, entry.get("subset", ""), entry.get("duration"), steps, task))
+    return videos
+
+
+def read_youcook2(path: Path) -> list[Video]:
+    """`{"database": {vid: {"subset", "duration", "annotations": [{"segment", "sentence"}]}}}`."""
+    return _read_database(path, "annotations", "sentence", None)
+
+
+def read_coin(path: Path) -> list[Video]:
+    """COIN.json: `{"database": {vid: {"subset", "class", "duration", "annotation": [{"segment", "label"}]}}}`."""
+    return _read_database(path, "annotation", "label", "class")
+
+
+def read_crosstask_tasks(path: Path) -> dict[str, list[str]]:
+    """tasks_primary.txt: blocks of task id, name, url, #steps, comma-separated steps, blank line."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    tasks, k = {}, 0
+    while k < len(lines):
+        if not lines[k].strip():
+            k += 1
+            continue
+        block = lines[k : k + 5]
+        if len(block) < 5:
+            raise TempclrError(f"{path}:{k + 1}: incomplete task block (id, name, url, #steps, steps)")
+        steps = [s.strip() for s in block[4].split(",")]
+        if len(steps) != int(block[3]):
+            raise TempclrError(f"{path}:{k + 1}: task {block[0]} lists {len(steps)} steps, header says {block[3]}")
+        tasks[block[0].strip()] = steps
+        k += 5
+    return tasks
+
+
+def read_crosstask(folder: Path) -> tuple[list[Video], dict[str, list[str]]]:
+    """tasks_primary.txt plus `annotations/<task>_<vid>.csv` (step number 1-based, start, end)."""
+    tasks = read_crosstask_tasks(folder / "tasks_primary.txt")
+    videos = []
+    for path in sorted((folder / "annotations").glob("*.csv")):
+        task, vid = path.stem.split("_", 1)
+        if task not in tasks:
+            continue
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = [r for r in csv.reader(f) if r]
+        steps = [Step(float(r[1]), float(r[2]), tasks[task][int(float(r[0])) - 1]) for r in rows]
+        videos.append(Video(vid, "", None, sorted(steps, key=lambda s: s.start), task))
+    return videos, tasks
+
+
+def task_steps(videos: list[Video]) -> dict[str, list[str]]:
+    """Each task's ordered step list from its videos' annotations (COIN: by step id)."""
+    found: dict[str, dict[str, float]] = {}
+    for v in videos:
+        for s in v.steps:
+            key = float(s.id) if s.id.replace(".", "", 1).isdigit() else s.start
+            found.setdefault(v.task, {}).setdefault(s.text, key)
+    return {task: sorted(steps, key=steps.get) for task, steps in found.items()}
+
+
+def read_annotations(path: str | Path, fmt: str = "youcook2") -> list[Video]:
+    """Read annotations in format `youcook2`, `coin` or `crosstask` (a folder)."""
+    path = Path(path)
+    if fmt == "youcook2":
+        return read_youcook2(path)
+    if fmt == "coin":
+        return read_coin(path)
+    if fmt == "crosstask":
+        return read_crosstask(path)[0]
+    raise TempclrError(f"annotation format {fmt!r}: use youcook2, coin or crosstask")
+
+
+def read_tasks(path: str | Path, fmt: str = "coin") -> tuple[list[Video], dict[str, list[str]]]:
+    """Videos and each task's ordered step list, for step localisation: CrossTask's task file,
+    COIN's step ids, or YouCookII with every video its own task."""
+    if fmt == "crosstask":
+        return read_crosstask(Path(path))
+    videos = read_annotations(path, fmt)
+    if fmt == "youcook2":
+        for v in videos:
+            v.task = v.id
+    return videos, task_steps(videos)

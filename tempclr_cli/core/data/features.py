@@ -1,0 +1,82 @@
+"""A folder of per-video feature files (`<id>.npy`, (clips, dim)), with clip times.
+
+Works with folders written by `tempclr extract` (clip times from `index.jsonl`) and
+with the VideoCLIP/TempCLR layout (one vector per second, no index).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tempclr_cli.core.errors import TempclrError
+
+
+class FeatureStore:
+    """Look up feature files by id: relative path without suffix, or a unique file stem."""
+
+    def __init__(self, folder: str | Path, clip_seconds: float = 1.0):
+        from tempclr_cli.core.encode.extract import read_index
+
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise TempclrError(f"{self.folder}: features folder not found")
+        self.clip_seconds = clip_seconds
+        self.rows = {k: r for k, r in read_index(self.folder).items() if r.get("status") == "ok"}
+        self.paths: dict[str, Path] = {}
+        stems: dict[str, list[Path]] = {}
+        for path in sorted(self.folder.rglob("*.npy")):
+            self.paths[str(path.relative_to(self.folder).with_suffix(""))] = path
+            stems.setdefault(path.stem, []).append(path)
+        for stem, found in stems.items():
+            if len(found) == 1:
+                self.paths.setdefault(stem, found[0])
+
+    def __contains__(self, video_id: str) -> bool:
+        return self.find(video_id) is not None
+
+    def find(self, video_id: str) -> Path | None:
+        return self.paths.get(video_id) or self.paths.get(Path(video_id).name)
+
+    def row(self, video_id: str) -> dict:
+        """The index.jsonl row of a video ({} when the folder has no index)."""
+        path = self.find(video_id)
+        return (self.rows.get(str(path.relative_to(self.folder))) if path else None) or {}
+
+    def load(self, video_id: str) -> tuple[np.ndarray, list[float], list[float]]:
+        """(features float32 (clips, dim), clip starts, clip ends) in seconds."""
+        path = self.find(video_id)
+        if path is None:
+            raise TempclrError(f"{video_id}: no feature file under {self.folder}")
+        return load_matrix(path, self.rows.get(str(path.relative_to(self.folder))), self.clip_seconds)
+
+    def encoder(self):
+        """The EncoderSpec recorded by `tempclr extract`: the text tower that matches these features."""
+        from tempclr_cli.core.encode.encoders import EncoderSpec
+
+        for row in self.rows.values():
+            return EncoderSpec.from_row(row)
+        raise TempclrError(f"{self.folder}: no index.jsonl naming the encoder; use features from `tempclr extract`")
+
+
+def load_matrix(path: Path, row: dict | None = None, clip_seconds: float = 1.0):
+    """Read one feature file; times from its index row when it matches, else uniform."""
+    try:
+        array = np.load(path)
+    except (OSError, ValueError) as e:
+        raise TempclrError(f"{path}: not a readable .npy feature file ({e})") from None
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise TempclrError(f"{path}: expected a (clips, dim) matrix, got shape {array.shape}")
+    if row and row.get("clips") == array.shape[0]:
+        return array.astype(np.float32), row["starts"], row["ends"]
+    starts = [k * clip_seconds for k in range(array.shape[0])]
+    return array.astype(np.float32), starts, [s + clip_seconds for s in starts]
+
+
+def store_of(npy: Path, clip_seconds: float = 1.0) -> tuple[FeatureStore | None, str]:
+    """The store whose index.jsonl covers `npy` (searching parent folders) and the file's id."""
+    for folder in [npy.parent, *npy.parents]:
+        if (folder / "index.jsonl").exists():
+            return FeatureStore(folder, clip_seconds), str(npy.resolve().relative_to(folder.resolve()).with_suffix(""))
+    return None, npy.stem

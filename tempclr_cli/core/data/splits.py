@@ -1,0 +1,80 @@
+"""Split lists of action datasets: one parser per layout, shared by every reader.
+
+UCF101 (`classInd.txt`, `trainlistNN.txt`, `testlistNN.txt`), HMDB51 (per-class
+`<class>_test_split<k>.txt` of `<video> <0|1|2>`: 1 train, 2 test, 0 unused) and
+Diving48 V2 (`Diving48_V2_<subset>.json`). `split_videos` turns them into the
+(video path, class) lists that training and evaluation read; `data.labels` turns them
+into the {video id: class} maps of few-shot evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.media.video import VIDEO_EXTENSIONS
+
+HMDB51_STATUS = {"train": "1", "test": "2"}
+
+
+def ucf101_classes(folder: Path) -> dict[str, str]:
+    """classInd.txt: `1 ApplyEyeMakeup` lines -> {"1": "ApplyEyeMakeup"}."""
+    classes = {}
+    for line in (folder / "classInd.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            idx, name = line.split()
+            classes[idx] = name
+    return classes
+
+
+def ucf101_list(path: Path) -> list[tuple[str, str]]:
+    """One train/test list: (relative video path, class) per line; the class is the folder."""
+    rels = [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(rel, rel.split("/")[0]) for rel in rels]
+
+
+def hmdb51_lists(folder: Path, split: int) -> list[tuple[str, str, str]]:
+    """(video file name, class, status "0"|"1"|"2") from every `<class>_test_split<split>.txt`."""
+    suffix = f"_test_split{split}.txt"
+    rows = []
+    for path in sorted(folder.glob(f"*{suffix}")):
+        cls = path.name[: -len(suffix)]
+        for parts in (line.split() for line in path.read_text(encoding="utf-8").splitlines()):
+            if len(parts) == 2:
+                rows.append((parts[0], cls, parts[1]))
+    return rows
+
+
+def read_diving48(root: Path, listing: Path) -> list[tuple[Path, str]]:
+    """Diving48 V2 lists: a JSON list of {"vid_name", "label", "start_frame", "end_frame"}."""
+    try:
+        rows = json.loads(listing.read_text(encoding="utf-8"))
+        return [(Path(root) / f"{r['vid_name']}.mp4", str(r["label"])) for r in rows]
+    except FileNotFoundError:
+        raise TempclrError(f"{listing}: Diving48 list not found") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise TempclrError(f"{listing}: expected a JSON list of {{vid_name, label, start_frame, end_frame}}") from None
+
+
+def split_videos(root: Path, fmt: str, annotations: Path | None, split: int, subset: str) -> list[tuple[Path, str]]:
+    """(video path, class) of the `subset` ("train" or "test") of UCF101 / HMDB51 / Diving48 lists,
+    or of class folders (all videos, train only)."""
+    root = Path(root)
+    folder = Path(annotations) if annotations else root
+    if fmt == "diving48":
+        return read_diving48(root, folder / f"Diving48_V2_{subset}.json")
+    if fmt == "ucf101":
+        listing = folder / f"{subset}list{split:02d}.txt"
+        if not listing.exists():
+            raise TempclrError(f"{listing}: UCF101 {subset} list not found (data.annotations: the ucfTrainTestlist folder)")
+        return [(root / rel, cls) for rel, cls in ucf101_list(listing)]
+    if fmt == "hmdb51":
+        items = [(root / cls / video, cls) for video, cls, status in hmdb51_lists(folder, split)
+                 if status == HMDB51_STATUS[subset]]
+        if not items:
+            raise TempclrError(f"{folder}: no HMDB51 split files (<class>_test_split{split}.txt) with {subset} videos")
+        return items
+    if fmt == "folder" and subset == "train":
+        return [(p, p.parent.name) for p in sorted(root.glob("*/*")) if p.suffix.lower() in VIDEO_EXTENSIONS]
+    raise TempclrError(f"data.format {fmt}: {subset} videos come from ucf101, hmdb51, diving48 lists (or folder: train)")

@@ -1,0 +1,1 @@
+"""Encoders (open_clip image/text towers, TCLR backbones) and feature extraction."""

@@ -1,0 +1,202 @@
+"""Frame and sentence encoders: OpenCLIP models by name, with weights chosen explicitly.
+
+`--pretrained` takes an open_clip tag (`openai`, `laion2b_s34b_b79k`, ...), a local
+checkpoint file, `local-dir:PATH` (an open_clip model folder), or `none` for random
+weights. Weights that cannot be had offline raise a clear error; there is no silent
+fallback to random weights.
+
+The package ships a `tiny` model config (random weights only) for tests and the
+offline demo: `--model tiny --pretrained none`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.media.frames import center_crop
+
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+_registered = False
+
+
+def _register_shipped_configs() -> None:
+    global _registered
+    if not _registered:
+        import open_clip
+
+        open_clip.add_model_config(CONFIG_DIR)
+        _registered = True
+
+
+@dataclass
+class ClipEncoder:
+    """An open_clip model with its preprocessing; inputs are uint8 RGB frames."""
+
+    model: object
+    tokenizer: object
+    image_size: int
+    mean: object  # (1, 3, 1, 1) tensors on the device
+    std: object
+    device: object
+    name: str
+    pretrained: str
+    seed: int = 0  # random weights ('none') are drawn from this seed
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") else int(
+            self.model.visual.output_dim
+        )
+
+    def preprocess(self, frames):
+        """(n, H, W, 3) uint8 with short side = image_size -> normalised (n, 3, S, S) float."""
+        import torch
+
+        x = torch.as_tensor(frames).to(self.device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).float().div_(255)
+        x = center_crop(x, self.image_size)
+        return (x - self.mean) / self.std
+
+    def encode_images(self, frames):
+        """(n, H, W, 3) uint8 -> (n, dim) float32 embeddings (not normalised)."""
+        import torch
+
+        from tempclr_cli.core.runtime import autocast
+
+        with torch.inference_mode(), autocast(self.device):
+            return self.model.encode_image(self.preprocess(frames)).float()
+
+    def encode_text(self, texts: list[str]):
+        """Sentences -> (n, dim) float32 embeddings (not normalised)."""
+        import torch
+
+        from tempclr_cli.core.runtime import autocast
+
+        tokens = self.tokenizer(texts).to(self.device)
+        with torch.inference_mode(), autocast(self.device):
+            return self.model.encode_text(tokens).float()
+
+
+def load_clip(model: str = "ViT-B-32", pretrained: str = "openai", device="cpu", seed: int = 0) -> ClipEncoder:
+    """Build an open_clip model with the weights named by `pretrained` (see module docstring).
+
+    Random initialisation is seeded with `seed`, so `--pretrained none` gives the same
+    towers in every command run with the same seed (extract, align, train).
+    """
+    import open_clip
+    import torch
+
+    _register_shipped_configs()
+    torch.manual_seed(seed)
+    device = torch.device(device)
+    name = pretrained if pretrained.startswith("local-dir:") else model
+    if pretrained.startswith("local-dir:"):
+        kwargs = {}
+    elif pretrained.lower() == "none":
+        kwargs = {"pretrained": None}
+    else:
+        kwargs = {"pretrained": _weights_source(model, pretrained), "require_pretrained": True}
+    if name not in open_clip.list_models() and not name.startswith("local-dir:"):
+        raise TempclrError(f"--model {model}: unknown open_clip model; e.g. ViT-B-32, ViT-B-16, tiny")
+    loggers = [logging.getLogger(), logging.getLogger("huggingface_hub")]
+    previous = [lg.level for lg in loggers]
+    for lg in loggers:  # open_clip warns about purposely random weights; the hub about retries
+        lg.setLevel(logging.CRITICAL)
+    try:
+        net = open_clip.create_model(name, device=device, **kwargs)
+    except (FileNotFoundError, ValueError) as e:
+        raise TempclrError(f"--pretrained {pretrained}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - download failures come in many types
+        raise TempclrError(_download_help(model, pretrained, e)) from None
+    finally:
+        for lg, level in zip(loggers, previous):
+            lg.setLevel(level)
+    net.eval()
+    cfg = open_clip.get_model_preprocess_cfg(net)
+    size = cfg["size"][0] if isinstance(cfg["size"], (tuple, list)) else cfg["size"]
+    as_tensor = lambda v: torch.tensor(v, device=device).view(1, 3, 1, 1)  # noqa: E731
+    return ClipEncoder(
+        model=net,
+        tokenizer=open_clip.get_tokenizer(name),
+        image_size=int(size),
+        mean=as_tensor(cfg["mean"]),
+        std=as_tensor(cfg["std"]),
+        device=device,
+        name=model,
+        pretrained=pretrained,
+        seed=seed,
+    )
+
+
+def _weights_source(model: str, pretrained: str) -> str:
+    """A local file path as is; an open_clip tag after checking it exists for `model`."""
+    import open_clip
+
+    path = Path(pretrained).expanduser()
+    if path.is_file():
+        return str(path)
+    looks_like_path = "/" in pretrained or path.suffix in {".pt", ".pth", ".bin", ".safetensors"}
+    if looks_like_path:
+        raise TempclrError(f"--pretrained {pretrained}: no such checkpoint file")
+    tags = open_clip.list_pretrained_tags_by_model(model)
+    if not tags:
+        raise TempclrError(
+            f"--pretrained {pretrained}: {model} has no published weights; use --pretrained none "
+            "(random weights, seeded by --seed) or a checkpoint file"
+        )
+    if pretrained not in tags:
+        known = ", ".join(tags[:6]) + (" ..." if len(tags) > 6 else "") if tags else "none"
+        raise TempclrError(
+            f"--pretrained {pretrained}: not a weight tag for {model} (known: {known}); "
+            "or give a checkpoint file, local-dir:PATH, or 'none' for random weights"
+        )
+    return pretrained
+
+
+def _download_help(model: str, pretrained: str, error: Exception) -> str:
+    return (
+        f"weights {model}/{pretrained} are not in the local cache and could not be downloaded "
+        f"({type(error).__name__}; set HF_HUB_OFFLINE=1 to skip the download attempt). On a connected machine run: python -c \"import open_clip; "
+        f"open_clip.create_model('{model}', pretrained='{pretrained}')\" to fill the cache "
+        "(~/.cache/huggingface), or pass --pretrained /path/to/checkpoint.pt; "
+        "--pretrained none uses random weights"
+    )
+
+
+def sentence_encoder(spec, device):
+    """A function sentences -> unit embeddings (N, D) on the CPU, from the text tower of
+    `spec` (an EncoderSpec); the tower loads once, on first use.
+
+    Random towers ('none') are drawn from `spec.seed`, the seed that made the features.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    loaded = {}
+
+    def encode(sentences: list[str]) -> torch.Tensor:
+        if "tower" not in loaded:
+            loaded["tower"] = load_clip(spec.model, spec.pretrained, device, spec.seed)
+        tower = loaded["tower"]
+        chunks = [tower.encode_text(sentences[k : k + 256]).cpu() for k in range(0, len(sentences), 256)]
+        return F.normalize(torch.cat(chunks), dim=-1)
+
+    return encode
+
+
+def encode_sentences(sentences: list[str], spec, cache: Path | None, device):
+    """Unit sentence embeddings (N, D) from the text tower of `spec`, cached in `cache`."""
+    from tempclr_cli.core.checkpoint import load_checkpoint, save_checkpoint
+
+    key = {"model": spec.model, "pretrained": spec.pretrained, "seed": spec.seed, "sentences": sentences}
+    if cache and cache.exists():
+        stored = load_checkpoint(cache)
+        if all(stored.get(k) == v for k, v in key.items()):
+            return stored["embeddings"]
+    emb = sentence_encoder(spec, device)(sentences)
+    if cache:
+        save_checkpoint(cache, {**key, "embeddings": emb})
+    return emb

@@ -1,0 +1,341 @@
+"""Per-clip features for many videos: decode in worker processes, encode in batches, write atomically.
+
+Output layout (the one VideoCLIP/TempCLR tools read): one `<name>.npy` of shape
+(clips, dim) per video, mirroring the input tree under the output folder, plus
+
+    index.jsonl     one row per processed video: source, features, clips, starts, ends,
+                    frame_times, duration, fps, clip_seconds, model, pretrained, dim, status
+    failures.jsonl  one row per video that could not be decoded, with the reason
+
+Rows are appended (a rerun with --overwrite appends a newer row; readers keep the
+last row per features path). A video whose `.npy` exists and loads is skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from tempclr_cli.core import io
+from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.media.video import VideoError, sample_frames
+
+INDEX = "index.jsonl"
+FAILURES = "failures.jsonl"
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    fps: float = 1.0  # sampling rate (frames per second)
+    clip_seconds: float = 1.0  # clip window; features are the mean over its frames
+    per_frame: bool = False  # one feature per sampled frame instead of per clip
+    dtype: str = "float16"
+    normalize: bool = True
+    batch_size: int = 64  # frames per encoder batch (and per decoded chunk)
+    workers: int = 2  # decoder processes; 0 decodes in this process
+
+    def check(self) -> None:
+        if self.fps <= 0 or self.clip_seconds <= 0:
+            raise TempclrError("--fps and --clip-seconds must be > 0")
+        if not self.per_frame and self.fps * self.clip_seconds < 1 - 1e-9:
+            raise TempclrError(
+                f"--fps {self.fps} x --clip-seconds {self.clip_seconds} < 1: some clips would get no frame"
+            )
+        if self.dtype not in ("float16", "float32"):
+            raise TempclrError(f"--dtype {self.dtype}: use float16 or float32")
+        if self.batch_size < 1 or self.workers < 0:
+            raise TempclrError("--batch-size must be >= 1 and --workers >= 0")
+
+
+def r3d_config(cfg: ExtractConfig, checkpoint: str | None) -> ExtractConfig:
+    """Sampling for a TCLR backbone: clip_frames samples per clip window, batches of whole clips."""
+    from dataclasses import replace
+
+    from tempclr_cli.core.checkpoint import load_checkpoint
+
+    if not checkpoint:
+        raise TempclrError("--model r3d18 needs --checkpoint (a `tempclr train` TCLR run's last.pt or best.pt)")
+    frames = load_checkpoint(checkpoint)["meta"]["clip_frames"]
+    if cfg.per_frame:
+        raise TempclrError("--per-frame does not apply to --model r3d18 (features are per clip)")
+    batch = max(frames, cfg.batch_size // frames * frames)
+    return replace(cfg, fps=frames / cfg.clip_seconds, batch_size=batch)
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    target: Path
+
+
+@dataclass
+class VideoResult:
+    job: Job
+    status: str  # "ok" | "failed"
+    clips: int = 0
+    reason: str = ""
+    row: dict = field(default_factory=dict)
+
+
+def plan(videos: list[Path], out: Path, root: Path | None = None) -> list[Job]:
+    """Map each video to `out/<path relative to root>.npy` (root: the inputs' common folder)."""
+    if not videos:
+        return []
+    resolved = [v.resolve() for v in videos]
+    base = (root or Path(os.path.commonpath([v.parent for v in resolved]))).resolve()
+    jobs = []
+    for v in resolved:
+        try:
+            rel = v.relative_to(base)
+        except ValueError:
+            raise TempclrError(f"{v}: not under --root {base}") from None
+        jobs.append(Job(v, out / rel.with_suffix(".npy")))
+    return jobs
+
+
+def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
+    """Every count-th job starting at index: deterministic for a sorted job list."""
+    if not 0 <= index < count:
+        raise TempclrError(f"--shard {index}/{count}: need 0 <= i < n")
+    return jobs[index::count]
+
+
+def is_done(target: Path) -> bool:
+    """True when `target` exists and is a readable 2-D .npy (header check only)."""
+    try:
+        arr = np.load(target, mmap_mode="r")
+    except (OSError, ValueError, EOFError):
+        return False
+    return arr.ndim == 2 and arr.shape[0] > 0
+
+
+# --- decoding in worker processes --------------------------------------------------------
+
+
+class DecodeStream(IterableDataset):
+    """Chunks of sampled frames per video; with workers, worker w takes videos w, w+n, ...
+
+    Yields dicts: {"video", "frames" (n, S, S, 3) uint8, "times", "frame_times", "last"} (the last
+    one also "end": the video's end in seconds),
+    or {"video", "error"} for a video that cannot be decoded (never raises).
+    """
+
+    def __init__(self, jobs: list[Job], cfg: ExtractConfig, size: int):
+        self.jobs, self.cfg, self.size = jobs, cfg, size
+
+    def __iter__(self) -> Iterator[dict]:
+        info = get_worker_info()
+        wid, n = (info.id, info.num_workers) if info else (0, 1)
+        for i in range(wid, len(self.jobs), n):
+            yield from self._decode_one(i)
+
+    def _decode_one(self, i: int) -> Iterator[dict]:
+        source, chunk, info = self.jobs[i].source, [], {}
+        try:
+            for s in sample_frames(source, self.cfg.fps, self.size, info):
+                chunk.append(s)
+                if len(chunk) == self.cfg.batch_size:
+                    yield self._pack(i, chunk, last=False)
+                    chunk = []
+        except Exception as e:  # noqa: BLE001 - any decode failure is recorded, never fatal
+            reason = str(e) if isinstance(e, TempclrError) else f"{source}: {type(e).__name__}: {e}"
+            yield {"video": i, "error": reason}
+            return
+        yield {**self._pack(i, chunk, last=True), "end": info["end"]}
+
+    def _pack(self, i: int, chunk: list, last: bool) -> dict:
+        frames = np.stack([_crop(s.image, self.size) for s in chunk]) if chunk else None
+        return {
+            "video": i,
+            "frames": torch.from_numpy(frames) if frames is not None else None,
+            "times": [s.time for s in chunk],
+            "frame_times": [s.frame_time for s in chunk],
+            "last": last,
+        }
+
+
+def _crop(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
+    return np.ascontiguousarray(image[top : top + size, left : left + size])
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path) -> Iterator[VideoResult | int]:
+    """Extract every job; yields the number of frames encoded (progress) and each VideoResult."""
+    cfg.check()
+    out.mkdir(parents=True, exist_ok=True)
+    workers = min(cfg.workers, len(jobs))
+    loader = DataLoader(
+        DecodeStream(jobs, cfg, encoder.image_size),
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=encoder.device.type == "cuda",
+        prefetch_factor=4 if workers else None,
+        persistent_workers=False,
+    )
+    pending: dict[int, dict] = {}
+    for item in loader:
+        i = item["video"]
+        if "error" in item:
+            pending.pop(i, None)
+            yield _record_failure(jobs[i], item["error"], out)
+            continue
+        acc = pending.setdefault(i, {"emb": [], "times": [], "frame_times": [], "start": time.perf_counter()})
+        if item["frames"] is not None:
+            acc["emb"].append(encoder.encode_images(item["frames"]))
+            acc["times"] += item["times"]
+            acc["frame_times"] += item["frame_times"]
+            yield len(item["times"])
+        if item["last"]:
+            yield _finish(jobs[i], {**pending.pop(i), "duration": item["end"]}, encoder, cfg, out)
+
+
+def pool_clips(emb, times: list[float], clip_seconds: float):
+    """Mean of frame embeddings per clip window [c * clip_seconds, (c+1) * clip_seconds).
+
+    emb [shape=(T, D)], times [len T] -> (C, D) with C = last clip index + 1.
+    """
+    ids = torch.tensor([math.floor(t / clip_seconds + 1e-9) for t in times], device=emb.device)
+    n_clips = int(ids[-1]) + 1
+    sums = torch.zeros(n_clips, emb.shape[1], device=emb.device, dtype=emb.dtype).index_add_(0, ids, emb)
+    counts = torch.bincount(ids, minlength=n_clips).clamp_min(1).to(emb.dtype)
+    return sums / counts[:, None]
+
+
+def clip_features(emb, times: list[float], cfg: ExtractConfig):
+    """Frame embeddings (T, D) at sample `times` -> (features (C, D), starts, ends) per cfg."""
+    if cfg.per_frame:
+        feats, half = emb, 0.5 / cfg.fps
+        starts, ends = [t - half for t in times], [t + half for t in times]
+    else:
+        feats = pool_clips(emb, times, cfg.clip_seconds)
+        starts = [c * cfg.clip_seconds for c in range(feats.shape[0])]
+        ends = [s + cfg.clip_seconds for s in starts]
+    if cfg.normalize:
+        feats = torch.nn.functional.normalize(feats, dim=-1)
+    return feats, starts, ends
+
+
+def encode_video(path: Path, encoder, cfg: ExtractConfig):
+    """Features of one video in this process (for `align` on a video file): clip_features
+    plus the video's duration in seconds (the last frame's end)."""
+    emb, times, end = [], [], 0.0
+    for item in DecodeStream([Job(Path(path), Path(path))], cfg, encoder.image_size):
+        if "error" in item:
+            raise VideoError(item["error"])
+        if item["frames"] is not None:
+            emb.append(encoder.encode_images(item["frames"]))
+            times += item["times"]
+        end = item.get("end", end)
+    return (*clip_features(torch.cat(emb), times, cfg), end)
+
+
+def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> VideoResult:
+    feats, starts, ends = clip_features(torch.cat(acc["emb"]), acc["times"], cfg)
+    array = feats.cpu().numpy().astype(cfg.dtype)
+    io.save_npy(job.target, array)
+    row = {
+        "source": str(job.source),
+        "features": str(job.target.relative_to(out)),
+        "clips": int(array.shape[0]),
+        "dim": int(array.shape[1]),
+        "starts": [round(s, 4) for s in starts],
+        "ends": [round(e, 4) for e in ends],
+        "frame_times": [round(t, 4) for t in acc["frame_times"]],
+        "duration": round(acc["duration"], 4),  # the last frame's end
+        "fps": cfg.fps,
+        "clip_seconds": None if cfg.per_frame else cfg.clip_seconds,
+        "model": encoder.name,
+        "pretrained": encoder.pretrained,
+        "seed": encoder.seed,
+        "dtype": cfg.dtype,
+        "normalized": cfg.normalize,
+        "seconds": round(time.perf_counter() - acc["start"], 3),
+        "status": "ok",
+    }
+    io.append_jsonl(out / INDEX, row)
+    return VideoResult(job, "ok", clips=array.shape[0], row=row)
+
+
+def _record_failure(job: Job, reason: str, out: Path) -> VideoResult:
+    row = {"source": str(job.source), "features": str(job.target.relative_to(out)), "status": "failed",
+           "reason": reason}
+    io.append_jsonl(out / FAILURES, row)
+    io.append_jsonl(out / INDEX, row)
+    return VideoResult(job, "failed", reason=reason, row=row)
+
+
+def read_index(folder: Path) -> dict[str, dict]:
+    """The last index row per features path (later runs supersede earlier ones)."""
+    import json
+
+    rows: dict[str, dict] = {}
+    path = folder / INDEX
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows[row["features"]] = row
+    return rows
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """`i/n` from --shard, else torchrun's RANK/WORLD_SIZE, else 0/1."""
+    if spec is None:
+        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    try:
+        i, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise TempclrError(f"--shard {spec}: expected i/n, e.g. 0/4") from None
+    return i, n
+
+
+def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "ViT-B-32", pretrained: str = "openai",
+                   checkpoint: str | None = None, root: Path | None = None, shard_spec: str | None = None,
+                   overwrite: bool = False, device: str = "auto", seed: int = 0,
+                   on_plan=lambda jobs, todo: None, on_event=lambda event: None) -> dict:
+    """The `extract` command: plan the shard's jobs, skip finished ones, encode the rest.
+
+    `on_plan(jobs, todo)` hears the plan, `on_event` every frame count (int) and VideoResult.
+    Returns the summary {"out", "videos", "skipped", "ok", "failed", "clips", "seconds"}.
+    """
+    from tempclr_cli.core.encode.encoders import load_encoder
+    from tempclr_cli.core.media.video import find_videos
+    from tempclr_cli.core.runtime import resolve_device, seed_everything
+
+    cfg.check()
+    if model == "r3d18":
+        cfg = r3d_config(cfg, checkpoint)
+    if not sources:
+        raise TempclrError("no input: give video files/folders or --list FILE (or --list - for stdin)")
+    jobs = shard(plan(find_videos(sources), out, root), *parse_shard(shard_spec))
+    todo = [j for j in jobs if overwrite or not is_done(j.target)]
+    on_plan(jobs, todo)
+    summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [], "clips": 0}
+    if not todo:
+        return summary
+    seed_everything(seed)
+    encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device), seed)
+    start = time.perf_counter()
+    for event in run(todo, encoder, cfg, out):
+        on_event(event)
+        if isinstance(event, int):
+            continue
+        if event.status == "ok":
+            summary["ok"] += 1
+            summary["clips"] += event.clips
+        else:
+            summary["failed"].append({"source": str(event.job.source), "reason": event.reason})
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    return summary

@@ -1,0 +1,1 @@
+"""Evaluation protocols: paragraph-video retrieval, nearest neighbours, few-shot, localisation, classification."""

@@ -1,0 +1,195 @@
+"""Paragraph-to-video retrieval as in TempCLR's evaluation (REFERENCE section 3).
+
+Query = a video's step captions in order; candidates = the videos; the right answer is
+the paragraph's own video. Units on the video side:
+
+    background removed  one unit per annotated segment (mean of its clips, <= 32 s)
+    background kept     non-overlapping 16 s windows over the whole video; for DTW the
+                        int(1.3 x #captions) windows with the lowest best-caption cost,
+                        in temporal order
+
+Measures (higher score = better match), with s = cosine similarity:
+
+    capavg  mean over captions of the max over units of s
+    dtw     -DTW(1 - s) over captions x units, on the real L x U matrix
+    otam    -OTAM(1 - s), symmetrised, hard (gamma 0)
+
+The released scorer rescales D by T^2/(L*M) and pads it to T x T, which lets the last
+caption be skipped; here DTW runs on each pair's own L x U block (per-pair lengths).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tempclr_cli.core.align import dtw
+from tempclr_cli.core.data.annotations import Video
+from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.models.heads import apply_heads
+
+MEASURES = ("capavg", "dtw", "otam")
+WINDOW_SECONDS = 16.0
+SEGMENT_SECONDS = 32.0
+
+
+@dataclass
+class Padded:
+    """Variable-length sequences of unit vectors: x (N, Lmax, D), lengths (N,)."""
+
+    x: torch.Tensor
+    lengths: torch.Tensor
+
+    @classmethod
+    def of(cls, seqs: list[torch.Tensor]) -> "Padded":
+        L, D = max(len(s) for s in seqs), seqs[0].shape[1]
+        x = torch.zeros(len(seqs), L, D)
+        for k, s in enumerate(seqs):
+            x[k, : len(s)] = F.normalize(s.float(), dim=-1)
+        return cls(x, torch.tensor([len(s) for s in seqs]))
+
+
+def pool(clips: torch.Tensor, starts: list[float], spans: list[tuple[float, float]]) -> torch.Tensor:
+    """Mean clip feature of each time span (clips starting inside it; nearest clip if none)."""
+    t = torch.tensor(starts)
+    out = []
+    for start, end in spans:
+        inside = (t >= start - 1e-6) & (t < end - 1e-6)
+        if not bool(inside.any()):
+            inside = torch.zeros_like(inside)
+            inside[int(torch.argmin((t - start).abs()))] = True
+        out.append(clips[inside].mean(0))
+    return torch.stack(out)
+
+
+def video_units(video: Video, clips: torch.Tensor, starts: list[float], ends: list[float], background: str) -> torch.Tensor:
+    """(U, D) units of one video: its segments ('removed') or 16 s windows ('kept')."""
+    if background == "removed":
+        spans = [(s.start, min(s.end, s.start + SEGMENT_SECONDS)) for s in video.steps]
+    elif background == "kept":
+        end = ends[-1]
+        n = max(1, int(np.ceil(end / WINDOW_SECONDS - 1e-9)))
+        spans = [(k * WINDOW_SECONDS, (k + 1) * WINDOW_SECONDS) for k in range(n)]
+    else:
+        raise TempclrError(f"background {background!r}: use removed or kept")
+    return pool(clips, starts, spans)
+
+
+def _similarity(text: Padded, units: Padded, videos: slice) -> tuple[torch.Tensor, torch.Tensor]:
+    """s (P, V, L, U) for a chunk of videos, and the validity mask of each (L, U) cell."""
+    u = units.x[videos]
+    sim = torch.einsum("pld,vud->pvlu", text.x, u)
+    rows = torch.arange(text.x.shape[1])[None, None, :, None] < text.lengths[:, None, None, None]
+    cols = torch.arange(u.shape[1])[None, None, None, :] < units.lengths[videos][None, :, None, None]
+    return sim, rows & cols
+
+
+def _select_windows(cost: torch.Tensor, valid: torch.Tensor, text_len: torch.Tensor, unit_len: torch.Tensor):
+    """Keep the int(1.3 L) windows with the lowest best-caption cost, in temporal order."""
+    P, V, L, U = cost.shape
+    best = cost.masked_fill(~valid, float("inf")).amin(2)  # (P, V, U)
+    keep = torch.minimum((1.3 * text_len.float()).long()[:, None].clamp(min=1), unit_len[None, :])  # (P, V)
+    order = best.argsort(-1)  # cheapest first
+    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(U).expand(P, V, U))
+    chosen = (rank < keep[..., None])  # (P, V, U)
+    idx = torch.where(chosen, torch.arange(U).expand(P, V, U), U).sort(-1).values[..., : int(keep.max())]
+    idx = idx.clamp(max=U - 1)
+    picked = cost.gather(3, idx[:, :, None, :].expand(P, V, L, idx.shape[-1]))
+    return picked, keep
+
+
+def score_matrix(text: Padded, units: Padded, measure: str, background: str = "removed", chunk_cells: int = 2**25) -> torch.Tensor:
+    """Scores (P, V): paragraph p against video v; chunks over videos bound the memory."""
+    if measure not in MEASURES:
+        raise TempclrError(f"--measure {measure}: choose from {', '.join(MEASURES)}")
+    P, L = text.x.shape[:2]
+    V, U = units.x.shape[:2]
+    per_chunk = max(1, chunk_cells // max(1, P * L * U))
+    out = []
+    for v0 in range(0, V, per_chunk):
+        videos = slice(v0, min(V, v0 + per_chunk))
+        if measure == "dtw" and background == "removed":  # all pairs from one GEMM, no 4-D tensor
+            out.append(-dtw.pairwise_dtw(text.x, units.x[videos], text.lengths, units.lengths[videos]).float())
+            continue
+        sim, valid = _similarity(text, units, videos)
+        Vc = sim.shape[1]
+        if measure == "capavg":
+            best = sim.masked_fill(~valid, float("-inf")).amax(3)  # (P, Vc, L)
+            rows = valid[..., 0].expand(P, Vc, L)
+            out.append(best.masked_fill(~rows, 0).sum(2) / text.lengths[:, None])
+            continue
+        cost = (1 - sim).masked_fill(~valid, 0.0)
+        m = units.lengths[videos][None, :].expand(P, Vc)
+        if background == "kept":
+            cost, m = _select_windows(cost, valid, text.lengths, units.lengths[videos])
+        lengths = torch.stack([text.lengths[:, None].expand(P, Vc), m], -1).reshape(-1, 2)
+        flat = cost.reshape(P * Vc, L, cost.shape[-1])
+        if measure == "dtw":
+            values = dtw.dtw(flat, lengths=lengths, paths=False).values
+        else:
+            values = dtw.otam(flat, gamma=0.0, symmetric=True, lengths=lengths)
+        out.append(-values.view(P, Vc).float())
+    return torch.cat(out, dim=1)
+
+
+def recall_at(scores: torch.Tensor, ks=(1, 5, 10)) -> dict[str, float]:
+    """Row i's correct column is i. R@k in percent and the median rank (1 = best; ties count against)."""
+    own = scores.diagonal()[:, None]
+    ranks = (scores >= own).sum(1)
+    out = {f"R@{k}": round(float((ranks <= k).float().mean() * 100), 2) for k in ks}
+    out["median_rank"] = float(ranks.float().median())
+    return out
+
+
+def prepare(videos: list[Video], store, encode_text, heads=None, background: str = "removed"):
+    """Paragraphs and video units of the annotated videos that have features.
+
+    `encode_text(list[str]) -> (N, D)` embeds captions; `heads` (trained TempCLR heads)
+    transform clips and captions first. Returns (text Padded, units Padded, video ids).
+    """
+    kept = [v for v in videos if v.steps and v.id in store]
+    if len(kept) < 2:
+        raise TempclrError(f"retrieval needs at least 2 annotated videos with features, found {len(kept)}")
+    sentences = sorted({s.text for v in kept for s in v.steps})
+    emb = encode_text(sentences)
+    index = {s: k for k, s in enumerate(sentences)}
+    paragraphs, units = [], []
+    for v in kept:
+        clips, starts, ends = store.load(v.id)
+        clips, text = apply_heads(heads, torch.from_numpy(clips), emb[[index[s.text] for s in v.steps]])
+        paragraphs.append(text)
+        units.append(video_units(v, clips, starts, ends, background))
+    return Padded.of(paragraphs), Padded.of(units), [v.id for v in kept]
+
+
+def paragraph_retrieval(text: Padded, units: Padded, measures: list[str], task: str = "paragraph-video", background: str = "removed") -> dict:
+    """R@1/5/10 and median rank per measure; `video-paragraph` ranks paragraphs per video."""
+    if task not in ("paragraph-video", "video-paragraph"):
+        raise TempclrError(f"--task {task}: use paragraph-video or video-paragraph")
+    results = {}
+    for measure in measures:
+        scores = score_matrix(text, units, measure, background)
+        results[measure] = recall_at(scores if task == "paragraph-video" else scores.T)
+    return results
+
+
+def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str = "validation",
+                        checkpoint: str | None = None, measures: list[str] = ("capavg", "dtw"),
+                        task: str = "paragraph-video", background: str = "removed", device: str = "auto") -> dict:
+    """The `retrieve` command's protocol from files: a features folder, an annotation file,
+    optionally trained heads. Returns {"videos", "task", "background", "results"}."""
+    from tempclr_cli.core.data.annotations import read_annotations
+    from tempclr_cli.core.data.features import FeatureStore
+    from tempclr_cli.core.encode.clip_encoder import sentence_encoder
+    from tempclr_cli.core.models.heads import heads_and_text_tower
+    from tempclr_cli.core.runtime import resolve_device
+
+    store = FeatureStore(features)
+    videos = [v for v in read_annotations(annotations, fmt) if split == "all" or v.subset == split]
+    heads, spec = heads_and_text_tower(checkpoint, store)
+    text, units, ids = prepare(videos, store, sentence_encoder(spec, resolve_device(device)), heads, background)
+    results = paragraph_retrieval(text, units, list(measures), task, background)
+    return {"videos": len(ids), "task": task, "background": background, "results": results}

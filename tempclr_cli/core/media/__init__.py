@@ -1,0 +1,1 @@
+"""Media: reading and writing video files (PyAV), synthetic datasets, subtitle formats."""

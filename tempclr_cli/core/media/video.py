@@ -1,0 +1,250 @@
+"""Reading and writing video files with PyAV, streaming: memory does not grow with length.
+
+Sparse sampling seeks: when the next sample time lies more than the longest keyframe
+interval seen so far ahead, the decoder jumps to the keyframe before it instead of
+decoding every frame in between; the rule above is unchanged.
+
+Sampling rule (documented for users): at rate `fps`, sample k is taken at time
+`t_k = (k + 0.5) / fps` seconds, the centre of its sampling interval, and shows the
+frame that is on screen at `t_k`: the last frame whose presentation time is
+`<= t_k` (or the first frame if none is). Times come from each frame's
+presentation timestamp (`frame.time`), never from its index, so variable-frame-rate
+files are sampled correctly. Samples continue while `t_k` is before the end of the
+last frame; a video shorter than one sampling interval still gives one sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from tempclr_cli.core import io
+from tempclr_cli.core.errors import TempclrError
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts"}
+)
+_CONTAINER = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov"}
+_CODEC = {".webm": "libvpx", ".avi": "mpeg4"}
+
+
+class VideoError(TempclrError):
+    """A file that cannot be decoded as video (corrupt, truncated, audio-only, ...)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sampled frame: `image` is (H, W, 3) uint8 RGB."""
+
+    index: int
+    time: float  # the sample time t_k
+    frame_time: float  # presentation time of the frame shown
+    image: np.ndarray
+
+
+# --- writing ---------------------------------------------------------------------
+
+
+def write_video(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    fps: float,
+    times: Sequence[float] | None = None,
+    codec: str | None = None,
+    gop: int | None = None,
+) -> Path:
+    """Encode RGB frames (H, W, 3) uint8 to `path` atomically; container from the suffix.
+
+    `times` (seconds, increasing) gives each frame's presentation time for
+    variable-frame-rate files; by default frame k is shown at k / fps. `gop` sets the
+    keyframe interval in frames.
+    """
+    import av
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    codec = codec or _CODEC.get(suffix, "libx264")
+    time_base = Fraction(1, 1000) if times is not None else Fraction(1, int(round(fps)))
+    with io.atomic_path(path) as tmp:
+        with av.open(str(tmp), mode="w", format=_CONTAINER.get(suffix, "mp4")) as container:
+            stream = container.add_stream(codec, rate=Fraction(int(round(fps)), 1))
+            stream.pix_fmt = "yuv420p"
+            stream.codec_context.time_base = time_base
+            if codec == "libx264":
+                stream.options = {"preset": "veryfast", "crf": "20"}
+                stream.codec_context.thread_count = 1  # x264's output depends on its thread count
+            if gop:
+                stream.codec_context.gop_size = gop
+            for k, image in enumerate(frames):
+                if k == 0:
+                    stream.height, stream.width = image.shape[:2]
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                frame.pts = round(times[k] / time_base) if times is not None else k
+                frame.time_base = time_base
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+    return path
+
+
+# --- reading ---------------------------------------------------------------------
+
+
+def _open(path: Path):
+    import av
+
+    if not path.is_file():
+        raise VideoError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: not a readable video ({e.strerror or type(e).__name__})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: no video stream (audio-only or data file)")
+    return container
+
+
+def _output_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    if not short_side:
+        return width, height
+    scale = short_side / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _to_rgb(frame, short_side: int | None) -> np.ndarray:
+    """Convert (and resize inside the conversion) one frame; apply its rotation metadata."""
+    rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+    w, h = _output_size(frame.width, frame.height, short_side)
+    image = frame.to_ndarray(width=w, height=h, format="rgb24")
+    if rotation:
+        # display-matrix rotation is counter-clockwise; np.rot90 turns counter-clockwise too
+        image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+    return image
+
+
+def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 224,
+                  info: dict | None = None) -> Iterator[Sample]:
+    """Stream samples of `path` at `fps` (see the module docstring for which frame is picked).
+
+    Only kept frames are converted to RGB (and resized, short side = `short_side`).
+    When the stream is exhausted, `info["end"]` (if given) holds the video's end: when its
+    last decoded frame leaves the screen, in seconds. Raises VideoError for files that
+    cannot be decoded.
+    """
+    import av
+
+    if fps <= 0:
+        raise TempclrError(f"--fps {fps}: must be > 0")
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        k, prev, prev_rgb, prev_time, decoded = 0, None, None, 0.0, 0
+        key_gap, last_key = 0.0, None  # the longest keyframe interval seen so far (seconds)
+        seeking, sought = True, False  # seeking stops for good if a seek ever lands behind us
+        frames = container.decode(stream)
+        try:
+            for frame in _restartable(lambda: frames):
+                t = frame.time if frame.time is not None else prev_time + 1 / rate
+                if prev is not None and t <= prev_time:
+                    seeking = seeking and not sought
+                    sought = False
+                    continue  # re-decoded after a seek that landed behind us
+                sought = False
+                if frame.key_frame:
+                    key_gap = max(key_gap, t - last_key) if last_key is not None else key_gap
+                    last_key = t
+                while prev is not None and (k + 0.5) / fps < t:
+                    if prev_rgb is None:
+                        prev_rgb = _to_rgb(prev, short_side)
+                    yield Sample(k, (k + 0.5) / fps, prev_time, prev_rgb)
+                    k += 1
+                prev, prev_rgb, prev_time = frame, None, t
+                decoded += 1
+                target = (k + 0.5) / fps
+                if seeking and key_gap and target - t > key_gap + 2 / rate:
+                    # sparse sampling: a keyframe lies between here and the next sample; jump to it
+                    container.seek(int(target / stream.time_base), stream=stream, backward=True)
+                    frames, last_key, sought = container.decode(stream), None, True  # gaps: decoded keyframes
+        except av.FFmpegError as e:
+            if decoded == 0:
+                raise VideoError(f"{path}: cannot decode ({e.strerror or type(e).__name__})") from None
+            # a truncated tail: keep what decoded, the samples below end at the last good frame
+        if prev is None:
+            raise VideoError(f"{path}: no decodable video frames")
+        end = prev_time + _frame_seconds(prev, rate)
+        if info is not None:
+            info["end"] = end
+        while (k + 0.5) / fps < end or k == 0:
+            if prev_rgb is None:
+                prev_rgb = _to_rgb(prev, short_side)
+            yield Sample(k, (k + 0.5) / fps, prev_time, prev_rgb)
+            k += 1
+    finally:
+        container.close()
+
+
+def read_frames(path: str | Path, short_side: int | None = None) -> np.ndarray:
+    """Every frame of a (short) video in decoding order: (F, H, W, 3) uint8 RGB.
+
+    For clip-based training on datasets of short videos (UCF101 averages 7 s); raises
+    VideoError when nothing decodes.
+    """
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    frames = []
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            frames.append(_to_rgb(frame, short_side))
+    except av.FFmpegError as e:
+        if not frames:
+            raise VideoError(f"{path}: cannot decode ({e.strerror or type(e).__name__})") from None
+    finally:
+        container.close()
+    if not frames:
+        raise VideoError(f"{path}: no decodable video frames")
+    return np.stack(frames)
+
+
+def _restartable(source):
+    """Iterate `source()`, re-reading it when the caller swaps the iterator (after a seek)."""
+    while True:
+        current = source()
+        for item in current:
+            yield item
+            if source() is not current:
+                break
+        else:
+            return
+
+
+def _frame_seconds(frame, rate: float) -> float:
+    if frame.duration and frame.time_base:
+        return float(frame.duration * frame.time_base)
+    return 1.0 / rate
+
+
+def find_videos(inputs: Iterable[str | Path]) -> list[Path]:
+    """Expand folders (recursively, by video extension) and keep files as given, sorted."""
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found.extend(q for q in p.rglob("*") if q.suffix.lower() in VIDEO_EXTENSIONS and q.is_file())
+        elif p.exists():
+            found.append(p)
+        else:
+            raise TempclrError(f"{p}: no such file or folder")
+    return sorted(set(found))

@@ -1,0 +1,1 @@
+"""Trainable networks: TempCLR heads over features, the TCLR R3D backbone and projection head."""

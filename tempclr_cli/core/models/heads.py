@@ -1,0 +1,118 @@
+"""TempCLR heads over frozen features: a temporal video head and a text adapter.
+
+Both are residual with a zero-initialised output layer, so an untrained model is the
+identity: similarities before training are exactly the encoder's (the "before" row).
+
+    VideoHead: x (B, T, D) -> x + W · Transformer(x + sinusoidal position(t))
+    TextHead:  s (N, D)    -> s + W · MLP(s)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class HeadsConfig:
+    dim: int = 512
+    layers: int = 1
+    heads: int = 4
+    hidden: int = 2  # MLP width multiplier
+    dropout: float = 0.1
+
+
+def sinusoidal(T: int, dim: int, device=None) -> torch.Tensor:
+    """Fixed temporal position encoding (T, dim): any video length, no learned table."""
+    pos = torch.arange(T, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    enc = torch.zeros(T, dim, device=device)
+    enc[:, 0::2] = torch.sin(pos * freq)
+    enc[:, 1::2] = torch.cos(pos * freq)[:, : dim // 2]
+    return enc
+
+
+def _zero(linear: nn.Linear) -> nn.Linear:
+    nn.init.zeros_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+class VideoHead(nn.Module):
+    def __init__(self, cfg: HeadsConfig):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(
+            cfg.dim, cfg.heads, cfg.hidden * cfg.dim, cfg.dropout, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False) if cfg.layers else None
+        self.out = _zero(nn.Linear(cfg.dim, cfg.dim))
+
+    def forward(self, x: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, D); padding (B, T) True where a clip is padding."""
+        if self.encoder is None:
+            return x + self.out(x)
+        h = self.encoder(x + sinusoidal(x.shape[1], x.shape[2], x.device).to(x.dtype), src_key_padding_mask=padding)
+        return x + self.out(h)
+
+
+class TextHead(nn.Module):
+    def __init__(self, cfg: HeadsConfig):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Linear(cfg.dim, cfg.hidden * cfg.dim), nn.GELU())
+        self.out = _zero(nn.Linear(cfg.hidden * cfg.dim, cfg.dim))
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        return s + self.out(self.mlp(s))
+
+
+class TempCLRHeads(nn.Module):
+    """The two heads together; `config` rebuilds the model from a checkpoint."""
+
+    def __init__(self, cfg: HeadsConfig):
+        super().__init__()
+        self.config = cfg
+        self.video = VideoHead(cfg)
+        self.text = TextHead(cfg)
+
+    def forward(self, feats: torch.Tensor, padding: torch.Tensor | None, sentences: torch.Tensor):
+        """(clips (B, T, D), padding (B, T), sentences (..., D)) -> transformed clips and sentences."""
+        return self.video(feats, padding), self.text(sentences)
+
+
+@torch.no_grad()
+def apply_heads(heads: TempCLRHeads | None, clips: torch.Tensor, sentences: torch.Tensor):
+    """Unit-normalised inputs through trained heads (identity when `heads` is None).
+
+    clips (T, D) of one video, sentences (K, D) -> the transformed (T, D), (K, D).
+    """
+    clips = torch.nn.functional.normalize(clips.float(), dim=-1)
+    sentences = torch.nn.functional.normalize(sentences.float(), dim=-1)
+    if heads is None:
+        return clips, sentences
+    video, text = heads(clips[None], None, sentences)
+    return video[0], text
+
+
+def load_heads(path, device="cpu") -> tuple[TempCLRHeads, dict]:
+    """Rebuild heads from a `tempclr train` checkpoint (weights_only); returns (heads, meta)."""
+    from tempclr_cli.core.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path, device, kinds=("tempclr",))
+    heads = TempCLRHeads(HeadsConfig(**state["model_args"])).to(device)
+    heads.load_state_dict(state["model"])
+    heads.eval()
+    return heads, state.get("meta", {})
+
+
+def heads_and_text_tower(checkpoint, store, device="cpu"):
+    """Trained heads (None without a checkpoint) and the EncoderSpec of the text tower to
+    embed sentences with: the one the heads were trained over, else the features' own."""
+    from tempclr_cli.core.encode.encoders import EncoderSpec
+
+    if checkpoint:
+        heads, meta = load_heads(checkpoint, device)
+        return heads, EncoderSpec.from_meta(meta)
+    return None, store.encoder()

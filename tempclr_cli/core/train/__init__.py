@@ -1,0 +1,1 @@
+"""Training: recipes, the one training loop, losses, augmentation, and one module per task."""

@@ -1,0 +1,42 @@
+"""One call that trains a recipe: task from the registry, the training loop, and for
+classification the test accuracy. `train`, `sweep` and `demo` all run through it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tempclr_cli.core.checkpoint import load_checkpoint
+from tempclr_cli.core.runtime import resolve_device, seed_everything
+from tempclr_cli.core.train.recipe import Recipe
+from tempclr_cli.core.train.registry import create_task
+from tempclr_cli.core.train.trainer import train
+
+
+@dataclass
+class TrainingRun:
+    run_dir: Path
+    metrics: dict  # the last epoch's metrics row (plus test accuracy for classification)
+    already_done: bool  # the run folder held a finished run: nothing was trained
+
+
+def run_training(recipe: Recipe, run_dir: Path, device: str = "auto", resume: str | None = None,
+                 log: Callable[[str], None] = lambda _: None, on_step: Callable[[dict], None] | None = None,
+                 on_epoch: Callable[[dict], None] | None = None) -> TrainingRun:
+    """Train `recipe` in `run_dir`; `on_step` / `on_epoch` receive the trainer's progress rows."""
+    dev = resolve_device(device)
+    seed_everything(recipe.train.seed)
+    task = create_task(recipe, dev, run_dir)
+    log(f"{task.describe()}; run folder {run_dir}")
+    row = train(recipe, task, run_dir, dev, resume, on_step=on_step, on_epoch=on_epoch)
+    done = not row
+    if done:
+        row = load_checkpoint(run_dir / "last.pt")["metrics"]
+    if recipe.loss.kind == "classify":
+        from tempclr_cli.core.eval.classification import classification_accuracy, load_classifier
+
+        model, state = load_classifier(run_dir / "last.pt")
+        log("testing (mean softmax over clips)")
+        row = {**row, **classification_accuracy(model, recipe, state["meta"]["classes"], dev)[0]}
+    return TrainingRun(run_dir, row, done)

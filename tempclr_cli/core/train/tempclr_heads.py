@@ -1,0 +1,208 @@
+"""TempCLR training of heads over frozen features (the `tempclr` task of the trainer).
+
+Data: annotations (YouCookII / COIN / CrossTask layouts) + a features folder. A
+training sequence is `data.units` steps of one video chosen evenly in temporal order
+(as released: linspace over the steps; videos with fewer usable steps are skipped),
+each step represented by its sentence and `data.clip_frames` clips resampled evenly
+from its segment (clipped to 32 s). Sentence embeddings come from the open_clip text
+tower that made the features (recorded in the folder's index.jsonl), computed once.
+
+Negatives per sequence (`loss.negatives`, split over `loss.granularity`): segment level
+permutes the step order (rows of the cost), unit level shuffles the clips inside each
+step (columns within blocks). All negatives of all sequences go through one DTW call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tempclr_cli.core.data.annotations import Video, read_annotations
+from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.data.features import FeatureStore
+from tempclr_cli.core.encode.clip_encoder import encode_sentences
+from tempclr_cli.core.models.heads import HeadsConfig, TempCLRHeads
+from tempclr_cli.core.train.losses import clip_caption_loss, gather_with_grad, sequence_contrastive_loss
+from tempclr_cli.core.train.recipe import Recipe
+from tempclr_cli.core.train.registry import register_task
+
+MAX_SEGMENT_SECONDS = 32.0
+
+
+@dataclass
+class Sequence:
+    video: int  # index into the task's clip tensors
+    sentences: list[int]  # indices into the sentence table, temporal order
+    clips: list[list[int]]  # per unit: clip indices into the video
+
+
+@dataclass
+class Batch:
+    feats: torch.Tensor  # (B, T, D) padded clip features
+    padding: torch.Tensor  # (B, T) True at padding
+    text: torch.Tensor  # (B, K, D) sentence embeddings
+    clips: torch.Tensor  # (B, K, S) clip indices of each unit
+    rows: torch.Tensor  # (B, P, K) row (step) order of each negative
+    cols: torch.Tensor  # (B, P, K*S) column (clip) order of each negative
+
+    @property
+    def size(self) -> int:
+        return self.feats.shape[0]
+
+    def to(self, device) -> "Batch":
+        fields = (self.feats, self.padding, self.text, self.clips, self.rows, self.cols)
+        return Batch(*(t.to(device, non_blocking=True) for t in fields))
+
+
+def unit_clips(starts: list[float], start: float, end: float, per_unit: int) -> list[int]:
+    """`per_unit` clip indices spread evenly over the clips that begin inside [start, end)."""
+    end = min(end, start + MAX_SEGMENT_SECONDS)
+    first = int(np.searchsorted(starts, start - 1e-6))
+    last = int(np.searchsorted(starts, end - 1e-6))
+    if last <= first:
+        return []
+    return np.linspace(first, last - 1, per_unit).round().astype(int).tolist()
+
+
+def build_sequences(videos: list[Video], store: FeatureStore, units: int, per_unit: int, sentence_ids: dict):
+    """Sequences, the clip feature tensors they index, and the ids of the videos kept."""
+    sequences, feats, kept = [], [], []
+    for video in videos:
+        if video.id not in store or len(video.steps) < units:
+            continue
+        array, starts, _ = store.load(video.id)
+        usable = [(s, unit_clips(starts, s.start, s.end, per_unit)) for s in video.steps]
+        usable = [(s, c) for s, c in usable if c]
+        if len(usable) < units:
+            continue
+        pick = np.linspace(0, len(usable) - 1, units).round().astype(int)
+        sequences.append(Sequence(len(feats), [sentence_ids[usable[k][0].text] for k in pick], [usable[k][1] for k in pick]))
+        feats.append(torch.from_numpy(array).half())
+        kept.append(video.id)
+    return sequences, feats, kept
+
+
+def negative_orders(K: int, S: int, count: int, granularity: list[str], B: int, gen: torch.Generator):
+    """Row orders (B, P, K) and column orders (B, P, K*S) of P = count negatives per sequence."""
+    use_unit = "unit" in granularity and S > 1
+    use_seg = "segment" in granularity and K > 1
+    if not (use_unit or use_seg):
+        raise TempclrError("loss.granularity: needs 'segment' (with data.units > 1) or 'unit' (with data.clip_frames > 1)")
+    n_seg = (count if not use_unit else math.ceil(count / 2)) if use_seg else 0
+    n_unit = count - n_seg
+    perms = torch.tensor(list(itertools.permutations(range(K)))[1:], dtype=torch.long)  # non-identity
+    if n_seg <= len(perms):
+        pick = torch.rand(B, len(perms), generator=gen).argsort(-1)[:, :n_seg]
+    else:  # fewer distinct orders than negatives: repeat some
+        pick = torch.randint(len(perms), (B, n_seg), generator=gen)
+    rows = torch.cat([perms[pick] if n_seg else torch.empty(B, 0, K, dtype=torch.long),
+                      torch.arange(K).expand(B, n_unit, K)], 1)
+    inner = torch.rand(B, n_unit, K, S, generator=gen).argsort(-1) + torch.arange(K)[:, None] * S
+    cols = torch.cat([torch.arange(K * S).expand(B, n_seg, K * S), inner.flatten(2)], 1)
+    return rows, cols
+
+
+@register_task
+class TempCLRTask:
+    kind = "tempclr"
+    unit = "sequences"  # what a batch's size counts (progress: sequences/s)
+    channels_last = False  # heads over features: nothing to convert
+
+    def __init__(self, recipe: Recipe, device: torch.device, run_dir: Path | None = None):
+        data = recipe.data
+        if not data.annotations:
+            raise TempclrError("data.annotations: required for TempCLR training (e.g. youcookii_annotations_trainval.json)")
+        self.recipe, self.device = recipe, device
+        store = FeatureStore(data.root)
+        self.encoder = store.encoder()
+        videos = [v for v in read_annotations(data.annotations, data.format) if v.subset in ("training", "")]
+        sentences = sorted({s.text for v in videos for s in v.steps})
+        ids = {s: k for k, s in enumerate(sentences)}
+        self.sequences, self.feats, self.video_ids = build_sequences(videos, store, data.units, data.clip_frames, ids)
+        if not self.sequences:
+            raise TempclrError(
+                f"no training sequences: no video in {data.annotations} has {data.units} annotated steps "
+                f"with features in {data.root} (lower data.units?)"
+            )
+        self.text = encode_sentences(sentences, self.encoder, run_dir and run_dir / "sentences.pt", device)
+        self.dim = self.feats[0].shape[1]
+        if recipe.model.dim != self.dim:
+            raise TempclrError(f"model.dim: {recipe.model.dim} but the features have dim {self.dim}")
+
+    # -- what the trainer asks for ------------------------------------------------------
+
+    def describe(self) -> str:
+        return f"{len(self.sequences)} training sequences from {len(self.video_ids)} videos"
+
+    def build_model(self) -> torch.nn.Module:
+        return TempCLRHeads(self.heads_config())
+
+    def heads_config(self) -> HeadsConfig:
+        return HeadsConfig(dim=self.dim, layers=self.recipe.model.layers, dropout=self.recipe.model.dropout)
+
+    def model_args(self) -> dict:
+        return self.heads_config().__dict__
+
+    def meta(self) -> dict:
+        return {**self.encoder.to_meta(), "videos": len(self.video_ids)}
+
+    def steps_per_epoch(self, world: int) -> int:
+        per_rank = max(1, self.recipe.train.batch_size // world)
+        return math.ceil(math.ceil(len(self.sequences) / world) / per_rank)
+
+    def batches(self, epoch: int, rank: int, world: int):
+        """This rank's batches of epoch `epoch`: a seeded shuffle, split across ranks.
+
+        Negatives of sequence i in epoch e depend on (seed, e, i) only, so one process
+        and several ranks sharing the same global batch draw the same ones.
+        """
+        from tempclr_cli.core.train.trainer import epoch_generator
+
+        order = torch.randperm(len(self.sequences), generator=epoch_generator(self.recipe.train.seed, epoch)).tolist()
+        order += order[: (-len(order)) % world]  # every rank gets the same number of sequences
+        mine = order[rank::world]
+        per_rank = max(1, self.recipe.train.batch_size // world)
+        for k in range(0, len(mine), per_rank):
+            yield self._collate(mine[k : k + per_rank], epoch).to(self.device)
+
+    def _negatives(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from tempclr_cli.core.train.trainer import epoch_generator
+
+        gen = epoch_generator(self.recipe.train.seed * 1_000_003 + index, epoch)
+        K, S = self.recipe.data.units, self.recipe.data.clip_frames
+        loss = self.recipe.loss
+        rows, cols = negative_orders(K, S, loss.negatives, loss.granularity, 1, gen)
+        return rows[0], cols[0]
+
+    def _collate(self, indices: list[int], epoch: int) -> Batch:
+        seqs = [self.sequences[i] for i in indices]
+        T = max(self.feats[s.video].shape[0] for s in seqs)
+        feats = torch.zeros(len(seqs), T, self.dim)
+        padding = torch.ones(len(seqs), T, dtype=torch.bool)
+        for b, s in enumerate(seqs):
+            n = self.feats[s.video].shape[0]
+            feats[b, :n] = self.feats[s.video].float()
+            padding[b, :n] = False
+        text = self.text[torch.tensor([s.sentences for s in seqs])]
+        clips = torch.tensor([s.clips for s in seqs])
+        rows, cols = zip(*(self._negatives(i, epoch) for i in indices))
+        return Batch(feats, padding, text, clips, torch.stack(rows), torch.stack(cols))
+
+    def loss(self, model: torch.nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        loss_cfg = self.recipe.loss
+        B, K, S = batch.clips.shape
+        video, text = model(batch.feats, batch.padding, batch.text)  # (B, T, D), (B, K, D)
+        units = video.gather(1, batch.clips.flatten(1)[..., None].expand(-1, -1, video.shape[-1]))  # (B, K*S, D)
+        seq = sequence_contrastive_loss(text, units, batch.rows, loss_cfg.distance, loss_cfg.gamma,
+                                        loss_cfg.temperature, batch.cols)
+        seg_means = F.normalize(units.view(B, K, S, -1).mean(2), dim=-1).flatten(0, 1)
+        caps = F.normalize(text, dim=-1).flatten(0, 1)
+        clip = clip_caption_loss(gather_with_grad(caps), gather_with_grad(seg_means) / loss_cfg.temperature)
+        total = loss_cfg.sequence_weight * seq + loss_cfg.clip_weight * clip
+        return {"sequence": seq, "clip_caption": clip, "total": total}

@@ -1,0 +1,78 @@
+"""What the trainer tasks over videos share: seeded datasets and loaders, skip counting.
+
+Item i of epoch e draws its randomness from (seed, e, i), so DataLoader workers and
+resumed runs agree on every random choice; a video that cannot be decoded is counted
+(`skipped_videos` in the epoch's metrics), never fatal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from tempclr_cli.core.data.clips import ClipSpec
+from tempclr_cli.core.media.video import read_frames
+
+
+class SeededVideos(Dataset):
+    """A list of videos whose item i in epoch e draws its randomness from (seed, e, i):
+    DataLoader workers and resumed runs agree on every random choice."""
+
+    def __init__(self, videos: list[Path], spec: ClipSpec, seed: int = 0):
+        self.videos, self.spec, self.seed, self.epoch = videos, spec, seed, 0
+        self.short_side = max(spec.size, round(spec.size * 240 / 112))  # the release crops from 240 px frames
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def load(self, i: int) -> tuple[np.random.Generator, torch.Tensor | None]:
+        """The item's generator and its frames (None for a video that cannot be decoded)."""
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        try:
+            return rng, torch.from_numpy(read_frames(self.videos[i], self.short_side))
+        except Exception:  # noqa: BLE001 - a broken video is skipped and counted, never fatal
+            return rng, None
+
+
+def seeded_loader(dataset: SeededVideos, recipe, epoch: int, rank: int, world: int, collate_fn,
+                  pin_memory: bool, full_batches: bool) -> tuple[DataLoader, int]:
+    """This rank's loader for epoch `epoch` (a seeded shuffle split across ranks) and its batch size.
+
+    `full_batches` keeps only whole batches, equal on every rank (batch norm, contrastive
+    negatives); otherwise every video is used once.
+    """
+    from tempclr_cli.core.train.trainer import epoch_generator
+
+    dataset.epoch = epoch
+    order = torch.randperm(len(dataset), generator=epoch_generator(recipe.train.seed, epoch)).tolist()
+    per_rank = max(1, recipe.train.batch_size // world)
+    if full_batches:
+        order = order[: len(order) // (per_rank * world) * per_rank * world]
+    loader = DataLoader(dataset, batch_size=per_rank, sampler=order[rank::world], collate_fn=collate_fn,
+                        num_workers=recipe.data.num_workers, pin_memory=pin_memory)
+    return loader, per_rank
+
+
+class VideoTask:
+    """What the trainer tasks over videos share: this rank's seeded batches on the device,
+    with undecodable videos counted (`skipped_videos` in the epoch's metrics), never fatal.
+    Subclasses set dataset, recipe, device, collate_fn and full_batches."""
+
+    skipped = 0
+
+    def epoch_info(self) -> dict:
+        skipped, self.skipped = self.skipped, 0
+        return {"skipped_videos": skipped}
+
+    def batches(self, epoch: int, rank: int, world: int):
+        loader, per_rank = seeded_loader(self.dataset, self.recipe, epoch, rank, world, self.collate_fn,
+                                         self.device.type == "cuda", self.full_batches)
+        for batch in loader:
+            if batch is None:  # no video of the batch decoded
+                self.skipped += per_rank
+                continue
+            self.skipped += batch.skipped
+            yield batch.to(self.device)

@@ -1,0 +1,55 @@
+"""How results look in a terminal: the rich tables that several commands (and the demo) show.
+
+Renderers take core result objects and print or return text; they compute nothing.
+"""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+
+
+def alignment_table(result, force_terminal: bool) -> str:
+    """An AlignResult as a table (start, end, score, step), as text."""
+    table = Table(title=f"{result.video} ({result.duration:.2f} s)")
+    for name, justify in (("#", "right"), ("start", "right"), ("end", "right"), ("score", "right"), ("step", "left")):
+        table.add_column(name, justify=justify)
+    for s in result.steps:
+        table.add_row(str(s.index), f"{s.start:.1f}", f"{s.end:.1f}", f"{s.score:.3f}", s.text)
+    buf = io.StringIO()
+    Console(file=buf, force_terminal=force_terminal, width=120).print(table)
+    return buf.getvalue()
+
+
+def retrieval_table(results: dict, videos: int | None = None) -> None:
+    """R@1/5/10 and median rank per measure."""
+    table = Table(title=f"paragraph-video retrieval ({videos} videos)" if videos is not None else None)
+    for col in ("measure", "R@1", "R@5", "R@10", "median rank"):
+        table.add_column(col, justify="right" if col != "measure" else "left")
+    for name, r in results.items():
+        table.add_row(name, f"{r['R@1']:.1f}", f"{r['R@5']:.1f}", f"{r['R@10']:.1f}", f"{r['median_rank']:.0f}")
+    Console().print(table)
+
+
+def fewshot_table(results, per_class: bool) -> None:
+    """Accuracy with its 95% CI per distance; with `per_class`, accuracy per class too."""
+    out = Console()
+    table = Table(title="few-shot accuracy (%)")
+    table.add_column("distance")
+    table.add_column("accuracy", justify="right")
+    table.add_column("95% CI", justify="right")
+    for r in results:
+        table.add_row(r.distance, f"{r.accuracy:.2f}", f"± {r.ci95:.2f}")
+    out.print(table)
+    if per_class:
+        detail = Table(title="per class")
+        detail.add_column("class")
+        for r in results:
+            detail.add_column(r.distance, justify="right")
+        detail.add_column(f"{results[0].distance}: confused with")
+        for name, row in results[0].per_class.items():
+            cells = [f"{r.per_class[name]['accuracy']:.1f}" for r in results]
+            detail.add_row(name, *cells, row["most_confused_with"] or "-")
+        out.print(detail)
