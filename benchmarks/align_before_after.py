@@ -18,8 +18,8 @@ import torch
 from tempclr_cli.core.align.steps import align
 from tempclr_cli.core.data.annotations import read_youcook2
 from tempclr_cli.core.data.features import FeatureStore
-from tempclr_cli.core.models.heads import apply_heads, load_heads
 from tempclr_cli.core.media.synth import ANNOTATIONS_FILE
+from tempclr_cli.core.models.heads import apply_heads, load_heads
 from tempclr_cli.core.train.tempclr_heads import encode_sentences
 
 

@@ -14,6 +14,7 @@ from typer.core import TyperArgument, TyperCommand
 from tempclr_cli import __version__
 from tempclr_cli.commands import align, demo, evaluate, extract, fewshot, localize, retrieve, sweep, synth, train
 
+
 class Command(TyperCommand):
     """Usage lines name arguments the conventional way: `tempclr align [OPTIONS] VIDEO STEPS`."""
 
@@ -58,4 +59,4 @@ for module in (extract, train, align, retrieve, evaluate, fewshot, localize, swe
 
 
 def main() -> None:
-    app()
+    app(prog_name="tempclr")

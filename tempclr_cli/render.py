@@ -6,6 +6,7 @@ Renderers take core result objects and print or return text; they compute nothin
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -13,7 +14,7 @@ from rich.table import Table
 
 def alignment_table(result, force_terminal: bool) -> str:
     """An AlignResult as a table (start, end, score, step), as text."""
-    table = Table(title=f"{result.video} ({result.duration:.2f} s)")
+    table = Table(title=f"{Path(result.video).name} ({result.duration:.2f} s)")
     for name, justify in (("#", "right"), ("start", "right"), ("end", "right"), ("score", "right"), ("step", "left")):
         table.add_column(name, justify=justify)
     for s in result.steps:

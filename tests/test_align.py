@@ -10,11 +10,11 @@ import av
 import numpy as np
 import pytest
 import torch
+from test_cli import tempclr
 
 from tempclr_cli.core.align.steps import align, read_steps
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.synth import SynthConfig, generate
-from test_cli import tempclr
 
 TINY = ["--model", "tiny", "--pretrained", "none", "--device", "cpu"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import av
-
 from test_cli import tempclr
 
 

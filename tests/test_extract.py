@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import pytest
-
 from test_cli import tempclr
 from videos import audio_only, cfr
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli import tempclr
 
+from tempclr_cli.core.data.labels import read_labels
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.eval.fewshot import FewshotConfig, fewshot_accuracy, load_videos, sample_episodes
-from tempclr_cli.core.data.labels import read_labels
-from test_cli import tempclr
 
 
 def write_feature_classes(root: Path, rng, per_class: int = 8, clips: int = 8, dim: int = 32) -> dict[str, str]:

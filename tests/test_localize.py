@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_cli import tempclr
 
 from tempclr_cli.core.eval.localization import assign_steps
-from test_cli import tempclr
 
 
 @pytest.mark.parametrize("K, T", [(1, 1), (1, 5), (2, 5), (3, 6), (4, 7)])

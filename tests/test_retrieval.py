@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_cli import tempclr
 
-from tempclr_cli.core.data.annotations import Step, Video, read_annotations, read_crosstask
 from tempclr_cli.core.align.dtw import dtw
+from tempclr_cli.core.data.annotations import Step, Video, read_annotations, read_crosstask
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.eval.paragraph_retrieval import Padded, recall_at, score_matrix, video_units
-from test_cli import tempclr
 
 
 def test_dtw_sees_order_that_caption_average_cannot():

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from tempclr_cli.core.data.clips import ClipSpec, tclr_indices
-from tempclr_cli.core.train.augment import augment
-from tempclr_cli.core.train.tclr_pretraining import TCLRVideos
-from tempclr_cli.core.media.synth import SynthConfig, generate
 from ranks import run_ranks
 from test_cli import tempclr
+
+from tempclr_cli.core.data.clips import ClipSpec, tclr_indices
+from tempclr_cli.core.media.synth import SynthConfig, generate
+from tempclr_cli.core.train.augment import augment
+from tempclr_cli.core.train.tclr_pretraining import TCLRVideos
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "tclr_synthetic.yaml"
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from ranks import run_ranks
+from test_cli import tempclr
 
 from tempclr_cli.core.checkpoint import load_checkpoint
 from tempclr_cli.core.train.recipe import load_recipe
 from tempclr_cli.core.train.tempclr_heads import TempCLRTask
 from tempclr_cli.core.train.trainer import TrainingDiverged, train
-from ranks import run_ranks
-from test_cli import tempclr
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "tempclr_synthetic.yaml"
 

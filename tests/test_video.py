@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from videos import audio_only, cfr, frame_index, rotated_mp4, truncated, vfr
 
 from tempclr_cli.core.media.video import VideoError, find_videos, sample_frames
-from videos import audio_only, cfr, frame_index, rotated_mp4, truncated, vfr
 
 
 def test_cfr_samples_pick_the_frame_on_screen_at_each_sample_time(tmp_path):
@@ -115,8 +115,9 @@ def test_find_videos_recurses_by_extension(tmp_path):
 
 @pytest.mark.parametrize("gop", [10, 25])
 def test_sparse_sampling_seeks_without_changing_the_result(tmp_path, gop):
-    from tempclr_cli.core.media.video import write_video
     from videos import frame_with_index
+
+    from tempclr_cli.core.media.video import write_video
 
     path = write_video(tmp_path / "g.mp4", (frame_with_index(k) for k in range(400)), 10, gop=gop)
     samples = list(sample_frames(path, fps=0.1, short_side=None))  # one sample every 10 s

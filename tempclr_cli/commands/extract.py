@@ -10,11 +10,22 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    Checkpoint, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, log, progress,
+    Checkpoint,
+    Device,
+    Json,
+    Model,
+    Pretrained,
+    Quiet,
+    Seed,
+    Verbose,
+    command,
+    err,
+    log,
+    progress,
 )
-from rich.markup import escape
 
 EXIT_SOME_FAILED = 3
 

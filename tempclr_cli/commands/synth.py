@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from tempclr_cli.commands._common import Quiet, Seed, Verbose, command, log, progress
+
+
+class ClassBy(str, Enum):
+    shape_motion = "shape-motion"
+    motion = "motion"
 
 
 @command
@@ -18,7 +24,9 @@ def synth(
         Optional[int], typer.Option(help="Action classes (UCF101-style; default 12, or all 6 with --class-by motion); reverse pairs stay together.")
     ] = None,
     class_videos: Annotated[int, typer.Option(help="Clips per action class, 2 per group; the first 7/25 of the groups (at least 1) are the test split.")] = 8,
-    class_by: Annotated[str, typer.Option(help="What defines an action class: shape-motion (a shape doing a motion) or motion (any shape).")] = "shape-motion",
+    class_by: Annotated[
+        ClassBy, typer.Option(help="What defines an action class: a shape doing a motion, or the motion alone.")
+    ] = ClassBy.shape_motion,
     min_steps: Annotated[int, typer.Option(help="Fewest steps per instructional video.")] = 3,
     max_steps: Annotated[int, typer.Option(help="Most steps per instructional video.")] = 6,
     size: Annotated[int, typer.Option(help="Frame width and height in pixels (even).")] = 64,
@@ -45,9 +53,9 @@ def synth(
     from tempclr_cli.core.media.synth import SynthConfig, count_videos, generate
 
     if classes is None:
-        classes = 6 if class_by == "motion" else 12
+        classes = 6 if class_by is ClassBy.motion else 12
     cfg = SynthConfig(
-        videos=videos, classes=classes, class_videos=class_videos, class_by=class_by, min_steps=min_steps,
+        videos=videos, classes=classes, class_videos=class_videos, class_by=class_by.value, min_steps=min_steps,
         max_steps=max_steps, size=size, fps=fps, background=background, seed=seed,
     )
     cfg.check()

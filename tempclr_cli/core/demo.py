@@ -8,9 +8,9 @@ follows the shipped `recipes/tempclr_synthetic.yaml`, pointed at the work folder
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 

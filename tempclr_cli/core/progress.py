@@ -7,7 +7,7 @@ rich's progress bars; library callers pass nothing and get `silent`.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 Advance = Callable[[int], None]
 Progress = Callable[[str, "int | None"], Advance]

@@ -8,8 +8,8 @@ many inputs loads each model once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tempclr_cli.core.align.steps import AlignResult, align
 from tempclr_cli.core.encode.encoders import EncoderSpec, choose_encoder

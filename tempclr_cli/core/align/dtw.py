@@ -35,7 +35,6 @@ import torch
 
 from tempclr_cli.core.errors import TempclrError
 
-
 USE_COMPILED = True  # set False to force the torch row scan on the CPU (tests compare both)
 
 

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from tempclr_cli.core.align import dtw
-from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.data.features import FeatureStore, load_matrix
+from tempclr_cli.core.errors import TempclrError
 
 DISTANCES = ("otam", "dtw", "softdtw", "mean")
 

@@ -21,9 +21,9 @@ first 7/25 of each class's groups (at least one) form the test split, as groups 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

@@ -15,10 +15,10 @@ last frame; a video shorter than one sampling interval still gives one sample.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -152,7 +152,7 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         seeking, sought = True, False  # seeking stops for good if a seek ever lands behind us
         frames = container.decode(stream)
         try:
-            for frame in _restartable(lambda: frames):
+            for frame in _restartable(lambda: frames):  # noqa: B023 - reads the iterator a seek swaps in
                 t = frame.time if frame.time is not None else prev_time + 1 / rate
                 if prev is not None and t <= prev_time:
                     seeking = seeking and not sought

@@ -3,9 +3,9 @@ classification the test accuracy. `train`, `sweep` and `demo` all run through it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tempclr_cli.core.checkpoint import load_checkpoint
 from tempclr_cli.core.runtime import resolve_device, seed_everything

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from tempclr_cli.core.data.annotations import Video, read_annotations
-from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.data.features import FeatureStore
 from tempclr_cli.core.encode.clip_encoder import encode_sentences
+from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.models.heads import HeadsConfig, TempCLRHeads
 from tempclr_cli.core.train.losses import clip_caption_loss, gather_with_grad, sequence_contrastive_loss
 from tempclr_cli.core.train.recipe import Recipe

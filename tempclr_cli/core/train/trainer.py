@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 import torch
 
 from tempclr_cli.core import io
 from tempclr_cli.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.train.recipe import Recipe, recipe_to_dict, recipe_to_yaml
 from tempclr_cli.core.runtime import autocast, seed_everything
+from tempclr_cli.core.train.recipe import Recipe, recipe_to_dict, recipe_to_yaml
 
 
 class Task(Protocol):
