@@ -10,12 +10,11 @@ import re
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
-
 from test_cli import tempclr
 from videos import cfr
 

@@ -109,4 +109,4 @@ def test_cli_motion_classes_default_to_all_six(tmp_path):
     assert (tmp_path / "s" / "actions" / "classInd.txt").read_text().split()[1::2] == ["Left", "Right", "Grow", "Shrink",
                                                                                        "Up", "Down"]
     bad = tempclr("synth", str(tmp_path / "t"), "--class-by", "colour")
-    assert bad.returncode == 2 and "shape-motion or motion" in bad.stderr and not (tmp_path / "t").exists()
+    assert bad.returncode == 2 and "'shape-motion', 'motion'" in bad.stderr and not (tmp_path / "t").exists()

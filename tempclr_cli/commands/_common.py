@@ -88,12 +88,7 @@ def log(message: str, quiet: bool = False) -> None:
 def progress(quiet: bool, *extra_columns) -> Iterator:
     """A rich progress display on stderr (disabled with --quiet or when stderr is not a tty)."""
     from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
+        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
     )
 
     columns = [

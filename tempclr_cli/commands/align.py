@@ -10,16 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from tempclr_cli.commands._common import (
-    Checkpoint,
-    Device,
-    Model,
-    Pretrained,
-    Quiet,
-    Seed,
-    Verbose,
-    command,
-    log,
-    stdout_is_terminal,
+    Checkpoint, Device, Model, Pretrained, Quiet, Seed, Verbose, command, log, stdout_is_terminal,
 )
 
 

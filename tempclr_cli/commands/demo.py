@@ -8,15 +8,7 @@ from typing import Annotated
 import typer
 
 from tempclr_cli.commands._common import (
-    Device,
-    Quiet,
-    Seed,
-    Verbose,
-    bar_factory,
-    command,
-    log,
-    progress,
-    train_with_progress,
+    Device, Quiet, Seed, Verbose, bar_factory, command, log, progress, train_with_progress,
 )
 
 

@@ -13,18 +13,7 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    Checkpoint,
-    Device,
-    Json,
-    Model,
-    Pretrained,
-    Quiet,
-    Seed,
-    Verbose,
-    command,
-    err,
-    log,
-    progress,
+    Checkpoint, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, log, progress,
 )
 
 EXIT_SOME_FAILED = 3

@@ -10,16 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from tempclr_cli.commands._common import (
-    Checkpoint,
-    Device,
-    Json,
-    Quiet,
-    Seed,
-    Verbose,
-    bar_factory,
-    command,
-    log,
-    progress,
+    Checkpoint, Device, Json, Quiet, Seed, Verbose, bar_factory, command, log, progress,
 )
 from tempclr_cli.core.errors import TempclrError
 

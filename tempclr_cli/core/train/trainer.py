@@ -189,9 +189,7 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
     start_epoch, step = 0, 0
     checkpoint = resolve_resume(resume, run_dir)
     if checkpoint:
-        state = load_checkpoint(checkpoint, device)
-        if state.get("kind") != task.kind:
-            raise TempclrError(f"{checkpoint}: a {state.get('kind')} checkpoint cannot resume a {task.kind} run")
+        state = load_checkpoint(checkpoint, device, kinds=(task.kind,))
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["schedule"])
