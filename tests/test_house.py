@@ -149,3 +149,12 @@ def test_align_reports_the_duration_a_player_shows(tmp_path):
                    "--workers", "0", "-q").returncode == 0
     from_npy = tempclr("align", str(feats / "v.npy"), str(tmp_path / "steps.txt"), "--device", "cpu", "-f", "json")
     assert json.loads(from_npy.stdout)["duration"] == pytest.approx(2.5)
+
+
+def test_shipped_recipes_are_found_where_the_package_is_installed(tmp_path):
+    """Run from another folder, so an installed (non-editable) package reads its own package data."""
+    code = "from tempclr_cli.core.train.recipe import shipped_recipe; print(shipped_recipe('tempclr_synthetic.yaml'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    path = Path(done.stdout.strip())
+    assert path.read_text() == (ROOT / "recipes" / "tempclr_synthetic.yaml").read_text()

@@ -120,16 +120,14 @@ class Recipe:
 
 def shipped_recipe(name: str) -> Path:
     """A recipe shipped with the package (the repository's recipes/ folder), by file name."""
-    from importlib.resources import files
+    import tempclr_cli
 
-    try:
-        folder = Path(str(files("tempclr_cli.recipes")))
-    except ModuleNotFoundError:  # a source checkout: only an install maps recipes/ into the package
-        folder = Path(__file__).resolve().parents[3] / "recipes"
-    path = folder / name
-    if not path.is_file():
-        raise TempclrError(f"{name}: no such shipped recipe")
-    return path
+    package = Path(tempclr_cli.__file__).resolve().parent
+    # installed: recipes/ is package data; a source checkout keeps it beside the package
+    for folder in (package / "recipes", package.parent / "recipes"):
+        if (folder / name).is_file():
+            return folder / name
+    raise TempclrError(f"{name}: no such shipped recipe")
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
