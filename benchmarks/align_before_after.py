@@ -20,12 +20,14 @@ from tempclr_cli.core.data.annotations import read_youcook2
 from tempclr_cli.core.data.features import FeatureStore
 from tempclr_cli.core.media.synth import ANNOTATIONS_FILE
 from tempclr_cli.core.models.heads import apply_heads, load_heads
-from tempclr_cli.core.train.tempclr_heads import encode_sentences
+from tempclr_cli.core.encode.clip_encoder import sentence_encoder
+from tempclr_cli.core.encode.encoders import EncoderSpec
 
 
 def main(workdir: Path) -> None:
     store = FeatureStore(workdir / "features")
     heads, meta = load_heads(workdir / "run" / "last.pt")
+    encode = sentence_encoder(EncoderSpec.from_meta(meta), torch.device("cpu"))  # the tower loads once
     videos = [v for v in read_youcook2(workdir / "data" / ANNOTATIONS_FILE) if v.subset == "validation"]
     print(f"{len(videos)} validation videos, {sum(len(v.steps) for v in videos)} steps")
     print("| features | mean boundary error (s) | boundaries within 1 s | step midpoint inside its segment |")
@@ -35,8 +37,7 @@ def main(workdir: Path) -> None:
         for v in videos:
             clips, starts, ends = store.load(v.id)
             texts = [s.text for s in v.steps]
-            sent = encode_sentences(texts, meta["encoder_model"], meta["encoder_pretrained"], meta.get("encoder_seed", 0),
-                                    None, torch.device("cpu"))
+            sent = encode(texts)
             c, t = apply_heads(model, torch.from_numpy(clips), sent)
             result = align(t, c, texts, starts, ends)
             for got, truth in zip(result.steps, v.steps):
