@@ -51,8 +51,6 @@ def evaluate(
     from tempclr_cli.core.eval.classification import evaluate_checkpoint
     from tempclr_cli.core.runtime import seed_everything
 
-    if clips and min(clips) < 1:
-        raise typer.BadParameter("must be >= 1", param_hint="--clips")
     seed_everything(seed)  # evaluation clips are deterministic; the seed is accepted like everywhere
     with progress(quiet) as bar:
         task = bar.add_task("testing", total=None)

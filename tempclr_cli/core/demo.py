@@ -82,7 +82,7 @@ class Demo:
         (train or run_training)(self.recipe(), self.run_dir, device, "auto")
         heads = self.heads()
         after = self.retrieval(heads)
-        alignment, artefacts, notes = self.align_held_out(heads)
+        alignment, artefacts, notes = self.align_held_out()
         artefacts = {"dataset": self.data, "features": self.features, "run": self.run_dir / "last.pt", **artefacts}
         return DemoResult(before, after, alignment, self.fewshot(), artefacts, notes)
 
@@ -145,20 +145,20 @@ class Demo:
         videos = read_youcook2(self.data / ANNOTATIONS_FILE)
         return next(v.id for v in reversed(videos) if v.subset == "validation")
 
-    def align_held_out(self, heads):
-        """The held-out video aligned with its steps: (AlignResult, artefacts, notes)."""
-        from tempclr_cli.core.align.steps import align, read_steps
-        from tempclr_cli.core.encode.clip_encoder import encode_sentences
+    def align_held_out(self):
+        """The held-out video aligned with its steps through the trained heads, as `tempclr align
+        FEATURES.npy STEPS --checkpoint RUN/last.pt` does: (AlignResult, artefacts, notes)."""
+        from dataclasses import replace
+
+        from tempclr_cli.core.align.aligner import Aligner
+        from tempclr_cli.core.align.steps import read_steps
         from tempclr_cli.core.io import write_text
-        from tempclr_cli.core.models.heads import apply_heads
         from tempclr_cli.core.plot import alignment_plot
 
         vid = self.held_out_video()
         steps = read_steps(str(self.data / "steps" / f"{vid}.txt"))
-        clips, starts, ends = FeatureStore(self.features).load(vid)
-        sentences = encode_sentences(steps, self.encoder, None, torch.device("cpu"))
-        clips, sentences = apply_heads(heads, torch.from_numpy(clips), sentences)
-        result = align(sentences, clips, steps, starts, ends, video=str(self.data / "videos" / f"{vid}.mp4"))
+        aligner = Aligner(checkpoint=str(self.run_dir / "last.pt"), device="cpu", seed=self.cfg.seed)
+        result = replace(aligner.align(self.features / f"{vid}.npy", steps), video=str(self.data / "videos" / f"{vid}.mp4"))
         srt, png, notes = self.dir / "alignment.srt", self.dir / "alignment.png", []
         write_text(srt, result.to_srt())
         try:

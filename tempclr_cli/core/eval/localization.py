@@ -70,12 +70,10 @@ def localize_steps(features, annotations, fmt: str = "coin", split: str = "all",
     """The `localize` command's protocol from files; returns {"recall", "tasks", "per_task"}."""
     from tempclr_cli.core.data.annotations import read_tasks
     from tempclr_cli.core.data.features import FeatureStore
-    from tempclr_cli.core.encode.clip_encoder import sentence_encoder
-    from tempclr_cli.core.models.heads import heads_and_text_tower
-    from tempclr_cli.core.runtime import resolve_device
+    from tempclr_cli.core.models.heads import heads_and_sentence_encoder
 
     store = FeatureStore(features)
     videos, tasks = read_tasks(annotations, fmt)
     videos = [v for v in videos if split == "all" or v.subset == split]
-    heads, spec = heads_and_text_tower(checkpoint, store)
-    return localization_recall(videos, tasks, store, sentence_encoder(spec, resolve_device(device)), heads)
+    heads, encode = heads_and_sentence_encoder(checkpoint, store, device)
+    return localization_recall(videos, tasks, store, encode, heads)

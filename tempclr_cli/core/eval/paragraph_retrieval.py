@@ -183,13 +183,11 @@ def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str
     optionally trained heads. Returns {"videos", "task", "background", "results"}."""
     from tempclr_cli.core.data.annotations import read_annotations
     from tempclr_cli.core.data.features import FeatureStore
-    from tempclr_cli.core.encode.clip_encoder import sentence_encoder
-    from tempclr_cli.core.models.heads import heads_and_text_tower
-    from tempclr_cli.core.runtime import resolve_device
+    from tempclr_cli.core.models.heads import heads_and_sentence_encoder
 
     store = FeatureStore(features)
     videos = [v for v in read_annotations(annotations, fmt) if split == "all" or v.subset == split]
-    heads, spec = heads_and_text_tower(checkpoint, store)
-    text, units, ids = prepare(videos, store, sentence_encoder(spec, resolve_device(device)), heads, background)
+    heads, encode = heads_and_sentence_encoder(checkpoint, store, device)
+    text, units, ids = prepare(videos, store, encode, heads, background)
     results = paragraph_retrieval(text, units, list(measures), task, background)
     return {"videos": len(ids), "task": task, "background": background, "results": results}

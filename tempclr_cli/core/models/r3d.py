@@ -55,16 +55,23 @@ def build_backbone(name: str = "r3d18") -> tv.VideoResNet:
     return net
 
 
-def load_backbone(checkpoint, kinds: tuple[str, ...] = ("tclr",)) -> tuple[tv.VideoResNet, dict]:
-    """The backbone of a `tempclr train` checkpoint (its `backbone.` weights) and the run's meta
-    (clip_frames, stride, size)."""
+def backbone_weights(checkpoint, kinds: tuple[str, ...] = ("tclr",)) -> tuple[str, dict, dict]:
+    """(backbone name, its `backbone.` weights, the run's meta: clip_frames, stride, size) of a
+    `tempclr train` checkpoint."""
     from tempclr_cli.core.checkpoint import load_checkpoint
 
     state = load_checkpoint(checkpoint, kinds=kinds)
-    backbone = build_backbone(state["model_args"]["name"])
     prefix = "backbone."
-    backbone.load_state_dict({k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)})
-    return backbone, state["meta"]
+    weights = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    return state["model_args"]["name"], weights, state["meta"]
+
+
+def load_backbone(checkpoint, kinds: tuple[str, ...] = ("tclr",)) -> tuple[tv.VideoResNet, dict]:
+    """The backbone of a `tempclr train` checkpoint, with its weights, and the run's meta."""
+    name, weights, meta = backbone_weights(checkpoint, kinds)
+    backbone = build_backbone(name)
+    backbone.load_state_dict(weights)
+    return backbone, meta
 
 
 def feature_map(backbone: tv.VideoResNet, clips: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from torch import nn
 from tempclr_cli.core.data.clips import ClipSpec
 from tempclr_cli.core.data.splits import split_videos
 from tempclr_cli.core.models.classifier import Classifier
-from tempclr_cli.core.models.r3d import load_backbone
+from tempclr_cli.core.models.r3d import backbone_weights
 from tempclr_cli.core.train.augment import augment
 from tempclr_cli.core.train.recipe import Recipe
 from tempclr_cli.core.train.registry import register_task
@@ -101,7 +101,7 @@ class ClassifyTask(VideoTask):
         model_cfg = self.recipe.model
         model = Classifier(model_cfg.name, len(self.classes), model_cfg.freeze)
         if model_cfg.checkpoint:
-            model.backbone.load_state_dict(load_backbone(model_cfg.checkpoint)[0].state_dict())
+            model.backbone.load_state_dict(backbone_weights(model_cfg.checkpoint)[1])
         return model
 
     def model_args(self) -> dict:
