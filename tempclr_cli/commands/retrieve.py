@@ -32,6 +32,16 @@ class Background(str, Enum):
     kept = "kept"
 
 
+class Scorer(str, Enum):
+    corrected = "corrected"
+    released = "released"
+
+
+class Similarity(str, Enum):
+    dot = "dot"
+    cosine = "cosine"
+
+
 class Layout(str, Enum):
     youcook2 = "youcook2"
     coin = "coin"
@@ -49,6 +59,14 @@ def retrieve(
     task: Annotated[Task, typer.Option(help="What is ranked (nn: TCLR's nearest neighbours).")] = Task.paragraph_video,
     measure: Annotated[Optional[list[Measure]], typer.Option(help="Repeat for several (default: capavg and dtw).")] = None,
     background: Annotated[Background, typer.Option(help="removed: annotated segments; kept: 16 s windows.")] = Background.removed,
+    scorer: Annotated[
+        Scorer,
+        typer.Option(help="DTW/OTAM scoring. corrected: each pair's own L x M cost. released: the authors' "
+                     "scorer (cost x T^2/(L*M), padded; the last caption can be skipped; OTAM's sign slip)."),
+    ] = Scorer.corrected,
+    similarity: Annotated[
+        Similarity, typer.Option(help="dot: raw dot products of the outputs, as released; cosine: unit vectors.")
+    ] = Similarity.dot,
     split_number: Annotated[int, typer.Option("--split-number", help="--task nn: UCF101/HMDB51 split 1, 2 or 3.")] = 1,
     clips: Annotated[
         Optional[list[int]],
@@ -90,7 +108,7 @@ def retrieve(
 
     measures = [m.value for m in measure or [Measure.capavg, Measure.dtw]]
     out = retrieve_paragraphs(features, annotations, format_.value, split, checkpoint, measures, task.value,
-                              background.value, device)
+                              background.value, device, scorer.value, similarity.value)
     log(f"{out['videos']} videos ({split}), background {background.value}", quiet)
     if json_:
         print(json.dumps(out))

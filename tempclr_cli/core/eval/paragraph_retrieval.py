@@ -8,14 +8,16 @@ the paragraph's own video. Units on the video side:
                         int(1.3 x #captions) windows with the lowest best-caption cost,
                         in temporal order
 
-Measures (higher score = better match), with s = cosine similarity:
+Measures (higher score = better match), with s = the raw dot product as released
+(`similarity="cosine"`: cosine similarity):
 
     capavg  mean over captions of the max over units of s
     dtw     -DTW(1 - s) over captions x units, on the real L x U matrix
     otam    -OTAM(1 - s), symmetrised, hard (gamma 0)
 
 The released scorer rescales D by T^2/(L*M) and pads it to T x T, which lets the last
-caption be skipped; here DTW runs on each pair's own L x U block (per-pair lengths).
+caption be skipped; here DTW runs on each pair's own L x U block (per-pair lengths), and
+`scorer="released"` reproduces the release (`released_scorer`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ import torch.nn.functional as F
 from tempclr_cli.core.align import dtw
 from tempclr_cli.core.data.annotations import Video
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.eval.released_scorer import released_distances
 from tempclr_cli.core.models.heads import apply_heads
 
 MEASURES = ("capavg", "dtw", "otam")
+SCORERS = ("corrected", "released")
+SIMILARITIES = ("dot", "cosine")
 WINDOW_SECONDS = 16.0
 SEGMENT_SECONDS = 32.0
 
@@ -44,11 +49,12 @@ class Padded:
     lengths: torch.Tensor
 
     @classmethod
-    def of(cls, seqs: list[torch.Tensor]) -> "Padded":
+    def of(cls, seqs: list[torch.Tensor], normalize: bool = True) -> "Padded":
+        """Pad `seqs` (each (L_i, D)); `normalize` makes every vector unit length (cosine)."""
         L, D = max(len(s) for s in seqs), seqs[0].shape[1]
         x = torch.zeros(len(seqs), L, D)
         for k, s in enumerate(seqs):
-            x[k, : len(s)] = F.normalize(s.float(), dim=-1)
+            x[k, : len(s)] = F.normalize(s.float(), dim=-1) if normalize else s.float()
         return cls(x, torch.tensor([len(s) for s in seqs]))
 
 
@@ -87,11 +93,17 @@ def _similarity(text: Padded, units: Padded, videos: slice) -> tuple[torch.Tenso
     return sim, rows & cols
 
 
+def kept_windows(captions: torch.Tensor) -> torch.Tensor:
+    """int(1.3 x L) in integer arithmetic, as Python's float64 gives it (float32 loses one at
+    L = 90, 170, 180, ...), at least 1."""
+    return (13 * captions.long() // 10).clamp(min=1)
+
+
 def _select_windows(cost: torch.Tensor, valid: torch.Tensor, text_len: torch.Tensor, unit_len: torch.Tensor):
     """Keep the int(1.3 L) windows with the lowest best-caption cost, in temporal order."""
     P, V, L, U = cost.shape
     best = cost.masked_fill(~valid, float("inf")).amin(2)  # (P, V, U)
-    keep = torch.minimum((1.3 * text_len.float()).long()[:, None].clamp(min=1), unit_len[None, :])  # (P, V)
+    keep = torch.minimum(kept_windows(text_len)[:, None], unit_len[None, :])  # (P, V)
     order = best.argsort(-1)  # cheapest first
     rank = torch.empty_like(order).scatter_(-1, order, torch.arange(U).expand(P, V, U))
     chosen = (rank < keep[..., None])  # (P, V, U)
@@ -101,17 +113,23 @@ def _select_windows(cost: torch.Tensor, valid: torch.Tensor, text_len: torch.Ten
     return picked, keep
 
 
-def score_matrix(text: Padded, units: Padded, measure: str, background: str = "removed", chunk_cells: int = 2**25) -> torch.Tensor:
-    """Scores (P, V): paragraph p against video v; chunks over videos bound the memory."""
+def score_matrix(text: Padded, units: Padded, measure: str, background: str = "removed", chunk_cells: int = 2**25,
+                 scorer: str = "corrected") -> torch.Tensor:
+    """Scores (P, V): paragraph p against video v; chunks over videos bound the memory.
+
+    `scorer="released"` scores DTW and OTAM as TempCLR's release does (`released_scorer`)."""
     if measure not in MEASURES:
         raise TempclrError(f"--measure {measure}: choose from {', '.join(MEASURES)}")
+    if scorer not in SCORERS:
+        raise TempclrError(f"--scorer {scorer}: choose from {', '.join(SCORERS)}")
+    released = scorer == "released" and measure != "capavg"
     P, L = text.x.shape[:2]
     V, U = units.x.shape[:2]
     per_chunk = max(1, chunk_cells // max(1, P * L * U))
     out = []
     for v0 in range(0, V, per_chunk):
         videos = slice(v0, min(V, v0 + per_chunk))
-        if measure == "dtw" and background == "removed":  # all pairs from one GEMM, no 4-D tensor
+        if measure == "dtw" and background == "removed" and not released:  # all pairs from one GEMM
             out.append(-dtw.pairwise_dtw(text.x, units.x[videos], text.lengths, units.lengths[videos]).float())
             continue
         sim, valid = _similarity(text, units, videos)
@@ -127,7 +145,9 @@ def score_matrix(text: Padded, units: Padded, measure: str, background: str = "r
             cost, m = _select_windows(cost, valid, text.lengths, units.lengths[videos])
         lengths = torch.stack([text.lengths[:, None].expand(P, Vc), m], -1).reshape(-1, 2)
         flat = cost.reshape(P * Vc, L, cost.shape[-1])
-        if measure == "dtw":
+        if released:
+            values = released_distances(flat, lengths[:, 0], lengths[:, 1], measure, L, U)
+        elif measure == "dtw":
             values = dtw.dtw(flat, lengths=lengths, paths=False).values
         else:
             values = dtw.otam(flat, gamma=0.0, symmetric=True, lengths=lengths)
@@ -144,12 +164,17 @@ def recall_at(scores: torch.Tensor, ks=(1, 5, 10)) -> dict[str, float]:
     return out
 
 
-def prepare(videos: list[Video], store, encode_text, heads=None, background: str = "removed"):
+def prepare(videos: list[Video], store, encode_text, heads=None, background: str = "removed",
+            similarity: str = "dot"):
     """Paragraphs and video units of the annotated videos that have features.
 
     `encode_text(list[str]) -> (N, D)` embeds captions; `heads` (trained TempCLR heads)
-    transform clips and captions first. Returns (text Padded, units Padded, video ids).
+    transform clips and captions first. `similarity="dot"` keeps the vectors as they are
+    (the release scores raw dot products, `predictor.py:130,228`); "cosine" makes them unit
+    length. Returns (text Padded, units Padded, video ids).
     """
+    if similarity not in SIMILARITIES:
+        raise TempclrError(f"--similarity {similarity}: choose from {', '.join(SIMILARITIES)}")
     kept = [v for v in videos if v.steps and v.id in store]
     if len(kept) < 2:
         raise TempclrError(f"retrieval needs at least 2 annotated videos with features, found {len(kept)}")
@@ -162,23 +187,26 @@ def prepare(videos: list[Video], store, encode_text, heads=None, background: str
         clips, text = apply_heads(heads, torch.from_numpy(clips), emb[[index[s.text] for s in v.steps]])
         paragraphs.append(text)
         units.append(video_units(v, clips, starts, ends, background))
-    return Padded.of(paragraphs), Padded.of(units), [v.id for v in kept]
+    unit = similarity == "cosine"
+    return Padded.of(paragraphs, unit), Padded.of(units, unit), [v.id for v in kept]
 
 
-def paragraph_retrieval(text: Padded, units: Padded, measures: list[str], task: str = "paragraph-video", background: str = "removed") -> dict:
+def paragraph_retrieval(text: Padded, units: Padded, measures: list[str], task: str = "paragraph-video",
+                        background: str = "removed", scorer: str = "corrected") -> dict:
     """R@1/5/10 and median rank per measure; `video-paragraph` ranks paragraphs per video."""
     if task not in ("paragraph-video", "video-paragraph"):
         raise TempclrError(f"--task {task}: use paragraph-video or video-paragraph")
     results = {}
     for measure in measures:
-        scores = score_matrix(text, units, measure, background)
+        scores = score_matrix(text, units, measure, background, scorer=scorer)
         results[measure] = recall_at(scores if task == "paragraph-video" else scores.T)
     return results
 
 
 def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str = "validation",
                         checkpoint: str | None = None, measures: list[str] = ("capavg", "dtw"),
-                        task: str = "paragraph-video", background: str = "removed", device: str = "auto") -> dict:
+                        task: str = "paragraph-video", background: str = "removed", device: str = "auto",
+                        scorer: str = "corrected", similarity: str = "dot") -> dict:
     """The `retrieve` command's protocol from files: a features folder, an annotation file,
     optionally trained heads. Returns {"videos", "task", "background", "results"}."""
     from tempclr_cli.core.data.annotations import read_annotations
@@ -188,6 +216,7 @@ def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str
     store = FeatureStore(features)
     videos = [v for v in read_annotations(annotations, fmt) if split == "all" or v.subset == split]
     heads, encode = heads_and_sentence_encoder(checkpoint, store, device)
-    text, units, ids = prepare(videos, store, encode, heads, background)
-    results = paragraph_retrieval(text, units, list(measures), task, background)
-    return {"videos": len(ids), "task": task, "background": background, "results": results}
+    text, units, ids = prepare(videos, store, encode, heads, background, similarity)
+    results = paragraph_retrieval(text, units, list(measures), task, background, scorer)
+    return {"videos": len(ids), "task": task, "background": background, "scorer": scorer, "similarity": similarity,
+            "results": results}
