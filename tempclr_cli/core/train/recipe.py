@@ -43,7 +43,8 @@ class DataConfig:
     stride: int = _range(1, None, default=4)
     size: int = _range(16, None, default=112)
     hflip: float = _range(0.0, 1.0, default=0.5)  # TCLR augmentation: mirror probability (0: direction matters)
-    units: int = _range(1, None, default=5)  # TempCLR: (sentence, clip) units per sequence
+    units: int = _range(1, None, default=5)  # TempCLR: steps per sequence (the release's 5)
+    unit: Literal["pooled", "clips"] = "pooled"  # TempCLR: a step's clips pooled into one unit, or each clip a unit
     label_fraction: float = _range(0.0, 1.0, default=1.0)
     num_workers: int = _range(0, None, default=4)
 
@@ -62,7 +63,7 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     kind: Literal["tclr", "tempclr", "classify"] = "tclr"
-    temperature: float = _range(1e-4, None, default=0.1)
+    temperature: float | None = _range(1e-4, None, default=None)  # None: the method's (TCLR 0.1, TempCLR 1)
     scaling: Literal["official", "mean"] = "mean"
     ic_global: float = _range(0.0, None, default=1.0)
     ic_local: float = _range(0.0, None, default=1.0)
@@ -71,7 +72,8 @@ class LossConfig:
     distance: Literal["softdtw", "otam"] = "softdtw"
     gamma: float = _range(1e-4, None, default=0.1)
     negatives: int = _range(1, None, default=31)
-    granularity: list[str] = field(default_factory=lambda: ["segment", "unit"])
+    shuffle: Literal["steps", "steps+units", "steps-or-units"] = "steps"  # TempCLR negatives (see tempclr_heads)
+    clip_similarity: Literal["dot", "cosine"] = "dot"  # TempCLR clip-caption term: raw dots, or cosine / temperature
     sequence_weight: float = _range(0.0, None, default=0.7)
     clip_weight: float = _range(0.0, None, default=0.3)
 
@@ -103,6 +105,10 @@ class EvalConfig:
     topk: list[int] = field(default_factory=lambda: [1, 5, 10, 20])
 
 
+# the published temperature of each method, where a recipe sets none
+DEFAULT_TEMPERATURE = {"tclr": 0.1, "tempclr": 1.0, "classify": 1.0}
+
+
 @dataclass
 class Recipe:
     """A whole recipe; each section is its own dataclass."""
@@ -113,6 +119,10 @@ class Recipe:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self):
+        if self.loss.temperature is None:
+            self.loss.temperature = DEFAULT_TEMPERATURE[self.loss.kind]
 
 
 # --- loading -----------------------------------------------------------------

@@ -1,15 +1,28 @@
 """TempCLR training of heads over frozen features (the `tempclr` task of the trainer).
 
 Data: annotations (YouCookII / COIN / CrossTask layouts) + a features folder. A
-training sequence is `data.units` steps of one video chosen evenly in temporal order
-(as released: linspace over the steps; videos with fewer usable steps are skipped),
-each step represented by its sentence and `data.clip_frames` clips resampled evenly
-from its segment (clipped to 32 s). Sentence embeddings come from the open_clip text
-tower that made the features (recorded in the folder's index.jsonl), computed once.
+training sequence is `data.units` steps of one video, as released
+(`alignretritask.py:120-163`): the non-overlapping steps (each starts after the previous
+one ends) that have clips, `data.units` of them picked with floor(linspace); videos with
+fewer are skipped. Each step has its sentence and `data.clip_frames` clips resampled
+evenly from its segment (clipped to 32 s). With `data.unit: pooled` (the release's
+pre-training) a step's clips are pooled after the video head into one unit, so the cost
+is units x units; with `data.unit: clips` every clip is a unit (units x units*clips).
+Sentence embeddings come from the text tower that made the features, computed once.
 
-Negatives per sequence (`loss.negatives`, split over `loss.granularity`): segment level
-permutes the step order (rows of the cost), unit level shuffles the clips inside each
-step (columns within blocks). All negatives of all sequences go through one DTW call.
+Negatives per sequence (`loss.shuffle`, `loss.negatives` of them), all through one DTW call:
+
+    steps           distinct non-identity permutations of the step (sentence) order against
+                    the fixed clip order (the HowTo100M task; at most units! - 1 of them)
+    steps+units     each negative permutes the steps (never the identity) AND shuffles the
+                    clips inside every step, repeats allowed (CrossTask fine-tuning,
+                    `alignlocaltask.py:94-117`); needs `data.unit: clips`
+    steps-or-units  half the negatives permute steps, the others shuffle clips inside steps
+
+Logits are -distance / `loss.temperature` (1, as released). The clip-caption term is the
+symmetric InfoNCE over raw dot products of pooled units and captions (MMContra,
+`losses/nce.py:41-50`); `loss.clip_similarity: cosine` normalises them and divides by
+the temperature instead.
 """
 
 from __future__ import annotations
@@ -70,6 +83,16 @@ def unit_clips(starts: list[float], start: float, end: float, per_unit: int) -> 
     return np.linspace(first, last - 1, per_unit).round().astype(int).tolist()
 
 
+def non_overlapping(steps: list) -> list:
+    """The steps each of which starts after the previous kept one ends (steps sorted by start)."""
+    kept, end = [], float("-inf")
+    for step in steps:
+        if step.start > end:
+            kept.append(step)
+            end = step.end
+    return kept
+
+
 def build_sequences(videos: list[Video], store: FeatureStore, units: int, per_unit: int, sentence_ids: dict):
     """Sequences, the clip feature tensors they index, and the ids of the videos kept."""
     sequences, feats, kept = [], [], []
@@ -77,35 +100,64 @@ def build_sequences(videos: list[Video], store: FeatureStore, units: int, per_un
         if video.id not in store or len(video.steps) < units:
             continue
         array, starts, _ = store.load(video.id)
-        usable = [(s, unit_clips(starts, s.start, s.end, per_unit)) for s in video.steps]
+        usable = [(s, unit_clips(starts, s.start, s.end, per_unit)) for s in non_overlapping(video.steps)]
         usable = [(s, c) for s, c in usable if c]
         if len(usable) < units:
             continue
-        pick = np.linspace(0, len(usable) - 1, units).round().astype(int)
+        pick = np.linspace(0, len(usable) - 1, units).astype(int)  # int(f), as released
         sequences.append(Sequence(len(feats), [sentence_ids[usable[k][0].text] for k in pick], [usable[k][1] for k in pick]))
         feats.append(torch.from_numpy(array).half())
         kept.append(video.id)
     return sequences, feats, kept
 
 
-def negative_orders(K: int, S: int, count: int, granularity: list[str], B: int, gen: torch.Generator):
-    """Row orders (B, P, K) and column orders (B, P, K*S) of P = count negatives per sequence."""
-    use_unit = "unit" in granularity and S > 1
-    use_seg = "segment" in granularity and K > 1
+SHUFFLES = ("steps", "steps+units", "steps-or-units")
+
+
+def negative_count(K: int, count: int, shuffle: str) -> int:
+    """How many negatives a sequence gets: `steps` has only K! - 1 distinct orders."""
+    return min(count, math.factorial(K) - 1) if shuffle == "steps" else count
+
+
+def negative_orders(K: int, S: int, count: int, shuffle: str, B: int, gen: torch.Generator):
+    """Row orders (B, P, K) and column orders (B, P, K*S) of the P negatives of each sequence.
+
+    K steps of S units each (S = 1 for pooled units); see the module docstring for `shuffle`.
+    """
+    if shuffle not in SHUFFLES:
+        raise TempclrError(f"loss.shuffle {shuffle}: choose from {', '.join(SHUFFLES)}")
+    if K < 2 and shuffle != "steps-or-units":
+        raise TempclrError(f"loss.shuffle {shuffle}: needs data.units >= 2 (steps to permute)")
+    if shuffle == "steps+units" and S < 2:
+        raise TempclrError("loss.shuffle steps+units: needs data.unit: clips and data.clip_frames >= 2")
+    perms = torch.tensor(list(itertools.permutations(range(K)))[1:], dtype=torch.long).view(-1, K)  # non-identity
+    identity_cols = torch.arange(K * S)
+    if shuffle == "steps":
+        P = negative_count(K, count, shuffle)
+        rows = perms[torch.rand(B, len(perms), generator=gen).argsort(-1)[:, :P]]  # distinct, without replacement
+        return rows, identity_cols.expand(B, P, K * S)
+    if shuffle == "steps+units":
+        rows = perms[torch.randint(len(perms), (B, count), generator=gen)]
+        return rows, _inner_shuffles(B, count, K, S, gen)
+    use_unit, use_seg = S > 1, K > 1
     if not (use_unit or use_seg):
-        raise TempclrError("loss.granularity: needs 'segment' (with data.units > 1) or 'unit' (with data.clip_frames > 1)")
+        raise TempclrError("loss.shuffle steps-or-units: needs data.units > 1 or data.unit: clips with data.clip_frames > 1")
     n_seg = (count if not use_unit else math.ceil(count / 2)) if use_seg else 0
     n_unit = count - n_seg
-    perms = torch.tensor(list(itertools.permutations(range(K)))[1:], dtype=torch.long)  # non-identity
     if n_seg <= len(perms):
         pick = torch.rand(B, len(perms), generator=gen).argsort(-1)[:, :n_seg]
     else:  # fewer distinct orders than negatives: repeat some
         pick = torch.randint(len(perms), (B, n_seg), generator=gen)
     rows = torch.cat([perms[pick] if n_seg else torch.empty(B, 0, K, dtype=torch.long),
                       torch.arange(K).expand(B, n_unit, K)], 1)
-    inner = torch.rand(B, n_unit, K, S, generator=gen).argsort(-1) + torch.arange(K)[:, None] * S
-    cols = torch.cat([torch.arange(K * S).expand(B, n_seg, K * S), inner.flatten(2)], 1)
+    cols = torch.cat([identity_cols.expand(B, n_seg, K * S), _inner_shuffles(B, n_unit, K, S, gen)], 1)
     return rows, cols
+
+
+def _inner_shuffles(B: int, P: int, K: int, S: int, gen: torch.Generator) -> torch.Tensor:
+    """(B, P, K*S) column orders that shuffle the S clips inside each of the K steps."""
+    inner = torch.rand(B, P, K, S, generator=gen).argsort(-1) + torch.arange(K)[:, None] * S
+    return inner.flatten(2)
 
 
 @register_task
@@ -131,6 +183,8 @@ class TempCLRTask:
                 f"with features in {data.root} (lower data.units?)"
             )
         self.text = encode_sentences(sentences, self.encoder, run_dir and run_dir / "sentences.pt", device)
+        self.per_unit = 1 if data.unit == "pooled" else data.clip_frames  # units per step in the cost
+        negative_orders(data.units, self.per_unit, 1, recipe.loss.shuffle, 1, torch.Generator())  # fail early
         self.dim = self.feats[0].shape[1]
         if recipe.model.dim != self.dim:
             raise TempclrError(f"model.dim: {recipe.model.dim} but the features have dim {self.dim}")
@@ -175,9 +229,8 @@ class TempCLRTask:
         from tempclr_cli.core.train.trainer import epoch_generator
 
         gen = epoch_generator(self.recipe.train.seed * 1_000_003 + index, epoch)
-        K, S = self.recipe.data.units, self.recipe.data.clip_frames
         loss = self.recipe.loss
-        rows, cols = negative_orders(K, S, loss.negatives, loss.granularity, 1, gen)
+        rows, cols = negative_orders(self.recipe.data.units, self.per_unit, loss.negatives, loss.shuffle, 1, gen)
         return rows[0], cols[0]
 
     def _collate(self, indices: list[int], epoch: int) -> Batch:
@@ -198,11 +251,15 @@ class TempCLRTask:
         loss_cfg = self.recipe.loss
         B, K, S = batch.clips.shape
         video, text = model(batch.feats, batch.padding, batch.text)  # (B, T, D), (B, K, D)
-        units = video.gather(1, batch.clips.flatten(1)[..., None].expand(-1, -1, video.shape[-1]))  # (B, K*S, D)
+        clips = video.gather(1, batch.clips.flatten(1)[..., None].expand(-1, -1, video.shape[-1]))  # (B, K*S, D)
+        pooled = clips.view(B, K, S, -1).mean(2)  # (B, K, D): one unit per step
+        pooled_units = self.per_unit == 1
+        units = pooled if pooled_units else clips
         seq = sequence_contrastive_loss(text, units, batch.rows, loss_cfg.distance, loss_cfg.gamma,
-                                        loss_cfg.temperature, batch.cols)
-        seg_means = F.normalize(units.view(B, K, S, -1).mean(2), dim=-1).flatten(0, 1)
-        caps = F.normalize(text, dim=-1).flatten(0, 1)
-        clip = clip_caption_loss(gather_with_grad(caps), gather_with_grad(seg_means) / loss_cfg.temperature)
+                                        loss_cfg.temperature, None if pooled_units else batch.cols)
+        caps, segs = text.flatten(0, 1), pooled.flatten(0, 1)
+        if loss_cfg.clip_similarity == "cosine":
+            caps, segs = F.normalize(caps, dim=-1), F.normalize(segs, dim=-1) / loss_cfg.temperature
+        clip = clip_caption_loss(gather_with_grad(caps), gather_with_grad(segs))
         total = loss_cfg.sequence_weight * seq + loss_cfg.clip_weight * clip
         return {"sequence": seq, "clip_caption": clip, "total": total}
