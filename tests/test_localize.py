@@ -36,3 +36,65 @@ def test_cli_on_coin_layout(step_dataset, tmp_path):
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["tasks"] == 30 and 0 <= out["recall"] <= 100 and set(out["per_task"]) == {f"task-{v}" for v in db}
+
+
+def test_recall_counts_the_seconds_the_release_counts(tmp_path):
+    """A segment [2.4, 4.2] covers seconds 2, 3, 4 (floor(s) <= t < ceil(e)); second 5 is outside."""
+    from tempclr_cli.core.data.annotations import Step, Video
+    from tempclr_cli.core.data.features import FeatureStore
+    from tempclr_cli.core.eval.localization import localization_recall
+
+    steps = ["crack eggs", "whisk"]
+    emb = torch.eye(8)[:2]  # step k is embedded as axis k
+
+    def features(second_of_step: list[int]) -> np.ndarray:
+        clips = np.full((8, 8), 0.0, dtype=np.float32)
+        clips[:, 7] = 1.0  # background everywhere
+        for k, t in enumerate(second_of_step):
+            clips[t] = 0.0
+            clips[t, k] = 1.0
+        return clips
+
+    gt = [Step(0.3, 1.0, "crack eggs"), Step(2.4, 4.2, "whisk")]
+    np.save(tmp_path / "inside.npy", features([0, 4]))  # 4 < ceil(4.2): counted (a centre rule would miss it)
+    np.save(tmp_path / "outside.npy", features([0, 5]))
+    store = FeatureStore(tmp_path)
+    encode = lambda texts: emb[[steps.index(t) for t in texts]]  # noqa: E731
+    videos = [Video(v, "", None, gt, task="t") for v in ("inside", "outside")]
+    got = localization_recall(videos, {"t": steps}, store, encode)
+    assert got["recall"] == pytest.approx(75.0)  # 3 of the 4 ground-truth steps
+
+
+def test_released_scores_are_a_log_softmax_over_the_task_steps():
+    from tempclr_cli.core.eval.localization import step_scores
+
+    text, clips = torch.randn(3, 5), torch.randn(7, 5)
+    s = step_scores(text, clips)
+    assert torch.allclose(s.exp().sum(0), torch.ones(7, dtype=s.dtype))  # a distribution over steps per second
+    assert torch.allclose(s, torch.log_softmax(text @ clips.T, 0))
+    cos = step_scores(text, clips, "cosine")
+    assert float(cos.abs().max()) <= 1 + 1e-6
+
+
+def test_crosstask_test_set_as_released(tmp_path):
+    """videos.csv minus videos_val.csv minus 30 videos per primary task drawn with NumPy seed 0."""
+    from tempclr_cli.core.data.annotations import crosstask_subsets
+
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "tasks_primary.txt").write_text("100\nMake tea\nhttp://x\n2\nboil water,add tea\n\n"
+                                                "200\nFix bike\nhttp://y\n1\nremove wheel\n\n")
+    rows = [("100", f"a{k:02d}") for k in range(36)] + [("200", f"b{k}") for k in range(5)] + [("999", "z0")]
+    (tmp_path / "videos.csv").write_text("".join(f"{t},{v},https://youtu.be/{v}\n" for t, v in rows))
+    (tmp_path / "videos_val.csv").write_text("100,a03,https://youtu.be/a03\n")
+    for task, vid in rows:
+        if vid != "a07":  # no annotation: not used, as released
+            (tmp_path / "annotations" / f"{task}_{vid}.csv").write_text("1,0.0,2.0\n")
+    no_features = {"a11"}
+    got = crosstask_subsets(tmp_path, lambda vid: vid not in no_features)
+    usable = [f"a{k:02d}" for k in range(36) if k not in (3, 7, 11)]  # 33 videos of task 100
+    expected_train = set(np.random.RandomState(0).choice(usable, 30, replace=False).tolist())
+    assert {v for (t, v), s in got.items() if t == "100" and s == "test"} == set(usable) - expected_train
+    assert len([1 for (t, _), s in got.items() if t == "100" and s == "test"]) == 3
+    assert got[("100", "a03")] == "validation"
+    assert all(got[("200", f"b{k}")] == "train" for k in range(5))  # 5 <= 30: nothing held out
+    assert got[("999", "z0")] == "train" and ("100", "a07") not in got and ("100", "a11") not in got

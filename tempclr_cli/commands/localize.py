@@ -18,6 +18,11 @@ class StepLayout(str, Enum):
     youcook2 = "youcook2"
 
 
+class Scores(str, Enum):
+    log_softmax = "log-softmax"
+    cosine = "cosine"
+
+
 @command
 def localize(
     features: Annotated[Path, typer.Argument(help="Features folder (one vector per second, from `tempclr extract`).")],
@@ -25,7 +30,14 @@ def localize(
     format_: Annotated[
         StepLayout, typer.Option("--format", help="Annotation layout (youcook2: each video is its own task).")
     ] = StepLayout.coin,
-    split: Annotated[str, typer.Option(help="Subset to evaluate (COIN: testing, training), or all.")] = "all",
+    split: Annotated[
+        str, typer.Option(help="Subset to evaluate (COIN: testing, training; CrossTask: test, train, validation "
+                          "as the release splits videos.csv), or all.")
+    ] = "all",
+    scores: Annotated[
+        Scores, typer.Option(help="Per-second step scores: log-softmax over the task's steps of dot products "
+                             "(as released), or raw cosine similarity.")
+    ] = Scores.log_softmax,
     checkpoint: Checkpoint = None,
     json_: Json = False,
     device: Device = "auto",
@@ -37,8 +49,9 @@ def localize(
 
     Assign each step of a video's task one second, in order (free background); report recall.
 
-    Recall counts a ground-truth step when its assigned second lies inside one of its
-    segments, pooled per task, averaged over tasks (the COIN / CrossTask protocol).
+    Recall counts a ground-truth step when one of its segments [s, e] covers its assigned
+    second (floor(s) <= t < ceil(e), as released), pooled per task, averaged over tasks
+    (the COIN / CrossTask protocol).
 
     Example:
 
@@ -48,7 +61,7 @@ def localize(
     """
     from tempclr_cli.core.eval.localization import localize_steps
 
-    result = localize_steps(features, annotations, format_.value, split, checkpoint, device)
+    result = localize_steps(features, annotations, format_.value, split, checkpoint, device, scores.value)
     log(f"{result['tasks']} tasks", quiet)
     if json_:
         print(json.dumps(result))

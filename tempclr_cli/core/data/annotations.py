@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from tempclr_cli.core.errors import TempclrError
 
 
@@ -105,6 +107,42 @@ def read_crosstask(folder: Path) -> tuple[list[Video], dict[str, list[str]]]:
         steps = [Step(float(r[1]), float(r[2]), tasks[task][int(float(r[0])) - 1]) for r in rows]
         videos.append(Video(vid, "", None, sorted(steps, key=lambda s: s.start), task))
     return videos, tasks
+
+
+def crosstask_subsets(folder: Path, has_features, n_train: int = 30, seed: int = 0) -> dict[tuple[str, str], str]:
+    """The release's CrossTask split (`dsprocessor.py:261-336`): {(task, video): subset}.
+
+    The videos of `videos.csv` that have features (`has_features(video_id)`) and an annotation
+    file, minus those of `videos_val.csv` ("validation"); of every primary task with more
+    than `n_train` of them, `n_train` drawn with NumPy's seed 0 in file order are "train" and
+    the rest "test"; other tasks' videos are all "train".
+    """
+    folder = Path(folder)
+
+    def listed(name: str) -> dict[str, list[str]]:
+        path = folder / name
+        if not path.is_file():
+            raise TempclrError(f"{path}: not found (the CrossTask release's video list)")
+        found: dict[str, list[str]] = {}
+        for k, row in enumerate(csv.reader(path.open(encoding="utf-8", newline=""))):
+            if not row:
+                continue
+            if len(row) < 2:
+                raise TempclrError(f"{path}:{k + 1}: expected 'task,video,url'")
+            task, vid = row[0].strip(), row[1].strip()
+            if has_features(vid) and (folder / "annotations" / f"{task}_{vid}.csv").is_file():
+                found.setdefault(task, []).append(vid)
+        return found
+
+    validation = listed("videos_val.csv")
+    primary = read_crosstask_tasks(folder / "tasks_primary.txt")
+    rng = np.random.RandomState(seed)  # the release seeds NumPy's global generator with 0
+    subsets = {(task, vid): "validation" for task, vids in validation.items() for vid in vids}
+    for task, vids in listed("videos.csv").items():
+        vids = [v for v in vids if v not in validation.get(task, [])]
+        train = set(rng.choice(vids, n_train, replace=False).tolist()) if task in primary and len(vids) > n_train else set(vids)
+        subsets.update({(task, vid): "train" if vid in train else "test" for vid in vids})
+    return subsets
 
 
 def task_steps(videos: list[Video]) -> dict[str, list[str]]:

@@ -1,16 +1,22 @@
 """Zero-shot action-step localisation (COIN / CrossTask protocol, REFERENCE section 3).
 
-For each video, every step of its task's ordered step list is scored against every
-second of video (cosine similarity). A dynamic program assigns each step exactly one
-second, in order (strictly increasing), maximising the summed score; seconds left over
-are free background. A ground-truth step counts as recalled when its assigned second
-falls inside one of its annotated segments. Recall = recalled / present, pooled over a
-task's videos, then averaged over tasks.
+As released (`predictor.py:277-341`, `metric.py:582-596`): for each video, every step of
+its task's ordered step list is scored against every second of video; the score is
+log_softmax over the task's steps of the dot products (so -score is CrossTask's `dp`
+cost); `scores="cosine"` uses raw cosine similarity instead. A dynamic program assigns
+each step exactly one second, in order (strictly increasing), maximising the summed
+score; seconds left over are free background. A ground-truth step [s, e] covers the
+seconds floor(s) <= t < ceil(e) (the release's `Y[floor(s):ceil(e)]`); a step counts as
+recalled when its assigned second is covered by one of its segments. Recall = recalled /
+present, pooled over a task's videos, then averaged over tasks.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from tempclr_cli.core.data.annotations import Video
 from tempclr_cli.core.errors import TempclrError
@@ -38,7 +44,26 @@ def assign_steps(scores: torch.Tensor) -> list[int]:
     return seconds[::-1]
 
 
-def localization_recall(videos: list[Video], tasks: dict[str, list[str]], store, encode_text, heads=None) -> dict:
+SCORES = ("log-softmax", "cosine")
+
+
+def step_scores(text: torch.Tensor, clips: torch.Tensor, scores: str = "log-softmax") -> torch.Tensor:
+    """(K, T) score of each of K steps at each of T seconds (higher is better).
+    text [shape=(K, D)], clips [shape=(T, D)]."""
+    if scores == "cosine":
+        return F.normalize(text, dim=-1) @ F.normalize(clips, dim=-1).T
+    if scores != "log-softmax":
+        raise TempclrError(f"--scores {scores}: choose from {', '.join(SCORES)}")
+    return torch.log_softmax(text @ clips.T, dim=0)  # over the task's steps, per second
+
+
+def covers(step, second: float) -> bool:
+    """Whether the ground-truth `step` [start, end] covers `second`, as the release counts it."""
+    return math.floor(step.start) <= second < math.ceil(step.end)
+
+
+def localization_recall(videos: list[Video], tasks: dict[str, list[str]], store, encode_text, heads=None,
+                        scores: str = "log-softmax") -> dict:
     """Recall per task and averaged over tasks, for videos that have features."""
     hits: dict[str, list[int]] = {}
     for video in videos:
@@ -49,11 +74,10 @@ def localization_recall(videos: list[Video], tasks: dict[str, list[str]], store,
         if len(steps) > len(starts):
             continue
         clips, text = apply_heads(heads, torch.from_numpy(clips), encode_text(steps))
-        assigned = assign_steps(text @ clips.T)
-        centres = [(starts[t] + ends[t]) / 2 for t in assigned]
+        seconds = [starts[t] for t in assign_steps(step_scores(text, clips, scores))]
         present = {s.text for s in video.steps}
         recalled = sum(
-            any(s.start <= centres[steps.index(name)] < s.end for s in video.steps if s.text == name)
+            any(covers(s, seconds[steps.index(name)]) for s in video.steps if s.text == name)
             for name in present if name in steps
         )
         counts = hits.setdefault(video.task, [0, 0])
@@ -66,14 +90,21 @@ def localization_recall(videos: list[Video], tasks: dict[str, list[str]], store,
 
 
 def localize_steps(features, annotations, fmt: str = "coin", split: str = "all", checkpoint: str | None = None,
-                   device: str = "auto") -> dict:
-    """The `localize` command's protocol from files; returns {"recall", "tasks", "per_task"}."""
-    from tempclr_cli.core.data.annotations import read_tasks
+                   device: str = "auto", scores: str = "log-softmax") -> dict:
+    """The `localize` command's protocol from files; returns {"recall", "tasks", "per_task"}.
+
+    CrossTask videos get the release's subsets (`crosstask_subsets`), so `split="test"` is
+    its test set."""
+    from tempclr_cli.core.data.annotations import crosstask_subsets, read_tasks
     from tempclr_cli.core.data.features import FeatureStore
     from tempclr_cli.core.models.heads import heads_and_sentence_encoder
 
     store = FeatureStore(features)
     videos, tasks = read_tasks(annotations, fmt)
+    if fmt == "crosstask" and split != "all":
+        subsets = crosstask_subsets(annotations, lambda vid: vid in store)
+        for v in videos:
+            v.subset = subsets.get((v.task, v.id), "")
     videos = [v for v in videos if split == "all" or v.subset == split]
     heads, encode = heads_and_sentence_encoder(checkpoint, store, device)
-    return localization_recall(videos, tasks, store, encode, heads)
+    return localization_recall(videos, tasks, store, encode, heads, scores)
