@@ -154,3 +154,45 @@ def test_checkpoint_heads_transform_the_clips(feature_classes, tmp_path):
     assert json.loads(plain.stdout)["results"] == json.loads(headed.stdout)["results"]
     bad = tempclr(*args, "--checkpoint", str(tmp_path / "missing.pt"))
     assert bad.returncode == 2 and "checkpoint not found" in bad.stderr
+
+
+def test_fewshot_training_on_meta_train_classes_then_evaluation_on_meta_test(tmp_path):
+    """synth -> per-frame features -> `train` (loss.kind fewshot) -> `fewshot --checkpoint --frames 8`."""
+    data, feats, run = tmp_path / "data", tmp_path / "features", tmp_path / "run"
+    assert tempclr("synth", str(data), "--videos", "0", "--classes", "8", "--class-videos", "4", "--size", "32",
+                   "-q").returncode == 0
+    done = tempclr("extract", str(data / "actions"), "-o", str(feats), "--model", "tiny", "--pretrained", "none",
+                   "--per-frame", "--fps", "4", "--workers", "0", "-q")
+    assert done.returncode == 0, done.stderr
+    meta_train = {line.split("/")[0] for line in (data / "actions" / "fewshot_train.txt").read_text().splitlines()}
+    meta_test = {line.split("/")[0] for line in (data / "actions" / "fewshot_test.txt").read_text().splitlines()}
+    assert meta_train and meta_test and not meta_train & meta_test
+    recipe = Path(__file__).parents[1] / "recipes" / "tempclr_fewshot_synthetic.yaml"
+    trained = tempclr("train", str(recipe), "--set", f"data.root={feats}",
+                      "--set", f"data.annotations={data / 'actions' / 'fewshot_train.txt'}",
+                      "--set", "train.epochs=2", "--run-dir", str(run), "--device", "cpu", "-q")
+    assert trained.returncode == 0, trained.stderr
+    row = json.loads(trained.stdout)
+    assert row["epoch"] == 2 and np.isfinite(row["total"])
+    from tempclr_cli.core.checkpoint import load_checkpoint
+
+    state = load_checkpoint(run / "last.pt")
+    assert state["kind"] == "fewshot" and set(state["meta"]["classes"]) == meta_train  # never saw meta-test classes
+    args = [str(feats), "--labels", str(data / "actions" / "fewshot_test.txt"), "--ways", "2", "--episodes", "50",
+            "--frames", "8", "--distance", "otam", "--json"]
+    before, after = tempclr("fewshot", *args), tempclr("fewshot", *args, "--checkpoint", str(run / "last.pt"))
+    assert before.returncode == 0 and after.returncode == 0, after.stderr
+    accuracy = [json.loads(r.stdout)["results"][0]["accuracy"] for r in (before, after)]
+    assert all(0 <= a <= 100 for a in accuracy)
+    assert float(state["model"]["video.out.weight"].abs().max()) > 0  # trained: no longer the identity it starts as
+    wrong = tempclr("align", str(feats / "SquareGrow" / "v_SquareGrow_g01_c01.npy"), "-", "--checkpoint",
+                    str(run / "last.pt"), stdin="grow\n")
+    assert wrong.returncode == 2 and "not a TempCLR heads checkpoint" in wrong.stderr
+
+
+def test_frames_resamples_every_video_to_n_segment_centres():
+    from tempclr_cli.core.eval.fewshot import segment_centres
+
+    x = np.arange(10)[:, None].repeat(2, 1)
+    assert segment_centres(x, 4)[:, 0].tolist() == [1, 3, 6, 8]  # floor((k + 0.5) * 10 / 4)
+    assert segment_centres(x[:3], 8)[:, 0].tolist() == [0, 0, 0, 1, 1, 2, 2, 2]  # short videos repeat

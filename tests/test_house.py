@@ -92,13 +92,13 @@ def test_tasks_come_from_the_registry():
     from tempclr_cli.core.errors import TempclrError
     from tempclr_cli.core.train.registry import create_task, list_tasks
 
-    assert list_tasks() == ["classify", "tclr", "tempclr"]
+    assert list_tasks() == ["classify", "fewshot", "tclr", "tempclr"]
 
     class Recipe:  # a recipe whose kind no task registered
         class loss:
             kind = "nope"
 
-    with pytest.raises(TempclrError, match="loss.kind nope: no such task; choose from classify, tclr, tempclr"):
+    with pytest.raises(TempclrError, match="loss.kind nope: no such task; choose from classify, fewshot, tclr, tempclr"):
         create_task(Recipe, torch.device("cpu"), None)
 
 

@@ -36,6 +36,11 @@ def fewshot(
         typer.Option(help="otam (symmetrised), dtw, softdtw, mean (order-blind); repeat for several. Default: all."),
     ] = None,
     gamma: Annotated[float, typer.Option(help="Soft-min smoothing of otam/softdtw (0: hard).")] = 0.1,
+    frames: Annotated[
+        Optional[int],
+        typer.Option(help="Resample every video to N uniformly spaced segments (the OTAM protocol: 8), so "
+                     "per-clip and per-frame features give sequences of one length."),
+    ] = None,
     per_class: Annotated[bool, typer.Option("--per-class", help="Also show accuracy per class and its main confusion.")] = False,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Leave out videos without features and classes with too few videos.")
@@ -53,7 +58,9 @@ def fewshot(
 
     Every distance is evaluated on the same episodes (deterministic for --seed). A
     query's class is the one whose K supports are closest on average. --checkpoint
-    passes the clips through trained TempCLR video heads first.
+    passes query and support clips through a trained video head first: TempCLR heads, or
+    a few-shot run (loss.kind: fewshot, recipes/tempclr_fewshot_synthetic.yaml) trained
+    on meta-train classes; evaluate it on --labels of meta-test classes.
 
     Example:
 
@@ -65,7 +72,7 @@ def fewshot(
     from tempclr_cli.render import fewshot_table
 
     names = [d.value for d in distance or list(Distance)]
-    cfg = FewshotConfig(ways, shots, queries, episodes, gamma, seed)
+    cfg = FewshotConfig(ways, shots, queries, episodes, gamma, seed, frames)
     start = time.perf_counter()
     results = fewshot_from_files(features, labels, cfg, names, skip_invalid, checkpoint, lambda m: log(m, quiet))
     log(f"loaded and scored in {time.perf_counter() - start:.2f} s", quiet)

@@ -28,6 +28,7 @@ KINDS = {
     "tempclr": "TempCLR heads",
     "tclr": "TCLR",
     "classify": "classification",
+    "fewshot": "few-shot video heads",
 }
 
 

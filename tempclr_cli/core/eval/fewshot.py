@@ -38,10 +38,13 @@ class FewshotConfig:
     episodes: int = 10000
     gamma: float = 0.1
     seed: int = 0
+    frames: int | None = None  # resample every video to this many uniformly spaced segments
 
     def check(self) -> None:
         if min(self.ways, self.shots, self.queries, self.episodes) < 1:
             raise TempclrError("--ways, --shots, --queries and --episodes must be >= 1")
+        if self.frames is not None and self.frames < 1:
+            raise TempclrError(f"--frames {self.frames}: must be >= 1")
         if self.ways < 2:
             raise TempclrError("--ways must be >= 2 (a 1-way episode is always right)")
 
@@ -85,7 +88,16 @@ def load_videos(labels: dict[str, str], folder: Path, cfg: FewshotConfig, skip_i
         raise TempclrError(f"only {len(classes)} classes have >= {need} videos; --ways {cfg.ways} needs more")
     ids = [v for c in classes for v in sorted(per_class[c])]
     arrays = [load_matrix(found[v][1])[0] for v in ids]
+    if cfg.frames:
+        arrays = [segment_centres(a, cfg.frames) for a in arrays]
     return _pack(ids, arrays, [classes.index(found[v][0]) for v in ids], classes), warnings
+
+
+def segment_centres(x: np.ndarray, n: int) -> np.ndarray:
+    """(T, D) -> (n, D): the centre element of each of n equal segments (Cao et al.'s OTAM
+    protocol, as TSN samples at test time), so every video gives a sequence of length n."""
+    idx = np.floor((np.arange(n) + 0.5) * len(x) / n).astype(int)
+    return x[idx]
 
 
 def _pack(ids, arrays, labels, classes) -> VideoSet:
@@ -229,7 +241,7 @@ def fewshot_from_files(features: Path, labels: Path, cfg: FewshotConfig, distanc
     if checkpoint:
         from tempclr_cli.core.models.heads import load_heads
 
-        videos = with_heads(videos, load_heads(checkpoint)[0])
+        videos = with_heads(videos, load_heads(checkpoint, kinds=("tempclr", "fewshot"))[0])
     log(f"{len(videos.ids)} videos in {len(videos.classes)} classes; {cfg.episodes} episodes, "
         f"{cfg.ways}-way {cfg.shots}-shot, {cfg.queries} queries per class")
     return fewshot_accuracy(videos, cfg, distances)

@@ -8,6 +8,7 @@ on these. Files are written in the real datasets' own formats:
     OUT/youcookii_annotations_trainval.json   YouCookII layout, training/validation
     OUT/actions/<Class>/v_<Class>_gGG_cCC.mp4 action clips, one class per (shape, motion)
     OUT/actions/classInd.txt, trainlist01.txt, testlist01.txt   UCF101 layout
+    OUT/actions/fewshot_train.txt, fewshot_test.txt   few-shot meta-splits (disjoint classes)
 
 A step is a coloured shape doing one motion for a whole number of seconds. Action
 classes come in pairs that are each other's reverse in time (slide left / slide right,
@@ -20,6 +21,8 @@ first 7/25 of each class's groups (at least one) form the test split, as groups 
 """
 
 from __future__ import annotations
+
+import math
 
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -249,6 +252,12 @@ def _generate_actions(root: Path, cfg: SynthConfig, rng: np.random.Generator) ->
     io.write_text(root / "classInd.txt", "".join(f"{c} {n}\n" for c, (n, _, _) in enumerate(classes, 1)))
     io.write_text(root / "trainlist01.txt", "".join(line + "\n" for line in train))
     io.write_text(root / "testlist01.txt", "".join(line + "\n" for line in test))
+    # few-shot meta-splits: disjoint classes (time-reversed pairs stay on one side), `class/video` lines
+    meta_test = {name for name, _, _ in classes[len(classes) - 2 * math.ceil(len(classes) / 4):]}
+    for split, keep in (("train", lambda n: n not in meta_test), ("test", lambda n: n in meta_test)):
+        lines = [f"{name}/v_{name}_g{k // 2 + 1:02d}_c{k % 2 + 1:02d}\n"
+                 for name, _, _ in classes if keep(name) for k in range(cfg.class_videos)]
+        io.write_text(root / f"fewshot_{split}.txt", "".join(lines))
 
 
 def count_videos(cfg: SynthConfig) -> int:

@@ -23,6 +23,7 @@ class HeadsConfig:
     heads: int = 4
     hidden: int = 2  # MLP width multiplier
     dropout: float = 0.1
+    text: bool = True  # a text adapter too (video-to-video training has none)
 
 
 def sinusoidal(T: int, dim: int, device=None) -> torch.Tensor:
@@ -75,11 +76,11 @@ class TempCLRHeads(nn.Module):
         super().__init__()
         self.config = cfg
         self.video = VideoHead(cfg)
-        self.text = TextHead(cfg)
+        self.text = TextHead(cfg) if cfg.text else None
 
-    def forward(self, feats: torch.Tensor, padding: torch.Tensor | None, sentences: torch.Tensor):
-        """(clips (B, T, D), padding (B, T), sentences (..., D)) -> transformed clips and sentences."""
-        return self.video(feats, padding), self.text(sentences)
+    def forward(self, feats: torch.Tensor, padding: torch.Tensor | None, sentences: torch.Tensor | None = None):
+        """(clips (B, T, D), padding (B, T), sentences (..., D) or None) -> transformed clips and sentences."""
+        return self.video(feats, padding), None if sentences is None else self.text(sentences)
 
 
 @torch.no_grad()
@@ -96,11 +97,12 @@ def apply_heads(heads: TempCLRHeads | None, clips: torch.Tensor, sentences: torc
     return video[0], text
 
 
-def load_heads(path, device="cpu") -> tuple[TempCLRHeads, dict]:
-    """Rebuild heads from a `tempclr train` checkpoint (weights_only); returns (heads, meta)."""
+def load_heads(path, device="cpu", kinds: tuple[str, ...] = ("tempclr",)) -> tuple[TempCLRHeads, dict]:
+    """Rebuild heads from a `tempclr train` checkpoint (weights_only); returns (heads, meta).
+    Few-shot checkpoints (video head only) serve where only videos are compared."""
     from tempclr_cli.core.checkpoint import load_checkpoint
 
-    state = load_checkpoint(path, device, kinds=("tempclr",))
+    state = load_checkpoint(path, device, kinds=kinds)
     heads = TempCLRHeads(HeadsConfig(**state["model_args"])).to(device)
     heads.load_state_dict(state["model"])
     heads.eval()

@@ -88,7 +88,21 @@ def sequence_contrastive_loss(
             [torch.arange(M, device=cost.device).expand(B, 1, M), video_permutations.to(cost.device)], 1
         )
         keys = keys.gather(3, cols[:, :, None, :].expand(-1, -1, K, -1))
-    flat = keys.flatten(0, 1)  # all keys of all videos in one DTW call
+    return _keys_loss(keys, distance, gamma, temperature)
+
+
+def video_contrastive_loss(query: torch.Tensor, keys: torch.Tensor, distance: str = "softdtw", gamma: float = 0.1,
+                           temperature: float = 1.0) -> torch.Tensor:
+    """The same sequence loss between videos (few-shot training): query [shape=(B, N, D)] against
+    keys [shape=(B, 1+P, M, D)] whose key 0 is the positive (a video of the query's class)."""
+    cost = cosine_cost(query[:, None].expand(-1, keys.shape[1], -1, -1), keys)  # (B, 1+P, N, M)
+    return _keys_loss(cost, distance, gamma, temperature)
+
+
+def _keys_loss(keys: torch.Tensor, distance: str, gamma: float, temperature: float) -> torch.Tensor:
+    """Mean cross-entropy of -distance / temperature over keys (B, 1+P, K, M), target key 0."""
+    B = keys.shape[0]
+    flat = keys.flatten(0, 1)  # all keys of all sequences in one DTW call
     if distance == "softdtw":
         dist = dtw.soft_dtw(flat, gamma=gamma)
     elif distance == "otam":

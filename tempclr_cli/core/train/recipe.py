@@ -43,7 +43,7 @@ class DataConfig:
     stride: int = _range(1, None, default=4)
     size: int = _range(16, None, default=112)
     hflip: float = _range(0.0, 1.0, default=0.5)  # TCLR augmentation: mirror probability (0: direction matters)
-    units: int = _range(1, None, default=5)  # TempCLR: steps per sequence (the release's 5)
+    units: int = _range(1, None, default=5)  # TempCLR: steps per sequence (the release's 5); fewshot: segments per video
     unit: Literal["pooled", "clips"] = "pooled"  # TempCLR: a step's clips pooled into one unit, or each clip a unit
     label_fraction: float = _range(0.0, 1.0, default=1.0)
     num_workers: int = _range(0, None, default=4)
@@ -62,7 +62,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    kind: Literal["tclr", "tempclr", "classify"] = "tclr"
+    kind: Literal["tclr", "tempclr", "classify", "fewshot"] = "tclr"
     temperature: float | None = _range(1e-4, None, default=None)  # None: the method's (TCLR 0.1, TempCLR 1)
     scaling: Literal["official", "mean"] = "mean"
     ic_global: float = _range(0.0, None, default=1.0)
@@ -106,7 +106,7 @@ class EvalConfig:
 
 
 # the published temperature of each method, where a recipe sets none
-DEFAULT_TEMPERATURE = {"tclr": 0.1, "tempclr": 1.0, "classify": 1.0}
+DEFAULT_TEMPERATURE = {"tclr": 0.1, "tempclr": 1.0, "classify": 1.0, "fewshot": 1.0}
 
 
 @dataclass

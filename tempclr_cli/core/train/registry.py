@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tempclr_cli.core.errors import TempclrError
 
-TASK_MODULES = ("tempclr_heads", "tclr_pretraining", "classification")
+TASK_MODULES = ("tempclr_heads", "tclr_pretraining", "classification", "fewshot_heads")
 _TASKS: dict[str, type] = {}
 
 
