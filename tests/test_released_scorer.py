@@ -113,3 +113,19 @@ def test_score_matrix_released_ranks_like_the_release():
     for p, t in enumerate(paragraphs):
         for v, u in enumerate(videos):
             assert float(got[p, v]) == pytest.approx(-release_pair(1 - t @ u.T, 5, 5, "dtw"), rel=1e-5)
+
+
+def test_background_kept_released_keeps_the_windows_then_rescales_and_pads():
+    """metric.py:405-422: keep the int(1.3 L) windows with the lowest best-caption cost (in time
+    order), then scale by T_text * T_video / (L * kept) and pad to T_text x T_video."""
+    rng = np.random.default_rng(2)
+    paragraphs = [torch.tensor(rng.normal(size=(n, 6)), dtype=torch.float32) for n in (2, 3)]
+    videos = [torch.tensor(rng.normal(size=(n, 6)), dtype=torch.float32) for n in (7, 5)]
+    text, units = Padded.of(paragraphs, normalize=False), Padded.of(videos, normalize=False)
+    got = score_matrix(text, units, "dtw", background="kept", scorer="released")
+    for p, t in enumerate(paragraphs):
+        for v, u in enumerate(videos):
+            D = 1 - t @ u.T
+            keep = torch.sort(torch.argsort(D.min(0).values)[: int(1.3 * len(t))]).values
+            expected = -release_pair(D[:, keep], 3, 7, "dtw")
+            assert float(got[p, v]) == pytest.approx(expected, rel=1e-5)
