@@ -17,6 +17,16 @@ torch.set_num_threads(1)
 DATA = Path(__file__).parent / "data"
 
 
+def pytest_collection_modifyitems(config, items):
+    """`cuda` tests run only where torch sees a GPU; elsewhere they are skipped and say why."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device (torch.cuda.is_available() is False)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def reference() -> dict:
     """Values computed with the authors' formulas (copied from shared/vectors)."""

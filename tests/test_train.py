@@ -156,3 +156,20 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(step_data
     assert rows[0]["total"] == pytest.approx(one["total"], rel=1e-5) and rows[1]["total"] == pytest.approx(one["total"], rel=1e-5)
     a, b = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+WORLD_OF_ONE = DDP_SCRIPT.replace("row = train(", """wrapped = []
+DDP = torch.nn.parallel.DistributedDataParallel
+torch.nn.parallel.DistributedDataParallel = lambda *a, **k: wrapped.append(DDP(*a, **k)) or wrapped[-1]
+row = train(""").replace('report({', 'report({"ddp": bool(wrapped), ')
+
+
+def test_torchrun_with_one_process_takes_the_ddp_path_and_matches_a_plain_run(step_dataset, tmp_path):
+    """One GPU under torchrun (world size 1) runs the multi-GPU code: a process group, a DDP model."""
+    data, feats = step_dataset
+    overrides = [f"data.root={feats}", f"data.annotations={data / 'youcookii_annotations_trainval.json'}",
+                 "train.batch_size=8", "train.epochs=1", "model.dropout=0"]
+    (plain,) = run_ranks(WORLD_OF_ONE, tmp_path, str(RECIPE), str(tmp_path / "plain"), *overrides, nproc=0, name="plain")
+    (one,) = run_ranks(WORLD_OF_ONE, tmp_path, str(RECIPE), str(tmp_path / "one"), *overrides, nproc=1, name="one")
+    assert one["ddp"] and not plain["ddp"]
+    assert one["total"] == pytest.approx(plain["total"], rel=1e-6) and one["params"] == pytest.approx(plain["params"], abs=1e-6)

@@ -45,11 +45,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def autocast_dtype(device):
+    """What autocast computes in on `device`: bf16 where CUDA supports it, else fp16 (None off CUDA)."""
+    import torch
+
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
 def autocast(device, enabled: bool = True):
-    """bf16/fp16 autocast on CUDA (bf16 where supported), a no-op elsewhere."""
+    """bf16/fp16 autocast on CUDA (`autocast_dtype`), a no-op elsewhere."""
     import torch
 
     if not enabled or device.type != "cuda":
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cuda", dtype=autocast_dtype(device))

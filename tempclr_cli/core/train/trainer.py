@@ -29,7 +29,7 @@ import torch
 from tempclr_cli.core import io
 from tempclr_cli.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.runtime import autocast, seed_everything
+from tempclr_cli.core.runtime import autocast, autocast_dtype, seed_everything
 from tempclr_cli.core.train.recipe import Recipe, recipe_to_dict, recipe_to_yaml
 
 
@@ -65,6 +65,7 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     owned: bool = False  # this module joined the process group, so it leaves it too
+    distributed: bool = False  # launched by torchrun: DDP wraps the model, even for one process
 
     @property
     def main(self) -> bool:
@@ -72,16 +73,17 @@ class Dist:
 
 
 def setup_distributed(device: torch.device) -> Dist:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on CUDA, else gloo."""
+    """Join the process group when launched by torchrun (it sets MASTER_ADDR; a world of one
+    too, so one GPU runs the multi-GPU code path): NCCL on CUDA, else gloo."""
     world = int(os.environ.get("WORLD_SIZE", 1))
-    if world == 1:
+    if world == 1 and "MASTER_ADDR" not in os.environ:
         return Dist()
     import torch.distributed as dist
 
     owned = not dist.is_initialized()
     if owned:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), owned)
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), owned, True)
 
 
 class WarmupPlateau:
@@ -181,10 +183,12 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
         # batch statistics over the global batch, as in one process (SyncBatchNorm needs a GPU;
         # on CPU/gloo each rank normalises its own share of the batch)
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    wrapped = torch.nn.parallel.DistributedDataParallel(model, [device] if device.type == "cuda" else None) if dist.world > 1 else model
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    wrapped = torch.nn.parallel.DistributedDataParallel(model, ids) if dist.distributed else model
     opt = torch.optim.Adam(model.parameters(), lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
     sched = WarmupPlateau(optim.lr, optim.warmup, optim.plateau_patience, optim.plateau_factor)
     use_amp = cfg.amp and device.type == "cuda"
+    amp = {"amp": str(autocast_dtype(device)).removeprefix("torch.")} if use_amp else {}  # bf16 or fp16, logged
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, step = 0, 0
     checkpoint = resolve_resume(resume, run_dir)
@@ -242,7 +246,7 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
             torch.distributed.all_reduce(means)
             means /= dist.world
         info = getattr(task, "epoch_info", dict)()
-        row = {"epoch": epoch + 1, "step": step, "lr": lr, **dict(zip(sorted(sums), means.tolist())), **info,
+        row = {"epoch": epoch + 1, "step": step, "lr": lr, **dict(zip(sorted(sums), means.tolist())), **info, **amp,
                "seconds": round(time.perf_counter() - start, 3), "items_per_s": round(items / (time.perf_counter() - start), 2)}
         is_best = sched.step(row["total"])
         # -- metrics and checkpoints (rank 0)

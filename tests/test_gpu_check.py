@@ -1,0 +1,23 @@
+"""scripts/gpu_check.sh --dry-run runs to the end on the CPU, so its first GPU run cannot fail on a typo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_the_gpu_check_dry_run_goes_through_every_step(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "VENV": str(tmp_path / "venv"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--dry-run"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    log = (tmp_path / "out" / "gpu_check.log").read_text()
+    assert "(dry run)" in log and "tempclr 0.1" in log
+    assert "skipped" in (tmp_path / "out" / "pytest_cuda.log").read_text()  # the cuda tier ran and said why it skipped
+    figures = json.loads((tmp_path / "out" / "gpu_figures.json").read_text())
+    assert set(figures) >= {"device", "soft_dtw", "all_pairs", "row_scan", "extract"}
+    assert figures["soft_dtw"]["tempclr_ms"] > 0 and figures["extract"]["clips"] == 4
