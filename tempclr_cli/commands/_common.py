@@ -6,6 +6,7 @@ Results go to stdout; logs, progress and errors to stderr, so `tempclr ... | jq`
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,6 +48,25 @@ Checkpoint = Annotated[
     Optional[str],
     typer.Option(help="A tempclr training checkpoint (TCLR backbone or TempCLR heads).", rich_help_panel="Encoder"),
 ]
+
+
+def number(low: float | None = None, high: float | None = None, above: bool = False) -> Callable:
+    """A Typer callback: every value of a float option is finite and >= low (> low with
+    `above`) and <= high; otherwise click's usage error names the option, exit 2."""
+
+    def check(value):
+        for v in value if isinstance(value, list) else [value]:
+            if v is None:
+                continue
+            if not math.isfinite(v):
+                raise typer.BadParameter(f"{v} is not a finite number")
+            if low is not None and (v <= low if above else v < low):
+                raise typer.BadParameter(f"{v} must be {'>' if above else '>='} {low:g}")
+            if high is not None and v > high:
+                raise typer.BadParameter(f"{v} must be <= {high:g}")
+        return value
+
+    return check
 
 
 def command(func: Callable) -> Callable:

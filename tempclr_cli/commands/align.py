@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from tempclr_cli.commands._common import (
-    Checkpoint, Device, Model, Pretrained, Quiet, Seed, Verbose, command, log, stdout_is_terminal,
+    Checkpoint, Device, Model, Pretrained, Quiet, Seed, Verbose, command, log, number, stdout_is_terminal,
 )
 
 
@@ -34,13 +34,16 @@ def align(
     background: Annotated[bool, typer.Option(help="Let clips that match no step stay unassigned (Drop-DTW).")] = True,
     drop_cost: Annotated[
         Optional[float],
-        typer.Option(help="Cost (1 - cosine) of leaving a clip as background; default: automatic (Otsu threshold)."),
+        typer.Option(help="Cost (1 - cosine) of leaving a clip as background; default: automatic (Otsu threshold).",
+                     callback=number()),
     ] = None,
     model: Model = None,
     pretrained: Pretrained = None,
     checkpoint: Checkpoint = None,
-    fps: Annotated[float, typer.Option(help="Frames sampled per second (video input).")] = 1.0,
-    clip_seconds: Annotated[float, typer.Option(help="Clip length in seconds (video input; .npy without index).")] = 1.0,
+    fps: Annotated[float, typer.Option(help="Frames sampled per second (video input).", callback=number(0, above=True))] = 1.0,
+    clip_seconds: Annotated[
+        float, typer.Option(help="Clip length in seconds (video input; .npy without index).", callback=number(0, above=True))
+    ] = 1.0,
     device: Device = "auto",
     seed: Seed = 0,
     verbose: Verbose = False,

@@ -16,7 +16,7 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Argument(help="A classification run's checkpoint (loss.kind: classify), e.g. runs/x/last.pt.")],
     clips: Annotated[
         Optional[list[int]],
-        typer.Option(help="Clips averaged per test video (default: the recipe's eval.clips); repeat for a curve."),
+        typer.Option(help="Clips averaged per test video (default: the recipe's eval.clips); repeat for a curve.", min=1),
     ] = None,
     set_: Annotated[
         Optional[list[str]],

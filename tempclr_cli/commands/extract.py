@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    Checkpoint, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, log, progress,
+    Checkpoint, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, log, number, progress,
 )
 
 EXIT_SOME_FAILED = 3
@@ -38,13 +38,15 @@ def extract(
     model: Model = "ViT-B-32",
     pretrained: Pretrained = "openai",
     checkpoint: Checkpoint = None,
-    fps: Annotated[float, typer.Option(help="Frames sampled per second (by presentation time).")] = 1.0,
-    clip_seconds: Annotated[float, typer.Option(help="Clip window; a clip's feature is the mean over its frames.")] = 1.0,
+    fps: Annotated[float, typer.Option(help="Frames sampled per second (by presentation time).", callback=number(0, above=True))] = 1.0,
+    clip_seconds: Annotated[
+        float, typer.Option(help="Clip window; a clip's feature is the mean over its frames.", callback=number(0, above=True))
+    ] = 1.0,
     per_frame: Annotated[bool, typer.Option("--per-frame", help="One feature per sampled frame instead of per clip.")] = False,
     dtype: Annotated[Dtype, typer.Option(help="Storage type of the features.")] = Dtype.float16,
     normalize: Annotated[bool, typer.Option(help="L2-normalise each feature.")] = True,
-    batch_size: Annotated[int, typer.Option(help="Frames per encoder batch.")] = 64,
-    workers: Annotated[int, typer.Option(help="Decoder processes (0: decode in this process).")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Frames per encoder batch.", min=1)] = 64,
+    workers: Annotated[int, typer.Option(help="Decoder processes (0: decode in this process).", min=0)] = 2,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos whose features already exist.")] = False,
     shard: Annotated[Optional[str], typer.Option(help="Process shard i of n (i/n); under torchrun RANK/WORLD_SIZE.")] = None,
     json_: Json = False,

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Checkpoint, Device, Json, Quiet, Seed, Verbose, command, log
+from tempclr_cli.commands._common import Checkpoint, Device, Json, Quiet, Seed, Verbose, command, log, number
 
 
 class Distance(str, Enum):
@@ -27,18 +27,18 @@ def fewshot(
         Path,
         typer.Option(help="UCF101/HMDB51 split folder, a video,class CSV, a class/video_id list, or class sub-folders."),
     ],
-    ways: Annotated[int, typer.Option(help="Classes per episode (N).")] = 5,
-    shots: Annotated[int, typer.Option(help="Support videos per class (K).")] = 1,
-    queries: Annotated[int, typer.Option(help="Query videos per class.")] = 1,
-    episodes: Annotated[int, typer.Option(help="Number of random episodes.")] = 10000,
+    ways: Annotated[int, typer.Option(help="Classes per episode (N).", min=2)] = 5,
+    shots: Annotated[int, typer.Option(help="Support videos per class (K).", min=1)] = 1,
+    queries: Annotated[int, typer.Option(help="Query videos per class.", min=1)] = 1,
+    episodes: Annotated[int, typer.Option(help="Number of random episodes.", min=1)] = 10000,
     distance: Annotated[
         Optional[list[Distance]],
         typer.Option(help="otam (symmetrised), dtw, softdtw, mean (order-blind); repeat for several. Default: all."),
     ] = None,
-    gamma: Annotated[float, typer.Option(help="Soft-min smoothing of otam/softdtw (0: hard).")] = 0.1,
+    gamma: Annotated[float, typer.Option(help="Soft-min smoothing of otam/softdtw (0: hard).", callback=number(0))] = 0.1,
     frames: Annotated[
         Optional[int],
-        typer.Option(help="Resample every video to N uniformly spaced segments (the OTAM protocol: 8), so "
+        typer.Option(min=1, help="Resample every video to N uniformly spaced segments (the OTAM protocol: 8), so "
                      "per-clip and per-frame features give sequences of one length."),
     ] = None,
     per_class: Annotated[bool, typer.Option("--per-class", help="Also show accuracy per class and its main confusion.")] = False,

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    Checkpoint, Device, Json, Quiet, Seed, Verbose, bar_factory, command, log, progress,
+    Checkpoint, Device, Json, Quiet, Seed, Verbose, bar_factory, command, err, log, progress,
 )
 from tempclr_cli.core.errors import TempclrError
 
@@ -67,10 +68,13 @@ def retrieve(
     similarity: Annotated[
         Similarity, typer.Option(help="dot: raw dot products of the outputs, as released; cosine: unit vectors.")
     ] = Similarity.dot,
-    split_number: Annotated[int, typer.Option("--split-number", help="--task nn: UCF101/HMDB51 split 1, 2 or 3.")] = 1,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 2 when annotated videos have no features (default: leave them out, say so).")
+    ] = False,
+    split_number: Annotated[int, typer.Option("--split-number", help="--task nn: UCF101/HMDB51 split 1, 2 or 3.", min=1, max=3)] = 1,
     clips: Annotated[
         Optional[list[int]],
-        typer.Option(help="--task nn: clips averaged per video (default 9); repeat for a curve."),
+        typer.Option(help="--task nn: clips averaged per video (default 9); repeat for a curve.", min=1),
     ] = None,
     plot: Annotated[Optional[Path], typer.Option(help="--task nn with several --clips: the R@k curve (PNG).")] = None,
     checkpoint: Checkpoint = None,
@@ -88,7 +92,8 @@ def retrieve(
     index.jsonl; with --checkpoint, trained TempCLR heads transform clips and captions.
 
     --task nn is TCLR's protocol instead: FEATURES is the video folder, --annotations the
-    split files, --checkpoint a TCLR run's checkpoint (or 'none' for random init); train
+    split files, --checkpoint a TCLR run's checkpoint (for the random-init baseline, a run of
+    the same recipe with --set train.epochs=1 --set optim.lr=0); train
     split = gallery, test split = queries, R@1/5/10/20.
 
     Examples:
@@ -108,7 +113,11 @@ def retrieve(
 
     measures = [m.value for m in measure or [Measure.capavg, Measure.dtw]]
     out = retrieve_paragraphs(features, annotations, format_.value, split, checkpoint, measures, task.value,
-                              background.value, device, scorer.value, similarity.value)
+                              background.value, device, scorer.value, similarity.value, strict)
+    missing = out["missing_features"]
+    if missing:  # said even with --quiet: the numbers are over fewer videos than annotated
+        err.print(f"[yellow]warning:[/yellow] {len(missing)} annotated videos have no features and are left out: "
+                  f"{escape(', '.join(missing[:10]))}{' ...' if len(missing) > 10 else ''} (--strict makes this an error)")
     log(f"{out['videos']} videos ({split}), background {background.value}", quiet)
     if json_:
         print(json.dumps(out))
@@ -121,7 +130,7 @@ def _nearest_neighbours(root: Path, splits: Path, fmt: str, split: int, clips: l
     from tempclr_cli.core.eval.nearest_neighbours import nearest_neighbour_curve
 
     if not checkpoint:
-        raise TempclrError("--task nn needs --checkpoint (a TCLR run's last.pt/best.pt, or 'none' for random init)")
+        raise TempclrError("--task nn needs --checkpoint (a TCLR run's last.pt or best.pt)")
     with progress(quiet) as bar:
         curve = nearest_neighbour_curve(root, splits, fmt, split, clips, checkpoint, device, bar_factory(bar))
     if plot:

@@ -8,14 +8,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Json, Quiet, Verbose, command, log, train_with_progress
+from tempclr_cli.commands._common import Device, Json, Quiet, Verbose, command, log, number, train_with_progress
 from tempclr_cli.core.errors import TempclrError
 
 
 @command
 def sweep(
     recipe: Annotated[Path, typer.Argument(help="A classification recipe (loss.kind: classify).")],
-    fraction: Annotated[list[float], typer.Option(help="Share of labelled training videos; repeat: --fraction 0.1 --fraction 1.")],
+    fraction: Annotated[
+        list[float],
+        typer.Option(help="Share of labelled training videos; repeat: --fraction 0.1 --fraction 1.",
+                     callback=number(0, 1, above=True)),
+    ],
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Recipe override, as for `train` (repeatable).")] = None,
     run_dir: Annotated[Path, typer.Option(help="Parent folder; each fraction trains in fraction_<f>/ (re-used).")] = Path("runs/sweep"),
     json_: Json = False,

@@ -19,18 +19,18 @@ class ClassBy(str, Enum):
 @command
 def synth(
     out: Annotated[Path, typer.Argument(help="Output folder (created).")],
-    videos: Annotated[int, typer.Option(help="Instructional videos (YouCookII-style).")] = 20,
+    videos: Annotated[int, typer.Option(help="Instructional videos (YouCookII-style).", min=0)] = 20,
     classes: Annotated[
-        Optional[int], typer.Option(help="Action classes (UCF101-style; default 12, or all 6 with --class-by motion); reverse pairs stay together.")
+        Optional[int], typer.Option(help="Action classes (UCF101-style; default 12, or all 6 with --class-by motion); reverse pairs stay together.", min=0)
     ] = None,
-    class_videos: Annotated[int, typer.Option(help="Clips per action class, 2 per group; the first 7/25 of the groups (at least 1) are the test split.")] = 8,
+    class_videos: Annotated[int, typer.Option(help="Clips per action class, 2 per group; the first 7/25 of the groups (at least 1) are the test split.", min=0)] = 8,
     class_by: Annotated[
         ClassBy, typer.Option(help="What defines an action class: a shape doing a motion, or the motion alone.")
     ] = ClassBy.shape_motion,
-    min_steps: Annotated[int, typer.Option(help="Fewest steps per instructional video.")] = 3,
-    max_steps: Annotated[int, typer.Option(help="Most steps per instructional video.")] = 6,
-    size: Annotated[int, typer.Option(help="Frame width and height in pixels (even).")] = 64,
-    fps: Annotated[int, typer.Option(help="Frames per second of the written videos.")] = 8,
+    min_steps: Annotated[int, typer.Option(help="Fewest steps per instructional video.", min=1)] = 3,
+    max_steps: Annotated[int, typer.Option(help="Most steps per instructional video.", min=1)] = 6,
+    size: Annotated[int, typer.Option(help="Frame width and height in pixels (even).", min=16)] = 64,
+    fps: Annotated[int, typer.Option(help="Frames per second of the written videos.", min=1)] = 8,
     background: Annotated[bool, typer.Option(help="Idle gaps between steps (background).")] = True,
     seed: Seed = 0,
     verbose: Verbose = False,

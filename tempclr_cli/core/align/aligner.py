@@ -51,6 +51,8 @@ class Aligner:
         video = Path(video)
         if not video.exists():
             raise TempclrError(f"{video}: no such file")
+        if video.is_dir():
+            raise TempclrError(f"{video}: is a folder; expected a video file or a .npy feature file")
         if video.suffix.lower() == ".npy":
             feats, starts, ends, recorded, duration = self._load_npy(video)
             spec, encoder = self.encoder(recorded)

@@ -75,6 +75,8 @@ def read_steps(source: str, stdin_text: str | None = None) -> list[str]:
             text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             raise TempclrError(f"{source}: steps file not found") from None
+        except IsADirectoryError:
+            raise TempclrError(f"{source}: is a folder; expected a text file with one step a line (or - for stdin)") from None
         except UnicodeDecodeError as e:
             raise TempclrError(f"{source}: not UTF-8 text (byte {e.start}); save the steps as UTF-8") from None
     steps = [line.strip() for line in text.splitlines()]

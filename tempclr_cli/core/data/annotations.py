@@ -38,6 +38,10 @@ def _load_json(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TempclrError(f"{path}: annotation file not found") from None
+    except IsADirectoryError:
+        raise TempclrError(f"{path}: is a folder; expected an annotation JSON file") from None
+    except UnicodeDecodeError as e:
+        raise TempclrError(f"{path}: not a UTF-8 JSON annotation file (byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise TempclrError(f"{path}: invalid JSON ({e.msg} at line {e.lineno})") from None
 

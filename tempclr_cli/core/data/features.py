@@ -64,7 +64,7 @@ def load_matrix(path: Path, row: dict | None = None, clip_seconds: float = 1.0):
     """Read one feature file; times from its index row when it matches, else uniform."""
     try:
         array = np.load(path)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty or cut-off file
         raise TempclrError(f"{path}: not a readable .npy feature file ({e})") from None
     if array.ndim != 2 or array.shape[0] == 0:
         raise TempclrError(f"{path}: expected a (clips, dim) matrix, got shape {array.shape}")

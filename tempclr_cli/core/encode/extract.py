@@ -98,6 +98,12 @@ def plan(videos: list[Path], out: Path, root: Path | None = None) -> list[Job]:
         except ValueError:
             raise TempclrError(f"{v}: not under --root {base}") from None
         jobs.append(Job(v, out / rel.with_suffix(".npy")))
+    targets: dict[Path, Path] = {}
+    for job in jobs:  # clip.mp4 and clip.mkv would share clip.npy: one video's features would be lost
+        if job.target in targets:
+            raise TempclrError(f"{targets[job.target]} and {job.source} would both be written to {job.target}; "
+                               "rename one, or extract them into different --out folders")
+        targets[job.target] = job.source
     return jobs
 
 

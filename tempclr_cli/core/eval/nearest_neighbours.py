@@ -63,15 +63,20 @@ def nearest_neighbour_recall(backbone, root: Path, fmt: str, annotations: Path |
 
 def nearest_neighbour_curve(root: Path, splits: Path, fmt: str, split: int, clips: list[int], checkpoint: str,
                             device: str = "auto", progress: Progress = silent) -> list[dict]:
-    """NN retrieval of a TCLR checkpoint's backbone ('none': random init) for each clip count."""
-    from tempclr_cli.core.models.r3d import build_backbone, load_backbone
+    """NN retrieval of a TCLR checkpoint's backbone for each clip count.
+
+    The checkpoint says which backbone, clip length and resolution to use; a random-init
+    baseline is a checkpoint too (the same recipe trained with lr 0), so that it is the
+    model the recipe describes, not a default one."""
+    from tempclr_cli.core.models.r3d import load_backbone
     from tempclr_cli.core.runtime import resolve_device
 
-    dev = resolve_device(device)
     if checkpoint == "none":
-        backbone, meta = build_backbone("r3d18"), {"clip_frames": 16, "size": 112}
-    else:
-        backbone, meta = load_backbone(checkpoint)
+        raise TempclrError("--checkpoint none: a random-init baseline must be the model your recipe describes; make "
+                           "one with `tempclr train RECIPE --set train.epochs=1 --set optim.lr=0 --run-dir runs/random` "
+                           "and pass --checkpoint runs/random/last.pt")
+    dev = resolve_device(device)
+    backbone, meta = load_backbone(checkpoint)
     backbone = backbone.to(dev)
     curve = []
     for k in clips:

@@ -206,17 +206,23 @@ def paragraph_retrieval(text: Padded, units: Padded, measures: list[str], task: 
 def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str = "validation",
                         checkpoint: str | None = None, measures: list[str] = ("capavg", "dtw"),
                         task: str = "paragraph-video", background: str = "removed", device: str = "auto",
-                        scorer: str = "corrected", similarity: str = "dot") -> dict:
+                        scorer: str = "corrected", similarity: str = "dot", strict: bool = False) -> dict:
     """The `retrieve` command's protocol from files: a features folder, an annotation file,
-    optionally trained heads. Returns {"videos", "task", "background", "results"}."""
+    optionally trained heads. Returns {"videos", "task", "background", "scorer", "similarity",
+    "missing_features" (annotated videos without features: left out, or an error when `strict`),
+    "results"}."""
     from tempclr_cli.core.data.annotations import read_annotations
     from tempclr_cli.core.data.features import FeatureStore
     from tempclr_cli.core.models.heads import heads_and_sentence_encoder
 
     store = FeatureStore(features)
     videos = [v for v in read_annotations(annotations, fmt) if split == "all" or v.subset == split]
+    missing = [v.id for v in videos if v.steps and v.id not in store]
+    if missing and strict:
+        raise TempclrError(f"{len(missing)} annotated videos have no features in {features}: "
+                           f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
     heads, encode = heads_and_sentence_encoder(checkpoint, store, device)
     text, units, ids = prepare(videos, store, encode, heads, background, similarity)
     results = paragraph_retrieval(text, units, list(measures), task, background, scorer)
     return {"videos": len(ids), "task": task, "background": background, "scorer": scorer, "similarity": similarity,
-            "results": results}
+            "missing_features": missing, "results": results}

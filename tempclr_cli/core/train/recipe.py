@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -285,6 +286,9 @@ def _build(cls, raw: Any, prefix: str, source: str):
 
 def _check(value: Any, hint: Any, f: dataclasses.Field, path: str, source: str) -> Any:
     value = _coerce(value, hint, path, source)
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise TempclrError(f"{path}: {v} is not a finite number in {source}")
     lo, hi = f.metadata.get("range", (None, None))
     if value is not None and not isinstance(value, bool):
         if (lo is not None and value < lo) or (hi is not None and value > hi):

@@ -1,0 +1,121 @@
+"""Damaged inputs and odd layouts (#21): each gives a correct result or a clear error that names
+the file or option at fault, with the documented exit code; nothing a user has is lost."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_cli import tempclr
+from videos import cfr
+
+TINY = ["--model", "tiny", "--pretrained", "none", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Three 3-s videos, their tiny features, a steps file and YouCookII annotations for them."""
+    root = tmp_path_factory.mktemp("faults")
+    for name in ("a", "b", "c"):
+        cfr(root / "videos" / f"{name}.mp4", 3.0)
+    done = tempclr("extract", str(root / "videos"), "-o", str(root / "feats"), "--workers", "0", "-q", *TINY)
+    assert done.returncode == 0, done.stderr
+    (root / "steps.txt").write_text("first\nsecond\n")
+    db = {vid: {"subset": "validation", "duration": 3.0, "annotations": [
+        {"id": 0, "segment": [0.0, 1.5], "sentence": "first"}, {"id": 1, "segment": [1.5, 3.0], "sentence": "second"}]}
+        for vid in ("a", "b", "c", "lost1", "lost2")}
+    (root / "ann.json").write_text(json.dumps({"database": db}))
+    return root
+
+
+def test_two_videos_with_one_stem_fail_before_anything_is_written(tmp_path):
+    cfr(tmp_path / "in" / "clip.mp4", 1.0)
+    cfr(tmp_path / "in" / "clip.mkv", 1.0)
+    done = tempclr("extract", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--workers", "0", *TINY)
+    assert done.returncode == 2 and "clip.mkv" in done.stderr and "clip.mp4" in done.stderr
+    assert not list(tmp_path.glob("out/**/*.npy"))
+
+
+def test_output_through_a_symlink_writes_the_target(store, tmp_path):
+    target = tmp_path / "real.srt"
+    target.write_text("old")
+    link = tmp_path / "link.srt"
+    link.symlink_to(target)
+    done = tempclr("align", str(store / "feats" / "a.npy"), str(store / "steps.txt"), "-f", "srt", "-o", str(link),
+                   "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and "first" in target.read_text()
+
+
+@pytest.mark.parametrize("option, value", [("--clip-seconds", "-1"), ("--clip-seconds", "0"), ("--fps", "nan"),
+                                           ("--fps", "inf"), ("--drop-cost", "nan")])
+def test_align_rejects_meaningless_numbers(store, option, value):
+    done = tempclr("align", str(store / "videos" / "a.mp4"), str(store / "steps.txt"), option, value, *TINY)
+    assert done.returncode == 2 and option in done.stderr
+
+
+@pytest.mark.parametrize("args, option", [
+    (["extract", "x.mp4", "--fps", "nan"], "--fps"),
+    (["extract", "x.mp4", "--clip-seconds", "-2"], "--clip-seconds"),
+    (["extract", "x.mp4", "--batch-size", "0"], "--batch-size"),
+    (["extract", "x.mp4", "--workers", "-1"], "--workers"),
+    (["fewshot", "f", "--labels", "l", "--ways", "1"], "--ways"),
+    (["fewshot", "f", "--labels", "l", "--gamma", "nan"], "--gamma"),
+    (["fewshot", "f", "--labels", "l", "--frames", "0"], "--frames"),
+    (["retrieve", "f", "--annotations", "a", "--split-number", "4"], "--split-number"),
+    (["retrieve", "f", "--annotations", "a", "--task", "nn", "--clips", "0"], "--clips"),
+    (["sweep", "r.yaml", "--fraction", "0"], "--fraction"),
+    (["sweep", "r.yaml", "--fraction", "1.5"], "--fraction"),
+    (["synth", "out", "--size", "8"], "--size"),
+    (["evaluate", "x.pt", "--clips", "0"], "--clips"),
+])
+def test_numeric_options_are_checked_before_anything_runs(args, option):
+    start = time.perf_counter()
+    done = tempclr(*args)
+    assert done.returncode == 2 and option in done.stderr, done.stderr
+    assert time.perf_counter() - start < 3  # rejected by the command line, before torch loads
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_recipe_numbers_must_be_finite(value):
+    recipe = str(Path(__file__).parents[1] / "recipes" / "tempclr_synthetic.yaml")
+    done = tempclr("train", recipe, "--set", f"optim.lr={value}", "--print-recipe")
+    assert done.returncode == 2 and "optim.lr" in done.stderr and "finite" in done.stderr
+
+
+def test_bad_files_exit_2_and_name_the_file(store, tmp_path):
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")
+    done = tempclr("align", str(empty), str(store / "steps.txt"), *TINY)
+    assert done.returncode == 2 and "empty.npy" in done.stderr
+    done = tempclr("align", str(store / "feats" / "a.npy"), str(tmp_path), "--device", "cpu")
+    assert done.returncode == 2 and "is a folder" in done.stderr and "Traceback" not in done.stderr
+    noise = tmp_path / "noise.json"
+    noise.write_bytes(np.random.default_rng(0).bytes(4000))
+    done = tempclr("retrieve", str(store / "feats"), "--annotations", str(noise), "--device", "cpu")
+    assert done.returncode == 2 and "noise.json" in done.stderr
+
+
+def test_a_folder_as_video_fails_at_once(store, tmp_path):
+    done = tempclr("align", str(tmp_path), str(store / "steps.txt"), *TINY)
+    assert done.returncode == 2 and "is a folder" in done.stderr
+    assert "model tiny" not in done.stderr and "encoding" not in done.stderr  # before any model loads
+
+
+def test_retrieve_says_which_annotated_videos_have_no_features(store):
+    args = ["retrieve", str(store / "feats"), "--annotations", str(store / "ann.json"), "--json", "--device", "cpu"]
+    done = tempclr(*args)
+    assert done.returncode == 0, done.stderr
+    assert "2 annotated videos have no features" in done.stderr and "lost1" in done.stderr and "lost2" in done.stderr
+    assert json.loads(done.stdout)["missing_features"] == ["lost1", "lost2"] and json.loads(done.stdout)["videos"] == 3
+    strict = tempclr(*args, "--strict")
+    assert strict.returncode == 2 and "lost1" in strict.stderr and not strict.stdout
+
+
+def test_nn_retrieval_refuses_a_model_no_recipe_describes(tmp_path):
+    done = tempclr("retrieve", str(tmp_path), "--task", "nn", "--format", "ucf101", "--annotations", str(tmp_path),
+                   "--checkpoint", "none", "--device", "cpu")
+    assert done.returncode == 2 and "--set optim.lr=0" in done.stderr
