@@ -119,3 +119,25 @@ def test_nn_retrieval_refuses_a_model_no_recipe_describes(tmp_path):
     done = tempclr("retrieve", str(tmp_path), "--task", "nn", "--format", "ucf101", "--annotations", str(tmp_path),
                    "--checkpoint", "none", "--device", "cpu")
     assert done.returncode == 2 and "--set optim.lr=0" in done.stderr
+
+
+def test_a_diverging_run_exits_4_and_keeps_its_finite_checkpoint(tmp_path):
+    """optim.lr=1e30 makes the outputs non-finite: a diverged model (exit 4), not bad input (exit 2)."""
+    import torch
+
+    from tempclr_cli.core.checkpoint import load_checkpoint
+
+    data, feats, run = tmp_path / "data", tmp_path / "feats", tmp_path / "run"
+    assert tempclr("synth", str(data), "--videos", "12", "--classes", "0", "-q").returncode == 0
+    assert tempclr("extract", str(data / "videos"), "-o", str(feats), "--workers", "0", "-q", *TINY).returncode == 0
+    recipe = str(Path(__file__).parents[1] / "recipes" / "tempclr_synthetic.yaml")
+    args = ["train", recipe, "--set", f"data.root={feats}", "--set",
+            f"data.annotations={data / 'youcookii_annotations_trainval.json'}", "--run-dir", str(run), "--device", "cpu",
+            "-q", "--set", "train.batch_size=4"]
+    assert tempclr(*args, "--set", "train.epochs=2").returncode == 0
+    done = tempclr(*args, "--set", "train.epochs=4", "--set", "optim.lr=1e30", "--set", "optim.grad_clip=null",
+                   "--resume", "auto")
+    assert done.returncode == 4, done.stderr
+    assert "diverged" in done.stderr and "last.pt" in done.stderr
+    state = load_checkpoint(run / "last.pt")
+    assert state["epoch"] == 2 and all(bool(torch.isfinite(v).all()) for v in state["model"].values())

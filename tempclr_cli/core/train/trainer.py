@@ -27,6 +27,7 @@ from typing import Protocol
 import torch
 
 from tempclr_cli.core import io
+from tempclr_cli.core.align.dtw import DTWInputError
 from tempclr_cli.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.runtime import autocast, autocast_dtype, seed_everything
@@ -149,6 +150,12 @@ def _sync_metrics(path: Path, last: dict | None) -> None:
     io.write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+def _diverged(cause: str, epoch: int, step: int, run_dir: Path) -> str:
+    last = run_dir / "last.pt"
+    kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+    return f"training diverged at epoch {epoch + 1}, step {step + 1}: {cause}; {kept} (lower optim.lr or set optim.grad_clip)"
+
+
 def train(
     recipe: Recipe,
     task: Task,
@@ -205,6 +212,7 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
         io.write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
         _sync_metrics(run_dir / "metrics.jsonl", state["metrics"] if checkpoint else None)
     row: dict = {}
+    first_step = step
     for epoch in range(start_epoch, cfg.epochs):
         # -- learning rate for this epoch
         lr = sched.lr(epoch)
@@ -215,14 +223,16 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
         sums: dict[str, torch.Tensor] = {}
         n_steps, items, start = 0, 0, time.perf_counter()
         for batch in task.batches(epoch, dist.rank, dist.world):
-            with autocast(device, use_amp):
-                terms = task.loss(wrapped, batch)
+            try:
+                with autocast(device, use_amp):
+                    terms = task.loss(wrapped, batch)
+            except DTWInputError as e:  # NaN/inf costs: from the data on the first step, else from the weights
+                if step == first_step:
+                    raise
+                raise TrainingDiverged(_diverged(f"the model's outputs became non-finite ({e})", epoch, step, run_dir)) from None
             total = terms["total"]
             if not bool(torch.isfinite(total.detach())):
-                raise TrainingDiverged(
-                    f"loss became {float(total.detach())} at epoch {epoch} step {step}; last good checkpoint: "
-                    f"{run_dir / 'last.pt'} (lower optim.lr or set optim.grad_clip)"
-                )
+                raise TrainingDiverged(_diverged(f"the loss became {float(total.detach())}", epoch, step, run_dir))
             opt.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
             if optim.grad_clip:
