@@ -141,3 +141,23 @@ def test_a_diverging_run_exits_4_and_keeps_its_finite_checkpoint(tmp_path):
     assert "diverged" in done.stderr and "last.pt" in done.stderr
     state = load_checkpoint(run / "last.pt")
     assert state["epoch"] == 2 and all(bool(torch.isfinite(v).all()) for v in state["model"].values())
+
+
+def test_a_rerun_repairs_a_missing_index_row_and_removes_stale_temporaries(tmp_path):
+    import socket
+
+    for name in ("a", "b"):
+        cfr(tmp_path / "in" / f"{name}.mp4", 2.0)
+    out = tmp_path / "out"
+    args = ["extract", str(tmp_path / "in"), "-o", str(out), "--workers", "0", "--json", "-q", *TINY]
+    assert tempclr(*args).returncode == 0
+    rows = (out / "index.jsonl").read_text().splitlines()
+    (out / "index.jsonl").write_text("".join(r + "\n" for r in rows if '"a.npy"' not in r))  # killed between the writes
+    dead = f".b.npy.{socket.gethostname().replace('.', '_')}-99999999.k1ll3d.tmp"  # left by a killed process
+    (out / dead).write_bytes(b"half a file")
+    again = tempclr(*args)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["ok"] == 1  # a.npy is redone, b.npy kept
+    index = [json.loads(r) for r in (out / "index.jsonl").read_text().splitlines()]
+    assert sorted(r["features"] for r in index) == ["a.npy", "b.npy"]  # one row per feature file
+    assert not list(out.rglob("*.tmp"))

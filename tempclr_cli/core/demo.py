@@ -105,7 +105,7 @@ class Demo:
         out = []
         for source, cfg, target in plans:
             jobs = extract.plan(find_videos([source]), target, source)
-            out.append(([j for j in jobs if not extract.is_done(j.target)], cfg, target))
+            out.append((extract.pending(jobs, target), cfg, target))
         return out
 
     def extract_features(self, device, progress: Progress = silent, log: Callable[[str], None] = lambda _: None) -> None:

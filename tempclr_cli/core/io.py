@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if path.is_symlink():  # write to what the link points at; the link stays a link
         path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_OWNER}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -26,6 +27,35 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+_HOST = socket.gethostname().replace(".", "_")
+_OWNER = f"{_HOST}-{os.getpid()}"  # in every temporary name: who may still be writing it
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files that killed processes of this host left under `folder`.
+    Temporaries of live processes, and of other hosts (a shared file system), stay."""
+    removed = 0
+    for tmp in Path(folder).rglob(".*.tmp"):
+        owner = tmp.name[: -len(".tmp")].rsplit(".", 2)
+        if len(owner) < 3 or "-" not in owner[1]:
+            continue
+        name, pid = owner[1].rsplit("-", 1)
+        if name == _HOST and pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _umask() -> int:

@@ -123,6 +123,17 @@ def is_done(target: Path) -> bool:
     return arr.ndim == 2 and arr.shape[0] > 0
 
 
+def pending(jobs: list[Job], out: Path, overwrite: bool = False) -> list[Job]:
+    """The jobs still to do. Done means a readable .npy *and* its index row: a run killed
+    between the two writes left a .npy without one, and it is redone. Temporary files that
+    killed runs left behind are removed first."""
+    if not out.is_dir():
+        return list(jobs)
+    io.remove_stale_temporaries(out)
+    indexed = {k for k, row in read_index(out).items() if row.get("status") == "ok"}
+    return [j for j in jobs if overwrite or not (is_done(j.target) and str(j.target.relative_to(out)) in indexed)]
+
+
 # --- decoding in worker processes --------------------------------------------------------
 
 
@@ -326,7 +337,7 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     if not sources:
         raise TempclrError("no input: give video files/folders or --list FILE (or --list - for stdin)")
     jobs = shard(plan(find_videos(sources), out, root), *parse_shard(shard_spec))
-    todo = [j for j in jobs if overwrite or not is_done(j.target)]
+    todo = pending(jobs, out, overwrite)
     on_plan(jobs, todo)
     summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [], "clips": 0}
     if not todo:
