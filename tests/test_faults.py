@@ -161,3 +161,22 @@ def test_a_rerun_repairs_a_missing_index_row_and_removes_stale_temporaries(tmp_p
     index = [json.loads(r) for r in (out / "index.jsonl").read_text().splitlines()]
     assert sorted(r["features"] for r in index) == ["a.npy", "b.npy"]  # one row per feature file
     assert not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".mkv", ".mp4"])
+def test_a_stream_that_starts_late_counts_its_clips_from_its_first_frame(tmp_path, suffix):
+    """A 0.4 s cut whose first frame is at 8.3 s: one clip (was 9), times as a player shows them."""
+    from tempclr_cli.core.media.video import write_video
+    from videos import frame_with_index
+
+    video = write_video(tmp_path / f"cut{suffix}", (frame_with_index(k) for k in range(4)), 10,
+                        times=[8.3 + k / 10 for k in range(4)])
+    done = tempclr("extract", str(video), "-o", str(tmp_path / "f"), "--workers", "0", "-q", *TINY)
+    assert done.returncode == 0, done.stderr
+    row = json.loads((tmp_path / "f" / "index.jsonl").read_text().splitlines()[-1])
+    assert row["clips"] == 1 and row["starts"] == [0.0]
+    assert row["start_offset"] == pytest.approx(8.3) and row["duration"] == pytest.approx(0.4)
+    (tmp_path / "s.txt").write_text("one step\n")
+    aligned = tempclr("align", str(video), str(tmp_path / "s.txt"), "-f", "json", *TINY)
+    result = json.loads(aligned.stdout)
+    assert result["duration"] == pytest.approx(0.4) and result["steps"][0]["start"] == 0.0

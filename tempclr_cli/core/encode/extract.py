@@ -4,7 +4,7 @@ Output layout (the one VideoCLIP/TempCLR tools read): one `<name>.npy` of shape
 (clips, dim) per video, mirroring the input tree under the output folder, plus
 
     index.jsonl     one row per processed video: source, features, clips, starts, ends,
-                    frame_times, duration, fps, clip_seconds, model, pretrained, dim, status
+                    frame_times, duration, start_offset, fps, clip_seconds, model, pretrained, dim, status
     failures.jsonl  one row per video that could not be decoded, with the reason
 
 Rows are appended (a rerun with --overwrite appends a newer row; readers keep the
@@ -166,7 +166,7 @@ class DecodeStream(IterableDataset):
             reason = str(e) if isinstance(e, TempclrError) else f"{source}: {type(e).__name__}: {e}"
             yield {"video": i, "error": reason}
             return
-        yield {**self._pack(i, chunk, last=True), "end": info["end"]}
+        yield {**self._pack(i, chunk, last=True), "end": info["end"], "start": info["start"]}
 
     def _pack(self, i: int, chunk: list, last: bool) -> dict:
         frames = np.stack([_crop(s.image, self.size) for s in chunk]) if chunk else None
@@ -201,21 +201,21 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path) -> Iterator[Vid
         prefetch_factor=4 if workers else None,
         persistent_workers=False,
     )
-    pending: dict[int, dict] = {}
+    partial: dict[int, dict] = {}
     for item in loader:
         i = item["video"]
         if "error" in item:
-            pending.pop(i, None)
+            partial.pop(i, None)
             yield _record_failure(jobs[i], item["error"], out)
             continue
-        acc = pending.setdefault(i, {"emb": [], "times": [], "frame_times": [], "start": time.perf_counter()})
+        acc = partial.setdefault(i, {"emb": [], "times": [], "frame_times": [], "start": time.perf_counter()})
         if item["frames"] is not None:
             acc["emb"].append(encoder.encode_images(item["frames"]))
             acc["times"] += item["times"]
             acc["frame_times"] += item["frame_times"]
             yield len(item["times"])
         if item["last"]:
-            yield _finish(jobs[i], {**pending.pop(i), "duration": item["end"]}, encoder, cfg, out)
+            yield _finish(jobs[i], {**partial.pop(i), "duration": item["end"], "offset": item["start"]}, encoder, cfg, out)
 
 
 def pool_clips(emb, times: list[float], clip_seconds: float):
@@ -271,6 +271,7 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         "ends": [round(e, 4) for e in ends],
         "frame_times": [round(t, 4) for t in acc["frame_times"]],
         "duration": round(acc["duration"], 4),  # the last frame's end
+        "start_offset": round(acc["offset"], 4),  # the stream's first presentation time: times above count from it
         "fps": cfg.fps,
         "clip_seconds": None if cfg.per_frame else cfg.clip_seconds,
         "model": encoder.name,

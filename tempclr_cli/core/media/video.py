@@ -133,8 +133,10 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
     """Stream samples of `path` at `fps` (see the module docstring for which frame is picked).
 
     Only kept frames are converted to RGB (and resized, short side = `short_side`).
-    When the stream is exhausted, `info["end"]` (if given) holds the video's end: when its
-    last decoded frame leaves the screen, in seconds. Raises VideoError for files that
+    Times count from the first frame (a stream whose first frame is at 8.3 s, as cuts of
+    broadcasts often are, starts at 0 here, as in a player). When the stream is exhausted,
+    `info` (if given) holds "end", when the last decoded frame leaves the screen, and
+    "start", the first frame's own presentation time. Raises VideoError for files that
     cannot be decoded.
     """
     import av
@@ -149,11 +151,14 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         k, prev, prev_rgb, prev_time, decoded = 0, None, None, 0.0, 0
         key_gap, last_key = 0.0, None  # the longest keyframe interval seen so far (seconds)
+        start = None  # the first frame's presentation time: a stream cut from a broadcast starts late
         seeking, sought = True, False  # seeking stops for good if a seek ever lands behind us
         frames = container.decode(stream)
         try:
             for frame in _restartable(lambda: frames):  # noqa: B023 - reads the iterator a seek swaps in
-                t = frame.time if frame.time is not None else prev_time + 1 / rate
+                if start is None:  # times count from the first frame, as a player shows them
+                    start = frame.time or 0.0
+                t = frame.time - start if frame.time is not None else prev_time + 1 / rate
                 if prev is not None and t <= prev_time:
                     seeking = seeking and not sought
                     sought = False
@@ -172,7 +177,7 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
                 target = (k + 0.5) / fps
                 if seeking and key_gap and target - t > key_gap + 2 / rate:
                     # sparse sampling: a keyframe lies between here and the next sample; jump to it
-                    container.seek(int(target / stream.time_base), stream=stream, backward=True)
+                    container.seek(int((target + start) / stream.time_base), stream=stream, backward=True)
                     frames, last_key, sought = container.decode(stream), None, True  # gaps: decoded keyframes
         except av.FFmpegError as e:
             if decoded == 0:
@@ -182,7 +187,7 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
             raise VideoError(f"{path}: no decodable video frames")
         end = prev_time + _frame_seconds(prev, rate)
         if info is not None:
-            info["end"] = end
+            info["end"], info["start"] = end, start
         while (k + 0.5) / fps < end or k == 0:
             if prev_rgb is None:
                 prev_rgb = _to_rgb(prev, short_side)
