@@ -180,3 +180,17 @@ def test_a_stream_that_starts_late_counts_its_clips_from_its_first_frame(tmp_pat
     aligned = tempclr("align", str(video), str(tmp_path / "s.txt"), "-f", "json", *TINY)
     result = json.loads(aligned.stdout)
     assert result["duration"] == pytest.approx(0.4) and result["steps"][0]["start"] == 0.0
+
+
+def test_a_cut_off_video_is_kept_flagged_and_reported(tmp_path):
+    full = cfr(tmp_path / "in" / "full.mkv", 4.0)
+    data = full.read_bytes()
+    (tmp_path / "in" / "half.mkv").write_bytes(data[: len(data) // 2])  # the header still says 4 s
+    done = tempclr("extract", str(tmp_path / "in"), "-o", str(tmp_path / "f"), "--workers", "0", "--json", *TINY)
+    assert done.returncode == 0, done.stderr
+    assert "half.mkv" in done.stderr and "truncated" in done.stderr
+    summary = json.loads(done.stdout)
+    assert [Path(s).name for s in summary["truncated"]] == ["half.mkv"]
+    rows = {json.loads(r)["features"]: json.loads(r) for r in (tmp_path / "f" / "index.jsonl").read_text().splitlines()}
+    assert rows["half.npy"]["truncated"] is True and rows["half.npy"]["duration"] < 2
+    assert rows["full.npy"]["truncated"] is False and rows["full.npy"]["duration"] == pytest.approx(4.0)

@@ -62,9 +62,10 @@ def extract(
     With --model r3d18 --checkpoint RUN/last.pt (a TCLR run), each clip is encoded from
     16 consecutive samples at 16 / --clip-seconds fps (the checkpoint's clip length).
 
-    Resumable: videos whose .npy exists and loads are skipped. Videos that cannot be
-    decoded are listed in OUT/failures.jsonl and the run goes on. Exit code 0 when
-    every video succeeded, 3 when some failed, 2 on bad input.
+    Resumable: videos whose .npy and index row exist are skipped. Videos that cannot be
+    decoded are listed in OUT/failures.jsonl and the run goes on; a file that ends well
+    before its declared duration is kept, flagged "truncated" in index.jsonl, with a
+    warning. Exit code 0 when every video succeeded, 3 when some failed, 2 on bad input.
 
     Examples:
 
@@ -94,6 +95,9 @@ def extract(
             bar.advance(state["task"])
             if event.status != "ok":
                 log(f"[yellow]failed[/yellow] {escape(event.reason)}", quiet)
+            elif event.row["truncated"]:  # said even with --quiet: the features cover less than the file claims
+                err.print(f"[yellow]warning:[/yellow] {escape(str(event.job.source))} ends at {event.row['duration']:.1f} s, "
+                          "well before its declared duration (cut off?); kept, flagged truncated in index.jsonl")
 
         summary = extract_videos(sources, out, cfg, model, pretrained, checkpoint, root, shard, overwrite, device,
                                  seed, on_plan, on_event)

@@ -4,11 +4,13 @@ Output layout (the one VideoCLIP/TempCLR tools read): one `<name>.npy` of shape
 (clips, dim) per video, mirroring the input tree under the output folder, plus
 
     index.jsonl     one row per processed video: source, features, clips, starts, ends,
-                    frame_times, duration, start_offset, fps, clip_seconds, model, pretrained, dim, status
+                    frame_times, duration, start_offset, truncated, fps, clip_seconds, model, pretrained, dim, status
     failures.jsonl  one row per video that could not be decoded, with the reason
 
 Rows are appended (a rerun with --overwrite appends a newer row; readers keep the
-last row per features path). A video whose `.npy` exists and loads is skipped.
+last row per features path). A video whose `.npy` and index row exist is skipped. A file
+that decodes but ends well before its declared duration (cut off) is kept, flagged
+`"truncated": true` in its row, and reported (`summary["truncated"]`, a warning).
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ class DecodeStream(IterableDataset):
             reason = str(e) if isinstance(e, TempclrError) else f"{source}: {type(e).__name__}: {e}"
             yield {"video": i, "error": reason}
             return
-        yield {**self._pack(i, chunk, last=True), "end": info["end"], "start": info["start"]}
+        yield {**self._pack(i, chunk, last=True), "end": info["end"], "start": info["start"], "truncated": info["truncated"]}
 
     def _pack(self, i: int, chunk: list, last: bool) -> dict:
         frames = np.stack([_crop(s.image, self.size) for s in chunk]) if chunk else None
@@ -215,7 +217,8 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path) -> Iterator[Vid
             acc["frame_times"] += item["frame_times"]
             yield len(item["times"])
         if item["last"]:
-            yield _finish(jobs[i], {**partial.pop(i), "duration": item["end"], "offset": item["start"]}, encoder, cfg, out)
+            done = {**partial.pop(i), "duration": item["end"], "offset": item["start"], "truncated": item["truncated"]}
+            yield _finish(jobs[i], done, encoder, cfg, out)
 
 
 def pool_clips(emb, times: list[float], clip_seconds: float):
@@ -272,6 +275,7 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         "frame_times": [round(t, 4) for t in acc["frame_times"]],
         "duration": round(acc["duration"], 4),  # the last frame's end
         "start_offset": round(acc["offset"], 4),  # the stream's first presentation time: times above count from it
+        "truncated": acc["truncated"],  # decoding ended well before the declared duration: features cover what decoded
         "fps": cfg.fps,
         "clip_seconds": None if cfg.per_frame else cfg.clip_seconds,
         "model": encoder.name,
@@ -340,7 +344,8 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     jobs = shard(plan(find_videos(sources), out, root), *parse_shard(shard_spec))
     todo = pending(jobs, out, overwrite)
     on_plan(jobs, todo)
-    summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [], "clips": 0}
+    summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [],
+               "truncated": [], "clips": 0}
     if not todo:
         return summary
     seed_everything(seed)
@@ -353,6 +358,8 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
         if event.status == "ok":
             summary["ok"] += 1
             summary["clips"] += event.clips
+            if event.row["truncated"]:
+                summary["truncated"].append(str(event.job.source))
         else:
             summary["failed"].append({"source": str(event.job.source), "reason": event.reason})
     summary["seconds"] = round(time.perf_counter() - start, 2)

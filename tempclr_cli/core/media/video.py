@@ -135,8 +135,9 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
     Only kept frames are converted to RGB (and resized, short side = `short_side`).
     Times count from the first frame (a stream whose first frame is at 8.3 s, as cuts of
     broadcasts often are, starts at 0 here, as in a player). When the stream is exhausted,
-    `info` (if given) holds "end", when the last decoded frame leaves the screen, and
-    "start", the first frame's own presentation time. Raises VideoError for files that
+    `info` (if given) holds "end", when the last decoded frame leaves the screen, "start",
+    the first frame's own presentation time, and "truncated", whether decoding stopped well
+    before the duration the file declares. Raises VideoError for files that
     cannot be decoded.
     """
     import av
@@ -188,6 +189,7 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         end = prev_time + _frame_seconds(prev, rate)
         if info is not None:
             info["end"], info["start"] = end, start
+            info["truncated"] = _ends_early(container, stream, start, end, rate)
         while (k + 0.5) / fps < end or k == 0:
             if prev_rgb is None:
                 prev_rgb = _to_rgb(prev, short_side)
@@ -221,6 +223,19 @@ def read_frames(path: str | Path, short_side: int | None = None) -> np.ndarray:
     if not frames:
         raise VideoError(f"{path}: no decodable video frames")
     return np.stack(frames)
+
+
+def _ends_early(container, stream, start: float, end: float, rate: float) -> bool:
+    """Whether decoding stopped well before the duration the file declares (a cut-off file).
+
+    Containers declare either the span (MP4, MPEG-TS) or the end time (Matroska counts from
+    0, so a stream starting at 8.3 s declares 8.7): early means short of both readings."""
+    declared = [float(stream.duration * stream.time_base)] if stream.duration else []
+    declared += [container.duration / 1_000_000] if container.duration else []
+    if not declared:
+        return False
+    expected, slack = max(declared), max(0.5, 2 / rate)
+    return end < expected - slack and start + end < expected - slack
 
 
 def _restartable(source):
