@@ -64,6 +64,21 @@ def _umask() -> int:
     return mask
 
 
+def read_text(path: str | os.PathLike, what: str, expected: str, hint: str = "") -> str:
+    """A user's UTF-8 text file, with errors that name it: `what` (not found), `expected`
+    (given a folder), `hint` (how to fix an encoding)."""
+    from tempclr_cli.core.errors import TempclrError
+
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise TempclrError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise TempclrError(f"{path}: is a folder; expected {expected}") from None
+    except UnicodeDecodeError as e:
+        raise TempclrError(f"{path}: not UTF-8 text (byte {e.start}){hint}") from None
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -16,11 +16,11 @@ import csv
 import io
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.io import read_text
 from tempclr_cli.core.media import subtitles
 
 
@@ -70,15 +70,8 @@ def read_steps(source: str, stdin_text: str | None = None) -> list[str]:
     if source == "-":
         text = stdin_text or ""
     else:
-        path = Path(source)
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except FileNotFoundError:
-            raise TempclrError(f"{source}: steps file not found") from None
-        except IsADirectoryError:
-            raise TempclrError(f"{source}: is a folder; expected a text file with one step a line (or - for stdin)") from None
-        except UnicodeDecodeError as e:
-            raise TempclrError(f"{source}: not UTF-8 text (byte {e.start}); save the steps as UTF-8") from None
+        text = read_text(source, "steps file", "a text file with one step a line (or - for stdin)",
+                         "; save the steps as UTF-8")
     steps = [line.strip() for line in text.splitlines()]
     steps = [s for s in steps if s and not s.startswith("#")]
     if not steps:

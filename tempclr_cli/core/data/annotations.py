@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.io import read_text
 
 
 @dataclass
@@ -34,14 +35,9 @@ class Video:
 
 
 def _load_json(path: Path) -> dict:
+    text = read_text(path, "annotation file", "an annotation JSON file", "; expected an annotation JSON file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TempclrError(f"{path}: annotation file not found") from None
-    except IsADirectoryError:
-        raise TempclrError(f"{path}: is a folder; expected an annotation JSON file") from None
-    except UnicodeDecodeError as e:
-        raise TempclrError(f"{path}: not a UTF-8 JSON annotation file (byte {e.start})") from None
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise TempclrError(f"{path}: invalid JSON ({e.msg} at line {e.lineno})") from None
 

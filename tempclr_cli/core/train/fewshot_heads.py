@@ -17,7 +17,6 @@ evaluate on meta-test classes with `tempclr fewshot FEATURES --labels TEST --che
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,20 +95,16 @@ class FewshotTask:
         return {**encoder, "classes": self.classes, "frames": self.recipe.data.units, "videos": len(self.ids)}
 
     def steps_per_epoch(self, world: int) -> int:
-        per_rank = max(1, self.recipe.train.batch_size // world)
-        return math.ceil(math.ceil(len(self.ids) / world) / per_rank)
+        from tempclr_cli.core.train.trainer import steps_per_epoch
+
+        return steps_per_epoch(len(self.ids), self.recipe, world)
 
     def batches(self, epoch: int, rank: int, world: int):
-        """This rank's share of a seeded shuffle of the videos; the keys of anchor i in epoch e
-        depend on (seed, e, i) only, so one process and several ranks draw the same ones."""
-        from tempclr_cli.core.train.trainer import epoch_generator
+        """This rank's batches of anchors; the keys of anchor i in epoch e depend on (seed, e, i)
+        only, so one process and several ranks draw the same ones."""
+        from tempclr_cli.core.train.trainer import rank_batches
 
-        order = torch.randperm(len(self.ids), generator=epoch_generator(self.recipe.train.seed, epoch)).tolist()
-        order += order[: (-len(order)) % world]
-        mine = order[rank::world]
-        per_rank = max(1, self.recipe.train.batch_size // world)
-        for k in range(0, len(mine), per_rank):
-            anchors = mine[k : k + per_rank]
+        for anchors in rank_batches(len(self.ids), self.recipe, epoch, rank, world):
             keys, orders = zip(*(self._keys(i, epoch) for i in anchors))
             yield VideoBatch(torch.tensor(anchors), torch.stack(keys), torch.stack(orders)).to(self.device)
 

@@ -207,23 +207,17 @@ class TempCLRTask:
         return {**self.encoder.to_meta(), "videos": len(self.video_ids)}
 
     def steps_per_epoch(self, world: int) -> int:
-        per_rank = max(1, self.recipe.train.batch_size // world)
-        return math.ceil(math.ceil(len(self.sequences) / world) / per_rank)
+        from tempclr_cli.core.train.trainer import steps_per_epoch
+
+        return steps_per_epoch(len(self.sequences), self.recipe, world)
 
     def batches(self, epoch: int, rank: int, world: int):
-        """This rank's batches of epoch `epoch`: a seeded shuffle, split across ranks.
+        """This rank's batches of epoch `epoch`. Negatives of sequence i in epoch e depend on
+        (seed, e, i) only, so one process and several ranks draw the same ones."""
+        from tempclr_cli.core.train.trainer import rank_batches
 
-        Negatives of sequence i in epoch e depend on (seed, e, i) only, so one process
-        and several ranks sharing the same global batch draw the same ones.
-        """
-        from tempclr_cli.core.train.trainer import epoch_generator
-
-        order = torch.randperm(len(self.sequences), generator=epoch_generator(self.recipe.train.seed, epoch)).tolist()
-        order += order[: (-len(order)) % world]  # every rank gets the same number of sequences
-        mine = order[rank::world]
-        per_rank = max(1, self.recipe.train.batch_size // world)
-        for k in range(0, len(mine), per_rank):
-            yield self._collate(mine[k : k + per_rank], epoch).to(self.device)
+        for indices in rank_batches(len(self.sequences), self.recipe, epoch, rank, world):
+            yield self._collate(indices, epoch).to(self.device)
 
     def _negatives(self, index: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         from tempclr_cli.core.train.trainer import epoch_generator

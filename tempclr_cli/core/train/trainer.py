@@ -17,6 +17,7 @@ CUDA kernels may differ in the last bits).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -119,6 +120,22 @@ class WarmupPlateau:
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def rank_batches(count: int, recipe: Recipe, epoch: int, rank: int, world: int) -> list[list[int]]:
+    """This rank's batches of item indices for epoch `epoch`: a shuffle seeded by (train.seed,
+    epoch), padded so that every rank gets as many items, dealt round-robin, cut into
+    train.batch_size / world. One process and several ranks see the same global batches."""
+    order = torch.randperm(count, generator=epoch_generator(recipe.train.seed, epoch)).tolist()
+    order += order[: (-len(order)) % world]
+    mine = order[rank::world]
+    per_rank = max(1, recipe.train.batch_size // world)
+    return [mine[k : k + per_rank] for k in range(0, len(mine), per_rank)]
+
+
+def steps_per_epoch(count: int, recipe: Recipe, world: int) -> int:
+    """How many batches `rank_batches` gives each rank."""
+    return math.ceil(math.ceil(count / world) / max(1, recipe.train.batch_size // world))
 
 
 def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
