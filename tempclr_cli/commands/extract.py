@@ -93,6 +93,8 @@ def extract(
                 bar.update(state["task"], rate=f"{state['frames'] / (time.perf_counter() - state['start']):.0f} frames/s")
                 return
             bar.advance(state["task"])
+            if event.status == "skipped":
+                return
             if event.status != "ok":
                 log(f"[yellow]failed[/yellow] {escape(event.reason)}", quiet)
             elif event.row["truncated"]:  # said even with --quiet: the features cover less than the file claims

@@ -18,7 +18,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     if path.is_symlink():  # write to what the link points at; the link stays a link
         path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_OWNER}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{OWNER}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -30,22 +30,55 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 _HOST = socket.gethostname().replace(".", "_")
-_OWNER = f"{_HOST}-{os.getpid()}"  # in every temporary name: who may still be writing it
+OWNER = f"{_HOST}-{os.getpid()}"  # in every temporary name and claim: who may still be writing it
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> int:
-    """Delete the temporary files that killed processes of this host left under `folder`.
-    Temporaries of live processes, and of other hosts (a shared file system), stay."""
+    """Delete the temporary files and claims that killed processes of this host left under
+    `folder`. Those of live processes, and of other hosts (a shared file system), stay."""
     removed = 0
     for tmp in Path(folder).rglob(".*.tmp"):
         owner = tmp.name[: -len(".tmp")].rsplit(".", 2)
-        if len(owner) < 3 or "-" not in owner[1]:
-            continue
-        name, pid = owner[1].rsplit("-", 1)
-        if name == _HOST and pid.isdigit() and not _alive(int(pid)):
+        if len(owner) == 3 and _dead(owner[1]):
             tmp.unlink(missing_ok=True)
             removed += 1
+    for claim in Path(folder).rglob(".*.claim"):
+        if _dead(_read_owner(claim)):
+            claim.unlink(missing_ok=True)
+            removed += 1
     return removed
+
+
+def claim(path: str | os.PathLike, owner: str = OWNER) -> bool:
+    """Take `path` (a claim file) for `owner` unless a live process holds it: concurrent runs
+    into one folder each do a share of the work, never the same piece twice. A claim that a
+    dead process of this host left is taken over."""
+    path = Path(path)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            if not _dead(_read_owner(path)):
+                return False
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(owner)
+        return True
+    return False
+
+
+def _read_owner(claim_file: Path) -> str:
+    try:
+        return claim_file.read_text()
+    except OSError:
+        return ""
+
+
+def _dead(owner: str) -> bool:
+    """`owner` is `host-pid`: true when that is a process of this host that no longer runs."""
+    name, _, pid = owner.rpartition("-")
+    return name == _HOST and pid.isdigit() and not _alive(int(pid))
 
 
 def _alive(pid: int) -> bool:
@@ -97,10 +130,14 @@ def save_npy(path: str | os.PathLike, array) -> None:
 
 
 def append_jsonl(path: str | os.PathLike, row: dict) -> None:
-    """Append one JSON line with a single write (O_APPEND keeps concurrent rows whole)."""
+    """Append one JSON line with a single write under an exclusive lock: rows of concurrent
+    writers stay whole (O_APPEND alone does not promise that on network file systems)."""
+    import fcntl
+
     data = (json.dumps(row) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, data)
     finally:
         os.close(fd)

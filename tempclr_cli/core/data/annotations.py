@@ -49,19 +49,40 @@ def _database(path: Path) -> dict:
     return data["database"]
 
 
+def _seconds(value, where: str) -> float:
+    """A finite, non-negative number of seconds, or an error naming the field."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise TempclrError(f"{where}: expected a number of seconds, got {value!r}") from None
+    if not 0 <= x < 1e9:  # also false for nan
+        raise TempclrError(f"{where}: {value!r} is not a time in seconds (finite, >= 0)")
+    return x
+
+
+def _step(path: Path, vid: str, k: int, a, list_key: str, text_key: str) -> Step:
+    where = f"{path}: video {vid}: {list_key}[{k}]"
+    if not isinstance(a, dict) or not isinstance(a.get("segment"), list) or len(a["segment"]) != 2:
+        raise TempclrError(f"{where}: expected {{'segment': [start, end], '{text_key}': ...}}")
+    if not isinstance(a.get(text_key), str):
+        raise TempclrError(f"{where}.{text_key}: expected text, got {a.get(text_key)!r}")
+    start, end = (_seconds(t, f"{where}.segment") for t in a["segment"])
+    if end < start:
+        raise TempclrError(f"{where}.segment: ends ({end}) before it starts ({start})")
+    return Step(start, end, a[text_key], str(a.get("id", "")))
+
+
 def _read_database(path: Path, list_key: str, text_key: str, task_key: str | None) -> list[Video]:
     videos = []
     for vid, entry in _database(path).items():
-        try:
-            steps = [Step(float(a["segment"][0]), float(a["segment"][1]), a[text_key], str(a.get("id", "")))
-                     for a in entry[list_key]]
-        except (KeyError, TypeError, IndexError):
-            raise TempclrError(
-                f"{path}: video {vid}: '{list_key}' entries need 'segment' [start, end] and '{text_key}'"
-            ) from None
-        steps.sort(key=lambda s: s.start)
+        if not isinstance(entry, dict) or not isinstance(entry.get(list_key), list):
+            raise TempclrError(f"{path}: video {vid}: expected an object with a '{list_key}' list")
+        steps = sorted((_step(path, vid, k, a, list_key, text_key) for k, a in enumerate(entry[list_key])),
+                       key=lambda s: s.start)
+        duration = entry.get("duration")
+        duration = None if duration is None else _seconds(duration, f"{path}: video {vid}: duration")
         task = str(entry.get(task_key, "")) if task_key else ""
-        videos.append(Video(vid, entry.get("subset", ""), entry.get("duration"), steps, task))
+        videos.append(Video(vid, str(entry.get("subset", "")), duration, steps, task))
     return videos
 
 
@@ -77,7 +98,7 @@ def read_coin(path: Path) -> list[Video]:
 
 def read_crosstask_tasks(path: Path) -> dict[str, list[str]]:
     """tasks_primary.txt: blocks of task id, name, url, #steps, comma-separated steps, blank line."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_text(path, "CrossTask task file", "tasks_primary.txt").splitlines()
     tasks, k = {}, 0
     while k < len(lines):
         if not lines[k].strip():
@@ -87,6 +108,8 @@ def read_crosstask_tasks(path: Path) -> dict[str, list[str]]:
         if len(block) < 5:
             raise TempclrError(f"{path}:{k + 1}: incomplete task block (id, name, url, #steps, steps)")
         steps = [s.strip() for s in block[4].split(",")]
+        if not block[3].strip().isdigit():
+            raise TempclrError(f"{path}:{k + 4}: expected the number of steps, got {block[3]!r}")
         if len(steps) != int(block[3]):
             raise TempclrError(f"{path}:{k + 1}: task {block[0]} lists {len(steps)} steps, header says {block[3]}")
         tasks[block[0].strip()] = steps
@@ -102,11 +125,23 @@ def read_crosstask(folder: Path) -> tuple[list[Video], dict[str, list[str]]]:
         task, vid = path.stem.split("_", 1)
         if task not in tasks:
             continue
-        with path.open(encoding="utf-8", newline="") as f:
-            rows = [r for r in csv.reader(f) if r]
-        steps = [Step(float(r[1]), float(r[2]), tasks[task][int(float(r[0])) - 1]) for r in rows]
+        rows = [r for r in csv.reader(read_text(path, "annotation", "a CSV file").splitlines()) if r]
+        steps = [_crosstask_step(path, k, r, tasks[task]) for k, r in enumerate(rows)]
         videos.append(Video(vid, "", None, sorted(steps, key=lambda s: s.start), task))
     return videos, tasks
+
+
+def _crosstask_step(path: Path, k: int, row: list[str], steps: list[str]) -> Step:
+    """One `step, start, end` row (step numbers from 1)."""
+    where = f"{path}:{k + 1}"
+    try:
+        number = float(row[0])
+    except (IndexError, ValueError):
+        number = 0.0
+    if len(row) < 3 or not number.is_integer() or not 1 <= number <= len(steps):
+        raise TempclrError(f"{where}: expected 'step (1-{len(steps)}),start,end', got {','.join(row)!r}")
+    start, end = _seconds(row[1], f"{where}: start"), _seconds(row[2], f"{where}: end")
+    return Step(start, end, steps[int(number) - 1])
 
 
 def crosstask_subsets(folder: Path, has_features, n_train: int = 30, seed: int = 0) -> dict[tuple[str, str], str]:

@@ -110,7 +110,7 @@ def load_clip(model: str = "ViT-B-32", pretrained: str = "openai", device="cpu",
     except (FileNotFoundError, ValueError) as e:
         raise TempclrError(f"--pretrained {pretrained}: {e}") from None
     except Exception as e:  # noqa: BLE001 - download failures come in many types
-        raise TempclrError(_download_help(model, pretrained, e)) from None
+        raise TempclrError(_download_help(model, pretrained, type(e).__name__)) from None
     finally:
         for lg, level in zip(loggers, previous):
             lg.setLevel(level)
@@ -153,13 +153,53 @@ def _weights_source(model: str, pretrained: str) -> str:
             f"--pretrained {pretrained}: not a weight tag for {model} (known: {known}); "
             "or give a checkpoint file, local-dir:PATH, or 'none' for random weights"
         )
+    _cached_or_reachable(model, pretrained)
     return pretrained
 
 
-def _download_help(model: str, pretrained: str, error: Exception) -> str:
+def _cached_or_reachable(model: str, tag: str) -> None:
+    """Fail in seconds when weights that are not cached cannot be fetched: on an air-gapped
+    machine the hub's download retries would otherwise take about a minute."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(model, tag)
+    if _cached(cfg):
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+        raise TempclrError(_download_help(model, tag, "HF_HUB_OFFLINE is set"))
+    hub = cfg.get("hf_hub")
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co") if hub else cfg.get("url", ""))
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=3).close()
+    except (OSError, TypeError) as e:
+        raise TempclrError(_download_help(model, tag, f"{url.hostname} unreachable: {e}")) from None
+
+
+def _cached(cfg: dict) -> bool:
+    """Whether open_clip would find these weights without the network."""
+    import os
+
+    if cfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, name = os.path.split(cfg["hf_hub"])
+        names = {name or "open_clip_pytorch_model.bin", "open_clip_model.safetensors"}
+        names.add(str(Path(name or "open_clip_pytorch_model.bin").with_suffix(".safetensors")))
+        return any(isinstance(try_to_load_from_cache(repo, n), str) for n in names)
+    return (Path("~/.cache/clip").expanduser() / os.path.basename(cfg.get("url", "") or "-")).is_file()
+
+
+def _download_help(model: str, pretrained: str, reason: str) -> str:
+    import os
+
+    hint = "" if os.environ.get("HF_HUB_OFFLINE") else "; set HF_HUB_OFFLINE=1 to skip the download attempt"
     return (
         f"weights {model}/{pretrained} are not in the local cache and could not be downloaded "
-        f"({type(error).__name__}; set HF_HUB_OFFLINE=1 to skip the download attempt). On a connected machine run: python -c \"import open_clip; "
+        f"({reason}{hint}). On a connected machine run: python -c \"import open_clip; "
         f"open_clip.create_model('{model}', pretrained='{pretrained}')\" to fill the cache "
         "(~/.cache/huggingface), or pass --pretrained /path/to/checkpoint.pt; "
         "--pretrained none uses random weights"

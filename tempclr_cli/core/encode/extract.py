@@ -8,7 +8,9 @@ Output layout (the one VideoCLIP/TempCLR tools read): one `<name>.npy` of shape
     failures.jsonl  one row per video that could not be decoded, with the reason
 
 Rows are appended (a rerun with --overwrite appends a newer row; readers keep the
-last row per features path). A video whose `.npy` and index row exist is skipped. A file
+last row per features path). A video whose `.npy` and index row exist is skipped. Runs
+that share an output folder (two shells, a SLURM array) claim each video first, with a
+`.<name>.npy.claim` file beside its output, so every video is extracted once. A file
 that decodes but ends well before its declared duration (cut off) is kept, flagged
 `"truncated": true` in its row, and reported (`summary["truncated"]`, a warning).
 """
@@ -81,7 +83,7 @@ class Job:
 @dataclass
 class VideoResult:
     job: Job
-    status: str  # "ok" | "failed"
+    status: str  # "ok" | "failed" | "skipped" (another run claimed it)
     clips: int = 0
     reason: str = ""
     row: dict = field(default_factory=dict)
@@ -144,17 +146,32 @@ class DecodeStream(IterableDataset):
 
     Yields dicts: {"video", "frames" (n, S, S, 3) uint8, "times", "frame_times", "last"} (the last
     one also "end": the video's end in seconds),
-    or {"video", "error"} for a video that cannot be decoded (never raises).
+    or {"video", "error"} for a video that cannot be decoded (never raises),
+    or {"video", "skipped"} for one another run claimed, or finished after `since` (with `owner`).
     """
 
-    def __init__(self, jobs: list[Job], cfg: ExtractConfig, size: int):
-        self.jobs, self.cfg, self.size = jobs, cfg, size
+    def __init__(self, jobs: list[Job], cfg: ExtractConfig, size: int, owner: str | None = None,
+                 since: float | None = None):
+        self.jobs, self.cfg, self.size, self.owner, self.since = jobs, cfg, size, owner, since
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         wid, n = (info.id, info.num_workers) if info else (0, 1)
         for i in range(wid, len(self.jobs), n):
+            if self.owner and not self._claim(self.jobs[i].target):
+                yield {"video": i, "skipped": True}
+                continue
             yield from self._decode_one(i)
+
+    def _claim(self, target: Path) -> bool:
+        """Claim `target` for this run; False when another run holds it or wrote it meanwhile."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not io.claim(claim_path(target), self.owner):
+            return False
+        if self.since is not None and target.exists() and target.stat().st_mtime >= self.since:
+            claim_path(target).unlink(missing_ok=True)
+            return False
+        return True
 
     def _decode_one(self, i: int) -> Iterator[dict]:
         source, chunk, info = self.jobs[i].source, [], {}
@@ -190,13 +207,18 @@ def _crop(image: np.ndarray, size: int) -> np.ndarray:
 # --- the run -------------------------------------------------------------------------------
 
 
-def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path) -> Iterator[VideoResult | int]:
-    """Extract every job; yields the number of frames encoded (progress) and each VideoResult."""
+def claim_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.claim")
+
+
+def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | None = None) -> Iterator[VideoResult | int]:
+    """Extract every job that no concurrent run claims or has written since `since` (the
+    time.time() of the plan, when given); yields the number of frames encoded (progress) and each VideoResult."""
     cfg.check()
     out.mkdir(parents=True, exist_ok=True)
     workers = min(cfg.workers, len(jobs))
     loader = DataLoader(
-        DecodeStream(jobs, cfg, encoder.image_size),
+        DecodeStream(jobs, cfg, encoder.image_size, owner=io.OWNER, since=since),
         batch_size=None,
         num_workers=workers,
         pin_memory=encoder.device.type == "cuda",
@@ -206,9 +228,13 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path) -> Iterator[Vid
     partial: dict[int, dict] = {}
     for item in loader:
         i = item["video"]
+        if "skipped" in item:
+            yield VideoResult(jobs[i], "skipped")
+            continue
         if "error" in item:
             partial.pop(i, None)
             yield _record_failure(jobs[i], item["error"], out)
+            claim_path(jobs[i].target).unlink(missing_ok=True)
             continue
         acc = partial.setdefault(i, {"emb": [], "times": [], "frame_times": [], "start": time.perf_counter()})
         if item["frames"] is not None:
@@ -219,6 +245,7 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path) -> Iterator[Vid
         if item["last"]:
             done = {**partial.pop(i), "duration": item["end"], "offset": item["start"], "truncated": item["truncated"]}
             yield _finish(jobs[i], done, encoder, cfg, out)
+            claim_path(jobs[i].target).unlink(missing_ok=True)
 
 
 def pool_clips(emb, times: list[float], clip_seconds: float):
@@ -305,10 +332,12 @@ def read_index(folder: Path) -> dict[str, dict]:
     rows: dict[str, dict] = {}
     path = folder / INDEX
     if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
                 row = json.loads(line)
                 rows[row["features"]] = row
+            except (ValueError, KeyError, TypeError):  # a row torn by a crash: its video counts as not done
+                continue
     return rows
 
 
@@ -342,6 +371,7 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     if not sources:
         raise TempclrError("no input: give video files/folders or --list FILE (or --list - for stdin)")
     jobs = shard(plan(find_videos(sources), out, root), *parse_shard(shard_spec))
+    since = time.time()
     todo = pending(jobs, out, overwrite)
     on_plan(jobs, todo)
     summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [],
@@ -351,11 +381,13 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     seed_everything(seed)
     encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device), seed)
     start = time.perf_counter()
-    for event in run(todo, encoder, cfg, out):
+    for event in run(todo, encoder, cfg, out, since):
         on_event(event)
         if isinstance(event, int):
             continue
-        if event.status == "ok":
+        if event.status == "skipped":
+            summary["skipped"] += 1
+        elif event.status == "ok":
             summary["ok"] += 1
             summary["clips"] += event.clips
             if event.row["truncated"]:

@@ -26,7 +26,7 @@ from tempclr_cli.core import io
 from tempclr_cli.core.errors import TempclrError
 
 VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts"}
+    {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts", ".gif"}
 )
 _CONTAINER = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov"}
 _CODEC = {".webm": "libvpx", ".avi": "mpeg4"}
@@ -152,14 +152,14 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         k, prev, prev_rgb, prev_time, decoded = 0, None, None, 0.0, 0
         key_gap, last_key = 0.0, None  # the longest keyframe interval seen so far (seconds)
-        start = None  # the first frame's presentation time: a stream cut from a broadcast starts late
+        start, start_pts = None, None  # the first frame: a stream cut from a broadcast starts late
         seeking, sought = True, False  # seeking stops for good if a seek ever lands behind us
         frames = container.decode(stream)
         try:
             for frame in _restartable(lambda: frames):  # noqa: B023 - reads the iterator a seek swaps in
                 if start is None:  # times count from the first frame, as a player shows them
-                    start = frame.time or 0.0
-                t = frame.time - start if frame.time is not None else prev_time + 1 / rate
+                    start, start_pts = frame.time or 0.0, frame.pts
+                t = _since(frame, start_pts, prev_time + 1 / rate)
                 if prev is not None and t <= prev_time:
                     seeking = seeking and not sought
                     sought = False
@@ -197,6 +197,14 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
             k += 1
     finally:
         container.close()
+
+
+def _since(frame, start_pts: int | None, fallback: float) -> float:
+    """Seconds from the first frame, exact in the stream's time base (1.1 - 0.6 in floats is
+    0.5000000000000001, which would pick the frame before a sample at 0.5)."""
+    if frame.pts is None or start_pts is None:
+        return fallback
+    return float((frame.pts - start_pts) * frame.time_base)
 
 
 def read_frames(path: str | Path, short_side: int | None = None) -> np.ndarray:

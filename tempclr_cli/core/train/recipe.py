@@ -179,7 +179,7 @@ def _read_yaml(path: Path) -> dict:
         raise TempclrError(f"{path}: cannot read recipe ({e})") from None
     try:
         raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: an integer of over 4300 digits
         raise TempclrError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
     if raw is None:
         return {}
@@ -230,7 +230,7 @@ def _apply_override(raw: dict, item: str) -> None:
         raise TempclrError(f"--set {item!r}: expected KEY=VALUE, e.g. --set optim.lr=3e-4")
     try:
         parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):
         parsed = value
     node = raw
     parts = key.strip().split(".")
@@ -289,6 +289,8 @@ def _check(value: Any, hint: Any, f: dataclasses.Field, path: str, source: str) 
     for v in value if isinstance(value, list) else [value]:
         if isinstance(v, float) and not math.isfinite(v):
             raise TempclrError(f"{path}: {v} is not a finite number in {source}")
+        if isinstance(v, int) and abs(v) >= 2**63:  # no count or seed is that large; torch would overflow
+            raise TempclrError(f"{path}: {str(v)[:12]}... ({len(str(v))} digits) is too large in {source}")
     lo, hi = f.metadata.get("range", (None, None))
     if value is not None and not isinstance(value, bool):
         if (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -319,5 +321,6 @@ def _coerce(value: Any, hint: Any, path: str, source: str) -> Any:
         except ValueError:
             pass
     if (isinstance(value, bool) and hint is not bool) or not isinstance(value, hint):
-        raise TempclrError(f"{path}: expected {hint.__name__}, got {value!r} in {source}")
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise TempclrError(f"{path}: expected {hint.__name__}, got {shown} in {source}")
     return value

@@ -1,0 +1,96 @@
+"""Interrupted and concurrent extraction (#21): kill -9 at five moments then a rerun, and two
+runs into one folder, each end with exactly what one uninterrupted run writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_faults import TINY
+from videos import cfr
+
+VOLATILE = {"seconds"}  # the only index field that may differ between runs: time taken
+
+
+def extract_cmd(videos: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "tempclr_cli", "extract", str(videos), "-o", str(out), "--workers", "0", "--json",
+            "-q", *TINY]
+
+
+def start(videos: Path, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(extract_cmd(videos, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def contents(out: Path) -> dict:
+    """Everything a run leaves: file names, index rows (less timing) and feature values."""
+    rows = [json.loads(r) for r in (out / "index.jsonl").read_text().splitlines()]
+    return {
+        "files": sorted(str(p.relative_to(out)) for p in out.rglob("*")),
+        "rows": sorted(json.dumps({k: v for k, v in r.items() if k not in VOLATILE}, sort_keys=True) for r in rows),
+        "features": {p.name: np.load(p).tolist() for p in sorted(out.rglob("*.npy"))},
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Eight short videos and one uninterrupted extraction of them."""
+    root = tmp_path_factory.mktemp("interrupts")
+    for k in range(8):
+        cfr(root / "videos" / f"v{k}.mp4", 2.0 + k % 3)
+    done = subprocess.run(extract_cmd(root / "videos", root / "ref"), capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    return root, contents(root / "ref")
+
+
+def index_rows(out: Path) -> int:
+    try:
+        return len((out / "index.jsonl").read_text().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+MOMENTS = {  # when to kill: before the model loads, then at four points of the work
+    "starting": lambda out, t: t > 0.3,
+    "first decode": lambda out, t: out.is_dir(),
+    "first feature file": lambda out, t: any(out.rglob("*.npy")),
+    "after 2 rows": lambda out, t: index_rows(out) >= 2,
+    "after 5 rows": lambda out, t: index_rows(out) >= 5,
+}
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_kill_9_then_rerun_equals_an_uninterrupted_run(reference, tmp_path, moment):
+    root, expected = reference
+    out = tmp_path / "out"
+    proc, t0 = start(root / "videos", out), time.perf_counter()
+    while proc.poll() is None and not MOMENTS[moment](out, time.perf_counter() - t0):
+        time.sleep(0.002)
+    proc.kill()
+    proc.communicate()
+    assert proc.returncode == -9, f"the run ended before '{moment}'"  # the kill really interrupted it
+    rerun = start(root / "videos", out)
+    stdout, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr
+    assert contents(out) == expected  # same files (no .tmp, no claim), same rows, same features
+
+
+def test_two_runs_into_one_folder_extract_each_video_once(reference, tmp_path):
+    root, expected = reference
+    out = tmp_path / "shared"
+    runs = [start(root / "videos", out) for _ in range(2)]
+    summaries = []
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr
+        summaries.append(json.loads(stdout))
+    assert sum(s["ok"] for s in summaries) == 8  # every video once: no run redid another's
+    assert all(s["ok"] + s["skipped"] == 8 for s in summaries)
+    assert contents(out) == expected
