@@ -32,7 +32,7 @@ Model = Annotated[
     Optional[str],
     typer.Option(
         help="Encoder: any open_clip model name (ViT-B-32, ViT-B-16, ...), 'tiny' (shipped, random "
-        "weights only), or r3d18 (TCLR checkpoint).",
+        "weights only), or r3d18 / r2plus1d18 (a TCLR --checkpoint: a tempclr run or the authors' released .pth).",
         rich_help_panel="Encoder",
     ),
 ]

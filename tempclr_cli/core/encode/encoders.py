@@ -47,14 +47,18 @@ def choose_encoder(model: str | None, pretrained: str | None, seed: int,
     return EncoderSpec(model or base.model, pretrained or base.pretrained, base.seed)
 
 
+TCLR_BACKBONES = ("r3d18", "r2plus1d18")  # --model names that take a TCLR --checkpoint (it names the backbone)
+
+
 def load_encoder(model: str, pretrained: str, checkpoint: str | None, device, seed: int = 0):
     """The encoder named on the command line: open_clip models, or a TCLR R3D-18 checkpoint."""
-    if model == "r3d18":
+    if model in TCLR_BACKBONES:
         if not checkpoint:
-            raise TempclrError("--model r3d18 needs --checkpoint (a `tempclr train` TCLR run's last.pt or best.pt)")
+            raise TempclrError(f"--model {model} needs --checkpoint (a `tempclr train` TCLR run's last.pt or best.pt, "
+                               "or the authors' released .pth)")
         from tempclr_cli.core.encode.r3d_encoder import load_r3d
 
-        return load_r3d(checkpoint, device)
+        return load_r3d(checkpoint, device)  # the checkpoint says which backbone
     if checkpoint:
         raise TempclrError("--checkpoint is for --model r3d18; for open_clip weights use --pretrained FILE")
     from tempclr_cli.core.encode.clip_encoder import load_clip

@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tempclr_cli.core import io
+from tempclr_cli.core.encode.encoders import TCLR_BACKBONES
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.video import VideoError, sample_frames
 
@@ -63,11 +64,12 @@ def r3d_config(cfg: ExtractConfig, checkpoint: str | None) -> ExtractConfig:
     """Sampling for a TCLR backbone: clip_frames samples per clip window, batches of whole clips."""
     from dataclasses import replace
 
-    from tempclr_cli.core.checkpoint import load_checkpoint
+    from tempclr_cli.core.models.r3d import backbone_weights
 
     if not checkpoint:
-        raise TempclrError("--model r3d18 needs --checkpoint (a `tempclr train` TCLR run's last.pt or best.pt)")
-    frames = load_checkpoint(checkpoint)["meta"]["clip_frames"]
+        raise TempclrError("--model r3d18 needs --checkpoint (a `tempclr train` TCLR run's last.pt or best.pt, "
+                           "or the authors' released .pth)")
+    frames = backbone_weights(checkpoint, ("tclr", "classify"))[2]["clip_frames"]
     if cfg.per_frame:
         raise TempclrError("--per-frame does not apply to --model r3d18 (features are per clip)")
     batch = max(frames, cfg.batch_size // frames * frames)
@@ -366,7 +368,7 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     from tempclr_cli.core.runtime import resolve_device, seed_everything
 
     cfg.check()
-    if model == "r3d18":
+    if model in TCLR_BACKBONES:
         cfg = r3d_config(cfg, checkpoint)
     if not sources:
         raise TempclrError("no input: give video files/folders or --list FILE (or --list - for stdin)")

@@ -18,6 +18,7 @@ class R3DEncoder:
     name: str
     pretrained: str
     seed: int = 0
+    channels: str = "rgb"  # the colour order the backbone was trained on
 
     def encode_images(self, frames):
         """(n, S, S, 3) uint8 -> (n, C) float32: each frame gets its clip's feature."""
@@ -25,7 +26,9 @@ class R3DEncoder:
 
         from tempclr_cli.core.models.r3d import feature_map
 
-        x = torch.as_tensor(frames).to(self.device, non_blocking=True).float().div_(255)  # (n, S, S, 3)
+        from tempclr_cli.core.data.clips import to_channels
+
+        x = to_channels(torch.as_tensor(frames), self.channels).to(self.device, non_blocking=True).float().div_(255)
         n, F = x.shape[0], self.frames_per_clip
         if n % F:
             x = torch.cat([x, x[-1:].expand(F - n % F, *x.shape[1:])])
@@ -36,8 +39,9 @@ class R3DEncoder:
 
 
 def load_r3d(checkpoint: str, device) -> R3DEncoder:
-    """The backbone of a `tempclr train` TCLR (or classify) checkpoint."""
+    """The backbone of a `tempclr train` TCLR (or classify) checkpoint, or of a released `.pth`."""
     from tempclr_cli.core.models.r3d import load_backbone
 
     backbone, meta = load_backbone(checkpoint, ("tclr", "classify"))
-    return R3DEncoder(backbone.eval().to(device), meta["clip_frames"], meta["size"], device, "r3d18", str(checkpoint))
+    return R3DEncoder(backbone.eval().to(device), meta["clip_frames"], meta["size"], device, meta["name"],
+                      str(checkpoint), channels=meta["channels"])

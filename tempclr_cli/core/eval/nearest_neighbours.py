@@ -1,10 +1,12 @@
 """TCLR's nearest-neighbour retrieval protocol (REFERENCE section 5), no fine-tuning.
 
-Feature of a video: the layer4 map pooled over space only and flattened (C x T', 2048-d
-for R3D-18), averaged over `clips` clips of `frames` frames at stride 2 whose starts are
-spread evenly over the video, centre crop, L2-normalised. Gallery = the training split,
-queries = the test split, cosine similarity; R@k = share of queries whose class appears
-among the classes of their k nearest gallery videos.
+Feature of a video (`nn_retrieval/complete_retrieval.py:63-86`, `dl_ret.py:81-140`): the
+layer4 map pooled over space only and flattened (C x T', 2048-d for R3D-18), averaged
+over `clips` (9) clips of `frames` frames at stride 2 starting at
+int(linspace(0, N - 2 frames - 10, clips)), a 0.8 centre crop, L2-normalised, in the
+colour order the backbone was trained on. Gallery = the training split, queries = the
+test split, cosine similarity; R@k = share of queries whose class appears among the
+classes of their k nearest gallery videos.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from tempclr_cli.core.data.clips import ClipSpec, eval_clips
+from tempclr_cli.core.data.clips import ClipSpec, eval_clips, source_side, to_channels
 from tempclr_cli.core.data.splits import split_videos
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.video import read_frames
@@ -22,10 +24,11 @@ from tempclr_cli.core.progress import Progress, silent
 
 
 @torch.no_grad()
-def video_feature(backbone, path: Path, frames: int, size: int, clips: int, device) -> torch.Tensor:
-    """Mean over `clips` evenly spaced clips of the flattened space-pooled layer4 map, unit length."""
-    video = torch.from_numpy(read_frames(path, size))
-    x = eval_clips(video, ClipSpec(frames, 2, size), clips).to(device)  # (clips, 3, T, size, size)
+def video_feature(backbone, path: Path, frames: int, size: int, clips: int, device, channels: str = "rgb",
+                  crop: float = 0.8) -> torch.Tensor:
+    """Mean over `clips` clips of the flattened space-pooled layer4 map, unit length."""
+    video = to_channels(torch.from_numpy(read_frames(path, source_side(size))), channels)
+    x = eval_clips(video, ClipSpec(frames, 2, size), clips, crop).to(device)  # (clips, 3, T, size, size)
     feats = feature_map(backbone, x).flatten(1)  # (clips, C * T')
     return torch.nn.functional.normalize(feats.mean(0), dim=0).cpu()
 
@@ -42,7 +45,7 @@ def recall_at_k(gallery: torch.Tensor, gallery_labels: list[str], queries: torch
 
 
 def nearest_neighbour_recall(backbone, root: Path, fmt: str, annotations: Path | None, split: int, frames: int, size: int,
-             clips: int, device, progress=None) -> dict:
+             clips: int, device, progress=None, channels: str = "rgb") -> dict:
     """NN retrieval R@k of an R3D `backbone` on a dataset's split; `progress(n)` is called per video."""
     backbone.eval()
     sets = {"gallery": split_videos(root, fmt, annotations, split, "train"),
@@ -53,7 +56,7 @@ def nearest_neighbour_recall(backbone, root: Path, fmt: str, annotations: Path |
             raise TempclrError(f"no {name} videos in the split")
         rows = []
         for path, _ in items:
-            rows.append(video_feature(backbone, path, frames, size, clips, device))
+            rows.append(video_feature(backbone, path, frames, size, clips, device, channels))
             if progress:
                 progress(1)
         feats[name] = torch.stack(rows)
@@ -82,6 +85,6 @@ def nearest_neighbour_curve(root: Path, splits: Path, fmt: str, split: int, clip
     for k in clips:
         advance = progress(f"features, {k} clips/video", None)
         result = nearest_neighbour_recall(backbone, root, fmt, splits, split, meta["clip_frames"], meta["size"], k, dev,
-                                          advance)
+                                          advance, meta["channels"])
         curve.append({"clips": k, **result})
     return curve

@@ -1,13 +1,19 @@
-"""The TCLR model: torchvision's R3D-18 with a dilated layer4, and the projection head.
+"""The TCLR model: torchvision's R3D-18 or R(2+1)D-18 with a dilated layer4, and the head.
 
-TCLR replaces layer4's temporal stride with temporal dilation (first conv: stride
-(1, 2, 2), padding (2, 1, 1), dilation (2, 1, 1); shortcut stride (1, 2, 2)), so a
-16-frame clip keeps 4 time steps: layer4 maps (512, 4, 7, 7) at 112 px. Space is
-average-pooled, time kept: (512, 4). The head, shared by every clip and loss, is
+TCLR replaces layer4's first convolution by a full 3x3x3 one with temporal dilation
+instead of temporal stride (stride (1, 2, 2), padding (2, 1, 1), dilation (2, 1, 1);
+shortcut stride (1, 2, 2)), so a 16-frame clip keeps 4 time steps: layer4 maps
+(512, 4, 7, 7) at 112 px. Space is average-pooled, time kept: (512, 4). For R(2+1)D-18
+(`--arch rpd18`, `nn_retrieval/model.py:109-116`) the release swaps the same full 3x3x3
+convolution in for layer4's first (2+1)D one. The head, shared by every clip and loss, is
 Linear -> BN -> ReLU -> Linear (no bias) -> BN -> L2-normalise.
 
 `r3d18-small` is the same design with 1 block per layer and a quarter of the widths
 (16..128 channels), for CPU runs on small data.
+
+Checkpoints: `tempclr train` runs, or the authors' released `.pth` files (pre-training,
+linear or fine-tuning, with or without DataParallel's `module.` prefix), read by
+`backbone_weights` with no conversion step.
 """
 
 from __future__ import annotations
@@ -35,16 +41,22 @@ class _NarrowVideoResNet(tv.VideoResNet):
 
 def _dilate_layer4(net: tv.VideoResNet) -> None:
     block = net.layer4[0]
-    old = block.conv1[0]
-    block.conv1[0] = nn.Conv3d(old.in_channels, old.out_channels, 3, stride=(1, 2, 2), padding=(2, 1, 1),
+    first = next(m for m in block.conv1.modules() if isinstance(m, nn.Conv3d))
+    block.conv1[0] = nn.Conv3d(first.in_channels, block.conv1[1].num_features, 3, stride=(1, 2, 2), padding=(2, 1, 1),
                                dilation=(2, 1, 1), bias=False)
     block.downsample[0].stride = (1, 2, 2)
 
 
 BACKBONES = {
     "r3d18": lambda: tv.r3d_18(weights=None),
+    "r2plus1d18": lambda: tv.r2plus1d_18(weights=None),
     "r3d18-small": lambda: _NarrowVideoResNet(16, [1, 1, 1, 1]),
 }
+
+
+def width(backbone: tv.VideoResNet) -> int:
+    """Channels of the layer4 map (512 for the -18 models)."""
+    return backbone.layer4[-1].conv2[1].num_features
 
 
 def build_backbone(name: str = "r3d18") -> tv.VideoResNet:
@@ -55,23 +67,57 @@ def build_backbone(name: str = "r3d18") -> tv.VideoResNet:
     return net
 
 
+# what the authors' released runs were trained on (`tclr_pretraining/parameters.py`)
+RELEASED_META = {"clip_frames": 16, "stride": 4, "size": 112, "channels": "bgr"}
+
+
 def backbone_weights(checkpoint, kinds: tuple[str, ...] = ("tclr",)) -> tuple[str, dict, dict]:
-    """(backbone name, its `backbone.` weights, the run's meta: clip_frames, stride, size) of a
-    `tempclr train` checkpoint."""
+    """(backbone name, its weights, the run's meta: clip_frames, stride, size, channels) of a
+    `tempclr train` checkpoint or of an authors' released `.pth`."""
     from tempclr_cli.core.checkpoint import load_checkpoint
 
-    state = load_checkpoint(checkpoint, kinds=kinds)
+    state = load_checkpoint(checkpoint, kinds=None if _released(checkpoint) else kinds)
+    if "kind" not in state and isinstance(state.get("state_dict"), dict):
+        return released_backbone(state["state_dict"], checkpoint)
     prefix = "backbone."
     weights = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
-    return state["model_args"]["name"], weights, state["meta"]
+    return state["model_args"]["name"], weights, {"channels": "rgb", **state["meta"]}  # runs before channels: RGB
+
+
+def _released(checkpoint) -> bool:
+    return str(checkpoint).endswith((".pth", ".pth.tar"))
+
+
+def released_backbone(state_dict: dict, source) -> tuple[str, dict, dict]:
+    """The backbone in a released state dict: `module.` (DataParallel) and `0.` (the
+    pre-training `Sequential(backbone, mlp)`) stripped; the head (`1.`) and classifier (`fc.`)
+    left out (`nn_retrieval/model.py:39-53`). R(2+1)D is told by its two-convolution stem."""
+    from tempclr_cli.core.errors import TempclrError
+
+    weights = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.")
+        if key.startswith("1.") or key.startswith("fc."):
+            continue
+        weights[key.removeprefix("0.")] = value
+    if "stem.0.weight" not in weights:
+        raise TempclrError(f"{source}: no R3D / R(2+1)D backbone in its state_dict (keys like stem.0.weight)")
+    name = "r2plus1d18" if "stem.3.weight" in weights else "r3d18"
+    return name, weights, dict(RELEASED_META)
 
 
 def load_backbone(checkpoint, kinds: tuple[str, ...] = ("tclr",)) -> tuple[tv.VideoResNet, dict]:
-    """The backbone of a `tempclr train` checkpoint, with its weights, and the run's meta."""
+    """The backbone of a `tempclr train` checkpoint or a released `.pth`, with its weights, and
+    the run's meta (plus "name", the backbone's)."""
+    from tempclr_cli.core.errors import TempclrError
+
     name, weights, meta = backbone_weights(checkpoint, kinds)
     backbone = build_backbone(name)
-    backbone.load_state_dict(weights)
-    return backbone, meta
+    try:
+        backbone.load_state_dict(weights)
+    except RuntimeError as e:
+        raise TempclrError(f"{checkpoint}: its weights do not fit a {name} backbone ({str(e).splitlines()[0]})") from None
+    return backbone, {**meta, "name": name}
 
 
 def feature_map(backbone: tv.VideoResNet, clips: torch.Tensor) -> torch.Tensor:
@@ -92,16 +138,27 @@ class ProjectionHead(nn.Sequential):
 
 class TCLRModel(nn.Module):
     """Backbone + head. forward(global (2, B, 3, T, H, W), local (2, B, L, 3, T, H, W)) returns
-    the unit embeddings `tclr_losses` takes: (2, B, D), (2, B, T', D), (2, B, L, D)."""
+    the unit embeddings `tclr_losses` takes: (2, B, D), (2, B, T', D), (2, B, L, D).
 
-    def __init__(self, name: str = "r3d18", proj_dim: int = 128):
+    `batchnorm="per-view"` runs the network as the release does
+    (`train_gen_all_step.py:71-82`, `mlp.py:26-45`): once per global view and once per local
+    clip and draw (ten backbone passes of B clips), and the head once per embedding kind
+    (a view's pooled map, each of its time slices, each local clip), so every BatchNorm
+    normalises with that pass's statistics. "joint" makes one pass over all 10B clips:
+    faster, but the statistics mix views (a different loss on the same inputs).
+    """
+
+    def __init__(self, name: str = "r3d18", proj_dim: int = 128, batchnorm: str = "per-view"):
         super().__init__()
-        self.config = {"name": name, "proj_dim": proj_dim}
+        self.config = {"name": name, "proj_dim": proj_dim, "batchnorm": batchnorm}
         self.backbone = build_backbone(name)
-        self.width = self.backbone.layer4[-1].conv2[0].out_channels
+        self.width = width(self.backbone)
         self.head = ProjectionHead(self.width, proj_dim)
+        self.batchnorm = batchnorm
 
     def forward(self, global_clips: torch.Tensor, local_clips: torch.Tensor):
+        if self.batchnorm == "per-view":
+            return self._per_view(global_clips, local_clips)
         V, B = global_clips.shape[:2]
         L = local_clips.shape[2]
         maps = feature_map(self.backbone, torch.cat([global_clips.flatten(0, 1), local_clips.flatten(0, 2)]))
@@ -110,3 +167,13 @@ class TCLRModel(nn.Module):
         slices = self.head(g.transpose(1, 2).flatten(0, 1)).view(V, B, g.shape[-1], -1)
         local = self.head(loc.mean(-1)).view(V, B, L, -1)
         return views, slices, local
+
+    def _per_view(self, global_clips: torch.Tensor, local_clips: torch.Tensor):
+        views, slices = [], []
+        for clips in global_clips:  # the release's order: view 1, view 2, then the local clips
+            m = feature_map(self.backbone, clips)  # (B, C, T')
+            views.append(self.head(m.mean(-1)))
+            slices.append(torch.stack([self.head(m[:, :, t]) for t in range(m.shape[-1])], 1))
+        local = [torch.stack([self.head(feature_map(self.backbone, clips[:, k]).mean(-1))
+                              for k in range(clips.shape[1])], 1) for clips in local_clips]
+        return torch.stack(views), torch.stack(slices), torch.stack(local)

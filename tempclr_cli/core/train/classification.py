@@ -4,7 +4,10 @@
 run's checkpoint; none means random initialisation, the ablation's baseline) and
 frozen when `model.freeze` (linear evaluation: globally pooled 512-d features and a
 linear classifier). Training clips: `clip_frames` frames at `stride` from a random
-start, augmented as in pre-training. Testing lives in `eval.classification`. `data.label_fraction` keeps a class-balanced,
+start, augmented with `data.augment` (the release's linear/fine-tune loader uses the
+lighter `linear` strengths). With `model.freeze`, BatchNorm stays in train mode as
+released (its statistics follow the new data); `model.bn_stats: frozen` keeps the
+pre-trained statistics. Testing lives in `eval.classification`. `data.label_fraction` keeps a class-balanced,
 seeded share of the training videos (limited-label fine-tuning).
 """
 
@@ -19,6 +22,7 @@ from torch import nn
 
 from tempclr_cli.core.data.clips import ClipSpec
 from tempclr_cli.core.data.splits import split_videos
+from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.models.classifier import Classifier
 from tempclr_cli.core.models.r3d import backbone_weights
 from tempclr_cli.core.train.augment import augment
@@ -38,21 +42,30 @@ def label_subset(labels: list[str], fraction: float, seed: int) -> list[int]:
     return sorted(keep)
 
 
-class ClassifyVideos(SeededVideos):
-    """Items: (clip (3, T, S, S), label) or None for an undecodable video."""
+def _no_span(n_frames: int, spec: ClipSpec) -> bool:
+    """The linear/fine-tune loader fails on videos no longer than one clip's span (`dl_linear.py:82`)."""
+    return n_frames <= spec.frames * spec.stride
 
-    def __init__(self, videos: list[Path], labels: list[int], spec: ClipSpec, seed: int):
-        super().__init__(videos, spec, seed)
+
+class ClassifyVideos(SeededVideos):
+    """Items: (clip (3, T, S, S), label), or None for an undecodable (or, as released, too short) video.
+
+    A clip: `frames` frames at `stride` from a random start in [0, N - span)
+    (`linear_eval/dl_linear.py:74-90`)."""
+
+    def __init__(self, videos: list[Path], labels: list[int], spec: ClipSpec, seed: int, data=None,
+                 channels: str = "bgr"):
+        super().__init__(videos, spec, seed, data, channels)
         self.labels = labels
 
     def __getitem__(self, i: int):
-        rng, frames = self.load(i)
+        rng, frames = self.load(i, _no_span)
         if frames is None:
             return None
-        span = self.spec.frames * self.spec.stride
-        start = int(rng.integers(0, max(1, len(frames) - span + 1)))
-        idx = (start + np.arange(self.spec.frames) * self.spec.stride) % len(frames)
-        return augment(frames[idx], self.spec, rng), self.labels[i]
+        n, span = len(frames), self.spec.frames * self.spec.stride
+        start = int(rng.integers(0, n - span)) if n > span else 0
+        idx = (start + np.arange(self.spec.frames) * self.spec.stride) % n
+        return augment(frames[idx], self.spec, rng, self.strengths, self.crop_x), self.labels[i]
 
 
 class LabelledClips(NamedTuple):
@@ -90,26 +103,54 @@ class ClassifyTask(VideoTask):
         items = split_videos(Path(data.root), data.format, annotations, data.split, "train")
         self.classes = sorted({c for _, c in items})
         keep = label_subset([c for _, c in items], data.label_fraction, recipe.train.seed)
+        held = set(label_subset([items[k][1] for k in keep], data.val_fraction, recipe.train.seed + 1)
+                   if data.val_fraction else [])
+        self.validation = [items[keep[k]] for k in sorted(held)]  # never the test split
+        keep = [k for j, k in enumerate(keep) if j not in held]
         self.videos = [items[k][0] for k in keep]
         self.labels = [self.classes.index(items[k][1]) for k in keep]
-        self.dataset = ClassifyVideos(self.videos, self.labels, self.spec, recipe.train.seed)
+        self.dataset = ClassifyVideos(self.videos, self.labels, self.spec, recipe.train.seed, data, self.channels())
 
     def describe(self) -> str:
-        return f"{len(self.videos)} training videos in {len(self.classes)} classes"
+        held = f", {len(self.validation)} held out for validation" if self.validation else ""
+        return f"{len(self.videos)} training videos in {len(self.classes)} classes{held}"
+
+    def validate(self, model: nn.Module) -> dict:
+        """Top-1 (%) on the held-out training videos, the test protocol's clips; {} without any.
+        best.pt is the best of these (the release selects nothing for fine-tuning, and its
+        linear evaluation picks the best epoch on the test split)."""
+        if not self.validation:
+            return {}
+        from tempclr_cli.core.eval.classification import predict
+
+        ranked = predict(model, self.validation, self.recipe, self.dataset.channels, self.device, [self.recipe.eval.clips])
+        truth = [self.classes.index(c) for _, c in self.validation]
+        hits = sum(r[0] == t for r, t in zip(ranked[self.recipe.eval.clips], truth))
+        return {"val_top1": round(100 * hits / len(truth), 2)}
+
+    def channels(self) -> str:
+        """The pre-trained backbone's colour order (its checkpoint says), else the recipe's."""
+        checkpoint = self.recipe.model.checkpoint
+        return backbone_weights(checkpoint)[2]["channels"] if checkpoint else self.recipe.model.channels
 
     def build_model(self) -> nn.Module:
-        model_cfg = self.recipe.model
-        model = Classifier(model_cfg.name, len(self.classes), model_cfg.freeze)
-        if model_cfg.checkpoint:
-            model.backbone.load_state_dict(backbone_weights(model_cfg.checkpoint)[1])
+        model = Classifier(**self.model_args())
+        if self.recipe.model.checkpoint:
+            name, weights, _ = backbone_weights(self.recipe.model.checkpoint)
+            if name != self.recipe.model.name:
+                raise TempclrError(f"model.checkpoint {self.recipe.model.checkpoint} holds a {name} backbone; "
+                                   f"set model.name: {name}")
+            model.backbone.load_state_dict(weights)
         return model
 
     def model_args(self) -> dict:
-        return {"name": self.recipe.model.name, "classes": len(self.classes), "freeze": self.recipe.model.freeze}
+        model = self.recipe.model
+        return {"name": model.name, "classes": len(self.classes), "freeze": model.freeze,
+                "bn_frozen": model.freeze and model.bn_stats == "frozen"}
 
     def meta(self) -> dict:
         return {"classes": self.classes, "clip_frames": self.spec.frames, "stride": self.spec.stride, "size": self.spec.size,
-                "train_videos": len(self.videos)}
+                "train_videos": len(self.videos), "channels": self.dataset.channels}
 
     def steps_per_epoch(self, world: int) -> int:
         return max(1, len(self.videos) // max(1, self.recipe.train.batch_size))

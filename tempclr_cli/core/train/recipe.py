@@ -44,15 +44,22 @@ class DataConfig:
     stride: int = _range(1, None, default=4)
     size: int = _range(16, None, default=112)
     hflip: float = _range(0.0, 1.0, default=0.5)  # TCLR augmentation: mirror probability (0: direction matters)
+    augment: Literal["pretraining", "linear"] = "pretraining"  # TCLR strengths: pre-training, or the lighter linear/fine-tune set
+    crop_x: Literal["uniform", "released"] = "uniform"  # TCLR crop x-range: uniform, or the release's left-leaning range
+    short_videos: Literal["released", "loop"] = "released"  # TCLR: drop <= (frames-2) x stride, mirror-pad; or loop all
     units: int = _range(1, None, default=5)  # TempCLR: steps per sequence (the release's 5); fewshot: segments per video
     unit: Literal["pooled", "clips"] = "pooled"  # TempCLR: a step's clips pooled into one unit, or each clip a unit
     label_fraction: float = _range(0.0, 1.0, default=1.0)
+    val_fraction: float = _range(0.0, 0.9, default=0.0)  # classify: held-out share of train for validation (best.pt)
     num_workers: int = _range(0, None, default=4)
 
 
 @dataclass
 class ModelConfig:
-    name: Literal["r3d18", "r3d18-small", "tempclr-heads"] = "r3d18"
+    name: Literal["r3d18", "r2plus1d18", "r3d18-small", "tempclr-heads"] = "r3d18"
+    channels: Literal["bgr", "rgb"] = "bgr"  # TCLR: colour order the backbone sees (the release's, OpenCV's: BGR)
+    batchnorm: Literal["per-view", "joint"] = "per-view"  # TCLR pre-training: one pass per view/clip (released) or one joint pass
+    bn_stats: Literal["update", "frozen"] = "update"  # classify with freeze: BN in train mode (released) or kept as pre-trained
     dim: int = _range(1, None, default=512)  # feature width (TempCLR heads: input feature dim)
     proj_dim: int = _range(1, None, default=128)
     layers: int = _range(0, None, default=1)
@@ -87,6 +94,7 @@ class OptimConfig:
     warmup: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.5, 1.0])
     plateau_patience: int = _range(0, None, default=9)
     plateau_factor: float = _range(0.0, 1.0, default=0.1)
+    plateau_count: Literal["consecutive", "cumulative"] = "consecutive"  # bad epochs in a row (pre-training) or since the last drop (linear eval)
     grad_clip: float | None = None
 
 
@@ -103,6 +111,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     clips: int = _range(1, None, default=9)
+    crop: float = _range(0.1, 1.0, default=0.8)  # TCLR evaluation: centre crop, share of the short side
     topk: list[int] = field(default_factory=lambda: [1, 5, 10, 20])
 
 

@@ -36,7 +36,8 @@ def run_training(recipe: Recipe, run_dir: Path, device: str = "auto", resume: st
     if recipe.loss.kind == "classify":
         from tempclr_cli.core.eval.classification import classification_accuracy, load_classifier
 
-        model, state = load_classifier(run_dir / "last.pt")
-        log("testing (mean softmax over clips)")
-        row = {**row, **classification_accuracy(model, recipe, state["meta"]["classes"], dev)[0]}
+        chosen = run_dir / ("best.pt" if recipe.data.val_fraction else "last.pt")  # chosen on validation, not test
+        model, state = load_classifier(chosen)
+        log(f"testing {chosen.name} (mean softmax over clips)")
+        row = {**row, **classification_accuracy(model, recipe, state["meta"], dev)[0]}
     return TrainingRun(run_dir, row, done)

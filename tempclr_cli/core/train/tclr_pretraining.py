@@ -24,15 +24,17 @@ from tempclr_cli.core.train.video_tasks import SeededVideos, VideoTask
 
 
 class TCLRVideos(SeededVideos):
-    """Items: {"global": (2, 3, T, S, S), "local": (2, L, 3, T, S, S)} or None for an undecodable video."""
+    """Items: {"global": (2, 3, T, S, S), "local": (2, L, 3, T, S, S)}, or None for a video that
+    does not decode or that the release drops as too short."""
 
     def __getitem__(self, i: int):
         rng, frames = self.load(i)
         if frames is None:
             return None
-        g, loc = tclr_indices(len(frames), self.spec, rng)
-        views = torch.stack([augment(frames[g], self.spec, rng) for _ in range(2)])
-        local = torch.stack([torch.stack([augment(frames[idx], self.spec, rng) for idx in loc]) for _ in range(2)])
+        g, loc = tclr_indices(len(frames), self.spec, rng, self.pad)
+        clip = lambda idx: augment(frames[idx], self.spec, rng, self.strengths, self.crop_x)  # noqa: E731
+        views = torch.stack([clip(g) for _ in range(2)])
+        local = torch.stack([torch.stack([clip(idx) for idx in loc]) for _ in range(2)])
         return {"global": views, "local": local}
 
 
@@ -78,19 +80,21 @@ class TCLRTask(VideoTask):
         if not items:
             raise TempclrError(f"{data.root}: no training videos found")
         self.videos = [path for path, _ in items]
-        self.dataset = TCLRVideos(self.videos, self.spec, recipe.train.seed)
+        self.dataset = TCLRVideos(self.videos, self.spec, recipe.train.seed, data, recipe.model.channels)
 
     def describe(self) -> str:
         return f"{len(self.videos)} training videos"
 
     def build_model(self) -> torch.nn.Module:
-        return TCLRModel(self.recipe.model.name, self.recipe.model.proj_dim)
+        return TCLRModel(**self.model_args())
 
     def model_args(self) -> dict:
-        return {"name": self.recipe.model.name, "proj_dim": self.recipe.model.proj_dim}
+        model = self.recipe.model
+        return {"name": model.name, "proj_dim": model.proj_dim, "batchnorm": model.batchnorm}
 
     def meta(self) -> dict:
-        return {"clip_frames": self.spec.frames, "stride": self.spec.stride, "size": self.spec.size}
+        return {"clip_frames": self.spec.frames, "stride": self.spec.stride, "size": self.spec.size,
+                "channels": self.recipe.model.channels}
 
     def steps_per_epoch(self, world: int) -> int:
         return max(1, len(self.videos) // world // max(1, self.recipe.train.batch_size // world))

@@ -92,8 +92,9 @@ class WarmupPlateau:
     """lr = base x warmup[e] during warm-up; then divide by 1/factor when the epoch loss has
     not improved for `patience` epochs (the TCLR release's schedule)."""
 
-    def __init__(self, base: float, warmup: list[float], patience: int, factor: float):
+    def __init__(self, base: float, warmup: list[float], patience: int, factor: float, cumulative: bool = False):
         self.base, self.warmup, self.patience, self.factor = base, warmup, patience, factor
+        self.cumulative = cumulative  # count every bad epoch since the last drop (the linear release), not a run of them
         self.best, self.bad_epochs, self.drops = float("inf"), 0, 0
 
     def lr(self, epoch: int) -> float:
@@ -104,7 +105,7 @@ class WarmupPlateau:
     def step(self, epoch_loss: float) -> bool:
         """Record an epoch's loss; True when it is the best so far."""
         if epoch_loss < self.best:
-            self.best, self.bad_epochs = epoch_loss, 0
+            self.best, self.bad_epochs = epoch_loss, self.bad_epochs if self.cumulative else 0
             return True
         self.bad_epochs += 1
         if self.bad_epochs >= self.patience > 0:
@@ -210,11 +211,12 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
     wrapped = torch.nn.parallel.DistributedDataParallel(model, ids) if dist.distributed else model
     opt = torch.optim.Adam(model.parameters(), lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
-    sched = WarmupPlateau(optim.lr, optim.warmup, optim.plateau_patience, optim.plateau_factor)
+    sched = WarmupPlateau(optim.lr, optim.warmup, optim.plateau_patience, optim.plateau_factor,
+                          optim.plateau_count == "cumulative")
     use_amp = cfg.amp and device.type == "cuda"
     amp = {"amp": str(autocast_dtype(device)).removeprefix("torch.")} if use_amp else {}  # bf16 or fp16, logged
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    start_epoch, step = 0, 0
+    start_epoch, step, best_val = 0, 0, -1.0
     checkpoint = resolve_resume(resume, run_dir)
     if checkpoint:
         state = load_checkpoint(checkpoint, device, kinds=(task.kind,))
@@ -223,7 +225,7 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
         sched.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        start_epoch, step = state["epoch"], state["step"]
+        start_epoch, step, best_val = state["epoch"], state["step"], state.get("best_val", -1.0)
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         io.write_text(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
@@ -275,14 +277,18 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
         info = getattr(task, "epoch_info", dict)()
         row = {"epoch": epoch + 1, "step": step, "lr": lr, **dict(zip(sorted(sums), means.tolist())), **info, **amp,
                "seconds": round(time.perf_counter() - start, 3), "items_per_s": round(items / (time.perf_counter() - start), 2)}
-        is_best = sched.step(row["total"])
+        is_best = sched.step(row["total"])  # the schedule follows the training loss, as released
+        if dist.main and hasattr(task, "validate"):
+            row.update(task.validate(model))
+        if "val_top1" in row:  # with a validation set, best.pt is the best validation epoch
+            is_best, best_val = row["val_top1"] > best_val, max(best_val, row["val_top1"])
         # -- metrics and checkpoints (rank 0)
         if dist.main:
             state = {
                 "kind": task.kind, "model_args": task.model_args(), "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "schedule": sched.state_dict(), "scaler": scaler.state_dict(),
                 "rng": rng_state(), "epoch": epoch + 1, "step": step, "recipe": recipe_to_dict(recipe),
-                "meta": task.meta(), "metrics": row,
+                "meta": task.meta(), "metrics": row, "best_val": best_val,
             }
             save_checkpoint(run_dir / "last.pt", state)
             if (epoch + 1) % cfg.checkpoint_every == 0:

@@ -13,28 +13,38 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tempclr_cli.core.data.clips import ClipSpec
+from tempclr_cli.core.data.clips import ClipSpec, source_side, to_channels, too_short
 from tempclr_cli.core.media.video import read_frames
+from tempclr_cli.core.train.augment import STRENGTHS
 
 
 class SeededVideos(Dataset):
     """A list of videos whose item i in epoch e draws its randomness from (seed, e, i):
-    DataLoader workers and resumed runs agree on every random choice."""
+    DataLoader workers and resumed runs agree on every random choice. Frames come in the
+    model's colour order (`channels`) with the augmentation settings of `data` (a recipe's
+    DataConfig; None: the released defaults)."""
 
-    def __init__(self, videos: list[Path], spec: ClipSpec, seed: int = 0):
-        self.videos, self.spec, self.seed, self.epoch = videos, spec, seed, 0
-        self.short_side = max(spec.size, round(spec.size * 240 / 112))  # the release crops from 240 px frames
+    def __init__(self, videos: list[Path], spec: ClipSpec, seed: int = 0, data=None, channels: str = "bgr"):
+        self.videos, self.spec, self.seed, self.epoch, self.channels = videos, spec, seed, 0, channels
+        self.short_side = source_side(spec.size)
+        self.strengths = STRENGTHS[data.augment if data else "pretraining"]
+        self.crop_x = data.crop_x if data else "uniform"
+        self.pad = "loop" if data and data.short_videos == "loop" else "mirror"
 
     def __len__(self) -> int:
         return len(self.videos)
 
-    def load(self, i: int) -> tuple[np.random.Generator, torch.Tensor | None]:
-        """The item's generator and its frames (None for a video that cannot be decoded)."""
+    def load(self, i: int, too_short=too_short) -> tuple[np.random.Generator, torch.Tensor | None]:
+        """The item's generator and its frames: None for a video that cannot be decoded, or
+        that is `too_short(frames, spec)` under the released short-video rule."""
         rng = np.random.default_rng([self.seed, self.epoch, i])
         try:
-            return rng, torch.from_numpy(read_frames(self.videos[i], self.short_side))
+            frames = torch.from_numpy(read_frames(self.videos[i], self.short_side))
         except Exception:  # noqa: BLE001 - a broken video is skipped and counted, never fatal
             return rng, None
+        if self.pad == "mirror" and too_short(len(frames), self.spec):
+            return rng, None
+        return rng, to_channels(frames, self.channels)
 
 
 def seeded_loader(dataset: SeededVideos, recipe, epoch: int, rank: int, world: int, collate_fn,
