@@ -22,7 +22,7 @@ products over `temperature`.
 
 `scaling="official"` reproduces the released unweighted sum exactly: relative to a mean
 per-anchor cross-entropy, the local IC term counts x 2T(2T-1)/4 = x14 (56 ordered clip
-pairs, summed, divided by 4), LL is summed over the batch (xB) and GL counts x 4T = x16. `scaling="mean"` (our default) reports every term as
+pairs, summed, divided by 4), LL is summed over the batch (xB) and GL counts x 4T = x16. `scaling="mean"` (the synthetic recipes') reports every term as
 a mean per-anchor cross-entropy, so the weights in a recipe mean what they say and the
 loss does not grow with the batch size.
 """

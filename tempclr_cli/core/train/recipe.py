@@ -72,7 +72,7 @@ class ModelConfig:
 class LossConfig:
     kind: Literal["tclr", "tempclr", "classify", "fewshot"] = "tclr"
     temperature: float | None = _range(1e-4, None, default=None)  # None: the method's (TCLR 0.1, TempCLR 1)
-    scaling: Literal["official", "mean"] = "mean"
+    scaling: Literal["official", "mean"] = "official"  # TCLR: the released unweighted sum, or each term a mean CE
     ic_global: float = _range(0.0, None, default=1.0)
     ic_local: float = _range(0.0, None, default=1.0)
     local_local: float = _range(0.0, None, default=1.0)
