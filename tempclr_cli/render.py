@@ -12,16 +12,31 @@ from rich.console import Console
 from rich.table import Table
 
 
-def alignment_table(result, force_terminal: bool) -> str:
-    """An AlignResult as a table (start, end, score, step), as text."""
+def alignment_table(result, force_terminal: bool, truth=None) -> str:
+    """An AlignResult as a table (start, end, score, step), as text; with `truth` (an
+    annotated Video), its start and end beside each step."""
     table = Table(title=f"{Path(result.video).name} ({result.duration:.2f} s)")
-    for name, justify in (("#", "right"), ("start", "right"), ("end", "right"), ("score", "right"), ("step", "left")):
+    columns = [("#", "right"), ("start", "right"), ("end", "right"), ("score", "right"), ("step", "left")]
+    for name, justify in columns + ([("annotated", "right")] if truth else []):
         table.add_column(name, justify=justify)
-    for s in result.steps:
-        table.add_row(str(s.index), f"{s.start:.1f}", f"{s.end:.1f}", f"{s.score:.3f}", s.text)
+    for k, s in enumerate(result.steps):
+        extra = [f"{truth.steps[k].start:.0f}-{truth.steps[k].end:.0f}"] if truth else []
+        table.add_row(str(s.index), f"{s.start:.1f}", f"{s.end:.1f}", f"{s.score:.3f}", s.text, *extra)
     buf = io.StringIO()
     Console(file=buf, force_terminal=force_terminal, width=120).print(table)
     return buf.getvalue()
+
+
+def boundary_table(boundaries: dict[str, dict]) -> None:
+    """Mean boundary error and share within 1 s, one row per stage (eval.alignment.summary)."""
+    table = Table()
+    for col in ("features", "videos", "boundaries", "mean error (s)", "within 1 s"):
+        table.add_column(col, justify="right" if col != "features" else "left")
+    names = {"before": "encoder alone (zero-shot)", "after": "after TempCLR training"}
+    for stage, r in boundaries.items():
+        table.add_row(names.get(stage, stage), str(r["videos"]), str(r["boundaries"]), f"{r['mean_error']:.2f}",
+                      f"{r['within_1s']:.1f}%")
+    Console().print(table)
 
 
 def retrieval_table(results: dict, videos: int | None = None) -> None:

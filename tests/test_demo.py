@@ -8,6 +8,26 @@ import av
 from test_cli import tempclr
 
 
+def matched_bars(png) -> int:
+    """Steps whose red (predicted) bar has a white (annotated) bar of the same extent just
+    above it, read off the picture: what a reader checks by eye."""
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    img = mpimg.imread(png)[..., :3]
+    red = (img[..., 0] > 0.85) & (img[..., 1] < 0.15) & (img[..., 2] < 0.15)
+    white = img.min(-1) > 0.97
+    rows = np.where(red.sum(1) > 10)[0]
+    matched = 0
+    for band in np.split(rows, np.where(np.diff(rows) > 1)[0] + 1):
+        cols = np.where(red[band].any(0))[0]
+        above = white[max(0, band[0] - 25) : band[0], cols[0] - 3 : cols[-1] + 4]  # the annotated bar's rows
+        full = np.where(above[:, 3:-3].all(1))[0]  # a white row spanning the red bar's whole extent
+        if full.size and not above[full[0], :2].all() and not above[full[0], -2:].all():  # and ending with it
+            matched += 1
+    return matched
+
+
 def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path):
     work = tmp_path / "demo"
     first = tempclr("demo", "--fast", "--workdir", str(work), "--device", "cpu")
@@ -17,6 +37,14 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path):
     for measure in ("capavg", "dtw", "otam", "softdtw", "mean"):
         assert measure in first.stdout
     assert (work / "alignment.png").read_bytes()[:4] == b"\x89PNG"
+    results = json.loads((work / "results.json").read_text())
+    assert results["encoder"]["pretrained"] == "synthetic"
+    for stage in ("before", "after"):  # the shipped weights still align videos they never saw
+        assert results["boundaries"][stage]["within_1s"] >= 70, results["boundaries"]
+        assert results["retrieval"][stage]["dtw"]["R@1"] >= 50  # 6 validation videos: chance is 16.7
+    assert "mean boundary error" in first.stdout and "annotated" in first.stdout
+    steps = len(sorted((work / "data" / "steps").glob("*.txt"))[-1].read_text().splitlines())
+    assert matched_bars(work / "alignment.png") == steps  # every step: predicted bar beside its annotated one
     with av.open(str(work / "alignment.srt")) as c:
         cues = [p for p in c.demux(c.streams.subtitles[0]) if p.size]
     held_out = sorted((work / "data" / "steps").glob("*.txt"))[-1]
@@ -28,3 +56,30 @@ def test_demo_runs_end_to_end_and_reuses_its_work(tmp_path):
     assert "dataset: re-using" in second.stderr and "features: re-using" in second.stderr
     assert "already finished" in second.stderr
     assert len((work / "run" / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+def test_the_synthetic_weights_are_checked_and_never_chosen_silently(tmp_path):
+    import pytest
+    import torch
+
+    from tempclr_cli.core.encode.clip_encoder import SYNTHETIC_WEIGHTS, load_clip, synthetic_state
+    from tempclr_cli.core.errors import TempclrError
+
+    assert SYNTHETIC_WEIGHTS.stat().st_size < 2_000_000  # package data: small
+    tampered = tmp_path / "tiny_synthetic.pt"
+    data = bytearray(SYNTHETIC_WEIGHTS.read_bytes())
+    data[-100] ^= 1
+    tampered.write_bytes(bytes(data))
+    template = load_clip("tiny", "none").model.state_dict()
+    with pytest.raises(TempclrError, match="SHA-256"):
+        synthetic_state(template, tampered)
+    trained = load_clip("tiny", "synthetic").model.state_dict()
+    assert not torch.equal(trained["visual.conv1.weight"], template["visual.conv1.weight"])
+    with pytest.raises(TempclrError, match="only --model tiny"):
+        load_clip("ViT-B-32", "synthetic")
+    (tmp_path / "s.txt").write_text("a step\n")
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.ones((3, 64), np.float32))
+    unnamed = tempclr("align", str(tmp_path / "x.npy"), str(tmp_path / "s.txt"), "--model", "tiny", "--device", "cpu")
+    assert unnamed.returncode == 2 and "synthetic" in unnamed.stderr  # named as a choice, not taken

@@ -31,8 +31,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON 
 Model = Annotated[
     Optional[str],
     typer.Option(
-        help="Encoder: any open_clip model name (ViT-B-32, ViT-B-16, ...), 'tiny' (shipped, random "
-        "weights only), or r3d18 / r2plus1d18 (a TCLR --checkpoint: a tempclr run or the authors' released .pth).",
+        help="Encoder: any open_clip model name (ViT-B-32, ViT-B-16, ...), 'tiny' (shipped: --pretrained none, "
+        "random, or synthetic, trained on tempclr synth's shapes only), or r3d18 / r2plus1d18 (a TCLR --checkpoint: a tempclr run or the authors' released .pth).",
         rich_help_panel="Encoder",
     ),
 ]

@@ -1,7 +1,9 @@
 """The offline main job: the whole pipeline on a synthetic dataset, stage by stage.
 
 Every stage re-uses what a previous run left in the work folder (the dataset, the
-features, a finished training run), so a second `tempclr demo` is quick. Training
+features, a finished training run), so a second `tempclr demo` is quick. Features come
+from the shipped `tiny` encoder with its `synthetic` weights (trained on this synthetic
+world only, never on the demo's videos: `scripts/train_tiny_synthetic.py`). Training
 follows the shipped `recipes/tempclr_synthetic.yaml`, pointed at the work folder.
 """
 
@@ -19,12 +21,13 @@ from tempclr_cli.core.data.features import FeatureStore
 from tempclr_cli.core.encode import extract
 from tempclr_cli.core.encode.encoders import EncoderSpec
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.io import write_json
 from tempclr_cli.core.eval import paragraph_retrieval as retrieval
 from tempclr_cli.core.media.synth import ANNOTATIONS_FILE, SynthConfig, count_videos, generate
 from tempclr_cli.core.progress import Progress, silent
 from tempclr_cli.core.train.recipe import Recipe, load_recipe, shipped_recipe
 
-ENCODER = EncoderSpec("tiny", "none")  # the shipped tiny config, random weights (seeded)
+ENCODER = EncoderSpec("tiny", "synthetic")  # the shipped tiny config with its synthetic-world weights
 RECIPE = "tempclr_synthetic.yaml"
 
 
@@ -48,6 +51,8 @@ class DemoResult:
     before: dict  # retrieval results per measure, raw encoder features
     after: dict  # the same after TempCLR training
     alignment: object  # AlignResult of the held-out video
+    truth: object  # its annotation (a Video)
+    boundaries: dict  # {"before", "after"}: eval.alignment.summary over the validation videos
     fewshot: list  # FewshotResult per distance
     artefacts: dict[str, Path | None]  # what was written where (None: not written)
     notes: list[str]  # what was skipped, and why
@@ -82,9 +87,16 @@ class Demo:
         (train or run_training)(self.recipe(), self.run_dir, device, "auto")
         heads = self.heads()
         after = self.retrieval(heads)
-        alignment, artefacts, notes = self.align_held_out()
-        artefacts = {"dataset": self.data, "features": self.features, "run": self.run_dir / "last.pt", **artefacts}
-        return DemoResult(before, after, alignment, self.fewshot(), artefacts, notes)
+        boundaries = {"before": self.boundaries(None), "after": self.boundaries(str(self.run_dir / "last.pt"))}
+        alignment, truth, artefacts, notes = self.align_held_out()
+        fewshot = self.fewshot()
+        results = self.dir / "results.json"
+        write_json(results, {"encoder": asdict(self.encoder), "retrieval": {"before": before, "after": after},
+                             "boundaries": boundaries, "fewshot": [{"distance": r.distance, "accuracy": r.accuracy,
+                                                                    "ci95": r.ci95} for r in fewshot]})
+        artefacts = {"dataset": self.data, "features": self.features, "run": self.run_dir / "last.pt", **artefacts,
+                     "results": results}
+        return DemoResult(before, after, alignment, truth, boundaries, fewshot, artefacts, notes)
 
     def make_dataset(self, progress: Progress = silent, log: Callable[[str], None] = lambda _: None) -> None:
         if self.dataset_ready():
@@ -141,32 +153,41 @@ class Demo:
         text, units, _ = retrieval.prepare(videos, store, sentence_encoder(self.encoder, torch.device("cpu")), heads)
         return retrieval.paragraph_retrieval(text, units, ["capavg", "dtw"])
 
-    def held_out_video(self) -> str:
-        videos = read_youcook2(self.data / ANNOTATIONS_FILE)
-        return next(v.id for v in reversed(videos) if v.subset == "validation")
+    def validation_videos(self) -> list:
+        return [v for v in read_youcook2(self.data / ANNOTATIONS_FILE) if v.subset == "validation"]
+
+    def boundaries(self, checkpoint: str | None) -> dict:
+        """Boundary errors of `align` on every validation video, as `tempclr align FEATURES.npy
+        STEPS [--checkpoint RUN/last.pt]` computes them (eval.alignment.summary)."""
+        from tempclr_cli.core.align.aligner import Aligner
+        from tempclr_cli.core.eval.alignment import summary
+
+        aligner = Aligner(checkpoint=checkpoint, device="cpu", seed=self.cfg.seed)
+        return summary((aligner.align(self.features / f"{v.id}.npy", [s.text for s in v.steps]), v)
+                       for v in self.validation_videos())
 
     def align_held_out(self):
-        """The held-out video aligned with its steps through the trained heads, as `tempclr align
-        FEATURES.npy STEPS --checkpoint RUN/last.pt` does: (AlignResult, artefacts, notes)."""
+        """The last validation video aligned through the trained heads, as `tempclr align
+        FEATURES.npy STEPS --checkpoint RUN/last.pt` does: (AlignResult, its annotation,
+        artefacts, notes). The plot draws the annotated segments beside the predicted ones."""
         from dataclasses import replace
 
         from tempclr_cli.core.align.aligner import Aligner
-        from tempclr_cli.core.align.steps import read_steps
         from tempclr_cli.core.io import write_text
         from tempclr_cli.core.plot import alignment_plot
 
-        vid = self.held_out_video()
-        steps = read_steps(str(self.data / "steps" / f"{vid}.txt"))
+        truth = self.validation_videos()[-1]
         aligner = Aligner(checkpoint=str(self.run_dir / "last.pt"), device="cpu", seed=self.cfg.seed)
-        result = replace(aligner.align(self.features / f"{vid}.npy", steps), video=str(self.data / "videos" / f"{vid}.mp4"))
+        result = aligner.align(self.features / f"{truth.id}.npy", [s.text for s in truth.steps])
+        result = replace(result, video=str(self.data / "videos" / f"{truth.id}.mp4"))
         srt, png, notes = self.dir / "alignment.srt", self.dir / "alignment.png", []
         write_text(srt, result.to_srt())
         try:
-            alignment_plot(result, png)
+            alignment_plot(result, png, truth=[(s.start, s.end) for s in truth.steps])
         except TempclrError as e:  # matplotlib is the optional `plot` extra: the demo goes on without it
             notes.append(f"no alignment plot: {e}")
             png = None
-        return result, {"alignment plot": png, "subtitles": srt}, notes
+        return result, truth, {"alignment plot": png, "subtitles": srt}, notes
 
     def fewshot(self) -> list:
         from tempclr_cli.core.data.labels import read_labels

@@ -23,20 +23,29 @@ def _short(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def alignment_plot(result, path: str | Path) -> Path:
-    """Step x time similarity heatmap, each step's segment drawn on its row, boundaries dashed."""
+def alignment_plot(result, path: str | Path, truth: list[tuple[float, float]] | None = None) -> Path:
+    """Step x time similarity heatmap, each step's predicted segment drawn on its row (red),
+    boundaries dashed; with `truth` (annotated (start, end) per step), the annotated segment
+    beside it (white, just above), so a reader sees at once where the two disagree."""
     plt = _pyplot()
     sim = result.similarity
     K, T = sim.shape
-    fig, ax = plt.subplots(figsize=(min(16, max(6, T / 8)), 1.2 + 0.45 * K))
+    fig, ax = plt.subplots(figsize=(min(16, max(6, T / 8)), 1.2 + 0.55 * K))
     image = ax.imshow(
         sim, aspect="auto", cmap="viridis", interpolation="nearest",
         extent=[result.clip_starts[0], result.clip_ends[-1], K + 0.5, 0.5],
     )
     for step in result.steps:
-        ax.plot([step.start, step.end], [step.index, step.index], color="red", lw=3, solid_capstyle="butt")
+        ax.plot([step.start, step.end], [step.index + 0.12] * 2, color="red", lw=4, solid_capstyle="butt",
+                label="predicted" if step.index == 1 else None)
         for t in (step.start, step.end):
-            ax.axvline(t, color="white", ls="--", lw=0.7, alpha=0.8)
+            ax.axvline(t, color="white", ls="--", lw=0.7, alpha=0.6)
+    for k, (start, end) in enumerate(truth or [], start=1):
+        ax.plot([start, end], [k - 0.18] * 2, color="white", lw=4, solid_capstyle="butt",
+                label="annotated" if k == 1 else None)
+    if truth:
+        ax.legend(loc="upper right", bbox_to_anchor=(1.0, -0.16), ncol=2, fontsize=8, facecolor="0.3", labelcolor="white",
+                  framealpha=1)
     ax.set_yticks(range(1, K + 1), [f"{s.index}. {_short(s.text)}" for s in result.steps])
     ax.set_xlabel("time (s)")
     ax.set_title(Path(result.video).name or "alignment")

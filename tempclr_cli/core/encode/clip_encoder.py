@@ -5,8 +5,11 @@ checkpoint file, `local-dir:PATH` (an open_clip model folder), or `none` for ran
 weights. Weights that cannot be had offline raise a clear error; there is no silent
 fallback to random weights.
 
-The package ships a `tiny` model config (random weights only) for tests and the
-offline demo: `--model tiny --pretrained none`.
+The package ships a `tiny` model config with two sets of weights: `none` (random, seeded)
+for tests, and `synthetic`, trained on `tempclr synth`'s world for the offline demo
+(`scripts/train_tiny_synthetic.py` rebuilds it from a seed). The synthetic weights know
+only coloured shapes sliding, rising, growing on plain backdrops: they are the demo's
+default and an explicit choice everywhere else.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.frames import center_crop
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
+SYNTHETIC_WEIGHTS = Path(__file__).parent / "weights" / "tiny_synthetic.pt"
+SYNTHETIC_SHA256 = "b83adf300a260faef7b93b5368c9979ae2f41ca4ecf30896211d17790fa33534"  # printed by scripts/train_tiny_synthetic.py; checked at every load
 _registered = False
 
 
@@ -95,7 +100,9 @@ def load_clip(model: str = "ViT-B-32", pretrained: str = "openai", device="cpu",
     name = pretrained if pretrained.startswith("local-dir:") else model
     if pretrained.startswith("local-dir:"):
         kwargs = {}
-    elif pretrained.lower() == "none":
+    elif pretrained.lower() in ("none", "synthetic"):
+        if pretrained == "synthetic" and model != "tiny":
+            raise TempclrError(f"--pretrained synthetic: only --model tiny has synthetic weights (not {model})")
         kwargs = {"pretrained": None}
     else:
         kwargs = {"pretrained": _weights_source(model, pretrained), "require_pretrained": True}
@@ -114,6 +121,8 @@ def load_clip(model: str = "ViT-B-32", pretrained: str = "openai", device="cpu",
     finally:
         for lg, level in zip(loggers, previous):
             lg.setLevel(level)
+    if pretrained == "synthetic":
+        net.load_state_dict(synthetic_state(net.state_dict()))
     net.eval()
     cfg = open_clip.get_model_preprocess_cfg(net)
     size = cfg["size"][0] if isinstance(cfg["size"], (tuple, list)) else cfg["size"]
@@ -131,6 +140,24 @@ def load_clip(model: str = "ViT-B-32", pretrained: str = "openai", device="cpu",
     )
 
 
+def synthetic_state(template: dict, path: Path = SYNTHETIC_WEIGHTS, sha256: str | None = None) -> dict:
+    """The shipped synthetic weights as a full state dict shaped like `template` (float32;
+    the token rows the file omits are zero). The file's SHA-256 must match."""
+    import hashlib
+
+    import torch
+
+    data = path.read_bytes() if path.is_file() else b""
+    if hashlib.sha256(data).hexdigest() != (sha256 or SYNTHETIC_SHA256):
+        raise TempclrError(f"{path}: missing or not the shipped synthetic weights (SHA-256 mismatch); reinstall "
+                           "tempclr or rebuild it with scripts/train_tiny_synthetic.py")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k: v.float() for k, v in payload["state"].items()}
+    table = torch.zeros_like(template["token_embedding.weight"])
+    table[payload["token_ids"]] = payload["token_rows"].float()
+    return {**state, "token_embedding.weight": table}
+
+
 def _weights_source(model: str, pretrained: str) -> str:
     """A local file path as is; an open_clip tag after checking it exists for `model`."""
     import open_clip
@@ -145,7 +172,8 @@ def _weights_source(model: str, pretrained: str) -> str:
     if not tags:
         raise TempclrError(
             f"--pretrained {pretrained}: {model} has no published weights; use --pretrained none "
-            "(random weights, seeded by --seed) or a checkpoint file"
+            "(random weights, seeded by --seed)" + (", synthetic (trained on tempclr synth's world only)"
+                                                    if model == "tiny" else "") + " or a checkpoint file"
         )
     if pretrained not in tags:
         known = ", ".join(tags[:6]) + (" ..." if len(tags) > 6 else "") if tags else "none"
