@@ -13,7 +13,7 @@ from rich.table import Table
 
 
 def alignment_table(result, force_terminal: bool, truth=None) -> str:
-    """An AlignResult as a table (start, end, score, step), as text; with `truth` (an
+    """An Alignment as a table (start, end, score, step), as text; with `truth` (an
     annotated Video), its start and end beside each step."""
     table = Table(title=f"{Path(result.video).name} ({result.duration:.2f} s)")
     columns = [("#", "right"), ("start", "right"), ("end", "right"), ("score", "right"), ("step", "left")]

@@ -99,6 +99,9 @@ def command(func: Callable) -> Callable:
     return wrapper
 
 
+EXIT_SOME_FAILED = 3  # extract, align in batch: some inputs failed (listed in failures.jsonl); the rest succeeded
+
+
 def log(message: str, quiet: bool = False) -> None:
     if not quiet:
         err.print(message)

@@ -1,7 +1,8 @@
-"""`tempclr align VIDEO STEPS`: when does each step happen in this video?"""
+"""`tempclr align VIDEO STEPS`: when does each step happen in this video (or in each of many)?"""
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import Enum
 from pathlib import Path
@@ -9,8 +10,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.commands._common import (
-    Checkpoint, Device, Model, Pretrained, Quiet, Seed, Verbose, command, log, number, stdout_is_terminal,
+    EXIT_SOME_FAILED, Checkpoint, Device, Model, Pretrained, Quiet, Seed, Verbose, command, err, log, number,
+    stdout_is_terminal,
 )
 
 
@@ -20,17 +23,28 @@ class Format(str, Enum):
     csv = "csv"
     srt = "srt"
     vtt = "vtt"
+    html = "html"
+    all = "all"
+
+
+FILE_FORMATS = ("json", "srt", "vtt", "csv", "html")  # what `-f all` writes
 
 
 @command
 def align(
-    video: Annotated[Path, typer.Argument(help="A video file, or a .npy feature file from `tempclr extract`.")],
-    steps: Annotated[str, typer.Argument(help="Text file with one step a line ('#' comments), or '-' for stdin.")],
-    format_: Annotated[
-        Optional[Format], typer.Option("--format", "-f", help="Output format (default: table on a terminal, json in a pipe).")
-    ] = None,
+    video: Annotated[Optional[Path], typer.Argument(
+        help="A video file or a .npy from `tempclr extract`; or a folder of them (batch, with STEPS a folder).")] = None,
+    steps: Annotated[Optional[str], typer.Argument(
+        help="Text file with one step a line ('#' comments), '-' for stdin; or a folder of STEM.txt files.")] = None,
+    format_: Annotated[Optional[Format], typer.Option(
+        "--format", "-f", help="table, json, csv, srt, vtt, html, or all (every file format; needs --output-dir). "
+        "Default: from -o's suffix, else table on a terminal and json in a pipe (batch: json).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result to this file instead of stdout.")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option(
+        help="Write OUT/STEM.<format> per video (batch: required); stdout then gets one JSON line per video.")] = None,
+    pairs: Annotated[Optional[Path], typer.Option(help="Batch: a CSV of video,steps rows instead of two folders.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Save the step x time similarity heatmap with the alignment (PNG).")] = None,
+    embed_video: Annotated[bool, typer.Option(help="html: embed the video in the page (up to 50 MB) instead of linking it.")] = False,
     background: Annotated[bool, typer.Option(help="Let clips that match no step stay unassigned (Drop-DTW).")] = True,
     drop_cost: Annotated[
         Optional[float],
@@ -57,32 +71,98 @@ def align(
     model (for a .npy file, the model recorded in its index.jsonl unless --model is
     given) and split into one segment per step by dynamic programming.
 
+    Batch: give a folder of videos or .npy files and a folder of STEM.txt step files
+    (or --pairs pairs.csv) with --output-dir OUT. The model loads once; each video's
+    files go to OUT, stdout gets one JSON line per video, and a pair that fails is
+    reported on stderr and in OUT/failures.jsonl while the others finish (exit 3).
+
+    -f html writes a self-contained review page: the video with one chapter per
+    step, the steps with thumbnails (click one to seek there), and the heatmap.
+
     Examples:
 
     \b
       tempclr align cooking.mp4 steps.txt --model ViT-B-32 --pretrained openai
-      tempclr align feats/cooking.npy steps.txt -f srt -o cooking.srt \\
-          --plot cooking.png
+      tempclr align feats/cooking.npy steps.txt -o cooking.srt --plot cooking.png
+      tempclr align feats/ steps/ --output-dir aligned/ -f all
     """
     from tempclr_cli.core.align.aligner import Aligner
+
+    aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet))
+    if pairs or (video is not None and video.is_dir()):
+        _batch(aligner, video, steps, pairs, output_dir, format_, background, drop_cost, quiet)
+        return
+    if video is None or steps is None:
+        raise TempclrError("give VIDEO and STEPS (or folders of them, or --pairs CSV)")
     from tempclr_cli.core.align.steps import read_steps
 
     texts = read_steps(steps, sys.stdin.read() if steps == "-" else None)
-    aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet))
+    fmt = _format(format_, output, output_dir)
     result = aligner.align(video, texts, background, drop_cost)
     if plot:
         from tempclr_cli.core.plot import alignment_plot
 
         log(f"plot: {alignment_plot(result, plot)}", quiet)
-    _emit(result, format_ or (Format.table if stdout_is_terminal() and not output else Format.json), output, quiet)
+    if output_dir:
+        from tempclr_cli.core.align.batch import write_outputs
+
+        formats = FILE_FORMATS if fmt is Format.all else (fmt.value,)
+        for path in write_outputs(result, output_dir, video.stem, formats):
+            log(f"wrote {path}", quiet)
+        return
+    _emit(result, fmt, output, embed_video, quiet)
 
 
-def _emit(result, fmt: Format, output: Optional[Path], quiet: bool) -> None:
+def _format(fmt: Optional[Format], output: Optional[Path], output_dir: Optional[Path]) -> Format:
+    """-f, else the suffix of -o (x.srt: srt), else table on a terminal and json in a pipe."""
+    if fmt is Format.all and not output_dir:
+        raise TempclrError("-f all writes one file per format: add --output-dir OUT")
+    if fmt is Format.table and output_dir:
+        raise TempclrError("-f table is for the terminal: with --output-dir use json, csv, srt, vtt, html or all")
+    if fmt:
+        return fmt
+    suffix = output.suffix.lower().lstrip(".") if output else ""
+    if suffix in FILE_FORMATS:
+        return Format(suffix)
+    if output_dir:
+        return Format.json
+    return Format.table if stdout_is_terminal() and not output else Format.json
+
+
+def _batch(aligner, video, steps, pairs, output_dir, format_, background, drop_cost, quiet) -> None:
+    from tempclr_cli.core.align.batch import align_pairs, pair_by_stem, read_pairs
+
+    if not output_dir:
+        raise TempclrError("batch alignment writes one file per video: add --output-dir OUT")
+    fmt = _format(format_, None, output_dir)
+    formats = FILE_FORMATS if fmt is Format.all else (fmt.value,)
+    if pairs:
+        todo = read_pairs(pairs)
+    else:
+        if steps is None:
+            raise TempclrError("STEPS: give the folder of STEM.txt step files after the video folder")
+        todo = pair_by_stem(video, Path(steps))
+    failed = 0
+    for row in align_pairs(aligner, todo, output_dir, formats, background, drop_cost):
+        if row["ok"]:
+            print(json.dumps({**row["alignment"].to_dict(), "outputs": row["outputs"]}), flush=True)
+        else:
+            failed += 1
+            err.print(f"[yellow]failed[/yellow] {row['video']}: {row['reason']}", markup=True, highlight=False)
+    log(f"{len(todo) - failed} of {len(todo)} aligned into {output_dir}" + (f"; {failed} failed (failures.jsonl)"
+                                                                          if failed else ""), quiet)
+    if failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _emit(result, fmt: Format, output: Optional[Path], embed_video: bool, quiet: bool) -> None:
     from tempclr_cli.core import io
     from tempclr_cli.render import alignment_table
 
     if fmt is Format.table:
         text = alignment_table(result, force_terminal=stdout_is_terminal())
+    elif fmt is Format.html:
+        text = result.to_html(str(output) if output else None, embed_video)
     else:
         text = {Format.json: result.to_json, Format.csv: result.to_csv, Format.srt: result.to_srt,
                 Format.vtt: result.to_vtt}[fmt]()

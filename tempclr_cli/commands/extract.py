@@ -13,10 +13,9 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    Checkpoint, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, log, number, progress,
+    EXIT_SOME_FAILED, Checkpoint, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, log, number, progress,
 )
 
-EXIT_SOME_FAILED = 3
 
 
 class Dtype(str, Enum):

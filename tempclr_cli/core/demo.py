@@ -50,7 +50,7 @@ class DemoConfig:
 class DemoResult:
     before: dict  # retrieval results per measure, raw encoder features
     after: dict  # the same after TempCLR training
-    alignment: object  # AlignResult of the held-out video
+    alignment: object  # Alignment of the held-out video
     truth: object  # its annotation (a Video)
     boundaries: dict  # {"before", "after"}: eval.alignment.summary over the validation videos
     fewshot: list  # FewshotResult per distance
@@ -168,7 +168,7 @@ class Demo:
 
     def align_held_out(self):
         """The last validation video aligned through the trained heads, as `tempclr align
-        FEATURES.npy STEPS --checkpoint RUN/last.pt` does: (AlignResult, its annotation,
+        FEATURES.npy STEPS --checkpoint RUN/last.pt` does: (Alignment, its annotation,
         artefacts, notes). The plot draws the annotated segments beside the predicted ones."""
         from dataclasses import replace
 

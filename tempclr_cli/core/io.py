@@ -103,7 +103,7 @@ def read_text(path: str | os.PathLike, what: str, expected: str, hint: str = "")
     from tempclr_cli.core.errors import TempclrError
 
     try:
-        return Path(path).read_bytes().decode("utf-8")
+        return Path(path).read_bytes().decode("utf-8-sig")  # a byte-order mark (Windows editors) is not text
     except FileNotFoundError:
         raise TempclrError(f"{path}: {what} not found") from None
     except IsADirectoryError:

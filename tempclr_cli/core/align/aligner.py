@@ -1,4 +1,5 @@
-"""Align step sentences with a video file or a `.npy` feature file: the `align` command's core.
+"""Align step sentences with a video file or a `.npy` feature file: the `align` command's core,
+and the library's (`tempclr_cli.Aligner`, `tempclr_cli.align`).
 
 The encoder is chosen once per input (`encode.encoders.choose_encoder`): the one named,
 else the one recorded with the features (`index.jsonl`) or the one trained TempCLR
@@ -11,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tempclr_cli.core.align.steps import AlignResult, align
+from tempclr_cli.core.align.steps import Alignment, read_steps
+from tempclr_cli.core.align.steps import align as align_embeddings
 from tempclr_cli.core.encode.encoders import EncoderSpec, choose_encoder
 from tempclr_cli.core.errors import TempclrError
 
@@ -41,20 +43,23 @@ class Aligner:
             self._encoders[spec] = spec.load(self.device)
         return spec, self._encoders[spec]
 
-    def align(self, video: str | Path, steps: list[str], background: bool = True,
-              drop_cost: float | None = None) -> AlignResult:
-        """Locate each step of `steps` (in order) in `video`, a video file or a `.npy`."""
+    def align(self, video: str | Path, steps: list[str] | str | Path, background: bool = True,
+              drop_cost: float | None = None) -> Alignment:
+        """Locate each step of `steps` (in order; a list of sentences, or a steps file) in
+        `video`, a video file or a `.npy`."""
         import torch
 
         from tempclr_cli.core.models.heads import apply_heads
 
+        if isinstance(steps, (str, Path)):
+            steps = read_steps(str(steps))
         video = Path(video)
         if not video.exists():
             raise TempclrError(f"{video}: no such file")
         if video.is_dir():
             raise TempclrError(f"{video}: is a folder; expected a video file or a .npy feature file")
         if video.suffix.lower() == ".npy":
-            feats, starts, ends, recorded, duration = self._load_npy(video)
+            feats, starts, ends, recorded, duration, source = self._load_npy(video)
             spec, encoder = self.encoder(recorded)
         else:
             from tempclr_cli.core.encode.extract import ExtractConfig, encode_video
@@ -63,6 +68,7 @@ class Aligner:
             self.log(f"encoding {video}")
             cfg = ExtractConfig(fps=self.fps, clip_seconds=self.clip_seconds)
             feats, starts, ends, duration = encode_video(video, encoder, cfg)
+            source = str(video)
         step_emb = encoder.encode_text(steps).cpu()
         if step_emb.shape[1] != feats.shape[1]:
             raise TempclrError(
@@ -70,10 +76,11 @@ class Aligner:
                 "use the --model/--pretrained that made the features"
             )
         clips, step_emb = apply_heads(self.heads, torch.as_tensor(feats).cpu(), step_emb)
-        return align(step_emb, clips, steps, starts, ends, background, drop_cost, str(video), duration)
+        return align_embeddings(step_emb, clips, steps, starts, ends, background, drop_cost, str(video), duration, source)
 
     def _load_npy(self, path: Path):
-        """(features (T, D), starts, ends, the EncoderSpec recorded for them or None, duration or None)."""
+        """(features (T, D), starts, ends, the EncoderSpec recorded for them or None, duration or None,
+        the source video recorded for them or "")."""
         import torch
 
         from tempclr_cli.core.data.features import load_matrix, store_of
@@ -82,4 +89,11 @@ class Aligner:
         row = store.row(video_id) if store else {}
         array, starts, ends = load_matrix(path, row, self.clip_seconds)
         spec = EncoderSpec.from_row(row) if row else None
-        return torch.from_numpy(array), starts, ends, spec, row.get("duration")
+        return torch.from_numpy(array), starts, ends, spec, row.get("duration"), row.get("source", "")
+
+
+def align(video: str | Path, steps: list[str] | str | Path, model: str | None = None, pretrained: str | None = None,
+          checkpoint: str | None = None, device: str = "auto", **options) -> Alignment:
+    """One-shot `Aligner(model, pretrained, checkpoint, device).align(video, steps)`; `options`
+    go to `Aligner.align` (background, drop_cost). Load an Aligner once for many videos."""
+    return Aligner(model, pretrained, checkpoint, device).align(video, steps, **options)

@@ -54,7 +54,7 @@ class DTWInputError(TempclrError, ValueError):
 
 
 @dataclass
-class Alignment:
+class DTWPaths:
     """Hard DTW result: `values` (B,) or () and `paths`, each an (L, 2) LongTensor of (i, j)."""
 
     values: torch.Tensor
@@ -207,7 +207,7 @@ def soft_dtw(cost: torch.Tensor, gamma: float = 0.1, lengths=None) -> torch.Tens
     return values if batched else values[0]
 
 
-def dtw(cost: torch.Tensor, lengths=None, paths: bool = True) -> Alignment:
+def dtw(cost: torch.Tensor, lengths=None, paths: bool = True) -> DTWPaths:
     """Hard DTW: the minimal accumulated cost and, by default, the optimal path of each pair.
 
     Moves are (1, 1), (0, 1) and (1, 0); ties prefer the diagonal, then (0, 1), as librosa
@@ -224,8 +224,8 @@ def dtw(cost: torch.Tensor, lengths=None, paths: bool = True) -> Alignment:
             values = _end_values(table, lengths)
             found = _backtrack(table, lengths) if paths else None
     if not batched:
-        return Alignment(values[0], found[0] if found else None)
-    return Alignment(values, found)
+        return DTWPaths(values[0], found[0] if found else None)
+    return DTWPaths(values, found)
 
 
 def _compiled_dtw(kernels, cost: torch.Tensor, lengths: torch.Tensor, paths: bool):

@@ -34,16 +34,26 @@ class StepTiming:
 
 
 @dataclass
-class AlignResult:
-    video: str
+class Alignment:
+    """Where each step happens in one video: `steps` (index, text, start, end, score) and
+    the outputs people and programs read (JSON, CSV, SRT, WebVTT, an HTML review page)."""
+
+    video: str  # what was aligned: a video file or a .npy
     duration: float
     steps: list[StepTiming]
     similarity: np.ndarray = field(repr=False)  # (K, T)
     clip_starts: list[float] = field(repr=False, default_factory=list)
     clip_ends: list[float] = field(repr=False, default_factory=list)
+    source: str = ""  # the video file behind it (for .npy: its index.jsonl row's source), if known
 
     def to_dict(self) -> dict:
         return {"video": self.video, "duration": self.duration, "steps": [asdict(s) for s in self.steps]}
+
+    def to_html(self, page: str | None = None, embed_video: bool = False) -> str:
+        """A self-contained review page (`review.review_html`); `page`: where it will be saved."""
+        from tempclr_cli.core.align.review import review_html
+
+        return review_html(self, page, embed_video)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
@@ -106,7 +116,8 @@ def align(
     drop_cost: float | None = None,
     video: str = "",
     duration: float | None = None,
-) -> AlignResult:
+    source: str = "",
+) -> Alignment:
     """Locate each step. step_emb [shape=(K, D)], clip_emb [shape=(T, D)], any scale.
 
     `drop_cost` (with background) defaults to `auto_drop_cost`; `duration` (the video's
@@ -136,4 +147,5 @@ def align(
         )
         for k, (s, e) in enumerate(zip(seg.starts, seg.ends))
     ]
-    return AlignResult(video, float(duration or clip_ends[-1]), timings, sim.numpy(), list(clip_starts), list(clip_ends))
+    return Alignment(video, float(duration or clip_ends[-1]), timings, sim.numpy(), list(clip_starts), list(clip_ends),
+                     source)

@@ -11,11 +11,11 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from tempclr_cli.core.align.steps import AlignResult
+from tempclr_cli.core.align.steps import Alignment
 from tempclr_cli.core.data.annotations import Video
 
 
-def boundary_errors(result: AlignResult, truth: Video) -> list[float]:
+def boundary_errors(result: Alignment, truth: Video) -> list[float]:
     """|predicted - annotated| for every start and end, in step order."""
     if len(result.steps) != len(truth.steps):
         raise ValueError(f"{truth.id}: {len(result.steps)} aligned steps for {len(truth.steps)} annotated")
@@ -25,7 +25,7 @@ def boundary_errors(result: AlignResult, truth: Video) -> list[float]:
     return errors
 
 
-def summary(pairs: Iterable[tuple[AlignResult, Video]]) -> dict:
+def summary(pairs: Iterable[tuple[Alignment, Video]]) -> dict:
     """{"videos", "boundaries", "mean_error", "within_1s" (%)} over (alignment, annotation) pairs."""
     errors, videos = [], 0
     for result, truth in pairs:

@@ -13,10 +13,26 @@ def _stamp(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
+def _one_line(text: str) -> str:
+    """Cue text on one line: a blank line would end the cue."""
+    return " ".join(text.split())
+
+
+def srt_text(text: str) -> str:
+    """Step text safe in a SubRip cue: players read `<i>`-style tags and `-->` starts a timing
+    line, so angle brackets become look-alikes (SRT has no escapes) and `-->` an arrow."""
+    return _one_line(text).replace("-->", "→").replace("<", "‹").replace(">", "›")
+
+
+def vtt_text(text: str) -> str:
+    """Step text safe in a WebVTT cue: `&`, `<` and `>` escaped as the format defines."""
+    return _one_line(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def srt(cues: Iterable[tuple[float, float, str]]) -> str:
     """SubRip: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`."""
     blocks = [
-        f"{k}\n{_stamp(start, ',')} --> {_stamp(end, ',')}\n{text}\n"
+        f"{k}\n{_stamp(start, ',')} --> {_stamp(end, ',')}\n{srt_text(text)}\n"
         for k, (start, end, text) in enumerate(cues, start=1)
     ]
     return "\n".join(blocks)
@@ -24,5 +40,5 @@ def srt(cues: Iterable[tuple[float, float, str]]) -> str:
 
 def vtt(cues: Iterable[tuple[float, float, str]]) -> str:
     """WebVTT: a `WEBVTT` header, then `HH:MM:SS.mmm --> HH:MM:SS.mmm` cues."""
-    blocks = [f"{_stamp(start, '.')} --> {_stamp(end, '.')}\n{text}\n" for start, end, text in cues]
+    blocks = [f"{_stamp(start, '.')} --> {_stamp(end, '.')}\n{vtt_text(text)}\n" for start, end, text in cues]
     return "WEBVTT\n\n" + "\n".join(blocks)

@@ -1,0 +1,91 @@
+"""`align` over many videos: pair inputs with step files, align each through one Aligner
+(models load once), write every requested format, and keep going past a bad pair.
+
+Pairs come from two folders matched by file stem (`cooking.npy` or `cooking.mp4` with
+`cooking.txt`), or from a CSV of `video,steps` rows (paths relative to the CSV). A pair
+that fails is recorded in `OUT/failures.jsonl` with its reason; the others finish.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tempclr_cli.core import io
+from tempclr_cli.core.errors import TempclrError
+
+FORMATS = ("json", "srt", "vtt", "csv", "html")
+FAILURES = "failures.jsonl"
+
+
+@dataclass(frozen=True)
+class Pair:
+    video: Path
+    steps: Path
+
+
+def pair_by_stem(videos: Path, steps: Path) -> list[Pair]:
+    """Every `.npy` or video file in `videos` with the `.txt` of the same stem in `steps`
+    (a missing one is a pair with a missing steps file: it fails by name, the rest go on)."""
+    from tempclr_cli.core.media.video import VIDEO_EXTENSIONS
+
+    if not steps.is_dir():
+        raise TempclrError(f"{steps}: expected a folder of step files (STEM.txt) to pair with {videos}")
+    inputs = sorted(p for p in videos.iterdir() if p.is_file() and (p.suffix.lower() == ".npy"
+                                                                     or p.suffix.lower() in VIDEO_EXTENSIONS))
+    stems: dict[str, Path] = {}
+    for p in inputs:
+        if p.stem in stems:
+            raise TempclrError(f"{stems[p.stem]} and {p} share the stem {p.stem!r}: pair them with --pairs instead")
+        stems[p.stem] = p
+    if not inputs:
+        raise TempclrError(f"{videos}: no .npy or video files to align")
+    return [Pair(p, steps / f"{p.stem}.txt") for p in inputs]
+
+
+def read_pairs(path: Path) -> list[Pair]:
+    """`video,steps` rows (a header row with those names is skipped), relative to the CSV's folder."""
+    text = io.read_text(path, "pairs file", "a CSV file of video,steps rows")
+    pairs = []
+    for k, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or (k == 1 and [c.strip().lower() for c in row[:2]] == ["video", "steps"]):
+            continue
+        if len(row) < 2:
+            raise TempclrError(f"{path}:{k}: expected 'video,steps', got {','.join(row)!r}")
+        pairs.append(Pair(path.parent / row[0].strip(), path.parent / row[1].strip()))
+    if not pairs:
+        raise TempclrError(f"{path}: no video,steps rows")
+    return pairs
+
+
+def write_outputs(alignment, out_dir: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
+    """`OUT/STEM.<format>` for each format, each written atomically."""
+    written = []
+    for fmt in formats:
+        path = out_dir / f"{stem}.{fmt}"
+        text = alignment.to_html(str(path)) if fmt == "html" else getattr(alignment, f"to_{fmt}")()
+        io.write_text(path, text)
+        written.append(path)
+    return written
+
+
+def align_pairs(aligner, pairs: list[Pair], out_dir: Path, formats: tuple[str, ...], background: bool = True,
+                drop_cost: float | None = None) -> Iterator[dict]:
+    """Align each pair; yields {"video", "steps", "ok": True, "outputs", "alignment"} or
+    {"video", "steps", "ok": False, "reason"} (also appended to OUT/failures.jsonl)."""
+    from tempclr_cli.core.align.steps import read_steps
+    from tempclr_cli.core.media.video import VideoError
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for pair in pairs:
+        row = {"video": str(pair.video), "steps": str(pair.steps)}
+        try:
+            result = aligner.align(pair.video, read_steps(str(pair.steps)), background, drop_cost)
+            yield {**row, "ok": True, "outputs": [str(p) for p in write_outputs(result, out_dir, pair.video.stem, formats)],
+                   "alignment": result}
+        except (TempclrError, VideoError) as e:
+            failure = {**row, "ok": False, "reason": str(e)}
+            io.append_jsonl(out_dir / FAILURES, failure)
+            yield failure

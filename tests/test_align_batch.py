@@ -1,0 +1,148 @@
+"""`align` for many videos and for people (#20): batch mode, the Python API, clean
+subtitles, and the HTML review page checked in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+from test_cli import tempclr
+
+from tempclr_cli.core.media.synth import SynthConfig, generate
+
+README = Path(__file__).parents[1] / "README.md"
+SYNTHETIC = ["--model", "tiny", "--pretrained", "synthetic", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Four synthetic videos, their features (tiny / synthetic) and step files."""
+    root = tmp_path_factory.mktemp("batch")
+    list(generate(root, SynthConfig(videos=4, classes=0, class_videos=0, seed=21)))
+    done = tempclr("extract", str(root / "videos"), "-o", str(root / "feats"), "--workers", "0", "-q", *SYNTHETIC)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def annotations(root: Path) -> dict:
+    return json.loads((root / "youcookii_annotations_trainval.json").read_text())["database"]
+
+
+def test_a_batch_pairs_by_stem_loads_once_and_reports_a_failure_by_name(store, tmp_path):
+    steps = tmp_path / "steps"
+    shutil.copytree(store / "steps", steps)
+    (steps / "synth0002.txt").unlink()  # one video without its steps
+    done = tempclr("align", str(store / "feats"), str(steps), "--output-dir", str(tmp_path / "out"), "-f", "all",
+                   "--device", "cpu")
+    assert done.returncode == 3, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]  # data only: one JSON object a line
+    assert [Path(r["video"]).stem for r in lines] == ["synth0000", "synth0001", "synth0003"]
+    assert done.stderr.count("model tiny (synthetic)") == 1  # the model loaded once for the batch
+    assert "synth0002" in done.stderr and "steps file not found" in done.stderr
+    failures = [json.loads(r) for r in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
+    assert [Path(f["video"]).stem for f in failures] == ["synth0002"]
+    for stem in ("synth0000", "synth0001", "synth0003"):
+        assert sorted(p.suffix for p in (tmp_path / "out").glob(f"{stem}.*")) == [".csv", ".html", ".json", ".srt",
+                                                                                   ".vtt"]
+    db = annotations(store)
+    for row in lines:  # and the alignments are right: the shipped synthetic weights
+        truth = db[Path(row["video"]).stem]["annotations"]
+        assert [(s["start"], s["end"]) for s in row["steps"]] == [tuple(map(float, a["segment"])) for a in truth]
+
+
+def test_pairs_csv_and_the_format_follows_the_suffix(store, tmp_path):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"video,steps\n{store / 'feats' / 'synth0001.npy'},{store / 'steps' / 'synth0001.txt'}\n")
+    done = tempclr("align", "--pairs", str(pairs), "--output-dir", str(tmp_path / "out"), "-f", "srt", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "synth0001.srt").read_text().startswith("1\n00:00:")
+    single = tempclr("align", str(store / "feats" / "synth0000.npy"), str(store / "steps" / "synth0000.txt"),
+                     "-o", str(tmp_path / "x.srt"), "--device", "cpu")
+    assert single.returncode == 0 and (tmp_path / "x.srt").read_text().startswith("1\n00:00:")
+    need_dir = tempclr("align", str(store / "feats" / "synth0000.npy"), str(store / "steps" / "synth0000.txt"), "-f", "all")
+    assert need_dir.returncode == 2 and "--output-dir" in need_dir.stderr
+
+
+@pytest.mark.parametrize("fmt", ["srt", "vtt"])
+def test_markup_and_arrows_in_a_step_cannot_break_a_cue(store, tmp_path, fmt):
+    steps = (store / "steps" / "synth0003.txt").read_text().splitlines()
+    dirty = [f"{s} <b>now</b> --> & then" for s in steps]
+    (tmp_path / "steps.txt").write_bytes("\ufeff".encode() + "\n".join(dirty).encode())  # with a byte-order mark
+    target = tmp_path / f"x.{fmt}"
+    done = tempclr("align", str(store / "feats" / "synth0003.npy"), str(tmp_path / "steps.txt"), "-o", str(target),
+                   "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    with av.open(str(target)) as container:
+        cues = [bytes(p).decode() for p in container.demux(container.streams.subtitles[0]) if p.size]
+    assert len(cues) == len(steps)  # one cue per step: nothing split or swallowed
+    assert cues[0].startswith(steps[0])  # the BOM is not part of the first step
+    assert all("-->" not in c for c in cues)
+
+
+def test_the_readme_api_example_runs(tmp_path):
+    block = re.search(r"<!-- api-example -->\s*```python\n(.*?)```", README.read_text(), re.S)
+    assert block, "README has no api-example block"
+    done = subprocess.run([sys.executable, "-c", block.group(1)], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    printed = [line.split() for line in done.stdout.splitlines() if line[:1].isdigit()]
+    truth = annotations(tmp_path / "example")["synth0000"]["annotations"]
+    assert [(float(p[1]), float(p[2])) for p in printed] == [tuple(map(float, a["segment"])) for a in truth]
+    assert (tmp_path / "example" / "review.html").read_text().startswith("<!doctype html>")
+
+
+def _browser():
+    """Headless Chromium through selenium; skipped where missing, except in CI (it must run there)."""
+    chromedriver = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        webdriver = None
+    if webdriver is None or not chromedriver or not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        if os.environ.get("CI"):
+            pytest.fail("headless Chromium is required in CI (apt-get install chromium chromium-driver; pip selenium)")
+        pytest.skip("no headless Chromium here (Debian: apt-get install chromium chromium-driver; pip install selenium)")
+    os.environ.setdefault("SE_AVOID_STATS", "true")
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    return webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+
+
+def test_the_review_page_plays_its_chapters_and_seeks_on_click(store, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = tmp_path / "review" / "synth0002.html"
+    done = tempclr("align", str(store / "feats" / "synth0002.npy"), str(store / "steps" / "synth0002.txt"),
+                   "-f", "html", "-o", str(page), "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text  # offline: nothing fetched from anywhere
+    steps = (store / "steps" / "synth0002.txt").read_text().splitlines()
+    truth = annotations(store)["synth0002"]["annotations"]
+    driver = _browser()
+    try:
+        driver.get(page.as_uri())
+        wait = WebDriverWait(driver, 20)
+        wait.until(lambda d: d.execute_script("return video.readyState >= 1 && chapters.track.cues && "
+                                              "chapters.track.cues.length > 0"))
+        entries = driver.find_elements(By.CSS_SELECTOR, "li.step")
+        assert len(entries) == len(steps)
+        assert driver.execute_script("return chapters.track.cues.length") == len(steps)
+        assert all(e.find_element(By.TAG_NAME, "img").get_attribute("src").startswith("data:image/png") for e in entries)
+        assert driver.execute_script("return document.querySelectorAll('#heatmap rect.segment').length") == len(steps)
+        entries[-1].click()
+        wait.until(lambda d: abs(d.execute_script("return video.currentTime") - truth[-1]["segment"][0]) < 0.05)
+        driver.save_screenshot(str(tmp_path / "review.png"))
+    finally:
+        driver.quit()
+    assert (tmp_path / "review.png").read_bytes()[:4] == b"\x89PNG"
