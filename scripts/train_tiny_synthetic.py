@@ -70,17 +70,27 @@ def train(steps: int, batch_size: int, seed: int, log_every: int = 100):
 
 def save(model, tokenizer, out: Path) -> str:
     """float16 state dict, token table reduced to the rows the synthetic captions use."""
-    from tempclr_cli.core.io import atomic_path
-
     captions = sorted({a.sentence(t) for a in ACTIONS for t in TEMPLATES})
     used = torch.unique(tokenizer(captions).flatten())
     state = {k: v.half() for k, v in model.state_dict().items() if k != "token_embedding.weight"}
     table = model.state_dict()["token_embedding.weight"]
     payload = {"format": "tempclr tiny synthetic v1", "state": state, "token_ids": used,
                "token_rows": table[used].half(), "vocab": table.shape[0]}
+    return write_payload(payload, out)
+
+
+def write_payload(payload: dict, out: Path) -> str:
+    """Serialised in memory: torch.save names the archive after the file, so writing the
+    temporary file directly would make the bytes (and the SHA-256) differ run to run."""
+    import io
+
+    from tempclr_cli.core.io import atomic_path
+
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_path(out) as tmp:
-        torch.save(payload, tmp)
-    return hashlib.sha256(out.read_bytes()).hexdigest()
+        tmp.write_bytes(buffer.getvalue())
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
 def check(model, videos: int = 24, seed: int = 1000) -> dict:

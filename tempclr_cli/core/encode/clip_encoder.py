@@ -23,7 +23,7 @@ from tempclr_cli.core.media.frames import center_crop
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 SYNTHETIC_WEIGHTS = Path(__file__).parent / "weights" / "tiny_synthetic.pt"
-SYNTHETIC_SHA256 = "b83adf300a260faef7b93b5368c9979ae2f41ca4ecf30896211d17790fa33534"  # printed by scripts/train_tiny_synthetic.py; checked at every load
+SYNTHETIC_SHA256 = "1f28915bb9cef6403b498ee129717f8f0b3cafb6a6153d665e0c5ae03daa9986"  # printed by scripts/train_tiny_synthetic.py; checked at every load
 _registered = False
 
 
