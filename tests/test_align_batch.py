@@ -146,3 +146,30 @@ def test_the_review_page_plays_its_chapters_and_seeks_on_click(store, tmp_path):
     finally:
         driver.quit()
     assert (tmp_path / "review.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("kind", ["srt", "json", "youcook2"])
+def test_steps_transfer_from_an_annotated_reference_video(store, tmp_path, kind):
+    """The reference's timed steps (SRT, tempclr JSON or a YouCookII entry) label another video."""
+    db = annotations(store)
+    if kind == "youcook2":
+        ref_steps = store / "youcookii_annotations_trainval.json"  # the database: the entry named like the video
+    else:
+        ref_steps = tmp_path / f"ref.{kind}"
+        made = tempclr("align", str(store / "feats" / "synth0000.npy"), str(store / "steps" / "synth0000.txt"),
+                       "-o", str(ref_steps), "--device", "cpu")
+        assert made.returncode == 0, made.stderr
+    done = tempclr("align", str(store / "feats" / "synth0000.npy"), "--reference", str(store / "feats" / "synth0000.npy"),
+                   str(ref_steps), "-f", "json", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    got = [(s["start"], s["end"], s["text"]) for s in json.loads(done.stdout)["steps"]]
+    assert got == [(*map(float, a["segment"]), a["sentence"]) for a in db["synth0000"]["annotations"]]
+
+
+def test_a_folder_is_labelled_from_one_reference(store, tmp_path):
+    done = tempclr("align", str(store / "feats"), "--reference", str(store / "feats" / "synth0001.npy"),
+                   str(store / "youcookii_annotations_trainval.json"), "--output-dir", str(tmp_path / "out"),
+                   "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == 4 and all(len(r["steps"]) == len(annotations(store)["synth0001"]["annotations"]) for r in rows)

@@ -43,6 +43,9 @@ def align(
     output_dir: Annotated[Optional[Path], typer.Option(
         help="Write OUT/STEM.<format> per video (batch: required); stdout then gets one JSON line per video.")] = None,
     pairs: Annotated[Optional[Path], typer.Option(help="Batch: a CSV of video,steps rows instead of two folders.")] = None,
+    reference: Annotated[Optional[tuple[Path, Path]], typer.Option(
+        metavar="REF_VIDEO REF_STEPS", help="Transfer the timed steps of an annotated video of the same procedure "
+        "(REF_STEPS: a tempclr JSON, SRT, VTT or YouCookII annotation) instead of reading STEPS.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Save the step x time similarity heatmap with the alignment (PNG).")] = None,
     embed_video: Annotated[bool, typer.Option(help="html: embed the video in the page (up to 50 MB) instead of linking it.")] = False,
     background: Annotated[bool, typer.Option(help="Let clips that match no step stay unassigned (Drop-DTW).")] = True,
@@ -79,26 +82,31 @@ def align(
     -f html writes a self-contained review page: the video with one chapter per
     step, the steps with thumbnails (click one to seek there), and the heatmap.
 
+    --reference REF_VIDEO REF_STEPS labels VIDEO (or a folder of videos) from one
+    annotated video of the same procedure: each reference step becomes the mean of its
+    clips and VIDEO's clips are split into those steps in order, background dropped.
+
     Examples:
 
     \b
       tempclr align cooking.mp4 steps.txt --model ViT-B-32 --pretrained openai
       tempclr align feats/cooking.npy steps.txt -o cooking.srt --plot cooking.png
       tempclr align feats/ steps/ --output-dir aligned/ -f all
+      tempclr align new.mp4 --reference labelled.mp4 labelled.srt -f srt
     """
     from tempclr_cli.core.align.aligner import Aligner
 
     aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet))
+    align_one = _aligning(aligner, reference, background, drop_cost)
     if pairs or (video is not None and video.is_dir()):
-        _batch(aligner, video, steps, pairs, output_dir, format_, background, drop_cost, quiet)
+        _batch(align_one, video, steps, pairs, output_dir, format_, reference is not None, quiet)
         return
-    if video is None or steps is None:
-        raise TempclrError("give VIDEO and STEPS (or folders of them, or --pairs CSV)")
-    from tempclr_cli.core.align.steps import read_steps
+    if video is None or (steps is None and reference is None):
+        raise TempclrError("give VIDEO and STEPS (or folders of them, or --pairs CSV, or --reference REF_VIDEO REF_STEPS)")
+    from tempclr_cli.core.align.batch import Pair
 
-    texts = read_steps(steps, sys.stdin.read() if steps == "-" else None)
     fmt = _format(format_, output, output_dir)
-    result = aligner.align(video, texts, background, drop_cost)
+    result = align_one(Pair(video, None if reference else Path(steps)), sys.stdin.read() if steps == "-" else None)
     if plot:
         from tempclr_cli.core.plot import alignment_plot
 
@@ -129,7 +137,18 @@ def _format(fmt: Optional[Format], output: Optional[Path], output_dir: Optional[
     return Format.table if stdout_is_terminal() and not output else Format.json
 
 
-def _batch(aligner, video, steps, pairs, output_dir, format_, background, drop_cost, quiet) -> None:
+def _aligning(aligner, reference, background: bool, drop_cost):
+    """pair (, stdin text) -> Alignment: with text steps, or transferred from `reference`."""
+    from tempclr_cli.core.align.steps import read_steps, read_timed_steps
+
+    if reference:
+        ref_video, ref_steps = reference
+        timed = read_timed_steps(str(ref_steps), ref_video.stem)
+        return lambda pair, stdin=None: aligner.transfer(pair.video, ref_video, timed, drop_cost)
+    return lambda pair, stdin=None: aligner.align(pair.video, read_steps(str(pair.steps), stdin), background, drop_cost)
+
+
+def _batch(align_one, video, steps, pairs, output_dir, format_, with_reference: bool, quiet) -> None:
     from tempclr_cli.core.align.batch import align_pairs, pair_by_stem, read_pairs
 
     if not output_dir:
@@ -139,11 +158,11 @@ def _batch(aligner, video, steps, pairs, output_dir, format_, background, drop_c
     if pairs:
         todo = read_pairs(pairs)
     else:
-        if steps is None:
+        if steps is None and not with_reference:
             raise TempclrError("STEPS: give the folder of STEM.txt step files after the video folder")
-        todo = pair_by_stem(video, Path(steps))
+        todo = pair_by_stem(video, None if with_reference else Path(steps))
     failed = 0
-    for row in align_pairs(aligner, todo, output_dir, formats, background, drop_cost):
+    for row in align_pairs(todo, align_one, output_dir, formats):
         if row["ok"]:
             print(json.dumps({**row["alignment"].to_dict(), "outputs": row["outputs"]}), flush=True)
         else:

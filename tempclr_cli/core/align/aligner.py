@@ -10,12 +10,24 @@ many inputs loads each model once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tempclr_cli.core.align.steps import Alignment, read_steps
 from tempclr_cli.core.align.steps import align as align_embeddings
 from tempclr_cli.core.encode.encoders import EncoderSpec, choose_encoder
 from tempclr_cli.core.errors import TempclrError
+
+
+@dataclass
+class VideoFeatures:
+    clips: object  # (T, D) tensor
+    starts: list[float]
+    ends: list[float]
+    duration: float | None
+    source: str  # the video file behind them, if known
+    spec: EncoderSpec  # the encoder that made them
+    encoder: object
 
 
 class Aligner:
@@ -47,12 +59,48 @@ class Aligner:
               drop_cost: float | None = None) -> Alignment:
         """Locate each step of `steps` (in order; a list of sentences, or a steps file) in
         `video`, a video file or a `.npy`."""
-        import torch
-
-        from tempclr_cli.core.models.heads import apply_heads
-
         if isinstance(steps, (str, Path)):
             steps = read_steps(str(steps))
+        v = self.features(video)
+        step_emb = v.encoder.encode_text(steps).cpu()
+        if step_emb.shape[1] != v.clips.shape[1]:
+            raise TempclrError(
+                f"{video}: features have dim {v.clips.shape[1]} but {v.spec.model} text embeddings have "
+                f"{step_emb.shape[1]}; use the --model/--pretrained that made the features"
+            )
+        clips, step_emb = self._heads(v.clips, step_emb)
+        return align_embeddings(step_emb, clips, steps, v.starts, v.ends, background, drop_cost, str(video), v.duration,
+                                v.source)
+
+    def transfer(self, video: str | Path, reference: str | Path, reference_steps: list[tuple[float, float, str]],
+                 drop_cost: float | None = None) -> Alignment:
+        """Label `video` with the steps of an annotated `reference` video of the same procedure.
+
+        Each reference step becomes the mean of its clips (the reference's background, clips in
+        no step, is left out), and the target's clips are split into those steps in order
+        with Drop-DTW, so target clips without a counterpart stay background: background
+        on both sides. Both videos go through the same encoder (and heads, if any)."""
+        import torch
+
+        ref = self.features(reference)
+        target = self.features(video, made_by=ref.spec)
+        if target.spec != ref.spec:
+            raise TempclrError(f"{video} was encoded with {target.spec.model} ({target.spec.pretrained}) and {reference} "
+                               f"with {ref.spec.model} ({ref.spec.pretrained}): features of one encoder are needed")
+        ref_clips, _ = self._heads(ref.clips, ref.clips[:0])
+        clips, _ = self._heads(target.clips, target.clips[:0])
+        prototypes, texts = [], []
+        for start, end, text in reference_steps:
+            inside = [k for k, (s, e) in enumerate(zip(ref.starts, ref.ends)) if s < end and e > start]
+            if not inside:
+                raise TempclrError(f"{reference}: step {text!r} ({start}-{end} s) covers no clip of the reference")
+            prototypes.append(torch.nn.functional.normalize(ref_clips[inside], dim=-1).mean(0))
+            texts.append(text)
+        return align_embeddings(torch.stack(prototypes), clips, texts, target.starts, target.ends, True, drop_cost,
+                                str(video), target.duration, target.source)
+
+    def features(self, video: str | Path, made_by: EncoderSpec | None = None) -> VideoFeatures:
+        """Clip features of a video file (encoded here) or a `.npy` (read, with its index row)."""
         video = Path(video)
         if not video.exists():
             raise TempclrError(f"{video}: no such file")
@@ -61,22 +109,21 @@ class Aligner:
         if video.suffix.lower() == ".npy":
             feats, starts, ends, recorded, duration, source = self._load_npy(video)
             spec, encoder = self.encoder(recorded)
-        else:
-            from tempclr_cli.core.encode.extract import ExtractConfig, encode_video
+            return VideoFeatures(feats, starts, ends, duration, source, spec, encoder)
+        from tempclr_cli.core.encode.extract import ExtractConfig, encode_video
 
-            spec, encoder = self.encoder(None)
-            self.log(f"encoding {video}")
-            cfg = ExtractConfig(fps=self.fps, clip_seconds=self.clip_seconds)
-            feats, starts, ends, duration = encode_video(video, encoder, cfg)
-            source = str(video)
-        step_emb = encoder.encode_text(steps).cpu()
-        if step_emb.shape[1] != feats.shape[1]:
-            raise TempclrError(
-                f"{video}: features have dim {feats.shape[1]} but {spec.model} text embeddings have {step_emb.shape[1]}; "
-                "use the --model/--pretrained that made the features"
-            )
-        clips, step_emb = apply_heads(self.heads, torch.as_tensor(feats).cpu(), step_emb)
-        return align_embeddings(step_emb, clips, steps, starts, ends, background, drop_cost, str(video), duration, source)
+        spec, encoder = self.encoder(made_by)
+        self.log(f"encoding {video}")
+        feats, starts, ends, duration = encode_video(video, encoder, ExtractConfig(fps=self.fps,
+                                                                                   clip_seconds=self.clip_seconds))
+        return VideoFeatures(feats, starts, ends, duration, str(video), spec, encoder)
+
+    def _heads(self, clips, step_emb):
+        import torch
+
+        from tempclr_cli.core.models.heads import apply_heads
+
+        return apply_heads(self.heads, torch.as_tensor(clips).cpu(), step_emb)
 
     def _load_npy(self, path: Path):
         """(features (T, D), starts, ends, the EncoderSpec recorded for them or None, duration or None,

@@ -9,7 +9,7 @@ that fails is recorded in `OUT/failures.jsonl` with its reason; the others finis
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,15 +23,16 @@ FAILURES = "failures.jsonl"
 @dataclass(frozen=True)
 class Pair:
     video: Path
-    steps: Path
+    steps: Path | None  # None: the steps come from a reference video (`align --reference`)
 
 
-def pair_by_stem(videos: Path, steps: Path) -> list[Pair]:
+def pair_by_stem(videos: Path, steps: Path | None) -> list[Pair]:
     """Every `.npy` or video file in `videos` with the `.txt` of the same stem in `steps`
-    (a missing one is a pair with a missing steps file: it fails by name, the rest go on)."""
+    (a missing one is a pair with a missing steps file: it fails by name, the rest go on);
+    with `steps` None, the videos alone."""
     from tempclr_cli.core.media.video import VIDEO_EXTENSIONS
 
-    if not steps.is_dir():
+    if steps is not None and not steps.is_dir():
         raise TempclrError(f"{steps}: expected a folder of step files (STEM.txt) to pair with {videos}")
     inputs = sorted(p for p in videos.iterdir() if p.is_file() and (p.suffix.lower() == ".npy"
                                                                      or p.suffix.lower() in VIDEO_EXTENSIONS))
@@ -42,7 +43,7 @@ def pair_by_stem(videos: Path, steps: Path) -> list[Pair]:
         stems[p.stem] = p
     if not inputs:
         raise TempclrError(f"{videos}: no .npy or video files to align")
-    return [Pair(p, steps / f"{p.stem}.txt") for p in inputs]
+    return [Pair(p, steps / f"{p.stem}.txt" if steps else None) for p in inputs]
 
 
 def read_pairs(path: Path) -> list[Pair]:
@@ -71,18 +72,18 @@ def write_outputs(alignment, out_dir: Path, stem: str, formats: tuple[str, ...])
     return written
 
 
-def align_pairs(aligner, pairs: list[Pair], out_dir: Path, formats: tuple[str, ...], background: bool = True,
-                drop_cost: float | None = None) -> Iterator[dict]:
-    """Align each pair; yields {"video", "steps", "ok": True, "outputs", "alignment"} or
-    {"video", "steps", "ok": False, "reason"} (also appended to OUT/failures.jsonl)."""
-    from tempclr_cli.core.align.steps import read_steps
+def align_pairs(pairs: list[Pair], align_one: Callable[[Pair], object], out_dir: Path,
+                formats: tuple[str, ...]) -> Iterator[dict]:
+    """Align each pair with `align_one(pair) -> Alignment`; yields {"video", "steps", "ok": True,
+    "outputs", "alignment"} or {"video", "steps", "ok": False, "reason"} (also appended to
+    OUT/failures.jsonl)."""
     from tempclr_cli.core.media.video import VideoError
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for pair in pairs:
-        row = {"video": str(pair.video), "steps": str(pair.steps)}
+        row = {"video": str(pair.video), "steps": str(pair.steps) if pair.steps else None}
         try:
-            result = aligner.align(pair.video, read_steps(str(pair.steps)), background, drop_cost)
+            result = align_one(pair)
             yield {**row, "ok": True, "outputs": [str(p) for p in write_outputs(result, out_dir, pair.video.stem, formats)],
                    "alignment": result}
         except (TempclrError, VideoError) as e:

@@ -89,6 +89,34 @@ def read_steps(source: str, stdin_text: str | None = None) -> list[str]:
     return steps
 
 
+def read_timed_steps(path: str, video_id: str | None = None) -> list[tuple[float, float, str]]:
+    """Steps with times, (start, end, text) in order, from a tempclr align JSON, an SRT or
+    WebVTT file, or YouCookII-style annotations (one video's entry, or a database of them,
+    picked by `video_id` when it holds more than one)."""
+    text = read_text(path, "reference steps file", "a JSON, SRT or VTT file of timed steps")
+    if not text.lstrip().startswith(("{", "[")):
+        cues = subtitles.parse(text)
+        if not cues:
+            raise TempclrError(f"{path}: no timed cues (expected SRT or WebVTT, or a JSON of steps)")
+        return cues
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TempclrError(f"{path}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    if isinstance(data, dict) and isinstance(data.get("database"), dict):
+        db = data["database"]
+        if video_id not in db and len(db) != 1:
+            raise TempclrError(f"{path}: {len(db)} videos in the database and none is {video_id!r}")
+        data = db.get(video_id) or next(iter(db.values()))
+    try:
+        if isinstance(data, dict) and "steps" in data:
+            return [(float(s["start"]), float(s["end"]), str(s["text"])) for s in data["steps"]]
+        return [(float(a["segment"][0]), float(a["segment"][1]), str(a["sentence"])) for a in data["annotations"]]
+    except (KeyError, TypeError, IndexError, ValueError):
+        raise TempclrError(f"{path}: expected tempclr align JSON ({{'steps': [{{'start', 'end', 'text'}}]}}) or "
+                           "YouCookII annotations ({'annotations': [{'segment', 'sentence'}]})") from None
+
+
 def auto_drop_cost(cost) -> float:
     """Otsu threshold of the clip-wise minimum cost. cost [shape=(K, T)]."""
     import torch

@@ -42,3 +42,24 @@ def vtt(cues: Iterable[tuple[float, float, str]]) -> str:
     """WebVTT: a `WEBVTT` header, then `HH:MM:SS.mmm --> HH:MM:SS.mmm` cues."""
     blocks = [f"{_stamp(start, '.')} --> {_stamp(end, '.')}\n{vtt_text(text)}\n" for start, end, text in cues]
     return "WEBVTT\n\n" + "\n".join(blocks)
+
+
+def parse(text: str) -> list[tuple[float, float, str]]:
+    """Cues of an SRT or WebVTT file: (start, end, text), text lines joined by a space."""
+    import html
+    import re
+
+    stamp = r"(?:(\d+):)?(\d{1,2}):(\d{2})[,.](\d{3})"
+    timing = re.compile(rf"{stamp}\s*-->\s*{stamp}")
+    cues = []
+    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip()):
+        lines = block.splitlines()
+        for k, line in enumerate(lines):
+            m = timing.search(line)
+            if m:
+                g = [int(x) if x else 0 for x in m.groups()]
+                start = g[0] * 3600 + g[1] * 60 + g[2] + g[3] / 1000
+                end = g[4] * 3600 + g[5] * 60 + g[6] + g[7] / 1000
+                cues.append((start, end, html.unescape(" ".join(lines[k + 1 :]).strip())))
+                break
+    return cues
