@@ -194,3 +194,20 @@ def test_a_cut_off_video_is_kept_flagged_and_reported(tmp_path):
     rows = {json.loads(r)["features"]: json.loads(r) for r in (tmp_path / "f" / "index.jsonl").read_text().splitlines()}
     assert rows["half.npy"]["truncated"] is True and rows["half.npy"]["duration"] < 2
     assert rows["full.npy"]["truncated"] is False and rows["full.npy"]["duration"] == pytest.approx(4.0)
+
+
+def test_one_index_row_is_found_without_reading_the_store(tmp_path):
+    """`align x.npy` in a store of thousands: the row is found by a byte search (#17)."""
+    from tempclr_cli.core.data.features import row_of
+    from tempclr_cli.core.encode.extract import read_row
+
+    rows = [{"source": f"v{k}.mp4", "features": f"v{k}.npy", "clips": 1, "status": "ok"} for k in range(5000)]
+    rows += [{"source": "a.mp4", "features": "sub/a.npy", "clips": 1, "status": "ok"},
+             {"source": "ba.mp4", "features": "sub/ba.npy", "clips": 2, "status": "ok"},
+             {"source": "a2.mp4", "features": "sub/a.npy", "clips": 3, "status": "ok"}]  # a rerun's newer row
+    text = "".join(json.dumps(r) + "\n" for r in rows) + '{"source": "torn", "features": "sub/a.npy", "cl'
+    (tmp_path / "index.jsonl").write_text(text)
+    assert read_row(tmp_path, "sub/a.npy")["clips"] == 3  # the last whole row wins, the torn one is skipped
+    assert read_row(tmp_path, "sub/ba.npy")["clips"] == 2 and read_row(tmp_path, "nope.npy") == {}
+    (tmp_path / "sub").mkdir()
+    assert row_of(tmp_path / "sub" / "a.npy")["source"] == "a2.mp4"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,22 @@ from rich.markup import escape
 from tempclr_cli.core.errors import TempclrError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _rank() -> tuple[int, int]:
+    from tempclr_cli.core.runtime import process_rank
+
+    return process_rank()
+
+
+def is_main_process() -> bool:
+    """Rank 0, or not distributed: the process that prints results and progress."""
+    return _rank()[0] == 0
+
+
+def _rank_prefix() -> str:
+    rank, world = _rank()
+    return f"[rank {rank}] " if world > 1 else ""
 
 Device = Annotated[
     str,
@@ -83,7 +100,7 @@ def command(func: Callable) -> Callable:
         except TempclrError as e:
             if verbose:
                 err.print_exception()
-            err.print(f"[red]error:[/red] {escape(str(e))}")
+            err.print(f"{_rank_prefix()}[red]error:[/red] {escape(str(e))}")
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/yellow]")
@@ -93,7 +110,8 @@ def command(func: Callable) -> Callable:
         except Exception as e:  # noqa: BLE001 - the CLI boundary: one line, not a traceback
             if verbose:
                 err.print_exception()
-            err.print(f"[red]error:[/red] {type(e).__name__}: {escape(str(e))} (rerun with --verbose for the traceback)")
+            err.print(f"{_rank_prefix()}[red]error:[/red] {type(e).__name__}: {escape(str(e))} "
+                      "(rerun with --verbose for the traceback)")
             raise typer.Exit(1) from None
 
     return wrapper
@@ -103,16 +121,65 @@ EXIT_SOME_FAILED = 3  # extract, align in batch: some inputs failed (listed in f
 
 
 def log(message: str, quiet: bool = False) -> None:
-    if not quiet:
+    """A progress message on stderr: not with --quiet, and only from the main process."""
+    if not quiet and is_main_process():
         err.print(message)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, even with --quiet, from every process (prefixed with its rank)."""
+    err.print(f"{_rank_prefix()}[yellow]warning:[/yellow] {message}")
+
+
+class PlainProgress:
+    """Progress as plain lines on stderr, at most one per task every `every` seconds (and at
+    the end): for batch jobs, CI logs and `nohup`, where a bar would be a stream of glyphs.
+    Takes the calls of rich's Progress that tempclr uses."""
+
+    def __init__(self, every: float = 5.0):
+        self.every, self.tasks = every, {}
+
+    def add_task(self, description: str, total: Optional[float] = None, **fields) -> int:
+        self.tasks[len(self.tasks)] = {"description": description, "total": total, "completed": 0, "fields": fields,
+                                       "printed": 0.0}
+        return len(self.tasks) - 1
+
+    def update(self, task: int, description: Optional[str] = None, completed: Optional[float] = None,
+               total: Optional[float] = None, advance: float = 0, **fields) -> None:
+        t = self.tasks[task]
+        t["description"] = description or t["description"]
+        t["total"] = total if total is not None else t["total"]
+        t["completed"] = (completed if completed is not None else t["completed"]) + advance
+        t["fields"].update(fields)
+        self._maybe_print(t)
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.update(task, advance=advance)
+
+    def _maybe_print(self, t: dict) -> None:
+        import time
+
+        now, done = time.monotonic(), t["total"] is not None and t["completed"] >= t["total"]
+        if now - t["printed"] < self.every and not done:
+            return
+        t["printed"] = now
+        count = f"{t['completed']:g}/{t['total']:g}" if t["total"] else f"{t['completed']:g}"
+        info = " ".join(str(v) for v in t["fields"].values() if v)
+        err.print(f"{t['description']} {count} {info}".rstrip(), markup=False)
 
 
 @contextmanager
 def progress(quiet: bool, *extra_columns) -> Iterator:
-    """A rich progress display on stderr (disabled with --quiet or when stderr is not a tty)."""
+    """Progress on stderr: a rich bar on a terminal, plain lines every few seconds off one
+    (TEMPCLR_PROGRESS_SECONDS, default 5), nothing with --quiet or on ranks other than 0."""
     from rich.progress import (
         BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
     )
+
+    if not quiet and is_main_process() and not err.is_terminal:
+        yield PlainProgress(float(os.environ.get("TEMPCLR_PROGRESS_SECONDS", 5)))
+        return
+    quiet = quiet or not is_main_process()
 
     columns = [
         TextColumn("[progress.description]{task.description}"),

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    EXIT_SOME_FAILED, Checkpoint, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, log, number, progress,
+    EXIT_SOME_FAILED, Checkpoint, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, is_main_process, log, number, progress, warn,
 )
 
 
@@ -97,7 +97,7 @@ def extract(
             if event.status != "ok":
                 log(f"[yellow]failed[/yellow] {escape(event.reason)}", quiet)
             elif event.row["truncated"]:  # said even with --quiet: the features cover less than the file claims
-                err.print(f"[yellow]warning:[/yellow] {escape(str(event.job.source))} ends at {event.row['duration']:.1f} s, "
+                warn(f"{escape(str(event.job.source))} ends at {event.row['duration']:.1f} s, "
                           "well before its declared duration (cut off?); kept, flagged truncated in index.jsonl")
 
         summary = extract_videos(sources, out, cfg, model, pretrained, checkpoint, root, shard, overwrite, device,
@@ -108,6 +108,8 @@ def extract(
 
 
 def _render(summary: dict, as_json: bool, quiet: bool) -> None:
+    if not is_main_process():  # under torchrun the summary covers every rank: rank 0 prints it
+        return
     if as_json:
         print(json.dumps(summary))
         return

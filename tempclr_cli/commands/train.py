@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Quiet, Verbose, command, log, train_with_progress
+from tempclr_cli.commands._common import Device, Quiet, Verbose, command, is_main_process, log, train_with_progress
 
 
 @command
@@ -57,4 +57,5 @@ def train(
 
         title = f"test top-1 {row['top1']:.1f}%"
         log(f"plot: {confusion_plot(row['classes'], row['confusion'], plot, title)}", quiet)
-    print(json.dumps({"run_dir": str(run_dir), "checkpoint": str(run_dir / "last.pt"), **row}))
+    if is_main_process():  # under torchrun: once, from rank 0
+        print(json.dumps({"run_dir": str(run_dir), "checkpoint": str(run_dir / "last.pt"), **row}))

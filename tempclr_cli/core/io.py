@@ -130,11 +130,16 @@ def save_npy(path: str | os.PathLike, array) -> None:
 
 
 def append_jsonl(path: str | os.PathLike, row: dict) -> None:
-    """Append one JSON line with a single write under an exclusive lock: rows of concurrent
+    """Append one JSON line (see `append_line`)."""
+    append_line(path, json.dumps(row))
+
+
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append one line with a single write under an exclusive lock: lines of concurrent
     writers stay whole (O_APPEND alone does not promise that on network file systems)."""
     import fcntl
 
-    data = (json.dumps(row) + "\n").encode("utf-8")
+    data = (line + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -20,6 +20,8 @@ def resolve_device(spec: str = "auto"):
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    if spec == "cuda" and torch.cuda.is_available():  # under torchrun, each process its own GPU
+        spec = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     try:
         device = torch.device(spec)
     except RuntimeError:
@@ -61,3 +63,12 @@ def autocast(device, enabled: bool = True):
     if not enabled or device.type != "cuda":
         return contextlib.nullcontext()
     return torch.autocast("cuda", dtype=autocast_dtype(device))
+
+
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this process: torchrun's RANK / WORLD_SIZE, else SLURM's
+    SLURM_PROCID / SLURM_NTASKS (an `srun` or `sbatch --ntasks` job), else (0, 1)."""
+    for rank, world in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")):
+        if rank in os.environ and world in os.environ:
+            return int(os.environ[rank]), int(os.environ[world])
+    return 0, 1

@@ -130,10 +130,9 @@ class Aligner:
         the source video recorded for them or "")."""
         import torch
 
-        from tempclr_cli.core.data.features import load_matrix, store_of
+        from tempclr_cli.core.data.features import load_matrix, row_of
 
-        store, video_id = store_of(path, self.clip_seconds)
-        row = store.row(video_id) if store else {}
+        row = row_of(path)
         array, starts, ends = load_matrix(path, row, self.clip_seconds)
         spec = EncoderSpec.from_row(row) if row else None
         return torch.from_numpy(array), starts, ends, spec, row.get("duration"), row.get("source", "")

@@ -74,9 +74,12 @@ def load_matrix(path: Path, row: dict | None = None, clip_seconds: float = 1.0):
     return array.astype(np.float32), starts, [s + clip_seconds for s in starts]
 
 
-def store_of(npy: Path, clip_seconds: float = 1.0) -> tuple[FeatureStore | None, str]:
-    """The store whose index.jsonl covers `npy` (searching parent folders) and the file's id."""
+def row_of(npy: Path) -> dict:
+    """The index.jsonl row of one feature file (searching parent folders for the index; {}
+    without one), found without reading the whole store (`extract.read_row`)."""
+    from tempclr_cli.core.encode.extract import INDEX, read_row
+
     for folder in [npy.parent, *npy.parents]:
-        if (folder / "index.jsonl").exists():
-            return FeatureStore(folder, clip_seconds), str(npy.resolve().relative_to(folder.resolve()).with_suffix(""))
-    return None, npy.stem
+        if (folder / INDEX).exists():
+            return read_row(folder, str(npy.resolve().relative_to(folder.resolve())))
+    return {}

@@ -343,10 +343,34 @@ def read_index(folder: Path) -> dict[str, dict]:
     return rows
 
 
+def read_row(folder: Path, features: str) -> dict:
+    """The last ok index row of one features path, without parsing the others: a byte search
+    for its `"features": ...` field, so one lookup in a store of 100k videos stays fast."""
+    import json
+
+    path = folder / INDEX
+    if not path.exists():
+        return {}
+    data, needle = path.read_bytes(), f'"features": {json.dumps(features)}'.encode()
+    found, at = {}, data.find(needle)
+    while at >= 0:
+        start, end = data.rfind(b"\n", 0, at) + 1, data.find(b"\n", at)
+        try:
+            row = json.loads(data[start : end if end >= 0 else len(data)])
+            if row.get("features") == features:
+                found = row
+        except ValueError:  # a row torn by a crash
+            pass
+        at = data.find(needle, at + 1)
+    return found if found.get("status") == "ok" else {}
+
+
 def parse_shard(spec: str | None) -> tuple[int, int]:
-    """`i/n` from --shard, else torchrun's RANK/WORLD_SIZE, else 0/1."""
+    """`i/n` from --shard, else this process's rank and world size (torchrun, then SLURM), else 0/1."""
     if spec is None:
-        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        from tempclr_cli.core.runtime import process_rank
+
+        return process_rank()
     try:
         i, n = (int(x) for x in spec.split("/"))
     except ValueError:
@@ -379,7 +403,7 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [],
                "truncated": [], "clips": 0}
     if not todo:
-        return summary
+        return merged_over_ranks(summary)
     seed_everything(seed)
     encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device), seed)
     start = time.perf_counter()
@@ -397,4 +421,23 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
         else:
             summary["failed"].append({"source": str(event.job.source), "reason": event.reason})
     summary["seconds"] = round(time.perf_counter() - start, 2)
-    return summary
+    return merged_over_ranks(summary)
+
+
+def merged_over_ranks(summary: dict) -> dict:
+    """Under torchrun (a rendezvous in the environment) every rank's summary, summed: the
+    same answer as one process. Elsewhere (one process, SLURM tasks) this process's own."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", 1)) < 2 or "MASTER_ADDR" not in os.environ:
+        return summary
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, summary)
+    merged = {"out": summary["out"], "ranks": len(parts), "seconds": max(p.get("seconds", 0) for p in parts)}
+    for key in ("videos", "skipped", "ok", "clips"):
+        merged[key] = sum(p[key] for p in parts)
+    for key in ("failed", "truncated"):
+        merged[key] = [x for p in parts for x in p[key]]
+    return merged

@@ -168,6 +168,12 @@ def _sync_metrics(path: Path, last: dict | None) -> None:
     io.write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+def _log_line(p: dict) -> str:
+    """One plain progress line of train.log (what a terminal's bar shows)."""
+    return (f"{time.strftime('%Y-%m-%d %H:%M:%S')} epoch {p['epoch']} step {p['step']}/{p['steps']} "
+            f"loss {p['loss']:.4f} lr {p['lr']:.2e} {p['items_per_s']:.1f} {p['unit']}/s")
+
+
 def _diverged(cause: str, epoch: int, step: int, run_dir: Path) -> str:
     last = run_dir / "last.pt"
     kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
@@ -263,10 +269,14 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
                 sums[k] = sums.get(k, 0.0) + v.detach().float()
             n_steps, step = n_steps + 1, step + 1
             items += batch.size
-            if on_step and (n_steps % cfg.log_every == 0 or n_steps == 1):
-                on_step({"epoch": epoch + 1, "step": n_steps, "steps": task.steps_per_epoch(dist.world),
-                         "loss": float(total.detach()), "lr": lr, "items_per_s": items / (time.perf_counter() - start),
-                         "unit": task.unit})
+            if n_steps % cfg.log_every == 0 or n_steps == 1:
+                progress = {"epoch": epoch + 1, "step": n_steps, "steps": task.steps_per_epoch(dist.world),
+                            "loss": float(total.detach()), "lr": lr,
+                            "items_per_s": items / (time.perf_counter() - start), "unit": task.unit}
+                if dist.main:
+                    io.append_line(run_dir / "train.log", _log_line(progress))
+                if on_step:
+                    on_step(progress)
         if n_steps == 0:
             raise TempclrError("an epoch had no batches: the training set is empty (check data.root/annotations)")
         # -- epoch loss, reduced over ranks
