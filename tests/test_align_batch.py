@@ -173,3 +173,14 @@ def test_a_folder_is_labelled_from_one_reference(store, tmp_path):
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(rows) == 4 and all(len(r["steps"]) == len(annotations(store)["synth0001"]["annotations"]) for r in rows)
+
+
+def test_the_review_page_can_embed_its_video(store, tmp_path):
+    page = tmp_path / "embedded.html"
+    done = tempclr("align", str(store / "feats" / "synth0001.npy"), str(store / "steps" / "synth0001.txt"),
+                   "-f", "html", "--embed-video", "-o", str(page), "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert 'src="data:video/mp4;base64,' in page.read_text()  # the page alone is the whole review
+    linked = tempclr("align", str(store / "feats" / "synth0001.npy"), str(store / "steps" / "synth0001.txt"),
+                     "-f", "html", "-o", str(tmp_path / "linked.html"), "--device", "cpu")
+    assert linked.returncode == 0 and 'src="../' in (tmp_path / "linked.html").read_text()  # relative to the page

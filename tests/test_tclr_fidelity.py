@@ -208,3 +208,14 @@ def test_a_pth_without_a_backbone_is_refused_by_name(tmp_path):
     torch.save({"state_dict": {"encoder.weight": torch.zeros(2)}}, bad)
     done = tempclr("extract", str(tmp_path), "-o", str(tmp_path / "f"), "--model", "r3d18", "--checkpoint", str(bad))
     assert done.returncode == 2 and "other.pth" in done.stderr and "backbone" in done.stderr
+
+
+def test_r2plus1d_pretrains_through_the_train_command(actions, tmp_path):
+    done = tempclr("train", str(RECIPES / "tclr_synthetic.yaml"), "--set", f"data.root={actions}",
+                   "--set", f"data.annotations={actions}", "--set", "model.name=r2plus1d18", "--set", "train.epochs=1",
+                   "--set", "train.batch_size=4", "--set", "data.size=32", "--run-dir", str(tmp_path / "run"),
+                   "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert state["model_args"] == {"name": "r2plus1d18", "proj_dim": 64, "batchnorm": "per-view"}
+    assert state["meta"]["channels"] == "bgr" and json.loads(done.stdout)["total"] > 0
