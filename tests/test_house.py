@@ -46,7 +46,7 @@ def test_help_reads_at_80_columns(command):
 
 def test_help_names_arguments_in_capitals_and_examples_stay_whole():
     text = help_text("align")
-    assert text.splitlines()[0] == "Usage: tempclr align [OPTIONS] VIDEO STEPS"
+    assert text.splitlines()[0] == "Usage: tempclr align [OPTIONS] [VIDEO] [STEPS]"  # optional: --pairs, --reference
     assert "    tempclr align cooking.mp4 steps.txt --model ViT-B-32 --pretrained openai\n" in text
     overview = help_text()
     for command in COMMANDS:  # each command's one-line summary is whole, not cut with "..."

@@ -98,6 +98,10 @@ def align(
 
     aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet))
     align_one = _aligning(aligner, reference, background, drop_cost)
+    if video is not None and video.is_dir() and not (pairs or reference) and (steps == "-" or
+                                                                           (steps and not Path(steps).is_dir())):
+        raise TempclrError(f"{video}: is a folder; expected a video file or a .npy feature file "
+                           "(to align a folder, give a folder of STEM.txt step files and --output-dir)")
     if pairs or (video is not None and video.is_dir()):
         _batch(align_one, video, steps, pairs, output_dir, format_, reference is not None, quiet)
         return
