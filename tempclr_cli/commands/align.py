@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tempclr_cli.core.align.batch import FORMATS  # what `-f all` writes
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.commands._common import (
     EXIT_SOME_FAILED, Checkpoint, Device, Model, Pretrained, Quiet, Seed, Verbose, command, err, log, number,
@@ -27,7 +28,6 @@ class Format(str, Enum):
     all = "all"
 
 
-FILE_FORMATS = ("json", "srt", "vtt", "csv", "html")  # what `-f all` writes
 
 
 @command
@@ -118,7 +118,7 @@ def align(
     if output_dir:
         from tempclr_cli.core.align.batch import write_outputs
 
-        formats = FILE_FORMATS if fmt is Format.all else (fmt.value,)
+        formats = FORMATS if fmt is Format.all else (fmt.value,)
         for path in write_outputs(result, output_dir, video.stem, formats):
             log(f"wrote {path}", quiet)
         return
@@ -134,7 +134,7 @@ def _format(fmt: Optional[Format], output: Optional[Path], output_dir: Optional[
     if fmt:
         return fmt
     suffix = output.suffix.lower().lstrip(".") if output else ""
-    if suffix in FILE_FORMATS:
+    if suffix in FORMATS:
         return Format(suffix)
     if output_dir:
         return Format.json
@@ -158,7 +158,7 @@ def _batch(align_one, video, steps, pairs, output_dir, format_, with_reference: 
     if not output_dir:
         raise TempclrError("batch alignment writes one file per video: add --output-dir OUT")
     fmt = _format(format_, None, output_dir)
-    formats = FILE_FORMATS if fmt is Format.all else (fmt.value,)
+    formats = FORMATS if fmt is Format.all else (fmt.value,)
     if pairs:
         todo = read_pairs(pairs)
     else:
@@ -184,11 +184,8 @@ def _emit(result, fmt: Format, output: Optional[Path], embed_video: bool, quiet:
 
     if fmt is Format.table:
         text = alignment_table(result, force_terminal=stdout_is_terminal())
-    elif fmt is Format.html:
-        text = result.to_html(str(output) if output else None, embed_video)
     else:
-        text = {Format.json: result.to_json, Format.csv: result.to_csv, Format.srt: result.to_srt,
-                Format.vtt: result.to_vtt}[fmt]()
+        text = result.render(fmt.value, str(output) if output else None, embed_video)
     if output:
         io.write_text(output, text)
         log(f"wrote {output}", quiet)

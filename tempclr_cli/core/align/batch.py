@@ -66,8 +66,7 @@ def write_outputs(alignment, out_dir: Path, stem: str, formats: tuple[str, ...])
     written = []
     for fmt in formats:
         path = out_dir / f"{stem}.{fmt}"
-        text = alignment.to_html(str(path)) if fmt == "html" else getattr(alignment, f"to_{fmt}")()
-        io.write_text(path, text)
+        io.write_text(path, alignment.render(fmt, str(path)))
         written.append(path)
     return written
 

@@ -197,7 +197,7 @@ def _cached_or_reachable(model: str, tag: str) -> None:
     cfg = open_clip.get_pretrained_cfg(model, tag)
     if _cached(cfg):
         return
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}:
+    if _offline():
         raise TempclrError(_download_help(model, tag, "HF_HUB_OFFLINE is set"))
     hub = cfg.get("hf_hub")
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co") if hub else cfg.get("url", ""))
@@ -205,6 +205,13 @@ def _cached_or_reachable(model: str, tag: str) -> None:
         socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=3).close()
     except (OSError, TypeError) as e:
         raise TempclrError(_download_help(model, tag, f"{url.hostname} unreachable: {e}")) from None
+
+
+def _offline() -> bool:
+    """HF_HUB_OFFLINE set as huggingface_hub reads it (1, true, yes, on)."""
+    import os
+
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
 def _cached(cfg: dict) -> bool:
@@ -222,9 +229,8 @@ def _cached(cfg: dict) -> bool:
 
 
 def _download_help(model: str, pretrained: str, reason: str) -> str:
-    import os
 
-    hint = "" if os.environ.get("HF_HUB_OFFLINE") else "; set HF_HUB_OFFLINE=1 to skip the download attempt"
+    hint = "" if _offline() else "; set HF_HUB_OFFLINE=1 to skip the download attempt"
     return (
         f"weights {model}/{pretrained} are not in the local cache and could not be downloaded "
         f"({reason}{hint}). On a connected machine run: python -c \"import open_clip; "
