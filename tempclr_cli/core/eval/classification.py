@@ -43,7 +43,7 @@ def classification_accuracy(model: Classifier, recipe: Recipe, meta: dict, devic
         raise TempclrError(f"{data.root}: no test videos in the split")
     ranked = predict(model, items, recipe, meta.get("channels", "rgb"), device, counts, progress)
     truth = [classes.index(cls) for _, cls in items]
-    return [_accuracy(k, ranked[k], truth, classes) for k in counts]
+    return [accuracy(k, ranked[k], truth, classes) for k in counts]
 
 
 @torch.no_grad()
@@ -67,7 +67,8 @@ def predict(model: Classifier, items: list, recipe: Recipe, channels: str, devic
     return ranked
 
 
-def _accuracy(clips: int, ranked: list[list[int]], truth: list[int], classes: list[str]) -> dict:
+def accuracy(clips: int, ranked: list[list[int]], truth: list[int], classes: list[str]) -> dict:
+    """Top-1 / top-5 (%) and the confusion matrix of per-video ranked classes against the truth."""
     confusion = np.zeros((len(classes), len(classes)), dtype=int)  # rows: truth, columns: prediction
     for r, t in zip(ranked, truth):
         confusion[t, r[0]] += 1

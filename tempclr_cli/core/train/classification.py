@@ -109,7 +109,10 @@ class ClassifyTask(VideoTask):
         keep = [k for j, k in enumerate(keep) if j not in held]
         self.videos = [items[k][0] for k in keep]
         self.labels = [self.classes.index(items[k][1]) for k in keep]
-        self.dataset = ClassifyVideos(self.videos, self.labels, self.spec, recipe.train.seed, data, self.channels())
+        checkpoint = recipe.model.checkpoint  # read once: its colour order here, its weights in build_model
+        self.pretrained = backbone_weights(checkpoint) if checkpoint else None
+        channels = self.pretrained[2]["channels"] if self.pretrained else recipe.model.channels
+        self.dataset = ClassifyVideos(self.videos, self.labels, self.spec, recipe.train.seed, data, channels)
 
     def describe(self) -> str:
         held = f", {len(self.validation)} held out for validation" if self.validation else ""
@@ -121,22 +124,17 @@ class ClassifyTask(VideoTask):
         linear evaluation picks the best epoch on the test split)."""
         if not self.validation:
             return {}
-        from tempclr_cli.core.eval.classification import predict
+        from tempclr_cli.core.eval.classification import accuracy, predict
 
-        ranked = predict(model, self.validation, self.recipe, self.dataset.channels, self.device, [self.recipe.eval.clips])
-        truth = [self.classes.index(c) for _, c in self.validation]
-        hits = sum(r[0] == t for r, t in zip(ranked[self.recipe.eval.clips], truth))
-        return {"val_top1": round(100 * hits / len(truth), 2)}
-
-    def channels(self) -> str:
-        """The pre-trained backbone's colour order (its checkpoint says), else the recipe's."""
-        checkpoint = self.recipe.model.checkpoint
-        return backbone_weights(checkpoint)[2]["channels"] if checkpoint else self.recipe.model.channels
+        clips = self.recipe.eval.clips
+        ranked = predict(model, self.validation, self.recipe, self.dataset.channels, self.device, [clips])[clips]
+        return {"val_top1": accuracy(clips, ranked, [self.classes.index(c) for _, c in self.validation],
+                                     self.classes)["top1"]}
 
     def build_model(self) -> nn.Module:
         model = Classifier(**self.model_args())
-        if self.recipe.model.checkpoint:
-            name, weights, _ = backbone_weights(self.recipe.model.checkpoint)
+        if self.pretrained:
+            name, weights, _ = self.pretrained
             if name != self.recipe.model.name:
                 raise TempclrError(f"model.checkpoint {self.recipe.model.checkpoint} holds a {name} backbone; "
                                    f"set model.name: {name}")
