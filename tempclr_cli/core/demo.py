@@ -87,8 +87,12 @@ class Demo:
         (train or run_training)(self.recipe(), self.run_dir, device, "auto")
         heads = self.heads()
         after = self.retrieval(heads)
-        boundaries = {"before": self.boundaries(None), "after": self.boundaries(str(self.run_dir / "last.pt"))}
-        alignment, truth, artefacts, notes = self.align_held_out()
+        from tempclr_cli.core.align.aligner import Aligner
+
+        trained = Aligner(checkpoint=str(self.run_dir / "last.pt"), device="cpu", seed=self.cfg.seed)
+        boundaries = {"before": self.boundaries(Aligner(device="cpu", seed=self.cfg.seed)),
+                      "after": self.boundaries(trained)}
+        alignment, truth, artefacts, notes = self.align_held_out(trained)
         fewshot = self.fewshot()
         results = self.dir / "results.json"
         write_json(results, {"encoder": asdict(self.encoder), "retrieval": {"before": before, "after": after},
@@ -156,28 +160,24 @@ class Demo:
     def validation_videos(self) -> list:
         return [v for v in read_youcook2(self.data / ANNOTATIONS_FILE) if v.subset == "validation"]
 
-    def boundaries(self, checkpoint: str | None) -> dict:
-        """Boundary errors of `align` on every validation video, as `tempclr align FEATURES.npy
+    def boundaries(self, aligner) -> dict:
+        """Boundary errors of `aligner` on every validation video, as `tempclr align FEATURES.npy
         STEPS [--checkpoint RUN/last.pt]` computes them (eval.alignment.summary)."""
-        from tempclr_cli.core.align.aligner import Aligner
         from tempclr_cli.core.eval.alignment import summary
 
-        aligner = Aligner(checkpoint=checkpoint, device="cpu", seed=self.cfg.seed)
         return summary((aligner.align(self.features / f"{v.id}.npy", [s.text for s in v.steps]), v)
                        for v in self.validation_videos())
 
-    def align_held_out(self):
-        """The last validation video aligned through the trained heads, as `tempclr align
+    def align_held_out(self, aligner):
+        """The last validation video aligned by `aligner` (the trained heads'), as `tempclr align
         FEATURES.npy STEPS --checkpoint RUN/last.pt` does: (Alignment, its annotation,
         artefacts, notes). The plot draws the annotated segments beside the predicted ones."""
         from dataclasses import replace
 
-        from tempclr_cli.core.align.aligner import Aligner
         from tempclr_cli.core.io import write_text
         from tempclr_cli.core.plot import alignment_plot
 
         truth = self.validation_videos()[-1]
-        aligner = Aligner(checkpoint=str(self.run_dir / "last.pt"), device="cpu", seed=self.cfg.seed)
         result = aligner.align(self.features / f"{truth.id}.npy", [s.text for s in truth.steps])
         result = replace(result, video=str(self.data / "videos" / f"{truth.id}.mp4"))
         srt, png, notes = self.dir / "alignment.srt", self.dir / "alignment.png", []
