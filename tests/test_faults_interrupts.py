@@ -94,3 +94,80 @@ def test_two_runs_into_one_folder_extract_each_video_once(reference, tmp_path):
     assert sum(s["ok"] for s in summaries) == 8  # every video once: no run redid another's
     assert all(s["ok"] + s["skipped"] == 8 for s in summaries)
     assert contents(out) == expected
+
+
+WATCH = """
+import json, sys, time
+path, seen, t_end = sys.argv[1], set(), time.time() + 2
+while time.time() < t_end:
+    try:
+        with open(path) as f:
+            seen.add(f.read() or "empty")
+    except FileNotFoundError:
+        seen.add("released")
+print(json.dumps(sorted(seen)))
+"""
+
+
+def test_a_claim_is_never_seen_without_its_owner(tmp_path):
+    """A run killed while claiming must not leave an empty claim: no one could tell it from a
+    live run's, and the video would be skipped forever (a CI run caught exactly that)."""
+    from tempclr_cli.core import io
+
+    path = tmp_path / ".v.npy.claim"
+    watcher = subprocess.Popen([sys.executable, "-c", WATCH, str(path)], stdout=subprocess.PIPE, text=True)
+    while watcher.poll() is None:
+        assert io.claim(path)
+        path.unlink()
+    seen = json.loads(watcher.communicate()[0])
+    assert io.OWNER in seen and "released" in seen  # it watched claims come and go
+    assert "empty" not in seen
+
+
+def test_claims_work_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch):
+    from tempclr_cli.core import io
+
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / ".v.npy.claim"
+    assert io.claim(path, "otherhost-1")
+    assert not io.claim(path)  # held by a host we cannot check: left alone
+    assert path.read_text() == "otherhost-1" and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_an_empty_claim_is_taken_over_once_it_is_old(tmp_path):
+    """Where claims are written in two steps, a writer killed between them leaves an empty one."""
+    from tempclr_cli.core import io
+
+    path = tmp_path / ".v.npy.claim"
+    path.touch()
+    assert not io.claim(path)  # may be a live writer about to fill it
+    old = time.time() - io.EMPTY_CLAIM_SECONDS - 1
+    os.utime(path, (old, old))
+    assert io.claim(path) and path.read_text() == io.OWNER
+
+
+RACE = """
+import sys, time
+from tempclr_cli.core import io
+folder, start = sys.argv[1], float(sys.argv[2])
+while time.time() < start:
+    pass
+print(sum(io.claim(f"{folder}/.v{k}.npy.claim") for k in range(200)))
+"""
+
+
+def test_of_runs_that_find_one_stale_claim_only_one_takes_it(tmp_path):
+    """Four runs meet 200 claims that a killed run left: each claim goes to exactly one of them."""
+    from tempclr_cli.core import io
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for k in range(200):
+        (tmp_path / f".v{k}.npy.claim").write_text(f"{io._HOST}-{dead.stdout.strip()}")
+    start = time.time() + 1.5
+    runs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path), str(start)], stdout=subprocess.PIPE, text=True)
+            for _ in range(4)]
+    taken = [int(r.communicate(timeout=60)[0]) for r in runs]
+    assert sum(taken) == 200, taken

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,7 +44,7 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
             tmp.unlink(missing_ok=True)
             removed += 1
     for claim in Path(folder).rglob(".*.claim"):
-        if _dead(_read_owner(claim)):
+        if _stale(claim):
             claim.unlink(missing_ok=True)
             removed += 1
     return removed
@@ -52,27 +53,77 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
 def claim(path: str | os.PathLike, owner: str = OWNER) -> bool:
     """Take `path` (a claim file) for `owner` unless a live process holds it: concurrent runs
     into one folder each do a share of the work, never the same piece twice. A claim that a
-    dead process of this host left is taken over."""
+    dead process of this host left is taken over. The claim appears with its owner already
+    written (a hard link to a finished temporary), so a run killed while claiming never
+    leaves an empty claim that no one could tell from a live one."""
     path = Path(path)
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            if not _dead(_read_owner(path)):
-                return False
-            path.unlink(missing_ok=True)
-            continue
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{OWNER}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w") as f:
             f.write(owner)
-        return True
-    return False
+        for _ in range(3):
+            try:
+                _link_or_create(tmp, path, owner)
+                return True
+            except FileExistsError:
+                if not _remove_if_stale(path):
+                    return False
+        return False
+    finally:
+        os.unlink(tmp)
 
 
-def _read_owner(claim_file: Path) -> str:
+def _link_or_create(tmp: str, path: Path, owner: str) -> None:
+    """Hard-link `tmp` as `path`; where the file system has no hard links (some network and
+    FAT-style mounts), create `path` exclusively and write `owner` into it."""
     try:
-        return claim_file.read_text()
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
     except OSError:
-        return ""
+        with open(path, "x") as f:
+            f.write(owner)
+
+
+def _remove_if_stale(path: Path) -> bool:
+    """Remove a stale claim, checked again under a lock on it: of two runs that both found it
+    stale, only one removes it; the other sees the new claim (another file) and backs off.
+    True when the name is free to try again."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_ino != os.fstat(fd).st_ino:
+                return True  # replaced meanwhile: try to link again, and meet the new owner
+        except FileNotFoundError:
+            return True
+        if not _stale(path):
+            return False
+        path.unlink()
+        return True
+    finally:
+        os.close(fd)
+
+
+def _stale(claim_file: Path) -> bool:
+    """A claim left by a dead process of this host, or an empty one (a writer killed mid-claim,
+    where claims cannot be hard links) that has not been filled within a few seconds."""
+    try:
+        owner = claim_file.read_text()
+        return _dead(owner) if owner else time.time() - claim_file.stat().st_mtime > EMPTY_CLAIM_SECONDS
+    except FileNotFoundError:  # released meanwhile: free to take
+        return True
+    except OSError:
+        return False
+
+
+EMPTY_CLAIM_SECONDS = 10.0
 
 
 def _dead(owner: str) -> bool:
