@@ -12,7 +12,7 @@ from test_cli import tempclr
 from tempclr_cli.core.align.dtw import dtw
 from tempclr_cli.core.data.annotations import Step, Video, read_annotations, read_crosstask
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.eval.paragraph_retrieval import Padded, recall_at, score_matrix, video_units
+from tempclr_cli.core.eval.paragraph_retrieval import Padded, own_ranks, recall_at, score_matrix, video_units
 
 
 def test_dtw_sees_order_that_caption_average_cannot():
@@ -42,6 +42,25 @@ def test_dtw_score_uses_each_pairs_own_block_and_chunks_agree():
             assert float(scores[p, v]) == pytest.approx(expected, abs=1e-5)
     torch.testing.assert_close(score_matrix(P, U, "dtw", chunk_cells=1), scores)
     torch.testing.assert_close(score_matrix(P, U, "capavg", chunk_cells=1), score_matrix(P, U, "capavg"))
+
+
+@pytest.mark.parametrize("measure", ["capavg", "dtw", "otam"])
+@pytest.mark.parametrize("background,scorer", [("removed", "corrected"), ("kept", "corrected"), ("removed", "released")])
+def test_streamed_ranks_equal_the_whole_score_matrix(measure, background, scorer):
+    """A chunk of queries at a time (here 3 of 11, so chunks end mid-matrix) ranks exactly as
+    the full P x V matrix does, for both directions; ties (duplicate videos) count against."""
+    rng = np.random.default_rng(2)
+    text = [torch.tensor(rng.standard_normal((n, 8)), dtype=torch.float32) for n in rng.integers(1, 6, 11)]
+    units = [torch.tensor(rng.standard_normal((n, 8)), dtype=torch.float32) for n in rng.integers(1, 9, 11)]
+    units[4] = units[3]  # a tie: paragraph 3 cannot rank video 3 first
+    P, U = Padded.of(text), Padded.of(units)
+    full = score_matrix(P, U, measure, background, scorer=scorer)
+    for task, scores in (("paragraph-video", full), ("video-paragraph", full.T)):
+        expected = (scores >= scores.diagonal()[:, None]).sum(1)
+        chunks = list(own_ranks(P, U, measure, task, background, scorer, budget=3 * 11))
+        assert [c.stop - c.start for c, _ in chunks] == [3, 3, 3, 2]
+        assert torch.equal(torch.cat([r for _, r in chunks]), expected)
+    assert (full >= full.diagonal()[:, None]).sum(1)[3] >= 2
 
 
 def test_background_kept_selects_the_cheapest_windows_in_temporal_order():

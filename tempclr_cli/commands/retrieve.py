@@ -112,8 +112,9 @@ def retrieve(
     from tempclr_cli.render import retrieval_table
 
     measures = [m.value for m in measure or [Measure.capavg, Measure.dtw]]
-    out = retrieve_paragraphs(features, annotations, format_.value, split, checkpoint, measures, task.value,
-                              background.value, device, scorer.value, similarity.value, strict)
+    with progress(quiet) as bar:
+        out = retrieve_paragraphs(features, annotations, format_.value, split, checkpoint, measures, task.value,
+                                  background.value, device, scorer.value, similarity.value, strict, bar_factory(bar))
     missing = out["missing_features"]
     if missing:  # said even with --quiet: the numbers are over fewer videos than annotated
         err.print(f"[yellow]warning:[/yellow] {len(missing)} annotated videos have no features and are left out: "

@@ -6,6 +6,7 @@ with the VideoCLIP/TempCLR layout (one vector per second, no index).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,14 @@ class FeatureStore:
     """Look up feature files by id: relative path without suffix, or a unique file stem."""
 
     def __init__(self, folder: str | Path, clip_seconds: float = 1.0):
-        from tempclr_cli.core.encode.extract import read_index
+        from tempclr_cli.core.encode.extract import INDEX, index_offsets
 
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise TempclrError(f"{self.folder}: features folder not found")
         self.clip_seconds = clip_seconds
-        self.rows = {k: r for k, r in read_index(self.folder).items() if r.get("status") == "ok"}
+        self.index = self.folder / INDEX
+        self.offsets = index_offsets(self.index)  # rows are parsed when asked for: 100k of them fill gigabytes
         self.paths: dict[str, Path] = {}
         stems: dict[str, list[Path]] = {}
         for path in sorted(self.folder.rglob("*.npy")):
@@ -42,21 +44,30 @@ class FeatureStore:
     def row(self, video_id: str) -> dict:
         """The index.jsonl row of a video ({} when the folder has no index)."""
         path = self.find(video_id)
-        return (self.rows.get(str(path.relative_to(self.folder))) if path else None) or {}
+        return (self._row_of(path) if path else None) or {}
+
+    def _row_of(self, path: Path) -> dict | None:
+        offset = self.offsets.get(str(path.relative_to(self.folder)))
+        return None if offset is None else self._row_at(offset)
+
+    def _row_at(self, offset: int) -> dict:
+        with open(self.index, "rb") as f:
+            f.seek(offset)
+            return json.loads(f.readline())
 
     def load(self, video_id: str) -> tuple[np.ndarray, list[float], list[float]]:
         """(features float32 (clips, dim), clip starts, clip ends) in seconds."""
         path = self.find(video_id)
         if path is None:
             raise TempclrError(f"{video_id}: no feature file under {self.folder}")
-        return load_matrix(path, self.rows.get(str(path.relative_to(self.folder))), self.clip_seconds)
+        return load_matrix(path, self._row_of(path), self.clip_seconds)
 
     def encoder(self):
         """The EncoderSpec recorded by `tempclr extract`: the text tower that matches these features."""
         from tempclr_cli.core.encode.encoders import EncoderSpec
 
-        for row in self.rows.values():
-            return EncoderSpec.from_row(row)
+        if self.offsets:
+            return EncoderSpec.from_row(self._row_at(next(iter(self.offsets.values()))))
         raise TempclrError(f"{self.folder}: no index.jsonl naming the encoder; use features from `tempclr extract`")
 
 

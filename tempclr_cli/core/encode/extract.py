@@ -136,7 +136,7 @@ def pending(jobs: list[Job], out: Path, overwrite: bool = False) -> list[Job]:
     if not out.is_dir():
         return list(jobs)
     io.remove_stale_temporaries(out)
-    indexed = {k for k, row in read_index(out).items() if row.get("status") == "ok"}
+    indexed = index_offsets(out / INDEX)
     return [j for j in jobs if overwrite or not (is_done(j.target) and str(j.target.relative_to(out)) in indexed)]
 
 
@@ -327,20 +327,25 @@ def _record_failure(job: Job, reason: str, out: Path) -> VideoResult:
     return VideoResult(job, "failed", reason=reason, row=row)
 
 
-def read_index(folder: Path) -> dict[str, dict]:
-    """The last index row per features path (later runs supersede earlier ones)."""
+def index_offsets(index: Path) -> dict[str, int]:
+    """Where the last row of each features path starts in `index` (later runs supersede
+    earlier ones), for paths whose last row is ok; rows are parsed once and dropped, so a
+    store of 100k videos costs a dict of offsets, not 100k rows."""
     import json
 
-    rows: dict[str, dict] = {}
-    path = folder / INDEX
-    if path.exists():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    offsets: dict[str, int] = {}
+    if not index.exists():
+        return offsets
+    with open(index, "rb") as f:
+        at = 0
+        for line in f:
             try:
                 row = json.loads(line)
-                rows[row["features"]] = row
+                offsets[row["features"]] = at if row.get("status") == "ok" else -1
             except (ValueError, KeyError, TypeError):  # a row torn by a crash: its video counts as not done
-                continue
-    return rows
+                pass
+            at += len(line)
+    return {k: v for k, v in offsets.items() if v >= 0}
 
 
 def read_row(folder: Path, features: str) -> dict:

@@ -22,6 +22,7 @@ caption be skipped; here DTW runs on each pair's own L x U block (per-pair lengt
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,7 @@ from tempclr_cli.core.data.annotations import Video
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.eval.released_scorer import released_distances
 from tempclr_cli.core.models.heads import apply_heads
+from tempclr_cli.core.progress import Progress, silent
 
 MEASURES = ("capavg", "dtw", "otam")
 SCORERS = ("corrected", "released")
@@ -56,6 +58,12 @@ class Padded:
         for k, s in enumerate(seqs):
             x[k, : len(s)] = F.normalize(s.float(), dim=-1) if normalize else s.float()
         return cls(x, torch.tensor([len(s) for s in seqs]))
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, rows: slice) -> "Padded":
+        return Padded(self.x[rows], self.lengths[rows])
 
 
 def pool(clips: torch.Tensor, starts: list[float], spans: list[tuple[float, float]]) -> torch.Tensor:
@@ -155,17 +163,40 @@ def score_matrix(text: Padded, units: Padded, measure: str, background: str = "r
     return torch.cat(out, dim=1)
 
 
-def recall_at(scores: torch.Tensor, ks=(1, 5, 10)) -> dict[str, float]:
-    """Row i's correct column is i. R@k in percent and the median rank (1 = best; ties count against)."""
-    own = scores.diagonal()[:, None]
-    ranks = (scores >= own).sum(1)
+def own_ranks(text: Padded, units: Padded, measure: str, task: str = "paragraph-video", background: str = "removed",
+              scorer: str = "corrected", budget: int = 2**26) -> Iterator[tuple[slice, torch.Tensor]]:
+    """Rank of each query's own item among all candidates (paragraph i belongs to video i;
+    1 = best, ties count against), yielded per chunk of queries as (queries, ranks).
+
+    Only one (queries, candidates) block of at most `budget` scores exists at a time, never
+    the whole P x V matrix (40 GB at 100k videos), so memory stays that of the units."""
+    n = len(text)
+    per = max(1, budget // n)
+    for q0 in range(0, n, per):
+        queries = slice(q0, min(n, q0 + per))
+        rows, own = torch.arange(queries.stop - q0), torch.arange(q0, queries.stop)
+        if task == "paragraph-video":  # this chunk's paragraphs against every video: rows of the matrix
+            block = score_matrix(text[queries], units, measure, background, scorer=scorer)
+            yield queries, (block >= block[rows, own][:, None]).sum(1)
+        else:  # this chunk's videos against every paragraph: columns
+            block = score_matrix(text, units[queries], measure, background, scorer=scorer)
+            yield queries, (block >= block[own, rows][None, :]).sum(0)
+
+
+def recall_from_ranks(ranks: torch.Tensor, ks=(1, 5, 10)) -> dict[str, float]:
+    """R@k in percent and the median rank, from each query's rank of its own item."""
     out = {f"R@{k}": round(float((ranks <= k).float().mean() * 100), 2) for k in ks}
     out["median_rank"] = float(ranks.float().median())
     return out
 
 
+def recall_at(scores: torch.Tensor, ks=(1, 5, 10)) -> dict[str, float]:
+    """Row i's correct column is i. R@k in percent and the median rank (1 = best; ties count against)."""
+    return recall_from_ranks((scores >= scores.diagonal()[:, None]).sum(1), ks)
+
+
 def prepare(videos: list[Video], store, encode_text, heads=None, background: str = "removed",
-            similarity: str = "dot"):
+            similarity: str = "dot", progress: Progress = silent):
     """Paragraphs and video units of the annotated videos that have features.
 
     `encode_text(list[str]) -> (N, D)` embeds captions; `heads` (trained TempCLR heads)
@@ -181,8 +212,9 @@ def prepare(videos: list[Video], store, encode_text, heads=None, background: str
     sentences = sorted({s.text for v in kept for s in v.steps})
     emb = encode_text(sentences)
     index = {s: k for k, s in enumerate(sentences)}
-    paragraphs, units = [], []
+    paragraphs, units, advance = [], [], progress("loading features", len(kept))
     for v in kept:
+        advance(1)
         clips, starts, ends = store.load(v.id)
         clips, text = apply_heads(heads, torch.from_numpy(clips), emb[[index[s.text] for s in v.steps]])
         paragraphs.append(text)
@@ -192,21 +224,26 @@ def prepare(videos: list[Video], store, encode_text, heads=None, background: str
 
 
 def paragraph_retrieval(text: Padded, units: Padded, measures: list[str], task: str = "paragraph-video",
-                        background: str = "removed", scorer: str = "corrected") -> dict:
-    """R@1/5/10 and median rank per measure; `video-paragraph` ranks paragraphs per video."""
+                        background: str = "removed", scorer: str = "corrected", progress: Progress = silent) -> dict:
+    """R@1/5/10 and median rank per measure; `video-paragraph` ranks paragraphs per video.
+    Scores stream a chunk of queries at a time (`own_ranks`)."""
     if task not in ("paragraph-video", "video-paragraph"):
         raise TempclrError(f"--task {task}: use paragraph-video or video-paragraph")
     results = {}
     for measure in measures:
-        scores = score_matrix(text, units, measure, background, scorer=scorer)
-        results[measure] = recall_at(scores if task == "paragraph-video" else scores.T)
+        ranks, advance = torch.empty(len(text), dtype=torch.long), progress(f"scoring {measure}", len(text))
+        for queries, chunk in own_ranks(text, units, measure, task, background, scorer):
+            ranks[queries] = chunk
+            advance(queries.stop - queries.start)
+        results[measure] = recall_from_ranks(ranks)
     return results
 
 
 def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str = "validation",
                         checkpoint: str | None = None, measures: list[str] = ("capavg", "dtw"),
                         task: str = "paragraph-video", background: str = "removed", device: str = "auto",
-                        scorer: str = "corrected", similarity: str = "dot", strict: bool = False) -> dict:
+                        scorer: str = "corrected", similarity: str = "dot", strict: bool = False,
+                        progress: Progress = silent) -> dict:
     """The `retrieve` command's protocol from files: a features folder, an annotation file,
     optionally trained heads. Returns {"videos", "task", "background", "scorer", "similarity",
     "missing_features" (annotated videos without features: left out, or an error when `strict`),
@@ -222,7 +259,7 @@ def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str
         raise TempclrError(f"{len(missing)} annotated videos have no features in {features}: "
                            f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
     heads, encode = heads_and_sentence_encoder(checkpoint, store, device)
-    text, units, ids = prepare(videos, store, encode, heads, background, similarity)
-    results = paragraph_retrieval(text, units, list(measures), task, background, scorer)
+    text, units, ids = prepare(videos, store, encode, heads, background, similarity, progress)
+    results = paragraph_retrieval(text, units, list(measures), task, background, scorer, progress)
     return {"videos": len(ids), "task": task, "background": background, "scorer": scorer, "similarity": similarity,
             "missing_features": missing, "results": results}

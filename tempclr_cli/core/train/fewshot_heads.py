@@ -75,7 +75,7 @@ class FewshotTask:
         self.dim = self.feats.shape[-1]
         if recipe.model.dim != self.dim:
             raise TempclrError(f"model.dim: {recipe.model.dim} but the features have dim {self.dim}")
-        self.encoder = store.encoder() if store.rows else None
+        self.encoder = store.encoder() if store.offsets else None
 
     def describe(self) -> str:
         return f"{len(self.ids)} videos in {len(self.classes)} meta-train classes"
