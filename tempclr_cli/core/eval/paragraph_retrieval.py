@@ -22,7 +22,7 @@ caption be skipped; here DTW runs on each pair's own L x U block (per-pair lengt
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +33,7 @@ from tempclr_cli.core.align import dtw
 from tempclr_cli.core.data.annotations import Video
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.eval.released_scorer import released_distances
-from tempclr_cli.core.models.heads import apply_heads
+from tempclr_cli.core.models.heads import apply_text_head, apply_video_head
 from tempclr_cli.core.progress import Progress, silent
 
 MEASURES = ("capavg", "dtw", "otam")
@@ -51,13 +51,20 @@ class Padded:
     lengths: torch.Tensor
 
     @classmethod
-    def of(cls, seqs: list[torch.Tensor], normalize: bool = True) -> "Padded":
-        """Pad `seqs` (each (L_i, D)); `normalize` makes every vector unit length (cosine)."""
-        L, D = max(len(s) for s in seqs), seqs[0].shape[1]
-        x = torch.zeros(len(seqs), L, D)
+    def of(cls, seqs: Iterable[torch.Tensor], normalize: bool = True, n: int | None = None) -> "Padded":
+        """Pad `seqs` (each (L_i, D); `n` of them when `seqs` is a generator); `normalize`
+        makes every vector unit length (cosine). Each is copied in as it comes, so a stream
+        of them is never held twice (the width grows when a longer one arrives)."""
+        n = len(seqs) if n is None else n
+        x, lengths = None, torch.zeros(n, dtype=torch.long)
         for k, s in enumerate(seqs):
+            if x is None:
+                x = torch.zeros(n, len(s), s.shape[1])
+            elif len(s) > x.shape[1]:
+                x = torch.cat([x, x.new_zeros(n, len(s) - x.shape[1], x.shape[2])], 1)
             x[k, : len(s)] = F.normalize(s.float(), dim=-1) if normalize else s.float()
-        return cls(x, torch.tensor([len(s) for s in seqs]))
+            lengths[k] = len(s)
+        return cls(x, lengths)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -164,7 +171,7 @@ def score_matrix(text: Padded, units: Padded, measure: str, background: str = "r
 
 
 def own_ranks(text: Padded, units: Padded, measure: str, task: str = "paragraph-video", background: str = "removed",
-              scorer: str = "corrected", budget: int = 2**26) -> Iterator[tuple[slice, torch.Tensor]]:
+              scorer: str = "corrected", budget: int = 2**24) -> Iterator[tuple[slice, torch.Tensor]]:
     """Rank of each query's own item among all candidates (paragraph i belongs to video i;
     1 = best, ties count against), yielded per chunk of queries as (queries, ranks).
 
@@ -210,17 +217,19 @@ def prepare(videos: list[Video], store, encode_text, heads=None, background: str
     if len(kept) < 2:
         raise TempclrError(f"retrieval needs at least 2 annotated videos with features, found {len(kept)}")
     sentences = sorted({s.text for v in kept for s in v.steps})
-    emb = encode_text(sentences)
+    emb = apply_text_head(heads, encode_text(sentences))
     index = {s: k for k, s in enumerate(sentences)}
-    paragraphs, units, advance = [], [], progress("loading features", len(kept))
-    for v in kept:
-        advance(1)
-        clips, starts, ends = store.load(v.id)
-        clips, text = apply_heads(heads, torch.from_numpy(clips), emb[[index[s.text] for s in v.steps]])
-        paragraphs.append(text)
-        units.append(video_units(v, clips, starts, ends, background))
     unit = similarity == "cosine"
-    return Padded.of(paragraphs, unit), Padded.of(units, unit), [v.id for v in kept]
+    text = Padded.of((emb[[index[s.text] for s in v.steps]] for v in kept), unit, len(kept))
+    del emb  # a store of 100k videos: every caption's vector is as large as all the paragraphs
+    advance = progress("loading features", len(kept))
+
+    def units_of(v: Video) -> torch.Tensor:
+        clips, starts, ends = store.load(v.id)
+        advance(1)
+        return video_units(v, apply_video_head(heads, torch.from_numpy(clips)), starts, ends, background)
+
+    return text, Padded.of(map(units_of, kept), unit, len(kept)), [v.id for v in kept]
 
 
 def paragraph_retrieval(text: Padded, units: Padded, measures: list[str], task: str = "paragraph-video",

@@ -83,18 +83,26 @@ class TempCLRHeads(nn.Module):
         return self.video(feats, padding), None if sentences is None else self.text(sentences)
 
 
-@torch.no_grad()
 def apply_heads(heads: TempCLRHeads | None, clips: torch.Tensor, sentences: torch.Tensor):
     """Unit-normalised inputs through trained heads (identity when `heads` is None).
 
     clips (T, D) of one video, sentences (K, D) -> the transformed (T, D), (K, D).
     """
+    return apply_video_head(heads, clips), apply_text_head(heads, sentences)
+
+
+@torch.no_grad()
+def apply_video_head(heads: TempCLRHeads | None, clips: torch.Tensor) -> torch.Tensor:
+    """clips (T, D) of one video, unit-normalised, through the video head: (T, D)."""
     clips = torch.nn.functional.normalize(clips.float(), dim=-1)
+    return clips if heads is None else heads.video(clips[None], None)[0]
+
+
+@torch.no_grad()
+def apply_text_head(heads: TempCLRHeads | None, sentences: torch.Tensor) -> torch.Tensor:
+    """sentences (K, D), unit-normalised, through the text head (each on its own): (K, D)."""
     sentences = torch.nn.functional.normalize(sentences.float(), dim=-1)
-    if heads is None:
-        return clips, sentences
-    video, text = heads(clips[None], None, sentences)
-    return video[0], text
+    return sentences if heads is None else heads.text(sentences)
 
 
 def load_heads(path, device="cpu", kinds: tuple[str, ...] = ("tempclr",)) -> tuple[TempCLRHeads, dict]:
