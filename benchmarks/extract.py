@@ -1,6 +1,7 @@
 """Decoding and extraction speed: tempclr's sampler against an ffmpeg pipe, memory, clips/s.
 
     python benchmarks/extract.py            # needs the ffmpeg command-line tool (Debian: apt install ffmpeg)
+    python benchmarks/extract.py --procs 1,2  # throughput against processes (torchrun) and decoding workers
 
 Test videos (720p, 30 fps, 2 and 10 minutes) are made once with ffmpeg's testsrc2 into
 benchmarks/.cache/. Prints one table.
@@ -105,7 +106,43 @@ def best_of(fn, *args, repeat: int = 3) -> float:
     return min(times)
 
 
+def scaling(procs: list[int], videos: int = 8) -> None:
+    """`tempclr extract` of `videos` 2-min 720p files, timed as a user runs it: under torchrun
+    with 1, 2, ... processes (no decoding workers), and one process with decoding workers."""
+    folder = CACHE / f"scaling_{videos}"
+    folder.mkdir(exist_ok=True)
+    for k in range(videos):
+        if not (folder / f"v{k}.mp4").exists():
+            (folder / f"v{k}.mp4").symlink_to(make_video(2))
+    configs = [(n, 0) for n in procs] + [(1, w) for w in (1, 2)]
+    print("| processes x decoding workers | wall s | videos/s | clips/s | speed-up over 1 x 0 |\n|---|---:|---:|---:|---:|")
+    base = None
+    for n, workers in configs:
+        out = CACHE / "scaling_out"
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+               "-m", "tempclr_cli", "extract", str(folder), "-o", str(out), "--model", "tiny", "--pretrained", "none",
+               "--workers", str(workers), "--json", "-q"]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+        wall = time.perf_counter() - start
+        if done.returncode:
+            raise SystemExit(done.stderr)
+        summary = json.loads(done.stdout)
+        assert summary["ok"] == videos, summary
+        base = base or wall
+        print(f"| {n} x {workers} | {wall:.1f} | {videos / wall:.2f} | {summary['clips'] / wall:.0f} | {base / wall:.2f} |")
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--procs", help="comma-separated process counts: only the scaling table")
+    args = parser.parse_args()
+    if args.procs:
+        scaling([int(x) for x in args.procs.split(",")])
+        return
     short, long = make_video(2), make_video(10)
     assert ours(short) == ffmpeg_pipe(short) == 120
     t_ours, t_ffmpeg = best_of(ours, short), best_of(ffmpeg_pipe, short)

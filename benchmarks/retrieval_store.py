@@ -8,7 +8,7 @@ one (60 clips, 512) float16 `.npy` per video, `index.jsonl`, and a YouCookII-sty
 annotation file with 6 captioned 10-s steps per video. Captions are embedded by a stand-in
 (seeded random unit vectors, D=512), so no text tower is loaded; each clip is its step's
 caption vector plus noise 30 times its norm, so R@1 says the two ways rank alike. Every measurement runs in
-a fresh process: peak RSS is that process's whole peak (`ru_maxrss`), imports included.
+a fresh process: peak RSS is that process's whole peak (VmHWM), imports included.
 
 Rows: tempclr (scores streamed a chunk of queries at a time, `own_ranks`) against the
 whole-matrix approach of the authors' evaluation (every P x V score held, then ranked),
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -74,6 +73,14 @@ def stand_in_text(sentences: list[str]):
     return torch.nn.functional.normalize(out, dim=-1)
 
 
+def peak_mb() -> float:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss it does not inherit the parent's at fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 def child(n: int, mode: str, first_chunk: bool) -> dict:
     """One measurement in this process: load the store, score, report."""
     import torch
@@ -83,7 +90,7 @@ def child(n: int, mode: str, first_chunk: bool) -> dict:
     from tempclr_cli.core.eval import paragraph_retrieval as pr
 
     torch.set_num_threads(2)
-    imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    imports = peak_mb()
     root = CACHE / f"store_{n}"
     t0 = time.perf_counter()
     store = FeatureStore(root / "feats")
@@ -103,7 +110,7 @@ def child(n: int, mode: str, first_chunk: bool) -> dict:
         scored = sum(len(r) for r in ranks)
         r1 = pr.recall_from_ranks(torch.cat(ranks))["R@1"]
     score = time.perf_counter() - t0
-    return {"videos": n, "mode": mode, "imports_mb": imports, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    return {"videos": n, "mode": mode, "imports_mb": imports, "peak_mb": peak_mb(),
             "load_s": load, "score_s": score, "scored_queries": scored, "R@1": r1}
 
 

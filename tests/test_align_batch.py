@@ -166,13 +166,32 @@ def test_steps_transfer_from_an_annotated_reference_video(store, tmp_path, kind)
     assert got == [(*map(float, a["segment"]), a["sentence"]) for a in db["synth0000"]["annotations"]]
 
 
-def test_a_folder_is_labelled_from_one_reference(store, tmp_path):
+@pytest.mark.parametrize("match", ["steps", "clips"])
+def test_a_folder_is_labelled_from_one_reference(store, tmp_path, match):
     done = tempclr("align", str(store / "feats"), "--reference", str(store / "feats" / "synth0001.npy"),
                    str(store / "youcookii_annotations_trainval.json"), "--output-dir", str(tmp_path / "out"),
-                   "--device", "cpu")
+                   "--match", match, "--device", "cpu")
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(rows) == 4 and all(len(r["steps"]) == len(annotations(store)["synth0001"]["annotations"]) for r in rows)
+    for row in rows:  # every step placed, in order, within the video
+        times = [t for s in row["steps"] for t in (s["start"], s["end"])]
+        assert times == sorted(times) and 0 <= times[0] and times[-1] <= row["duration"]
+
+
+def test_clip_matching_transfers_steps_past_background_on_either_side():
+    """Reference: A A A x x B B C C C (x: background only it has); target: n n A A B B B B n
+    C C (n: background only the target has). Each step lands on the target's own clips."""
+    import torch
+
+    from tempclr_cli.core.align.aligner import _segment_by_matched_clips
+
+    a, b, c, x, n = torch.eye(5, dtype=torch.float64)
+    ref = torch.stack([a, a, a, x, x, b, b, c, c, c])
+    target = torch.stack([n, n, a, a, b, b, b, b, n, c, c])
+    labels = torch.tensor([0, 0, 0, -1, -1, 1, 1, 2, 2, 2])
+    seg = _segment_by_matched_clips(ref, target, labels, drop_cost=0.5)
+    assert list(zip(seg.starts, seg.ends)) == [(2, 3), (4, 7), (9, 10)]
 
 
 def test_the_review_page_can_embed_its_video(store, tmp_path):

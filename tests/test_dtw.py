@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tempclr_cli.core.align.dtw import DTWInputError, dtw, otam, segment, soft_dtw
+from tempclr_cli.core.align.dtw import DTWInputError, dtw, match_with_drops, otam, segment, soft_dtw
 
 # --- independent slow references (plain Python, O(N*M) loops) -------------------------
 
@@ -260,3 +260,47 @@ def test_pairwise_dtw_equals_dtw_on_each_pairs_cost(rng):
             assert float(got[p, v]) == pytest.approx(py_dtw(cost.tolist()), abs=1e-9)
     with pytest.raises(DTWInputError, match="lengths must lie"):
         pairwise_dtw(x, y, torch.tensor([6, 1, 1]), yl)
+
+
+def slow_match_with_drops(c: list[list[float]], drop_row: float, drop_col: float) -> float:
+    """Every monotone path from (0, 0) to (N, M), by plain recursion: a step down takes row i
+    (matched to column j again, or dropped), right takes column j (matched to row i again, or
+    dropped), diagonal matches both."""
+    N, M = len(c), len(c[0])
+
+    def best(i: int, j: int) -> float:
+        if i == 0 and j == 0:
+            return 0.0
+        options = []
+        if i > 0 and j > 0:
+            cell = c[i - 1][j - 1]
+            options += [best(i - 1, j - 1) + cell, best(i - 1, j) + min(cell, drop_row), best(i, j - 1) + min(cell, drop_col)]
+        if i > 0 and j == 0:
+            options.append(best(i - 1, 0) + drop_row)
+        if j > 0 and i == 0:
+            options.append(best(0, j - 1) + drop_col)
+        return min(options)
+
+    return best(N, M)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_matching_with_drops_on_both_sides_equals_every_path_tried(seed):
+    rng = np.random.default_rng(seed)
+    n, m = rng.integers(1, 5, 2)
+    cost = rng.uniform(0, 1, (n, m))
+    drops = rng.uniform(0.2, 0.8, 2)
+    matched, total = match_with_drops(torch.tensor(cost), *drops)
+    assert total == pytest.approx(slow_match_with_drops(cost.tolist(), *drops))
+    assert matched.shape == (m,) and bool((matched[matched >= 0].diff() >= 0).all())  # monotone
+
+
+def test_matching_with_drops_leaves_what_has_no_counterpart():
+    """Reference clips a a b b x (x: only in the reference); target n a a b (n: only in the
+    target). The target's n is dropped, the reference's x is never matched."""
+    a, b, x, n = torch.eye(4)
+    ref, target = torch.stack([a, a, b, b, x]), torch.stack([n, a, a, b])
+    matched, _ = match_with_drops(1 - ref @ target.T, 0.5, 0.5)
+    assert matched.tolist()[0] == -1
+    assert [int(ref[i].argmax()) for i in matched.tolist()[1:]] == [0, 0, 1]
+    assert 4 not in matched.tolist()

@@ -28,6 +28,9 @@ class Format(str, Enum):
     all = "all"
 
 
+class TransferMatch(str, Enum):
+    steps = "steps"
+    clips = "clips"
 
 
 @command
@@ -46,6 +49,9 @@ def align(
     reference: Annotated[Optional[tuple[Path, Path]], typer.Option(
         metavar="REF_VIDEO REF_STEPS", help="Transfer the timed steps of an annotated video of the same procedure "
         "(REF_STEPS: a tempclr JSON, SRT, VTT or YouCookII annotation) instead of reading STEPS.")] = None,
+    match: Annotated[TransferMatch, typer.Option(
+        help="--reference: steps (each reference step's mean clip, Drop-DTW on VIDEO) or clips (the two clip "
+        "sequences matched with drops on both sides; better with a weak encoder).")] = TransferMatch.steps,
     plot: Annotated[Optional[Path], typer.Option(help="Save the step x time similarity heatmap with the alignment (PNG).")] = None,
     embed_video: Annotated[bool, typer.Option(help="html: embed the video in the page (up to 50 MB) instead of linking it.")] = False,
     background: Annotated[bool, typer.Option(help="Let clips that match no step stay unassigned (Drop-DTW).")] = True,
@@ -84,7 +90,8 @@ def align(
 
     --reference REF_VIDEO REF_STEPS labels VIDEO (or a folder of videos) from one
     annotated video of the same procedure: each reference step becomes the mean of its
-    clips and VIDEO's clips are split into those steps in order, background dropped.
+    clips and VIDEO's clips are split into those steps in order, background dropped
+    (--match clips: the two videos' clips are matched one by one instead).
 
     Examples:
 
@@ -97,7 +104,7 @@ def align(
     from tempclr_cli.core.align.aligner import Aligner
 
     aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet))
-    align_one = _aligning(aligner, reference, background, drop_cost)
+    align_one = _aligning(aligner, reference, background, drop_cost, match.value)
     if video is not None and video.is_dir() and not (pairs or reference) and (steps == "-" or
                                                                            (steps and not Path(steps).is_dir())):
         raise TempclrError(f"{video}: is a folder; expected a video file or a .npy feature file "
@@ -141,14 +148,14 @@ def _format(fmt: Optional[Format], output: Optional[Path], output_dir: Optional[
     return Format.table if stdout_is_terminal() and not output else Format.json
 
 
-def _aligning(aligner, reference, background: bool, drop_cost):
+def _aligning(aligner, reference, background: bool, drop_cost, match: str):
     """pair (, stdin text) -> Alignment: with text steps, or transferred from `reference`."""
     from tempclr_cli.core.align.steps import read_steps, read_timed_steps
 
     if reference:
         ref_video, ref_steps = reference
         timed = read_timed_steps(str(ref_steps), ref_video.stem)
-        return lambda pair, stdin=None: aligner.transfer(pair.video, ref_video, timed, drop_cost)
+        return lambda pair, stdin=None: aligner.transfer(pair.video, ref_video, timed, drop_cost, match)
     return lambda pair, stdin=None: aligner.align(pair.video, read_steps(str(pair.steps), stdin), background, drop_cost)
 
 

@@ -387,3 +387,44 @@ def segment(cost: torch.Tensor, drop_cost: float | None = None) -> Segmentation:
         starts[k] = int(start_idx[k][ends[k]])
         j = starts[k] - 1
     return Segmentation(starts, ends, total)
+
+
+# --- clip-to-clip matching with background on both sides (for `align --reference`) ----------
+
+MATCH_DIAG, MATCH_DOWN, DROP_ROW, MATCH_RIGHT, DROP_COL = range(5)
+
+
+def match_with_drops(cost: torch.Tensor, drop_row: float, drop_col: float) -> tuple[torch.Tensor, float]:
+    """Monotone many-to-many matching of two sequences in which either side's elements may
+    be left unmatched (Drop-DTW with drops on both sides).
+
+    cost [shape=(N, M)]: cost of matching row i with column j; an unmatched row costs
+    `drop_row`, an unmatched column `drop_col`. Returns, for each column, the row it is
+    matched to, or -1 when dropped [shape=(M,)], and the total cost. Row scan as above: the
+    horizontal moves (column j matched to row i again, or dropped) unroll into a prefix scan.
+    """
+    c = torch.as_tensor(cost).double().cpu()
+    N, M = c.shape
+    move = torch.empty(N + 1, M + 1, dtype=torch.uint8)
+    prev = torch.arange(M + 1, dtype=torch.float64) * drop_col  # row 0: columns dropped
+    move[0, 1:] = DROP_COL
+    for i in range(1, N + 1):
+        row = c[i - 1]
+        diag, down = prev[:-1] + row, prev[1:] + torch.minimum(row, torch.tensor(drop_row))
+        enter = torch.cat([(prev[:1] + drop_row), torch.minimum(diag, down)])
+        code = torch.cat([torch.tensor([DROP_ROW], dtype=torch.uint8),
+                          torch.where(diag <= down, MATCH_DIAG, torch.where(row <= drop_row, MATCH_DOWN, DROP_ROW))
+                          .to(torch.uint8)])
+        step = torch.cat([torch.zeros(1, dtype=torch.float64), torch.minimum(row, torch.tensor(drop_col))])
+        csum = step.cumsum(0)
+        best = torch.cummin(enter - csum, 0).values
+        right = best < enter - csum  # reached from the left
+        code[right] = torch.where(step[right] < drop_col, MATCH_RIGHT, DROP_COL).to(torch.uint8)
+        move[i], prev = code, csum + best
+    matched, i, j = torch.full((M,), -1, dtype=torch.long), N, M
+    while j > 0:
+        m = int(move[i, j]) if i > 0 else DROP_COL
+        if m in (MATCH_DIAG, MATCH_DOWN, MATCH_RIGHT) and matched[j - 1] < 0:
+            matched[j - 1] = i - 1
+        i, j = (i - 1, j - 1) if m == MATCH_DIAG else (i - 1, j) if m in (MATCH_DOWN, DROP_ROW) else (i, j - 1)
+    return matched, float(prev[-1])

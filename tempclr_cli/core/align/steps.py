@@ -171,6 +171,13 @@ def align(
     if background and drop_cost is None:
         drop_cost = auto_drop_cost(cost)
     seg = segment(cost, drop_cost=drop_cost if background else None)
+    return alignment_of(seg, sim, steps, clip_starts, clip_ends, video, duration, source)
+
+
+def alignment_of(seg, sim, steps: list[str], clip_starts: list[float], clip_ends: list[float], video: str = "",
+                 duration: float | None = None, source: str = "") -> Alignment:
+    """The Alignment of a segmentation (`dtw.segment`): each step's span in seconds, scored
+    by its mean similarity. sim [shape=(K, T)] is also the review page's heatmap."""
     timings = [
         StepTiming(
             index=k + 1,
