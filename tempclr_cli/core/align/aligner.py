@@ -121,8 +121,8 @@ class Aligner:
         either side (`dtw.match_with_drops`; drop cost: `drop_cost`, else the Otsu threshold
         of all clip-pair costs); each target clip takes its match's step, and the steps'
         spans are the ordered, contiguous split that agrees with those labels best. It wins
-        with a weak encoder (random weights: 82% of boundaries within 1 s, against 60%) and
-        loses with a good one (synthetic weights: 91%, against 100%; docs/results.md)."""
+        with a weak encoder (random weights: 81% of boundaries within 1 s, against 60%) and
+        loses with a good one (synthetic weights: 92%, against 100%; docs/results.md)."""
         import torch
 
         if match not in TRANSFER_MATCHES:
