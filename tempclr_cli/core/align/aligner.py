@@ -132,8 +132,10 @@ class Aligner:
         if target.spec != ref.spec:
             raise TempclrError(f"{video} was encoded with {target.spec.model} ({target.spec.pretrained}) and {reference} "
                                f"with {ref.spec.model} ({ref.spec.pretrained}): features of one encoder are needed")
-        ref_clips = torch.nn.functional.normalize(self._heads(ref.clips, ref.clips[:0])[0].double(), dim=-1)
-        clips = torch.nn.functional.normalize(self._heads(target.clips, target.clips[:0])[0].double(), dim=-1)
+        from tempclr_cli.core.models.heads import apply_video_head
+
+        ref_clips, clips = (torch.nn.functional.normalize(apply_video_head(self.heads, torch.as_tensor(v.clips).cpu())
+                                                          .double(), dim=-1) for v in (ref, target))
         s, e = torch.tensor(ref.starts), torch.tensor(ref.ends)
         covered = [(s < end) & (e > start) for start, end, _ in reference_steps]
         for (start, end, text), inside in zip(reference_steps, covered):
