@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from tempclr_cli.core.encode.open_clip_import import import_open_clip
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.frames import center_crop
 
@@ -27,11 +28,9 @@ SYNTHETIC_SHA256 = "1f28915bb9cef6403b498ee129717f8f0b3cafb6a6153d665e0c5ae03daa
 _registered = False
 
 
-def _register_shipped_configs() -> None:
+def _register_shipped_configs(open_clip) -> None:
     global _registered
     if not _registered:
-        import open_clip
-
         open_clip.add_model_config(CONFIG_DIR)
         _registered = True
 
@@ -91,10 +90,10 @@ def load_clip(model: str = "ViT-B-32", pretrained: str = "openai", device="cpu",
     Random initialisation is seeded with `seed`, so `--pretrained none` gives the same
     towers in every command run with the same seed (extract, align, train).
     """
-    import open_clip
     import torch
 
-    _register_shipped_configs()
+    open_clip = import_open_clip(model)
+    _register_shipped_configs(open_clip)
     torch.manual_seed(seed)
     device = torch.device(device)
     name = pretrained if pretrained.startswith("local-dir:") else model
@@ -160,8 +159,7 @@ def synthetic_state(template: dict, path: Path = SYNTHETIC_WEIGHTS, sha256: str 
 
 def _weights_source(model: str, pretrained: str) -> str:
     """A local file path as is; an open_clip tag after checking it exists for `model`."""
-    import open_clip
-
+    open_clip = import_open_clip(model)
     path = Path(pretrained).expanduser()
     if path.is_file():
         return str(path)
@@ -192,9 +190,7 @@ def _cached_or_reachable(model: str, tag: str) -> None:
     import socket
     from urllib.parse import urlparse
 
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(model, tag)
+    cfg = import_open_clip(model).get_pretrained_cfg(model, tag)
     if _cached(cfg):
         return
     if _offline():

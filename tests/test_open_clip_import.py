@@ -1,0 +1,93 @@
+"""open_clip imported lean (no torch._dynamo, no timm) for one-call latency, and nothing lost by it.
+
+Each case runs in a fresh interpreter: this test process has open_clip imported already.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+from test_cli import tempclr
+
+
+def fresh(code: str) -> dict:
+    """Run `code` in a new interpreter; it prints one JSON document and nothing else."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_lean_import_leaves_out_the_compiler_and_timm_and_both_still_work_afterwards():
+    out = fresh("""
+        import json, sys
+        import torch
+        from tempclr_cli.core.encode.open_clip_import import import_open_clip
+        open_clip = import_open_clip("tiny")
+        lean = {"dynamo": "torch._dynamo" in sys.modules, "timm": "timm" in sys.modules,
+                "stand_in_left": "torch._dynamo.utils" in sys.modules}
+        import torchvision.ops
+        module = sys.modules["torchvision.ops.roi_align"]
+        boxes = torch.tensor([[0, 0.0, 0.0, 3.0, 3.0]])
+        pooled = torchvision.ops.roi_align(torch.arange(16.0).view(1, 1, 4, 4), boxes, output_size=1).item()
+        import torch._dynamo.utils as real
+        same = module.is_compile_supported("cpu") == real.is_compile_supported("cpu")
+        compiled = torch.compile(lambda x: x * 2 + 1, backend="eager")(torch.ones(3)).tolist()
+        import timm
+        print(json.dumps({**lean, "pooled": pooled, "same": same, "compiled": compiled,
+                          "timm_later": hasattr(timm, "create_model"), "tokens": open_clip.tokenize(["a"]).shape[1]}))
+    """)
+    assert out == {"dynamo": False, "timm": False, "stand_in_left": False, "pooled": 7.5, "same": True,
+                   "compiled": [3.0, 3.0, 3.0], "timm_later": True, "tokens": 77}
+
+
+def test_a_timm_tower_gets_timm_even_after_a_lean_import():
+    out = fresh("""
+        import json, sys
+        from tempclr_cli.core.encode.open_clip_import import import_open_clip
+        import_open_clip("tiny")
+        before = sys.modules["open_clip.timm_model"].timm is None
+        import_open_clip("ViT-B-16-SigLIP")  # a timm-backed vision tower
+        print(json.dumps({"before": before, "after": sys.modules["open_clip.timm_model"].timm is not None}))
+    """)
+    assert out == {"before": True, "after": True}
+    out = fresh("""
+        import json, sys
+        from tempclr_cli.core.encode.open_clip_import import import_open_clip
+        for name in ("ViT-B-16-SigLIP", None, "local-dir:/models/x"):
+            import_open_clip(name)
+        print(json.dumps({"timm": sys.modules["open_clip.timm_model"].timm is not None}))
+    """)
+    assert out == {"timm": True}
+
+
+def test_the_stand_in_hands_over_to_the_real_module_for_any_other_name():
+    out = fresh("""
+        import json, sys
+        import torch
+        from tempclr_cli.core.encode.open_clip_import import _LazyDynamoUtils
+        stand_in = sys.modules["torch._dynamo.utils"] = _LazyDynamoUtils("torch._dynamo.utils")
+        from torch._dynamo.utils import counters  # not among the stand-in's own names
+        print(json.dumps({"real": sys.modules["torch._dynamo.utils"] is not stand_in,
+                          "counters": counters is sys.modules["torch._dynamo.utils"].counters}))
+    """)
+    assert out == {"real": True, "counters": True}
+
+
+def test_align_gives_the_same_steps_with_the_lean_import_as_with_a_full_one(tmp_path):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((40, 64)).astype(np.float16))
+    (tmp_path / "steps.txt").write_text("cut the onion\nfry it\nserve\n")
+    args = [str(tmp_path / "x.npy"), str(tmp_path / "steps.txt"), "--model", "tiny", "--pretrained", "none",
+            "--device", "cpu"]
+    lean = tempclr("align", *args, "-f", "json")
+    assert lean.returncode == 0, lean.stderr
+    full = fresh(f"""
+        import json
+        import open_clip, timm, torch._dynamo  # everything imported the ordinary way first
+        from tempclr_cli import align
+        print(align({args[0]!r}, {args[1]!r}, model="tiny", pretrained="none", device="cpu").to_json())
+    """)
+    assert json.loads(lean.stdout)["steps"] == full["steps"]
