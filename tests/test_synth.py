@@ -110,3 +110,26 @@ def test_cli_motion_classes_default_to_all_six(tmp_path):
                                                                                        "Up", "Down"]
     bad = tempclr("synth", str(tmp_path / "t"), "--class-by", "colour")
     assert bad.returncode == 2 and "'shape-motion', 'motion'" in bad.stderr and not (tmp_path / "t").exists()
+
+
+def _step_colour(out, vid: str, step: dict, fps: int) -> np.ndarray:
+    """The mean RGB of the pixels that differ most from the backdrop, mid-step."""
+    frame = read_frames(out / "videos" / f"{vid}.mp4")[int((step["segment"][0] + step["segment"][1]) / 2 * fps)].astype(float)
+    backdrop = np.median(frame.reshape(-1, 3), 0)
+    far = np.linalg.norm(frame - backdrop, axis=-1)
+    return frame[far > far.max() * 0.8].mean(0)
+
+
+@pytest.mark.parametrize("shift, want", [(0, "red"), (60, "yellow"), (-60, "magenta")])
+def test_a_hue_shift_films_red_as_its_neighbour_on_the_wheel_and_keeps_the_sentence(tmp_path, shift, want):
+    """What a viewer sees: the step says red; under a 60-degree cast the shape looks yellow."""
+    from tempclr_cli.core.media.synth import COLOURS
+
+    cfg = SynthConfig(videos=12, classes=0, hue_shift=shift, seed=5)
+    list(generate(tmp_path, cfg))
+    db = json.loads((tmp_path / "youcookii_annotations_trainval.json").read_text())["database"]
+    vid, step = next((v, a) for v, e in db.items() for a in e["annotations"] if " red " in f" {a['sentence']} ")
+    rgb = _step_colour(tmp_path, vid, step, cfg.fps)
+    nearest = min(COLOURS, key=lambda name: np.linalg.norm(rgb - np.array(COLOURS[name])))
+    assert nearest == want, rgb
+    assert step["sentence"] in (tmp_path / "steps" / f"{vid}.txt").read_text().splitlines()

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Quiet, Seed, Verbose, command, log, progress
+from tempclr_cli.commands._common import Quiet, Seed, Verbose, command, log, number, progress
 
 
 class ClassBy(str, Enum):
@@ -32,6 +32,7 @@ def synth(
     size: Annotated[int, typer.Option(help="Frame width and height in pixels (even).", min=16)] = 64,
     fps: Annotated[int, typer.Option(help="Frames per second of the written videos.", min=1)] = 8,
     background: Annotated[bool, typer.Option(help="Idle gaps between steps (background).")] = True,
+    hue_shift: Annotated[float, typer.Option(help="A colour cast: every colour filmed with its hue turned by this many degrees (60: red looks yellow, blue looks magenta), so the step sentences' colour names no longer match the pixels.", callback=number())] = 0.0,
     seed: Seed = 0,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -57,7 +58,7 @@ def synth(
         classes = 6 if class_by is ClassBy.motion else 12
     cfg = SynthConfig(
         videos=videos, classes=classes, class_videos=class_videos, class_by=class_by.value, min_steps=min_steps,
-        max_steps=max_steps, size=size, fps=fps, background=background, seed=seed,
+        max_steps=max_steps, size=size, fps=fps, background=background, hue_shift=hue_shift, seed=seed,
     )
     cfg.check()
     with progress(quiet) as bar:

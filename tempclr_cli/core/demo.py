@@ -10,6 +10,7 @@ follows the shipped `recipes/tempclr_synthetic.yaml`, pointed at the work folder
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,12 +39,13 @@ class DemoConfig:
     class_videos: int = 8
     epochs: int | None = None  # None: the recipe's
     episodes: int = 2000
+    hue_shift: float = 60.0  # the demo's colour cast (SynthConfig.hue_shift): what training has to learn
     seed: int = 0
 
     @classmethod
-    def fast(cls) -> "DemoConfig":
+    def fast(cls, **overrides) -> "DemoConfig":
         """A smaller run for tests: same stages, fewer videos and epochs."""
-        return cls(videos=24, classes=6, class_videos=4, epochs=4, episodes=200)
+        return cls(**{"videos": 24, "classes": 6, "class_videos": 4, "epochs": 20, "episodes": 200, **overrides})
 
 
 @dataclass
@@ -67,7 +69,8 @@ class Demo:
 
     def synth_config(self) -> SynthConfig:
         c = self.cfg
-        return SynthConfig(videos=c.videos, classes=c.classes, class_videos=c.class_videos, seed=c.seed)
+        return SynthConfig(videos=c.videos, classes=c.classes, class_videos=c.class_videos, hue_shift=c.hue_shift,
+                           seed=c.seed)
 
     def dataset_ready(self) -> bool:
         manifest = self.data / "manifest.json"
@@ -106,6 +109,11 @@ class Demo:
         if self.dataset_ready():
             log(f"dataset: re-using {self.data}")
             return
+        stale = [p for p in (self.data, self.features, self.action_features, self.run_dir) if p.exists()]
+        if stale:  # made from other settings (seed, size, colour cast): features and heads go with the data
+            log(f"dataset: settings changed; removing {', '.join(p.name for p in stale)} and starting again")
+            for path in stale:
+                shutil.rmtree(path)
         advance = progress("dataset", count_videos(self.synth_config()))
         for _ in generate(self.data, self.synth_config()):
             advance(1)

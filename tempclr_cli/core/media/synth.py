@@ -22,8 +22,8 @@ first 7/25 of each class's groups (at least one) form the test split, as groups 
 
 from __future__ import annotations
 
+import colorsys
 import math
-
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +71,7 @@ class SynthConfig:
     size: int = 64
     fps: int = 8
     validation: float = 0.25  # share of instructional videos in the validation subset
+    hue_shift: float = 0.0  # degrees round the colour wheel every colour is filmed turned by (a colour cast)
     seed: int = 0
 
     def check(self) -> None:
@@ -87,6 +88,8 @@ class SynthConfig:
             raise TempclrError("--size: an even number of pixels >= 16 (H.264 needs even sizes)")
         if not 1 <= self.fps <= 60:
             raise TempclrError("--fps: between 1 and 60")
+        if not math.isfinite(self.hue_shift):
+            raise TempclrError("--hue-shift: a finite number of degrees")
         if self.class_videos and self.class_videos < 2:
             raise TempclrError("--class-videos: at least 2 (one test group, one train group)")
 
@@ -145,10 +148,24 @@ def _mask(shape: str, cx: float, cy: float, r: float, grid: tuple[np.ndarray, np
     return ((dx < r / 3) & (dy < r)) | ((dx < r) & (dy < r / 3))
 
 
+def filmed_colours(hue_shift: float) -> dict[str, tuple[int, int, int]]:
+    """The RGB each named colour is drawn in by a camera that turns hues by `hue_shift` degrees
+    (60 turns red to about yellow, yellow to green, ...: the names no longer match the pixels)."""
+    if hue_shift % 360 == 0:
+        return dict(COLOURS)
+    out = {}
+    for name, rgb in COLOURS.items():
+        h, lightness, sat = colorsys.rgb_to_hls(*(c / 255 for c in rgb))
+        turned = colorsys.hls_to_rgb((h + hue_shift / 360) % 1.0, lightness, sat)
+        out[name] = tuple(int(round(c * 255)) for c in turned)
+    return out
+
+
 class Canvas:
     """Draws frames of one video: a tinted backdrop plus at most one shape."""
 
-    def __init__(self, size: int, rng: np.random.Generator):
+    def __init__(self, size: int, rng: np.random.Generator, hue_shift: float = 0.0):
+        self.colours = filmed_colours(hue_shift)
         ax = (np.arange(size) + 0.5) / size
         self.grid = np.meshgrid(ax, ax)
         tint = rng.integers(20, 60, size=3)
@@ -159,7 +176,7 @@ class Canvas:
         img = self.backdrop.copy()
         if action is not None:
             cx, cy, r = _pose(action.motion, p)
-            img[_mask(action.shape, cx, cy, r, self.grid)] = COLOURS[action.colour]
+            img[_mask(action.shape, cx, cy, r, self.grid)] = self.colours[action.colour]
         return img
 
 
@@ -205,7 +222,7 @@ def generate(out: str | Path, cfg: SynthConfig) -> Iterator[Path]:
         vid = f"synth{i:04d}"
         steps = _plan_video(rng, cfg)
         duration = _duration(steps, rng, cfg)
-        canvas = Canvas(cfg.size, rng)
+        canvas = Canvas(cfg.size, rng, cfg.hue_shift)
         path = out / "videos" / f"{vid}.mp4"
         write_video(path, _step_frames(steps, duration, cfg.fps, canvas), cfg.fps)
         io.write_text(out / "steps" / f"{vid}.txt", "".join(s.sentence + "\n" for s in steps))
@@ -237,7 +254,7 @@ def _generate_actions(root: Path, cfg: SynthConfig, rng: np.random.Generator) ->
             group, clip = k // 2 + 1, k % 2 + 1
             rel = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.mp4"
             action = Action(shape or str(rng.choice(SHAPES)), str(rng.choice(list(COLOURS))), motion)
-            canvas = Canvas(cfg.size, rng)
+            canvas = Canvas(cfg.size, rng, cfg.hue_shift)
             n = seconds * cfg.fps
             lead = int(rng.integers(0, cfg.fps))  # idle frames before the motion starts
             frames = (
