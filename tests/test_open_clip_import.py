@@ -50,10 +50,12 @@ def test_a_timm_tower_gets_timm_even_after_a_lean_import():
         from tempclr_cli.core.encode.open_clip_import import import_open_clip
         import_open_clip("tiny")
         before = sys.modules["open_clip.timm_model"].timm is None
-        import_open_clip("ViT-B-16-SigLIP")  # a timm-backed vision tower
-        print(json.dumps({"before": before, "after": sys.modules["open_clip.timm_model"].timm is not None}))
+        open_clip = import_open_clip("ViT-B-16-SigLIP")  # a timm-backed vision tower
+        tower = open_clip.model.TimmModel("resnet18", embed_dim=8, image_size=32)  # the class open_clip builds with
+        print(json.dumps({"before": before, "after": sys.modules["open_clip.timm_model"].timm is not None,
+                          "params": sum(p.numel() for p in tower.parameters()) > 1_000_000}))
     """)
-    assert out == {"before": True, "after": True}
+    assert out == {"before": True, "after": True, "params": True}
     out = fresh("""
         import json, sys
         from tempclr_cli.core.encode.open_clip_import import import_open_clip
