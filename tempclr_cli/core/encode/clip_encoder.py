@@ -104,7 +104,7 @@ def load_clip(model: str = "ViT-B-32", pretrained: str = "openai", device="cpu",
             raise TempclrError(f"--pretrained synthetic: only --model tiny has synthetic weights (not {model})")
         kwargs = {"pretrained": None}
     else:
-        kwargs = {"pretrained": _weights_source(model, pretrained), "require_pretrained": True}
+        kwargs = {"pretrained": _weights_source(open_clip, model, pretrained), "require_pretrained": True}
     if name not in open_clip.list_models() and not name.startswith("local-dir:"):
         raise TempclrError(f"--model {model}: unknown open_clip model; e.g. ViT-B-32, ViT-B-16, tiny")
     loggers = [logging.getLogger(), logging.getLogger("huggingface_hub")]
@@ -157,9 +157,8 @@ def synthetic_state(template: dict, path: Path = SYNTHETIC_WEIGHTS, sha256: str 
     return {**state, "token_embedding.weight": table}
 
 
-def _weights_source(model: str, pretrained: str) -> str:
+def _weights_source(open_clip, model: str, pretrained: str) -> str:
     """A local file path as is; an open_clip tag after checking it exists for `model`."""
-    open_clip = import_open_clip(model)
     path = Path(pretrained).expanduser()
     if path.is_file():
         return str(path)
@@ -179,18 +178,18 @@ def _weights_source(model: str, pretrained: str) -> str:
             f"--pretrained {pretrained}: not a weight tag for {model} (known: {known}); "
             "or give a checkpoint file, local-dir:PATH, or 'none' for random weights"
         )
-    _cached_or_reachable(model, pretrained)
+    _cached_or_reachable(open_clip, model, pretrained)
     return pretrained
 
 
-def _cached_or_reachable(model: str, tag: str) -> None:
+def _cached_or_reachable(open_clip, model: str, tag: str) -> None:
     """Fail in seconds when weights that are not cached cannot be fetched: on an air-gapped
     machine the hub's download retries would otherwise take about a minute."""
     import os
     import socket
     from urllib.parse import urlparse
 
-    cfg = import_open_clip(model).get_pretrained_cfg(model, tag)
+    cfg = open_clip.get_pretrained_cfg(model, tag)
     if _cached(cfg):
         return
     if _offline():

@@ -50,13 +50,14 @@ def _real_dynamo_utils():
 def import_open_clip(model: str | None = None):
     """The open_clip module, imported lean when it is not yet imported (module docstring);
     with timm's adapter working whenever `model` needs timm (None: unknown, so it does)."""
+    needs_timm = _needs_timm(model)
     if "open_clip" not in sys.modules:
         import torch  # noqa: F401 - the stand-in lives under torch's package
 
         stand_ins = {}
         if "torch._dynamo" not in sys.modules:
             stand_ins[_DYNAMO_UTILS] = _LazyDynamoUtils(_DYNAMO_UTILS)
-        if "timm" not in sys.modules and not _needs_timm(model):
+        if "timm" not in sys.modules and not needs_timm:
             stand_ins["timm"] = None  # `import timm` raises ImportError: open_clip's adapter goes without
         sys.modules.update(stand_ins)
         try:
@@ -65,7 +66,7 @@ def import_open_clip(model: str | None = None):
             for name, module in stand_ins.items():
                 if name in sys.modules and sys.modules[name] is module:
                     del sys.modules[name]
-    if _needs_timm(model):
+    if needs_timm:
         ensure_timm()
     return sys.modules["open_clip"]
 
