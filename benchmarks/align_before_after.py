@@ -20,7 +20,7 @@ from tempclr_cli.core.data.annotations import read_youcook2
 from tempclr_cli.core.data.features import FeatureStore
 from tempclr_cli.core.media.synth import ANNOTATIONS_FILE
 from tempclr_cli.core.models.heads import apply_heads, load_heads
-from tempclr_cli.core.encode.clip_encoder import sentence_encoder
+from tempclr_cli.core.encode.encoders import sentence_encoder
 from tempclr_cli.core.encode.encoders import EncoderSpec
 
 

@@ -12,7 +12,9 @@ import typer
 from typer.core import TyperArgument, TyperCommand
 
 from tempclr_cli import __version__
-from tempclr_cli.commands import align, demo, evaluate, extract, fewshot, localize, retrieve, sweep, synth, train
+from tempclr_cli.commands import (
+    align, demo, evaluate, extract, fewshot, localize, models, retrieve, sweep, synth, train,
+)
 
 
 class Command(TyperCommand):
@@ -53,7 +55,7 @@ def _main(
     """Temporal alignment of video."""
 
 
-for module in (extract, train, align, retrieve, evaluate, fewshot, localize, sweep, synth, demo):
+for module in (extract, train, align, retrieve, evaluate, fewshot, localize, sweep, synth, demo, models):
     name = module.__name__.rsplit(".", 1)[1]
     app.command(name, cls=Command)(getattr(module, name))
 

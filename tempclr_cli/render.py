@@ -69,3 +69,16 @@ def fewshot_table(results, per_class: bool) -> None:
             cells = [f"{r.per_class[name]['accuracy']:.1f}" for r in results]
             detail.add_row(name, *cells, row["most_confused_with"] or "-")
         out.print(detail)
+
+
+def models_table(rows: list[dict]) -> None:
+    """`tempclr models`: one row per encoder name."""
+    table = Table(title=f"encoders ({len(rows)})", caption="*: as released; the checkpoint decides")
+    for col in ("model", "kind", "clip", "size", "dim", "--pretrained"):
+        table.add_column(col, justify="right" if col in ("size", "dim") else "left", overflow="fold")
+    for r in rows:
+        clip = "1 frame" if r["frames_per_clip"] == 1 else f"{r['frames_per_clip']} frames"
+        clip += f" at {r['fps']:g} fps" if r["fps"] else ""
+        weights = r["weights"] + (f" [default {r['default_weights']}]" if r["default_weights"] else "")
+        table.add_row(r["name"], r["kind"], clip, str(r["input_size"]), str(r["dim"]), weights)
+    Console().print(table)

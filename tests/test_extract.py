@@ -101,7 +101,7 @@ def test_per_frame_features_and_float32(tree, tmp_path):
     "args, message",
     [
         (["--model", "tiny", "--pretrained", "/no/such/file.pt"], "no such checkpoint file"),
-        (["--model", "nope-model", "--pretrained", "none"], "unknown open_clip model"),
+        (["--model", "nope-model", "--pretrained", "none"], "no such encoder; `tempclr models` lists them"),
         (["--model", "ViT-B-32", "--pretrained", "not-a-tag"], "not a weight tag for ViT-B-32"),
         (["--fps", "0.5", *TINY], "some clips would get no frame"),
     ],

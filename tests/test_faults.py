@@ -199,7 +199,7 @@ def test_a_cut_off_video_is_kept_flagged_and_reported(tmp_path):
 def test_one_index_row_is_found_without_reading_the_store(tmp_path):
     """`align x.npy` in a store of thousands: the row is found by a byte search (#17)."""
     from tempclr_cli.core.data.features import row_of
-    from tempclr_cli.core.encode.extract import read_row
+    from tempclr_cli.core.data.features import read_row
 
     rows = [{"source": f"v{k}.mp4", "features": f"v{k}.npy", "clips": 1, "status": "ok"} for k in range(5000)]
     rows += [{"source": "a.mp4", "features": "sub/a.npy", "clips": 1, "status": "ok"},

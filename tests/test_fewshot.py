@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from test_cli import tempclr
 
+from tempclr_cli.core.align import measures
 from tempclr_cli.core.data.labels import read_labels
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.eval.fewshot import FewshotConfig, fewshot_accuracy, load_videos, sample_episodes
@@ -125,7 +126,7 @@ def test_cli_json_is_deterministic(feature_classes):
     assert first.returncode == 0, first.stderr
     a = json.loads(first.stdout)
     assert a == json.loads(second.stdout)
-    assert [r["distance"] for r in a["results"]] == ["otam", "dtw", "softdtw", "mean"]
+    assert [r["distance"] for r in a["results"]] == list(measures.names("fewshot")) == ["dtw", "otam", "softdtw", "mean"]
     assert all(0 <= r["accuracy"] <= 100 and r["ci95"] >= 0 for r in a["results"])
     assert a["results"][3]["ci95"] > 0  # mean-pooling errs on the order classes: the interval is real
 

@@ -9,8 +9,9 @@ import functools
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
@@ -65,6 +66,12 @@ Checkpoint = Annotated[
     Optional[str],
     typer.Option(help="A tempclr training checkpoint (TCLR backbone or TempCLR heads).", rich_help_panel="Encoder"),
 ]
+
+
+def choices(name: str, values: Iterable[str]) -> type[Enum]:
+    """A command's choice list built from the core's declaration (never retyped): a str Enum
+    whose members are the values, so `--help` lists them and click rejects the rest."""
+    return Enum(name, {v.replace("-", "_").replace("+", "_"): v for v in values}, type=str)
 
 
 def number(low: float | None = None, high: float | None = None, above: bool = False) -> Callable:

@@ -10,22 +10,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.core.align.batch import FORMATS  # what `-f all` writes
+from tempclr_cli.core.align.formats import FORMATS  # file formats; `-f all` writes each
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.commands._common import (
-    EXIT_SOME_FAILED, Checkpoint, Device, Model, Pretrained, Quiet, Seed, Verbose, command, err, log, number,
+    EXIT_SOME_FAILED, Checkpoint, Device, Model, Pretrained, Quiet, Seed, Verbose, choices, command, err, log, number,
     stdout_is_terminal,
 )
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    srt = "srt"
-    vtt = "vtt"
-    html = "html"
-    all = "all"
+Format = choices("Format", ("table", *FORMATS, "all"))  # all: every file format (with --output-dir)
 
 
 class TransferMatch(str, Enum):
@@ -40,7 +33,7 @@ def align(
     steps: Annotated[Optional[str], typer.Argument(
         help="Text file with one step a line ('#' comments), '-' for stdin; or a folder of STEM.txt files.")] = None,
     format_: Annotated[Optional[Format], typer.Option(
-        "--format", "-f", help="table, json, csv, srt, vtt, html, or all (every file format; needs --output-dir). "
+        "--format", "-f", help=f"table, {', '.join(FORMATS)}, or all (every file format; needs --output-dir). "
         "Default: from -o's suffix, else table on a terminal and json in a pipe (batch: json).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result to this file instead of stdout.")] = None,
     output_dir: Annotated[Optional[Path], typer.Option(

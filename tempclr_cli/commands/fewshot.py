@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Checkpoint, Device, Json, Quiet, Seed, Verbose, command, log, number
+from tempclr_cli.commands._common import Checkpoint, Device, Json, Quiet, Seed, Verbose, choices, command, log, number
+from tempclr_cli.core.align import measures
 
 
-class Distance(str, Enum):
-    otam = "otam"
-    dtw = "dtw"
-    softdtw = "softdtw"
-    mean = "mean"
+Distance = choices("Distance", measures.names("fewshot"))
 
 
 @command
@@ -33,7 +29,8 @@ def fewshot(
     episodes: Annotated[int, typer.Option(help="Number of random episodes.", min=1)] = 10000,
     distance: Annotated[
         Optional[list[Distance]],
-        typer.Option(help="otam (symmetrised), dtw, softdtw, mean (order-blind); repeat for several. Default: all."),
+        typer.Option(help="; ".join(f"{m}: {measures.MEASURES[m].summary}" for m in measures.names("fewshot"))
+                    + ". Repeat for several. Default: all."),
     ] = None,
     gamma: Annotated[float, typer.Option(help="Soft-min smoothing of otam/softdtw (0: hard).", callback=number(0))] = 0.1,
     frames: Annotated[

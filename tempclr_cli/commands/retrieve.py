@@ -11,36 +11,18 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    Checkpoint, Device, Json, Quiet, Seed, Verbose, bar_factory, command, err, log, progress,
+    Checkpoint, Device, Json, Quiet, Seed, Verbose, bar_factory, choices, command, err, log, progress,
 )
+from tempclr_cli.core.align import measures
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.eval import BACKGROUNDS, RETRIEVAL_TASKS, SCORERS, SIMILARITIES
 
 
-class Task(str, Enum):
-    paragraph_video = "paragraph-video"
-    video_paragraph = "video-paragraph"
-    nn = "nn"
-
-
-class Measure(str, Enum):
-    capavg = "capavg"
-    dtw = "dtw"
-    otam = "otam"
-
-
-class Background(str, Enum):
-    removed = "removed"
-    kept = "kept"
-
-
-class Scorer(str, Enum):
-    corrected = "corrected"
-    released = "released"
-
-
-class Similarity(str, Enum):
-    dot = "dot"
-    cosine = "cosine"
+Task = choices("Task", RETRIEVAL_TASKS)
+Measure = choices("Measure", measures.names("retrieve"))
+Background = choices("Background", BACKGROUNDS)
+Scorer = choices("Scorer", SCORERS)
+Similarity = choices("Similarity", SIMILARITIES)
 
 
 class Layout(str, Enum):
@@ -58,7 +40,9 @@ def retrieve(
     format_: Annotated[Layout, typer.Option("--format", help="Annotation layout.")] = Layout.youcook2,
     split: Annotated[str, typer.Option(help="Subset to evaluate: validation, training, or all.")] = "validation",
     task: Annotated[Task, typer.Option(help="What is ranked (nn: TCLR's nearest neighbours).")] = Task.paragraph_video,
-    measure: Annotated[Optional[list[Measure]], typer.Option(help="Repeat for several (default: capavg and dtw).")] = None,
+    measure: Annotated[Optional[list[Measure]], typer.Option(
+        help="; ".join(f"{m}: {measures.MEASURES[m].summary}" for m in measures.names("retrieve"))
+        + ". Repeat for several (default: capavg and dtw).")] = None,
     background: Annotated[Background, typer.Option(help="removed: annotated segments; kept: 16 s windows.")] = Background.removed,
     scorer: Annotated[
         Scorer,
@@ -111,9 +95,9 @@ def retrieve(
     from tempclr_cli.core.eval.paragraph_retrieval import retrieve_paragraphs
     from tempclr_cli.render import retrieval_table
 
-    measures = [m.value for m in measure or [Measure.capavg, Measure.dtw]]
+    chosen = [m.value for m in measure or [Measure.capavg, Measure.dtw]]
     with progress(quiet) as bar:
-        out = retrieve_paragraphs(features, annotations, format_.value, split, checkpoint, measures, task.value,
+        out = retrieve_paragraphs(features, annotations, format_.value, split, checkpoint, chosen, task.value,
                                   background.value, device, scorer.value, similarity.value, strict, bar_factory(bar))
     missing = out["missing_features"]
     if missing:  # said even with --quiet: the numbers are over fewer videos than annotated

@@ -158,7 +158,7 @@ class Demo:
 
     def retrieval(self, heads=None) -> dict:
         """Validation paragraph-video retrieval, Cap. Avg. and DTW, background removed."""
-        from tempclr_cli.core.encode.clip_encoder import sentence_encoder
+        from tempclr_cli.core.encode.encoders import sentence_encoder
 
         store = FeatureStore(self.features)
         videos = [v for v in read_youcook2(self.data / ANNOTATIONS_FILE) if v.subset == "validation"]

@@ -16,7 +16,6 @@ from pathlib import Path
 from tempclr_cli.core import io
 from tempclr_cli.core.errors import TempclrError
 
-FORMATS = ("json", "srt", "vtt", "csv", "html")
 FAILURES = "failures.jsonl"
 
 

@@ -50,10 +50,10 @@ class Alignment:
         return {"video": self.video, "duration": self.duration, "steps": [asdict(s) for s in self.steps]}
 
     def render(self, fmt: str, page: str | None = None, embed_video: bool = False) -> str:
-        """The text of one file format: json, csv, srt, vtt or html (`page`, `embed_video`: see to_html)."""
-        if fmt == "html":
-            return self.to_html(page, embed_video)
-        return {"json": self.to_json, "csv": self.to_csv, "srt": self.to_srt, "vtt": self.to_vtt}[fmt]()
+        """The text of one file format of `FORMATS` (`page`, `embed_video`: see to_html)."""
+        from tempclr_cli.core.align.formats import FORMATS
+
+        return FORMATS[fmt](self, page, embed_video)
 
     def to_html(self, page: str | None = None, embed_video: bool = False) -> str:
         """A self-contained review page (`review.review_html`); `page`: where it will be saved."""

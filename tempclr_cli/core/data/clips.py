@@ -41,12 +41,6 @@ def source_side(size: int) -> int:
     return max(size, round(size * 240 / 112))
 
 
-def to_channels(frames: torch.Tensor, channels: str) -> torch.Tensor:
-    """RGB frames (..., 3) in the order a model expects: the released TCLR weights saw BGR
-    (OpenCV's order)."""
-    return frames.flip(-1) if channels == "bgr" else frames
-
-
 def too_short(n_frames: int, spec: ClipSpec) -> bool:
     """The release drops videos of (frames - 2) x stride frames or fewer (`dl_tclr.py:76`)."""
     return n_frames <= (spec.frames - 2) * spec.stride

@@ -7,19 +7,51 @@ with the VideoCLIP/TempCLR layout (one vector per second, no index).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tempclr_cli.core.errors import TempclrError
 
+INDEX = "index.jsonl"
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    model: str
+    pretrained: str
+    seed: int = 0  # random weights ('none') are drawn from this seed
+
+    @classmethod
+    def from_row(cls, row: dict) -> "EncoderSpec":
+        """From an `index.jsonl` row written by `tempclr extract`."""
+        return cls(row["model"], row["pretrained"], row.get("seed", 0))
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "EncoderSpec":
+        """From a TempCLR heads checkpoint's `meta`."""
+        return cls(meta["encoder_model"], meta["encoder_pretrained"], meta.get("encoder_seed", 0))
+
+    def to_row(self) -> dict:
+        """The encoder fields of an `index.jsonl` row (the one place they are written)."""
+        return {"model": self.model, "pretrained": self.pretrained, "seed": self.seed}
+
+    def to_meta(self) -> dict:
+        return {"encoder_model": self.model, "encoder_pretrained": self.pretrained, "encoder_seed": self.seed}
+
+    def load(self, device):
+        """The encoder itself, from the registry."""
+        from tempclr_cli.core.encode.registry import load_encoder
+
+        return load_encoder(self.model, self.pretrained, None, device, self.seed)
+
+
 
 class FeatureStore:
     """Look up feature files by id: relative path without suffix, or a unique file stem."""
 
     def __init__(self, folder: str | Path, clip_seconds: float = 1.0):
-        from tempclr_cli.core.encode.extract import INDEX, index_offsets
-
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise TempclrError(f"{self.folder}: features folder not found")
@@ -64,8 +96,6 @@ class FeatureStore:
 
     def encoder(self):
         """The EncoderSpec recorded by `tempclr extract`: the text tower that matches these features."""
-        from tempclr_cli.core.encode.encoders import EncoderSpec
-
         if self.offsets:
             return EncoderSpec.from_row(self._row_at(next(iter(self.offsets.values()))))
         raise TempclrError(f"{self.folder}: no index.jsonl naming the encoder; use features from `tempclr extract`")
@@ -87,10 +117,51 @@ def load_matrix(path: Path, row: dict | None = None, clip_seconds: float = 1.0):
 
 def row_of(npy: Path) -> dict:
     """The index.jsonl row of one feature file (searching parent folders for the index; {}
-    without one), found without reading the whole store (`extract.read_row`)."""
-    from tempclr_cli.core.encode.extract import INDEX, read_row
-
+    without one), found without reading the whole store (`read_row`)."""
     for folder in [npy.parent, *npy.parents]:
         if (folder / INDEX).exists():
             return read_row(folder, str(npy.resolve().relative_to(folder.resolve())))
     return {}
+
+
+def index_offsets(index: Path) -> dict[str, int]:
+    """Where the last row of each features path starts in `index` (later runs supersede
+    earlier ones), for paths whose last row is ok; rows are parsed once and dropped, so a
+    store of 100k videos costs a dict of offsets, not 100k rows."""
+    import json
+
+    offsets: dict[str, int] = {}
+    if not index.exists():
+        return offsets
+    with open(index, "rb") as f:
+        at = 0
+        for line in f:
+            try:
+                row = json.loads(line)
+                offsets[row["features"]] = at if row.get("status") == "ok" else -1
+            except (ValueError, KeyError, TypeError):  # a row torn by a crash: its video counts as not done
+                pass
+            at += len(line)
+    return {k: v for k, v in offsets.items() if v >= 0}
+
+
+def read_row(folder: Path, features: str) -> dict:
+    """The last ok index row of one features path, without parsing the others: a byte search
+    for its `"features": ...` field, so one lookup in a store of 100k videos stays fast."""
+    import json
+
+    path = folder / INDEX
+    if not path.exists():
+        return {}
+    data, needle = path.read_bytes(), f'"features": {json.dumps(features)}'.encode()
+    found, at = {}, data.find(needle)
+    while at >= 0:
+        start, end = data.rfind(b"\n", 0, at) + 1, data.find(b"\n", at)
+        try:
+            row = json.loads(data[start : end if end >= 0 else len(data)])
+            if row.get("features") == features:
+                found = row
+        except ValueError:  # a row torn by a crash
+            pass
+        at = data.find(needle, at + 1)
+    return found if found.get("status") == "ok" else {}

@@ -18,7 +18,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from tempclr_cli.core.encode.open_clip_import import import_open_clip
+from tempclr_cli.core.encode.open_clip_import import config_file, import_open_clip, open_clip_configs
+from tempclr_cli.core.encode.registry import register_encoder
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.frames import center_crop
 
@@ -48,6 +49,9 @@ class ClipEncoder:
     name: str
     pretrained: str
     seed: int = 0  # random weights ('none') are drawn from this seed
+    frames_per_clip = 1  # an image encoder: every sampled frame is embedded on its own
+    fps = None  # sampled at --fps
+    protocol = "frames"  # decoded by tempclr's sampler (media.video.sample_frames)
 
     @property
     def dim(self) -> int:
@@ -84,17 +88,51 @@ class ClipEncoder:
             return self.model.encode_text(tokens).float()
 
 
-def load_clip(model: str = "ViT-B-32", pretrained: str = "openai", device="cpu", seed: int = 0) -> ClipEncoder:
+def _open_clip_members(name: str | None) -> list[dict]:
+    """open_clip's architectures (its config files) as `tempclr models` rows; `tiny` has
+    its own registration."""
+    import json
+
+    configs = [config_file(name)] if name else open_clip_configs()
+    tags = import_open_clip().list_pretrained_tags_by_model if name is None else None  # a listing names the tags
+    rows = []
+    for path in configs:
+        if path is None or path.stem == "tiny":
+            continue
+        cfg = json.loads(path.read_text())
+        size = cfg.get("vision_cfg", {}).get("image_size", "")
+        row = {"name": path.stem, "dim": cfg.get("embed_dim", ""), "input_size": size[0] if isinstance(size, list) else size}
+        if tags:
+            known = tags(path.stem)
+            row["weights"] = " | ".join([*known[:2], *([f"+{len(known) - 2} tags"] if len(known) > 2 else []),
+                                         "FILE", "none"])
+            row["tags"] = known
+        rows.append(row)
+    return rows
+
+
+WEIGHTS = "TAG | FILE | local-dir:PATH | none"  # an open_clip weight tag, a checkpoint, a model folder, random
+
+
+@register_encoder("open_clip", "image-text", "open_clip image-text model, one frame per embedding", WEIGHTS,
+                  default_weights="openai", family=_open_clip_members)
+@register_encoder("tiny", "image-text", "tiny CLIP shipped with tempclr (tests, the offline demo)",
+                  "none | synthetic",
+                  input_size=64, dim=64)
+def load_clip(model: str = "ViT-B-32", pretrained: str | None = "openai", device="cpu", seed: int = 0) -> ClipEncoder:
     """Build an open_clip model with the weights named by `pretrained` (see module docstring).
 
-    Random initialisation is seeded with `seed`, so `--pretrained none` gives the same
-    towers in every command run with the same seed (extract, align, train).
+    Random initialisation is drawn from `seed` (a generator of its own: the caller's global
+    RNG is left as it was), so `--pretrained none` gives the same towers in every command
+    run with the same seed (extract, align, train).
     """
     import torch
 
+    if pretrained is None:
+        raise TempclrError(f"--model {model} needs --pretrained: none (random, seeded) or synthetic (tempclr synth's "
+                           "world only)")
     open_clip = import_open_clip(model)
     _register_shipped_configs(open_clip)
-    torch.manual_seed(seed)
     device = torch.device(device)
     name = pretrained if pretrained.startswith("local-dir:") else model
     if pretrained.startswith("local-dir:"):
@@ -112,7 +150,9 @@ def load_clip(model: str = "ViT-B-32", pretrained: str = "openai", device="cpu",
     for lg in loggers:  # open_clip warns about purposely random weights; the hub about retries
         lg.setLevel(logging.CRITICAL)
     try:
-        net = open_clip.create_model(name, device=device, **kwargs)
+        with torch.random.fork_rng(devices=[]):  # open_clip initialises from the global RNG
+            torch.manual_seed(seed)
+            net = open_clip.create_model(name, device=device, **kwargs)
     except (FileNotFoundError, ValueError) as e:
         raise TempclrError(f"--pretrained {pretrained}: {e}") from None
     except Exception as e:  # noqa: BLE001 - download failures come in many types
@@ -233,39 +273,3 @@ def _download_help(model: str, pretrained: str, reason: str) -> str:
         "(~/.cache/huggingface), or pass --pretrained /path/to/checkpoint.pt; "
         "--pretrained none uses random weights"
     )
-
-
-def sentence_encoder(spec, device):
-    """A function sentences -> unit embeddings (N, D) on the CPU, from the text tower of
-    `spec` (an EncoderSpec); the tower loads once, on first use.
-
-    Random towers ('none') are drawn from `spec.seed`, the seed that made the features.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    loaded = {}
-
-    def encode(sentences: list[str]) -> torch.Tensor:
-        if "tower" not in loaded:
-            loaded["tower"] = load_clip(spec.model, spec.pretrained, device, spec.seed)
-        tower = loaded["tower"]
-        chunks = [tower.encode_text(sentences[k : k + 256]).cpu() for k in range(0, len(sentences), 256)]
-        return F.normalize(torch.cat(chunks), dim=-1)
-
-    return encode
-
-
-def encode_sentences(sentences: list[str], spec, cache: Path | None, device):
-    """Unit sentence embeddings (N, D) from the text tower of `spec`, cached in `cache`."""
-    from tempclr_cli.core.checkpoint import load_checkpoint, save_checkpoint
-
-    key = {"model": spec.model, "pretrained": spec.pretrained, "seed": spec.seed, "sentences": sentences}
-    if cache and cache.exists():
-        stored = load_checkpoint(cache)
-        if all(stored.get(k) == v for k, v in key.items()):
-            return stored["embeddings"]
-    emb = sentence_encoder(spec, device)(sentences)
-    if cache:
-        save_checkpoint(cache, {**key, "embeddings": emb})
-    return emb

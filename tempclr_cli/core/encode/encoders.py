@@ -1,38 +1,20 @@
 """Which encoder: the one a user names on the command line, or the one recorded with features.
 
-`EncoderSpec` is the (model, pretrained, seed) triple that made a feature store
-(`index.jsonl`) or that a TempCLR heads checkpoint was trained over (`meta`); its text
-tower must embed the sentences compared with those features.
+`EncoderSpec` (kept with the feature store, `data.features`) is the (model, pretrained,
+seed) triple that made a feature store or that a TempCLR heads checkpoint was trained
+over; its text tower must embed the sentences compared with those features. The
+encoders themselves are registered in `registry`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 
-from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.data.features import EncoderSpec
+from tempclr_cli.core.encode.registry import load_encoder, text_encoder_of
 
-
-@dataclass(frozen=True)
-class EncoderSpec:
-    model: str
-    pretrained: str
-    seed: int = 0  # random weights ('none') are drawn from this seed
-
-    @classmethod
-    def from_row(cls, row: dict) -> "EncoderSpec":
-        """From an `index.jsonl` row written by `tempclr extract`."""
-        return cls(row["model"], row["pretrained"], row.get("seed", 0))
-
-    @classmethod
-    def from_meta(cls, meta: dict) -> "EncoderSpec":
-        """From a TempCLR heads checkpoint's `meta`."""
-        return cls(meta["encoder_model"], meta["encoder_pretrained"], meta.get("encoder_seed", 0))
-
-    def to_meta(self) -> dict:
-        return {"encoder_model": self.model, "encoder_pretrained": self.pretrained, "encoder_seed": self.seed}
-
-    def load(self, device):
-        return load_encoder(self.model, self.pretrained, None, device, self.seed)
+__all__ = ["DEFAULT", "EncoderSpec", "choose_encoder", "encode_sentences", "heads_and_sentence_encoder", "load_encoder",
+           "sentence_encoder"]
 
 
 DEFAULT = EncoderSpec("ViT-B-32", "openai")
@@ -47,20 +29,50 @@ def choose_encoder(model: str | None, pretrained: str | None, seed: int,
     return EncoderSpec(model or base.model, pretrained or base.pretrained, base.seed)
 
 
-TCLR_BACKBONES = ("r3d18", "r2plus1d18")  # --model names that take a TCLR --checkpoint (it names the backbone)
+def sentence_encoder(spec: EncoderSpec, device):
+    """A function sentences -> unit embeddings (N, D) on the CPU, from the text tower of
+    `spec`; the tower loads once, on first use. Random towers ('none') are drawn from
+    `spec.seed`, the seed that made the features."""
+    import torch
+    import torch.nn.functional as F
+
+    text_encoder_of(spec.model)  # fails now, by name, for an encoder without a text tower
+    loaded = {}
+
+    def encode(sentences: list[str]) -> torch.Tensor:
+        if "tower" not in loaded:
+            loaded["tower"] = spec.load(device)
+        tower = loaded["tower"]
+        chunks = [tower.encode_text(sentences[k : k + 256]).cpu() for k in range(0, len(sentences), 256)]
+        return F.normalize(torch.cat(chunks), dim=-1)
+
+    return encode
 
 
-def load_encoder(model: str, pretrained: str, checkpoint: str | None, device, seed: int = 0):
-    """The encoder named on the command line: open_clip models, or a TCLR R3D-18 checkpoint."""
-    if model in TCLR_BACKBONES:
-        if not checkpoint:
-            raise TempclrError(f"--model {model} needs --checkpoint (a `tempclr train` TCLR run's last.pt or best.pt, "
-                               "or the authors' released .pth)")
-        from tempclr_cli.core.encode.r3d_encoder import load_r3d
+def encode_sentences(sentences: list[str], spec: EncoderSpec, cache: Path | None, device):
+    """Unit sentence embeddings (N, D) from the text tower of `spec`, cached in `cache`."""
+    from tempclr_cli.core.checkpoint import load_checkpoint, save_checkpoint
 
-        return load_r3d(checkpoint, device)  # the checkpoint says which backbone
+    key = {"model": spec.model, "pretrained": spec.pretrained, "seed": spec.seed, "sentences": sentences}
+    if cache and cache.exists():
+        stored = load_checkpoint(cache)
+        if all(stored.get(k) == v for k, v in key.items()):
+            return stored["embeddings"]
+    emb = sentence_encoder(spec, device)(sentences)
+    if cache:
+        save_checkpoint(cache, {**key, "embeddings": emb})
+    return emb
+
+
+def heads_and_sentence_encoder(checkpoint, store, device="auto"):
+    """Trained heads (None without a checkpoint) on the CPU, and a function sentences -> unit
+    embeddings from the text tower that matches them: the one the heads were trained over,
+    else the one that made the features of `store`."""
+    from tempclr_cli.core.models.heads import load_heads
+    from tempclr_cli.core.runtime import resolve_device
+
+    heads, spec = None, None
     if checkpoint:
-        raise TempclrError("--checkpoint is for --model r3d18; for open_clip weights use --pretrained FILE")
-    from tempclr_cli.core.encode.clip_encoder import load_clip
-
-    return load_clip(model, pretrained, device, seed)
+        heads, meta = load_heads(checkpoint)
+        spec = EncoderSpec.from_meta(meta)
+    return heads, sentence_encoder(spec or store.encoder(), resolve_device(device))

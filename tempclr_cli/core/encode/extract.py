@@ -29,11 +29,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tempclr_cli.core import io
-from tempclr_cli.core.encode.encoders import TCLR_BACKBONES
+from tempclr_cli.core.data.features import INDEX, EncoderSpec, index_offsets
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.media.video import VideoError, sample_frames
+from tempclr_cli.core.media.video import VideoError, filter_frames, sample_frames
 
-INDEX = "index.jsonl"
 FAILURES = "failures.jsonl"
 
 
@@ -60,20 +59,17 @@ class ExtractConfig:
             raise TempclrError("--batch-size must be >= 1 and --workers >= 0")
 
 
-def r3d_config(cfg: ExtractConfig, checkpoint: str | None) -> ExtractConfig:
-    """Sampling for a TCLR backbone: clip_frames samples per clip window, batches of whole clips."""
+def sampling_for(encoder, cfg: ExtractConfig) -> ExtractConfig:
+    """The sampling a loaded encoder needs: image encoders take `cfg` as it is; a video
+    encoder sees `frames_per_clip` consecutive samples per clip, at its own rate (S3D: 30
+    fps, 1-s clips) or at frames_per_clip / clip_seconds (TCLR), in batches of whole clips."""
     from dataclasses import replace
 
-    from tempclr_cli.core.models.r3d import backbone_weights
-
-    if not checkpoint:
-        raise TempclrError("--model r3d18 needs --checkpoint (a `tempclr train` TCLR run's last.pt or best.pt, "
-                           "or the authors' released .pth)")
-    frames = backbone_weights(checkpoint, ("tclr", "classify"))[2]["clip_frames"]
-    if cfg.per_frame:
-        raise TempclrError("--per-frame does not apply to --model r3d18 (features are per clip)")
-    batch = max(frames, cfg.batch_size // frames * frames)
-    return replace(cfg, fps=frames / cfg.clip_seconds, batch_size=batch)
+    frames = encoder.frames_per_clip
+    if frames == 1:
+        return cfg
+    fps = encoder.fps or frames / cfg.clip_seconds
+    return replace(cfg, fps=fps, clip_seconds=frames / fps, batch_size=max(frames, cfg.batch_size // frames * frames))
 
 
 @dataclass(frozen=True)
@@ -153,8 +149,9 @@ class DecodeStream(IterableDataset):
     """
 
     def __init__(self, jobs: list[Job], cfg: ExtractConfig, size: int, owner: str | None = None,
-                 since: float | None = None):
+                 since: float | None = None, protocol: str = "frames"):
         self.jobs, self.cfg, self.size, self.owner, self.since = jobs, cfg, size, owner, since
+        self.protocol = protocol  # frames: tempclr's sampler; videoclip: ffmpeg's fps/scale/crop filters
 
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
@@ -177,8 +174,9 @@ class DecodeStream(IterableDataset):
 
     def _decode_one(self, i: int) -> Iterator[dict]:
         source, chunk, info = self.jobs[i].source, [], {}
+        sampler = filter_frames if self.protocol == "videoclip" else sample_frames
         try:
-            for s in sample_frames(source, self.cfg.fps, self.size, info):
+            for s in sampler(source, self.cfg.fps, self.size, info):
                 chunk.append(s)
                 if len(chunk) == self.cfg.batch_size:
                     yield self._pack(i, chunk, last=False)
@@ -220,7 +218,7 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
     out.mkdir(parents=True, exist_ok=True)
     workers = min(cfg.workers, len(jobs))
     loader = DataLoader(
-        DecodeStream(jobs, cfg, encoder.image_size, owner=io.OWNER, since=since),
+        DecodeStream(jobs, cfg, encoder.image_size, owner=io.OWNER, since=since, protocol=encoder.protocol),
         batch_size=None,
         num_workers=workers,
         pin_memory=encoder.device.type == "cuda",
@@ -279,8 +277,8 @@ def clip_features(emb, times: list[float], cfg: ExtractConfig):
 def encode_video(path: Path, encoder, cfg: ExtractConfig):
     """Features of one video in this process (for `align` on a video file): clip_features
     plus the video's duration in seconds (the last frame's end)."""
-    emb, times, end = [], [], 0.0
-    for item in DecodeStream([Job(Path(path), Path(path))], cfg, encoder.image_size):
+    emb, times, end, cfg = [], [], 0.0, sampling_for(encoder, cfg)
+    for item in DecodeStream([Job(Path(path), Path(path))], cfg, encoder.image_size, protocol=encoder.protocol):
         if "error" in item:
             raise VideoError(item["error"])
         if item["frames"] is not None:
@@ -307,9 +305,8 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         "truncated": acc["truncated"],  # decoding ended well before the declared duration: features cover what decoded
         "fps": cfg.fps,
         "clip_seconds": None if cfg.per_frame else cfg.clip_seconds,
-        "model": encoder.name,
-        "pretrained": encoder.pretrained,
-        "seed": encoder.seed,
+        **EncoderSpec(encoder.name, encoder.pretrained, encoder.seed).to_row(),
+        "protocol": encoder.protocol,  # frames: tempclr's sampler; videoclip: VideoCLIP's ffmpeg filters
         "dtype": cfg.dtype,
         "normalized": cfg.normalize,
         "seconds": round(time.perf_counter() - acc["start"], 3),
@@ -327,49 +324,6 @@ def _record_failure(job: Job, reason: str, out: Path) -> VideoResult:
     return VideoResult(job, "failed", reason=reason, row=row)
 
 
-def index_offsets(index: Path) -> dict[str, int]:
-    """Where the last row of each features path starts in `index` (later runs supersede
-    earlier ones), for paths whose last row is ok; rows are parsed once and dropped, so a
-    store of 100k videos costs a dict of offsets, not 100k rows."""
-    import json
-
-    offsets: dict[str, int] = {}
-    if not index.exists():
-        return offsets
-    with open(index, "rb") as f:
-        at = 0
-        for line in f:
-            try:
-                row = json.loads(line)
-                offsets[row["features"]] = at if row.get("status") == "ok" else -1
-            except (ValueError, KeyError, TypeError):  # a row torn by a crash: its video counts as not done
-                pass
-            at += len(line)
-    return {k: v for k, v in offsets.items() if v >= 0}
-
-
-def read_row(folder: Path, features: str) -> dict:
-    """The last ok index row of one features path, without parsing the others: a byte search
-    for its `"features": ...` field, so one lookup in a store of 100k videos stays fast."""
-    import json
-
-    path = folder / INDEX
-    if not path.exists():
-        return {}
-    data, needle = path.read_bytes(), f'"features": {json.dumps(features)}'.encode()
-    found, at = {}, data.find(needle)
-    while at >= 0:
-        start, end = data.rfind(b"\n", 0, at) + 1, data.find(b"\n", at)
-        try:
-            row = json.loads(data[start : end if end >= 0 else len(data)])
-            if row.get("features") == features:
-                found = row
-        except ValueError:  # a row torn by a crash
-            pass
-        at = data.find(needle, at + 1)
-    return found if found.get("status") == "ok" else {}
-
-
 def parse_shard(spec: str | None) -> tuple[int, int]:
     """`i/n` from --shard, else this process's rank and world size (torchrun, then SLURM), else 0/1."""
     if spec is None:
@@ -383,7 +337,7 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     return i, n
 
 
-def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "ViT-B-32", pretrained: str = "openai",
+def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "ViT-B-32", pretrained: str | None = None,
                    checkpoint: str | None = None, root: Path | None = None, shard_spec: str | None = None,
                    overwrite: bool = False, device: str = "auto", seed: int = 0,
                    on_plan=lambda jobs, todo: None, on_event=lambda event: None) -> dict:
@@ -392,13 +346,13 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     `on_plan(jobs, todo)` hears the plan, `on_event` every frame count (int) and VideoResult.
     Returns the summary {"out", "videos", "skipped", "ok", "failed", "clips", "seconds"}.
     """
-    from tempclr_cli.core.encode.encoders import load_encoder
+    from tempclr_cli.core.encode.registry import find_encoder, load_encoder
     from tempclr_cli.core.media.video import find_videos
     from tempclr_cli.core.runtime import resolve_device, seed_everything
 
     cfg.check()
-    if model in TCLR_BACKBONES:
-        cfg = r3d_config(cfg, checkpoint)
+    if not find_encoder(model).per_frame and cfg.per_frame:  # an unknown name fails here, before any work
+        raise TempclrError(f"--per-frame does not apply to --model {model}: it embeds whole clips, not frames")
     if not sources:
         raise TempclrError("no input: give video files/folders or --list FILE (or --list - for stdin)")
     jobs = shard(plan(find_videos(sources), out, root), *parse_shard(shard_spec))
@@ -411,6 +365,7 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
         return merged_over_ranks(summary)
     seed_everything(seed)
     encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device), seed)
+    cfg = sampling_for(encoder, cfg)
     start = time.perf_counter()
     for event in run(todo, encoder, cfg, out, since):
         on_event(event)

@@ -83,21 +83,32 @@ def _needs_timm(model: str | None) -> bool:
     """False only for a model whose config file (tempclr's or open_clip's) names no timm tower."""
     if model is None or model.startswith(("local-dir:", "hf-hub:")):
         return True
-    config = _config_file(model)
+    config = config_file(model)
     if config is None:
         return True
     vision = json.loads(config.read_text()).get("vision_cfg", {})
     return bool(vision.get("timm_model_name"))
 
 
-def _config_file(model: str) -> Path | None:
-    """The model's JSON config, found without importing open_clip."""
-    shipped = Path(__file__).parent / "model_configs" / f"{model}.json"
-    if shipped.is_file():
-        return shipped
+def _config_dirs() -> list[Path]:
+    """tempclr's shipped configs, then open_clip's own, found without importing open_clip."""
     spec = importlib.util.find_spec("open_clip")
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(root) / "model_configs" / f"{model}.json"
-        if path.is_file():
-            return path
+    roots = (spec.submodule_search_locations or []) if spec else []
+    return [Path(__file__).parent / "model_configs", *(Path(root) / "model_configs" for root in roots)]
+
+
+def open_clip_configs() -> list[Path]:
+    """Every architecture's config file, sorted by name (the first of a name wins)."""
+    found: dict[str, Path] = {}
+    for folder in _config_dirs():
+        for path in sorted(folder.glob("*.json")):
+            found.setdefault(path.stem, path)
+    return [found[k] for k in sorted(found, key=str.lower)]
+
+
+def config_file(model: str) -> Path | None:
+    """The model's JSON config, found without importing open_clip."""
+    for folder in _config_dirs():
+        if (folder / f"{model}.json").is_file():
+            return folder / f"{model}.json"
     return None

@@ -1,1 +1,10 @@
-"""Evaluation protocols: paragraph-video retrieval, nearest neighbours, few-shot, localisation, classification."""
+"""Evaluation protocols: paragraph-video retrieval, nearest neighbours, few-shot, localisation, classification.
+
+The protocols' choices are declared here, in a module that imports nothing heavy, so
+the commands build their option lists from them (`commands._common.choices`).
+"""
+
+RETRIEVAL_TASKS = ("paragraph-video", "video-paragraph", "nn")  # what is ranked (nn: TCLR's nearest neighbours)
+BACKGROUNDS = ("removed", "kept")  # YouCookII retrieval: clips outside every step dropped, or kept
+SCORERS = ("corrected", "released")  # DTW / OTAM scored as corrected, or as TempCLR's release does
+SIMILARITIES = ("dot", "cosine")  # raw dot products of the outputs (released), or unit vectors

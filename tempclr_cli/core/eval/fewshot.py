@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tempclr_cli.core.align import dtw
+from tempclr_cli.core.align import dtw, measures
 from tempclr_cli.core.data.features import FeatureStore, load_matrix
 from tempclr_cli.core.errors import TempclrError
 
-DISTANCES = ("otam", "dtw", "softdtw", "mean")
+DISTANCES = measures.names("fewshot")
 
 
 @dataclass(frozen=True)
@@ -142,17 +142,16 @@ def pair_distances(videos: VideoSet, pairs: np.ndarray, distance: str, gamma: fl
     Small sets compute all similarities with one GEMM (V*T x V*T) and index into them;
     large sets gather the two videos of each pair in chunks.
     """
-    if distance not in DISTANCES:
-        raise TempclrError(f"unknown distance {distance!r}; choose from {', '.join(DISTANCES)}")
+    measure = measures.get(distance, "fewshot")
     a, b = torch.from_numpy(pairs).T
     V, T, D = videos.feats.shape
-    if distance == "mean":
+    if measure.pooled:
         mask = (torch.arange(T)[None, :] < videos.lengths[:, None]).float()
         pooled = (videos.feats * mask[..., None]).sum(1) / videos.lengths[:, None]
         pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        return 1 - (pooled @ pooled.T)[a, b]
+        return measure.distance((1 - (pooled @ pooled.T)[a, b])[:, None, None], None, gamma)
     full = (V * T) ** 2 <= FULL_SIMILARITY_LIMIT
-    if distance == "dtw" and full:
+    if distance == "dtw" and full:  # a fast path: all pairs from one GEMM
         return dtw.pairwise_dtw(videos.feats, videos.feats, videos.lengths, videos.lengths)[a, b].float()
     sim = (videos.feats.reshape(V * T, D) @ videos.feats.reshape(V * T, D).T).view(V, T, V, T) if full else None
     out = []
@@ -163,12 +162,7 @@ def pair_distances(videos: VideoSet, pairs: np.ndarray, distance: str, gamma: fl
         else:
             cost = 1 - torch.bmm(videos.feats[ca], videos.feats[cb].transpose(1, 2))
         lengths = torch.stack([videos.lengths[ca], videos.lengths[cb]], dim=1)
-        if distance == "otam":
-            out.append(dtw.otam(cost, gamma=gamma, symmetric=True, lengths=lengths))
-        elif distance == "dtw":
-            out.append(dtw.dtw(cost, lengths=lengths, paths=False).values)
-        else:
-            out.append(dtw.soft_dtw(cost, gamma=gamma, lengths=lengths))
+        out.append(measure.distance(cost, lengths, gamma))
     return torch.cat(out).float()
 
 

@@ -97,7 +97,7 @@ def localize_steps(features, annotations, fmt: str = "coin", split: str = "all",
     its test set."""
     from tempclr_cli.core.data.annotations import crosstask_subsets, read_tasks
     from tempclr_cli.core.data.features import FeatureStore
-    from tempclr_cli.core.models.heads import heads_and_sentence_encoder
+    from tempclr_cli.core.encode.encoders import heads_and_sentence_encoder
 
     store = FeatureStore(features)
     videos, tasks = read_tasks(annotations, fmt)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from tempclr_cli.core.data.clips import ClipSpec, eval_clips, source_side, to_channels
+from tempclr_cli.core.data.clips import ClipSpec, eval_clips, source_side
+from tempclr_cli.core.media.frames import to_channels
 from tempclr_cli.core.data.splits import split_videos
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.video import read_frames

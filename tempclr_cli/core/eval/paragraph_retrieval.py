@@ -29,16 +29,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tempclr_cli.core.align import dtw
+from tempclr_cli.core.align import dtw, measures
 from tempclr_cli.core.data.annotations import Video
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.eval.released_scorer import released_distances
+from tempclr_cli.core.eval import SCORERS, SIMILARITIES
+from tempclr_cli.core.eval.released_scorer import RELEASED_MEASURES, released_distances
 from tempclr_cli.core.models.heads import apply_text_head, apply_video_head
 from tempclr_cli.core.progress import Progress, silent
 
-MEASURES = ("capavg", "dtw", "otam")
-SCORERS = ("corrected", "released")
-SIMILARITIES = ("dot", "cosine")
+MEASURES = measures.names("retrieve")
 WINDOW_SECONDS = 16.0
 SEGMENT_SECONDS = 32.0
 
@@ -130,14 +129,14 @@ def _select_windows(cost: torch.Tensor, valid: torch.Tensor, text_len: torch.Ten
 
 def score_matrix(text: Padded, units: Padded, measure: str, background: str = "removed", chunk_cells: int = 2**25,
                  scorer: str = "corrected") -> torch.Tensor:
-    """Scores (P, V): paragraph p against video v; chunks over videos bound the memory.
+    """Scores (P, V): paragraph p against video v (minus the measure's distance; higher is
+    closer); chunks over videos bound the memory.
 
     `scorer="released"` scores DTW and OTAM as TempCLR's release does (`released_scorer`)."""
-    if measure not in MEASURES:
-        raise TempclrError(f"--measure {measure}: choose from {', '.join(MEASURES)}")
+    m = measures.get(measure, "retrieve")
     if scorer not in SCORERS:
         raise TempclrError(f"--scorer {scorer}: choose from {', '.join(SCORERS)}")
-    released = scorer == "released" and measure != "capavg"
+    released = scorer == "released" and measure in RELEASED_MEASURES
     P, L = text.x.shape[:2]
     V, U = units.x.shape[:2]
     per_chunk = max(1, chunk_cells // max(1, P * L * U))
@@ -149,23 +148,16 @@ def score_matrix(text: Padded, units: Padded, measure: str, background: str = "r
             continue
         sim, valid = _similarity(text, units, videos)
         Vc = sim.shape[1]
-        if measure == "capavg":
-            best = sim.masked_fill(~valid, float("-inf")).amax(3)  # (P, Vc, L)
-            rows = valid[..., 0].expand(P, Vc, L)
-            out.append(best.masked_fill(~rows, 0).sum(2) / text.lengths[:, None])
-            continue
         cost = (1 - sim).masked_fill(~valid, 0.0)
-        m = units.lengths[videos][None, :].expand(P, Vc)
-        if background == "kept":
-            cost, m = _select_windows(cost, valid, text.lengths, units.lengths[videos])
-        lengths = torch.stack([text.lengths[:, None].expand(P, Vc), m], -1).reshape(-1, 2)
+        cols = units.lengths[videos][None, :].expand(P, Vc)
+        if background == "kept" and m.ordered:
+            cost, cols = _select_windows(cost, valid, text.lengths, units.lengths[videos])
+        lengths = torch.stack([text.lengths[:, None].expand(P, Vc), cols], -1).reshape(-1, 2)
         flat = cost.reshape(P * Vc, L, cost.shape[-1])
         if released:
             values = released_distances(flat, lengths[:, 0], lengths[:, 1], measure, L, U)
-        elif measure == "dtw":
-            values = dtw.dtw(flat, lengths=lengths, paths=False).values
         else:
-            values = dtw.otam(flat, gamma=0.0, symmetric=True, lengths=lengths)
+            values = m.distance(flat, lengths, 0.0)  # hard minima: retrieval ranks by the exact measure
         out.append(-values.view(P, Vc).float())
     return torch.cat(out, dim=1)
 
@@ -259,7 +251,7 @@ def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str
     "results"}."""
     from tempclr_cli.core.data.annotations import read_annotations
     from tempclr_cli.core.data.features import FeatureStore
-    from tempclr_cli.core.models.heads import heads_and_sentence_encoder
+    from tempclr_cli.core.encode.encoders import heads_and_sentence_encoder
 
     store = FeatureStore(features)
     videos = [v for v in read_annotations(annotations, fmt) if split == "all" or v.subset == split]

@@ -199,6 +199,75 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         container.close()
 
 
+def videoclip_geometry(width: int, height: int, size: int = 224) -> tuple[int, int, int, int]:
+    """(scaled width, scaled height, crop x, crop y) as VideoCLIP's extractor computes them
+    (`videoreader.py` `_get_output_dim` and `centercrop`): short side `size`, the long side
+    truncated, a centred crop at integer offsets."""
+    if height >= width:
+        w, h = size, int(height * size / width)
+    else:
+        w, h = int(width * size / height), size
+    return w, h, int((w - size) / 2.0), int((h - size) / 2.0)
+
+
+def filter_frames(path: str | Path, fps: float = 30.0, size: int = 224, info: dict | None = None) -> Iterator[Sample]:
+    """Frames as VideoCLIP's feature extractor reads them: ffmpeg's `fps`, `scale` and `crop`
+    filters (`-vf fps=30,scale=W:H,crop=S:S:X:Y`, rgb24), run in-process by PyAV's filter
+    graph, so frame choice and scaling are ffmpeg's own. Sample k is output frame k at time
+    k / fps; `info` as in `sample_frames`. Raises VideoError when nothing decodes."""
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        ctx = stream.codec_context
+        w, h, x, y = videoclip_geometry(ctx.width, ctx.height, size)
+        graph = av.filter.Graph()
+        chain = [graph.add_buffer(template=stream), graph.add("fps", f"fps={fps}"), graph.add("scale", f"{w}:{h}"),
+                 graph.add("crop", f"{size}:{size}:{x}:{y}"), graph.add("format", "rgb24"), graph.add("buffersink")]
+        for a, b in zip(chain, chain[1:]):
+            a.link_to(b)
+        graph.configure()
+        k, first, last, rate = 0, None, None, float(stream.average_rate or stream.guessed_rate or 25)
+        try:
+            for frame in container.decode(stream):
+                first = frame if first is None else first
+                last = frame
+                graph.push(frame)
+                for out in _pull_all(graph):
+                    yield Sample(k, k / fps, k / fps, out.to_ndarray())
+                    k += 1
+        except av.FFmpegError as e:
+            if first is None:
+                raise VideoError(f"{path}: cannot decode ({e.strerror or type(e).__name__})") from None
+        if first is None:
+            raise VideoError(f"{path}: no decodable video frames")
+        graph.push(None)  # end of stream: the fps filter emits its last frames
+        for out in _pull_all(graph):
+            yield Sample(k, k / fps, k / fps, out.to_ndarray())
+            k += 1
+        if info is not None:
+            start = first.time or 0.0
+            end = (last.time or 0.0) - start + _frame_seconds(last, rate)
+            info["end"], info["start"] = max(end, k / fps), start
+            info["truncated"] = _ends_early(container, stream, start, end, rate)
+    finally:
+        container.close()
+
+
+def _pull_all(graph) -> Iterator:
+    """Every frame the graph has ready (PyAV raises BlockingIOError / EOFError when none is)."""
+    import av
+
+    while True:
+        try:
+            yield graph.pull()
+        except (av.BlockingIOError, av.EOFError):
+            return
+
+
 def _since(frame, start_pts: int | None, fallback: float) -> float:
     """Seconds from the first frame, exact in the stream's time base (1.1 - 0.6 in floats is
     0.5000000000000001, which would pick the frame before a sample at 0.5)."""

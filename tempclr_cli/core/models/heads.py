@@ -115,18 +115,3 @@ def load_heads(path, device="cpu", kinds: tuple[str, ...] = ("tempclr",)) -> tup
     heads.load_state_dict(state["model"])
     heads.eval()
     return heads, state.get("meta", {})
-
-
-def heads_and_sentence_encoder(checkpoint, store, device="auto"):
-    """Trained heads (None without a checkpoint) on the CPU, and a function sentences -> unit
-    embeddings from the text tower that matches them: the one the heads were trained over,
-    else the one that made the features of `store`."""
-    from tempclr_cli.core.encode.clip_encoder import sentence_encoder
-    from tempclr_cli.core.encode.encoders import EncoderSpec
-    from tempclr_cli.core.runtime import resolve_device
-
-    heads, spec = None, None
-    if checkpoint:
-        heads, meta = load_heads(checkpoint)
-        spec = EncoderSpec.from_meta(meta)
-    return heads, sentence_encoder(spec or store.encoder(), resolve_device(device))

@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tempclr_cli.core.align import dtw
+from tempclr_cli.core.align import measures
 
 COSINE_EPS = 0.01  # as in the released TempCLR code: <x,y> / (|x||y| + eps)
 
@@ -66,7 +66,7 @@ def sequence_contrastive_loss(
         Clip (unit) embeddings in temporal order.
     permutations : LongTensor [shape=(P, K) or (B, P, K)]
         Row (sentence) order of each of the P negatives.
-    distance : "softdtw" or "otam" (symmetrised OTAM, as released).
+    distance : a differentiable measure of `align.measures` (softdtw; otam, symmetrised, as released).
     video_permutations : LongTensor [shape=(P, M) or (B, P, M)], optional
         Column (clip) order of each negative, for unit-level shuffling.
 
@@ -103,12 +103,7 @@ def _keys_loss(keys: torch.Tensor, distance: str, gamma: float, temperature: flo
     """Mean cross-entropy of -distance / temperature over keys (B, 1+P, K, M), target key 0."""
     B = keys.shape[0]
     flat = keys.flatten(0, 1)  # all keys of all sequences in one DTW call
-    if distance == "softdtw":
-        dist = dtw.soft_dtw(flat, gamma=gamma)
-    elif distance == "otam":
-        dist = dtw.otam(flat, gamma=gamma, symmetric=True)
-    else:
-        raise ValueError(f"distance must be 'softdtw' or 'otam', got {distance!r}")
+    dist = measures.get(distance, "loss").distance(flat, None, gamma)
     logits = -dist.view(B, -1) / temperature
     return F.cross_entropy(logits, torch.zeros(B, dtype=torch.long, device=logits.device))
 

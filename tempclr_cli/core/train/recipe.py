@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
+from tempclr_cli.core.align import measures
 from tempclr_cli.core.errors import TempclrError
 
 REQUIRED = dataclasses.MISSING
@@ -68,6 +69,9 @@ class ModelConfig:
     freeze: bool = False  # classify: train only the classifier (linear evaluation)
 
 
+LOSS_MEASURES = measures.names("loss")
+
+
 @dataclass
 class LossConfig:
     kind: Literal["tclr", "tempclr", "classify", "fewshot"] = "tclr"
@@ -77,7 +81,7 @@ class LossConfig:
     ic_local: float = _range(0.0, None, default=1.0)
     local_local: float = _range(0.0, None, default=1.0)
     global_local: float = _range(0.0, None, default=1.0)
-    distance: Literal["softdtw", "otam"] = "softdtw"
+    distance: Literal[LOSS_MEASURES] = "softdtw"  # a differentiable measure of align.measures
     gamma: float = _range(1e-4, None, default=0.1)
     negatives: int = _range(1, None, default=31)
     shuffle: Literal["steps", "steps+units", "steps-or-units"] = "steps"  # TempCLR negatives (see tempclr_heads)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from tempclr_cli.core.data.annotations import Video, read_annotations
 from tempclr_cli.core.data.features import FeatureStore
-from tempclr_cli.core.encode.clip_encoder import encode_sentences
+from tempclr_cli.core.encode.encoders import encode_sentences
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.models.heads import HeadsConfig, TempCLRHeads
 from tempclr_cli.core.train.losses import clip_caption_loss, gather_with_grad, sequence_contrastive_loss

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tempclr_cli.core.data.clips import ClipSpec, source_side, to_channels, too_short
+from tempclr_cli.core.data.clips import ClipSpec, source_side, too_short
+from tempclr_cli.core.media.frames import to_channels
 from tempclr_cli.core.media.video import read_frames
 from tempclr_cli.core.train.augment import STRENGTHS
 

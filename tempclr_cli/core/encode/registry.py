@@ -1,0 +1,130 @@
+"""Encoders by name: one registration adds one (timm's `@register_model`, open_clip's factory).
+
+An encoder module declares what it is with `@register_encoder(...)` on its loader: the
+`--model` name (or, for a family such as open_clip, a function listing the names it
+answers to), its kind, its clip (frames per clip, sampling rate, input size), its
+embedding size and the weights it takes. Everything that picks an encoder by name reads
+this table: `extract`, the text towers of `align` / `retrieve` / `localize` / `train`,
+and `tempclr models`. Declarations are plain data, so listing them imports no model code.
+
+A loaded encoder (what `load` returns) has `name`, `pretrained`, `seed`, `device`,
+`image_size` (frames arrive with this short side, centre-cropped square),
+`frames_per_clip` (1 for image encoders), `fps` (the sampling rate the model fixes, or
+None for `--fps`), `dim`, `encode_images(frames)` (each frame gets its clip's feature)
+and, when it has a text tower, `encode_text(sentences)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+from tempclr_cli.core.errors import TempclrError
+
+ENCODER_MODULES = ("clip_encoder", "r3d_encoder", "s3d")  # imported on first use; each registers its encoders
+KINDS = ("image-text", "video-text", "video")
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    """What a user needs to know to pick an encoder, and how to load it."""
+
+    name: str  # the --model name; a family's own name (its members come from `members`)
+    kind: str  # image-text | video-text | video
+    summary: str
+    weights: str  # what --pretrained takes
+    default_weights: str | None = None  # --pretrained when none is given
+    frames_per_clip: int | str = 1  # frames one embedding sees; "16*": the weights decide (16 as released)
+    fps: float | None = None  # the sampling rate the model fixes (None: --fps)
+    input_size: int | str = ""
+    dim: int | str = ""
+    text: bool = True  # has a text tower (align, retrieve, localize, train can embed sentences)
+    protocol: str = "frames"  # how frames are decoded: frames (tempclr's sampler) or a named released protocol
+    load: Callable = field(default=None, repr=False, compare=False)  # (model, pretrained, device, seed) -> encoder
+    members: Callable[[str | None], Iterable[dict]] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def per_frame(self) -> bool:
+        """Whether `extract --per-frame` applies: only to encoders that see one frame."""
+        return self.frames_per_clip == 1
+
+    def row(self, **overrides) -> dict:
+        """One row of `tempclr models`."""
+        keys = ("name", "kind", "summary", "weights", "default_weights", "frames_per_clip", "fps", "input_size",
+                "dim", "text", "protocol")
+        return {**{k: v for k, v in asdict(self).items() if k in keys}, **overrides}
+
+
+_ENCODERS: dict[str, EncoderInfo] = {}
+_FAMILIES: list[EncoderInfo] = []
+
+
+def register_encoder(name: str, kind: str, summary: str, weights: str, family: Callable | None = None,
+                     **clip) -> Callable:
+    """Decorator on a loader `(model, pretrained, device, seed) -> encoder`: registers `name`
+    with its clip facts (`clip`: frames_per_clip, fps, input_size, dim, text, protocol). With
+    `family`, a whole family: `family(None)` lists its members as rows that override these
+    facts (name, dim, ...), and `family(model)` gives the rows of that one name (none if it
+    is not a member), so a lookup stays cheaper than a listing."""
+    if kind not in KINDS:
+        raise ValueError(f"encoder kind {kind!r}: one of {KINDS}")
+
+    def wrap(load: Callable) -> Callable:
+        info = EncoderInfo(name, kind, summary, weights, load=load, members=family, **clip)
+        if family:
+            _FAMILIES.append(info)
+        else:
+            _ENCODERS[name] = info
+        return load
+
+    return wrap
+
+
+def _import_all() -> None:
+    for module in ENCODER_MODULES:
+        importlib.import_module(f"tempclr_cli.core.encode.{module}")
+
+
+def find_encoder(model: str) -> EncoderInfo:
+    """The registration that answers to `--model model`: its own name first, then a family
+    that lists it (for open_clip: any name open_clip knows)."""
+    _import_all()
+    if model in _ENCODERS:
+        return _ENCODERS[model]
+    for family in _FAMILIES:
+        for row in family.members(model):
+            return EncoderInfo(**{**asdict(family), **row, "load": family.load, "members": None})
+    raise TempclrError(f"--model {model}: no such encoder; `tempclr models` lists them "
+                       f"(e.g. {', '.join(sorted(_ENCODERS))}, ViT-B-32)")
+
+
+def list_encoders() -> list[dict]:
+    """Every registered encoder as a `tempclr models` row, families expanded."""
+    _import_all()
+    rows = [info.row() for info in _ENCODERS.values()]
+    for family in _FAMILIES:
+        rows += [family.row(**row) for row in family.members(None)]
+    return rows
+
+
+def load_encoder(model: str, pretrained: str | None, checkpoint: str | None = None, device="cpu", seed: int = 0):
+    """The encoder named on the command line, with its weights: `pretrained` (or, for the
+    TCLR backbones, `checkpoint`, which means the same there; None: the encoder's default)."""
+    import torch
+
+    info = find_encoder(model)
+    if checkpoint and info.kind != "video":
+        raise TempclrError(f"--checkpoint names a video backbone's weights (r3d18, r2plus1d18); for {model} "
+                           "give its weights with --pretrained")
+    return info.load(model, checkpoint or pretrained or info.default_weights, torch.device(device) if isinstance(device, str) else device,
+                     seed)
+
+
+def text_encoder_of(model: str) -> EncoderInfo:
+    """The registration of `model`, which must have a text tower (to embed step sentences)."""
+    info = find_encoder(model)
+    if not info.text:
+        raise TempclrError(f"{model} has no text tower: features from it can be retrieved (--task nn), "
+                           "classified or compared video to video, not matched with sentences")
+    return info
