@@ -110,6 +110,29 @@ def extraction_figures(device: torch.device, seconds: float) -> dict:
     return {"video_seconds": seconds, "clips": clips, "clips_per_s": round(clips / elapsed, 1)}
 
 
+def s3d_figures(device: torch.device, batch: int, size: int) -> dict:
+    """S3D (random weights, the released sizes) on 1-s clips of 30 frames: clips per second,
+    float32 against autocast (bf16 on CUDA), and how far autocast moves the unit embeddings."""
+    import numpy as np
+
+    from tempclr_cli.core.models.s3d import S3D
+    from tempclr_cli.core.runtime import autocast
+
+    torch.manual_seed(0)
+    model = S3D(np.array(["a"]), vocab=2).to(device).eval()
+    clips = torch.rand(batch, 3, 30, size, size, device=device)
+    out, rates = {}, {}
+    for mode in ("float32", "autocast"):
+        def run(mode=mode):
+            with torch.inference_mode(), autocast(device, enabled=mode == "autocast"):
+                out[mode] = model(clips)["video_embedding"].float()
+
+        rates[mode] = round(batch / (timed(run, device, repeat=3, warmup=1) / 1000), 1)
+    a, b = (torch.nn.functional.normalize(out[m], dim=-1) for m in ("float32", "autocast"))
+    return {"batch": batch, "size": size, "clips_per_s_float32": rates["float32"],
+            "clips_per_s_autocast": rates["autocast"], "autocast_cosine_min": round(float((a * b).sum(-1).min()), 5)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -125,6 +148,7 @@ def main() -> None:
         "all_pairs": all_pairs_figures(device, 20 if small else 200, 8, 60),
         "row_scan": row_scan_figures(device, 8 if small else 256, 32 if small else 512),
         "extract": extraction_figures(device, 4.0 if small else 60.0),
+        "s3d": s3d_figures(device, 1 if small else 32, 64 if small else 224),
     }
     for name, row in figures.items():
         print(f"{name:>10}: {row}")
