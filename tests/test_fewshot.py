@@ -192,7 +192,7 @@ def test_fewshot_training_on_meta_train_classes_then_evaluation_on_meta_test(tmp
 
 
 def test_frames_resamples_every_video_to_n_segment_centres():
-    from tempclr_cli.core.eval.fewshot import segment_centres
+    from tempclr_cli.core.data.features import segment_centres
 
     x = np.arange(10)[:, None].repeat(2, 1)
     assert segment_centres(x, 4)[:, 0].tolist() == [1, 3, 6, 8]  # floor((k + 0.5) * 10 / 4)

@@ -19,7 +19,7 @@ from test_cli import tempclr
 from videos import cfr
 
 ROOT = Path(__file__).parents[1]
-COMMANDS = ["extract", "train", "align", "retrieve", "evaluate", "fewshot", "localize", "sweep", "synth", "demo"]
+COMMANDS = ["extract", "train", "align", "retrieve", "evaluate", "fewshot", "localize", "sweep", "synth", "demo", "models"]
 
 
 def help_text(*args: str) -> str:
@@ -30,6 +30,9 @@ def help_text(*args: str) -> str:
     return done.stdout
 
 
+DETERMINISTIC = ("retrieve", "localize", "models")  # nothing random: no --seed
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_reads_at_80_columns(command):
     text = help_text(command)
@@ -38,8 +41,10 @@ def test_help_reads_at_80_columns(command):
     assert "<bool>" not in text  # flags show no type
     usage = lines[0]
     assert "{" not in usage and usage.startswith(f"Usage: tempclr {command} [OPTIONS]")
-    for flag in ("--seed", "--verbose", "--quiet", "--help"):  # README: every command takes these
+    for flag in ("--verbose", "--help"):  # README: every command takes these
         assert flag in text
+    # --seed only where something is random (README says which); none is an option that does nothing
+    assert ("--seed" in text) == (command not in DETERMINISTIC)
     for choices in re.findall(r"<([a-z0-9|-]+)>", text):  # a choice list is never broken inside a word
         assert all(c.isidentifier() or "-" in c or c.isalnum() for c in choices.split("|"))
 
@@ -56,7 +61,7 @@ def test_help_names_arguments_in_capitals_and_examples_stay_whole():
 
 def test_a_bad_choice_fails_before_torch_loads():
     start = time.perf_counter()
-    result = tempclr("retrieve", "x", "--annotations", "y", "--measure", "bogus")
+    result = tempclr("retrieve", "x", "--annotations", "y", "--measure", "bogus", process=True)
     elapsed = time.perf_counter() - start
     assert result.returncode == 2 and "--measure" in result.stderr and "bogus" in result.stderr
     assert elapsed < 1.5  # importing torch alone takes longer than this here
@@ -72,6 +77,24 @@ def test_no_command_imports_another_and_core_imports_no_cli():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.split(".")[0] in ("typer", "rich", "tempclr_cli.commands") for n in names), path
+
+
+STAGES = ("media", "data", "models", "encode", "align", "train", "eval")  # docs/architecture.md, lowest first
+
+
+def test_core_stages_import_only_the_stages_below_them():
+    """No upward arrows: a stage imports only stages before it in STAGES (and core's top level)."""
+    upward = []
+    for path in (ROOT / "tempclr_cli" / "core").rglob("*.py"):
+        stage = path.relative_to(ROOT / "tempclr_cli" / "core").parts[0]
+        if stage not in STAGES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tempclr_cli.core."):
+                target = node.module.split(".")[2]
+                if target in STAGES and STAGES.index(target) > STAGES.index(stage):
+                    upward.append(f"{path.name} ({stage}) imports {node.module}")
+    assert not upward, upward
 
 
 def test_every_package_folder_is_packaged():

@@ -84,7 +84,7 @@ def test_align_gives_the_same_steps_with_the_lean_import_as_with_a_full_one(tmp_
     (tmp_path / "steps.txt").write_text("cut the onion\nfry it\nserve\n")
     args = [str(tmp_path / "x.npy"), str(tmp_path / "steps.txt"), "--model", "tiny", "--pretrained", "none",
             "--device", "cpu"]
-    lean = tempclr("align", *args, "-f", "json")
+    lean = tempclr("align", *args, "-f", "json", process=True)  # the lean import happens in a fresh process
     assert lean.returncode == 0, lean.stderr
     full = fresh(f"""
         import json

@@ -49,22 +49,23 @@ Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON 
 Model = Annotated[
     Optional[str],
     typer.Option(
-        help="Encoder: any open_clip model name (ViT-B-32, ViT-B-16, ...), 'tiny' (shipped: --pretrained none, "
-        "random, or synthetic, trained on tempclr synth's shapes only), or r3d18 / r2plus1d18 (a TCLR --checkpoint: a tempclr run or the authors' released .pth).",
+        help="Encoder (`tempclr models` lists them): an open_clip model (ViT-B-32, ...), 'tiny' (shipped), "
+        "s3d-howto100m (S3D MIL-NCE, VideoCLIP's features), or r3d18 / r2plus1d18 (TCLR backbones).",
         rich_help_panel="Encoder",
     ),
 ]
 Pretrained = Annotated[
     Optional[str],
     typer.Option(
-        help="Weights: an open_clip tag (openai, laion2b_s34b_b79k, ...), a checkpoint file, "
-        "local-dir:PATH, or 'none' for random weights (never chosen silently).",
+        help="The encoder's weights: an open_clip tag (openai, ...), a checkpoint file or folder, local-dir:PATH, "
+        "or 'none' for random weights (never chosen silently); default: the encoder's (openai for open_clip).",
         rich_help_panel="Encoder",
     ),
 ]
 Checkpoint = Annotated[
     Optional[str],
-    typer.Option(help="A tempclr training checkpoint (TCLR backbone or TempCLR heads).", rich_help_panel="Encoder"),
+    typer.Option(help="Trained TempCLR heads (a `tempclr train` run's last.pt / best.pt) applied over the "
+                 "encoder's features.", rich_help_panel="Encoder"),
 ]
 
 
@@ -233,7 +234,10 @@ def train_with_progress(recipe, run_dir, device: str, resume: Optional[str], qui
         def on_epoch(row: dict) -> None:
             bar.update(epochs, completed=row["epoch"], info=f"loss {row['total']:.4f}  lr {row['lr']:.2e}")
 
-        return run_training(recipe, run_dir, device, resume, lambda m: log(m, quiet), on_step, on_epoch)
+        from tempclr_cli.core.eval.classification import with_test_accuracy
+
+        done = run_training(recipe, run_dir, device, resume, lambda m: log(m, quiet), on_step, on_epoch)
+        return with_test_accuracy(done, recipe, device, lambda m: log(m, quiet))
 
     if bar is not None:
         result = run(bar)

@@ -42,7 +42,7 @@ def demo(
     from tempclr_cli.core.demo import Demo, DemoConfig
     from tempclr_cli.render import alignment_table, boundary_table, fewshot_table, retrieval_table
 
-    d = Demo(workdir, DemoConfig.fast(hue_shift=hue_shift) if fast else DemoConfig(hue_shift=hue_shift, seed=seed))
+    d = Demo(workdir, DemoConfig.fast(hue_shift=hue_shift, seed=seed) if fast else DemoConfig(hue_shift=hue_shift, seed=seed))
     with progress(quiet, TextColumn("{task.fields[info]}")) as bar:
         result = d.run(device, bar_factory(bar), lambda m: log(escape(m), quiet),
                        lambda recipe, run_dir, dev, resume: train_with_progress(recipe, run_dir, dev, resume, quiet, bar))

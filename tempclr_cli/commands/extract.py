@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    EXIT_SOME_FAILED, Checkpoint, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, is_main_process, log, number, progress, warn,
+    EXIT_SOME_FAILED, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, is_main_process, log, number, progress, warn,
 )
 
 
@@ -35,8 +35,9 @@ def extract(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for .npy files, index.jsonl, failures.jsonl.")] = Path("features"),
     root: Annotated[Optional[Path], typer.Option(help="Mirror paths relative to this folder (default: the inputs' common folder).")] = None,
     model: Model = "ViT-B-32",
-    pretrained: Pretrained = "openai",
-    checkpoint: Checkpoint = None,
+    pretrained: Pretrained = None,
+    checkpoint: Annotated[Optional[str], typer.Option(
+        help="For --model r3d18 / r2plus1d18: the TCLR weights (a `tempclr train` run's .pt or the authors' .pth); the same as --pretrained there.", rich_help_panel="Encoder")] = None,
     fps: Annotated[float, typer.Option(help="Frames sampled per second (by presentation time).", callback=number(0, above=True))] = 1.0,
     clip_seconds: Annotated[
         float, typer.Option(help="Clip window; a clip's feature is the mean over its frames.", callback=number(0, above=True))

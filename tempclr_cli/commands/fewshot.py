@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Checkpoint, Device, Json, Quiet, Seed, Verbose, choices, command, log, number
+from tempclr_cli.commands._common import Device, Json, Quiet, Seed, Verbose, choices, command, log, number
 from tempclr_cli.core.align import measures
 
 
@@ -42,7 +42,8 @@ def fewshot(
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Leave out videos without features and classes with too few videos.")
     ] = False,
-    checkpoint: Checkpoint = None,
+    checkpoint: Annotated[Optional[str], typer.Option(
+        help="Trained heads applied to every clip first: TempCLR heads or a few-shot run (loss.kind: fewshot).", rich_help_panel="Encoder")] = None,
     json_: Json = False,
     device: Device = "auto",
     seed: Seed = 0,
@@ -51,9 +52,7 @@ def fewshot(
 ) -> None:
     """Few-shot action recognition accuracy, with 95% CIs.
 
-    Few-shot action recognition accuracy with a 95% confidence interval per distance.
-
-    Every distance is evaluated on the same episodes (deterministic for --seed). A
+    One accuracy with its 95% confidence interval per distance. Every distance is evaluated on the same episodes (deterministic for --seed). A
     query's class is the one whose K supports are closest on average. --checkpoint
     passes query and support clips through a trained video head first: TempCLR heads, or
     a few-shot run (loss.kind: fewshot, recipes/tempclr_fewshot_synthetic.yaml) trained
@@ -71,7 +70,7 @@ def fewshot(
     names = [d.value for d in distance or list(Distance)]
     cfg = FewshotConfig(ways, shots, queries, episodes, gamma, seed, frames)
     start = time.perf_counter()
-    results = fewshot_from_files(features, labels, cfg, names, skip_invalid, checkpoint, lambda m: log(m, quiet))
+    results = fewshot_from_files(features, labels, cfg, names, skip_invalid, checkpoint, lambda m: log(m, quiet), device)
     log(f"loaded and scored in {time.perf_counter() - start:.2f} s", quiet)
     if json_:
         print(json.dumps({"ways": ways, "shots": shots, "queries": queries, "episodes": episodes, "seed": seed,

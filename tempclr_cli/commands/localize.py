@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tempclr_cli.commands._common import Checkpoint, Device, Json, Quiet, Seed, Verbose, command, log
+from tempclr_cli.commands._common import Checkpoint, Device, Json, Quiet, Verbose, command, log
 
 
 class StepLayout(str, Enum):
@@ -41,7 +41,6 @@ def localize(
     checkpoint: Checkpoint = None,
     json_: Json = False,
     device: Device = "auto",
-    seed: Seed = 0,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:

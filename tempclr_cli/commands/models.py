@@ -19,7 +19,10 @@ def models(
     json_: Json = False,
     verbose: Verbose = False,
 ) -> None:
-    """List the encoders --model takes, with their clips, sizes and weights (offline).
+    """The encoders --model takes: clip, sizes, weights (offline).
+
+    One row per name, with the clip one embedding sees, the input and embedding sizes, and
+    what --pretrained takes.
 
     image-text: one frame per embedding, a text tower (align, retrieve, localize, train).
     video-text: a clip of frames per embedding, a text tower. video: clips, no text

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    Checkpoint, Device, Json, Quiet, Seed, Verbose, bar_factory, choices, command, err, log, progress,
+    Device, Json, Quiet, Verbose, bar_factory, choices, command, err, log, progress,
 )
 from tempclr_cli.core.align import measures
 from tempclr_cli.core.errors import TempclrError
@@ -61,10 +61,10 @@ def retrieve(
         typer.Option(help="--task nn: clips averaged per video (default 9); repeat for a curve.", min=1),
     ] = None,
     plot: Annotated[Optional[Path], typer.Option(help="--task nn with several --clips: the R@k curve (PNG).")] = None,
-    checkpoint: Checkpoint = None,
+    checkpoint: Annotated[Optional[str], typer.Option(
+        help="Trained TempCLR heads over the features; with --task nn, the TCLR run (or released .pth) to retrieve with.", rich_help_panel="Encoder")] = None,
     json_: Json = False,
     device: Device = "auto",
-    seed: Seed = 0,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:

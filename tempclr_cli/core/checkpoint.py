@@ -23,7 +23,8 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     return path
 
 
-# what each `kind` of checkpoint holds, as error messages name it
+# every `kind` of checkpoint (one per training task: `loss.kind`), and what it holds as error messages name it;
+# the one list of kinds (recipes, the task registry and the loader read it)
 KINDS = {
     "tempclr": "TempCLR heads",
     "tclr": "TCLR",

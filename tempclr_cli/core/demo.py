@@ -20,7 +20,7 @@ import torch
 from tempclr_cli.core.data.annotations import read_youcook2
 from tempclr_cli.core.data.features import FeatureStore
 from tempclr_cli.core.encode import extract
-from tempclr_cli.core.encode.encoders import EncoderSpec
+from tempclr_cli.core.encode.encoders import EncoderSpec, load_spec
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.io import write_json
 from tempclr_cli.core.eval import paragraph_retrieval as retrieval
@@ -137,7 +137,7 @@ class Demo:
         if not any(jobs for jobs, _, _ in plans):
             log("features: re-using")
             return
-        encoder = self.encoder.load(device)
+        encoder = load_spec(self.encoder, device)
         for jobs, cfg, out in plans:
             advance = progress(f"features {out.name}", len(jobs))
             for event in extract.run(jobs, encoder, cfg, out):

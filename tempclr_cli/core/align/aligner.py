@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from tempclr_cli.core.align.steps import Alignment, read_steps
 from tempclr_cli.core.align.steps import align as align_embeddings
-from tempclr_cli.core.encode.encoders import EncoderSpec, choose_encoder
+from tempclr_cli.core.encode.encoders import EncoderSpec, choose_encoder, load_spec
 from tempclr_cli.core.errors import TempclrError
 
 if TYPE_CHECKING:
@@ -71,9 +71,8 @@ class Aligner:
     def __init__(self, model: str | None = None, pretrained: str | None = None, checkpoint: str | None = None,
                  device: str = "auto", seed: int = 0, fps: float = 1.0, clip_seconds: float = 1.0,
                  log: Callable[[str], None] = lambda _: None):
-        from tempclr_cli.core.runtime import resolve_device, seed_everything
+        from tempclr_cli.core.runtime import resolve_device
 
-        seed_everything(seed)
         self.model, self.pretrained, self.seed = model, pretrained, seed
         self.fps, self.clip_seconds, self.log = fps, clip_seconds, log
         self.device = resolve_device(device)
@@ -89,7 +88,7 @@ class Aligner:
         spec = choose_encoder(self.model, self.pretrained, self.seed, self.trained_over or made_by)
         if spec not in self._encoders:
             self.log(f"model {spec.model} ({spec.pretrained})")
-            self._encoders[spec] = spec.load(self.device)
+            self._encoders[spec] = load_spec(spec, self.device)
         return spec, self._encoders[spec]
 
     def align(self, video: str | Path, steps: list[str] | str | Path, background: bool = True,

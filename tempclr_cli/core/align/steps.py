@@ -16,6 +16,7 @@ import csv
 import io
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -114,10 +115,12 @@ def read_timed_steps(path: str, video_id: str | None = None) -> list[tuple[float
         if video_id not in db and len(db) != 1:
             raise TempclrError(f"{path}: {len(db)} videos in the database and none is {video_id!r}")
         data = db.get(video_id) or next(iter(db.values()))
+    if isinstance(data, dict) and "annotations" in data:  # YouCookII: the one parser of data.annotations
+        from tempclr_cli.core.data.annotations import read_entry
+
+        return [(s.start, s.end, s.text) for s in read_entry(Path(path), video_id or "-", data).steps]
     try:
-        if isinstance(data, dict) and "steps" in data:
-            return [(float(s["start"]), float(s["end"]), str(s["text"])) for s in data["steps"]]
-        return [(float(a["segment"][0]), float(a["segment"][1]), str(a["sentence"])) for a in data["annotations"]]
+        return [(float(s["start"]), float(s["end"]), str(s["text"])) for s in data["steps"]]
     except (KeyError, TypeError, IndexError, ValueError):
         raise TempclrError(f"{path}: expected tempclr align JSON ({{'steps': [{{'start', 'end', 'text'}}]}}) or "
                            "YouCookII annotations ({'annotations': [{'segment', 'sentence'}]})") from None

@@ -72,18 +72,22 @@ def _step(path: Path, vid: str, k: int, a, list_key: str, text_key: str) -> Step
     return Step(start, end, a[text_key], str(a.get("id", "")))
 
 
+def read_entry(path: Path, vid: str, entry, list_key: str = "annotations", text_key: str = "sentence",
+               task_key: str | None = None) -> Video:
+    """One video's entry of a YouCookII-style database (COIN: `annotation` / `label`), its
+    steps in time order; a malformed field is an error naming it."""
+    if not isinstance(entry, dict) or not isinstance(entry.get(list_key), list):
+        raise TempclrError(f"{path}: video {vid}: expected an object with a '{list_key}' list")
+    steps = sorted((_step(path, vid, k, a, list_key, text_key) for k, a in enumerate(entry[list_key])),
+                   key=lambda s: s.start)
+    duration = entry.get("duration")
+    duration = None if duration is None else _seconds(duration, f"{path}: video {vid}: duration")
+    task = str(entry.get(task_key, "")) if task_key else ""
+    return Video(vid, str(entry.get("subset", "")), duration, steps, task)
+
+
 def _read_database(path: Path, list_key: str, text_key: str, task_key: str | None) -> list[Video]:
-    videos = []
-    for vid, entry in _database(path).items():
-        if not isinstance(entry, dict) or not isinstance(entry.get(list_key), list):
-            raise TempclrError(f"{path}: video {vid}: expected an object with a '{list_key}' list")
-        steps = sorted((_step(path, vid, k, a, list_key, text_key) for k, a in enumerate(entry[list_key])),
-                       key=lambda s: s.start)
-        duration = entry.get("duration")
-        duration = None if duration is None else _seconds(duration, f"{path}: video {vid}: duration")
-        task = str(entry.get(task_key, "")) if task_key else ""
-        videos.append(Video(vid, str(entry.get("subset", "")), duration, steps, task))
-    return videos
+    return [read_entry(path, vid, entry, list_key, text_key, task_key) for vid, entry in _database(path).items()]
 
 
 def read_youcook2(path: Path) -> list[Video]:

@@ -87,3 +87,12 @@ def eval_clips(frames: torch.Tensor, spec: ClipSpec, clips: int, crop: float = 0
     side = max(1, int(min(x.shape[-2:]) * crop))
     x = TF.resize(TF.center_crop(x.flatten(0, 1), [side, side]), [spec.size, spec.size], antialias=True)
     return x.view(clips, spec.frames, 3, spec.size, spec.size).transpose(1, 2).contiguous()
+
+
+def video_frames(path, size: int, channels: str = "rgb") -> torch.Tensor:
+    """Every frame of a video as a TCLR model reads it: (F, H, W, 3) uint8, short side
+    `source_side(size)`, in the model's colour order (`channels`: rgb, or bgr as released)."""
+    from tempclr_cli.core.media.frames import to_channels
+    from tempclr_cli.core.media.video import read_frames
+
+    return to_channels(torch.from_numpy(read_frames(path, source_side(size))), channels)

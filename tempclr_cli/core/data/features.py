@@ -40,12 +40,6 @@ class EncoderSpec:
     def to_meta(self) -> dict:
         return {"encoder_model": self.model, "encoder_pretrained": self.pretrained, "encoder_seed": self.seed}
 
-    def load(self, device):
-        """The encoder itself, from the registry."""
-        from tempclr_cli.core.encode.registry import load_encoder
-
-        return load_encoder(self.model, self.pretrained, None, device, self.seed)
-
 
 
 class FeatureStore:
@@ -165,3 +159,10 @@ def read_row(folder: Path, features: str) -> dict:
             pass
         at = data.find(needle, at + 1)
     return found if found.get("status") == "ok" else {}
+
+
+def segment_centres(x: np.ndarray, n: int) -> np.ndarray:
+    """(T, D) -> (n, D): the centre element of each of n equal segments (Cao et al.'s OTAM
+    protocol, as TSN samples at test time), so every video gives a sequence of length n."""
+    idx = np.floor((np.arange(n) + 0.5) * len(x) / n).astype(int)
+    return x[idx]

@@ -14,7 +14,12 @@ from tempclr_cli.core.data.features import EncoderSpec
 from tempclr_cli.core.encode.registry import load_encoder, text_encoder_of
 
 __all__ = ["DEFAULT", "EncoderSpec", "choose_encoder", "encode_sentences", "heads_and_sentence_encoder", "load_encoder",
-           "sentence_encoder"]
+           "load_spec", "sentence_encoder"]
+
+
+def load_spec(spec: EncoderSpec, device):
+    """The encoder a spec names, with its weights and seed, from the registry."""
+    return load_encoder(spec.model, spec.pretrained, None, device, spec.seed)
 
 
 DEFAULT = EncoderSpec("ViT-B-32", "openai")
@@ -41,7 +46,7 @@ def sentence_encoder(spec: EncoderSpec, device):
 
     def encode(sentences: list[str]) -> torch.Tensor:
         if "tower" not in loaded:
-            loaded["tower"] = spec.load(device)
+            loaded["tower"] = load_spec(spec, device)
         tower = loaded["tower"]
         chunks = [tower.encode_text(sentences[k : k + 256]).cpu() for k in range(0, len(sentences), 256)]
         return F.normalize(torch.cat(chunks), dim=-1)

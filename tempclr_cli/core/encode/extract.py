@@ -348,7 +348,7 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     """
     from tempclr_cli.core.encode.registry import find_encoder, load_encoder
     from tempclr_cli.core.media.video import find_videos
-    from tempclr_cli.core.runtime import resolve_device, seed_everything
+    from tempclr_cli.core.runtime import resolve_device
 
     cfg.check()
     if not find_encoder(model).per_frame and cfg.per_frame:  # an unknown name fails here, before any work
@@ -356,6 +356,9 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     if not sources:
         raise TempclrError("no input: give video files/folders or --list FILE (or --list - for stdin)")
     jobs = shard(plan(find_videos(sources), out, root), *parse_shard(shard_spec))
+    # weights are checked on every run, also one with nothing left to do: a wrong file is an error, not a no-op
+    encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device), seed)
+    cfg = sampling_for(encoder, cfg)
     since = time.time()
     todo = pending(jobs, out, overwrite)
     on_plan(jobs, todo)
@@ -363,9 +366,6 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
                "truncated": [], "clips": 0}
     if not todo:
         return merged_over_ranks(summary)
-    seed_everything(seed)
-    encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device), seed)
-    cfg = sampling_for(encoder, cfg)
     start = time.perf_counter()
     for event in run(todo, encoder, cfg, out, since):
         on_event(event)

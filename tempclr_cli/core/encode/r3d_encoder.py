@@ -56,8 +56,8 @@ def load_r3d(model: str, checkpoint: str | None, device, seed: int = 0) -> R3DEn
     from tempclr_cli.core.models.r3d import load_backbone
 
     if not checkpoint or checkpoint.lower() == "none":
-        raise TempclrError(f"--model {model} needs its weights: --checkpoint (or --pretrained) a `tempclr train` TCLR "
-                           "run's last.pt or best.pt, or the authors' released .pth")
+        raise TempclrError(f"--model {model} needs --checkpoint (or --pretrained): a `tempclr train` TCLR run's last.pt "
+                           "or best.pt, or the authors' released .pth")
     backbone, meta = load_backbone(checkpoint, ("tclr", "classify"))
     return R3DEncoder(backbone.eval().to(device), meta["clip_frames"], meta["size"], device, meta["name"],
                       str(checkpoint), channels=meta["channels"])

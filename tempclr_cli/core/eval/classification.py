@@ -7,19 +7,16 @@ uses 10 clips and 0.8); top-1 / top-5 and the confusion matrix are reported for 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from tempclr_cli.core.checkpoint import load_checkpoint
-from tempclr_cli.core.data.clips import ClipSpec, eval_clips, source_side
-from tempclr_cli.core.media.frames import to_channels
+from tempclr_cli.core.data.clips import ClipSpec
 from tempclr_cli.core.data.splits import split_videos
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.media.video import read_frames
-from tempclr_cli.core.models.classifier import Classifier
-from tempclr_cli.core.train.recipe import Recipe
+from tempclr_cli.core.models.classifier import Classifier, accuracy, predict
 
 
 def load_classifier(path: str | Path) -> tuple[Classifier, dict]:
@@ -30,54 +27,57 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict]:
     return model, state
 
 
+@dataclass(frozen=True)
+class EvalSet:
+    """Where the test videos are and how they are clipped: what the protocol needs, no more."""
+
+    root: Path
+    format: str
+    annotations: Path | None
+    split: int
+    spec: ClipSpec  # clip frames, stride, size
+    crop: float  # centre crop, x the short side
+    clips: int  # clips per video by default
+
+    @classmethod
+    def of(cls, recipe) -> "EvalSet":
+        """The test set a classification recipe names."""
+        data = recipe.data
+        return cls(Path(data.root), data.format, Path(data.annotations) if data.annotations else None, data.split,
+                   ClipSpec(data.clip_frames, data.stride, data.size), recipe.eval.crop, recipe.eval.clips)
+
+
 @torch.no_grad()
-def classification_accuracy(model: Classifier, recipe: Recipe, meta: dict, device, clips: list[int] | None = None,
-             progress=None) -> list[dict]:
+def classification_accuracy(model: Classifier, test: EvalSet, meta: dict, device, clips: list[int] | None = None,
+                            progress=None) -> list[dict]:
     """Top-1 / top-5 test accuracy and confusion matrix for each count in `clips` (default
-    `eval.clips`), with the run's `meta` (its classes and colour order): the mean softmax over that many evenly spaced clips per video. Each video
-    is decoded once for all counts; `progress(1)` is called per video."""
-    data, classes = recipe.data, meta["classes"]
-    counts = clips or [recipe.eval.clips]
-    items = split_videos(Path(data.root), data.format, Path(data.annotations) if data.annotations else None,
-                         data.split, "test")
+    `test.clips`), with the run's `meta` (its classes and colour order): the mean softmax over
+    that many evenly spaced clips per video. Each video is decoded once for all counts;
+    `progress(1)` is called per video."""
+    classes, counts = meta["classes"], clips or [test.clips]
+    items = split_videos(test.root, test.format, test.annotations, test.split, "test")
     if not items:
-        raise TempclrError(f"{data.root}: no test videos in the split")
-    ranked = predict(model, items, recipe, meta.get("channels", "rgb"), device, counts, progress)
+        raise TempclrError(f"{test.root}: no test videos in the split")
+    ranked = predict(model, items, test.spec, test.crop, meta.get("channels", "rgb"), device, counts, progress)
     truth = [classes.index(cls) for _, cls in items]
     return [accuracy(k, ranked[k], truth, classes) for k in counts]
 
 
-@torch.no_grad()
-def predict(model: Classifier, items: list, recipe: Recipe, channels: str, device, counts: list[int],
-            progress=None) -> dict[int, list[list[int]]]:
-    """For each clip count, each video's top-5 classes (mean softmax over its clips). The
-    model is left in the mode it came in (validation runs between training epochs)."""
-    data = recipe.data
-    spec = ClipSpec(data.clip_frames, data.stride, data.size)
-    training = model.training
-    model.eval().to(device)
-    ranked = {k: [] for k in counts}  # clips -> per video, classes best first
-    for path, _ in items:
-        frames = to_channels(torch.from_numpy(read_frames(path, source_side(spec.size))), channels)
-        for k in counts:
-            clips_k = eval_clips(frames, spec, k, recipe.eval.crop).to(device)
-            ranked[k].append(model(clips_k).softmax(-1).mean(0).argsort(descending=True)[:5].tolist())
-        if progress:
-            progress(1)
-    model.train(training)
-    return ranked
+def with_test_accuracy(run, recipe, device, log=lambda _: None):
+    """A finished `train.run.run_training` result with, for a classification recipe, the
+    test accuracy of the checkpoint chosen on validation (best.pt; last.pt without a
+    validation split), never chosen on the test split."""
+    from dataclasses import replace
 
+    from tempclr_cli.core.runtime import resolve_device
 
-def accuracy(clips: int, ranked: list[list[int]], truth: list[int], classes: list[str]) -> dict:
-    """Top-1 / top-5 (%) and the confusion matrix of per-video ranked classes against the truth."""
-    confusion = np.zeros((len(classes), len(classes)), dtype=int)  # rows: truth, columns: prediction
-    for r, t in zip(ranked, truth):
-        confusion[t, r[0]] += 1
-    n = len(truth)
-    return {"clips": clips, "test_videos": n,
-            "top1": round(100 * sum(r[0] == t for r, t in zip(ranked, truth)) / n, 2),
-            "top5": round(100 * sum(t in r for r, t in zip(ranked, truth)) / n, 2),
-            "classes": classes, "confusion": confusion.tolist()}
+    if recipe.loss.kind != "classify":
+        return run
+    chosen = run.run_dir / ("best.pt" if recipe.data.val_fraction else "last.pt")
+    model, state = load_classifier(chosen)
+    log(f"testing {chosen.name} (mean softmax over clips)")
+    row = classification_accuracy(model, EvalSet.of(recipe), state["meta"], resolve_device(device))[0]
+    return replace(run, metrics={**run.metrics, **row})
 
 
 def evaluate_checkpoint(checkpoint, clips: list[int] | None = None, overrides: list[str] = (), device: str = "auto",
@@ -92,4 +92,4 @@ def evaluate_checkpoint(checkpoint, clips: list[int] | None = None, overrides: l
     counts = sorted(set(clips or [recipe.eval.clips]))
     if counts[0] < 1:
         raise TempclrError("--clips: must be >= 1")
-    return classification_accuracy(model, recipe, state["meta"], resolve_device(device), counts, progress)
+    return classification_accuracy(model, EvalSet.of(recipe), state["meta"], resolve_device(device), counts, progress)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from tempclr_cli.core.align import dtw, measures
-from tempclr_cli.core.data.features import FeatureStore, load_matrix
+from tempclr_cli.core.data.features import FeatureStore, load_matrix, segment_centres
 from tempclr_cli.core.errors import TempclrError
 
 DISTANCES = measures.names("fewshot")
@@ -93,13 +93,6 @@ def load_videos(labels: dict[str, str], folder: Path, cfg: FewshotConfig, skip_i
     return _pack(ids, arrays, [classes.index(found[v][0]) for v in ids], classes), warnings
 
 
-def segment_centres(x: np.ndarray, n: int) -> np.ndarray:
-    """(T, D) -> (n, D): the centre element of each of n equal segments (Cao et al.'s OTAM
-    protocol, as TSN samples at test time), so every video gives a sequence of length n."""
-    idx = np.floor((np.arange(n) + 0.5) * len(x) / n).astype(int)
-    return x[idx]
-
-
 def _pack(ids, arrays, labels, classes) -> VideoSet:
     T, D = max(a.shape[0] for a in arrays), arrays[0].shape[1]
     feats = torch.zeros(len(arrays), T, D)
@@ -146,13 +139,13 @@ def pair_distances(videos: VideoSet, pairs: np.ndarray, distance: str, gamma: fl
     a, b = torch.from_numpy(pairs).T
     V, T, D = videos.feats.shape
     if measure.pooled:
-        mask = (torch.arange(T)[None, :] < videos.lengths[:, None]).float()
+        mask = (torch.arange(T, device=videos.lengths.device)[None, :] < videos.lengths[:, None]).float()
         pooled = (videos.feats * mask[..., None]).sum(1) / videos.lengths[:, None]
         pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        return measure.distance((1 - (pooled @ pooled.T)[a, b])[:, None, None], None, gamma)
+        return measure.distance((1 - (pooled @ pooled.T)[a, b])[:, None, None], None, gamma).float().cpu()
     full = (V * T) ** 2 <= FULL_SIMILARITY_LIMIT
     if distance == "dtw" and full:  # a fast path: all pairs from one GEMM
-        return dtw.pairwise_dtw(videos.feats, videos.feats, videos.lengths, videos.lengths)[a, b].float()
+        return dtw.pairwise_dtw(videos.feats, videos.feats, videos.lengths, videos.lengths)[a, b].float().cpu()
     sim = (videos.feats.reshape(V * T, D) @ videos.feats.reshape(V * T, D).T).view(V, T, V, T) if full else None
     out = []
     for start in range(0, len(pairs), chunk):
@@ -162,8 +155,8 @@ def pair_distances(videos: VideoSet, pairs: np.ndarray, distance: str, gamma: fl
         else:
             cost = 1 - torch.bmm(videos.feats[ca], videos.feats[cb].transpose(1, 2))
         lengths = torch.stack([videos.lengths[ca], videos.lengths[cb]], dim=1)
-        out.append(measure.distance(cost, lengths, gamma))
-    return torch.cat(out).float()
+        out.append(measure.distance(cost, lengths, gamma).float().cpu())
+    return torch.cat(out)
 
 
 @dataclass
@@ -223,10 +216,14 @@ def _per_class(videos: VideoSet, supports, q, pred, correct) -> dict[str, dict]:
 
 def fewshot_from_files(features: Path, labels: Path, cfg: FewshotConfig, distances: list[str],
                        skip_invalid: bool = False, checkpoint: str | None = None,
-                       log=lambda _: None) -> list[FewshotResult]:
+                       log=lambda _: None, device: str = "cpu") -> list[FewshotResult]:
     """The `fewshot` command's protocol from files: labels in any layout `read_labels` knows,
-    features from `extract`, optionally trained TempCLR video heads applied to every video."""
+    features from `extract`, optionally trained TempCLR video heads applied to every video;
+    the distances are computed on `device`."""
+    from dataclasses import replace
+
     from tempclr_cli.core.data.labels import read_labels
+    from tempclr_cli.core.runtime import resolve_device
 
     cfg.check()
     videos, warnings = load_videos(read_labels(labels), features, cfg, skip_invalid)
@@ -236,6 +233,8 @@ def fewshot_from_files(features: Path, labels: Path, cfg: FewshotConfig, distanc
         from tempclr_cli.core.models.heads import load_heads
 
         videos = with_heads(videos, load_heads(checkpoint, kinds=("tempclr", "fewshot"))[0])
+    target = resolve_device(device)
+    videos = replace(videos, feats=videos.feats.to(target), lengths=videos.lengths.to(target))
     log(f"{len(videos.ids)} videos in {len(videos.classes)} classes; {cfg.episodes} episodes, "
         f"{cfg.ways}-way {cfg.shots}-shot, {cfg.queries} queries per class")
     return fewshot_accuracy(videos, cfg, distances)

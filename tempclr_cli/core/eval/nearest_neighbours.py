@@ -15,11 +15,9 @@ from pathlib import Path
 
 import torch
 
-from tempclr_cli.core.data.clips import ClipSpec, eval_clips, source_side
-from tempclr_cli.core.media.frames import to_channels
+from tempclr_cli.core.data.clips import ClipSpec, eval_clips, video_frames
 from tempclr_cli.core.data.splits import split_videos
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.media.video import read_frames
 from tempclr_cli.core.models.r3d import feature_map
 from tempclr_cli.core.progress import Progress, silent
 
@@ -28,7 +26,7 @@ from tempclr_cli.core.progress import Progress, silent
 def video_feature(backbone, path: Path, frames: int, size: int, clips: int, device, channels: str = "rgb",
                   crop: float = 0.8) -> torch.Tensor:
     """Mean over `clips` clips of the flattened space-pooled layer4 map, unit length."""
-    video = to_channels(torch.from_numpy(read_frames(path, source_side(size))), channels)
+    video = video_frames(path, size, channels)
     x = eval_clips(video, ClipSpec(frames, 2, size), clips, crop).to(device)  # (clips, 3, T, size, size)
     feats = feature_map(backbone, x).flatten(1)  # (clips, C * T')
     return torch.nn.functional.normalize(feats.mean(0), dim=0).cpu()

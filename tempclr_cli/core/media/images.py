@@ -1,10 +1,8 @@
-"""Small images without an imaging library: PNG bytes, a perceptual colour map, and
-thumbnails of a video at given times (for the self-contained HTML review page)."""
+"""Small images for the self-contained HTML review page: PNG bytes (torchvision's encoder),
+a perceptual colour map, and thumbnails of a video at given times."""
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +12,12 @@ _VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], 
 
 
 def png(rgb: np.ndarray) -> bytes:
-    """(H, W, 3) uint8 -> PNG file bytes (8-bit RGB, no filter, zlib level 6)."""
-    h, w, _ = rgb.shape
-    raw = b"".join(b"\x00" + np.ascontiguousarray(rgb[y], dtype=np.uint8).tobytes() for y in range(h))
+    """(H, W, 3) uint8 -> PNG file bytes (8-bit RGB)."""
+    import torch
+    from torchvision.io import encode_png
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+    image = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()
+    return encode_png(image, compression_level=6).numpy().tobytes()
 
 
 def viridis(values: np.ndarray) -> np.ndarray:

@@ -1,9 +1,5 @@
 """Reading and writing video files with PyAV, streaming: memory does not grow with length.
 
-Sparse sampling seeks: when the next sample time lies more than the longest keyframe
-interval seen so far ahead, the decoder jumps to the keyframe before it instead of
-decoding every frame in between; the rule above is unchanged.
-
 Sampling rule (documented for users): at rate `fps`, sample k is taken at time
 `t_k = (k + 0.5) / fps` seconds, the centre of its sampling interval, and shows the
 frame that is on screen at `t_k`: the last frame whose presentation time is
@@ -11,6 +7,13 @@ frame that is on screen at `t_k`: the last frame whose presentation time is
 presentation timestamp (`frame.time`), never from its index, so variable-frame-rate
 files are sampled correctly. Samples continue while `t_k` is before the end of the
 last frame; a video shorter than one sampling interval still gives one sample.
+
+Sparse sampling seeks: when the next sample time lies more than the longest keyframe
+interval seen so far ahead, the decoder jumps to the keyframe before it instead of
+decoding every frame in between; the rule above is unchanged.
+
+`filter_frames` reads frames the other way, as VideoCLIP's extractor did: ffmpeg's own
+fps / scale / crop filters, through PyAV's filter graph.
 """
 
 from __future__ import annotations

@@ -124,10 +124,12 @@ class ClassifyTask(VideoTask):
         linear evaluation picks the best epoch on the test split)."""
         if not self.validation:
             return {}
-        from tempclr_cli.core.eval.classification import accuracy, predict
+        from tempclr_cli.core.models.classifier import accuracy, predict
 
-        clips = self.recipe.eval.clips
-        ranked = predict(model, self.validation, self.recipe, self.dataset.channels, self.device, [clips])[clips]
+        clips, data = self.recipe.eval.clips, self.recipe.data
+        spec = ClipSpec(data.clip_frames, data.stride, data.size)
+        ranked = predict(model, self.validation, spec, self.recipe.eval.crop, self.dataset.channels, self.device,
+                         [clips])[clips]
         return {"val_top1": accuracy(clips, ranked, [self.classes.index(c) for _, c in self.validation],
                                      self.classes)["top1"]}
 

@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tempclr_cli.core.data.features import FeatureStore
+from tempclr_cli.core.data.features import FeatureStore, segment_centres
 from tempclr_cli.core.data.labels import read_labels
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.eval.fewshot import segment_centres
 from tempclr_cli.core.models.heads import HeadsConfig, TempCLRHeads
 from tempclr_cli.core.train.losses import video_contrastive_loss
 from tempclr_cli.core.train.recipe import Recipe

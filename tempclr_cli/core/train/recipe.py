@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from tempclr_cli.core.align import measures
+from tempclr_cli.core.checkpoint import KINDS
 from tempclr_cli.core.errors import TempclrError
 
 REQUIRED = dataclasses.MISSING
@@ -70,11 +71,12 @@ class ModelConfig:
 
 
 LOSS_MEASURES = measures.names("loss")
+TASK_KINDS = tuple(KINDS)
 
 
 @dataclass
 class LossConfig:
-    kind: Literal["tclr", "tempclr", "classify", "fewshot"] = "tclr"
+    kind: Literal[TASK_KINDS] = "tclr"  # a registered training task (core.checkpoint.KINDS)
     temperature: float | None = _range(1e-4, None, default=None)  # None: the method's (TCLR 0.1, TempCLR 1)
     scaling: Literal["official", "mean"] = "official"  # TCLR: the released unweighted sum, or each term a mean CE
     ic_global: float = _range(0.0, None, default=1.0)

@@ -17,7 +17,12 @@ _TASKS: dict[str, type] = {}
 
 
 def register_task(cls: type) -> type:
-    """Class decorator: the trainer builds `cls` for recipes with `loss.kind: cls.kind`."""
+    """Class decorator: the trainer builds `cls` for recipes with `loss.kind: cls.kind`, a kind
+    declared in `core.checkpoint.KINDS` (what its checkpoints are called)."""
+    from tempclr_cli.core.checkpoint import KINDS
+
+    if cls.kind not in KINDS:
+        raise ValueError(f"task kind {cls.kind!r}: declare it in core.checkpoint.KINDS first")
     _TASKS[cls.kind] = cls
     return cls
 

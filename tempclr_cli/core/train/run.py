@@ -1,5 +1,6 @@
-"""One call that trains a recipe: task from the registry, the training loop, and for
-classification the test accuracy. `train`, `sweep` and `demo` all run through it."""
+"""One call that trains a recipe: task from the registry and the training loop. `train`,
+`sweep` and `demo` all run through it; a classification run's test accuracy is eval's
+(`eval.classification.with_test_accuracy`)."""
 
 from __future__ import annotations
 
@@ -33,11 +34,4 @@ def run_training(recipe: Recipe, run_dir: Path, device: str = "auto", resume: st
     done = not row
     if done:
         row = load_checkpoint(run_dir / "last.pt")["metrics"]
-    if recipe.loss.kind == "classify":
-        from tempclr_cli.core.eval.classification import classification_accuracy, load_classifier
-
-        chosen = run_dir / ("best.pt" if recipe.data.val_fraction else "last.pt")  # chosen on validation, not test
-        model, state = load_classifier(chosen)
-        log(f"testing {chosen.name} (mean softmax over clips)")
-        row = {**row, **classification_accuracy(model, recipe, state["meta"], dev)[0]}
     return TrainingRun(run_dir, row, done)

@@ -13,9 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tempclr_cli.core.data.clips import ClipSpec, source_side, too_short
-from tempclr_cli.core.media.frames import to_channels
-from tempclr_cli.core.media.video import read_frames
+from tempclr_cli.core.data.clips import ClipSpec, too_short, video_frames
 from tempclr_cli.core.train.augment import STRENGTHS
 
 
@@ -27,7 +25,6 @@ class SeededVideos(Dataset):
 
     def __init__(self, videos: list[Path], spec: ClipSpec, seed: int = 0, data=None, channels: str = "bgr"):
         self.videos, self.spec, self.seed, self.epoch, self.channels = videos, spec, seed, 0, channels
-        self.short_side = source_side(spec.size)
         self.strengths = STRENGTHS[data.augment if data else "pretraining"]
         self.crop_x = data.crop_x if data else "uniform"
         self.pad = "loop" if data and data.short_videos == "loop" else "mirror"
@@ -40,12 +37,12 @@ class SeededVideos(Dataset):
         that is `too_short(frames, spec)` under the released short-video rule."""
         rng = np.random.default_rng([self.seed, self.epoch, i])
         try:
-            frames = torch.from_numpy(read_frames(self.videos[i], self.short_side))
+            frames = video_frames(self.videos[i], self.spec.size, self.channels)
         except Exception:  # noqa: BLE001 - a broken video is skipped and counted, never fatal
             return rng, None
         if self.pad == "mirror" and too_short(len(frames), self.spec):
             return rng, None
-        return rng, to_channels(frames, self.channels)
+        return rng, frames
 
 
 def seeded_loader(dataset: SeededVideos, recipe, epoch: int, rank: int, world: int, collate_fn,

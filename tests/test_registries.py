@@ -1,0 +1,121 @@
+"""Where the field adds things, one registration adds one (#26): measures, output formats and
+encoders, each tested over its whole registry (timm's way), and the worked examples of
+docs/architecture.md run as written."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_cli import tempclr
+
+from tempclr_cli.core.align import measures
+from tempclr_cli.core.align.formats import FORMATS
+from tempclr_cli.core.align.steps import Alignment, StepTiming
+
+ARCHITECTURE = Path(__file__).parents[1] / "docs" / "architecture.md"
+
+
+def _unit(*shape, seed=0):
+    return torch.nn.functional.normalize(torch.randn(*shape, generator=torch.Generator().manual_seed(seed)), dim=-1)
+
+
+@pytest.mark.parametrize("name", list(measures.MEASURES))
+def test_every_measure_works_wherever_it_is_offered(name):
+    from tempclr_cli.core.eval.fewshot import VideoSet, pair_distances
+    from tempclr_cli.core.eval.paragraph_retrieval import Padded, score_matrix
+
+    m = measures.MEASURES[name]
+    if "fewshot" in m.tasks:
+        videos = VideoSet([str(i) for i in range(4)], _unit(4, 6, 8), torch.tensor([6, 4, 5, 6]), np.arange(4), list("abcd"))
+        d = pair_distances(videos, np.array([[0, 0], [0, 1], [2, 3]]), name, 0.1)
+        assert d.shape == (3,) and torch.isfinite(d).all() and d[0] <= d[1] + 1e-6  # a video is closest to itself
+    if "retrieve" in m.tasks:
+        text = Padded.of([_unit(3, 8, seed=1), _unit(2, 8, seed=2)])
+        scores = score_matrix(text, Padded.of([_unit(5, 8, seed=3), _unit(7, 8, seed=4)]), name)
+        assert scores.shape == (2, 2) and torch.isfinite(scores).all()
+    if "loss" in m.tasks:
+        from tempclr_cli.core.train.losses import video_contrastive_loss
+
+        q = _unit(2, 5, 8).requires_grad_()
+        video_contrastive_loss(q, _unit(2, 3, 6, 8, seed=5), name).backward()
+        assert torch.isfinite(q.grad).all() and q.grad.abs().sum() > 0
+
+
+def test_commands_and_recipes_offer_exactly_the_registered_measures():
+    from tempclr_cli.commands.fewshot import Distance
+    from tempclr_cli.commands.retrieve import Measure
+    from tempclr_cli.core.train.recipe import LOSS_MEASURES
+
+    assert [d.value for d in Distance] == list(measures.names("fewshot"))
+    assert [d.value for d in Measure] == list(measures.names("retrieve"))
+    assert LOSS_MEASURES == measures.names("loss") and "dtw" not in LOSS_MEASURES  # hard DTW cannot train
+
+
+def _alignment() -> Alignment:
+    steps = [StepTiming(1, "crack <the> eggs --> bowl", 0.0, 2.0, 0.5), StepTiming(2, "whisk", 2.0, 4.5, 0.25)]
+    return Alignment("v.npy", 4.5, steps, np.zeros((2, 5)), [0, 1, 2, 3, 4], [1, 2, 3, 4, 4.5])
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_every_format_renders_and_align_writes_it_by_suffix(fmt, tmp_path):
+    text = _alignment().render(fmt, str(tmp_path / f"v.{fmt}"))
+    assert "whisk" in text
+    from tempclr_cli.commands.align import Format
+
+    assert fmt in [f.value for f in Format]
+
+
+def _snippets() -> list[str]:
+    """The python code blocks of docs/architecture.md's worked examples, dedented."""
+    doc = ARCHITECTURE.read_text()
+    return [re.sub(r"(?m)^  ", "", block) for block in re.findall(r"```python\n(.*?)```", doc, re.S)]
+
+
+def test_the_worked_measure_and_format_examples_register_everywhere():
+    """The docs' measure example, pasted into measures.py's namespace, and the format one, added
+    to FORMATS, before the commands import: each is one registration and reaches the CLI."""
+    measure = next(s for s in _snippets() if "register_measure" in s)
+    fmt = re.search(r'`("md": lambda a, page, embed: .*?)`', ARCHITECTURE.read_text()).group(1)
+    code = f"""
+import json
+from tempclr_cli.core.align import measures
+from tempclr_cli.core.align.measures import register_measure, _masked
+exec({measure!r})
+from tempclr_cli.core.align.formats import FORMATS
+FORMATS.update({{{fmt}}})
+from typer.testing import CliRunner
+from tempclr_cli.cli import app
+runner = CliRunner()
+print(json.dumps({{"fewshot": runner.invoke(app, ["fewshot", "--help"]).output,
+                  "retrieve": runner.invoke(app, ["retrieve", "--help"]).output,
+                  "align": runner.invoke(app, ["align", "--help"]).output}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    helps = json.loads(out.stdout)
+    assert "median" in helps["fewshot"] and "median" in helps["retrieve"]
+    assert "|md|" in helps["align"].replace(" ", "") or "md" in helps["align"]
+    scope = {}
+    exec("from tempclr_cli.core.align.measures import register_measure, _masked\n" + measure, scope)
+    try:
+        assert measures.MEASURES["median"].distance(torch.rand(3, 4, 5), None).shape == (3,)
+    finally:
+        measures.MEASURES.pop("median", None)
+
+
+def test_models_lists_every_registered_encoder_offline():
+    result = tempclr("models", "--json", env_extra={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert {"tiny", "r3d18", "r2plus1d18", "s3d-howto100m", "ViT-B-32"} <= set(rows)
+    assert rows["ViT-B-32"]["kind"] == "image-text" and rows["ViT-B-32"]["dim"] == 512 and "openai" in rows["ViT-B-32"]["tags"]
+    assert rows["r3d18"]["text"] is False and rows["s3d-howto100m"]["fps"] == 30
+    table = tempclr("models", "--kind", "video", env_extra={"COLUMNS": "80"})
+    assert table.returncode == 0 and "r2plus1d18" in table.stdout and "ViT-B-32" not in table.stdout
+    assert max(len(line) for line in table.stdout.splitlines()) <= 80
