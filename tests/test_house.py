@@ -155,7 +155,7 @@ def test_tiny_without_weights_names_the_weights_it_has(tmp_path):
     video = cfr(tmp_path / "v.mp4", 2.0)
     result = tempclr("extract", str(video), "-o", str(tmp_path / "f"), "--model", "tiny", "--workers", "0")
     assert result.returncode == 2
-    assert "tiny has no published weights; use --pretrained none" in result.stderr
+    assert "--model tiny needs --pretrained: none (random, seeded) or synthetic" in result.stderr
 
 
 def test_align_reports_the_duration_a_player_shows(tmp_path):

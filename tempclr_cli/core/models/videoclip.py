@@ -1,0 +1,258 @@
+"""VideoCLIP's network (MMPT's `MMFusionSeparate`), over HF transformers' `BertModel`.
+
+TempCLR's released checkpoints are this network fine-tuned; VideoCLIP's is it pre-trained.
+Module names follow MMPT so their weights load strictly (`video_encoder.*`, `text_encoder.*`):
+
+- video (`MMBertForEncoder`): `videomlp` = Linear(512 -> H), GELU, LayerNorm (eps 1e-5),
+  Linear(H -> H) on each second's S3D feature; a BERT (6 layers as released) over
+  `[CLS] + video tokens (padded to max_video_len = 32) + [SEP]`, [CLS] and [SEP] embedded from
+  the word table, positions `0..L` then `max_video_len + 1` for [SEP], token types 0,
+  attention mask `[1, vmask, 1]` (`mmfusion.py` `forward_video`, `mm.py` `MMBertEmbeddings`).
+- text: a plain BERT (bert-base-uncased) over `[CLS] + word pieces[:61] + [SEP] + padding`
+  (`processor.py` `_build_text_seq`, with the second token of its `[CLS, SEP]` prefix dropped
+  as `forward_text` does), positions 0.., token types 0.
+- pooling: the masked mean of the last layer over every token after [CLS], the trailing [SEP]
+  included; per-second video embeddings are `hidden[:, 1:1+L]`.
+- similarity: raw dot products, no projection, no temperature.
+
+Sizes (hidden, layers, vocabulary, positions) are read from the weights; attention heads =
+hidden / 64, as in every BERT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+MAX_VIDEO_LEN = 32  # seconds of S3D features per video pass (`max_video_len`)
+MAX_LEN = 96  # `max_len`: video + text budget of the released processors; text gets 96 - 32 - 3 = 61 pieces
+
+
+@dataclass(frozen=True)
+class VideoCLIPConfig:
+    hidden: int = 768
+    video_layers: int = 6
+    text_layers: int = 12
+    intermediate: int = 3072
+    vocab: int = 30522
+    positions: int = 512
+    input_dim: int = 512  # S3D's video_embedding
+    max_video_len: int = MAX_VIDEO_LEN
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> "VideoCLIPConfig":
+        """The sizes of a MMFusionSeparate state dict (keys without the `mmmodel.` prefix)."""
+
+        def layers(prefix: str) -> int:
+            found = {int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix)}
+            return max(found) + 1 if found else 0
+
+        word = state["text_encoder.embeddings.word_embeddings.weight"]
+        return cls(hidden=word.shape[1], video_layers=layers("video_encoder.bert.encoder.layer."),
+                   text_layers=layers("text_encoder.encoder.layer."),
+                   intermediate=state["text_encoder.encoder.layer.0.intermediate.dense.weight"].shape[0],
+                   vocab=word.shape[0], positions=state["text_encoder.embeddings.position_embeddings.weight"].shape[0],
+                   input_dim=state["video_encoder.videomlp.linear1.weight"].shape[1])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def bert(self, layers: int):
+        from transformers import BertConfig
+
+        return BertConfig(vocab_size=self.vocab, hidden_size=self.hidden, num_hidden_layers=layers,
+                          num_attention_heads=max(1, self.hidden // 64), intermediate_size=self.intermediate,
+                          max_position_embeddings=self.positions, type_vocab_size=2, layer_norm_eps=1e-12,
+                          hidden_act="gelu")
+
+
+class VideoTokenMLP(nn.Module):
+    """Each S3D feature -> one video token: linear1, GELU, LayerNorm, linear2 (`mm.py:32-46`)."""
+
+    def __init__(self, input_dim: int, hidden: int):
+        super().__init__()
+        self.linear1 = nn.Linear(input_dim, hidden)
+        self.LayerNorm = nn.LayerNorm(hidden)
+        self.linear2 = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.LayerNorm(nn.functional.gelu(self.linear1(x))))
+
+
+class VideoEncoder(nn.Module):
+    """`MMBertForEncoder`: video tokens through a BERT, framed by [CLS] and [SEP]."""
+
+    def __init__(self, cfg: VideoCLIPConfig):
+        super().__init__()
+        from transformers import BertModel
+
+        self.max_video_len = cfg.max_video_len
+        self.videomlp = VideoTokenMLP(cfg.input_dim, cfg.hidden)
+        self.bert = BertModel(cfg.bert(cfg.video_layers))
+
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor, cls_sep: torch.Tensor) -> torch.Tensor:
+        """feats [shape=(B, L, 512)], mask (B, L) bool, cls_sep: the two token ids -> hidden (B, L + 2, H)."""
+        B, L = mask.shape
+        words = self.bert.embeddings.word_embeddings(cls_sep.to(feats.device))  # (2, H)
+        tokens = torch.cat([words[0].expand(B, 1, -1), self.videomlp(feats), words[1].expand(B, 1, -1)], dim=1)
+        positions = torch.cat([torch.arange(L + 1), torch.tensor([self.max_video_len + 1])]).to(feats.device)
+        ones = mask.new_ones(B, 1)
+        out = self.bert(inputs_embeds=tokens, attention_mask=torch.cat([ones, mask, ones], 1).long(),
+                        token_type_ids=torch.zeros(B, L + 2, dtype=torch.long, device=feats.device),
+                        position_ids=positions.expand(B, -1))
+        return out.last_hidden_state
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of hidden (B, T, H) over the tokens where mask (B, T) is set."""
+    weights = mask.to(hidden.dtype) / mask.sum(1, keepdim=True).to(hidden.dtype)
+    return torch.bmm(hidden.transpose(1, 2), weights.unsqueeze(2)).squeeze(-1)
+
+
+class VideoCLIP(nn.Module):
+    """`MMFusionSeparate`: `video(feats, mask)` and `text(ids, mask)` give pooled embeddings in
+    one space (raw dot products); `video_tokens` the per-second ones."""
+
+    def __init__(self, cfg: VideoCLIPConfig, cls_id: int = 101, sep_id: int = 102):
+        super().__init__()
+        from transformers import BertModel
+
+        self.cfg = cfg
+        self.video_encoder = VideoEncoder(cfg)
+        self.text_encoder = BertModel(cfg.bert(cfg.text_layers))
+        self.register_buffer("cls_sep", torch.tensor([cls_id, sep_id]), persistent=False)
+
+    def video_hidden(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, 512) S3D features, L <= max_video_len -> the last layer (B, L + 2, H)."""
+        if mask is None:
+            mask = torch.ones(feats.shape[:2], dtype=torch.bool, device=feats.device)
+        return self.video_encoder(feats, mask, self.cls_sep)
+
+    def video(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled video embedding (B, H): the mean over the video tokens and [SEP]."""
+        if mask is None:
+            mask = torch.ones(feats.shape[:2], dtype=torch.bool, device=feats.device)
+        ones = mask.new_ones(mask.shape[0], 1)
+        return masked_mean(self.video_hidden(feats, mask), torch.cat([~ones, mask, ones], 1))
+
+    def video_tokens(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-second embeddings (B, L, H): `hidden[:, 1:1+L]` (localisation, alignment)."""
+        return self.video_hidden(feats, mask)[:, 1 : 1 + feats.shape[1]]
+
+    def text(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Pooled text embedding (B, H) of `[CLS] pieces [SEP] pad` ids (B, T): the mean after [CLS]."""
+        hidden = self.text_encoder(input_ids=ids, attention_mask=mask.long(),
+                                   token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        return masked_mean(hidden, torch.cat([torch.zeros_like(mask[:, :1]), mask[:, 1:]], 1))
+
+
+def text_batch(pieces: list[list[int]], cls_id: int, sep_id: int, pad_id: int,
+               max_len: int = MAX_LEN, max_video_len: int = MAX_VIDEO_LEN) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and mask (B, max_len - max_video_len - 1) as `_build_text_seq` builds them and
+    `forward_text` reads them: [CLS], at most max_len - max_video_len - 3 pieces, [SEP], padding."""
+    keep = max_len - max_video_len - 3
+    width = keep + 2
+    ids = torch.full((len(pieces), width), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(pieces), width, dtype=torch.bool)
+    for row, p in enumerate(pieces):
+        seq = [cls_id, *p[:keep], sep_id]
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = True
+    return ids, mask
+
+
+# --- the released checkpoint files -------------------------------------------------------------
+
+# Globals a fairseq checkpoint may name besides tensors: its config objects. Each is read into an
+# inert stand-in (it keeps the fields, runs no code); any other global is refused by name.
+CONFIG_MODULES = ("argparse", "omegaconf", "fairseq", "mmpt", "tempclr", "typing", "enum", "collections",
+                  "pathlib", "numpy")
+_UNSAFE = ("os", "posix", "nt", "subprocess", "builtins", "sys", "shutil", "importlib", "runpy", "code", "pty",
+           "socket", "pickle", "io", "functools", "operator", "torch._C", "eval", "exec")
+
+
+class _Inert:
+    """Stands in for a config class while unpickling: keeps whatever state it is given."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def __call__(self, *args, **kwargs):  # a config enum or factory called during unpickling
+        return _Inert(*args, **kwargs)
+
+
+def _stand_ins(names: list[str], path) -> list[tuple[type, str]]:
+    """An inert class per global the checkpoint names, or an error naming one that is not a config."""
+    from tempclr_cli.core.errors import TempclrError
+
+    refused = [n for n in names if not n.startswith(CONFIG_MODULES) or n.split(".")[-1] in _UNSAFE
+               or n.startswith(_UNSAFE)]
+    if refused:
+        raise TempclrError(f"{path}: refused, it names {', '.join(refused[:5])} (code, not configuration "
+                           "or weights); tempclr never runs a checkpoint's code")
+    return [(type(n.rsplit(".", 1)[-1], (_Inert,), {}), n) for n in names]
+
+
+def read_released(path) -> dict[str, torch.Tensor]:
+    """The weights of a VideoCLIP / TempCLR checkpoint: a fairseq file (`model` with `mmmodel.`
+    keys, beside `args`/`cfg` and optimizer state), its `tempclr convert` safetensors, or a
+    plain state dict. Read with `weights_only`; config objects become inert stand-ins."""
+    from pathlib import Path
+
+    from tempclr_cli.core.errors import TempclrError
+
+    path = Path(path)
+    if not path.is_file():
+        raise TempclrError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        with torch.serialization.safe_globals(_stand_ins(names, path)):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except TempclrError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a torn or foreign file: one clear refusal
+        raise TempclrError(f"{path}: cannot read it as a checkpoint ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not any(k.startswith(("mmmodel.", "video_encoder.")) for k in state):
+        raise TempclrError(f"{path}: not a VideoCLIP / TempCLR checkpoint (no mmmodel.* weights)")
+    return {k.removeprefix("mmmodel."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def load_videoclip(path, tokenizer_ids: tuple[int, int] = (101, 102)) -> VideoCLIP:
+    """VideoCLIP (or a TempCLR fine-tune) with its released weights, loaded strictly: the
+    transformers-3 `position_ids` buffers may be absent or present, any other missing or
+    unexpected key is an error that names it. Weights are float32 after loading (fp16 on disk)."""
+    from tempclr_cli.core.errors import TempclrError
+
+    state = {k: v.float() for k, v in read_released(path).items() if not k.endswith("position_ids")}
+    try:
+        model = VideoCLIP(VideoCLIPConfig.from_state(state), *tokenizer_ids)
+    except KeyError as e:
+        raise TempclrError(f"{path}: missing {e.args[0]}, so its sizes cannot be read") from None
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        raise TempclrError(f"{path}: does not fit VideoCLIP ({str(e).splitlines()[-1].strip()})") from None
+    wrong = [f"missing {k}" for k in result.missing_keys] + [f"unexpected {k}" for k in result.unexpected_keys]
+    if wrong:
+        raise TempclrError(f"{path}: does not match VideoCLIP's layout ({'; '.join(wrong[:5])}"
+                           f"{' ...' if len(wrong) > 5 else ''})")
+    return model.eval()
+
+
+LAYERNORM_ONLY = "LayerNorm"  # TempCLR's layernorm_* runs train parameters whose name.split(".")[-2] is this
+
+
+def layernorm_parameters(model: nn.Module) -> list[str]:
+    """The parameters TempCLR's `layernorm_only` fine-tuning trains (`alignretritask.py:21-26`)."""
+    return [n for n, _ in model.named_parameters() if n.split(".")[-2] == LAYERNORM_ONLY]
