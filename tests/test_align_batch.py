@@ -86,6 +86,7 @@ def test_markup_and_arrows_in_a_step_cannot_break_a_cue(store, tmp_path, fmt):
     assert all("-->" not in c for c in cues)
 
 
+@pytest.mark.slow
 def test_the_readme_api_example_runs(tmp_path):
     block = re.search(r"<!-- api-example -->\s*```python\n(.*?)```", README.read_text(), re.S)
     assert block, "README has no api-example block"
@@ -117,6 +118,7 @@ def _browser():
     return webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
 
 
+@pytest.mark.slow
 def test_the_review_page_plays_its_chapters_and_seeks_on_click(store, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 import av
@@ -28,6 +30,7 @@ def matched_bars(png) -> int:
     return matched
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_reuses_its_work_and_starts_again_for_other_settings(tmp_path):
     work = tmp_path / "demo"
     first = tempclr("demo", "--fast", "--workdir", str(work), "--device", "cpu")

@@ -117,6 +117,7 @@ def test_missing_input_exits_2(tmp_path):
     assert result.returncode == 2 and "no such file or folder" in result.stderr
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_no_half_written_features_and_resumes(tmp_path):
     videos = tmp_path / "v"
     for k in range(12):

@@ -66,6 +66,7 @@ MOMENTS = {  # when to kill: before the model loads, then at four points of the 
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_kill_9_then_rerun_equals_an_uninterrupted_run(reference, tmp_path, moment):
     root, expected = reference
@@ -82,6 +83,7 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(reference, tmp_path, mome
     assert contents(out) == expected  # same files (no .tmp, no claim), same rows, same features
 
 
+@pytest.mark.slow
 def test_two_runs_into_one_folder_extract_each_video_once(reference, tmp_path):
     root, expected = reference
     out = tmp_path / "shared"
@@ -161,6 +163,7 @@ print(taken)
 """
 
 
+@pytest.mark.slow
 def test_of_runs_that_find_one_stale_claim_only_one_takes_it(tmp_path):
     """Four runs meet 200 claims that a killed run left: each claim goes to exactly one of them."""
     from tempclr_cli.core import io

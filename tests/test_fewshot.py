@@ -157,6 +157,7 @@ def test_checkpoint_heads_transform_the_clips(feature_classes, tmp_path):
     assert bad.returncode == 2 and "checkpoint not found" in bad.stderr
 
 
+@pytest.mark.slow
 def test_fewshot_training_on_meta_train_classes_then_evaluation_on_meta_test(tmp_path):
     """synth -> per-frame features -> `train` (loss.kind fewshot) -> `fewshot --checkpoint --frames 8`."""
     data, feats, run = tmp_path / "data", tmp_path / "features", tmp_path / "run"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -10,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 
 
+@pytest.mark.slow
 def test_the_gpu_check_dry_run_goes_through_every_step(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path / "out"), "VENV": str(tmp_path / "venv"), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--dry-run"], cwd=tmp_path, env=env,

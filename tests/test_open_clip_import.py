@@ -5,6 +5,8 @@ Each case runs in a fresh interpreter: this test process has open_clip imported 
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -21,6 +23,7 @@ def fresh(code: str) -> dict:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_lean_import_leaves_out_the_compiler_and_timm_and_both_still_work_afterwards():
     out = fresh("""
         import json, sys
@@ -44,6 +47,7 @@ def test_lean_import_leaves_out_the_compiler_and_timm_and_both_still_work_afterw
                    "compiled": [3.0, 3.0, 3.0], "timm_later": True, "tokens": 77}
 
 
+@pytest.mark.slow
 def test_a_timm_tower_gets_timm_even_after_a_lean_import():
     out = fresh("""
         import json, sys
@@ -66,6 +70,7 @@ def test_a_timm_tower_gets_timm_even_after_a_lean_import():
     assert out == {"timm": True}
 
 
+@pytest.mark.slow
 def test_the_stand_in_hands_over_to_the_real_module_for_any_other_name():
     out = fresh("""
         import json, sys
@@ -79,6 +84,7 @@ def test_the_stand_in_hands_over_to_the_real_module_for_any_other_name():
     assert out == {"real": True, "counters": True}
 
 
+@pytest.mark.slow
 def test_align_gives_the_same_steps_with_the_lean_import_as_with_a_full_one(tmp_path):
     np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((40, 64)).astype(np.float16))
     (tmp_path / "steps.txt").write_text("cut the onion\nfry it\nserve\n")

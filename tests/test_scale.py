@@ -14,6 +14,7 @@ from videos import cfr
 from tempclr_cli.core.encode.extract import parse_shard
 
 
+@pytest.mark.slow
 def test_torchrun_extract_splits_the_videos_and_prints_one_merged_summary(tmp_path):
     for k in range(6):
         cfr(tmp_path / "in" / f"v{k}.mp4", 2.0)
@@ -44,6 +45,7 @@ def test_the_shard_comes_from_torchrun_or_slurm(monkeypatch, env, expected):
     assert parse_shard("0/2") == (0, 2)  # an explicit --shard wins
 
 
+@pytest.mark.slow
 def test_training_off_a_terminal_logs_plain_lines_and_train_log(step_dataset, tmp_path):
     recipe = os.path.join(os.path.dirname(__file__), "..", "recipes", "tempclr_synthetic.yaml")
     data, features = step_dataset

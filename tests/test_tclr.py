@@ -66,6 +66,7 @@ def test_broken_videos_are_skipped_not_fatal(actions, tmp_path):
     assert item["global"].shape == (2, 3, 16, 32, 32) and item["local"].shape == (2, 4, 3, 16, 32, 32)
 
 
+@pytest.mark.slow
 def test_train_then_nearest_neighbour_retrieval(actions, tmp_path):
     run = tmp_path / "run"
     result = tempclr("train", str(RECIPE), "--set", f"data.root={actions}", "--set", f"data.annotations={actions}",
@@ -99,6 +100,7 @@ def test_label_fraction_is_class_balanced_and_seeded():
     assert keep == label_subset(labels, 0.1, seed=0) and keep != label_subset(labels, 0.5, seed=0)
 
 
+@pytest.mark.slow
 def test_linear_probe_keeps_the_pretrained_backbone_and_reports_test_accuracy(actions, tmp_path):
     pre = tmp_path / "pre"
     common = ["--set", f"data.root={actions}", "--set", f"data.annotations={actions}", "--set", "train.batch_size=4",
@@ -134,6 +136,7 @@ def test_linear_probe_keeps_the_pretrained_backbone_and_reports_test_accuracy(ac
     assert moved  # as released, the frozen backbone's BatchNorm stays in train mode: its statistics follow the data
 
 
+@pytest.mark.slow
 def test_extract_with_a_tclr_checkpoint(actions, tmp_path):
     run = tmp_path / "pre"
     common = ["--set", f"data.root={actions}", "--set", f"data.annotations={actions}", "--set", "train.batch_size=4"]
@@ -164,6 +167,7 @@ def test_diving48_lists(tmp_path):
         split_videos(tmp_path / "rgb", "diving48", tmp_path, 1, "train")
 
 
+@pytest.mark.slow
 def test_sweep_over_label_fractions(actions, tmp_path):
     args = ["sweep", str(RECIPE.with_name("tclr_synthetic_finetune.yaml")), "--fraction", "0.25", "--fraction", "1",
             "--set", f"data.root={actions}", "--set", f"data.annotations={actions}", "--set", "model.checkpoint=",
@@ -197,6 +201,7 @@ report({"total": row["total"], "checksum": float(params.double().sum()), "first"
 """
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_stay_identical(actions, tmp_path):
     overrides = [f"data.root={actions}", f"data.annotations={actions}", "train.batch_size=4", "train.epochs=1"]
     rows = run_ranks(DDP_SCRIPT, tmp_path, str(RECIPE), str(tmp_path / "run"), *overrides)
@@ -225,6 +230,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow
 def test_distributed_loss_equals_the_single_process_loss_on_the_global_batch(tmp_path):
     """Each rank holds half of the batch; IC negatives come from both halves (gathered with gradients)."""
     import torch.nn.functional as F
@@ -246,6 +252,7 @@ def test_distributed_loss_equals_the_single_process_loss_on_the_global_batch(tmp
             torch.testing.assert_close(torch.tensor(grad, dtype=torch.float64), 2 * shard)
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_same_weights(actions, tmp_path):
     from tempclr_cli.core.checkpoint import load_checkpoint
     from tempclr_cli.core.train.recipe import load_recipe

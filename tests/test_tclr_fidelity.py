@@ -133,6 +133,7 @@ def released_r2plus1d() -> nn.Module:
     return model
 
 
+@pytest.mark.slow
 def test_r2plus1d_is_the_released_architecture():
     ours, theirs = build_backbone("r2plus1d18"), released_r2plus1d()
     shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}  # noqa: E731
@@ -164,6 +165,7 @@ def actions(tmp_path_factory):
     return root / "actions"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, parallel", [("r3d18", True), ("r2plus1d18", False)])
 def test_released_checkpoints_load_into_extract_retrieval_and_fine_tuning(actions, tmp_path, name, parallel):
     pth = tmp_path / "released.pth"
@@ -210,6 +212,7 @@ def test_a_pth_without_a_backbone_is_refused_by_name(tmp_path):
     assert done.returncode == 2 and "other.pth" in done.stderr and "backbone" in done.stderr
 
 
+@pytest.mark.slow
 def test_r2plus1d_pretrains_through_the_train_command(actions, tmp_path):
     done = tempclr("train", str(RECIPES / "tclr_synthetic.yaml"), "--set", f"data.root={actions}",
                    "--set", f"data.annotations={actions}", "--set", "model.name=r2plus1d18", "--set", "train.epochs=1",

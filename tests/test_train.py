@@ -33,6 +33,7 @@ def final_weights(run_dir: Path) -> dict:
     return load_checkpoint(run_dir / "last.pt")["model"]
 
 
+@pytest.mark.slow
 def test_cli_train_writes_a_run_folder(step_dataset, tmp_path):
     data, feats = step_dataset
     run = tmp_path / "run"
@@ -61,6 +62,7 @@ def test_untrained_heads_are_the_identity(step_dataset, tmp_path):
     assert torch.equal(video, x) and torch.equal(text, s)
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_same_weights(step_dataset, tmp_path):
     full, split = tmp_path / "full", tmp_path / "split"
     r6 = recipe_for(step_dataset, "train.epochs=4")
@@ -73,6 +75,7 @@ def test_resume_reaches_the_same_weights(step_dataset, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_auto(step_dataset, tmp_path):
     data, feats = step_dataset
     run = tmp_path / "run"
@@ -147,6 +150,7 @@ report({"total": row["total"], "params": params.tolist()})
 """
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process_on_the_same_global_batch(step_dataset, tmp_path):
     data, feats = step_dataset
     # data.units=2: 22 sequences, an even count, so two ranks split the very batch one process sees (with 3
@@ -167,6 +171,7 @@ torch.nn.parallel.DistributedDataParallel = lambda *a, **k: wrapped.append(DDP(*
 row = train(""").replace('report({', 'report({"ddp": bool(wrapped), ')
 
 
+@pytest.mark.slow
 def test_torchrun_with_one_process_takes_the_ddp_path_and_matches_a_plain_run(step_dataset, tmp_path):
     """One GPU under torchrun (world size 1) runs the multi-GPU code: a process group, a DDP model."""
     data, feats = step_dataset
