@@ -13,7 +13,7 @@ from typer.core import TyperArgument, TyperCommand
 
 from tempclr_cli import __version__
 from tempclr_cli.commands import (
-    align, demo, evaluate, extract, fewshot, localize, models, retrieve, sweep, synth, train,
+    align, convert, demo, evaluate, extract, fewshot, localize, models, retrieve, sweep, synth, train,
 )
 
 
@@ -55,7 +55,7 @@ def _main(
     """Temporal alignment of video."""
 
 
-for module in (extract, train, align, retrieve, evaluate, fewshot, localize, sweep, synth, demo, models):
+for module in (extract, train, align, retrieve, evaluate, fewshot, localize, sweep, synth, demo, models, convert):
     name = module.__name__.rsplit(".", 1)[1]
     app.command(name, cls=Command)(getattr(module, name))
 

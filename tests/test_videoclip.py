@@ -170,3 +170,109 @@ def test_layernorm_only_is_tempclrs_selection():
     # every BERT layer has two LayerNorms, each encoder one for its embeddings, the video MLP one
     layers = CFG.video_layers + CFG.text_layers
     assert len(names) == 2 * (2 * layers + 2 + 1)
+
+
+# --- the released network in the commands --------------------------------------------------------
+
+WORDS = ["add", "the", "onion", "stir", "pan", "oil", "salt", "cut", "tomato", "heat", "serve", "mix", "pour",
+         "water", "boil", "egg", "crack", "whisk", "bowl", "fry"]
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """A TempCLR checkpoint in fairseq's layout with a tokenizer folder beside it, S3D-like
+    features of three videos (one .npy each, 512-d unit rows), steps and YouCookII annotations."""
+    import json
+
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("videoclip")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    vocab += [f"w{i}" for i in range(CFG.vocab - len(vocab))]
+    (root / "tokenizer").mkdir()
+    (root / "tokenizer" / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    ckpt = _fairseq_file(root / "checkpoint_layernorm_DTW.pt", _model())
+    rng = np.random.default_rng(0)
+    (root / "feats").mkdir()
+    db = {}
+    for k, length in enumerate((40, 25, 70)):
+        x = rng.standard_normal((length, 512)).astype(np.float32)
+        np.save(root / "feats" / f"v{k}.npy", (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16))
+        db[f"v{k}"] = {"subset": "validation", "duration": float(length), "annotations": [
+            {"segment": [2, 9], "sentence": "crack the egg"}, {"segment": [12, 20], "sentence": "whisk in a bowl"},
+            {"segment": [21, 24 + k], "sentence": f"fry the {WORDS[k]}"}]}
+    (root / "ann.json").write_text(json.dumps({"database": db}))
+    (root / "steps.txt").write_text("crack the egg\nwhisk in a bowl\nfry it\n")
+    return root, ckpt
+
+
+def test_align_retrieve_and_localize_run_the_released_network(released):
+    import json
+
+    from test_cli import tempclr
+
+    root, ckpt = released
+    aligned = tempclr("align", str(root / "feats" / "v2.npy"), str(root / "steps.txt"), "--checkpoint", str(ckpt),
+                      "-f", "json")
+    assert aligned.returncode == 0, aligned.stderr
+    steps = json.loads(aligned.stdout)["steps"]
+    assert [s["text"] for s in steps] == ["crack the egg", "whisk in a bowl", "fry it"]
+    assert steps[0]["start"] <= steps[1]["start"] <= steps[2]["start"]
+    found = tempclr("retrieve", str(root / "feats"), "--annotations", str(root / "ann.json"), "--checkpoint", str(ckpt),
+                    "--measure", "capavg", "--measure", "dtw", "--json")
+    assert found.returncode == 0, found.stderr
+    out = json.loads(found.stdout)
+    assert out["videos"] == 3 and set(out["results"]) == {"capavg", "dtw"}
+
+
+def test_segments_pool_through_the_video_encoder_and_seconds_average_their_windows(released):
+    from tempclr_cli.core.models.videoclip import load_videoclip_heads
+
+    root, ckpt = released
+    heads = load_videoclip_heads(ckpt)
+    assert heads.tokenizer("Crack the EGG", add_special_tokens=False)["input_ids"] == [5 + WORDS.index(w) for w in
+                                                                                     ("crack", "the", "egg")]
+    x = torch.nn.functional.normalize(torch.randn(70, 512, generator=torch.Generator().manual_seed(3)), dim=-1)
+    per_second = heads.video(x[None])[0]
+    m = heads.model
+    with torch.no_grad():  # windows [0, 32), [16, 48), [32, 64), [48, 70): the last reaches the end
+        w = [m.video_tokens(x[None, s:e])[0] for s, e in ((0, 32), (16, 48), (32, 64), (48, 70))]
+    torch.testing.assert_close(per_second[:16], w[0][:16])
+    torch.testing.assert_close(per_second[20], (w[0][20] + w[1][4]) / 2)
+    torch.testing.assert_close(per_second[69], w[3][21])
+    torch.testing.assert_close(heads.segment(x[2:9]), m.video(x[None, 2:9])[0])
+
+
+def test_convert_writes_safetensors_that_give_the_same_steps(released, tmp_path):
+    import json
+    import shutil
+
+    from test_cli import tempclr
+
+    root, ckpt = released
+    out = tmp_path / "videoclip.safetensors"
+    done = tempclr("convert", str(ckpt), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["out"] == str(out) and out.stat().st_size < ckpt.stat().st_size
+    shutil.copytree(root / "tokenizer", tmp_path / "tokenizer")
+    args = [str(root / "feats" / "v0.npy"), str(root / "steps.txt"), "-f", "json"]
+    a = tempclr("align", *args, "--checkpoint", str(ckpt))
+    b = tempclr("align", *args, "--checkpoint", str(out))
+    assert a.returncode == b.returncode == 0, b.stderr
+    assert json.loads(a.stdout)["steps"] == json.loads(b.stdout)["steps"]
+    bad = tempclr("convert", str(ckpt), "-o", str(tmp_path / "x.pt"))
+    assert bad.returncode == 2 and ".safetensors" in bad.stderr
+
+
+def test_without_a_tokenizer_the_error_says_what_to_download(released, tmp_path, monkeypatch):
+    import shutil
+
+    from test_cli import tempclr
+
+    root, ckpt = released
+    alone = shutil.copy(ckpt, tmp_path / "checkpoint_best.pt")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("TEMPCLR_BERT_TOKENIZER", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    result = tempclr("align", str(root / "feats" / "v0.npy"), str(root / "steps.txt"), "--checkpoint", str(alone))
+    assert result.returncode == 2 and "bert-base-uncased" in result.stderr and "tokenizer/" in result.stderr

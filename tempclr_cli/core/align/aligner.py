@@ -98,6 +98,10 @@ class Aligner:
         if isinstance(steps, (str, Path)):
             steps = read_steps(str(steps))
         v = self.features(video)
+        if getattr(self.heads, "embeds_text", False):  # VideoCLIP / TempCLR's own text tower
+            clips, step_emb = self._heads(v.clips, self.heads.encode_text(steps).cpu())
+            return align_embeddings(step_emb, clips, steps, v.starts, v.ends, background, drop_cost, str(video),
+                                    v.duration, v.source)
         step_emb = v.encoder.encode_text(steps).cpu()
         if step_emb.shape[1] != v.clips.shape[1]:
             raise TempclrError(
@@ -162,6 +166,8 @@ class Aligner:
             raise TempclrError(f"{video}: is a folder; expected a video file or a .npy feature file")
         if video.suffix.lower() == ".npy":
             feats, starts, ends, recorded, duration, source = self._load_npy(video)
+            if getattr(self.heads, "embeds_text", False):  # VideoCLIP embeds the steps itself: no encoder needed
+                return VideoFeatures(feats, starts, ends, duration, source, recorded or self.trained_over, None)
             spec, encoder = self.encoder(recorded)
             return VideoFeatures(feats, starts, ends, duration, source, spec, encoder)
         from tempclr_cli.core.encode.extract import ExtractConfig, encode_video

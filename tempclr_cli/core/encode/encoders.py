@@ -79,5 +79,7 @@ def heads_and_sentence_encoder(checkpoint, store, device="auto"):
     heads, spec = None, None
     if checkpoint:
         heads, meta = load_heads(checkpoint)
+        if getattr(heads, "embeds_text", False):  # VideoCLIP / TempCLR's released network: its own BERT
+            return heads, heads.encode_text
         spec = EncoderSpec.from_meta(meta)
     return heads, sentence_encoder(spec or store.encoder(), resolve_device(device))

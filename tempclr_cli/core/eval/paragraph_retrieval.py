@@ -72,8 +72,9 @@ class Padded:
         return Padded(self.x[rows], self.lengths[rows])
 
 
-def pool(clips: torch.Tensor, starts: list[float], spans: list[tuple[float, float]]) -> torch.Tensor:
-    """Mean clip feature of each time span (clips starting inside it; nearest clip if none)."""
+def pool(clips: torch.Tensor, starts: list[float], spans: list[tuple[float, float]], reduce=None) -> torch.Tensor:
+    """Mean clip feature of each time span (clips starting inside it; nearest clip if none);
+    `reduce` (t, D) -> (D,) instead of the mean (VideoCLIP pools a segment with its encoder)."""
     t = torch.tensor(starts)
     out = []
     for start, end in spans:
@@ -81,12 +82,14 @@ def pool(clips: torch.Tensor, starts: list[float], spans: list[tuple[float, floa
         if not bool(inside.any()):
             inside = torch.zeros_like(inside)
             inside[int(torch.argmin((t - start).abs()))] = True
-        out.append(clips[inside].mean(0))
+        out.append(clips[inside].mean(0) if reduce is None else reduce(clips[inside]))
     return torch.stack(out)
 
 
-def video_units(video: Video, clips: torch.Tensor, starts: list[float], ends: list[float], background: str) -> torch.Tensor:
-    """(U, D) units of one video: its segments ('removed') or 16 s windows ('kept')."""
+def video_units(video: Video, clips: torch.Tensor, starts: list[float], ends: list[float], background: str,
+                reduce=None) -> torch.Tensor:
+    """(U, D) units of one video: its segments ('removed') or 16 s windows ('kept'), each
+    pooled by `reduce` (default: the mean)."""
     if background == "removed":
         spans = [(s.start, min(s.end, s.start + SEGMENT_SECONDS)) for s in video.steps]
     elif background == "kept":
@@ -95,7 +98,7 @@ def video_units(video: Video, clips: torch.Tensor, starts: list[float], ends: li
         spans = [(k * WINDOW_SECONDS, (k + 1) * WINDOW_SECONDS) for k in range(n)]
     else:
         raise TempclrError(f"background {background!r}: use removed or kept")
-    return pool(clips, starts, spans)
+    return pool(clips, starts, spans, reduce)
 
 
 def _similarity(text: Padded, units: Padded, videos: slice) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,6 +222,8 @@ def prepare(videos: list[Video], store, encode_text, heads=None, background: str
     def units_of(v: Video) -> torch.Tensor:
         clips, starts, ends = store.load(v.id)
         advance(1)
+        if hasattr(heads, "segment"):  # VideoCLIP: each segment's features through the video encoder, as released
+            return video_units(v, torch.from_numpy(clips).float(), starts, ends, background, heads.segment)
         return video_units(v, apply_video_head(heads, torch.from_numpy(clips)), starts, ends, background)
 
     return text, Padded.of(map(units_of, kept), unit, len(kept)), [v.id for v in kept]

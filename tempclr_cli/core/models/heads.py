@@ -94,21 +94,32 @@ def apply_heads(heads: TempCLRHeads | None, clips: torch.Tensor, sentences: torc
 @torch.no_grad()
 def apply_video_head(heads: TempCLRHeads | None, clips: torch.Tensor) -> torch.Tensor:
     """clips (T, D) of one video, unit-normalised, through the video head: (T, D)."""
-    clips = torch.nn.functional.normalize(clips.float(), dim=-1)
+    clips = clips.float() if getattr(heads, "raw", False) else torch.nn.functional.normalize(clips.float(), dim=-1)
     return clips if heads is None else heads.video(clips[None], None)[0]
 
 
 @torch.no_grad()
 def apply_text_head(heads: TempCLRHeads | None, sentences: torch.Tensor) -> torch.Tensor:
     """sentences (K, D), unit-normalised, through the text head (each on its own): (K, D)."""
+    if getattr(heads, "raw", False):  # VideoCLIP: embedded by the heads themselves, raw dot products
+        return heads.text(sentences.float())
     sentences = torch.nn.functional.normalize(sentences.float(), dim=-1)
     return sentences if heads is None else heads.text(sentences)
 
 
+VIDEOCLIP_META = {"encoder_model": "s3d-howto100m", "encoder_pretrained": "", "encoder_seed": 0}  # over S3D features
+
+
 def load_heads(path, device="cpu", kinds: tuple[str, ...] = ("tempclr",)) -> tuple[TempCLRHeads, dict]:
     """Rebuild heads from a `tempclr train` checkpoint (weights_only); returns (heads, meta).
-    Few-shot checkpoints (video head only) serve where only videos are compared."""
+    Few-shot checkpoints (video head only) serve where only videos are compared. A released
+    VideoCLIP / TempCLR checkpoint (or its `tempclr convert` safetensors) loads as
+    `videoclip.VideoCLIPHeads` over S3D features."""
     from tempclr_cli.core.checkpoint import load_checkpoint
+    from tempclr_cli.core.models.videoclip import is_released, load_videoclip_heads
+
+    if is_released(path):
+        return load_videoclip_heads(path).to(device), dict(VIDEOCLIP_META)
 
     state = load_checkpoint(path, device, kinds=kinds)
     heads = TempCLRHeads(HeadsConfig(**state["model_args"])).to(device)

@@ -256,3 +256,125 @@ LAYERNORM_ONLY = "LayerNorm"  # TempCLR's layernorm_* runs train parameters whos
 def layernorm_parameters(model: nn.Module) -> list[str]:
     """The parameters TempCLR's `layernorm_only` fine-tuning trains (`alignretritask.py:21-26`)."""
     return [n for n, _ in model.named_parameters() if n.split(".")[-2] == LAYERNORM_ONLY]
+
+
+# --- as TempCLR heads: what align, retrieve and localize apply over S3D features ---------------
+
+WINDOW, STRIDE = 32, 16  # localisation windows (`configs/test_crosstask_zs.yaml`: sliding_window_size, sliding_window)
+
+
+class VideoCLIPHeads(nn.Module):
+    """VideoCLIP (or a TempCLR checkpoint) where tempclr applies trained heads: `video` gives
+    per-second embeddings, each the mean over the 32-s windows (every 16 s) that cover the
+    second, as the released localisation does (`predictor.py:277-301`; a dot product is linear,
+    so averaging embeddings averages the logits); `segment` pools one segment (at most 32 s)
+    through the video encoder, as the released retrieval does; `encode_text` is the BERT text
+    tower. Outputs are raw (no normalisation): the release scores raw dot products."""
+
+    raw = True  # apply_*_head pass inputs through unnormalised
+    embeds_text = True  # sentences are embedded here, not by the features' encoder
+
+    def __init__(self, model: VideoCLIP, tokenizer):
+        super().__init__()
+        self.model, self.tokenizer = model, tokenizer
+
+    @torch.no_grad()
+    def video(self, feats: torch.Tensor, padding=None) -> torch.Tensor:
+        """(1, T, 512) S3D features of one video -> (1, T, H) per-second embeddings."""
+        x, T = feats[0], feats.shape[1]
+        out, count = x.new_zeros(T, self.model.cfg.hidden), x.new_zeros(T, 1)
+        for s in range(0, T, STRIDE):
+            e = min(s + WINDOW, T)
+            out[s:e] += self.model.video_tokens(x[None, s:e])[0]
+            count[s:e] += 1
+            if e == T:  # a window that reaches the end stops the loop, as released
+                break
+        return (out / count)[None]
+
+    @torch.no_grad()
+    def segment(self, feats: torch.Tensor) -> torch.Tensor:
+        """(t, 512) features of one segment, t <= 32 -> its pooled embedding (H,)."""
+        return self.model.video(feats[None, : self.model.cfg.max_video_len])[0]
+
+    def text(self, sentences: torch.Tensor) -> torch.Tensor:
+        return sentences  # already embedded by `encode_text`
+
+    @torch.no_grad()
+    def encode_text(self, sentences: list[str]) -> torch.Tensor:
+        """Sentences -> pooled BERT embeddings (K, H), word pieces as the released processors cut them."""
+        pieces = [self.tokenizer(s, add_special_tokens=False)["input_ids"] for s in sentences]
+        ids, mask = text_batch(pieces, self.tokenizer.cls_token_id, self.tokenizer.sep_token_id,
+                               self.tokenizer.pad_token_id)
+        return self.model.text(ids, mask)
+
+
+TOKENIZER_HELP = ("bert-base-uncased's tokenizer (vocab.txt) is needed: put the folder beside the checkpoint as "
+                  "'tokenizer/', set TEMPCLR_BERT_TOKENIZER=DIR, or fill the Hugging Face cache on a connected machine "
+                  "(python -c \"from transformers import AutoTokenizer; AutoTokenizer.from_pretrained('bert-base-uncased')\")")
+
+
+def load_tokenizer(checkpoint):
+    """bert-base-uncased's tokenizer: TEMPCLR_BERT_TOKENIZER, a `tokenizer/` folder beside the
+    checkpoint, else the Hugging Face cache (never downloaded here: a clear error instead)."""
+    import os
+    from pathlib import Path
+
+    from transformers import BertTokenizerFast
+
+    from tempclr_cli.core.errors import TempclrError
+
+    for folder in (os.environ.get("TEMPCLR_BERT_TOKENIZER"), Path(checkpoint).parent / "tokenizer"):
+        if folder and (Path(folder) / "vocab.txt").is_file():
+            return BertTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    try:
+        tokenizer = BertTokenizerFast.from_pretrained("bert-base-uncased", local_files_only=True)
+    except OSError:
+        raise TempclrError(TOKENIZER_HELP) from None
+    if len(tokenizer) < 1000:  # transformers 5 builds an empty-vocabulary tokenizer when nothing is cached
+        raise TempclrError(TOKENIZER_HELP)
+    return tokenizer
+
+
+def load_videoclip_heads(path) -> VideoCLIPHeads:
+    """A released VideoCLIP / TempCLR checkpoint (or its conversion) as heads over S3D features."""
+    from tempclr_cli.core.errors import TempclrError
+
+    tokenizer = load_tokenizer(path)
+    model = load_videoclip(path, (tokenizer.cls_token_id, tokenizer.sep_token_id))
+    if len(tokenizer) != model.cfg.vocab:
+        raise TempclrError(f"{path}: its word table has {model.cfg.vocab} rows but the tokenizer has {len(tokenizer)} "
+                           f"words; {TOKENIZER_HELP}")
+    return VideoCLIPHeads(model, tokenizer).eval()
+
+
+def is_released(path) -> bool:
+    """Whether `path` is a VideoCLIP / TempCLR release (or a conversion), not a tempclr run's checkpoint."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return True
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # noqa: BLE001 - not a zip checkpoint: let the ordinary loader say why
+        return False
+    return any(n.startswith(("argparse", "omegaconf")) for n in names)
+
+
+def convert(path, out) -> dict:
+    """A released VideoCLIP / TempCLR checkpoint -> safetensors (weights only, dtype kept), after
+    checking it loads strictly; written atomically. Returns {"out", "tensors", "parameters", "bytes"}."""
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from tempclr_cli.core import io
+
+    load_videoclip(path)  # refuses a file that would not load
+    state = {k: v.contiguous() for k, v in read_released(path).items() if not k.endswith("position_ids")}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with io.atomic_path(out) as tmp:
+        save_file(state, str(tmp), metadata={"format": "tempclr.videoclip", "source": Path(path).name})
+    return {"out": str(out), "tensors": len(state), "parameters": sum(v.numel() for v in state.values()),
+            "bytes": out.stat().st_size}
