@@ -2,6 +2,7 @@
 
     python benchmarks/extract.py            # needs the ffmpeg command-line tool (Debian: apt install ffmpeg)
     python benchmarks/extract.py --procs 1,2  # throughput against processes (torchrun) and decoding workers
+    python benchmarks/extract.py --s3d        # VideoCLIP's 30-fps protocol (S3D) against the 1-fps path
 
 Test videos (720p, 30 fps, 2 and 10 minutes) are made once with ffmpeg's testsrc2 into
 benchmarks/.cache/. Prints one table.
@@ -134,12 +135,54 @@ def scaling(procs: list[int], videos: int = 6) -> None:
         print(f"| {n} x {workers} | {wall:.1f} | {videos / wall:.2f} | {summary['clips'] / wall:.0f} | {base / wall:.2f} |")
 
 
+def s3d_table() -> None:
+    """S3D's frames (ffmpeg's fps=30, scale, crop; in-process filter graph) against the same
+    filters through an ffmpeg pipe, the 1-fps path for scale, and the S3D encoder on the CPU."""
+    import torch
+
+    from tempclr_cli.core.encode.s3d import S3DEncoder
+    from tempclr_cli.core.media.video import filter_frames, videoclip_geometry
+    from tempclr_cli.core.models.s3d import S3D
+
+    short = make_video(2)
+    w, h, x, y = videoclip_geometry(1280, 720)
+
+    def pipe(path: Path) -> int:
+        cmd = ["ffmpeg", "-v", "error", "-i", str(path), "-vf", f"fps=30,scale={w}:{h},crop=224:224:{x}:{y}",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+        frames = 0
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
+            while len(buf := proc.stdout.read(224 * 224 * 3)) == 224 * 224 * 3:
+                np.frombuffer(buf, np.uint8)
+                frames += 1
+        return frames
+
+    graph = lambda path: sum(1 for _ in filter_frames(path))  # noqa: E731
+    assert graph(short) == pipe(short) == 3600
+    t_graph, t_pipe, t_one = best_of(graph, short), best_of(pipe, short), best_of(ours, short)
+    torch.manual_seed(0)
+    encoder = S3DEncoder(S3D(np.array(["a"]), vocab=2).eval(), torch.device("cpu"), "s3d-howto100m", "random")
+    frames = torch.randint(0, 255, (60, 224, 224, 3), dtype=torch.uint8)
+    encoder.encode_images(frames)
+    start = time.perf_counter()
+    encoder.encode_images(frames)
+    enc = 2 / (time.perf_counter() - start)
+    print("| measure, 2-min 720p30 H.264 | tempclr | peer | tempclr / peer |\n|---|---:|---:|---:|")
+    print(f"| decode 30 fps + scale + crop 224 (s) | {t_graph:.2f} | ffmpeg pipe {t_pipe:.2f} | {t_graph / t_pipe:.2f} |")
+    print(f"| decode clips/s (1-s clips) | {120 / t_graph:.1f} | 1-fps path {120 / t_one:.1f} | {t_one / t_graph:.2f} |")
+    print(f"| S3D encoder clips/s (CPU, {torch.get_num_threads()} threads, random weights) | {enc:.2f} | | |")
+
+
 def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--procs", help="comma-separated process counts: only the scaling table")
+    parser.add_argument("--s3d", action="store_true", help="only the S3D (VideoCLIP protocol) table")
     args = parser.parse_args()
+    if args.s3d:
+        s3d_table()
+        return
     if args.procs:
         scaling([int(x) for x in args.procs.split(",")])
         return

@@ -118,3 +118,38 @@ def test_device_auto_picks_the_gpu():
     out = subprocess.run([sys.executable, "-c", "from tempclr_cli.core.runtime import resolve_device as r; print(r('auto'))"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip().startswith("cuda")
+
+
+def test_fewshot_on_cuda_gives_the_cpu_accuracies(tmp_path):
+    """`fewshot --device cuda` computes every distance on the GPU: the same episodes, the same answers."""
+    import json
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for c in range(4):
+        base = rng.standard_normal((6, 16))
+        for v in range(5):
+            np.save(tmp_path / f"c{c}_{v}.npy", (base + 0.5 * rng.standard_normal((6, 16))).astype(np.float16))
+            rows.append(f"c{c}_{v},class{c}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    args = ["fewshot", str(tmp_path), "--labels", str(tmp_path / "labels.csv"), "--ways", "3", "--episodes", "300",
+            "--json"]
+    cpu, gpu = tempclr(*args, "--device", "cpu"), tempclr(*args, "--device", "cuda")
+    assert cpu.returncode == gpu.returncode == 0, gpu.stderr
+    a, b = json.loads(cpu.stdout)["results"], json.loads(gpu.stdout)["results"]
+    assert [r["distance"] for r in a] == [r["distance"] for r in b]
+    for x, y in zip(a, b):
+        assert abs(x["accuracy"] - y["accuracy"]) <= 1.0, (x, y)  # float32 ties may fall the other way
+
+
+def test_s3d_on_cuda_under_autocast_gives_the_cpu_embeddings():
+    from tempclr_cli.core.encode.s3d import S3DEncoder
+    from tempclr_cli.core.models.s3d import S3D
+
+    torch.manual_seed(0)
+    model = S3D(np.array(["a"]), vocab=2).eval()
+    frames = torch.randint(0, 255, (45, 64, 64, 3), dtype=torch.uint8)  # 1.5 s: the second one black-padded
+    cpu = S3DEncoder(model, torch.device("cpu"), "s3d-howto100m", "random").encode_images(frames)
+    gpu = S3DEncoder(model.to(CUDA), CUDA, "s3d-howto100m", "random").encode_images(frames).cpu()
+    cos = torch.nn.functional.cosine_similarity(cpu, gpu, dim=-1)
+    assert gpu.shape == (45, 512) and cos.min() > 0.999, cos.min()
