@@ -158,3 +158,14 @@ def test_auto_drop_cost_splits_close_and_far_clips():
     # clip-wise best costs 0.1, 0.2 (near a step) and 0.9, 1.0 (near none): threshold halfway
     cost = torch.tensor([[0.1, 0.5, 0.9, 1.2], [0.3, 0.2, 1.1, 1.0]])
     assert auto_drop_cost(cost) == pytest.approx(0.55)
+
+
+def test_swapped_video_and_steps_are_named_as_swapped(tmp_path):
+    """#29: `align steps.txt video.mp4` says the arguments look swapped, before any model loads."""
+    from test_cli import tempclr
+
+    (tmp_path / "steps.txt").write_text("a\nb\n")
+    (tmp_path / "world.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    for args in (["world.mp4", "steps.txt"][::-1], [str(tmp_path / "x.npy"), str(tmp_path / "steps.npy")]):
+        result = tempclr("align", *args, cwd=tmp_path)
+        assert result.returncode == 2 and "look swapped" in result.stderr and "VIDEO STEPS" in result.stderr

@@ -95,3 +95,15 @@ def test_error_text_in_brackets_is_printed_as_is(tmp_path):
     result = tempclr("train", str(recipe))
     assert result.returncode == 2
     assert "train.epochs: 0 is out of range [1, inf]" in result.stderr  # not eaten as rich markup
+
+
+def test_shipped_recipes_by_name_from_any_folder(tmp_path):
+    """The mission's own command, `tempclr train recipes/tclr_ucf.yaml`, outside the checkout (#29)."""
+    listed = tempclr("train", "--list", cwd=tmp_path)
+    assert listed.returncode == 0 and "tclr_ucf" in listed.stdout.split()
+    for name in ("recipes/tclr_ucf.yaml", "tclr_ucf.yaml", "tclr_ucf"):
+        shown = tempclr("train", name, "--print-recipe", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert "root: /data/UCF101" in shown.stdout and "tclr_ucf.yaml" in shown.stderr  # the log says which file
+    missing = tempclr("train", "nope", cwd=tmp_path)
+    assert missing.returncode == 2 and "tempclr train --list" in missing.stderr

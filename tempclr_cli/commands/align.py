@@ -96,6 +96,7 @@ def align(
     """
     from tempclr_cli.core.align.aligner import Aligner
 
+    _refuse_swapped(video, steps)  # before any model loads
     aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet))
     align_one = _aligning(aligner, reference, background, drop_cost, match.value)
     if video is not None and video.is_dir() and not (pairs or reference) and (steps == "-" or
@@ -150,6 +151,18 @@ def _aligning(aligner, reference, background: bool, drop_cost, match: str):
         timed = read_timed_steps(str(ref_steps), ref_video.stem)
         return lambda pair, stdin=None: aligner.transfer(pair.video, ref_video, timed, drop_cost, match)
     return lambda pair, stdin=None: aligner.align(pair.video, read_steps(str(pair.steps), stdin), background, drop_cost)
+
+
+def _refuse_swapped(video: Optional[Path], steps: Optional[str]) -> None:
+    """VIDEO and STEPS given the other way round: say so, instead of failing on the bytes."""
+    from tempclr_cli.core.media.video import VIDEO_EXTENSIONS
+
+    media = VIDEO_EXTENSIONS | {".npy"}
+    steps_is_media = steps not in (None, "-") and Path(steps).suffix.lower() in media
+    video_is_text = video is not None and video.suffix.lower() in (".txt", ".srt", ".vtt", ".json")
+    if steps_is_media or video_is_text:
+        raise TempclrError(f"the arguments look swapped: {steps} is a video or feature file and {video} a steps "
+                           "file; the order is tempclr align VIDEO STEPS")
 
 
 def _batch(align_one, video, steps, pairs, output_dir, format_, with_reference: bool, quiet) -> None:

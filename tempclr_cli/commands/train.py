@@ -13,7 +13,9 @@ from tempclr_cli.commands._common import Device, Quiet, Verbose, command, is_mai
 
 @command
 def train(
-    recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/tclr_ucf.yaml.")],
+    recipe: Annotated[Optional[Path], typer.Argument(
+        help="Recipe YAML, e.g. recipes/tclr_ucf.yaml; a shipped one also by name (tclr_ucf) from any folder.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the shipped recipes and exit.")] = False,
     set_: Annotated[
         Optional[list[str]],
         typer.Option("--set", help="Override a recipe value: --set optim.lr=3e-4 (repeatable)."),
@@ -31,9 +33,9 @@ def train(
 ) -> None:
     """Train from a YAML recipe: TempCLR heads, TCLR, classification.
 
-    Train from a recipe: TempCLR heads over features (loss.kind: tempclr) or TCLR pre-training (tclr).
-
-    Recipes inherit with `base: other.yaml`; unknown keys, wrong types and
+    The recipe's loss.kind picks the task: TempCLR heads over features (tempclr), TCLR
+    pre-training (tclr), classification (classify) or few-shot heads (fewshot). A path
+    that does not exist falls back to the shipped recipe of that name. Recipes inherit with `base: other.yaml`; unknown keys, wrong types and
     out-of-range values stop the run before any data is read. The run folder gets
     recipe.yaml, metrics.jsonl and checkpoints last.pt, best.pt, epoch_NNNN.pt;
     `--resume auto` continues from last.pt. Under torchrun it trains with DDP.
@@ -44,13 +46,22 @@ def train(
     \b
       tempclr train recipes/tclr_ucf.yaml --set optim.lr=3e-4 --print-recipe
     """
-    from tempclr_cli.core.train.recipe import load_recipe, recipe_to_yaml
+    from tempclr_cli.core.errors import TempclrError
+    from tempclr_cli.core.train.recipe import find_recipe, load_recipe, recipe_to_yaml, shipped_recipes
 
-    resolved = load_recipe(recipe, (set_ or []) + ([f"train.seed={seed}"] if seed is not None else []))
+    if list_:
+        print("\n".join(shipped_recipes()))
+        return
+    if recipe is None:
+        raise TempclrError("give a RECIPE (a YAML file, or a shipped recipe's name: tempclr train --list)")
+    found = find_recipe(recipe)
+    if found != recipe:
+        log(f"recipe: {found}", quiet)
+    resolved = load_recipe(found, (set_ or []) + ([f"train.seed={seed}"] if seed is not None else []))
     if print_recipe:
         print(recipe_to_yaml(resolved), end="")
         return
-    run_dir = run_dir or Path("runs") / recipe.stem
+    run_dir = run_dir or Path("runs") / found.stem
     row = train_with_progress(resolved, run_dir, device, resume, quiet).metrics
     if plot and "confusion" in row:
         from tempclr_cli.core.plot import confusion_plot

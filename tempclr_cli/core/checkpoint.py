@@ -73,3 +73,17 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def load_strictly(model: torch.nn.Module, state: dict, source, what: str) -> torch.nn.Module:
+    """`model.load_state_dict(state)`, strict, with a TempclrError that names the keys that do not
+    fit (the first five) or the tensor of the wrong shape: `what` is the layout expected."""
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a tensor of the wrong shape
+        raise TempclrError(f"{source}: does not match {what}'s layout ({str(e).splitlines()[-1].strip()})") from None
+    wrong = [f"missing {k}" for k in result.missing_keys] + [f"unexpected {k}" for k in result.unexpected_keys]
+    if wrong:
+        raise TempclrError(f"{source}: does not match {what}'s layout ({'; '.join(wrong[:5])}"
+                           f"{' ...' if len(wrong) > 5 else ''})")
+    return model

@@ -76,6 +76,7 @@ def load_s3d_model(pretrained: str):
     """The S3D module with the released weights, loaded strictly (sizes read from the file)."""
     import torch
 
+    from tempclr_cli.core.checkpoint import load_strictly
     from tempclr_cli.core.models.s3d import S3D, read_dictionary
 
     weights, dictionary = weight_files(pretrained)
@@ -89,16 +90,7 @@ def load_s3d_model(pretrained: str):
     if not isinstance(state, dict) or "text_module.word_embd.weight" not in state or "fc.weight" not in state:
         raise TempclrError(f"{weights}: not an S3D MIL-NCE state dict (no text_module.word_embd.weight / fc.weight)")
     vocab, dim = state["text_module.word_embd.weight"].shape[0], state["fc.weight"].shape[0]
-    model = S3D(words, dim=dim, vocab=vocab)
-    try:
-        result = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # a tensor of the wrong shape
-        raise TempclrError(f"{weights}: does not match S3D's layout ({str(e).splitlines()[-1].strip()})") from None
-    wrong = [f"missing {k}" for k in result.missing_keys] + [f"unexpected {k}" for k in result.unexpected_keys]
-    if wrong:
-        raise TempclrError(f"{weights}: does not match S3D's layout ({'; '.join(wrong[:5])}"
-                           f"{' ...' if len(wrong) > 5 else ''})")
-    return model.eval()
+    return load_strictly(S3D(words, dim=dim, vocab=vocab), state, weights, "S3D").eval()
 
 
 @register_encoder("s3d-howto100m", "video-text", "S3D-G MIL-NCE on HowTo100M: VideoCLIP/TempCLR's features, "

@@ -232,6 +232,7 @@ def load_videoclip(path, tokenizer_ids: tuple[int, int] = (101, 102)) -> VideoCL
     """VideoCLIP (or a TempCLR fine-tune) with its released weights, loaded strictly: the
     transformers-3 `position_ids` buffers may be absent or present, any other missing or
     unexpected key is an error that names it. Weights are float32 after loading (fp16 on disk)."""
+    from tempclr_cli.core.checkpoint import load_strictly
     from tempclr_cli.core.errors import TempclrError
 
     state = {k: v.float() for k, v in read_released(path).items() if not k.endswith("position_ids")}
@@ -239,15 +240,7 @@ def load_videoclip(path, tokenizer_ids: tuple[int, int] = (101, 102)) -> VideoCL
         model = VideoCLIP(VideoCLIPConfig.from_state(state), *tokenizer_ids)
     except KeyError as e:
         raise TempclrError(f"{path}: missing {e.args[0]}, so its sizes cannot be read") from None
-    try:
-        result = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        raise TempclrError(f"{path}: does not fit VideoCLIP ({str(e).splitlines()[-1].strip()})") from None
-    wrong = [f"missing {k}" for k in result.missing_keys] + [f"unexpected {k}" for k in result.unexpected_keys]
-    if wrong:
-        raise TempclrError(f"{path}: does not match VideoCLIP's layout ({'; '.join(wrong[:5])}"
-                           f"{' ...' if len(wrong) > 5 else ''})")
-    return model.eval()
+    return load_strictly(model, state, path, "VideoCLIP").eval()
 
 
 LAYERNORM_ONLY = "LayerNorm"  # TempCLR's layernorm_* runs train parameters whose name.split(".")[-2] is this

@@ -146,14 +146,37 @@ class Recipe:
 
 def shipped_recipe(name: str) -> Path:
     """A recipe shipped with the package (the repository's recipes/ folder), by file name."""
-    import tempclr_cli
 
-    package = Path(tempclr_cli.__file__).resolve().parent
-    # installed: recipes/ is package data; a source checkout keeps it beside the package
-    for folder in (package / "recipes", package.parent / "recipes"):
+    for folder in _shipped_folders():
         if (folder / name).is_file():
             return folder / name
     raise TempclrError(f"{name}: no such shipped recipe")
+
+
+def _shipped_folders() -> list[Path]:
+    import tempclr_cli
+
+    package = Path(tempclr_cli.__file__).resolve().parent
+    return [package / "recipes", package.parent / "recipes"]  # installed: package data; a checkout: beside it
+
+
+def shipped_recipes() -> list[str]:
+    """The names of the recipes shipped with the package (without .yaml), sorted."""
+    return sorted({p.stem for folder in _shipped_folders() if folder.is_dir() for p in folder.glob("*.yaml")})
+
+
+def find_recipe(arg: str | Path) -> Path:
+    """The recipe a user names: a file that exists, else the shipped recipe of that name
+    (`recipes/tclr_ucf.yaml` from any folder, `tclr_ucf.yaml`, or `tclr_ucf`)."""
+    path = Path(arg)
+    if path.is_file():
+        return path
+    name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+    for folder in _shipped_folders():
+        if (folder / name).is_file():
+            return folder / name
+    raise TempclrError(f"{arg}: recipe not found, here or among the shipped ones ({', '.join(shipped_recipes())}; "
+                       "`tempclr train --list`)")
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
