@@ -166,6 +166,7 @@ def test_swapped_video_and_steps_are_named_as_swapped(tmp_path):
 
     (tmp_path / "steps.txt").write_text("a\nb\n")
     (tmp_path / "world.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
-    for args in (["world.mp4", "steps.txt"][::-1], [str(tmp_path / "x.npy"), str(tmp_path / "steps.npy")]):
-        result = tempclr("align", *args, cwd=tmp_path)
-        assert result.returncode == 2 and "look swapped" in result.stderr and "VIDEO STEPS" in result.stderr
+    result = tempclr("align", "steps.txt", "world.mp4", cwd=tmp_path)
+    assert result.returncode == 2 and "look swapped" in result.stderr and "VIDEO STEPS" in result.stderr
+    both = tempclr("align", "world.mp4", "other.npy", cwd=tmp_path)
+    assert both.returncode == 2 and "STEPS is a text file with one step a line" in both.stderr

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -231,13 +232,19 @@ def test_frames_equal_ffmpeg_fps30_scale_crop(tmp_path, fps, size):
 
 @pytest.fixture(scope="module")
 def s3d_run(s3d_files, tmp_path_factory):
-    """One synthetic video extracted with S3D from the released layout."""
+    """Two synthetic videos extracted with S3D from the released layout, with steps and
+    YouCookII annotations that use the test dictionary's words."""
     from tempclr_cli.core.media.video import write_video
 
     root = tmp_path_factory.mktemp("s3d_run")
     frames = [np.full((120, 160, 3), (40 * k) % 256, np.uint8) for k in range(int(25 * 2.2))]
     write_video(root / "videos" / "clip.mp4", frames, 25)
+    write_video(root / "videos" / "other.mp4", frames[::-1], 25)
     (root / "steps.txt").write_text("add the onion\nstir the pan\n")
+    db = {stem: {"subset": "training", "duration": 2.2, "annotations": [
+        {"segment": [0, 0.9], "sentence": "add the onion"}, {"segment": [1, 2.2], "sentence": f"stir the pan {stem}"}]}
+        for stem in ("clip", "other")}
+    (root / "ann.json").write_text(json.dumps({"database": db}))
     result = tempclr("extract", str(root / "videos"), "-o", str(root / "feats"), "--model", "s3d-howto100m",
                      "--pretrained", str(s3d_files / "s3d_howto100m.pth"), "--workers", "0", "--json")
     return root, result
@@ -247,6 +254,7 @@ def s3d_run(s3d_files, tmp_path_factory):
 def test_extract_writes_videoclip_format_features(s3d_run, s3d_files):
     root, result = s3d_run
     assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["ok"] == 2
     feats = np.load(root / "feats" / "clip.npy")
     n_frames = len(list(__import__("tempclr_cli.core.media.video", fromlist=["x"]).filter_frames(root / "videos" / "clip.mp4")))
     assert feats.dtype == np.float16 and feats.shape == (math.ceil(n_frames / 30), 512)
@@ -287,3 +295,40 @@ def test_per_frame_and_missing_files_fail_before_any_work(s3d_files, tmp_path):
     assert missing.returncode == 2 and "s3d_dict.npy" in missing.stderr and "S3D_HowTo100M" in missing.stderr
     listed = json.loads(tempclr("models", "--kind", "video-text", "--json").stdout)
     assert [r["name"] for r in listed] == ["s3d-howto100m"] and listed[0]["frames_per_clip"] == 30
+
+
+@pytest.mark.slow
+def test_a_video_file_aligns_and_features_retrieve_with_s3ds_own_towers(s3d_run, s3d_files):
+    """align on the .mp4 itself (S3D decodes and embeds it; the .npy path reads the same clips
+    stored as float16, so near-ties of random weights may fall either way), and retrieve over
+    the extracted features (the text tower named by index.jsonl)."""
+    root, result = s3d_run
+    assert result.returncode == 0, result.stderr
+    args = [str(root / "steps.txt"), "-f", "json"]
+    from_video = tempclr("align", str(root / "videos" / "clip.mp4"), *args, "--model", "s3d-howto100m",
+                         "--pretrained", str(s3d_files))
+    from_npy = tempclr("align", str(root / "feats" / "clip.npy"), *args)
+    assert from_video.returncode == 0 and from_npy.returncode == 0, from_video.stderr + from_npy.stderr
+    a, b = json.loads(from_video.stdout), json.loads(from_npy.stdout)
+    assert [s["text"] for s in a["steps"]] == [s["text"] for s in b["steps"]] == ["add the onion", "stir the pan"]
+    assert a["duration"] == pytest.approx(b["duration"], abs=0.05)  # the same 3 one-second clips, float16 apart
+    found = tempclr("retrieve", str(root / "feats"), "--annotations", str(root / "ann.json"), "--split", "all", "--json")
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["videos"] == 2
+
+
+@pytest.mark.slow
+def test_tempclr_heads_train_over_s3d_features(s3d_run, tmp_path):
+    """`train` with TempCLR heads over S3D features: the captions go through S3D's text tower."""
+    root, result = s3d_run
+    assert result.returncode == 0, result.stderr
+    recipe = Path(__file__).parents[1] / "recipes" / "tempclr_synthetic.yaml"
+    trained = tempclr("train", str(recipe), "--set", f"data.root={root / 'feats'}", "--set",
+                      f"data.annotations={root / 'ann.json'}", "--set", "data.units=2",
+                      "--set", "model.dim=512", "--set", "train.epochs=1", "--set", "train.batch_size=2",
+                      "--run-dir", str(tmp_path / "run"), "--device", "cpu", "-q")
+    assert trained.returncode == 0, trained.stderr
+    from tempclr_cli.core.checkpoint import load_checkpoint
+
+    meta = load_checkpoint(tmp_path / "run" / "last.pt")["meta"]
+    assert meta["encoder_model"] == "s3d-howto100m"

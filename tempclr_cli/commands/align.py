@@ -154,15 +154,17 @@ def _aligning(aligner, reference, background: bool, drop_cost, match: str):
 
 
 def _refuse_swapped(video: Optional[Path], steps: Optional[str]) -> None:
-    """VIDEO and STEPS given the other way round: say so, instead of failing on the bytes."""
+    """A video or .npy given as STEPS: say the arguments look swapped (or, with a video as
+    VIDEO too, what STEPS must be), instead of failing on the file's bytes."""
     from tempclr_cli.core.media.video import VIDEO_EXTENSIONS
 
     media = VIDEO_EXTENSIONS | {".npy"}
-    steps_is_media = steps not in (None, "-") and Path(steps).suffix.lower() in media
-    video_is_text = video is not None and video.suffix.lower() in (".txt", ".srt", ".vtt", ".json")
-    if steps_is_media or video_is_text:
-        raise TempclrError(f"the arguments look swapped: {steps} is a video or feature file and {video} a steps "
-                           "file; the order is tempclr align VIDEO STEPS")
+    if steps in (None, "-") or Path(steps).suffix.lower() not in media:
+        return
+    if video is not None and video.suffix.lower() in media:
+        raise TempclrError(f"{steps}: STEPS is a text file with one step a line, not a video or feature file")
+    raise TempclrError(f"the arguments look swapped: {steps} is a video or feature file and {video} a steps "
+                       "file; the order is tempclr align VIDEO STEPS")
 
 
 def _batch(align_one, video, steps, pairs, output_dir, format_, with_reference: bool, quiet) -> None:
