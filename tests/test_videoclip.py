@@ -276,3 +276,36 @@ def test_without_a_tokenizer_the_error_says_what_to_download(released, tmp_path,
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
     result = tempclr("align", str(root / "feats" / "v0.npy"), str(root / "steps.txt"), "--checkpoint", str(alone))
     assert result.returncode == 2 and "bert-base-uncased" in result.stderr and "tokenizer/" in result.stderr
+
+
+@pytest.mark.slow
+def test_layernorm_tuning_trains_and_saves_only_the_layernorms(released, tmp_path):
+    """`loss.kind: videoclip` with the shipped layernorm recipe: only LayerNorm parameters move,
+    the run's checkpoint holds them and its base's path, and `align --checkpoint` uses it."""
+    import json
+
+    from test_cli import tempclr
+
+    from tempclr_cli.core.checkpoint import load_checkpoint
+
+    root, ckpt = released
+    ann = json.loads((root / "ann.json").read_text())
+    for entry in ann["database"].values():
+        entry["subset"] = "training"
+    (tmp_path / "train.json").write_text(json.dumps(ann))
+    run = tmp_path / "run"
+    done = tempclr("train", "tempclr_videoclip_layernorm", "--set", f"data.root={root / 'feats'}",
+                   "--set", f"data.annotations={tmp_path / 'train.json'}", "--set", f"model.checkpoint={ckpt}",
+                   "--set", "data.units=3", "--set", "train.epochs=2", "--set", "train.batch_size=3",
+                   "--set", "optim.lr=1e-2", "--run-dir", str(run), "--device", "cpu", "-q")
+    assert done.returncode == 0, done.stderr
+    state = load_checkpoint(run / "last.pt")
+    assert state["kind"] == "videoclip" and state["model_args"] == {"base": str(ckpt.resolve()), "train": "layernorm"}
+    base = load_videoclip(ckpt, (CLS, SEP)).state_dict()
+    saved = {k.removeprefix("net."): v for k, v in state["model"].items()}
+    assert set(saved) == set(layernorm_parameters(_model()))  # nothing else is written
+    assert any(not torch.equal(saved[k], base[k]) for k in saved)  # they learned
+    aligned = tempclr("align", str(root / "feats" / "v1.npy"), str(root / "steps.txt"), "--checkpoint",
+                      str(run / "last.pt"), "-f", "json")
+    assert aligned.returncode == 0, aligned.stderr
+    assert len(json.loads(aligned.stdout)["steps"]) == 3

@@ -120,9 +120,29 @@ def load_heads(path, device="cpu", kinds: tuple[str, ...] = ("tempclr",)) -> tup
 
     if is_released(path):
         return load_videoclip_heads(path).to(device), dict(VIDEOCLIP_META)
+    state = load_checkpoint(path, device, kinds=(*kinds, "videoclip") if "tempclr" in kinds else kinds)
+    if state["kind"] == "videoclip":  # a `loss.kind: videoclip` run: its base, then the weights it trained
+        return _tuned_videoclip(path, state).to(device), state.get("meta", {})
 
-    state = load_checkpoint(path, device, kinds=kinds)
     heads = TempCLRHeads(HeadsConfig(**state["model_args"])).to(device)
     heads.load_state_dict(state["model"])
     heads.eval()
     return heads, state.get("meta", {})
+
+
+def _tuned_videoclip(path, state: dict):
+    """VideoCLIP heads from a tuning run: the base checkpoint it names, then the trained weights."""
+    from tempclr_cli.core.errors import TempclrError
+    from tempclr_cli.core.models.videoclip import load_videoclip_heads
+
+    base = state["model_args"]["base"]
+    try:
+        heads = load_videoclip_heads(base)
+    except TempclrError as e:
+        raise TempclrError(f"{path}: its base VideoCLIP checkpoint cannot be loaded ({e})") from None
+    weights = {k.removeprefix("net."): v for k, v in state["model"].items()}
+    missing = set(weights) - set(heads.model.state_dict())
+    if missing:
+        raise TempclrError(f"{path}: weights {sorted(missing)[:3]} do not fit its base {base}")
+    heads.model.load_state_dict(weights, strict=state["model_args"]["train"] == "all")
+    return heads.eval()

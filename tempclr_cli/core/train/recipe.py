@@ -58,7 +58,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: Literal["r3d18", "r2plus1d18", "r3d18-small", "tempclr-heads"] = "r3d18"
+    name: Literal["r3d18", "r2plus1d18", "r3d18-small", "tempclr-heads", "videoclip"] = "r3d18"
     channels: Literal["bgr", "rgb"] = "bgr"  # TCLR: colour order the backbone sees (the release's, OpenCV's: BGR)
     batchnorm: Literal["per-view", "joint"] = "per-view"  # TCLR pre-training: one pass per view/clip (released) or one joint pass
     bn_stats: Literal["update", "frozen"] = "update"  # classify with freeze: BN in train mode (released) or kept as pre-trained
@@ -68,6 +68,7 @@ class ModelConfig:
     dropout: float = _range(0.0, 1.0, default=0.1)
     checkpoint: str | None = None  # initialise from this checkpoint (classify: a TCLR run)
     freeze: bool = False  # classify: train only the classifier (linear evaluation)
+    train: Literal["layernorm", "all"] = "layernorm"  # videoclip: TempCLR's LayerNorm-only fine-tuning, or every weight
 
 
 LOSS_MEASURES = measures.names("loss")
@@ -122,7 +123,7 @@ class EvalConfig:
 
 
 # the published temperature of each method, where a recipe sets none
-DEFAULT_TEMPERATURE = {"tclr": 0.1, "tempclr": 1.0, "classify": 1.0, "fewshot": 1.0}
+DEFAULT_TEMPERATURE = {"tclr": 0.1, "tempclr": 1.0, "classify": 1.0, "fewshot": 1.0, "videoclip": 1.0}
 
 
 @dataclass

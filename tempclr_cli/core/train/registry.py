@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tempclr_cli.core.errors import TempclrError
 
-TASK_MODULES = ("tempclr_heads", "tclr_pretraining", "classification", "fewshot_heads")
+TASK_MODULES = ("tempclr_heads", "tclr_pretraining", "classification", "fewshot_heads", "videoclip_tuning")
 _TASKS: dict[str, type] = {}
 
 

@@ -172,7 +172,6 @@ class TempCLRTask:
             raise TempclrError("data.annotations: required for TempCLR training (e.g. youcookii_annotations_trainval.json)")
         self.recipe, self.device = recipe, device
         store = FeatureStore(data.root)
-        self.encoder = store.encoder()
         videos = [v for v in read_annotations(data.annotations, data.format) if v.subset in ("training", "")]
         sentences = sorted({s.text for v in videos for s in v.steps})
         ids = {s: k for k, s in enumerate(sentences)}
@@ -182,12 +181,17 @@ class TempCLRTask:
                 f"no training sequences: no video in {data.annotations} has {data.units} annotated steps "
                 f"with features in {data.root} (lower data.units?)"
             )
-        self.text = encode_sentences(sentences, self.encoder, run_dir and run_dir / "sentences.pt", device)
+        self.text = self.sentence_table(sentences, store, run_dir)
         self.per_unit = 1 if data.unit == "pooled" else data.clip_frames  # units per step in the cost
         negative_orders(data.units, self.per_unit, 1, recipe.loss.shuffle, 1, torch.Generator())  # fail early
         self.dim = self.feats[0].shape[1]
         if recipe.model.dim != self.dim:
             raise TempclrError(f"model.dim: {recipe.model.dim} but the features have dim {self.dim}")
+
+    def sentence_table(self, sentences: list[str], store: FeatureStore, run_dir: Path | None) -> torch.Tensor:
+        """(N, D) embeddings of every sentence, from the text tower that made the features (cached)."""
+        self.encoder = store.encoder()
+        return encode_sentences(sentences, self.encoder, run_dir and run_dir / "sentences.pt", self.device)
 
     # -- what the trainer asks for ------------------------------------------------------
 
