@@ -98,3 +98,21 @@ def test_crosstask_test_set_as_released(tmp_path):
     assert got[("100", "a03")] == "validation"
     assert all(got[("200", f"b{k}")] == "train" for k in range(5))  # 5 <= 30: nothing held out
     assert got[("999", "z0")] == "train" and ("100", "a07") not in got and ("100", "a11") not in got
+
+
+def test_howto100m_captions_read_as_training_videos(tmp_path):
+    """MMPT's HowTo100M caption layout (per video: start, end and text lists), for `loss.kind: videoclip`."""
+    import json
+
+    import pytest
+
+    from tempclr_cli.core.data.annotations import read_annotations
+    from tempclr_cli.core.errors import TempclrError
+
+    path = tmp_path / "raw_caption_dedup.json"
+    path.write_text(json.dumps({"vid1": {"start": [5.0, 0.5], "end": [9.0, 4.0], "text": ["then stir", "add oil"]}}))
+    (video,) = read_annotations(path, "howto100m")
+    assert video.subset == "training" and [s.text for s in video.steps] == ["add oil", "then stir"]  # in time order
+    path.write_text(json.dumps({"vid1": {"start": [1.0], "end": [2.0, 3.0], "text": ["x"]}}))
+    with pytest.raises(TempclrError, match="vid1.*differ in length"):
+        read_annotations(path, "howto100m")

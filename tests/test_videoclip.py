@@ -207,6 +207,7 @@ def released(tmp_path_factory):
 
 
 def test_align_retrieve_and_localize_run_the_released_network(released):
+    """The three commands with --checkpoint a released file, on S3D-like features without an index."""
     import json
 
     from test_cli import tempclr
@@ -223,6 +224,10 @@ def test_align_retrieve_and_localize_run_the_released_network(released):
     assert found.returncode == 0, found.stderr
     out = json.loads(found.stdout)
     assert out["videos"] == 3 and set(out["results"]) == {"capavg", "dtw"}
+    located = tempclr("localize", str(root / "feats"), "--annotations", str(root / "ann.json"), "--format", "youcook2",
+                      "--split", "validation", "--checkpoint", str(ckpt), "--json")
+    assert located.returncode == 0, located.stderr
+    assert 0 <= json.loads(located.stdout)["recall"] <= 100
 
 
 def test_segments_pool_through_the_video_encoder_and_seconds_average_their_windows(released):
@@ -274,8 +279,10 @@ def test_without_a_tokenizer_the_error_says_what_to_download(released, tmp_path,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("TEMPCLR_BERT_TOKENIZER", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
-    result = tempclr("align", str(root / "feats" / "v0.npy"), str(root / "steps.txt"), "--checkpoint", str(alone))
+    args = [str(root / "feats" / "v0.npy"), str(root / "steps.txt"), "--checkpoint", str(alone)]
+    result = tempclr("align", *args)
     assert result.returncode == 2 and "bert-base-uncased" in result.stderr and "tokenizer/" in result.stderr
+    assert tempclr("align", *args, "--tokenizer", str(root / "tokenizer")).returncode == 0  # or name the folder
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -66,6 +67,21 @@ Checkpoint = Annotated[
     Optional[str],
     typer.Option(help="Trained TempCLR heads (a `tempclr train` run's last.pt / best.pt) applied over the "
                  "encoder's features.", rich_help_panel="Encoder"),
+]
+
+
+def _use_tokenizer(value):
+    """--tokenizer reaches the core as the variable it reads (TEMPCLR_BERT_TOKENIZER)."""
+    if value:
+        os.environ["TEMPCLR_BERT_TOKENIZER"] = str(value)
+    return value
+
+
+Tokenizer = Annotated[
+    Optional[Path],
+    typer.Option(help="bert-base-uncased's tokenizer folder (vocab.txt) for a VideoCLIP / TempCLR --checkpoint; "
+                 "default: tokenizer/ beside the checkpoint, then the Hugging Face cache.",
+                 envvar="TEMPCLR_BERT_TOKENIZER", callback=_use_tokenizer, rich_help_panel="Encoder"),
 ]
 
 

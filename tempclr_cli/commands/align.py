@@ -13,7 +13,7 @@ import typer
 from tempclr_cli.core.align.formats import FORMATS  # file formats; `-f all` writes each
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.commands._common import (
-    EXIT_SOME_FAILED, Checkpoint, Device, Model, Pretrained, Quiet, Seed, Verbose, choices, command, err, log, number,
+    EXIT_SOME_FAILED, Checkpoint, Tokenizer, Device, Model, Pretrained, Quiet, Seed, Verbose, choices, command, err, log, number,
     stdout_is_terminal,
 )
 
@@ -56,6 +56,7 @@ def align(
     model: Model = None,
     pretrained: Pretrained = None,
     checkpoint: Checkpoint = None,
+    tokenizer: Tokenizer = None,
     fps: Annotated[float, typer.Option(help="Frames sampled per second (video input).", callback=number(0, above=True))] = 1.0,
     clip_seconds: Annotated[
         float, typer.Option(help="Clip length in seconds (video input; .npy without index).", callback=number(0, above=True))

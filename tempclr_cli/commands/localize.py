@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tempclr_cli.commands._common import Checkpoint, Device, Json, Quiet, Verbose, command, log
+from tempclr_cli.commands._common import Checkpoint, Device, Tokenizer, Json, Quiet, Verbose, command, log
 
 
 class StepLayout(str, Enum):
@@ -39,6 +39,7 @@ def localize(
                              "(as released), or raw cosine similarity.")
     ] = Scores.log_softmax,
     checkpoint: Checkpoint = None,
+    tokenizer: Tokenizer = None,
     json_: Json = False,
     device: Device = "auto",
     verbose: Verbose = False,

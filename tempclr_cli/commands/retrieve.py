@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    Device, Json, Quiet, Verbose, bar_factory, choices, command, err, log, progress,
+    Device, Json, Quiet, Tokenizer, Verbose, bar_factory, choices, command, err, log, progress,
 )
 from tempclr_cli.core.align import measures
 from tempclr_cli.core.errors import TempclrError
@@ -63,6 +63,7 @@ def retrieve(
     plot: Annotated[Optional[Path], typer.Option(help="--task nn with several --clips: the R@k curve (PNG).")] = None,
     checkpoint: Annotated[Optional[str], typer.Option(
         help="Trained TempCLR heads over the features; with --task nn, the TCLR run (or released .pth) to retrieve with.", rich_help_panel="Encoder")] = None,
+    tokenizer: Tokenizer = None,
     json_: Json = False,
     device: Device = "auto",
     verbose: Verbose = False,

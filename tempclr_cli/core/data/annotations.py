@@ -194,16 +194,32 @@ def task_steps(videos: list[Video]) -> dict[str, list[str]]:
     return {task: sorted(steps, key=steps.get) for task, steps in found.items()}
 
 
+def read_howto100m(path: Path) -> list[Video]:
+    """MMPT's HowTo100M captions (`raw_caption*.json`): `{vid: {"start": [...], "end": [...],
+    "text": [...]}}`, every video a training video; captions in time order."""
+    data = _load_json(path)
+    if not isinstance(data, dict):
+        raise TempclrError(f"{path}: expected a JSON object of videos, each {{'start', 'end', 'text'}} lists")
+    videos = []
+    for vid, entry in data.items():
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), list) for k in ("start", "end", "text")):
+            raise TempclrError(f"{path}: video {vid}: expected 'start', 'end' and 'text' lists")
+        if not len(entry["start"]) == len(entry["end"]) == len(entry["text"]):
+            raise TempclrError(f"{path}: video {vid}: 'start', 'end' and 'text' differ in length")
+        rows = [{"segment": [a, b], "sentence": t} for a, b, t in zip(entry["start"], entry["end"], entry["text"])]
+        videos.append(read_entry(path, vid, {"annotations": rows, "subset": "training"}))
+    return videos
+
+
+FORMATS = {"youcook2": read_youcook2, "coin": read_coin, "crosstask": lambda p: read_crosstask(p)[0],
+           "howto100m": read_howto100m}  # step-annotation layouts (`data.format`, `--format`)
+
+
 def read_annotations(path: str | Path, fmt: str = "youcook2") -> list[Video]:
-    """Read annotations in format `youcook2`, `coin` or `crosstask` (a folder)."""
-    path = Path(path)
-    if fmt == "youcook2":
-        return read_youcook2(path)
-    if fmt == "coin":
-        return read_coin(path)
-    if fmt == "crosstask":
-        return read_crosstask(path)[0]
-    raise TempclrError(f"annotation format {fmt!r}: use youcook2, coin or crosstask")
+    """Read annotations in a format of `FORMATS` (crosstask: a folder)."""
+    if fmt not in FORMATS:
+        raise TempclrError(f"annotation format {fmt!r}: use {', '.join(FORMATS)}")
+    return FORMATS[fmt](Path(path))
 
 
 def read_tasks(path: str | Path, fmt: str = "coin") -> tuple[list[Video], dict[str, list[str]]]:

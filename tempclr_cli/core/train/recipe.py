@@ -39,7 +39,7 @@ class DataConfig:
     """Where the data lives and how it is read."""
 
     root: str  # dataset folder (videos, or features for TempCLR); required
-    format: Literal["ucf101", "hmdb51", "diving48", "folder", "youcook2", "coin", "crosstask"] = "ucf101"
+    format: Literal["ucf101", "hmdb51", "diving48", "folder", "youcook2", "coin", "crosstask", "howto100m"] = "ucf101"
     annotations: str | None = None  # annotation file/folder, relative to the recipe if not absolute
     split: int = _range(1, 3, default=1)
     clip_frames: int = _range(1, None, default=16)
