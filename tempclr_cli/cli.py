@@ -17,8 +17,34 @@ from tempclr_cli.commands import (
 )
 
 
+def plain_metavar(option) -> str | None:
+    """What an option's value looks like, in words a user reads (N, X, TEXT, PATH, 1|2|3), not
+    Python's type names (`int range`, `list[float]`); choices keep their a|b|c (None: as Typer shows it)."""
+    from typing import get_args
+
+    desc = option.type_descriptor
+    if desc.is_choice and desc.is_list:  # repeatable: --measure capavg|dtw|otam (several times)
+        return "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
+    if desc.is_choice or desc.is_tuple:
+        return None
+    kind = get_args(desc.annotation)[0] if desc.is_list else desc.annotation
+    if kind is int and option.min is not None and option.max is not None and option.max - option.min < 6:
+        return "|".join(str(v) for v in range(option.min, option.max + 1))
+    return "PATH" if desc.is_path else {int: "N", float: "X", str: "TEXT"}.get(kind)
+
+
 class Command(TyperCommand):
-    """Usage lines name arguments the conventional way: `tempclr align [OPTIONS] VIDEO STEPS`."""
+    """Usage lines name arguments the conventional way: `tempclr align [OPTIONS] VIDEO STEPS`;
+    options show plain metavars (`--ways N`, `--split-number 1|2|3`)."""
+
+    def get_params(self, ctx):
+        from typer.core import TyperOption
+
+        params = super().get_params(ctx)
+        for p in params:
+            if isinstance(p, TyperOption) and p.metavar is None and not p.is_flag:
+                p.metavar = plain_metavar(p)
+        return params
 
     def collect_usage_pieces(self, ctx) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []

@@ -18,12 +18,12 @@ def alignment_table(result, force_terminal: bool, truth=None) -> str:
     table = Table(title=f"{Path(result.video).name} ({result.duration:.2f} s)")
     columns = [("#", "right"), ("start", "right"), ("end", "right"), ("score", "right"), ("step", "left")]
     for name, justify in columns + ([("annotated", "right")] if truth else []):
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=justify, no_wrap=name != "step", overflow="fold")  # long steps wrap in their cell
     for k, s in enumerate(result.steps):
         extra = [f"{truth.steps[k].start:.0f}-{truth.steps[k].end:.0f}"] if truth else []
         table.add_row(str(s.index), f"{s.start:.1f}", f"{s.end:.1f}", f"{s.score:.3f}", s.text, *extra)
     buf = io.StringIO()
-    Console(file=buf, force_terminal=force_terminal, width=120).print(table)
+    Console(file=buf, force_terminal=force_terminal, width=Console().width).print(table)  # the terminal's (COLUMNS)
     return buf.getvalue()
 
 

@@ -170,3 +170,46 @@ def test_swapped_video_and_steps_are_named_as_swapped(tmp_path):
     assert result.returncode == 2 and "look swapped" in result.stderr and "VIDEO STEPS" in result.stderr
     both = tempclr("align", "world.mp4", "other.npy", cwd=tmp_path)
     assert both.returncode == 2 and "STEPS is a text file with one step a line" in both.stderr
+
+
+def test_the_table_fits_80_columns_and_wraps_long_steps(synthetic, features, tmp_path):
+    """#29: at COLUMNS=80 no line is wider, and a long step wraps inside its cell, every word kept."""
+    out, _ = synthetic
+    long = "whisk the eggs with a pinch of salt until the whole mixture turns pale and foamy, then set aside"
+    steps = (out / "steps" / "synth0000.txt").read_text().splitlines()
+    (tmp_path / "steps.txt").write_text("\n".join([long, *steps[1:]]) + "\n")
+    result = tempclr("align", str(features / "synth0000.npy"), str(tmp_path / "steps.txt"), "-f", "table",
+                     env_extra={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
+    assert set(long.replace(",", "").split()) <= set(result.stdout.replace(",", "").replace("│", " ").split())
+
+
+def test_order_separation_tells_meaningful_from_order_only_alignments():
+    """#29: identical step rows (the text separates nothing) score 0, a clear diagonal 1."""
+    import torch
+
+    from tempclr_cli.core.align.steps import order_separation
+
+    flat = torch.rand(1, 40).expand(4, 40)
+    assert order_separation(flat) == 0.0
+    diagonal = torch.zeros(4, 40)
+    for k in range(4):
+        diagonal[k, 10 * k : 10 * k + 10] = 1.0
+    assert order_separation(diagonal) == 1.0
+    assert order_separation(torch.rand(1, 10)) == 1.0  # one step: nothing to shuffle
+
+
+def test_an_order_only_alignment_is_flagged_on_stderr_and_in_json(tmp_path):
+    """Clips that all look the same: every step list fits as well, so the steps follow the order
+    alone; align says so (even with -q) and records separation 0."""
+    from test_cli import tempclr
+
+    np.save(tmp_path / "same.npy", np.tile(np.random.default_rng(0).standard_normal(64), (30, 1)).astype(np.float16))
+    (tmp_path / "steps.txt").write_text("crack the eggs\nwhisk them\nfry the omelette\n")
+    result = tempclr("align", str(tmp_path / "same.npy"), str(tmp_path / "steps.txt"), "--model", "tiny",
+                     "--pretrained", "none", "-f", "json", "-q")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["separation"] == 0.0
+    assert "hardly tells the steps apart" in result.stderr

@@ -38,9 +38,13 @@ def annotations(root: Path) -> dict:
 def test_a_batch_pairs_by_stem_loads_once_and_reports_a_failure_by_name(store, tmp_path):
     steps = tmp_path / "steps"
     shutil.copytree(store / "steps", steps)
-    (steps / "synth0002.txt").unlink()  # one video without its steps
-    done = tempclr("align", str(store / "feats"), str(steps), "--output-dir", str(tmp_path / "out"), "-f", "all",
-                   "--device", "cpu")
+    (steps / "synth0002.txt").unlink()  # one video without its steps: skipped and said so (#29)
+    args = [str(store / "feats"), str(steps), "-f", "all", "--device", "cpu"]
+    skipping = tempclr("align", *args, "--output-dir", str(tmp_path / "skip"))
+    assert skipping.returncode == 0, skipping.stderr
+    assert "skipped" in skipping.stderr and "synth0002" in skipping.stderr and "3 of 3 aligned" in skipping.stderr
+    assert len(skipping.stdout.splitlines()) == 3 and not (tmp_path / "skip" / "failures.jsonl").exists()
+    done = tempclr("align", *args, "--output-dir", str(tmp_path / "out"), "--strict")
     assert done.returncode == 3, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]  # data only: one JSON object a line
     assert [Path(r["video"]).stem for r in lines] == ["synth0000", "synth0001", "synth0003"]

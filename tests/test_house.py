@@ -67,6 +67,17 @@ def test_a_bad_choice_fails_before_torch_loads():
     assert elapsed < 1.5  # importing torch alone takes longer than this here
 
 
+@pytest.mark.parametrize("args", [["extract", "no/such/video.mp4"], ["align", "no/such/video.mp4", "steps.txt"]])
+def test_a_missing_file_is_named_before_torch_loads(args, tmp_path):
+    """#29: a typo in a path answers at once, not after the model stack has loaded."""
+    (tmp_path / "steps.txt").write_text("a\n")
+    start = time.perf_counter()
+    result = tempclr(*args, process=True, cwd=tmp_path)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 2 and "no/such/video.mp4: no such file or folder" in result.stderr
+    assert elapsed < 1.5  # importing torch alone takes longer than this here
+
+
 def test_no_command_imports_another_and_core_imports_no_cli():
     for path in (ROOT / "tempclr_cli" / "commands").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -115,13 +126,15 @@ def test_tasks_come_from_the_registry():
     from tempclr_cli.core.errors import TempclrError
     from tempclr_cli.core.train.registry import create_task, list_tasks
 
-    assert list_tasks() == ["classify", "fewshot", "tclr", "tempclr"]
+    from tempclr_cli.core.checkpoint import KINDS
+
+    assert list_tasks() == ["classify", "fewshot", "tclr", "tempclr", "videoclip"] == sorted(KINDS)  # one list of kinds
 
     class Recipe:  # a recipe whose kind no task registered
         class loss:
             kind = "nope"
 
-    with pytest.raises(TempclrError, match="loss.kind nope: no such task; choose from classify, fewshot, tclr, tempclr"):
+    with pytest.raises(TempclrError, match="loss.kind nope: no such task; choose from classify, fewshot, tclr, tempclr, videoclip"):
         create_task(Recipe, torch.device("cpu"), None)
 
 

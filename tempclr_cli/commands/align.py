@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from tempclr_cli.core.align.formats import FORMATS  # file formats; `-f all` writes each
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.commands._common import (
     EXIT_SOME_FAILED, Checkpoint, Tokenizer, Device, Model, Pretrained, Quiet, Seed, Verbose, choices, command, err, log, number,
-    stdout_is_terminal,
+    stdout_is_terminal, warn,
 )
 
 
@@ -47,6 +48,8 @@ def align(
         "sequences matched with drops on both sides; better with a weak encoder).")] = TransferMatch.steps,
     plot: Annotated[Optional[Path], typer.Option(help="Save the step x time similarity heatmap with the alignment (PNG).")] = None,
     embed_video: Annotated[bool, typer.Option(help="html: embed the video in the page (up to 50 MB) instead of linking it.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Batch: a video without its STEM.txt counts as a failure (exit 3) instead of being skipped.")] = False,
     background: Annotated[bool, typer.Option(help="Let clips that match no step stay unassigned (Drop-DTW).")] = True,
     drop_cost: Annotated[
         Optional[float],
@@ -98,6 +101,9 @@ def align(
     from tempclr_cli.core.align.aligner import Aligner
 
     _refuse_swapped(video, steps)  # before any model loads
+    for path in (video, None if steps in (None, "-") else Path(steps), *(reference or ())):
+        if path is not None and not path.exists():
+            raise TempclrError(f"{path}: no such file or folder")
     aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet))
     align_one = _aligning(aligner, reference, background, drop_cost, match.value)
     if video is not None and video.is_dir() and not (pairs or reference) and (steps == "-" or
@@ -105,7 +111,7 @@ def align(
         raise TempclrError(f"{video}: is a folder; expected a video file or a .npy feature file "
                            "(to align a folder, give a folder of STEM.txt step files and --output-dir)")
     if pairs or (video is not None and video.is_dir()):
-        _batch(align_one, video, steps, pairs, output_dir, format_, reference is not None, quiet)
+        _batch(align_one, video, steps, pairs, output_dir, format_, reference is not None, strict, quiet)
         return
     if video is None or (steps is None and reference is None):
         raise TempclrError("give VIDEO and STEPS (or folders of them, or --pairs CSV, or --reference REF_VIDEO REF_STEPS)")
@@ -113,6 +119,7 @@ def align(
 
     fmt = _format(format_, output, output_dir)
     result = align_one(Pair(video, None if reference else Path(steps)), sys.stdin.read() if steps == "-" else None)
+    _warn_if_unseparated(result)
     if plot:
         from tempclr_cli.core.plot import alignment_plot
 
@@ -154,6 +161,17 @@ def _aligning(aligner, reference, background: bool, drop_cost, match: str):
     return lambda pair, stdin=None: aligner.align(pair.video, read_steps(str(pair.steps), stdin), background, drop_cost)
 
 
+def _warn_if_unseparated(result) -> None:
+    """Said even with --quiet: timestamps that follow the steps' order alone look as good as real ones."""
+    from tempclr_cli.core.align.steps import SEPARATION_FLOOR
+
+    if not result.separated:
+        warn(f"{escape(result.video)}: the text hardly tells the steps apart: shuffled step lists fit as well "
+             f"(separation {result.separation:.2f} < {SEPARATION_FLOOR}), so the times follow the steps' order, not "
+             "the video; use an encoder that knows this kind of video (--model/--pretrained) or trained heads "
+             "(--checkpoint)")
+
+
 def _refuse_swapped(video: Optional[Path], steps: Optional[str]) -> None:
     """A video or .npy given as STEPS: say the arguments look swapped (or, with a video as
     VIDEO too, what STEPS must be), instead of failing on the file's bytes."""
@@ -168,8 +186,8 @@ def _refuse_swapped(video: Optional[Path], steps: Optional[str]) -> None:
                        "file; the order is tempclr align VIDEO STEPS")
 
 
-def _batch(align_one, video, steps, pairs, output_dir, format_, with_reference: bool, quiet) -> None:
-    from tempclr_cli.core.align.batch import align_pairs, pair_by_stem, read_pairs
+def _batch(align_one, video, steps, pairs, output_dir, format_, with_reference: bool, strict: bool, quiet) -> None:
+    from tempclr_cli.core.align.batch import align_pairs, pair_by_stem, read_pairs, without_steps
 
     if not output_dir:
         raise TempclrError("batch alignment writes one file per video: add --output-dir OUT")
@@ -181,9 +199,14 @@ def _batch(align_one, video, steps, pairs, output_dir, format_, with_reference: 
         if steps is None and not with_reference:
             raise TempclrError("STEPS: give the folder of STEM.txt step files after the video folder")
         todo = pair_by_stem(video, None if with_reference else Path(steps))
+        if not strict:  # a video of the folder without its STEM.txt is left out, and said so, not failed
+            todo, skipped = without_steps(todo)
+            for pair in skipped:
+                log(f"[yellow]skipped[/yellow] {pair.video}: no steps file {pair.steps.name}", quiet)
     failed = 0
     for row in align_pairs(todo, align_one, output_dir, formats):
         if row["ok"]:
+            _warn_if_unseparated(row["alignment"])
             print(json.dumps({**row["alignment"].to_dict(), "outputs": row["outputs"]}), flush=True)
         else:
             failed += 1

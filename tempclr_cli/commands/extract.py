@@ -76,10 +76,15 @@ def extract(
     """
     from rich.progress import TextColumn
 
+    from tempclr_cli.core.errors import TempclrError
+
+    sources = list(inputs or []) + (_read_list(list_) if list_ else [])
+    missing = [str(p) for p in inputs or [] if not Path(p).exists()]
+    if missing:  # said before the model stack loads
+        raise TempclrError(f"{', '.join(missing[:5])}: no such file or folder")
     from tempclr_cli.core.encode.extract import ExtractConfig, extract_videos
 
     cfg = ExtractConfig(fps, clip_seconds, per_frame, dtype.value, normalize, batch_size, workers)
-    sources = list(inputs or []) + (_read_list(list_) if list_ else [])
     with progress(quiet, TextColumn("{task.fields[rate]}")) as bar:
         state = {"frames": 0, "start": time.perf_counter()}
 

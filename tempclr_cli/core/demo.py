@@ -139,7 +139,7 @@ class Demo:
             return
         encoder = load_spec(self.encoder, device)
         for jobs, cfg, out in plans:
-            advance = progress(f"features {out.name}", len(jobs))
+            advance = progress("extracting features", len(jobs))
             for event in extract.run(jobs, encoder, cfg, out):
                 if not isinstance(event, int):
                     advance(1)

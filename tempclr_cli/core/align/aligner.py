@@ -152,7 +152,8 @@ class Aligner:
         from tempclr_cli.core.align.steps import alignment_of
 
         if len(texts) > len(clips):
-            raise TempclrError(f"{len(texts)} steps but {video} has only {len(clips)} clips: each step needs at least one clip")
+            raise TempclrError(f"{len(texts)} steps but {video} has only {len(clips)} clips: each step needs at least "
+                               "one clip (sample more with --fps)")
         seg = _segment_by_matched_clips(ref_clips, clips, _clip_labels(ref.starts, ref.ends, reference_steps), drop_cost)
         sim = torch.nn.functional.normalize(prototypes, dim=-1) @ clips.T  # the heatmap and the scores
         return alignment_of(seg, sim, texts, target.starts, target.ends, str(video), target.duration, target.source)

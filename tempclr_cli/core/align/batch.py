@@ -45,6 +45,12 @@ def pair_by_stem(videos: Path, steps: Path | None) -> list[Pair]:
     return [Pair(p, steps / f"{p.stem}.txt" if steps else None) for p in inputs]
 
 
+def without_steps(pairs: list[Pair]) -> tuple[list[Pair], list[Pair]]:
+    """(pairs whose steps file exists or that need none, pairs whose STEM.txt is missing)."""
+    missing = [p for p in pairs if p.steps is not None and not p.steps.exists()]
+    return [p for p in pairs if p not in missing], missing
+
+
 def read_pairs(path: Path) -> list[Pair]:
     """`video,steps` rows (a header row with those names is skipped), relative to the CSV's folder."""
     text = io.read_text(path, "pairs file", "a CSV file of video,steps rows")

@@ -26,19 +26,33 @@ li.step:hover, li.step.current { background: #eef3ff; }
 li.step img { height: 54px; border-radius: 4px; }
 .time { font-variant-numeric: tabular-nums; color: #555; min-width: 8.5em; }
 .score { color: #777; min-width: 3.5em; }
-figure svg { width: 100%; border: 1px solid #ccc; }
+li.head { cursor: default; font-size: 13px; color: #777; }
+li.head:hover { background: none; }
+figure { margin: 1em 0; }
+figure svg { width: 100%; border: 1px solid #ccc; display: block; }
+.axis { display: flex; justify-content: space-between; font-size: 12px; color: #555;
+        font-variant-numeric: tabular-nums; }
+.scale { display: flex; align-items: center; gap: .5em; font-size: 12px; color: #555; margin-top: .4em; }
+.scale .bar { width: 200px; height: 12px; border: 1px solid #ccc; }
+.warning { background: #fff4e5; border-left: 4px solid #f0a020; padding: .5em .8em; }
 """
 
 _SCRIPT = """
 const video = document.getElementById('video');
 const chapters = document.getElementById('chapters');
-if (chapters) chapters.track.mode = 'hidden';  // load the cues without showing them as captions
-for (const li of document.querySelectorAll('li.step')) {
+if (chapters) chapters.track.mode = 'hidden';  // the cues load; the step list below is the visible chapter list
+const steps = [...document.querySelectorAll('li.step')];
+const mark = (current) => { for (const li of steps) li.classList.toggle('current', li === current); };
+for (const li of steps) {
   li.addEventListener('click', () => {
     if (video) { video.currentTime = parseFloat(li.dataset.start); }
-    for (const other of document.querySelectorAll('li.step')) other.classList.toggle('current', other === li);
+    mark(li);
   });
 }
+if (video) video.addEventListener('timeupdate', () => {  // the step being played is highlighted
+  const t = video.currentTime;
+  mark(steps.find(li => t >= parseFloat(li.dataset.start) && t < parseFloat(li.dataset.end)));
+});
 """
 
 
@@ -64,17 +78,44 @@ def _heatmap(alignment) -> str:
     K = sim.shape[0]
     t0, t1 = alignment.clip_starts[0], alignment.clip_ends[-1]
     picture = _uri("image/png", images.png(images.viridis(sim)))
-    bars = "".join(
+    bars = "".join(  # the outline keeps 2 px whatever the video's length (the viewBox stretches seconds)
         f'<rect class="segment" x="{s.start}" y="{s.index - 1 + 0.15}" width="{max(s.end - s.start, 1e-3)}" height="0.7" '
-        f'fill="none" stroke="#ff2a2a" stroke-width="0.08"><title>{html.escape(s.text)}</title></rect>'
+        f'fill="none" stroke="#ff2a2a" stroke-width="2" vector-effect="non-scaling-stroke">'
+        f"<title>{html.escape(s.text)}</title></rect>"
         for s in alignment.steps
     )
     height = 28 * K + 20
+    ticks = "".join(f"<span>{_clock(t0 + (t1 - t0) * k / 5)}</span>" for k in range(6))
+    lo, hi = float(sim.min()), float(sim.max())
+    gradient = ", ".join(f"rgb{tuple(int(c) for c in images.viridis(_ramp())[k])}" for k in range(len(_ramp())))
     return (f'<figure id="heatmap"><svg viewBox="{t0} 0 {t1 - t0} {K}" preserveAspectRatio="none" height="{height}">'
             f'<image href="{picture}" x="{t0}" y="0" width="{t1 - t0}" height="{K}" preserveAspectRatio="none" '
             f'style="image-rendering: pixelated"/>{bars}</svg>'
-            f"<figcaption>step x time similarity (rows: steps in order; brighter: more similar); red: the chosen "
-            f"segments, {t0:.0f}-{t1:.0f} s</figcaption></figure>")
+            f'<div class="axis" id="time-axis">{ticks}</div>'
+            f'<div class="scale" id="colour-scale">similarity <span>{lo:.2f}</span>'
+            f'<span class="bar" style="background: linear-gradient(to right, {gradient})"></span><span>{hi:.2f}</span></div>'
+            f"<figcaption>step x time similarity (cosine; rows: steps in order; time in m:ss); red: the chosen "
+            f"segments</figcaption></figure>")
+
+
+def _ramp():
+    """Nine evenly spaced values, for the colour scale's gradient."""
+    import numpy as np
+
+    return np.linspace(0.0, 1.0, 9)
+
+
+def _separation_text(alignment) -> str:
+    return "" if alignment.separation is None else f"; separation {alignment.separation:.2f}"
+
+
+def _separation_note(alignment) -> str:
+    """A visible warning when the text did not tell the steps apart (the times then follow the order alone)."""
+    if alignment.separated:
+        return ""
+    return (f'<p class="warning" id="separation">The step sentences are hardly told apart: shuffled step lists fit '
+            f"the video about as well (separation {alignment.separation:.2f}), so the times below follow the steps' "
+            "order, not what the video shows.</p>")
 
 
 def review_html(alignment, page: str | Path | None = None, embed_video: bool = False) -> str:
@@ -87,7 +128,8 @@ def review_html(alignment, page: str | Path | None = None, embed_video: bool = F
     video = (f'<video id="video" controls preload="metadata" src="{html.escape(_video_src(source, page, embed_video))}">'
              f'<track id="chapters" kind="chapters" label="Steps" srclang="en" src="{chapters}" default></video>'
              if has_video else f"<p>(no video: {html.escape(alignment.source or alignment.video)} is not a file here)</p>")
-    items = "".join(
+    head = '<li class="head"><span class="time">time</span><span class="score">score</span><span>step</span></li>'
+    items = head + "".join(
         f'<li class="step" data-start="{s.start}" data-end="{s.end}">'
         + (f'<img alt="" src="{_uri("image/png", thumbs[k])}">' if thumbs else "")
         + f'<span class="time">{_clock(s.start)} - {_clock(s.end)}</span><span class="score">{s.score:.3f}</span>'
@@ -96,7 +138,8 @@ def review_html(alignment, page: str | Path | None = None, embed_video: bool = F
     )
     title = html.escape(Path(alignment.source or alignment.video).name or "alignment")
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}: steps</title>'
-            f"<style>{_STYLE}</style></head><body><h1>{title}</h1>{video}"
+            f"<style>{_STYLE}</style></head><body><h1>{title}</h1>{_separation_note(alignment)}{video}"
             f'<ol id="steps">{items}</ol>{_heatmap(alignment)}'
-            f"<p>Made by tempclr align ({alignment.duration:.1f} s, {len(alignment.steps)} steps).</p>"
+            f"<p>Made by tempclr align ({alignment.duration:.1f} s, {len(alignment.steps)} steps; score: each step's mean "
+            f"similarity{_separation_text(alignment)}).</p>"
             f"<script>{_SCRIPT}</script></body></html>\n")

@@ -13,6 +13,7 @@ steps and recovered boundaries less reliably in our tests; pass a number to fix 
 from __future__ import annotations
 
 import csv
+import math
 import io
 import json
 from dataclasses import asdict, dataclass, field
@@ -47,8 +48,15 @@ class Alignment:
     clip_ends: list[float] = field(repr=False, default_factory=list)
     source: str = ""  # the video file behind it (for .npy: its index.jsonl row's source), if known
 
+    separation: float | None = None  # `order_separation`: does the text tell the steps apart? (None: not measured)
+
+    @property
+    def separated(self) -> bool:
+        return self.separation is None or self.separation >= SEPARATION_FLOOR
+
     def to_dict(self) -> dict:
-        return {"video": self.video, "duration": self.duration, "steps": [asdict(s) for s in self.steps]}
+        return {"video": self.video, "duration": self.duration, "separation": self.separation,
+                "steps": [asdict(s) for s in self.steps]}
 
     def render(self, fmt: str, page: str | None = None, embed_video: bool = False) -> str:
         """The text of one file format of `FORMATS` (`page`, `embed_video`: see to_html)."""
@@ -68,8 +76,8 @@ class Alignment:
     def to_csv(self) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["index", "start", "end", "score", "text"])
-        writer.writerows([s.index, s.start, s.end, s.score, s.text] for s in self.steps)
+        writer.writerow(["index", "start", "end", "score", "text", "separation"])
+        writer.writerows([s.index, s.start, s.end, s.score, s.text, self.separation] for s in self.steps)
         return buf.getvalue()
 
     def to_srt(self) -> str:
@@ -168,13 +176,50 @@ def align(
     clips = torch.nn.functional.normalize(torch.as_tensor(clip_emb).double(), dim=-1)
     K, T = text.shape[0], clips.shape[0]
     if K > T:
-        raise TempclrError(f"{K} steps but the video has only {T} clips: each step needs at least one clip")
+        raise TempclrError(f"{K} steps but the video has only {T} clips: each step needs at least one clip "
+                           f"(sample more: --fps {max(2, math.ceil(K / T))} on the video, or extract with it)")
     sim = text @ clips.T  # (K, T)
     cost = 1 - sim
     if background and drop_cost is None:
         drop_cost = auto_drop_cost(cost)
     seg = segment(cost, drop_cost=drop_cost if background else None)
     return alignment_of(seg, sim, steps, clip_starts, clip_ends, video, duration, source)
+
+
+SEPARATION_FLOOR = 0.9  # below it, shuffled step lists fit the video as well as the real one in over 10% of tries
+
+
+def order_separation(sim, tries: int = 20, seed: int = 0) -> float:
+    """Does the text tell the steps apart? The share of shuffled step orders that fit the video
+    worse than the given order: each order is segmented as `align` does (no background) and
+    scored by the mean similarity of its steps' clips. 1: the real order beats every shuffle;
+    near 0: shuffles fit as well (every step's similarity row is the same, or the text is
+    noise to the encoder: the times then follow the order alone). Ties count against.
+    sim [shape=(K, T)]; with one step, or one clip per step, there is nothing to test (1)."""
+    import itertools
+
+    import torch
+
+    from tempclr_cli.core.align.dtw import segment
+
+    sim = torch.as_tensor(np.asarray(sim, dtype=np.float64))
+    K, T = sim.shape
+    if K < 2 or T <= K:
+        return 1.0
+
+    def fit(order: torch.Tensor) -> float:
+        rows = sim[order]
+        seg = segment(1 - rows)
+        return float(sum(rows[k, s : e + 1].mean() for k, (s, e) in enumerate(zip(seg.starts, seg.ends))) / K)
+
+    tries = max(2, min(tries, int(2e7 // (K * T))))  # long videos with many steps: fewer tries, bounded time
+    if math.factorial(K) - 1 <= tries:
+        orders = [torch.tensor(p) for p in itertools.permutations(range(K))][1:]
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        orders = [o for o in (torch.randperm(K, generator=gen) for _ in range(tries)) if not torch.equal(o, torch.arange(K))]
+    true = fit(torch.arange(K))
+    return round(sum(fit(o) < true - 1e-9 for o in orders) / max(1, len(orders)), 4)
 
 
 def alignment_of(seg, sim, steps: list[str], clip_starts: list[float], clip_ends: list[float], video: str = "",
@@ -192,4 +237,4 @@ def alignment_of(seg, sim, steps: list[str], clip_starts: list[float], clip_ends
         for k, (s, e) in enumerate(zip(seg.starts, seg.ends))
     ]
     return Alignment(video, float(duration or clip_ends[-1]), timings, sim.numpy(), list(clip_starts), list(clip_ends),
-                     source)
+                     source, order_separation(sim))

@@ -208,15 +208,14 @@ def _weights_source(open_clip, model: str, pretrained: str) -> str:
     tags = open_clip.list_pretrained_tags_by_model(model)
     if not tags:
         raise TempclrError(
-            f"--pretrained {pretrained}: {model} has no published weights; use --pretrained none "
-            "(random weights, seeded by --seed)" + (", synthetic (trained on tempclr synth's world only)"
-                                                    if model == "tiny" else "") + " or a checkpoint file"
+            f"--pretrained {pretrained}: {model} has no published weights; give a checkpoint file of your own "
+            "(`tempclr models` lists the models that have weights, e.g. ViT-B-32 with openai)"
         )
     if pretrained not in tags:
         known = ", ".join(tags[:6]) + (" ..." if len(tags) > 6 else "") if tags else "none"
         raise TempclrError(
             f"--pretrained {pretrained}: not a weight tag for {model} (known: {known}); "
-            "or give a checkpoint file, local-dir:PATH, or 'none' for random weights"
+            "or give a checkpoint file or local-dir:PATH"
         )
     _cached_or_reachable(open_clip, model, pretrained)
     return pretrained
@@ -270,6 +269,6 @@ def _download_help(model: str, pretrained: str, reason: str) -> str:
         f"weights {model}/{pretrained} are not in the local cache and could not be downloaded "
         f"({reason}{hint}). On a connected machine run: python -c \"import open_clip; "
         f"open_clip.create_model('{model}', pretrained='{pretrained}')\" to fill the cache "
-        "(~/.cache/huggingface), or pass --pretrained /path/to/checkpoint.pt; "
-        "--pretrained none uses random weights"
+        "(~/.cache/huggingface), then copy it here, or pass --pretrained /path/to/checkpoint.pt "
+        "(random weights would align by the steps' order alone)"
     )
