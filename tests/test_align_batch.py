@@ -209,3 +209,51 @@ def test_the_review_page_can_embed_its_video(store, tmp_path):
     linked = tempclr("align", str(store / "feats" / "synth0001.npy"), str(store / "steps" / "synth0001.txt"),
                      "-f", "html", "-o", str(tmp_path / "linked.html"), "--device", "cpu")
     assert linked.returncode == 0 and 'src="../' in (tmp_path / "linked.html").read_text()  # relative to the page
+
+
+def _page(tmp_path, seconds: int) -> Path:
+    """A review page of a 4-step alignment over `seconds` one-second clips (no video)."""
+    import numpy as np
+
+    from tempclr_cli.core.align.steps import Alignment, StepTiming
+
+    K, bounds = 4, np.linspace(0, seconds, 5)
+    steps = [StepTiming(k + 1, f"step {k + 1}", float(bounds[k]), float(bounds[k + 1]), 0.5) for k in range(K)]
+    t = np.arange(seconds) + 0.5
+    sim = np.stack([-np.abs(t - (bounds[k] + bounds[k + 1]) / 2) / seconds for k in range(K)])
+    alignment = Alignment(f"v{seconds}.npy", float(seconds), steps, sim, list(range(seconds)),
+                          list(range(1, seconds + 1)), "", 1.0)
+    page = tmp_path / f"v{seconds}.html"
+    page.write_text(alignment.to_html(str(page)))
+    return page
+
+
+@pytest.mark.slow
+def test_the_review_page_reads_at_any_length(tmp_path):
+    """#29, as a person sees it in Chromium: a time axis and a colour scale, a score header, and
+    segment outlines that stay thin on a 5-s video as on a 60-s one (they once swelled into blobs)."""
+    import io as _io
+
+    import numpy as np
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    driver = _browser()
+    red = {}
+    try:
+        driver.set_window_size(1100, 900)
+        for seconds in (5, 60):
+            driver.get(_page(tmp_path, seconds).as_uri())
+            axis = driver.find_element(By.ID, "time-axis").text.split()
+            assert axis[0] == "0:00.0" and axis[-1] == ("0:05.0" if seconds == 5 else "1:00.0")
+            assert "similarity" in driver.find_element(By.ID, "colour-scale").text
+            head = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li.head span")]
+            assert head == ["time", "score", "step"]
+            shot = driver.find_element(By.CSS_SELECTOR, "#heatmap svg").screenshot_as_png
+            (tmp_path / f"heatmap{seconds}.png").write_bytes(shot)
+            rgb = np.asarray(Image.open(_io.BytesIO(shot)).convert("RGB")).astype(int)
+            red[seconds] = float(((rgb[..., 0] > 200) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)).mean())
+    finally:
+        driver.quit()
+    assert 0 < red[5] < 0.08 and 0 < red[60] < 0.08, red  # thin outlines: a few percent of the picture
+    assert red[5] < 2 * red[60], red

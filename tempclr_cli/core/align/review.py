@@ -26,8 +26,7 @@ li.step:hover, li.step.current { background: #eef3ff; }
 li.step img { height: 54px; border-radius: 4px; }
 .time { font-variant-numeric: tabular-nums; color: #555; min-width: 8.5em; }
 .score { color: #777; min-width: 3.5em; }
-li.head { cursor: default; font-size: 13px; color: #777; }
-li.head:hover { background: none; }
+li.head { display: flex; gap: .8em; padding: 0 .35em; font-size: 13px; color: #777; }
 figure { margin: 1em 0; }
 figure svg { width: 100%; border: 1px solid #ccc; display: block; }
 .axis { display: flex; justify-content: space-between; font-size: 12px; color: #555;
