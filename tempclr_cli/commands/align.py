@@ -71,16 +71,17 @@ def align(
 ) -> None:
     """When does each step happen? Start, end and score per step.
 
-    Find the start and end time of each step, in order, with a similarity score.
-
-    The video's clips and the step sentences are embedded with the same open_clip
-    model (for a .npy file, the model recorded in its index.jsonl unless --model is
-    given) and split into one segment per step by dynamic programming.
+    The video's clips and the step sentences are embedded with the same encoder (for
+    a .npy file, the one recorded in its index.jsonl unless --model is given; with a
+    --checkpoint of VideoCLIP / TempCLR, that network) and split into one segment per
+    step by dynamic programming. A warning says when the text did not tell the steps
+    apart (separation, also in JSON, CSV and HTML).
 
     Batch: give a folder of videos or .npy files and a folder of STEM.txt step files
     (or --pairs pairs.csv) with --output-dir OUT. The model loads once; each video's
-    files go to OUT, stdout gets one JSON line per video, and a pair that fails is
-    reported on stderr and in OUT/failures.jsonl while the others finish (exit 3).
+    files go to OUT, stdout gets one JSON line per video, a video without its steps
+    file is skipped (--strict: failed), and a pair that fails is reported on stderr and
+    in OUT/failures.jsonl while the others finish (exit 3).
 
     -f html writes a self-contained review page: the video with one chapter per
     step, the steps with thumbnails (click one to seek there), and the heatmap.
@@ -101,9 +102,10 @@ def align(
     from tempclr_cli.core.align.aligner import Aligner
 
     _refuse_swapped(video, steps)  # before any model loads
-    for path in (video, None if steps in (None, "-") else Path(steps), *(reference or ())):
+    for path, what in ((video, "no such file"), (None if steps in (None, "-") else Path(steps), "steps file not found"),
+                       *((r, "no such file") for r in reference or ())):
         if path is not None and not path.exists():
-            raise TempclrError(f"{path}: no such file or folder")
+            raise TempclrError(f"{path}: {what}")
     aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet))
     align_one = _aligning(aligner, reference, background, drop_cost, match.value)
     if video is not None and video.is_dir() and not (pairs or reference) and (steps == "-" or

@@ -32,8 +32,6 @@ def evaluate(
 ) -> None:
     """Test top-1 / top-5 of a classifier, over clips per video.
 
-    Test top-1 / top-5 accuracy of a classifier checkpoint, for each number of clips per video.
-
     A video's prediction is the mean softmax over N evenly spaced clips, centre crop
     (TCLR's multi-clip protocol), for each --clips N.
 

@@ -30,8 +30,6 @@ def sweep(
 ) -> None:
     """Limited-label fine-tuning: one run per label fraction.
 
-    Limited-label fine-tuning: train the recipe at each label fraction and print top-1 / top-5.
-
     Runs that already finished are re-used (each fraction resumes its own folder).
 
     Example:

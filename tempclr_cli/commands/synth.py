@@ -39,8 +39,6 @@ def synth(
 ) -> None:
     """Write a synthetic dataset with known steps and action labels.
 
-    Generate procedural videos with known step boundaries and action labels.
-
     Writes videos/*.mp4, steps/*.txt, youcookii_annotations_trainval.json and an
     actions/ folder in the UCF101 layout (classInd.txt, trainlist01.txt,
     testlist01.txt) with few-shot meta-splits of disjoint classes (fewshot_train.txt,

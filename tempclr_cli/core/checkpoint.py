@@ -30,7 +30,7 @@ KINDS = {
     "tclr": "TCLR",
     "classify": "classification",
     "fewshot": "few-shot video heads",
-    "videoclip": "VideoCLIP fine-tuned with TempCLR's loss",
+    "videoclip": "TempCLR-tuned VideoCLIP",
 }
 
 

@@ -207,9 +207,12 @@ def _weights_source(open_clip, model: str, pretrained: str) -> str:
         raise TempclrError(f"--pretrained {pretrained}: no such checkpoint file")
     tags = open_clip.list_pretrained_tags_by_model(model)
     if not tags:
+        from tempclr_cli.core.encode.registry import find_encoder
+
+        takes = find_encoder(model).weights
         raise TempclrError(
-            f"--pretrained {pretrained}: {model} has no published weights; give a checkpoint file of your own "
-            "(`tempclr models` lists the models that have weights, e.g. ViT-B-32 with openai)"
+            f"--pretrained {pretrained}: {model} has no published weights; it takes {takes} "
+            "(`tempclr models` lists every encoder's weights, e.g. ViT-B-32 with openai)"
         )
     if pretrained not in tags:
         known = ", ".join(tags[:6]) + (" ..." if len(tags) > 6 else "") if tags else "none"
