@@ -213,3 +213,17 @@ def test_an_order_only_alignment_is_flagged_on_stderr_and_in_json(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["separation"] == 0.0
     assert "hardly tells the steps apart" in result.stderr
+
+
+def test_steps_are_not_embedded_by_another_encoder_than_the_features(synthetic, features):
+    """#30: features from tiny/none aligned with --pretrained synthetic once put every step in
+    the first seconds with exit 0; now refused by name, unless --mix-encoders."""
+    from test_cli import tempclr
+
+    out, _ = synthetic
+    args = [str(features / "synth0000.npy"), str(out / "steps" / "synth0000.txt"), "-f", "json"]
+    mixed = tempclr("align", *args, "--pretrained", "synthetic")
+    assert mixed.returncode == 2
+    assert "--pretrained synthetic" in mixed.stderr and "made by tiny (none)" in mixed.stderr
+    assert tempclr("align", *args, "--pretrained", "synthetic", "--mix-encoders").returncode == 0
+    assert tempclr("align", *args, "--model", "tiny", "--pretrained", "none").returncode == 0  # the same one: fine

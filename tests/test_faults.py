@@ -31,12 +31,25 @@ def store(tmp_path_factory):
     return root
 
 
-def test_two_videos_with_one_stem_fail_before_anything_is_written(tmp_path):
+def test_two_videos_with_one_stem_are_both_extracted_under_distinct_names(tmp_path):
+    """#30: clip.mp4 and clip.mkv once stopped the whole run (exit 2); now each keeps its
+    extension in its feature name, the index maps it, and readers find them by file name."""
     cfr(tmp_path / "in" / "clip.mp4", 1.0)
-    cfr(tmp_path / "in" / "clip.mkv", 1.0)
-    done = tempclr("extract", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--workers", "0", *TINY)
-    assert done.returncode == 2 and "clip.mkv" in done.stderr and "clip.mp4" in done.stderr
-    assert not list(tmp_path.glob("out/**/*.npy"))
+    cfr(tmp_path / "in" / "clip.mkv", 2.0)
+    cfr(tmp_path / "in" / "other.mp4", 1.0)
+    done = tempclr("extract", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--workers", "0", "--json", *TINY)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["ok"] == 3 and sorted(r["features"] for r in summary["renamed"]) == ["clip.mkv.npy", "clip.mp4.npy"]
+    assert "shares its stem" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.npy")) == ["clip.mkv.npy", "clip.mp4.npy", "other.npy"]
+    from tempclr_cli.core.data.features import FeatureStore
+
+    store = FeatureStore(tmp_path / "out")
+    assert store.row("clip.mkv")["source"].endswith("clip.mkv") and store.row("other")["clips"] == 1
+    assert "clip" not in store  # ambiguous: neither is taken silently
+    again = tempclr("extract", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--workers", "0", "--json", *TINY)
+    assert json.loads(again.stdout)["skipped"] == 3  # resumable as ever
 
 
 def test_output_through_a_symlink_writes_the_target(store, tmp_path):
@@ -211,3 +224,35 @@ def test_one_index_row_is_found_without_reading_the_store(tmp_path):
     assert read_row(tmp_path, "sub/ba.npy")["clips"] == 2 and read_row(tmp_path, "nope.npy") == {}
     (tmp_path / "sub").mkdir()
     assert row_of(tmp_path / "sub" / "a.npy")["source"] == "a2.mp4"
+
+
+@pytest.mark.slow
+def test_a_corrupt_packet_costs_its_frames_not_the_rest_of_the_video(tmp_path):
+    """#30: 50 bytes overwritten inside a 20-s H.264 file once ended decoding at the bad packet
+    (11 s kept, flagged truncated); now the packet is skipped, counted, and the rest decodes."""
+    import av
+
+    from tempclr_cli.core.media.video import _decoded, sample_frames, write_video
+
+    rng = np.random.default_rng(0)
+    frames = [(rng.integers(0, 255, (96, 128, 3)) // 64 * 64).astype(np.uint8) for _ in range(30 * 20)]
+    clean = write_video(tmp_path / "clean.mp4", frames, 30).read_bytes()
+    bad = tmp_path / "bad.mp4"
+    for off in np.linspace(len(clean) * 0.3, len(clean) * 0.8, 40).astype(int):  # find a packet the decoder rejects
+        data = bytearray(clean)
+        data[off : off + 50] = bytes(rng.integers(0, 255, 50, dtype=np.uint8))
+        bad.write_bytes(data)
+        with av.open(str(bad)) as container:
+            errors: list = []
+            try:
+                sum(1 for _ in _decoded(container, container.streams.video[0], errors))
+            except av.FFmpegError:
+                continue
+        if errors:
+            break
+    else:
+        pytest.skip("no offset made the decoder reject a packet")
+    info: dict = {}
+    samples = list(sample_frames(bad, 1.0, 96, info))
+    assert info["decode_errors"] >= 1 and not info["truncated"]
+    assert len(samples) == 20 and info["end"] > 19.9  # every second is there

@@ -48,6 +48,9 @@ def align(
         "sequences matched with drops on both sides; better with a weak encoder).")] = TransferMatch.steps,
     plot: Annotated[Optional[Path], typer.Option(help="Save the step x time similarity heatmap with the alignment (PNG).")] = None,
     embed_video: Annotated[bool, typer.Option(help="html: embed the video in the page (up to 50 MB) instead of linking it.")] = False,
+    mix_encoders: Annotated[bool, typer.Option(
+        "--mix-encoders", help="Embed the steps with --model/--pretrained even when a .npy's index names another "
+        "encoder (refused by default: the two embeddings do not compare).", rich_help_panel="Encoder")] = False,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Batch: a video without its STEM.txt counts as a failure (exit 3) instead of being skipped.")] = False,
     background: Annotated[bool, typer.Option(help="Let clips that match no step stay unassigned (Drop-DTW).")] = True,
@@ -106,7 +109,8 @@ def align(
                        *((r, "no such file") for r in reference or ())):
         if path is not None and not path.exists():
             raise TempclrError(f"{path}: {what}")
-    aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet))
+    aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet),
+                      mix_encoders=mix_encoders)
     align_one = _aligning(aligner, reference, background, drop_cost, match.value)
     if video is not None and video.is_dir() and not (pairs or reference) and (steps == "-" or
                                                                            (steps and not Path(steps).is_dir())):

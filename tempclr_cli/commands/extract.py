@@ -108,6 +108,9 @@ def extract(
 
         summary = extract_videos(sources, out, cfg, model, pretrained, checkpoint, root, shard, overwrite, device,
                                  seed, on_plan, on_event)
+    for row in summary["renamed"]:  # said even with --quiet: these features are not named after the stem
+        warn(f"{escape(row['source'])} shares its stem with another video in its folder: features in "
+             f"{escape(row['features'])}")
     _render(summary, json_, quiet)
     if summary["failed"]:
         raise typer.Exit(EXIT_SOME_FAILED)

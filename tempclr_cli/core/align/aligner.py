@@ -70,11 +70,12 @@ def _segment_by_matched_clips(ref_clips: Tensor, clips: Tensor, labels: Tensor, 
 class Aligner:
     def __init__(self, model: str | None = None, pretrained: str | None = None, checkpoint: str | None = None,
                  device: str = "auto", seed: int = 0, fps: float = 1.0, clip_seconds: float = 1.0,
-                 log: Callable[[str], None] = lambda _: None):
+                 log: Callable[[str], None] = lambda _: None, mix_encoders: bool = False):
         from tempclr_cli.core.runtime import resolve_device
 
         self.model, self.pretrained, self.seed = model, pretrained, seed
         self.fps, self.clip_seconds, self.log = fps, clip_seconds, log
+        self.mix_encoders = mix_encoders  # allow text from another encoder than the one that made the features
         self.device = resolve_device(device)
         self.heads, self.trained_over = None, None
         if checkpoint:
@@ -85,6 +86,15 @@ class Aligner:
         self._encoders: dict[EncoderSpec, object] = {}
 
     def encoder(self, made_by: EncoderSpec | None):
+        if made_by and not self.mix_encoders:
+            named = [(what, mine, theirs) for what, mine, theirs in
+                     (("--model", self.model, made_by.model), ("--pretrained", self.pretrained, made_by.pretrained))
+                     if mine is not None and mine != theirs]
+            if named:
+                what, mine, theirs = named[0]
+                raise TempclrError(f"{what} {mine}, but these features were made by {made_by.model} ({made_by.pretrained}): "
+                                   "sentences from one encoder and clips from another do not compare; leave "
+                                   f"{what} out to use the features' own, or add --mix-encoders if you mean it")
         spec = choose_encoder(self.model, self.pretrained, self.seed, self.trained_over or made_by)
         if spec not in self._encoders:
             self.log(f"model {spec.model} ({spec.pretrained})")

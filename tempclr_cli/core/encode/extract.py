@@ -100,13 +100,17 @@ def plan(videos: list[Path], out: Path, root: Path | None = None) -> list[Job]:
         except ValueError:
             raise TempclrError(f"{v}: not under --root {base}") from None
         jobs.append(Job(v, out / rel.with_suffix(".npy")))
-    targets: dict[Path, Path] = {}
-    for job in jobs:  # clip.mp4 and clip.mkv would share clip.npy: one video's features would be lost
-        if job.target in targets:
-            raise TempclrError(f"{targets[job.target]} and {job.source} would both be written to {job.target}; "
-                               "rename one, or extract them into different --out folders")
-        targets[job.target] = job.source
-    return jobs
+    clashing: dict[Path, int] = {}
+    for job in jobs:
+        clashing[job.target] = clashing.get(job.target, 0) + 1
+    # clip.mp4 and clip.mkv would share clip.npy: each of them keeps its extension (clip.mp4.npy,
+    # clip.mkv.npy), recorded in index.jsonl like every video's features path; the others are untouched
+    return [Job(j.source, j.target.with_name(j.source.name + ".npy")) if clashing[j.target] > 1 else j for j in jobs]
+
+
+def renamed(jobs: list[Job]) -> list[Job]:
+    """The jobs whose features keep their video's extension (a stem shared in one folder)."""
+    return [j for j in jobs if j.target.name == j.source.name + ".npy"]
 
 
 def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
@@ -185,7 +189,8 @@ class DecodeStream(IterableDataset):
             reason = str(e) if isinstance(e, TempclrError) else f"{source}: {type(e).__name__}: {e}"
             yield {"video": i, "error": reason}
             return
-        yield {**self._pack(i, chunk, last=True), "end": info["end"], "start": info["start"], "truncated": info["truncated"]}
+        yield {**self._pack(i, chunk, last=True), "end": info["end"], "start": info["start"], "truncated": info["truncated"],
+               "decode_errors": info.get("decode_errors", 0)}
 
     def _pack(self, i: int, chunk: list, last: bool) -> dict:
         frames = np.stack([_crop(s.image, self.size) for s in chunk]) if chunk else None
@@ -243,7 +248,8 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
             acc["frame_times"] += item["frame_times"]
             yield len(item["times"])
         if item["last"]:
-            done = {**partial.pop(i), "duration": item["end"], "offset": item["start"], "truncated": item["truncated"]}
+            done = {**partial.pop(i), "duration": item["end"], "offset": item["start"], "truncated": item["truncated"],
+                    "decode_errors": item["decode_errors"]}
             yield _finish(jobs[i], done, encoder, cfg, out)
             claim_path(jobs[i].target).unlink(missing_ok=True)
 
@@ -303,6 +309,7 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         "duration": round(acc["duration"], 4),  # the last frame's end
         "start_offset": round(acc["offset"], 4),  # the stream's first presentation time: times above count from it
         "truncated": acc["truncated"],  # decoding ended well before the declared duration: features cover what decoded
+        "decode_errors": acc["decode_errors"],  # packets the decoder rejected and skipped (their frames are missing)
         "fps": cfg.fps,
         "clip_seconds": None if cfg.per_frame else cfg.clip_seconds,
         **EncoderSpec(encoder.name, encoder.pretrained, encoder.seed).to_row(),
@@ -363,7 +370,8 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     todo = pending(jobs, out, overwrite)
     on_plan(jobs, todo)
     summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [],
-               "truncated": [], "clips": 0}
+               "truncated": [], "clips": 0,
+               "renamed": [{"source": str(j.source), "features": str(j.target.relative_to(out))} for j in renamed(jobs)]}
     if not todo:
         return merged_over_ranks(summary)
     start = time.perf_counter()
@@ -398,6 +406,6 @@ def merged_over_ranks(summary: dict) -> dict:
     merged = {"out": summary["out"], "ranks": len(parts), "seconds": max(p.get("seconds", 0) for p in parts)}
     for key in ("videos", "skipped", "ok", "clips"):
         merged[key] = sum(p[key] for p in parts)
-    for key in ("failed", "truncated"):
+    for key in ("failed", "truncated", "renamed"):
         merged[key] = [x for p in parts for x in p[key]]
     return merged

@@ -159,7 +159,8 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         key_gap, last_key = 0.0, None  # the longest keyframe interval seen so far (seconds)
         start, start_pts = None, None  # the first frame: a stream cut from a broadcast starts late
         seeking, sought = True, False  # seeking stops for good if a seek ever lands behind us
-        frames = container.decode(stream)
+        errors: list = []  # packets that failed to decode: skipped, as ffmpeg does, and counted
+        frames = _decoded(container, stream, errors)
         try:
             for frame in _restartable(lambda: frames):  # noqa: B023 - reads the iterator a seek swaps in
                 if start is None:  # times count from the first frame, as a player shows them
@@ -184,7 +185,7 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
                 if seeking and key_gap and target - t > key_gap + 2 / rate:
                     # sparse sampling: a keyframe lies between here and the next sample; jump to it
                     container.seek(int((target + start) / stream.time_base), stream=stream, backward=True)
-                    frames, last_key, sought = container.decode(stream), None, True  # gaps: decoded keyframes
+                    frames, last_key, sought = _decoded(container, stream, errors), None, True  # gaps: decoded keyframes
         except av.FFmpegError as e:
             if decoded == 0:
                 raise VideoError(f"{path}: cannot decode ({e.strerror or type(e).__name__})") from None
@@ -193,7 +194,7 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
             raise VideoError(f"{path}: no decodable video frames")
         end = prev_time + _frame_seconds(prev, rate)
         if info is not None:
-            info["end"], info["start"] = end, start
+            info["end"], info["start"], info["decode_errors"] = end, start, len(errors)
             info["truncated"] = _ends_early(container, stream, start, end, rate)
         while (k + 0.5) / fps < end or k == 0:
             if prev_rgb is None:
@@ -236,8 +237,9 @@ def filter_frames(path: str | Path, fps: float = 30.0, size: int = 224, info: di
             a.link_to(b)
         graph.configure()
         k, first, last, rate = 0, None, None, float(stream.average_rate or stream.guessed_rate or 25)
+        errors: list = []
         try:
-            for frame in container.decode(stream):
+            for frame in _decoded(container, stream, errors):
                 first = frame if first is None else first
                 last = frame
                 graph.push(frame)
@@ -256,7 +258,7 @@ def filter_frames(path: str | Path, fps: float = 30.0, size: int = 224, info: di
         if info is not None:
             start = first.time or 0.0
             end = (last.time or 0.0) - start + _frame_seconds(last, rate)
-            info["end"], info["start"] = max(end, k / fps), start
+            info["end"], info["start"], info["decode_errors"] = max(end, k / fps), start, len(errors)
             info["truncated"] = _ends_early(container, stream, start, end, rate)
     finally:
         container.close()
@@ -271,6 +273,24 @@ def _pull_all(graph) -> Iterator:
             yield graph.pull()
         except (av.BlockingIOError, av.EOFError):
             return
+
+
+MAX_DECODE_ERRORS = 1000  # past this many bad packets a file is given up as undecodable from there on
+
+
+def _decoded(container, stream, errors: list) -> Iterator:
+    """The frames of `stream`, packet by packet: a packet the decoder rejects is skipped and
+    its time appended to `errors` (one corrupt packet costs a frame or a GOP, not the rest
+    of the video); a demuxing error still ends the stream (the caller keeps what decoded)."""
+    import av
+
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.FFmpegError:
+            errors.append(float(packet.pts * packet.time_base) if packet.pts is not None else None)
+            if len(errors) > MAX_DECODE_ERRORS:
+                raise
 
 
 def _since(frame, start_pts: int | None, fallback: float) -> float:
@@ -295,7 +315,7 @@ def read_frames(path: str | Path, short_side: int | None = None) -> np.ndarray:
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        for frame in container.decode(stream):
+        for frame in _decoded(container, stream, []):
             frames.append(_to_rgb(frame, short_side))
     except av.FFmpegError as e:
         if not frames:
