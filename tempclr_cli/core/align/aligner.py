@@ -9,6 +9,8 @@ many inputs loads each model once.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,9 +107,13 @@ class Aligner:
               drop_cost: float | None = None) -> Alignment:
         """Locate each step of `steps` (in order; a list of sentences, or a steps file) in
         `video`, a video file or a `.npy`."""
+        source = f" in {steps}" if isinstance(steps, (str, Path)) else ""
         if isinstance(steps, (str, Path)):
             steps = read_steps(str(steps))
         v = self.features(video)
+        if len(steps) > len(v.clips):
+            raise TempclrError(f"{len(steps)} steps{source} but {video} has only {len(v.clips)} clips: each step needs "
+                               f"at least one clip (sample more: --fps {max(2, math.ceil(len(steps) / len(v.clips)))})")
         if getattr(self.heads, "embeds_text", False):  # VideoCLIP / TempCLR's own text tower
             clips, step_emb = self._heads(v.clips, self.heads.encode_text(steps).cpu())
             return align_embeddings(step_emb, clips, steps, v.starts, v.ends, background, drop_cost, str(video),

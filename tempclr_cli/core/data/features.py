@@ -103,6 +103,11 @@ def load_matrix(path: Path, row: dict | None = None, clip_seconds: float = 1.0):
         raise TempclrError(f"{path}: not a readable .npy feature file ({e})") from None
     if array.ndim != 2 or array.shape[0] == 0:
         raise TempclrError(f"{path}: expected a (clips, dim) matrix, got shape {array.shape}")
+    if array.dtype.kind not in "fiub":
+        raise TempclrError(f"{path}: expected real-valued features, got {array.dtype}")
+    finite = np.isfinite(array).all(axis=1) if array.dtype.kind == "f" else np.ones(len(array), bool)
+    if not finite.all():
+        raise TempclrError(f"{path}: clip {int(np.argmin(finite))} holds NaN or inf; extract this video again")
     if row and row.get("clips") == array.shape[0]:
         return array.astype(np.float32), row["starts"], row["ends"]
     starts = [k * clip_seconds for k in range(array.shape[0])]

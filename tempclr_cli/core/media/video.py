@@ -195,7 +195,7 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         end = prev_time + _frame_seconds(prev, rate)
         if info is not None:
             info["end"], info["start"], info["decode_errors"] = end, start, len(errors)
-            info["truncated"] = _ends_early(container, stream, start, end, rate)
+            info["truncated"] = _ends_early(container, stream, start, end, rate, bool(errors)) or _head_lost(errors, start)
         while (k + 0.5) / fps < end or k == 0:
             if prev_rgb is None:
                 prev_rgb = _to_rgb(prev, short_side)
@@ -259,7 +259,7 @@ def filter_frames(path: str | Path, fps: float = 30.0, size: int = 224, info: di
             start = first.time or 0.0
             end = (last.time or 0.0) - start + _frame_seconds(last, rate)
             info["end"], info["start"], info["decode_errors"] = max(end, k / fps), start, len(errors)
-            info["truncated"] = _ends_early(container, stream, start, end, rate)
+            info["truncated"] = _ends_early(container, stream, start, end, rate, bool(errors)) or _head_lost(errors, start)
     finally:
         container.close()
 
@@ -327,7 +327,7 @@ def read_frames(path: str | Path, short_side: int | None = None) -> np.ndarray:
     return np.stack(frames)
 
 
-def _ends_early(container, stream, start: float, end: float, rate: float) -> bool:
+def _ends_early(container, stream, start: float, end: float, rate: float, damaged: bool = False) -> bool:
     """Whether decoding stopped well before the duration the file declares (a cut-off file).
 
     Containers declare either the span (MP4, MPEG-TS) or the end time (Matroska counts from
@@ -336,8 +336,15 @@ def _ends_early(container, stream, start: float, end: float, rate: float) -> boo
     declared += [container.duration / 1_000_000] if container.duration else []
     if not declared:
         return False
-    expected, slack = max(declared), max(0.5, 2 / rate)
+    # an intact file may end half a second short of its header's figure; one that lost packets, by 1.5 frames
+    expected, slack = max(declared), (1.5 / rate if damaged else max(0.5, 2 / rate))
     return end < expected - slack and start + end < expected - slack
+
+
+def _head_lost(errors: list, start: float) -> bool:
+    """Whether packets before the first decoded frame were lost: the video's beginning is missing
+    (times count from the first frame, so nothing else would show it)."""
+    return any(t is not None and t < start - 1e-6 for t in errors)
 
 
 def _restartable(source):
