@@ -4,6 +4,7 @@ the file or option at fault, with the documented exit code; nothing a user has i
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -256,3 +257,71 @@ def test_a_corrupt_packet_costs_its_frames_not_the_rest_of_the_video(tmp_path):
     samples = list(sample_frames(bad, 1.0, 96, info))
     assert info["decode_errors"] >= 1 and not info["truncated"]
     assert len(samples) == 20 and info["end"] > 19.9  # every second is there
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_rest_by_name_and_a_rerun_finishes(tmp_path):
+    """#30: extraction into a small tmpfs that fills part-way: exit 3, what was written is whole,
+    no temporary is left, and a rerun after space is freed finishes the rest."""
+    import shutil
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        for k in range(8):
+            cfr(tmp_path / "in" / f"v{k}.mp4", 20.0)
+        (disk / "ballast").write_bytes(b"\0" * 560_000)  # leaves room for the first few videos' features
+        args = ["extract", str(tmp_path / "in"), "-o", str(disk / "out"), "--workers", "0", "--dtype", "float32",
+                "--json", "-q", *TINY]
+        full = tempclr(*args)
+        assert full.returncode == 3, full.stderr
+        summary = json.loads(full.stdout)
+        assert summary["ok"] >= 1 and summary["failed"] and summary["ok"] + len(summary["failed"]) == 8
+        assert all("free space and rerun" in f["reason"] for f in summary["failed"])
+        for npy in (disk / "out").glob("*.npy"):
+            assert np.load(npy).shape == (20, 64)  # whatever is there is whole
+        assert not [p for p in (disk / "out").rglob("*") if p.name.endswith(".tmp")]
+        (disk / "ballast").unlink()
+        rerun = tempclr(*args)
+        assert rerun.returncode == 0, rerun.stderr
+        assert json.loads(rerun.stdout)["ok"] == len(summary["failed"])
+        assert len(list((disk / "out").glob("*.npy"))) == 8
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+        shutil.rmtree(disk, ignore_errors=True)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["extract", "IN", "-o", "FILE"], "--out FILE: is a file; expected a folder"),
+    (["align", "IN", "STEPS", "-o", "FOLDER"], "--output FOLDER: is a folder; expected a file name"),
+    (["extract", "IN", "-o", "RO/out"], "cannot be written to (read-only or no permission)"),
+    (["train", "tempclr_synthetic", "--run-dir", "RO/run"], "cannot be written to"),
+])
+def test_outputs_that_cannot_be_written_fail_before_any_model_loads(tmp_path, args, message):
+    """#30: a read-only folder or a folder where a file goes (and the reverse): exit 2 at once."""
+    import subprocess
+
+    video = cfr(tmp_path / "v.mp4", 1.0)
+    (tmp_path / "steps.txt").write_text("a\n")
+    (tmp_path / "FILE").write_text("")
+    (tmp_path / "FOLDER").mkdir()
+    ro = tmp_path / "RO"
+    ro.mkdir()
+    mounted = not subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)],
+                                 capture_output=True).returncode
+    if not mounted:
+        ro.chmod(0o555)
+        if os.access(ro, os.W_OK):  # root without mount rights: nothing is read-only here
+            pytest.skip("no read-only folder can be made here")
+    try:
+        names = {"IN": str(video), "STEPS": str(tmp_path / "steps.txt")}
+        real = [names.get(a, str(tmp_path / a) if a.split("/")[0] in ("FILE", "FOLDER", "RO") else a) for a in args]
+        result = tempclr(*real, process=True)
+        assert result.returncode == 2 and message.replace("FILE", str(tmp_path / "FILE")).replace(
+            "FOLDER", str(tmp_path / "FOLDER")).split(": ")[-1] in result.stderr, result.stderr
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(ro)], capture_output=True)

@@ -85,6 +85,19 @@ Tokenizer = Annotated[
 ]
 
 
+def writable(path: Optional[Path], option: str, folder: bool) -> None:
+    """Refuse, before anything loads, an output that cannot be written: a folder where a file
+    goes (or the reverse), or a place the file system will not write to (read-only, no rights)."""
+    if path is None:
+        return
+    if path.exists() and path.is_dir() != folder:
+        raise TempclrError(f"{option} {path}: is {'a file' if folder else 'a folder'}; expected "
+                           f"{'a folder' if folder else 'a file name'}")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise TempclrError(f"{option} {path}: {existing} cannot be written to (read-only or no permission)")
+
+
 def choices(name: str, values: Iterable[str]) -> type[Enum]:
     """A command's choice list built from the core's declaration (never retyped): a str Enum
     whose members are the values, so `--help` lists them and click rejects the rest."""

@@ -15,7 +15,7 @@ from tempclr_cli.core.align.formats import FORMATS  # file formats; `-f all` wri
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.commands._common import (
     EXIT_SOME_FAILED, Checkpoint, Tokenizer, Device, Model, Pretrained, Quiet, Seed, Verbose, choices, command, err, log, number,
-    stdout_is_terminal, warn,
+    stdout_is_terminal, warn, writable,
 )
 
 
@@ -105,6 +105,8 @@ def align(
     from tempclr_cli.core.align.aligner import Aligner
 
     _refuse_swapped(video, steps)  # before any model loads
+    writable(output, "--output", folder=False)
+    writable(output_dir, "--output-dir", folder=True)
     for path, what in ((video, "no such file"), (None if steps in (None, "-") else Path(steps), "steps file not found"),
                        *((r, "no such file") for r in reference or ())):
         if path is not None and not path.exists():

@@ -13,7 +13,8 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    EXIT_SOME_FAILED, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, is_main_process, log, number, progress, warn,
+    EXIT_SOME_FAILED, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, is_main_process, log, number,
+    progress, warn, writable,
 )
 
 
@@ -82,6 +83,7 @@ def extract(
     missing = [str(p) for p in inputs or [] if not Path(p).exists()]
     if missing:  # said before the model stack loads
         raise TempclrError(f"{', '.join(missing[:5])}: no such file or folder")
+    writable(out, "--out", folder=True)
     from tempclr_cli.core.encode.extract import ExtractConfig, extract_videos
 
     cfg = ExtractConfig(fps, clip_seconds, per_frame, dtype.value, normalize, batch_size, workers)

@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Quiet, Verbose, command, is_main_process, log, train_with_progress
+from tempclr_cli.commands._common import (
+    Device, Quiet, Verbose, command, is_main_process, log, train_with_progress, writable,
+)
 
 
 @command
@@ -62,6 +64,7 @@ def train(
         print(recipe_to_yaml(resolved), end="")
         return
     run_dir = run_dir or Path("runs") / found.stem
+    writable(run_dir, "--run-dir", folder=True)
     row = train_with_progress(resolved, run_dir, device, resume, quiet).metrics
     if plot and "confusion" in row:
         from tempclr_cli.core.plot import confusion_plot

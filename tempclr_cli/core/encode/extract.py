@@ -250,7 +250,7 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
         if item["last"]:
             done = {**partial.pop(i), "duration": item["end"], "offset": item["start"], "truncated": item["truncated"],
                     "decode_errors": item["decode_errors"]}
-            yield _finish(jobs[i], done, encoder, cfg, out)
+            yield _finish_or_fail(jobs[i], done, encoder, cfg, out)
             claim_path(jobs[i].target).unlink(missing_ok=True)
 
 
@@ -321,6 +321,20 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
     }
     io.append_jsonl(out / INDEX, row)
     return VideoResult(job, "ok", clips=array.shape[0], row=row)
+
+
+def _finish_or_fail(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> VideoResult:
+    """`_finish`, or, when the disk refuses the write (full, read-only, quota), a failed result
+    that leaves nothing half-written (the writes are atomic) for a rerun to finish."""
+    try:
+        return _finish(job, acc, encoder, cfg, out)
+    except OSError as e:
+        reason = f"{job.source}: cannot write its features to {out} ({e.strerror or e}); free space and rerun"
+        try:
+            io.append_jsonl(out / FAILURES, {"source": str(job.source), "status": "failed", "reason": reason})
+        except OSError:  # the failure list may not fit either: the summary still reports it
+            pass
+        return VideoResult(job, "failed", reason=reason)
 
 
 def _record_failure(job: Job, reason: str, out: Path) -> VideoResult:
