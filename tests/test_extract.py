@@ -148,3 +148,35 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~mask
+
+
+def test_rows_time_decoding_and_encoding_where_they_happen(tmp_path):
+    """#31: each row says how long decoding took (in its worker) and encoding (here), and how
+    long this process waited for frames; the summary says which side bound the run."""
+    import time
+
+    import torch
+
+    from tempclr_cli.core.encode import extract
+    from tempclr_cli.core.encode.registry import load_encoder
+    from videos import cfr
+
+    videos = [cfr(tmp_path / "in" / f"v{k}.mp4", 3.0) for k in range(2)]
+    tiny = load_encoder("tiny", "none", None, torch.device("cpu"))
+
+    class Slow:  # the same encoder, 0.2 s slower a batch: the run becomes encode-bound
+        def __getattr__(self, name):
+            return getattr(tiny, name)
+
+        def encode_images(self, frames):
+            time.sleep(0.2)
+            return tiny.encode_images(frames)
+
+    jobs = extract.plan(videos, tmp_path / "out", tmp_path / "in")
+    rows = [e.row for e in extract.run(jobs, Slow(), extract.ExtractConfig(workers=1), tmp_path / "out")
+            if not isinstance(e, int)]
+    for row in rows:
+        assert row["encode_seconds"] >= 0.2 and row["decode_seconds"] > 0 and row["waited_seconds"] >= 0
+    summary = {k: sum(r[k] for r in rows) for k in ("decode_seconds", "encode_seconds", "waited_seconds")}
+    assert extract.bound(summary) == "encode"
+    assert extract.bound({**summary, "waited_seconds": summary["encode_seconds"] + 1}) == "decode"

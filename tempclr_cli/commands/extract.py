@@ -135,4 +135,10 @@ def _render(summary: dict, as_json: bool, quiet: bool) -> None:
             str(summary["clips"]), str(summary.get("seconds", 0)),
         )
         err.print(table)
+        if summary.get("bound"):  # which side to speed up
+            hint = ("more --workers (or cores) would help" if summary["bound"] == "decode"
+                    else "a faster encoder or a GPU would help; more workers would not")
+            err.print(f"decoding {summary['decode_seconds']:.1f} s, encoding {summary['encode_seconds']:.1f} s, "
+                      f"waiting for frames {summary['waited_seconds']:.1f} s: {summary['bound']}-bound; {hint}",
+                      markup=False)
     print(summary["out"])

@@ -179,18 +179,21 @@ class DecodeStream(IterableDataset):
     def _decode_one(self, i: int) -> Iterator[dict]:
         source, chunk, info = self.jobs[i].source, [], {}
         sampler = filter_frames if self.protocol == "videoclip" else sample_frames
+        clock = time.perf_counter()  # decoding time, measured where it happens (this worker), not waiting
         try:
             for s in sampler(source, self.cfg.fps, self.size, info):
                 chunk.append(s)
                 if len(chunk) == self.cfg.batch_size:
-                    yield self._pack(i, chunk, last=False)
-                    chunk = []
+                    packed = self._pack(i, chunk, last=False)
+                    yield {**packed, "decode_seconds": time.perf_counter() - clock}
+                    chunk, clock = [], time.perf_counter()
         except Exception as e:  # noqa: BLE001 - any decode failure is recorded, never fatal
             reason = str(e) if isinstance(e, TempclrError) else f"{source}: {type(e).__name__}: {e}"
             yield {"video": i, "error": reason}
             return
-        yield {**self._pack(i, chunk, last=True), "end": info["end"], "start": info["start"], "truncated": info["truncated"],
-               "decode_errors": info.get("decode_errors", 0)}
+        packed = self._pack(i, chunk, last=True)
+        yield {**packed, "end": info["end"], "start": info["start"], "truncated": info["truncated"],
+               "decode_errors": info.get("decode_errors", 0), "decode_seconds": time.perf_counter() - clock}
 
     def _pack(self, i: int, chunk: list, last: bool) -> dict:
         frames = np.stack([_crop(s.image, self.size) for s in chunk]) if chunk else None
@@ -231,7 +234,13 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
         persistent_workers=False,
     )
     partial: dict[int, dict] = {}
-    for item in loader:
+    items = iter(loader)
+    while True:
+        clock = time.perf_counter()
+        item = next(items, None)
+        waited = time.perf_counter() - clock  # this process idle, waiting for these frames (decode-bound if it dominates)
+        if item is None:
+            break
         i = item["video"]
         if "skipped" in item:
             yield VideoResult(jobs[i], "skipped")
@@ -241,9 +250,14 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
             yield _record_failure(jobs[i], item["error"], out)
             claim_path(jobs[i].target).unlink(missing_ok=True)
             continue
-        acc = partial.setdefault(i, {"emb": [], "times": [], "frame_times": [], "start": time.perf_counter()})
+        acc = partial.setdefault(i, {"emb": [], "times": [], "frame_times": [], "start": time.perf_counter(),
+                                     "decode": 0.0, "encode": 0.0, "waited": 0.0})
+        acc["decode"] += item["decode_seconds"]
+        acc["waited"] += waited
         if item["frames"] is not None:
+            clock = time.perf_counter()
             acc["emb"].append(encoder.encode_images(item["frames"]))
+            acc["encode"] += time.perf_counter() - clock
             acc["times"] += item["times"]
             acc["frame_times"] += item["frame_times"]
             yield len(item["times"])
@@ -295,8 +309,10 @@ def encode_video(path: Path, encoder, cfg: ExtractConfig):
 
 
 def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> VideoResult:
+    clock = time.perf_counter()
     feats, starts, ends = clip_features(torch.cat(acc["emb"]), acc["times"], cfg)
-    array = feats.cpu().numpy().astype(cfg.dtype)
+    array = feats.cpu().numpy().astype(cfg.dtype)  # on a GPU this waits for the encoder: encoding time
+    acc["encode"] += time.perf_counter() - clock
     io.save_npy(job.target, array)
     row = {
         "source": str(job.source),
@@ -316,7 +332,10 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         "protocol": encoder.protocol,  # frames: tempclr's sampler; videoclip: VideoCLIP's ffmpeg filters
         "dtype": cfg.dtype,
         "normalized": cfg.normalize,
-        "seconds": round(time.perf_counter() - acc["start"], 3),
+        "seconds": round(time.perf_counter() - acc["start"], 3),  # wall time from its first frames to its row
+        "decode_seconds": round(acc["decode"], 3),  # decoding and sampling, in the decoding process
+        "encode_seconds": round(acc["encode"], 3),  # the encoder (and pooling), in this process
+        "waited_seconds": round(acc["waited"], 3),  # this process idle, waiting for decoded frames
         "status": "ok",
     }
     io.append_jsonl(out / INDEX, row)
@@ -384,7 +403,7 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     todo = pending(jobs, out, overwrite)
     on_plan(jobs, todo)
     summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [],
-               "truncated": [], "clips": 0,
+               "truncated": [], "clips": 0, "decode_seconds": 0.0, "encode_seconds": 0.0, "waited_seconds": 0.0,
                "renamed": [{"source": str(j.source), "features": str(j.target.relative_to(out))} for j in renamed(jobs)]}
     if not todo:
         return merged_over_ranks(summary)
@@ -398,12 +417,21 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
         elif event.status == "ok":
             summary["ok"] += 1
             summary["clips"] += event.clips
+            for key in ("decode_seconds", "encode_seconds", "waited_seconds"):
+                summary[key] = round(summary[key] + event.row[key], 3)
             if event.row["truncated"]:
                 summary["truncated"].append(str(event.job.source))
         else:
             summary["failed"].append({"source": str(event.job.source), "reason": event.reason})
     summary["seconds"] = round(time.perf_counter() - start, 2)
+    summary["bound"] = bound(summary)
     return merged_over_ranks(summary)
+
+
+def bound(summary: dict) -> str:
+    """What limited the run: "decode" when the encoder mostly waited for decoded frames (add
+    --workers or cores), "encode" when decoding kept up (a faster encoder or a GPU helps)."""
+    return "decode" if summary["waited_seconds"] > summary["encode_seconds"] else "encode"
 
 
 def merged_over_ranks(summary: dict) -> dict:
@@ -418,8 +446,9 @@ def merged_over_ranks(summary: dict) -> dict:
     parts: list = [None] * dist.get_world_size()
     dist.all_gather_object(parts, summary)
     merged = {"out": summary["out"], "ranks": len(parts), "seconds": max(p.get("seconds", 0) for p in parts)}
-    for key in ("videos", "skipped", "ok", "clips"):
+    for key in ("videos", "skipped", "ok", "clips", "decode_seconds", "encode_seconds", "waited_seconds"):
         merged[key] = sum(p[key] for p in parts)
+    merged["bound"] = bound(merged)
     for key in ("failed", "truncated", "renamed"):
         merged[key] = [x for p in parts for x in p[key]]
     return merged
