@@ -353,29 +353,32 @@ def segment(cost: torch.Tensor, drop_cost: float | None = None) -> Segmentation:
     after steps; with None every clip belongs to a step. Steps keep their order.
     """
     cost, _, _ = _prepare(cost, None)
-    d = cost[0].double()
+    d = cost[0]  # rows go to float64 one at a time: a long video with many steps is not held twice
     K, T = d.shape
     if K > T:
         raise DTWInputError(f"{K} steps but only {T} clips: each step needs at least one clip")
-    inf = torch.tensor(float("inf"), dtype=d.dtype)
+    dtype = torch.float64
+    inf = torch.tensor(float("inf"), dtype=dtype)
     if drop_cost is None:
-        before = torch.full((T,), float("inf"), dtype=d.dtype)  # A[k-1, j-1] for j = 0..T-1
+        before = torch.full((T,), float("inf"), dtype=dtype)  # A[k-1, j-1] for j = 0..T-1
         before[0] = 0.0
     else:
-        drops = torch.full((T,), float(drop_cost), dtype=d.dtype).cumsum(0)
-        before = torch.cat([torch.zeros(1, dtype=d.dtype), drops[:-1]])
+        drops = torch.full((T,), float(drop_cost), dtype=dtype).cumsum(0)
+        before = torch.cat([torch.zeros(1, dtype=dtype), drops[:-1]])
+    index = torch.int32 if T < 2**31 else torch.int64  # backtracking keeps K x T indices: the narrowest that fits
     start_idx, end_idx = [], []
     for k in range(K):
-        c = d[k].cumsum(0)
-        c_before = torch.cat([torch.zeros(1, dtype=d.dtype), c[:-1]])
+        c = d[k].double().cumsum(0)
+        c_before = torch.cat([torch.zeros(1, dtype=dtype), c[:-1]])
         best_start, s_idx = torch.cummin(before - c_before, dim=0)
         matched = c + best_start  # M[k, j]: clip j is the last clip so far of step k
         if drop_cost is None:
-            done, e_idx = matched, torch.arange(T)
+            done, e_idx = matched, None  # the step ends where the next begins: no index to keep
         else:
             best_end, e_idx = torch.cummin(matched - drops, dim=0)
             done = drops + best_end  # A[k, j]: steps 0..k placed within clips 0..j
-        start_idx.append(s_idx)
+            e_idx = e_idx.to(index)
+        start_idx.append(s_idx.to(index))
         end_idx.append(e_idx)
         before = torch.cat([inf.reshape(1), done[:-1]])
     total = float(done[-1])
@@ -383,7 +386,7 @@ def segment(cost: torch.Tensor, drop_cost: float | None = None) -> Segmentation:
         raise DTWInputError("no valid segmentation (too few clips for the steps)")
     starts, ends, j = [0] * K, [0] * K, T - 1
     for k in range(K - 1, -1, -1):
-        ends[k] = int(end_idx[k][j])
+        ends[k] = j if end_idx[k] is None else int(end_idx[k][j])
         starts[k] = int(start_idx[k][ends[k]])
         j = starts[k] - 1
     return Segmentation(starts, ends, total)

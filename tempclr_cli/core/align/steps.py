@@ -186,6 +186,7 @@ def align(
     return alignment_of(seg, sim, steps, clip_starts, clip_ends, video, duration, source)
 
 
+SEPARATION_CELLS = 20_000_000  # steps x clips above which separation is not measured (its DPs cost that much each)
 SEPARATION_FLOOR = 0.9  # below it, shuffled step lists fit the video as well as the real one in over 10% of tries
 
 
@@ -195,24 +196,28 @@ def order_separation(sim, tries: int = 20, seed: int = 0) -> float:
     scored by the mean similarity of its steps' clips. 1: the real order beats every shuffle;
     near 0: shuffles fit as well (every step's similarity row is the same, or the text is
     noise to the encoder: the times then follow the order alone). Ties count against.
-    sim [shape=(K, T)]; with one step, or one clip per step, there is nothing to test (1)."""
+    sim [shape=(K, T)]; with one step, or one clip per step, there is nothing to test (1);
+    above 20 million cells (5,000 steps over 4,000 clips) it is not measured (None): each
+    try is a whole segmentation."""
     import itertools
 
     import torch
 
     from tempclr_cli.core.align.dtw import segment
 
-    sim = torch.as_tensor(np.asarray(sim, dtype=np.float64))
     K, T = sim.shape
     if K < 2 or T <= K:
         return 1.0
+    if K * T > SEPARATION_CELLS:
+        return None
+    sim = torch.as_tensor(np.asarray(sim, dtype=np.float64))
 
     def fit(order: torch.Tensor) -> float:
         rows = sim[order]
         seg = segment(1 - rows)
         return float(sum(rows[k, s : e + 1].mean() for k, (s, e) in enumerate(zip(seg.starts, seg.ends))) / K)
 
-    tries = max(2, min(tries, int(2e7 // (K * T))))  # long videos with many steps: fewer tries, bounded time
+    tries = max(2, min(tries, SEPARATION_CELLS // (K * T)))  # long videos with many steps: fewer tries
     if math.factorial(K) - 1 <= tries:
         orders = [torch.tensor(p) for p in itertools.permutations(range(K))][1:]
     else:
