@@ -30,7 +30,9 @@ def plain_metavar(option) -> str | None:
     kind = get_args(desc.annotation)[0] if desc.is_list else desc.annotation
     if kind is int and option.min is not None and option.max is not None and option.max - option.min < 6:
         return "|".join(str(v) for v in range(option.min, option.max + 1))
-    return "PATH" if desc.is_path else {int: "N", float: "X", str: "TEXT"}.get(kind)
+    from pathlib import Path
+
+    return "PATH" if desc.is_path or kind is Path else {int: "N", float: "X", str: "TEXT"}.get(kind)
 
 
 class Command(TyperCommand):
@@ -38,19 +40,21 @@ class Command(TyperCommand):
     options show plain metavars (`--ways N`, `--split-number 1|2|3`)."""
 
     def get_params(self, ctx):
-        from typer.core import TyperOption
+        from typer.core import TyperArgument, TyperOption
 
         params = super().get_params(ctx)
         for p in params:
-            if isinstance(p, TyperOption) and p.metavar is None and not p.is_flag:
+            if isinstance(p, TyperOption) and not p.is_flag and p.metavar is None:
                 p.metavar = plain_metavar(p)
+            elif isinstance(p, TyperArgument) and plain_metavar(p):  # the name stays; the type reads plainly
+                p.display_type = lambda ctx, plain=plain_metavar(p): plain
         return params
 
     def collect_usage_pieces(self, ctx) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if isinstance(param, TyperArgument):
-                name = (param.metavar or param.name).upper() + ("..." if param.nargs != 1 else "")
+                name = param.name.upper() + ("..." if param.nargs != 1 else "")
                 pieces.append(name if param.required else f"[{name}]")
         return pieces
 

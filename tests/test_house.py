@@ -39,6 +39,7 @@ def test_help_reads_at_80_columns(command):
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
     assert "<bool>" not in text  # flags show no type
+    assert not re.search(r"(range>|list\[|<int>|<float>|<str>)", text)  # plain metavars (N, X, TEXT, 1|2|3), #29
     usage = lines[0]
     assert "{" not in usage and usage.startswith(f"Usage: tempclr {command} [OPTIONS]")
     for flag in ("--verbose", "--help"):  # README: every command takes these
