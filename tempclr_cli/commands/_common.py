@@ -93,9 +93,11 @@ def writable(path: Optional[Path], option: str, folder: bool) -> None:
     if path.exists() and path.is_dir() != folder:
         raise TempclrError(f"{option} {path}: is {'a file' if folder else 'a folder'}; expected "
                            f"{'a folder' if folder else 'a file name'}")
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise TempclrError(f"{option} {path}: {existing} cannot be written to (read-only or no permission)")
+    # files are written beside their final name and renamed into place: the folder that will hold them must take writes
+    real = path.resolve()
+    holder = real if folder and real.exists() else next(p for p in real.parents if p.exists())
+    if not holder.is_dir() or not os.access(holder, os.W_OK):
+        raise TempclrError(f"{option} {path}: {holder} cannot be written to (read-only or no permission)")
 
 
 def choices(name: str, values: Iterable[str]) -> type[Enum]:
