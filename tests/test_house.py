@@ -19,7 +19,8 @@ from test_cli import tempclr
 from videos import cfr
 
 ROOT = Path(__file__).parents[1]
-COMMANDS = ["extract", "train", "align", "retrieve", "evaluate", "fewshot", "localize", "sweep", "synth", "demo", "models"]
+COMMANDS = ["extract", "train", "align", "retrieve", "evaluate", "fewshot", "localize", "sweep", "synth", "demo", "models",
+            "convert"]
 
 
 def help_text(*args: str) -> str:
@@ -30,7 +31,7 @@ def help_text(*args: str) -> str:
     return done.stdout
 
 
-DETERMINISTIC = ("retrieve", "localize", "models")  # nothing random: no --seed
+DETERMINISTIC = ("retrieve", "localize", "models", "convert")  # nothing random: no --seed
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -17,7 +17,7 @@ def convert(
     output: Annotated[Path, typer.Option("--output", "-o", help="The .safetensors file to write.")],
     verbose: Verbose = False,
 ) -> None:
-    """Convert a released VideoCLIP / TempCLR checkpoint to safetensors.
+    """A released VideoCLIP / TempCLR checkpoint as safetensors.
 
     The fairseq file is read without running any of its code (config objects become
     inert stand-ins; anything else is refused), checked to load strictly, and its weights
