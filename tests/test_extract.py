@@ -153,6 +153,7 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o666 & ~mask
 
 
+@pytest.mark.slow
 def test_rows_time_decoding_and_encoding_where_they_happen(tmp_path):
     """#31: each row says how long decoding took (in its worker) and encoding (here), and how
     long this process waited for frames; the summary says which side bound the run."""

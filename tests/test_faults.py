@@ -300,6 +300,7 @@ def test_a_full_disk_fails_the_rest_by_name_and_a_rerun_finishes(tmp_path):
     (["extract", "IN", "-o", "RO/out"], "cannot be written to (read-only or no permission)"),
     (["train", "tempclr_synthetic", "--run-dir", "RO/run"], "cannot be written to"),
 ])
+@pytest.mark.slow
 def test_outputs_that_cannot_be_written_fail_before_any_model_loads(tmp_path, args, message):
     """#30: a read-only folder or a folder where a file goes (and the reverse): exit 2 at once."""
     import subprocess

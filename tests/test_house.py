@@ -69,6 +69,7 @@ def test_a_bad_choice_fails_before_torch_loads():
     assert elapsed < 1.5  # importing torch alone takes longer than this here
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["extract", "no/such/video.mp4"], ["align", "no/such/video.mp4", "steps.txt"]])
 def test_a_missing_file_is_named_before_torch_loads(args, tmp_path):
     """#29: a typo in a path answers at once, not after the model stack has loaded."""

@@ -78,6 +78,7 @@ def _snippets() -> list[str]:
     return [re.sub(r"(?m)^  ", "", block) for block in re.findall(r"```python\n(.*?)```", doc, re.S)]
 
 
+@pytest.mark.slow
 def test_the_worked_measure_and_format_examples_register_everywhere():
     """The docs' measure example, pasted into measures.py's namespace, and the format one, added
     to FORMATS, before the commands import: each is one registration and reaches the CLI."""

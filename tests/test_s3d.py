@@ -210,6 +210,7 @@ def test_released_layout_loads_strictly_and_bad_files_are_refused(s3d_files, tmp
 # --- VideoCLIP's frames ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="Debian's ffmpeg is the reference (apt-get install ffmpeg)")
 @pytest.mark.parametrize("fps, size", [(25, (320, 240)), (30, (240, 352))])
 def test_frames_equal_ffmpeg_fps30_scale_crop(tmp_path, fps, size):
