@@ -73,7 +73,8 @@ def fewshot_table(results, per_class: bool) -> None:
 
 def models_table(rows: list[dict]) -> None:
     """`tempclr models`: one row per encoder name."""
-    table = Table(title=f"encoders ({len(rows)})", caption="*: as released; the checkpoint decides")
+    starred = any("*" in str(r["frames_per_clip"]) + str(r["input_size"]) for r in rows)
+    table = Table(title=f"encoders ({len(rows)})", caption="*: as released; the checkpoint decides" if starred else None)
     for col in ("model", "kind", "clip", "size", "dim", "--pretrained"):
         table.add_column(col, justify="right" if col in ("size", "dim") else "left", overflow="fold")
     for r in rows:

@@ -23,9 +23,9 @@ video { width: 100%; max-height: 60vh; background: #000; }
 ol#steps { list-style: none; padding: 0; }
 li.step { display: flex; gap: .8em; align-items: center; padding: .35em; border-radius: 6px; cursor: pointer; }
 li.step:hover, li.step.current { background: #eef3ff; }
-li.step img { height: 54px; border-radius: 4px; }
-.time { font-variant-numeric: tabular-nums; color: #555; min-width: 8.5em; }
-.score { color: #777; min-width: 3.5em; }
+li.step img { height: 54px; border-radius: 4px; }  /* THUMB_HEIGHT */
+.time { font-variant-numeric: tabular-nums; color: #555; min-width: 128px; }  /* px: the header row is smaller type */
+.score { color: #777; min-width: 53px; }
 li.head { display: flex; gap: .8em; padding: 0 .35em; font-size: 13px; color: #777; }
 figure { margin: 1em 0; }
 figure svg { width: 100%; border: 1px solid #ccc; display: block; }
@@ -104,6 +104,15 @@ def _ramp():
     return np.linspace(0.0, 1.0, 9)
 
 
+THUMB_HEIGHT = 54  # px, as li.step img shows them
+
+
+def _thumb_width(png: bytes) -> int:
+    """The width a thumbnail is shown at (THUMB_HEIGHT high), from its PNG header."""
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    return round(THUMB_HEIGHT * width / max(height, 1))
+
+
 def _separation_text(alignment) -> str:
     return "" if alignment.separation is None else f"; separation {alignment.separation:.2f}"
 
@@ -127,7 +136,8 @@ def review_html(alignment, page: str | Path | None = None, embed_video: bool = F
     video = (f'<video id="video" controls preload="metadata" src="{html.escape(_video_src(source, page, embed_video))}">'
              f'<track id="chapters" kind="chapters" label="Steps" srclang="en" src="{chapters}" default></video>'
              if has_video else f"<p>(no video: {html.escape(alignment.source or alignment.video)} is not a file here)</p>")
-    head = '<li class="head"><span class="time">time</span><span class="score">score</span><span>step</span></li>'
+    spacer = f'<span style="min-width: {_thumb_width(thumbs[0])}px"></span>' if thumbs else ""  # columns line up
+    head = f'<li class="head">{spacer}<span class="time">time</span><span class="score">score</span><span>step</span></li>'
     items = head + "".join(
         f'<li class="step" data-start="{s.start}" data-end="{s.end}">'
         + (f'<img alt="" src="{_uri("image/png", thumbs[k])}">' if thumbs else "")
