@@ -69,6 +69,13 @@ def _segment_by_matched_clips(ref_clips: Tensor, clips: Tensor, labels: Tensor, 
     return segment(disagree, drop_cost=0.5)  # a clip labelled with a step prefers it; a background one, no step
 
 
+def _enough_clips(steps: int, clips: int, what: str, video) -> None:
+    """Each step needs at least one clip: say so, naming the files, before any text is embedded."""
+    if steps > clips:
+        raise TempclrError(f"{what} but {video} has only {clips} clips: each step needs at least one clip "
+                           f"(sample more: --fps {max(2, math.ceil(steps / clips))})")
+
+
 class Aligner:
     def __init__(self, model: str | None = None, pretrained: str | None = None, checkpoint: str | None = None,
                  device: str = "auto", seed: int = 0, fps: float = 1.0, clip_seconds: float = 1.0,
@@ -111,9 +118,7 @@ class Aligner:
         if isinstance(steps, (str, Path)):
             steps = read_steps(str(steps))
         v = self.features(video)
-        if len(steps) > len(v.clips):
-            raise TempclrError(f"{len(steps)} steps{source} but {video} has only {len(v.clips)} clips: each step needs "
-                               f"at least one clip (sample more: --fps {max(2, math.ceil(len(steps) / len(v.clips)))})")
+        _enough_clips(len(steps), len(v.clips), f"{len(steps)} steps{source}", video)
         if getattr(self.heads, "embeds_text", False):  # VideoCLIP / TempCLR's own text tower
             clips, step_emb = self._heads(v.clips, self.heads.encode_text(steps).cpu())
             return align_embeddings(step_emb, clips, steps, v.starts, v.ends, background, drop_cost, str(video),
@@ -167,9 +172,7 @@ class Aligner:
                                     target.duration, target.source)
         from tempclr_cli.core.align.steps import alignment_of
 
-        if len(texts) > len(clips):
-            raise TempclrError(f"{len(texts)} steps but {video} has only {len(clips)} clips: each step needs at least "
-                               "one clip (sample more with --fps)")
+        _enough_clips(len(texts), len(clips), f"{len(texts)} steps", video)
         seg = _segment_by_matched_clips(ref_clips, clips, _clip_labels(ref.starts, ref.ends, reference_steps), drop_cost)
         sim = torch.nn.functional.normalize(prototypes, dim=-1) @ clips.T  # the heatmap and the scores
         return alignment_of(seg, sim, texts, target.starts, target.ends, str(video), target.duration, target.source)

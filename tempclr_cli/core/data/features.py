@@ -41,7 +41,6 @@ class EncoderSpec:
         return {"encoder_model": self.model, "encoder_pretrained": self.pretrained, "encoder_seed": self.seed}
 
 
-
 class FeatureStore:
     """Look up feature files by id: relative path without suffix, or a unique file stem."""
 
@@ -127,8 +126,6 @@ def index_offsets(index: Path) -> dict[str, int]:
     """Where the last row of each features path starts in `index` (later runs supersede
     earlier ones), for paths whose last row is ok; rows are parsed once and dropped, so a
     store of 100k videos costs a dict of offsets, not 100k rows."""
-    import json
-
     offsets: dict[str, int] = {}
     if not index.exists():
         return offsets
@@ -147,8 +144,6 @@ def index_offsets(index: Path) -> dict[str, int]:
 def read_row(folder: Path, features: str) -> dict:
     """The last ok index row of one features path, without parsing the others: a byte search
     for its `"features": ...` field, so one lookup in a store of 100k videos stays fast."""
-    import json
-
     path = folder / INDEX
     if not path.exists():
         return {}

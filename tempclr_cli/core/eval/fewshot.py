@@ -142,10 +142,10 @@ def pair_distances(videos: VideoSet, pairs: np.ndarray, distance: str, gamma: fl
         mask = (torch.arange(T, device=videos.lengths.device)[None, :] < videos.lengths[:, None]).float()
         pooled = (videos.feats * mask[..., None]).sum(1) / videos.lengths[:, None]
         pooled = torch.nn.functional.normalize(pooled, dim=-1)
-        return measure.distance((1 - (pooled @ pooled.T)[a, b])[:, None, None], None, gamma).float().cpu()
+        return measure.distance((1 - (pooled @ pooled.T)[a, b])[:, None, None], None, gamma).float()
     full = (V * T) ** 2 <= FULL_SIMILARITY_LIMIT
     if distance == "dtw" and full:  # a fast path: all pairs from one GEMM
-        return dtw.pairwise_dtw(videos.feats, videos.feats, videos.lengths, videos.lengths)[a, b].float().cpu()
+        return dtw.pairwise_dtw(videos.feats, videos.feats, videos.lengths, videos.lengths)[a, b].float()
     sim = (videos.feats.reshape(V * T, D) @ videos.feats.reshape(V * T, D).T).view(V, T, V, T) if full else None
     out = []
     for start in range(0, len(pairs), chunk):
@@ -155,8 +155,8 @@ def pair_distances(videos: VideoSet, pairs: np.ndarray, distance: str, gamma: fl
         else:
             cost = 1 - torch.bmm(videos.feats[ca], videos.feats[cb].transpose(1, 2))
         lengths = torch.stack([videos.lengths[ca], videos.lengths[cb]], dim=1)
-        out.append(measure.distance(cost, lengths, gamma).float().cpu())
-    return torch.cat(out)
+        out.append(measure.distance(cost, lengths, gamma))
+    return torch.cat(out).float()
 
 
 @dataclass
@@ -186,7 +186,7 @@ def fewshot_accuracy(videos: VideoSet, cfg: FewshotConfig, distances: list[str])
     results = []
     with torch.no_grad():
         for name in distances:
-            d = pair_distances(videos, pairs, name, cfg.gamma).numpy()[inverse.reshape(codes.shape)]
+            d = pair_distances(videos, pairs, name, cfg.gamma).cpu().numpy()[inverse.reshape(codes.shape)]
             scores = d.reshape(E, N * Q, N, K).mean(-1)  # mean distance to each class's supports
             pred = scores.argmin(-1)
             correct = pred == truth

@@ -193,9 +193,7 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         if prev is None:
             raise VideoError(f"{path}: no decodable video frames")
         end = prev_time + _frame_seconds(prev, rate)
-        if info is not None:
-            info["end"], info["start"], info["decode_errors"] = end, start, len(errors)
-            info["truncated"] = _ends_early(container, stream, start, end, rate, bool(errors)) or _head_lost(errors, start)
+        _report(info, container, stream, start, end, rate, errors)
         while (k + 0.5) / fps < end or k == 0:
             if prev_rgb is None:
                 prev_rgb = _to_rgb(prev, short_side)
@@ -255,11 +253,11 @@ def filter_frames(path: str | Path, fps: float = 30.0, size: int = 224, info: di
         for out in _pull_all(graph):
             yield Sample(k, k / fps, k / fps, out.to_ndarray())
             k += 1
+        start = first.time or 0.0
+        end = (last.time or 0.0) - start + _frame_seconds(last, rate)
+        _report(info, container, stream, start, end, rate, errors)
         if info is not None:
-            start = first.time or 0.0
-            end = (last.time or 0.0) - start + _frame_seconds(last, rate)
-            info["end"], info["start"], info["decode_errors"] = max(end, k / fps), start, len(errors)
-            info["truncated"] = _ends_early(container, stream, start, end, rate, bool(errors)) or _head_lost(errors, start)
+            info["end"] = max(end, k / fps)  # the fps filter may pad the last second: the samples' own end
     finally:
         container.close()
 
@@ -339,6 +337,15 @@ def _ends_early(container, stream, start: float, end: float, rate: float, damage
     # an intact file may end half a second short of its header's figure; one that lost packets, by 1.5 frames
     expected, slack = max(declared), (1.5 / rate if damaged else max(0.5, 2 / rate))
     return end < expected - slack and start + end < expected - slack
+
+
+def _report(info: dict | None, container, stream, start: float, end: float, rate: float, errors: list) -> None:
+    """What a sampler tells its caller once the stream is exhausted: `end` (when the last
+    decoded frame leaves the screen), `start` (the first frame's own time), `decode_errors`
+    and `truncated` (time is missing: the end well before the declared duration, or the head lost)."""
+    if info is not None:
+        info.update(end=end, start=start, decode_errors=len(errors),
+                    truncated=_ends_early(container, stream, start, end, rate, bool(errors)) or _head_lost(errors, start))
 
 
 def _head_lost(errors: list, start: float) -> bool:

@@ -231,8 +231,8 @@ class TempCLRTask:
         rows, cols = negative_orders(self.recipe.data.units, self.per_unit, loss.negatives, loss.shuffle, 1, gen)
         return rows[0], cols[0]
 
-    def _collate(self, indices: list[int], epoch: int) -> Batch:
-        seqs = [self.sequences[i] for i in indices]
+    def _padded(self, seqs: list[Sequence]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sequences' videos' clip features, padded: (B, T, D) and the padding mask (B, T)."""
         T = max(self.feats[s.video].shape[0] for s in seqs)
         feats = torch.zeros(len(seqs), T, self.dim)
         padding = torch.ones(len(seqs), T, dtype=torch.bool)
@@ -240,6 +240,11 @@ class TempCLRTask:
             n = self.feats[s.video].shape[0]
             feats[b, :n] = self.feats[s.video].float()
             padding[b, :n] = False
+        return feats, padding
+
+    def _collate(self, indices: list[int], epoch: int) -> Batch:
+        seqs = [self.sequences[i] for i in indices]
+        feats, padding = self._padded(seqs)
         text = self.text[torch.tensor([s.sentences for s in seqs])]
         clips = torch.tensor([s.clips for s in seqs])
         rows, cols = zip(*(self._negatives(i, epoch) for i in indices))

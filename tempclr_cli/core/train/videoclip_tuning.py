@@ -116,10 +116,7 @@ class VideoCLIPTuning(TempCLRTask):
 
     def _collate(self, indices: list[int], epoch: int) -> SpanBatch:
         seqs = [self.sequences[i] for i in indices]
-        T = max(self.feats[s.video].shape[0] for s in seqs)
-        feats = torch.zeros(len(seqs), T, self.dim)
-        for b, s in enumerate(seqs):
-            feats[b, : self.feats[s.video].shape[0]] = self.feats[s.video].float()
+        feats, _ = self._padded(seqs)  # padding is in the spans: a step's clips all exist
         spans = torch.tensor([[[min(c), max(c) + 1] for c in s.clips] for s in seqs])
         sentences = torch.tensor([s.sentences for s in seqs])
         rows = torch.stack([self._negatives(i, epoch)[0] for i in indices])
