@@ -184,3 +184,23 @@ def test_rows_time_decoding_and_encoding_where_they_happen(tmp_path):
     summary = {k: sum(r[k] for r in rows) for k in ("decode_seconds", "encode_seconds", "waited_seconds")}
     assert extract.bound(summary) == "encode"
     assert extract.bound({**summary, "waited_seconds": summary["encode_seconds"] + 1}) == "decode"
+
+
+def test_decode_modes_are_recorded_and_give_the_same_clips(tmp_path):
+    from test_video import _textured
+
+    from tempclr_cli.core.media.video import write_video
+
+    write_video(tmp_path / "v" / "moving.mp4", (_textured(k) for k in range(30 * 6)), 30)
+    feats = {}
+    for mode in ("fast", "exact"):
+        out = tmp_path / mode
+        args = ["--decode", mode] if mode == "exact" else []  # fast is the default
+        result = tempclr("extract", str(tmp_path / "v"), "-o", str(out), "--workers", "0", *args, *TINY)
+        assert result.returncode == 0, result.stderr
+        (row,) = rows(out / "index.jsonl")
+        assert row["decode"] == mode and 0 <= row["max_offset"] <= 0.25 and row["clips"] == 6
+        feats[mode] = np.load(out / "moving.npy").astype(np.float32)
+    cosine = (feats["fast"] * feats["exact"]).sum(1)  # unit rows
+    assert cosine.min() > 0.98, cosine
+    assert tempclr("extract", str(tmp_path / "v"), "-o", str(tmp_path / "x"), "--decode", "quick", *TINY).returncode == 2

@@ -124,3 +124,90 @@ def test_sparse_sampling_seeks_without_changing_the_result(tmp_path, gop):
     assert [s.time for s in samples] == [5.0, 15.0, 25.0, 35.0]
     assert [frame_index(s.image) for s in samples] == [frame_index(frame_with_index(k)) for k in (50, 150, 250, 350)]
     assert [s.frame_time for s in samples] == pytest.approx([5.0, 15.0, 25.0, 35.0])
+
+
+# --- decoding modes and threads ----------------------------------------------------------
+
+
+def _full_decode_samples(path: Path, fps: float, short_side: int | None) -> list[np.ndarray]:
+    """The reference for exact mode, written independently: decode every frame, keep the one
+    on screen at each (k + 0.5) / fps, convert it as PyAV's own to_ndarray does."""
+    import av
+
+    with av.open(str(path)) as c:
+        frames = list(c.decode(c.streams.video[0]))
+    times = [float(f.pts * f.time_base) - float(frames[0].pts * frames[0].time_base) for f in frames]
+    end = times[-1] + (times[-1] - times[-2])
+    out = []
+    for k in range(int(np.ceil(end * fps - 0.5))):
+        f = frames[max(i for i, t in enumerate(times) if t <= (k + 0.5) / fps + 1e-9)]
+        scale = short_side / min(f.width, f.height) if short_side else 1
+        out.append(f.to_ndarray(width=round(f.width * scale), height=round(f.height * scale), format="rgb24"))
+    return out
+
+
+def _textured(k: int, size: int = 64) -> np.ndarray:
+    """A frame with moving detail (so the encoder makes B-frames and deblocking does something),
+    its index written as the brightness of a flat 24 x 24 corner (`_textured_index` reads it)."""
+    base = np.random.default_rng(0).integers(0, 255, (size // 4, size // 4, 3), dtype=np.uint8).repeat(4, 0).repeat(4, 1)
+    image = np.roll(base, 2 * k, axis=1)
+    image[:24, :24] = (k * 9) % 250
+    return image
+
+
+def _textured_index(image: np.ndarray) -> int:
+    return int(round(float(image[8:16, 8:16].mean()) / 9))
+
+
+def test_exact_mode_is_bit_identical_to_a_full_decode(tmp_path):
+    from tempclr_cli.core.media.video import write_video
+
+    path = write_video(tmp_path / "t.mp4", (_textured(k) for k in range(90)), 30)
+    info: dict = {}
+    ours = [s.image for s in sample_frames(path, fps=1.0, short_side=40, info=info, decode="exact")]
+    reference = _full_decode_samples(path, 1.0, 40)
+    assert len(ours) == len(reference) == 3 and info["decode"] == "exact" and info["frames_decoded"] == 90
+    assert all(np.array_equal(a, b) for a, b in zip(ours, reference))
+
+
+@pytest.mark.parametrize("fps", [1.0, 2.0, 0.5])
+def test_fast_mode_picks_the_same_frames_within_a_quarter_interval_and_skips_the_rest(tmp_path, fps):
+    from tempclr_cli.core.media.video import write_video
+
+    path = write_video(tmp_path / "c.mp4", (_textured(k) for k in range(30 * 12)), 30)  # 12 s with B-frames
+    exact, fast = {}, {}
+    want = list(sample_frames(path, fps, None, exact, decode="exact"))
+    got = list(sample_frames(path, fps, None, fast, decode="fast"))
+    assert len(got) == len(want) == int(12 * fps)
+    assert [_textured_index(s.image) for s in got] == [_textured_index(s.image) for s in want]
+    assert all(0 <= s.time - s.frame_time <= 0.25 / fps for s in got)
+    assert fast["decode"] == "fast" and fast["max_offset"] == pytest.approx(max(s.time - s.frame_time for s in got))
+    assert fast["max_offset"] <= 0.25 / fps and fast["end"] == pytest.approx(exact["end"])
+    assert fast["frames_decoded"] < 0.8 * exact["frames_decoded"]  # the B-frames away from the samples were skipped
+
+
+def test_fast_mode_runs_exact_where_a_sample_has_under_4_frames(tmp_path):
+    from videos import frame_with_index
+
+    path = cfr(tmp_path / "slow.mp4", seconds=3, fps=10)
+    info: dict = {}
+    samples = list(sample_frames(path, fps=4.0, short_side=None, info=info, decode="fast"))
+    assert info["decode"] == "exact" and len(samples) == 12
+    shown = [int((k + 0.5) / 4 * 10 + 1e-9) for k in range(12)]  # frame k is on screen from k / 10 s
+    assert [frame_index(s.image) for s in samples] == [frame_index(frame_with_index(i)) for i in shown]
+
+
+@pytest.mark.parametrize("codec, suffix", [("libx264", ".mp4"), ("libvpx-vp9", ".webm"), ("mpeg4", ".avi")])
+@pytest.mark.parametrize("threads", [0, 1])
+@pytest.mark.parametrize("decode", ["exact", "fast"])
+def test_the_last_second_is_present_under_every_threading(tmp_path, codec, suffix, threads, decode):
+    """Frame threading can lose a file's last frames (PyAV #1098): the last sample must show the last second."""
+    from videos import frame_with_index
+
+    from tempclr_cli.core.media.video import write_video
+
+    path = write_video(tmp_path / f"v{suffix}", (frame_with_index(k) for k in range(30 * 4)), 30, codec=codec)
+    info: dict = {}
+    samples = list(sample_frames(path, 1.0, None, info, decode=decode, threads=threads))
+    assert len(samples) == 4 and info["end"] == pytest.approx(4.0, abs=0.04)
+    assert frame_index(samples[-1].image) == frame_index(frame_with_index(105))  # the frame on screen at 3.5 s

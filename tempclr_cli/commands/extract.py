@@ -13,10 +13,12 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    EXIT_SOME_FAILED, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, command, err, is_main_process, log, number,
-    progress, warn, writable,
+    EXIT_SOME_FAILED, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, choices, command, err, is_main_process, log,
+    number, progress, warn, writable,
 )
+from tempclr_cli.core.media.video import DECODE_MODES
 
+Decode = choices("Decode", DECODE_MODES)
 
 
 class Dtype(str, Enum):
@@ -48,6 +50,10 @@ def extract(
     normalize: Annotated[bool, typer.Option(help="L2-normalise each feature.")] = True,
     batch_size: Annotated[int, typer.Option(help="Frames per encoder batch.", min=1)] = 64,
     workers: Annotated[int, typer.Option(help="Decoder processes (0: decode in this process).", min=0)] = 2,
+    decode: Annotated[Decode, typer.Option(
+        help="fast: decode in full only near each sample time, skipping B-frames and deblocking elsewhere (the same "
+             "frames, slightly softer; 1.5-2x faster at 1 fps); exact: every frame, bit-identical to a full decode. "
+             "fast runs as exact below 4 video frames per sample.")] = Decode.fast,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos whose features already exist.")] = False,
     shard: Annotated[Optional[str], typer.Option(help="Process shard i of n (i/n); under torchrun RANK/WORLD_SIZE.")] = None,
     json_: Json = False,
@@ -86,7 +92,7 @@ def extract(
     writable(out, "--out", folder=True)
     from tempclr_cli.core.encode.extract import ExtractConfig, extract_videos
 
-    cfg = ExtractConfig(fps, clip_seconds, per_frame, dtype.value, normalize, batch_size, workers)
+    cfg = ExtractConfig(fps, clip_seconds, per_frame, dtype.value, normalize, batch_size, workers, decode.value)
     with progress(quiet, TextColumn("{task.fields[rate]}")) as bar:
         state = {"frames": 0, "start": time.perf_counter()}
 

@@ -4,7 +4,7 @@ Output layout (the one VideoCLIP/TempCLR tools read): one `<name>.npy` of shape
 (clips, dim) per video, mirroring the input tree under the output folder, plus
 
     index.jsonl     one row per processed video: source, features, clips, starts, ends,
-                    frame_times, duration, start_offset, truncated, fps, clip_seconds, model, pretrained, dim, status
+                    frame_times, duration, start_offset, truncated, decode, max_offset, fps, clip_seconds, model, pretrained, dim, status
     failures.jsonl  one row per video that could not be decoded, with the reason
 
 Rows are appended (a rerun with --overwrite appends a newer row; readers keep the
@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tempclr_cli.core import io
 from tempclr_cli.core.data.features import INDEX, EncoderSpec, index_offsets
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.media.video import VideoError, filter_frames, sample_frames
+from tempclr_cli.core.media.video import DECODE_MODES, VideoError, filter_frames, sample_frames
 
 FAILURES = "failures.jsonl"
 
@@ -45,6 +45,7 @@ class ExtractConfig:
     normalize: bool = True
     batch_size: int = 64  # frames per encoder batch (and per decoded chunk)
     workers: int = 2  # decoder processes; 0 decodes in this process
+    decode: str = "fast"  # media.video.DECODE_MODES: fast skips what no sample needs; exact decodes every frame
 
     def check(self) -> None:
         if self.fps <= 0 or self.clip_seconds <= 0:
@@ -57,6 +58,8 @@ class ExtractConfig:
             raise TempclrError(f"--dtype {self.dtype}: use float16 or float32")
         if self.batch_size < 1 or self.workers < 0:
             raise TempclrError("--batch-size must be >= 1 and --workers >= 0")
+        if self.decode not in DECODE_MODES:
+            raise TempclrError(f"--decode {self.decode}: use one of {', '.join(DECODE_MODES)}")
 
 
 def sampling_for(encoder, cfg: ExtractConfig) -> ExtractConfig:
@@ -176,12 +179,17 @@ class DecodeStream(IterableDataset):
             return False
         return True
 
+    def _frames(self, source: Path, info: dict) -> Iterator:
+        """The sampler for this protocol, one decoder thread each (more cores: more --workers)."""
+        if self.protocol == "videoclip":
+            return filter_frames(source, self.cfg.fps, self.size, info)
+        return sample_frames(source, self.cfg.fps, self.size, info, decode=self.cfg.decode)
+
     def _decode_one(self, i: int) -> Iterator[dict]:
         source, chunk, info = self.jobs[i].source, [], {}
-        sampler = filter_frames if self.protocol == "videoclip" else sample_frames
         clock = time.perf_counter()  # decoding time, measured where it happens (this worker), not waiting
         try:
-            for s in sampler(source, self.cfg.fps, self.size, info):
+            for s in self._frames(source, info):
                 chunk.append(s)
                 if len(chunk) == self.cfg.batch_size:
                     packed = self._pack(i, chunk, last=False)
@@ -193,7 +201,8 @@ class DecodeStream(IterableDataset):
             return
         packed = self._pack(i, chunk, last=True)
         yield {**packed, "end": info["end"], "start": info["start"], "truncated": info["truncated"],
-               "decode_errors": info.get("decode_errors", 0), "decode_seconds": time.perf_counter() - clock}
+               "decode_errors": info.get("decode_errors", 0), "decode": info["decode"], "max_offset": info["max_offset"],
+               "decode_seconds": time.perf_counter() - clock}
 
     def _pack(self, i: int, chunk: list, last: bool) -> dict:
         frames = np.stack([_crop(s.image, self.size) for s in chunk]) if chunk else None
@@ -263,7 +272,7 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
             yield len(item["times"])
         if item["last"]:
             done = {**partial.pop(i), "duration": item["end"], "offset": item["start"], "truncated": item["truncated"],
-                    "decode_errors": item["decode_errors"]}
+                    "decode_errors": item["decode_errors"], "mode": item["decode"], "max_offset": item["max_offset"]}
             yield _finish_or_fail(jobs[i], done, encoder, cfg, out)
             claim_path(jobs[i].target).unlink(missing_ok=True)
 
@@ -326,6 +335,8 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         "start_offset": round(acc["offset"], 4),  # the stream's first presentation time: times above count from it
         "truncated": acc["truncated"],  # decoding ended well before the declared duration: features cover what decoded
         "decode_errors": acc["decode_errors"],  # packets the decoder rejected and skipped (their frames are missing)
+        "decode": acc["mode"],  # the mode that ran: fast (only what samples need) or exact (every frame)
+        "max_offset": None if acc["max_offset"] is None else round(acc["max_offset"], 4),  # largest sample - frame time
         "fps": cfg.fps,
         "clip_seconds": None if cfg.per_frame else cfg.clip_seconds,
         **EncoderSpec(encoder.name, encoder.pretrained, encoder.seed).to_row(),
