@@ -4,6 +4,7 @@
     python benchmarks/extract.py --procs 1,2  # throughput against processes (torchrun) and decoding workers
     python benchmarks/extract.py --s3d        # VideoCLIP's 30-fps protocol (S3D) against the 1-fps path
     python benchmarks/extract.py --decoders   # every decoder a user would pick, six files, one table
+    python benchmarks/extract.py --end-to-end # the same files through the tiny encoder; fast mode's PSNR
 
 Test videos (720p, 30 fps, 2 and 10 minutes) are made once with ffmpeg's testsrc2 into
 benchmarks/.cache/. The decoder table's six 1-minute files are real footage when
@@ -38,8 +39,8 @@ def make_video(minutes: int) -> Path:
 def ffmpeg_pipe(path: Path) -> int:
     """The same frames through ffmpeg: 1 fps, short side 224, RGB, read by Python."""
     w, h = 398, 224  # 1280x720 scaled to short side 224 (even width)
-    cmd = ["ffmpeg", "-v", "error", "-i", str(path), "-vf", f"fps=1,scale={w}:{h}", "-f", "rawvideo",
-           "-pix_fmt", "rgb24", "-"]
+    cmd = ["ffmpeg", "-v", "error", "-threads", "1", "-filter_threads", "1", "-i", str(path),
+           "-vf", f"fps=1,scale={w}:{h}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # one thread, as tempclr
     frames = 0
     with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
         while True:
@@ -152,8 +153,8 @@ def s3d_table() -> None:
     w, h, x, y = videoclip_geometry(1280, 720)
 
     def pipe(path: Path) -> int:
-        cmd = ["ffmpeg", "-v", "error", "-i", str(path), "-vf", f"fps=30,scale={w}:{h},crop=224:224:{x}:{y}",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+        cmd = ["ffmpeg", "-v", "error", "-threads", "1", "-filter_threads", "1", "-i", str(path),
+               "-vf", f"fps=30,scale={w}:{h},crop=224:224:{x}:{y}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
         frames = 0
         with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
             while len(buf := proc.stdout.read(224 * 224 * 3)) == 224 * 224 * 3:
@@ -329,6 +330,63 @@ def decoders_table() -> None:
                   f"{r['peak_mb']:.0f} | {exact / r['seconds']:.2f} | {pipe / r['seconds']:.2f} |", flush=True)
 
 
+def fast_psnr(path: Path) -> tuple[float, float]:
+    """(lowest, median) PSNR in dB of fast mode's samples against exact mode's (the same frames)."""
+    from tempclr_cli.core.media.video import sample_frames
+
+    exact = [s.image for s in sample_frames(path, 1.0, 224, decode="exact")]
+    fast = [s.image for s in sample_frames(path, 1.0, 224, decode="fast")]
+    mse = [np.mean((a.astype(np.float64) - b) ** 2) for a, b in zip(exact, fast)]
+    psnr = [10 * np.log10(255**2 / m) if m else math.inf for m in mse]
+    return min(psnr), float(np.median(psnr))
+
+
+def end_to_end(path: Path, fps: float, source: str) -> float:
+    """Seconds to turn `path` into tiny-encoder clip features (1-s clips, random weights, this
+    process, one decoding thread): tempclr's extraction with `source` = fast or exact, or the
+    `ffmpeg` pipe feeding the same encoder and the same pooling."""
+    import torch
+
+    from tempclr_cli.core.encode import extract
+    from tempclr_cli.core.encode.encoders import load_encoder
+
+    encoder = load_encoder("tiny", "none", None, torch.device("cpu"))
+    cfg = extract.ExtractConfig(fps=fps, workers=0, decode="exact" if source == "ffmpeg" else source)
+    start = time.perf_counter()
+    if source != "ffmpeg":
+        out = CACHE / f"e2e-{source}"
+        subprocess.run(["rm", "-rf", str(out)], check=True)
+        list(extract.run([extract.Job(path, out / "v.npy")], encoder, cfg, out))
+        return time.perf_counter() - start
+    width, height, _, _ = probe(path)
+    w, h, size = round(width * encoder.image_size / height), encoder.image_size, encoder.image_size
+    cmd = ["ffmpeg", "-v", "error", "-threads", "1", "-filter_threads", "1", "-i", str(path),
+           "-vf", f"fps={fps},scale={w}:{h},crop={size}:{size}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    emb, times = [], []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
+        while len(buf := proc.stdout.read(cfg.batch_size * size * size * 3)):
+            frames = torch.frombuffer(bytearray(buf), dtype=torch.uint8).view(-1, size, size, 3)
+            times += [(len(times) + k + 0.5) / fps for k in range(len(frames))]
+            emb.append(encoder.encode_images(frames))
+    extract.clip_features(torch.cat(emb), times, cfg)
+    return time.perf_counter() - start
+
+
+def end_to_end_table() -> None:
+    """The 720p30 H.264 file through the tiny encoder, at 1 fps and dense (30 fps, 1-s clips)."""
+    path = decoder_file("720p30 H.264")
+    print("| end to end, 1-min 720p30 H.264, tiny encoder | tempclr fast s | tempclr exact s | ffmpeg pipe + "
+          "same encoder s | pipe / fast | pipe / exact |\n|---|---:|---:|---:|---:|---:|")
+    for fps in (1.0, 30.0):
+        fast, exact, pipe = (min(end_to_end(path, fps, src) for _ in range(2)) for src in ("fast", "exact", "ffmpeg"))
+        label = "1 fps" if fps == 1 else "dense 30 fps, 1-s clips (fast runs as exact)"
+        print(f"| {label} | {fast:.2f} | {exact:.2f} | {pipe:.2f} | {pipe / fast:.2f} | {pipe / exact:.2f} |")
+    print("\n| file | fast vs exact samples: lowest PSNR dB | median PSNR dB |\n|---|---:|---:|")
+    for name in DECODER_FILES:
+        low, median = fast_psnr(decoder_file(name))
+        print(f"| {name} | {low:.1f} | {median:.1f} |", flush=True)
+
+
 def main() -> None:
     import argparse
 
@@ -336,6 +394,8 @@ def main() -> None:
     parser.add_argument("--procs", help="comma-separated process counts: only the scaling table")
     parser.add_argument("--s3d", action="store_true", help="only the S3D (VideoCLIP protocol) table")
     parser.add_argument("--decoders", action="store_true", help="only the table of decoders a user would pick")
+    parser.add_argument("--end-to-end", action="store_true", help="the tiny encoder fed by tempclr or an ffmpeg pipe, "
+                        "and fast mode's PSNR against exact, on the decoder table's files")
     parser.add_argument("--one", nargs=2, metavar=("DECODER", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -343,6 +403,9 @@ def main() -> None:
         return
     if args.decoders:
         decoders_table()
+        return
+    if args.end_to_end:
+        end_to_end_table()
         return
     if args.s3d:
         s3d_table()

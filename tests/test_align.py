@@ -160,6 +160,34 @@ def test_auto_drop_cost_splits_close_and_far_clips():
     assert auto_drop_cost(cost) == pytest.approx(0.55)
 
 
+@pytest.mark.parametrize("background", [True, False])
+def test_past_align_cells_the_similarities_are_never_held_whole_and_nothing_changes(monkeypatch, background):
+    """#30: thousands of steps over a long video: costs come a block of steps at a time, the
+    heatmap is a mean over consecutive clips; the steps, their times and scores are those of
+    the whole-matrix path."""
+    import tempclr_cli.core.align.dtw as dtw_module
+    import tempclr_cli.core.align.steps as steps_module
+
+    gen = torch.Generator().manual_seed(0)
+    K, T = 40, 900
+    text = torch.randn(K, 32, generator=gen)
+    owner = torch.arange(T) * K // T  # clip t shows step owner[t]: a diagonal with noise
+    clips = text[owner] + 1.5 * torch.randn(T, 32, generator=gen)
+    starts = [float(t) for t in range(T)]
+    ends = [t + 1.0 for t in starts]
+    names = [f"s{k}" for k in range(K)]
+    whole = align(text, clips, names, starts, ends, background=background)
+    monkeypatch.setattr(steps_module, "ALIGN_CELLS", 1000)
+    monkeypatch.setattr(steps_module, "PREVIEW_COLUMNS", 100)
+    monkeypatch.setattr(dtw_module, "SEGMENT_CELLS", 0)  # and the backtracking in blocks of 7 steps
+    blocks = align(text, clips, names, starts, ends, background=background)
+    assert [(s.start, s.end) for s in blocks.steps] == [(s.start, s.end) for s in whole.steps]
+    assert [s.score for s in blocks.steps] == pytest.approx([s.score for s in whole.steps], abs=1e-4)
+    assert blocks.similarity.shape == (K, 100) and blocks.separation is None
+    # each heatmap column is the mean of its 9 clips' similarities
+    np.testing.assert_allclose(blocks.similarity[:, 3], whole.similarity[:, 27:36].mean(1), atol=1e-5)
+
+
 def test_swapped_video_and_steps_are_named_as_swapped(tmp_path):
     """#29: `align steps.txt video.mp4` says the arguments look swapped, before any model loads."""
     from test_cli import tempclr

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -350,7 +351,17 @@ class Segmentation:
 SEGMENT_CELLS = 2**24  # steps x clips up to which the backtracking indices are kept whole (two int32 each: 128 MB)
 
 
-def segment(cost: torch.Tensor, drop_cost: float | None = None) -> Segmentation:
+@dataclass(frozen=True)
+class CostRows:
+    """A (K, T) cost matrix given a block of rows at a time and never held whole: `rows(k0,
+    k1)` returns rows k0..k1-1 [shape=(k1 - k0, T)]. `segment` takes one where K x T cells
+    would not fit (thousands of steps over a long video)."""
+
+    shape: tuple[int, int]
+    rows: Callable[[int, int], torch.Tensor]
+
+
+def segment(cost: torch.Tensor | CostRows, drop_cost: float | None = None) -> Segmentation:
     """Split T clips into K ordered, contiguous, non-empty step segments.
 
     cost [shape=(K, T)]: cost of clip t belonging to step k. With `drop_cost`, clips
@@ -361,15 +372,17 @@ def segment(cost: torch.Tensor, drop_cost: float | None = None) -> Segmentation:
     start (and end) indices; past 2^24 cells they are not all kept: the forward pass keeps
     its input every sqrt(K) rows, and the backtrack recomputes one block of rows at a time
     from them, for O(T sqrt(K)) memory at twice the time (5,000 steps over 36,000 clips:
-    40 MB of indices instead of 1.4 GB).
+    40 MB of indices instead of 1.4 GB). With `cost` a `CostRows`, the costs themselves are
+    asked for one block at a time too.
     """
-    cost, _, _ = _prepare(cost, None)
-    d = cost[0]  # rows go to float64 one at a time: a long video with many steps is not held twice
-    K, T = d.shape
+    if not isinstance(cost, CostRows):
+        d = _prepare(cost, None)[0][0]  # rows go to float64 one at a time: a long video is not held twice
+        cost = CostRows(tuple(d.shape), lambda k0, k1: d[k0:k1])
+    K, T = cost.shape
     if K > T:
         raise DTWInputError(f"{K} steps but only {T} clips: each step needs at least one clip")
-    row = _SegmentRow(d, drop_cost)
     block = K if K * T <= SEGMENT_CELLS else math.isqrt(K - 1) + 1
+    row = _SegmentRow(cost, drop_cost, block)
     checkpoints, before = [], row.first()
     for k in range(K):
         if k % block == 0:
@@ -402,21 +415,29 @@ class _SegmentRow:
     that backtracking reads: where step k starts given its last clip, and (with background)
     where it ends given the last clip so far."""
 
-    def __init__(self, d: torch.Tensor, drop_cost: float | None):
-        self.d, self.background = d, drop_cost is not None
-        T, dtype = d.shape[1], torch.float64
+    def __init__(self, cost: CostRows, drop_cost: float | None, block: int):
+        self.cost, self.block, self.background = cost, block, drop_cost is not None
+        T, dtype = cost.shape[1], torch.float64
         self.inf = torch.tensor(float("inf"), dtype=dtype)
         self.drops = torch.full((T,), float(drop_cost), dtype=dtype).cumsum(0) if self.background else None
         self.index = torch.int32 if T < 2**31 else torch.int64  # the narrowest that fits
+        self.cached, self.rows = 0, cost.rows(0, 0)  # the block of cost rows asked for last, from row `cached`
+
+    def cost_row(self, k: int) -> torch.Tensor:
+        if not self.cached <= k < self.cached + len(self.rows):
+            self.cached, self.rows = k, self.cost.rows(k, min(self.cost.shape[0], k + self.block))
+            if not bool(torch.isfinite(self.rows).all()):
+                raise DTWInputError("cost contains NaN or inf")
+        return self.rows[k - self.cached]
 
     def first(self) -> torch.Tensor:
-        T = self.d.shape[1]
+        T = self.cost.shape[1]
         if not self.background:
             return torch.cat([torch.zeros(1, dtype=torch.float64), torch.full((T - 1,), float("inf"), dtype=torch.float64)])
         return torch.cat([torch.zeros(1, dtype=torch.float64), self.drops[:-1]])
 
     def __call__(self, k: int, before: torch.Tensor):
-        c = self.d[k].double().cumsum(0)
+        c = self.cost_row(k).double().cumsum(0)
         c_before = torch.cat([torch.zeros(1, dtype=torch.float64), c[:-1]])
         best_start, s_idx = torch.cummin(before - c_before, dim=0)
         matched = c + best_start  # M[k, j]: clip j is the last clip so far of step k

@@ -135,10 +135,17 @@ def read_timed_steps(path: str, video_id: str | None = None) -> list[tuple[float
 
 
 def auto_drop_cost(cost) -> float:
-    """Otsu threshold of the clip-wise minimum cost. cost [shape=(K, T)]."""
+    """Otsu threshold of the clip-wise minimum cost. cost [shape=(K, T)], a tensor or a `dtw.CostRows`."""
     import torch
 
-    best = torch.sort(cost.min(dim=0).values).values.double()
+    from tempclr_cli.core.align.dtw import CostRows
+
+    if isinstance(cost, CostRows):
+        K, block = cost.shape[0], 256
+        clip_min = torch.stack([cost.rows(k, min(K, k + block)).min(dim=0).values for k in range(0, K, block)]).min(0)
+    else:
+        clip_min = cost.min(dim=0)
+    best = torch.sort(clip_min.values).values.double()
     n = best.numel()
     if n < 2:
         return float(best[0])
@@ -170,22 +177,44 @@ def align(
     """
     import torch
 
-    from tempclr_cli.core.align.dtw import segment
+    from tempclr_cli.core.align.dtw import CostRows, segment
 
-    # float32 similarities (features are stored in float16); the segmentation sums them in float64, row by
-    # row: 8 bytes a (step, clip) cell for the similarities and costs, 1.4 GB at 5,000 steps x 36,000 clips
+    # float32 similarities (features are stored in float16); the segmentation sums them in float64, row by row
     text = torch.nn.functional.normalize(torch.as_tensor(step_emb).float(), dim=-1)
     clips = torch.nn.functional.normalize(torch.as_tensor(clip_emb).float(), dim=-1)
     K, T = text.shape[0], clips.shape[0]
     if K > T:
         raise TempclrError(f"{K} steps but the video has only {T} clips: each step needs at least one clip "
                            f"(sample more: --fps {max(2, math.ceil(K / T))} on the video, or extract with it)")
-    sim = text @ clips.T  # (K, T)
-    cost = 1 - sim
+    whole = K * T <= ALIGN_CELLS
+    sim = text @ clips.T if whole else None  # (K, T)
+    cost = 1 - sim if whole else CostRows((K, T), lambda k0, k1: 1 - text[k0:k1] @ clips.T)
     if background and drop_cost is None:
         drop_cost = auto_drop_cost(cost)
     seg = segment(cost, drop_cost=drop_cost if background else None)
-    return alignment_of(seg, sim, steps, clip_starts, clip_ends, video, duration, source)
+    if whole:
+        return alignment_of(seg, sim, steps, clip_starts, clip_ends, video, duration, source)
+    scores = [float((text[k] @ clips[s : e + 1].T).mean()) for k, (s, e) in enumerate(zip(seg.starts, seg.ends))]
+    return alignment_of(seg, _column_means(text, clips), steps, clip_starts, clip_ends, video, duration, source,
+                        scores=scores)
+
+
+ALIGN_CELLS = 2**25  # steps x clips above which the similarities are never held whole (128 MB in float32)
+PREVIEW_COLUMNS = 4096  # the heatmap's columns past ALIGN_CELLS: means of consecutive clips
+
+
+def _column_means(text, clips):
+    """The (K, at most PREVIEW_COLUMNS) similarity heatmap of a long video with many steps, each
+    column the mean over consecutive clips, computed a block of steps at a time."""
+    import torch
+
+    T = clips.shape[0]
+    group = math.ceil(T / PREVIEW_COLUMNS)
+    ids = torch.arange(T) // group
+    counts = torch.bincount(ids).to(clips.dtype)
+    blocks = [torch.zeros(len(b), len(counts), dtype=clips.dtype).index_add_(1, ids, b @ clips.T) / counts
+              for b in text.split(256)]
+    return torch.cat(blocks)
 
 
 SEPARATION_CELLS = 20_000_000  # steps x clips above which separation is not measured (its DPs cost that much each)
@@ -230,18 +259,17 @@ def order_separation(sim, tries: int = 20, seed: int = 0) -> float:
 
 
 def alignment_of(seg, sim, steps: list[str], clip_starts: list[float], clip_ends: list[float], video: str = "",
-                 duration: float | None = None, source: str = "") -> Alignment:
+                 duration: float | None = None, source: str = "", scores: list[float] | None = None) -> Alignment:
     """The Alignment of a segmentation (`dtw.segment`): each step's span in seconds, scored
-    by its mean similarity. sim [shape=(K, T)] is also the review page's heatmap."""
+    by its mean similarity. sim [shape=(K, T)] is also the review page's heatmap. A caller
+    whose heatmap is coarser than the clips (past ALIGN_CELLS) gives the `scores`; the
+    separation is not measured then (it is not past SEPARATION_CELLS either)."""
+    separation = order_separation(sim) if scores is None else None
+    scores = scores or [float(sim[k, s : e + 1].mean()) for k, (s, e) in enumerate(zip(seg.starts, seg.ends))]
     timings = [
-        StepTiming(
-            index=k + 1,
-            text=steps[k],
-            start=float(clip_starts[s]),
-            end=float(clip_ends[e]),
-            score=round(float(sim[k, s : e + 1].mean()), 4),
-        )
+        StepTiming(index=k + 1, text=steps[k], start=float(clip_starts[s]), end=float(clip_ends[e]),
+                   score=round(scores[k], 4))
         for k, (s, e) in enumerate(zip(seg.starts, seg.ends))
     ]
     return Alignment(video, float(duration or clip_ends[-1]), timings, sim.numpy(), list(clip_starts), list(clip_ends),
-                     source, order_separation(sim))
+                     source, separation)

@@ -17,6 +17,7 @@ that decodes but ends well before its declared duration (cut off) is kept, flagg
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -32,8 +33,10 @@ from tempclr_cli.core import io
 from tempclr_cli.core.data.features import INDEX, EncoderSpec, index_offsets
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.video import DECODE_MODES, VideoError, filter_frames, sample_frames
+from tempclr_cli.core.runtime import release_free_memory
 
 FAILURES = "failures.jsonl"
+TRIM_EVERY = 16  # batches of frames between returns of the C heap's free pages to the system
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,9 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
     )
     partial: dict[int, dict] = {}
     items = iter(loader)
-    while True:
+    for n in itertools.count():
+        if n % TRIM_EVERY == 0:
+            release_free_memory()  # memory flat in video length
         clock = time.perf_counter()
         item = next(items, None)
         waited = time.perf_counter() - clock  # this process idle, waiting for these frames (decode-bound if it dominates)
