@@ -16,13 +16,13 @@ Two decoding modes (`decode=`), one sampling rule:
 - "exact" decodes every frame: each sample is bit-identical to a full decode.
 - "fast" decodes in full only the packets within 1.5 frame intervals before a sample time,
   where the frame on screen at `t_k` lies, and those of the last sampling interval the
-  file declares, where its end is found. Elsewhere the decoder skips
-  frames no other frame references (B-frames: `skip_frame="NONREF"`), and it skips the
-  in-loop deblocking filter on all but keyframes. The frame picked is the same frame as in
-  exact mode, a little blurrier or blockier (36 dB PSNR at worst, 41 typical, on H.264 footage). It applies when the
-  video has at least 4 frames per sampling interval (fewer: nothing to skip, exact runs),
-  so every pick lies within a quarter of the sampling interval of its target. `info`
-  records the mode that ran and the largest offset taken (`max_offset`, seconds).
+  file declares, where its end is found. Elsewhere the decoder skips frames no other frame
+  references (B-frames: `skip_frame="NONREF"`), and it skips the in-loop deblocking filter
+  on all but keyframes. The frame picked is the same frame as in exact mode, a little
+  blurrier or blockier (36 dB PSNR at worst, 41 typical, on H.264 footage). It applies
+  when the video has at least 4 frames per sampling interval (fewer: nothing to skip, and
+  exact runs), so every pick lies within a quarter of the sampling interval of its target.
+  `info` records the mode that ran and the largest offset taken (`max_offset`, seconds).
 
 `filter_frames` reads frames the other way, as VideoCLIP's extractor did: ffmpeg's own
 fps / scale / crop filters, through PyAV's filter graph.
@@ -258,7 +258,7 @@ def _threads(stream, threads: int) -> None:
 class _NearSamples:
     """Fast decoding's choice, made per packet before it is decoded: full decoding near a
     sample time (1.5 frame intervals before it, where the frame on screen at that time lies,
-    and a quarter interval after, for timestamps a little off) and over the last sampling
+    and a quarter of a frame interval after, for timestamps a little off) and over the last sampling
     interval the file declares (so the end is found as exact decoding finds it); elsewhere
     only frames that others reference, and no deblocking except on keyframes. Everything
     decodes until the first frame fixes the origin."""
