@@ -328,53 +328,60 @@ def test_outputs_that_cannot_be_written_fail_before_any_model_loads(tmp_path, ar
             subprocess.run(["umount", str(ro)], capture_output=True)
 
 
-def _every_decodable_frame(path) -> int:
-    """Reference count, written plainly: one decoder thread, every packet, bad ones skipped,
-    a demuxing error ends the packets, then the decoder is drained; frames that go back in
-    time (damaged timestamps) are not counted, as no player would show them."""
+def _every_decodable_frame(path) -> list[float]:
+    """Reference, written plainly: one decoder thread, every packet, bad ones skipped, a
+    demuxing error ends the packets, then the decoder is drained; the frames' times from the
+    first, without those that go back in time (damaged timestamps), as no player shows them."""
     import av
 
-    pts: list = []
+    times: list[float] = []
     try:
         container = av.open(str(path))
     except av.FFmpegError:
-        return 0
+        return []
     with container:
         if not container.streams.video or container.streams.video[0].codec_context is None:
-            return 0
+            return []
         stream = container.streams.video[0]
         stream.codec_context.thread_count = 1
+        frames = []
         try:
             for packet in container.demux(stream):
                 try:
-                    pts += [f.pts for f in packet.decode()]
+                    frames += packet.decode()
                 except av.FFmpegError:
                     pass
         except av.FFmpegError:
-            pts += [f.pts for f in stream.codec_context.decode(None)]
-    return sum(1 for i, p in enumerate(pts) if all(p > q for q in pts[:i]))
+            frames += stream.codec_context.decode(None)
+        for f in frames:
+            t = float(f.pts * stream.time_base)
+            if not times or t > times[-1]:
+                times.append(t)
+    return [t - times[0] for t in times]
 
 
 def test_damaged_files_give_every_frame_that_decodes(tmp_path):
     """Frame threads lost the last 1-3 frames of 9 of these 50 files (those in flight when a
-    packet failed), and a demuxing error lost the frames the decoder still held: exact
-    decoding now keeps every frame a plain one-thread decode gets, and fast mode as many
-    seconds."""
+    packet failed), and a demuxing error lost the frames the decoder still held: every sample
+    now shows the frame a plain one-thread decode of everything shows at its time, in exact
+    mode, and fast mode gives as many samples over the same span."""
     from videos import faststart_h264, fuzzed
 
     from tempclr_cli.core.media.video import VideoError, sample_frames
 
     checked = 0
     for path in fuzzed(faststart_h264(tmp_path / "source.mp4", seconds=4.0), tmp_path / "in", count=50):
-        want = _every_decodable_frame(path)
+        times = _every_decodable_frame(path)
         exact, fast = {}, {}
         try:
-            n = len(list(sample_frames(path, 1.0, 32, exact, decode="exact")))
+            samples = list(sample_frames(path, 1.0, 32, exact, decode="exact"))
         except VideoError:
-            assert want == 0, path.name
+            assert not times, path.name
             continue
-        assert exact["frames_decoded"] == want, path.name
-        assert len(list(sample_frames(path, 1.0, 32, fast, decode="fast"))) == n, path.name
+        shown = [max(t for t in times if t <= s.time + 1e-9) for s in samples]
+        assert [s.frame_time for s in samples] == pytest.approx(shown), path.name
+        assert exact["end"] == pytest.approx(times[-1] + 0.1, abs=0.011), path.name  # the last frame's end (10 fps)
+        assert len(list(sample_frames(path, 1.0, 32, fast, decode="fast"))) == len(samples), path.name
         assert fast["end"] == pytest.approx(exact["end"]) and fast["truncated"] == exact["truncated"], path.name
         checked += 1
     assert checked >= 25

@@ -211,3 +211,19 @@ def test_the_last_second_is_present_under_every_threading(tmp_path, codec, suffi
     samples = list(sample_frames(path, 1.0, None, info, decode=decode, threads=threads))
     assert len(samples) == 4 and info["end"] == pytest.approx(4.0, abs=0.04)
     assert frame_index(samples[-1].image) == frame_index(frame_with_index(105))  # the frame on screen at 3.5 s
+
+
+@pytest.mark.parametrize("decode", ["exact", "fast"])
+def test_short_gops_skip_their_tails_and_keep_the_same_frames(tmp_path, decode):
+    """A keyframe every half second, sampled at 1 fps: after each sample the decoder jumps to
+    the keyframe before the next one; exact mode stays bit-identical to a full decode."""
+    from tempclr_cli.core.media.video import write_video
+
+    path = write_video(tmp_path / "g.mp4", (_textured(k) for k in range(30 * 8)), 30, gop=15)
+    info: dict = {}
+    samples = list(sample_frames(path, 1.0, 40, info, decode=decode))
+    reference = _full_decode_samples(path, 1.0, 40)
+    assert len(samples) == len(reference) == 8 and info["frames_decoded"] < 0.75 * 240
+    assert [_textured_index(s.image) for s in samples] == [_textured_index(r) for r in reference]
+    if decode == "exact":
+        assert all(np.array_equal(s.image, r) for s, r in zip(samples, reference))

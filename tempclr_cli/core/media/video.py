@@ -8,9 +8,11 @@ presentation timestamp (`frame.time`), never from its index, so variable-frame-r
 files are sampled correctly. Samples continue while `t_k` is before the end of the
 last frame; a video shorter than one sampling interval still gives one sample.
 
-Sparse sampling seeks: when the next sample time lies more than the longest keyframe
-interval seen so far ahead, the decoder jumps to the keyframe before it instead of
-decoding every frame in between; the rule above is unchanged.
+Seeking: when a keyframe must come before the next sample's frame (the last keyframe plus
+the longest keyframe interval seen so far lies before it, at least 4 frames ahead), the
+decoder jumps to the keyframe before the sample instead of decoding every frame in
+between: sparse sampling, and the second half of every 1-s GOP at 1 fps. Decoding from a
+keyframe gives the same frames, so the rule above is unchanged.
 
 Two decoding modes (`decode=`), one sampling rule:
 - "exact" decodes every frame: each sample is bit-identical to a full decode.
@@ -219,8 +221,10 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
                 prev, prev_rgb, prev_time = frame, None, t
                 decoded += 1
                 target = (k + 0.5) / fps
-                if seeking and key_gap and target - t > key_gap + 2 / rate:
-                    # sparse sampling: a keyframe lies between here and the next sample; jump to it
+                next_key = (t if last_key is None else last_key) + key_gap  # at the latest, if GOPs stay this long
+                if seeking and key_gap and next_key + 2 / rate < target - 1.5 / rate and next_key - t > 4 / rate:
+                    # a keyframe comes before the next sample's frame: jump to the last one before it (sparse
+                    # sampling, and the tail of every short GOP); the frames decoded from there are the same
                     container.seek(int((target + start) / stream.time_base), stream=stream, backward=True)
                     frames, last_key, sought = _decoded(container, stream, errors, skipper), None, True  # gaps: keyframes
         except av.FFmpegError as e:
