@@ -193,6 +193,7 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         to_rgb = _rgb(short_side)
         k, prev, prev_rgb, prev_time, decoded, offset = 0, None, None, 0.0, 0, 0.0
         key_gap, last_key = 0.0, None  # the longest keyframe interval seen so far (seconds)
+        declared_end = min(_declared(container, stream), default=math.inf)
         start, start_pts = None, None  # the first frame: a stream cut from a broadcast starts late
         seeking, sought = True, False  # seeking stops for good if a seek ever lands behind us
         errors: list = []  # packets that failed to decode: skipped, as ffmpeg does, and counted
@@ -222,7 +223,8 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
                 decoded += 1
                 target = (k + 0.5) / fps
                 next_key = (t if last_key is None else last_key) + key_gap  # at the latest, if GOPs stay this long
-                if seeking and key_gap and next_key + 2 / rate < target - 1.5 / rate and next_key - t > 4 / rate:
+                if (seeking and key_gap and next_key + 2 / rate < target - 1.5 / rate and next_key - t > 4 / rate
+                        and next_key < declared_end):  # past the end there is no keyframe: the seek would land behind
                     # a keyframe comes before the next sample's frame: jump to the last one before it (sparse
                     # sampling, and the tail of every short GOP); the frames decoded from there are the same
                     container.seek(int((target + start) / stream.time_base), stream=stream, backward=True)
