@@ -52,7 +52,7 @@ def extract(
     workers: Annotated[int, typer.Option(help="Decoder processes (0: decode in this process).", min=0)] = 2,
     decode: Annotated[Decode, typer.Option(
         help="fast: decode in full only near each sample time, skipping B-frames and deblocking elsewhere (the same "
-             "frames, slightly softer; 1.4-1.8x faster on H.264 at 1 fps); exact: every frame, bit-identical to a full decode. "
+             "frames, slightly softer; about 1.6x faster on H.264 at 1 fps); exact: every frame, bit-identical to a full decode. "
              "fast runs as exact below 4 video frames per sample.")] = Decode.fast,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos whose features already exist.")] = False,
     shard: Annotated[Optional[str], typer.Option(help="Process shard i of n (i/n); under torchrun RANK/WORLD_SIZE.")] = None,
