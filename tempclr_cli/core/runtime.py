@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 
@@ -84,10 +85,17 @@ def release_free_memory() -> bool:
     it flat at no measurable cost; pinning the threshold instead (`mallopt`) also kept it
     flat but made the run 33% slower (docs/reliability.md). A no-op (False) where the C
     library is not glibc."""
+    trim = _malloc_trim()
+    return bool(trim(0)) if trim else False
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, looked up once (`find_library` runs `ldconfig` each time), or None."""
     import ctypes
     import ctypes.util
 
     try:
-        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
-        return False
+        return None

@@ -189,11 +189,11 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         stream = container.streams.video[0]
         _threads(stream, threads)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
-        skipper = _NearSamples.of(container, stream, fps, rate) if decode == "fast" else None
+        declared_end = min(_declared(container, stream), default=math.inf)
+        skipper = _NearSamples.of(stream, fps, rate, declared_end) if decode == "fast" else None
         to_rgb = _rgb(short_side)
         k, prev, prev_rgb, prev_time, decoded, offset = 0, None, None, 0.0, 0, 0.0
         key_gap, last_key = 0.0, None  # the longest keyframe interval seen so far (seconds)
-        declared_end = min(_declared(container, stream), default=math.inf)
         start, start_pts = None, None  # the first frame: a stream cut from a broadcast starts late
         seeking, sought = True, False  # seeking stops for good if a seek ever lands behind us
         errors: list = []  # packets that failed to decode: skipped, as ffmpeg does, and counted
@@ -278,15 +278,14 @@ class _NearSamples:
     skipping: bool = False
 
     @classmethod
-    def of(cls, container, stream, fps: float, rate: float) -> _NearSamples | None:
+    def of(cls, stream, fps: float, rate: float, declared_end: float) -> _NearSamples | None:
         """The skipper for `stream`, or None where fast decoding gains little and a pick could
-        lie over a quarter of the sampling interval off: fewer than 4 frames per sample."""
+        lie over a quarter of the sampling interval off: fewer than 4 frames per sample.
+        `declared_end`: the shortest duration the file declares (inf: none, skipped to the end)."""
         if rate < 4 * fps or stream.time_base is None:
             return None
         stream.codec_context.options = {"skip_loop_filter": "nokey"}
-        declared = _declared(container, stream)
-        tail = min(declared) - 1 / fps - 2 / rate if declared else math.inf  # none declared: skipped to the end
-        return cls(stream.codec_context, fps, rate, stream.time_base, tail)
+        return cls(stream.codec_context, fps, rate, stream.time_base, declared_end - 1 / fps - 2 / rate)
 
     def __call__(self, packet) -> None:
         skip = self.origin is not None and packet.pts is not None and not self._near(self._seconds(packet.pts))
