@@ -30,7 +30,6 @@ Cao et al., CVPR 2020 (OTAM); Dvornik et al., NeurIPS 2021 (Drop-DTW).
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 from dataclasses import dataclass
 

@@ -141,8 +141,9 @@ def auto_drop_cost(cost) -> float:
     from tempclr_cli.core.align.dtw import CostRows
 
     if isinstance(cost, CostRows):
-        K, block = cost.shape[0], 256
-        clip_min = torch.stack([cost.rows(k, min(K, k + block)).min(dim=0).values for k in range(0, K, block)]).min(0)
+        K = cost.shape[0]
+        clip_min = torch.stack([cost.rows(k, min(K, k + STEP_BLOCK)).min(dim=0).values
+                                for k in range(0, K, STEP_BLOCK)]).min(0)
     else:
         clip_min = cost.min(dim=0)
     best = torch.sort(clip_min.values).values.double()
@@ -201,6 +202,7 @@ def align(
 
 ALIGN_CELLS = 2**25  # steps x clips above which the similarities are never held whole (128 MB in float32)
 PREVIEW_COLUMNS = 4096  # the heatmap's columns past ALIGN_CELLS: means of consecutive clips
+STEP_BLOCK = 256  # steps whose similarities are computed at once past ALIGN_CELLS
 
 
 def _column_means(text, clips):
@@ -213,7 +215,7 @@ def _column_means(text, clips):
     ids = torch.arange(T) // group
     counts = torch.bincount(ids).to(clips.dtype)
     blocks = [torch.zeros(len(b), len(counts), dtype=clips.dtype).index_add_(1, ids, b @ clips.T) / counts
-              for b in text.split(256)]
+              for b in text.split(STEP_BLOCK)]
     return torch.cat(blocks)
 
 
