@@ -50,7 +50,9 @@ def test_extract_folder_mirrors_tree_and_lists_failures(tree, tmp_path):
     row = index["a/clip.npy"]
     assert row["status"] == "ok" and row["clips"] == 3 and row["dim"] == 64
     assert row["starts"] == [0.0, 1.0, 2.0] and row["ends"] == [1.0, 2.0, 3.0]
-    assert row["frame_times"] == pytest.approx([0.5, 1.5, 2.5])
+    # fast decoding (the default) shows the nearest I- or P-frame: within a quarter second at 1 fps
+    assert row["decode"] == "fast" and row["skipping"] == "B-frames" and 0 < row["max_offset"] <= 0.25
+    assert row["frame_times"] == pytest.approx([0.5, 1.5, 2.5], abs=row["max_offset"] + 1e-6)
     assert row["model"] == "tiny" and row["pretrained"] == "none"
     failures = {os.path.basename(r["source"]): r["reason"] for r in rows(out / "failures.jsonl")}
     assert set(failures) == {"zero.mp4", "random.avi", "audio.mp4"}

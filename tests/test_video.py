@@ -171,17 +171,44 @@ def test_exact_mode_is_bit_identical_to_a_full_decode(tmp_path):
 
 
 @pytest.mark.parametrize("fps", [1.0, 2.0, 0.5])
-def test_fast_mode_picks_the_same_frames_within_a_quarter_interval_and_skips_the_rest(tmp_path, fps):
-    from tempclr_cli.core.media.video import write_video
+def test_fast_mode_takes_the_nearest_reference_frame_within_a_quarter_interval(tmp_path, fps):
+    """x264 veryfast (no P-frame uses a B-frame): every B-frame is skipped and each sample
+    shows the nearest I- or P-frame, that frame's own pixels (deblocking skipped)."""
+    from tempclr_cli.core.media.video import read_frames, write_video
 
     path = write_video(tmp_path / "c.mp4", (_textured(k) for k in range(30 * 12)), 30)  # 12 s with B-frames
     exact, fast = {}, {}
     want = list(sample_frames(path, fps, None, exact, decode="exact"))
     got = list(sample_frames(path, fps, None, fast, decode="fast"))
-    assert len(got) == len(want) == int(12 * fps)
+    assert len(got) == len(want) == int(12 * fps) and fast["end"] == pytest.approx(exact["end"])
+    assert fast["decode"] == "fast" and fast["skipping"] == "B-frames"
+    assert all(abs(s.time - s.frame_time) <= 2 / 30 + 1e-9 for s in got)  # 3 B-frames at most between references
+    assert fast["max_offset"] == pytest.approx(max(abs(s.time - s.frame_time) for s in got))
+    every = read_frames(path)
+    for s in got:  # the frame at its own time: that frame fully decoded, but for deblocking
+        full = every[round(s.frame_time * 30)]
+        assert _textured_index(s.image) == _textured_index(full)
+        error = np.mean((s.image.astype(float) - full) ** 2)
+        assert 10 * np.log10(255**2 / max(error, 1e-9)) > 30
+    assert fast["frames_decoded"] < 0.6 * exact["frames_decoded"]
+
+
+@pytest.mark.parametrize("fps", [1.0, 2.0, 0.5])
+def test_fast_mode_picks_the_frames_exact_mode_picks_where_p_frames_use_b_frames(tmp_path, fps):
+    """x264 with ref=3 and a B-pyramid: only frames nothing references are skipped, away
+    from the samples, and each sample is the frame on screen, as in exact mode."""
+    from test_h264 import REF3
+
+    from tempclr_cli.core.media.video import write_video
+
+    path = write_video(tmp_path / "c.mp4", (_textured(k) for k in range(30 * 12)), 30, options=REF3)
+    exact, fast = {}, {}
+    want = list(sample_frames(path, fps, None, exact, decode="exact"))
+    got = list(sample_frames(path, fps, None, fast, decode="fast"))
+    assert len(got) == len(want) == int(12 * fps) and fast["skipping"] == "non-reference frames"
     assert [_textured_index(s.image) for s in got] == [_textured_index(s.image) for s in want]
     assert all(0 <= s.time - s.frame_time <= 0.25 / fps for s in got)
-    assert fast["decode"] == "fast" and fast["max_offset"] == pytest.approx(max(s.time - s.frame_time for s in got))
+    assert fast["max_offset"] == pytest.approx(max(s.time - s.frame_time for s in got))
     assert fast["max_offset"] <= 0.25 / fps and fast["end"] == pytest.approx(exact["end"])
     assert fast["frames_decoded"] < 0.8 * exact["frames_decoded"]  # the B-frames away from the samples were skipped
 

@@ -136,7 +136,8 @@ def fuzzed(source: Path, out: Path, count: int = 50, seed: int = 0) -> list[Path
     return made
 
 
-def faststart_h264(path: Path, seconds: float = 4.0) -> Path:
-    """An H.264 MP4 with its index (moov) first, as web videos are: a cut copy still plays."""
-    return encode_with(path, "libx264", "yuv420p", "mp4", 64, 48, {"g": "10"}, seconds,
+def faststart_h264(path: Path, seconds: float = 4.0, preset: str = "medium") -> Path:
+    """An H.264 MP4 with its index (moov) first, as web videos are: a cut copy still plays.
+    x264's medium preset lets P-frames use B-frames; veryfast does not (fast mode skips B-frames)."""
+    return encode_with(path, "libx264", "yuv420p", "mp4", 64, 48, {"g": "10", "preset": preset}, seconds,
                        container_options={"movflags": "faststart"})

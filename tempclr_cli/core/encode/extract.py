@@ -4,7 +4,7 @@ Output layout (the one VideoCLIP/TempCLR tools read): one `<name>.npy` of shape
 (clips, dim) per video, mirroring the input tree under the output folder, plus
 
     index.jsonl     one row per processed video: source, features, clips, starts, ends,
-                    frame_times, duration, start_offset, truncated, decode, max_offset, fps,
+                    frame_times, duration, start_offset, truncated, decode, max_offset, skipping, fps,
                     clip_seconds, model, pretrained, dim, status
     failures.jsonl  one row per video that could not be decoded, with the reason
 
@@ -206,7 +206,7 @@ class DecodeStream(IterableDataset):
         packed = self._pack(i, chunk, last=True)
         yield {**packed, "end": info["end"], "start": info["start"], "truncated": info["truncated"],
                "decode_errors": info.get("decode_errors", 0), "decode": info["decode"], "max_offset": info["max_offset"],
-               "decode_seconds": time.perf_counter() - clock}
+               "skipping": info["skipping"], "decode_seconds": time.perf_counter() - clock}
 
     def _pack(self, i: int, chunk: list, last: bool) -> dict:
         frames = np.stack([_crop(s.image, self.size) for s in chunk]) if chunk else None
@@ -278,7 +278,8 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
             yield len(item["times"])
         if item["last"]:
             done = {**partial.pop(i), "duration": item["end"], "offset": item["start"], "truncated": item["truncated"],
-                    "decode_errors": item["decode_errors"], "mode": item["decode"], "max_offset": item["max_offset"]}
+                    "decode_errors": item["decode_errors"], "mode": item["decode"], "max_offset": item["max_offset"],
+                    "skipping": item["skipping"]}
             yield _finish_or_fail(jobs[i], done, encoder, cfg, out)
             claim_path(jobs[i].target).unlink(missing_ok=True)
 
@@ -342,7 +343,8 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         "truncated": acc["truncated"],  # decoding ended well before the declared duration: features cover what decoded
         "decode_errors": acc["decode_errors"],  # packets the decoder rejected and skipped (their frames are missing)
         "decode": acc["mode"],  # the mode that ran: fast (only what samples need) or exact (every frame)
-        "max_offset": None if acc["max_offset"] is None else round(acc["max_offset"], 4),  # largest sample - frame time
+        "max_offset": None if acc["max_offset"] is None else round(acc["max_offset"], 4),  # largest |sample - frame time|
+        "skipping": acc["skipping"],  # fast mode: "B-frames" (nearest reference frame) or "non-reference frames"
         "fps": cfg.fps,
         "clip_seconds": None if cfg.per_frame else cfg.clip_seconds,
         **EncoderSpec(encoder.name, encoder.pretrained, encoder.seed).to_row(),

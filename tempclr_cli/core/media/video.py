@@ -14,17 +14,24 @@ decoder jumps to the keyframe before the sample instead of decoding every frame 
 between: sparse sampling, and the second half of every 1-s GOP at 1 fps. Decoding from a
 keyframe gives the same frames, so the rule above is unchanged.
 
-Two decoding modes (`decode=`), one sampling rule:
-- "exact" decodes every frame: each sample is bit-identical to a full decode.
-- "fast" decodes in full only the packets within 1.5 frame intervals before a sample time,
-  where the frame on screen at `t_k` lies, and those of the last sampling interval the
-  file declares, where its end is found. Elsewhere the decoder skips frames no other frame
-  references (B-frames: `skip_frame="NONREF"`), and it skips the in-loop deblocking filter
-  on all but keyframes. The frame picked is the same frame as in exact mode, a little
-  blurrier or blockier (36 dB PSNR at worst, 41 typical, on H.264 footage). It applies
-  when the video has at least 4 frames per sampling interval (fewer: nothing to skip, and
-  exact runs), so every pick lies within a quarter of the sampling interval of its target.
-  `info` records the mode that ran and the largest offset taken (`max_offset`, seconds).
+Two decoding modes (`decode=`):
+- "exact" decodes every frame: each sample is the frame on screen at `t_k`, bit-identical
+  to a full decode.
+- "fast" decodes only what the samples need, and skips the in-loop deblocking filter on all
+  but keyframes (each picked frame is a little blurrier or blockier: 36-47 dB PSNR against
+  the same frame fully decoded, on H.264 footage). Which frames it skips depends on the
+  stream:
+  - where no P-frame references a B-frame (read from the H.264 slice headers, `h264`;
+    x264's veryfast presets, and any stream whose B-frames are not references), it skips
+    every B-frame, and each sample shows the nearest decoded frame (an I- or P-frame, at
+    most a quarter of the sampling interval away: 2 frame intervals with 3 B-frames);
+  - elsewhere it skips only frames nothing references, except within 1.5 frame intervals
+    before a sample time, so each sample is the frame exact mode picks.
+  Both decode every frame of the last sampling interval the file declares, where its end is
+  found, so both modes give the same number of samples. Fast mode applies when the video
+  has at least 4 frames per sampling interval (fewer: nothing to skip, and exact runs).
+  `info` records the mode that ran, what it skipped (`skipping`), and the largest distance
+  from a sample time to its frame's time (`max_offset`, seconds).
 
 `filter_frames` reads frames the other way, as VideoCLIP's extractor did: ffmpeg's own
 fps / scale / crop filters, through PyAV's filter graph.
@@ -41,14 +48,17 @@ from pathlib import Path
 import numpy as np
 
 from tempclr_cli.core import io
+from tempclr_cli.core.media import h264
 from tempclr_cli.core.errors import TempclrError
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts", ".gif"}
 )
-_CONTAINER = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov"}
+_CONTAINER = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov",
+              ".ts": "mpegts"}
 _CODEC = {".webm": "libvpx", ".avi": "mpeg4"}
 DECODE_MODES = ("fast", "exact")  # see the module docstring
+_B_FRAME = 3  # AVPictureType of a B-frame
 
 
 class VideoError(TempclrError):
@@ -75,12 +85,14 @@ def write_video(
     times: Sequence[float] | None = None,
     codec: str | None = None,
     gop: int | None = None,
+    options: dict[str, str] | None = None,
 ) -> Path:
     """Encode RGB frames (H, W, 3) uint8 to `path` atomically; container from the suffix.
 
     `times` (seconds, increasing) gives each frame's presentation time for
     variable-frame-rate files; by default frame k is shown at k / fps. `gop` sets the
-    keyframe interval in frames.
+    keyframe interval in frames; `options`, encoder options over the defaults (for x264,
+    `{"x264-params": "ref=3"}` replaces its `mbtree=0`).
     """
     import av
 
@@ -98,6 +110,7 @@ def write_video(
                 # different streams for the same frames in 8 tries (one seed, one video: same bytes)
                 stream.options = {"preset": "veryfast", "crf": "20", "x264-params": "mbtree=0"}
                 stream.codec_context.thread_count = 1
+            stream.options = {**stream.options, **(options or {})}
             if gop:
                 stream.codec_context.gop_size = gop
             for k, image in enumerate(frames):
@@ -172,8 +185,9 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
     broadcasts often are, starts at 0 here, as in a player). When the stream is exhausted,
     `info` (if given) holds "end", when the last frame leaves the screen, "start",
     the first frame's own presentation time, "truncated", whether decoding stopped well
-    before the duration the file declares, "decode", the mode that ran, "max_offset",
-    the largest distance from a sample time back to its frame's time, and "frames_decoded".
+    before the duration the file declares, "decode", the mode that ran, "skipping", what fast
+    mode skipped ("B-frames", "non-reference frames"; None in exact mode), "max_offset", the
+    largest distance from a sample time to its frame's time, and "frames_decoded".
     `threads`: the decoder's threads (see `_threads` for why one). Raises VideoError for
     files that cannot be decoded.
     """
@@ -190,9 +204,11 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         _threads(stream, threads)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         declared_end = min(_declared(container, stream), default=math.inf)
-        skipper = _NearSamples.of(stream, fps, rate, declared_end) if decode == "fast" else None
+        skipper = _NearSamples.of(stream, fps, rate, declared_end, path) if decode == "fast" else None
+        nearest = skipper is not None and skipper.anchors  # picks: the nearest reference frame, not the one on screen
         to_rgb = _rgb(short_side)
         k, prev, prev_rgb, prev_time, decoded, offset = 0, None, None, 0.0, 0, 0.0
+        last, last_time = None, 0.0  # the last frame decoded, of any kind: the video ends with it
         key_gap, last_key = 0.0, None  # the longest keyframe interval seen so far (seconds)
         start, start_pts = None, None  # the first frame: a stream cut from a broadcast starts late
         seeking, sought = True, False  # seeking stops for good if a seek ever lands behind us
@@ -204,8 +220,8 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
                     start, start_pts = frame.time or 0.0, frame.pts
                     if skipper is not None:
                         skipper.origin = start_pts
-                t = _since(frame, start_pts, prev_time + 1 / rate)
-                if prev is not None and t <= prev_time:
+                t = _since(frame, start_pts, last_time + 1 / rate)
+                if last is not None and t <= last_time:
                     seeking = seeking and not sought
                     sought = False
                     continue  # re-decoded after a seek that landed behind us
@@ -213,14 +229,22 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
                 if frame.key_frame:
                     key_gap = max(key_gap, t - last_key) if last_key is not None else key_gap
                     last_key = t
-                while prev is not None and (k + 0.5) / fps < t:
-                    if prev_rgb is None:
-                        prev_rgb = to_rgb(prev)
-                    offset = max(offset, (k + 0.5) / fps - prev_time)
-                    yield Sample(k, (k + 0.5) / fps, prev_time, prev_rgb)
-                    k += 1
-                prev, prev_rgb, prev_time = frame, None, t
+                last, last_time, frame_rgb = frame, t, None
                 decoded += 1
+                if nearest and frame.pict_type == _B_FRAME:
+                    continue  # decoded only over the last second, to find the end; its references were skipped
+                while prev is not None and (k + 0.5) / fps < t:
+                    target = (k + 0.5) / fps
+                    if nearest and t - target < target - prev_time:  # the next reference frame is nearer
+                        frame_rgb = to_rgb(frame) if frame_rgb is None else frame_rgb
+                        pick = (t, frame_rgb)
+                    else:
+                        prev_rgb = to_rgb(prev) if prev_rgb is None else prev_rgb
+                        pick = (prev_time, prev_rgb)
+                    offset = max(offset, abs(target - pick[0]))
+                    yield Sample(k, target, *pick)
+                    k += 1
+                prev, prev_rgb, prev_time = frame, frame_rgb, t
                 target = (k + 0.5) / fps
                 next_key = (t if last_key is None else last_key) + key_gap  # at the latest, if GOPs stay this long
                 if (seeking and key_gap and next_key + 2 / rate < target - 1.5 / rate and next_key - t > 4 / rate
@@ -235,7 +259,7 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
             # a truncated tail: keep what decoded, the samples below end at the last good frame
         if prev is None:
             raise VideoError(f"{path}: no decodable video frames")
-        end = prev_time + _frame_seconds(prev, rate)
+        end = last_time + _frame_seconds(last, rate)
         _report(info, container, stream, start, end, rate, errors)
         while (k + 0.5) / fps < end or k == 0:
             if prev_rgb is None:
@@ -244,7 +268,8 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
             yield Sample(k, (k + 0.5) / fps, prev_time, prev_rgb)
             k += 1
         if info is not None:
-            info.update(decode="fast" if skipper else "exact", max_offset=offset, frames_decoded=decoded)
+            info.update(decode="fast" if skipper else "exact", max_offset=offset, frames_decoded=decoded,
+                        skipping=skipper.skips if skipper else None)
     finally:
         container.close()
 
@@ -262,43 +287,60 @@ def _threads(stream, threads: int) -> None:
 
 @dataclass
 class _NearSamples:
-    """Fast decoding's choice, made per packet before it is decoded: full decoding near a
-    sample time (1.5 frame intervals before it, where the frame on screen at that time lies,
-    and a quarter of a frame interval after, for timestamps a little off) and over the last sampling
-    interval the file declares (so the end is found as exact decoding finds it); elsewhere
-    only frames that others reference, and no deblocking except on keyframes. Everything
-    decodes until the first frame fixes the origin."""
+    """Fast decoding's choice, made per packet before it is decoded.
+
+    Where no P-frame references a B-frame (`h264.anchor_reach`: x264's fast presets, and
+    any stream without reference B-frames) and a reference frame lies within a quarter of
+    the sampling interval of every time, every B-frame is skipped (`anchors`), and each
+    sample takes the nearest decoded frame. Otherwise only frames no other frame references
+    are skipped, except near a sample time (1.5 frame intervals before it, where the frame
+    on screen at that time lies, and a quarter of a frame interval after, for timestamps a
+    little off), where the exact frame is decoded. Both decode every frame of the last
+    sampling interval the file declares (so the end is found as exact decoding finds it),
+    skip deblocking except on keyframes, and decode everything until the first frame fixes
+    the origin."""
 
     ctx: object
     fps: float
     rate: float
     time_base: Fraction
     tail: float  # seconds from the first frame after which every packet is decoded
+    anchors: bool  # skip every B-frame, pick the nearest reference frame
     origin: int | None = None  # the first frame's pts, which sample times count from
-    skipping: bool = False
+    active: bool = False  # skipping now
 
     @classmethod
-    def of(cls, stream, fps: float, rate: float, declared_end: float) -> _NearSamples | None:
+    def of(cls, stream, fps: float, rate: float, declared_end: float, path: Path) -> _NearSamples | None:
         """The skipper for `stream`, or None where fast decoding gains little and a pick could
         lie over a quarter of the sampling interval off: fewer than 4 frames per sample.
         `declared_end`: the shortest duration the file declares (inf: none, skipped to the end)."""
         if rate < 4 * fps or stream.time_base is None:
             return None
+        anchors = h264.anchor_reach(path, 0.25 / fps) is not None
         stream.codec_context.options = {"skip_loop_filter": "nokey"}
-        return cls(stream.codec_context, fps, rate, stream.time_base, declared_end - 1 / fps - 2 / rate)
+        return cls(stream.codec_context, fps, rate, stream.time_base, declared_end - 1 / fps - 2 / rate, anchors)
+
+    @property
+    def skips(self) -> str:
+        """What this skipper skips, as `index.jsonl` records it."""
+        return "B-frames" if self.anchors else "non-reference frames"
 
     def __call__(self, packet) -> None:
         skip = self.origin is not None and packet.pts is not None and not self._near(self._seconds(packet.pts))
-        if skip != self.skipping:
-            self.ctx.skip_frame = "NONREF" if skip else "DEFAULT"
-            self.skipping = skip
+        if skip != self.active:
+            self.ctx.skip_frame = ("BIDIR" if self.anchors else "NONREF") if skip else "DEFAULT"
+            self.active = skip
 
     def _seconds(self, pts: int) -> float:
         return float((pts - self.origin) * self.time_base)
 
     def _near(self, t: float) -> bool:
+        if t >= self.tail:
+            return True
+        if self.anchors:
+            return False
         k = math.ceil((t - 0.25 / self.rate) * self.fps - 0.5)  # the first sample time at or after t - slack
-        return (k + 0.5) / self.fps - 1.5 / self.rate <= t or t >= self.tail
+        return (k + 0.5) / self.fps - 1.5 / self.rate <= t
 
 
 def videoclip_geometry(width: int, height: int, size: int = 224) -> tuple[int, int, int, int]:
@@ -357,7 +399,7 @@ def filter_frames(path: str | Path, fps: float = 30.0, size: int = 224, info: di
         end = (last.time or 0.0) - start + _frame_seconds(last, rate)
         _report(info, container, stream, start, end, rate, errors)
         if info is not None:  # the fps filter may pad the last second: the samples' own end
-            info.update(end=max(end, k / fps), decode="exact", max_offset=None)
+            info.update(end=max(end, k / fps), decode="exact", max_offset=None, skipping=None)
     finally:
         container.close()
 
