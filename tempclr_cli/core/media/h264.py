@@ -265,12 +265,12 @@ class Replay:
         if s.first_mb == 0:
             self._close_picture()
             self._open_picture(s)
-            self.pending, self.pending_ref = (s, False), bool(ref_idc)
+            self.pending, self.pending_ref = (s, s.kind == _B), bool(ref_idc)
         elif self.pending is None:
             raise Unsupported("a slice without its picture's first slice")
-        if s.kind == _B:
-            self.pending = (self.pending[0], True)
-        elif s.kind == _P and any(ref is not None and ref.is_b for ref in self._list0(s)):
+        elif (s.kind == _B) != self.pending[1]:
+            raise Unsupported("B and other slices in one picture")  # FFmpeg would decode half of it
+        if s.kind == _P and any(ref is not None and ref.is_b for ref in self._list0(s)):
             self.skippable = False
 
     def _open_picture(self, s: _Slice) -> None:
