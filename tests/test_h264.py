@@ -95,3 +95,11 @@ def test_damaged_files_answer_without_raising(tmp_path):
     assert h264.anchor_reach(source, 0.25) is not None
     answers = [h264.anchor_reach(p, 0.25) for p in fuzzed(source, tmp_path / "in", 50)]
     assert all(a is None or 0 <= a <= 0.25 for a in answers) and any(a is not None for a in answers)
+
+
+def test_gaps_are_measured_in_display_order_from_decoding_order():
+    gaps = h264._Gaps()
+    for pts in [0, 4, 2, 8, 6, 12, 10, 13]:  # anchors reordered as a decoder outputs them
+        gaps.add(pts)
+    assert gaps.finish() and (gaps.first, gaps.last, gaps.widest) == (0, 13, 2)
+    assert not h264._Gaps().finish()

@@ -17,16 +17,22 @@ caller then skips only non-reference frames, which is always safe.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 _HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
 _P, _B, _I = 0, 1, 2  # slice_type % 5 (3, 4: SP and SI, not modelled)
-_HEAD_BYTES = 1024  # a slice header ends well before this (64 weighted references take ~600)
+_HEAD_BYTES = 64  # bytes read of a slice first: its header ends within them but for long weight tables
+_MAX_HEAD_BYTES = 1024  # and then: 64 weighted references take ~600
 
 
 class Unsupported(Exception):
     """A stream feature this reader does not model: the answer is "not skippable"."""
+
+
+class _Short(Unsupported):
+    """The bytes read ran out before the header did."""
 
 
 class _Bits:
@@ -38,7 +44,7 @@ class _Bits:
 
     def u(self, n: int) -> int:
         if self.pos + n > len(self.bits):
-            raise Unsupported("header runs past its NAL unit")
+            raise _Short("header runs past the bytes read")
         value = int(self.bits[self.pos:self.pos + n] or "0", 2)
         self.pos += n
         return value
@@ -55,9 +61,10 @@ class _Bits:
         return (k + 1) // 2 if k % 2 else -(k // 2)
 
 
-def _rbsp(nal: bytes) -> bytes:
-    """The NAL payload without its header byte and emulation-prevention bytes (00 00 03)."""
-    return nal[1:_HEAD_BYTES].replace(b"\x00\x00\x03", b"\x00\x00")
+def _rbsp(nal: bytes, size: int = _MAX_HEAD_BYTES) -> bytes:
+    """The first `size` bytes of a NAL payload, without its header byte and emulation-
+    prevention bytes (00 00 03)."""
+    return bytes(nal[1:size]).replace(b"\x00\x00\x03", b"\x00\x00")
 
 
 @dataclass
@@ -254,7 +261,11 @@ class Replay:
             pps_id, pps = _pps(_Bits(_rbsp(data)))
             self.pps[pps_id] = pps
         elif nal_type in (1, 5):
-            self._slice(_slice(_Bits(_rbsp(data)), nal_type, ref_idc, self.sps, self.pps), ref_idc)
+            try:
+                header = _slice(_Bits(_rbsp(data, _HEAD_BYTES)), nal_type, ref_idc, self.sps, self.pps)
+            except _Short:
+                header = _slice(_Bits(_rbsp(data)), nal_type, ref_idc, self.sps, self.pps)
+            self._slice(header, ref_idc)
         elif nal_type in (2, 3, 4, 20):
             raise Unsupported("data partitioning or MVC")
 
@@ -323,9 +334,10 @@ class Replay:
         return refs[:s.refs_l0]
 
 
-def nal_units(packet: bytes, length_size: int | None) -> Iterable[bytes]:
-    """The NAL units of one packet: length-prefixed (MP4's avcC, `length_size` bytes) or
-    Annex B start codes (`length_size` None: MPEG-TS, raw .h264)."""
+def nal_units(packet: bytes | memoryview, length_size: int | None) -> Iterable[bytes | memoryview]:
+    """The NAL units of one packet: length-prefixed (MP4's avcC, `length_size` bytes; a
+    memoryview is cut without copying) or Annex B start codes (`length_size` None:
+    MPEG-TS, raw .h264)."""
     if length_size is None:
         for part in packet.split(b"\x00\x00\x01"):
             part = part.rstrip(b"\x00")
@@ -360,7 +372,8 @@ def anchor_reach(path: str, limit: float) -> float | None:
     that `skip_frame="BIDIR"` decodes (a reference I- or P-frame), when skipping every
     B-frame is safe and that distance is at most `limit`; None otherwise (not H.264, a P-frame
     references a B-frame, a feature not modelled, a damaged stream, anchors too far apart).
-    One demuxing pass over the file, no decoding: about 1% of decoding's time."""
+    One demuxing pass over the file, no decoding: 0.05 s for a minute of 720p, 3% of fast
+    decoding's time."""
     import av
 
     try:
@@ -370,7 +383,7 @@ def anchor_reach(path: str, limit: float) -> float | None:
                 return None
             time_base = float(stream.time_base)  # read while the container is open
             length_size, units = parameter_sets(stream.codec_context.extradata)
-            replay, anchors, end = Replay(), [], None
+            replay, anchors, first, end = Replay(), _Gaps(), None, None
             for unit in units:
                 replay.nal(unit)
             for packet in container.demux(stream):
@@ -378,20 +391,47 @@ def anchor_reach(path: str, limit: float) -> float | None:
                     if packet.size:
                         return None
                     continue
-                for unit in nal_units(bytes(packet), length_size):
+                for unit in nal_units(memoryview(packet) if length_size else bytes(packet), length_size):
                     replay.nal(unit)
                 if not replay.skippable:
                     return None
                 if replay.pending_ref and replay.pending is not None and not replay.pending[1]:
-                    anchors.append(packet.pts)
+                    anchors.add(packet.pts)
+                first = packet.pts if first is None else min(first, packet.pts)
                 end = max(end or packet.pts, packet.pts + (packet.duration or 0))
             replay.finish()
     except (Unsupported, av.FFmpegError, IndexError, ValueError):
         return None
-    if not replay.skippable or not anchors:
+    if not replay.skippable or not anchors.finish():
         return None
-    anchors.sort()
-    start = min(anchors[0], end)  # the first frame is an IDR, an anchor, in every stream that starts cleanly
-    gaps = [b - a for a, b in zip(anchors, anchors[1:])]
-    reach = max([anchors[0] - start, end - anchors[-1]] + [g / 2 for g in gaps]) * time_base
+    reach = max(anchors.first - first, end - anchors.last, anchors.widest / 2) * time_base
     return reach if reach <= limit else None
+
+
+@dataclass
+class _Gaps:
+    """The widest gap between consecutive times, fed in decoding order: a heap restores the
+    display order (frames are reordered within the 16 references a decoder holds), so
+    memory stays flat in video length."""
+
+    heap: list[int] = field(default_factory=list)
+    first: int | None = None
+    last: int | None = None
+    widest: int = 0
+
+    def add(self, pts: int) -> None:
+        heapq.heappush(self.heap, pts)
+        if len(self.heap) > 32:
+            self._take(heapq.heappop(self.heap))
+
+    def finish(self) -> bool:
+        """Take what the heap holds; False when nothing was added."""
+        while self.heap:
+            self._take(heapq.heappop(self.heap))
+        return self.last is not None
+
+    def _take(self, pts: int) -> None:
+        if self.last is not None:
+            self.widest = max(self.widest, pts - self.last)
+        self.first = pts if self.first is None else self.first
+        self.last = pts
