@@ -1,5 +1,5 @@
 """GPU figures for `scripts/gpu_check.sh`: soft-DTW, all-pairs DTW, the row scan's cost per row,
-and extraction clips/s, written as JSON (and a table on stdout).
+extraction clips/s and NVDEC decoding against the CPU's, written as JSON (and a table on stdout).
 
     python benchmarks/gpu.py --json OUT/gpu_figures.json            # on a GPU
     python benchmarks/gpu.py --device cpu --small --json figures.json  # the dry run's smoke version
@@ -133,6 +133,29 @@ def s3d_figures(device: torch.device, batch: int, size: int) -> dict:
             "clips_per_s_autocast": rates["autocast"], "autocast_cosine_min": round(float((a * b).sum(-1).min()), 5)}
 
 
+def nvdec_figures(seconds: float) -> dict:
+    """Decoding a 720p30 H.264 file (x264 medium: P-frames use B-frames) at 1 fps on NVDEC
+    against the CPU, one decoding thread, each mode: seconds, and where it decoded."""
+    import numpy as np
+
+    from tempclr_cli.core.media.video import sample_frames, write_video
+
+    figures: dict = {"video_seconds": seconds}
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(0)
+        base = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+        frames = (np.roll(base, 4 * k, axis=1) for k in range(int(seconds * 30)))
+        video = write_video(Path(tmp) / "v.mp4", frames, 30, options={"preset": "medium"})
+        for decode in ("exact", "fast"):
+            for hwaccel in (None, "cuda"):
+                info: dict = {}
+                start = time.perf_counter()
+                n = sum(1 for _ in sample_frames(video, 1.0, 224, info, decode=decode, hwaccel=hwaccel))
+                figures[f"{decode}_{hwaccel or 'cpu'}"] = {"seconds": round(time.perf_counter() - start, 3),
+                                                          "samples": n, "decoded_on": info["decoded_on"]}
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -148,6 +171,7 @@ def main() -> None:
         "all_pairs": all_pairs_figures(device, 20 if small else 200, 8, 60),
         "row_scan": row_scan_figures(device, 8 if small else 256, 32 if small else 512),
         "extract": extraction_figures(device, 4.0 if small else 60.0),
+        "nvdec": nvdec_figures(2.0 if small else 60.0),
         "s3d": s3d_figures(device, 1 if small else 32, 64 if small else 224),
     }
     for name, row in figures.items():

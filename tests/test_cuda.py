@@ -153,3 +153,19 @@ def test_s3d_on_cuda_under_autocast_gives_the_cpu_embeddings():
     gpu = S3DEncoder(model.to(CUDA), CUDA, "s3d-howto100m", "random").encode_images(frames).cpu()
     cos = torch.nn.functional.cosine_similarity(cpu, gpu, dim=-1)
     assert gpu.shape == (45, 512) and cos.min() > 0.999, cos.min()
+
+
+def test_nvdec_decodes_the_frames_the_cpu_decodes(tmp_path):
+    """`--hwaccel cuda` on an H.264 file decodes on NVDEC (the row says so), and exact mode's
+    frames match the CPU's (H.264 decoding is exact; only the colour conversion's input
+    layout, NV12, differs)."""
+    from videos import cfr
+
+    from tempclr_cli.core.media.video import sample_frames
+
+    path = cfr(tmp_path / "v.mp4", seconds=4.0, fps=30, size=64)
+    info: dict = {}
+    gpu = [s.image.astype(float) for s in sample_frames(path, 1.0, None, info, decode="exact", hwaccel="cuda")]
+    cpu = [s.image.astype(float) for s in sample_frames(path, 1.0, None, decode="exact")]
+    assert info["decoded_on"] == "cuda" and len(gpu) == len(cpu) == 4
+    assert max(np.abs(a - b).max() for a, b in zip(gpu, cpu)) <= 2

@@ -224,3 +224,23 @@ def test_freed_heap_pages_go_back_to_the_system():
     assert release_free_memory() is True
     assert resident_mb() < before - 32
     assert len(keep) == 64 * 1024
+
+
+@pytest.mark.parametrize("workers", [0, pytest.param(1, marks=pytest.mark.slow)])  # 1: a spawned decoding worker
+def test_hwaccel_cuda_decodes_on_nvdec_or_says_why_not(tmp_path, workers):
+    """Without a device FFmpeg cannot open NVDEC: the video decodes on the CPU, with a
+    warning and the reason in its row, and the same features as a plain run."""
+    import torch
+
+    cfr(tmp_path / "in" / "v.mp4", seconds=3.0, fps=10, size=48)
+    plain = tempclr("extract", str(tmp_path / "in"), "-o", str(tmp_path / "cpu"), "--workers", "0", *TINY)
+    result = tempclr("extract", str(tmp_path / "in"), "-o", str(tmp_path / "hw"), "--hwaccel", "cuda",
+                     "--workers", str(workers), *TINY)
+    assert plain.returncode == result.returncode == 0, result.stderr
+    row = rows(tmp_path / "hw" / "index.jsonl")[0]
+    assert rows(tmp_path / "cpu" / "index.jsonl")[0]["decoded_on"] == "cpu"
+    if torch.cuda.is_available():
+        assert row["decoded_on"] == "cuda"
+        return
+    assert row["decoded_on"].startswith("cpu (cuda: ") and "decoded on the cpu (cuda: " in result.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "hw" / "v.npy"), np.load(tmp_path / "cpu" / "v.npy"))

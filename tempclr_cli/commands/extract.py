@@ -16,9 +16,10 @@ from tempclr_cli.commands._common import (
     EXIT_SOME_FAILED, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, choices, command, err, is_main_process, log,
     number, progress, warn, writable,
 )
-from tempclr_cli.core.media.video import DECODE_MODES
+from tempclr_cli.core.media.video import DECODE_MODES, HWACCELS
 
 Decode = choices("Decode", DECODE_MODES)
+Hwaccel = choices("Hwaccel", HWACCELS)
 
 
 class Dtype(str, Enum):
@@ -54,6 +55,9 @@ def extract(
         help="fast: decode in full only near each sample time, skipping B-frames and deblocking elsewhere (the same "
              "frames, slightly softer; about 1.6x faster on H.264 at 1 fps); exact: every frame, bit-identical to a full decode. "
              "fast runs as exact below 4 video frames per sample.")] = Decode.fast,
+    hwaccel: Annotated[Hwaccel, typer.Option(
+        help="cuda: decode on the GPU's NVDEC (FFmpeg's hwaccel). A video it cannot open there is decoded on the "
+             "CPU, with a warning and the reason in its index.jsonl row (decoded_on).")] = Hwaccel.none,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos whose features already exist.")] = False,
     shard: Annotated[Optional[str], typer.Option(help="Process shard i of n (i/n); under torchrun RANK/WORLD_SIZE.")] = None,
     json_: Json = False,
@@ -92,9 +96,10 @@ def extract(
     writable(out, "--out", folder=True)
     from tempclr_cli.core.encode.extract import ExtractConfig, extract_videos
 
-    cfg = ExtractConfig(fps, clip_seconds, per_frame, dtype.value, normalize, batch_size, workers, decode.value)
+    cfg = ExtractConfig(fps, clip_seconds, per_frame, dtype.value, normalize, batch_size, workers, decode.value,
+                        hwaccel.value)
     with progress(quiet, TextColumn("{task.fields[rate]}")) as bar:
-        state = {"frames": 0, "start": time.perf_counter()}
+        state = {"frames": 0, "start": time.perf_counter(), "fallbacks": set()}
 
         def on_plan(jobs, todo) -> None:
             log(f"{len(jobs)} videos, {len(jobs) - len(todo)} already done, {len(todo)} to extract", quiet)
@@ -110,9 +115,14 @@ def extract(
                 return
             if event.status != "ok":
                 log(f"[yellow]failed[/yellow] {escape(event.reason)}", quiet)
-            elif event.row["truncated"]:  # said even with --quiet: the features cover less than the file claims
+                return
+            if event.row["truncated"]:  # said even with --quiet: the features cover less than the file claims
                 warn(f"{escape(str(event.job.source))} ends at {event.row['duration']:.1f} s, "
                           "well before its declared duration (cut off?); kept, flagged truncated in index.jsonl")
+            on = event.row["decoded_on"]
+            if on.startswith("cpu (") and on not in state["fallbacks"]:  # --hwaccel not honoured: each reason once
+                state["fallbacks"].add(on)
+                warn(f"{escape(str(event.job.source))}: decoded on the {escape(on)}; each row says where (decoded_on)")
 
         summary = extract_videos(sources, out, cfg, model, pretrained, checkpoint, root, shard, overwrite, device,
                                  seed, on_plan, on_event)

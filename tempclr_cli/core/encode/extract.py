@@ -4,7 +4,7 @@ Output layout (the one VideoCLIP/TempCLR tools read): one `<name>.npy` of shape
 (clips, dim) per video, mirroring the input tree under the output folder, plus
 
     index.jsonl     one row per processed video: source, features, clips, starts, ends,
-                    frame_times, duration, start_offset, truncated, decode, max_offset, skipping, fps,
+                    frame_times, duration, start_offset, truncated, decode, max_offset, skipping, decoded_on, fps,
                     clip_seconds, model, pretrained, dim, status
     failures.jsonl  one row per video that could not be decoded, with the reason
 
@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tempclr_cli.core import io
 from tempclr_cli.core.data.features import INDEX, EncoderSpec, index_offsets
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.media.video import DECODE_MODES, VideoError, filter_frames, sample_frames
+from tempclr_cli.core.media.video import DECODE_MODES, HWACCELS, VideoError, filter_frames, sample_frames
 from tempclr_cli.core.runtime import release_free_memory
 
 FAILURES = "failures.jsonl"
@@ -50,6 +50,7 @@ class ExtractConfig:
     batch_size: int = 64  # frames per encoder batch (and per decoded chunk)
     workers: int = 2  # decoder processes; 0 decodes in this process
     decode: str = "fast"  # media.video.DECODE_MODES: fast skips what no sample needs; exact decodes every frame
+    hwaccel: str = "none"  # media.video.HWACCELS: cuda decodes on NVDEC where it opens (logged per video where not)
 
     def check(self) -> None:
         if self.fps <= 0 or self.clip_seconds <= 0:
@@ -64,6 +65,8 @@ class ExtractConfig:
             raise TempclrError("--batch-size must be >= 1 and --workers >= 0")
         if self.decode not in DECODE_MODES:
             raise TempclrError(f"--decode {self.decode}: use one of {', '.join(DECODE_MODES)}")
+        if self.hwaccel not in HWACCELS:
+            raise TempclrError(f"--hwaccel {self.hwaccel}: use one of {', '.join(HWACCELS)}")
 
 
 def sampling_for(encoder, cfg: ExtractConfig) -> ExtractConfig:
@@ -187,7 +190,8 @@ class DecodeStream(IterableDataset):
         """The sampler for this protocol, one decoder thread each (more cores: more --workers)."""
         if self.protocol == "videoclip":
             return filter_frames(source, self.cfg.fps, self.size, info)
-        return sample_frames(source, self.cfg.fps, self.size, info, decode=self.cfg.decode)
+        hwaccel = None if self.cfg.hwaccel == "none" else self.cfg.hwaccel
+        return sample_frames(source, self.cfg.fps, self.size, info, decode=self.cfg.decode, hwaccel=hwaccel)
 
     def _decode_one(self, i: int) -> Iterator[dict]:
         source, chunk, info = self.jobs[i].source, [], {}
@@ -206,7 +210,7 @@ class DecodeStream(IterableDataset):
         packed = self._pack(i, chunk, last=True)
         yield {**packed, "end": info["end"], "start": info["start"], "truncated": info["truncated"],
                "decode_errors": info.get("decode_errors", 0), "decode": info["decode"], "max_offset": info["max_offset"],
-               "skipping": info["skipping"], "decode_seconds": time.perf_counter() - clock}
+               "skipping": info["skipping"], "decoded_on": info.get("decoded_on", "cpu"), "decode_seconds": time.perf_counter() - clock}
 
     def _pack(self, i: int, chunk: list, last: bool) -> dict:
         frames = np.stack([_crop(s.image, self.size) for s in chunk]) if chunk else None
@@ -245,6 +249,7 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
         pin_memory=encoder.device.type == "cuda",
         prefetch_factor=4 if workers else None,
         persistent_workers=False,
+        multiprocessing_context="spawn" if workers and cfg.hwaccel != "none" else None,  # CUDA cannot start in a fork
     )
     partial: dict[int, dict] = {}
     items = iter(loader)
@@ -279,7 +284,7 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
         if item["last"]:
             done = {**partial.pop(i), "duration": item["end"], "offset": item["start"], "truncated": item["truncated"],
                     "decode_errors": item["decode_errors"], "mode": item["decode"], "max_offset": item["max_offset"],
-                    "skipping": item["skipping"]}
+                    "skipping": item["skipping"], "decoded_on": item["decoded_on"]}
             yield _finish_or_fail(jobs[i], done, encoder, cfg, out)
             claim_path(jobs[i].target).unlink(missing_ok=True)
 
@@ -344,6 +349,7 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         "decode_errors": acc["decode_errors"],  # packets the decoder rejected and skipped (their frames are missing)
         "decode": acc["mode"],  # the mode that ran: fast (only what samples need) or exact (every frame)
         "max_offset": None if acc["max_offset"] is None else round(acc["max_offset"], 4),  # largest |sample - frame time|
+        "decoded_on": acc["decoded_on"],  # "cpu", "cuda" (NVDEC), or "cpu (cuda: why not)" under --hwaccel cuda
         "skipping": acc["skipping"],  # fast mode: "B-frames" (nearest reference frame) or "non-reference frames"
         "fps": cfg.fps,
         "clip_seconds": None if cfg.per_frame else cfg.clip_seconds,

@@ -58,6 +58,7 @@ _CONTAINER = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm",
               ".ts": "mpegts"}
 _CODEC = {".webm": "libvpx", ".avi": "mpeg4"}
 DECODE_MODES = ("fast", "exact")  # see the module docstring
+HWACCELS = ("none", "cuda")  # decoding devices: the CPU, NVDEC (FFmpeg's hwaccel, through PyAV)
 _B_FRAME = 3  # AVPictureType of a B-frame
 
 
@@ -127,24 +128,45 @@ def write_video(
 # --- reading ---------------------------------------------------------------------
 
 
-def _open(path: Path):
+def _open(path: Path, hwaccel: str | None = None, info: dict | None = None):
+    """`path` opened for decoding; with `hwaccel` ("cuda": NVDEC) on that device where it
+    opens, else on the CPU. `info["decoded_on"]` says which, and why the CPU when the device
+    was asked for: "cuda", "cpu", or "cpu (cuda: <reason>)"."""
     import av
 
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
+    container, reason = _open_on(path, hwaccel) if hwaccel else (None, None)
     try:
-        container = av.open(str(path))
+        container = container or av.open(str(path))
     except av.FFmpegError as e:
         raise VideoError(f"{path}: not a readable video ({e.strerror or type(e).__name__})") from None
     if not container.streams.video:
         container.close()
         raise VideoError(f"{path}: no video stream (audio-only or data file)")
-    if container.streams.video[0].codec_context is None:  # a codec id no decoder knows (a damaged header)
+    context = container.streams.video[0].codec_context
+    if context is None:  # a codec id no decoder knows (a damaged header)
         container.close()
         raise VideoError(f"{path}: no decoder for its video stream (unknown codec or damaged header)")
+    if info is not None:
+        if hwaccel and reason is None and not context.is_hwaccel:
+            reason = f"no {hwaccel} decoder for {context.name}"
+        info["decoded_on"] = hwaccel if hwaccel and reason is None else "cpu" + (f" ({hwaccel}: {reason})" if reason else "")
     return container
+
+
+def _open_on(path: Path, hwaccel: str):
+    """(container decoding on `hwaccel`, None) or (None, why not): no device, no driver, no
+    permission. FFmpeg's own fallback to software (a profile the device lacks) is not seen here."""
+    import av
+    from av.codec.hwaccel import HWAccel
+
+    try:
+        return av.open(str(path), hwaccel=HWAccel(device_type=hwaccel, allow_software_fallback=True)), None
+    except av.FFmpegError as e:
+        return None, f"{type(e).__name__}: {e.strerror or e}"
 
 
 def _output_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
@@ -175,8 +197,8 @@ def _to_rgb(frame, short_side: int | None, reformatter) -> np.ndarray:
     return image
 
 
-def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 224,
-                  info: dict | None = None, decode: str = "exact", threads: int = 1) -> Iterator[Sample]:
+def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 224, info: dict | None = None,
+                  decode: str = "exact", threads: int = 1, hwaccel: str | None = None) -> Iterator[Sample]:
     """Stream samples of `path` at `fps` (see the module docstring for which frame is picked
     and what `decode` changes).
 
@@ -188,8 +210,9 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
     before the duration the file declares, "decode", the mode that ran, "skipping", what fast
     mode skipped ("B-frames", "non-reference frames"; None in exact mode), "max_offset", the
     largest distance from a sample time to its frame's time, and "frames_decoded".
-    `threads`: the decoder's threads (see `_threads` for why one). Raises VideoError for
-    files that cannot be decoded.
+    `threads`: the decoder's threads (see `_threads` for why one). `hwaccel`: decode on
+    this device ("cuda": NVDEC) where it opens, with "decoded_on" in `info` (see `_open`).
+    Raises VideoError for files that cannot be decoded.
     """
     import av
 
@@ -198,7 +221,7 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
     if decode not in DECODE_MODES:
         raise TempclrError(f"--decode {decode}: use one of {', '.join(DECODE_MODES)}")
     path = Path(path)
-    container = _open(path)
+    container = _open(path, hwaccel, info)
     try:
         stream = container.streams.video[0]
         _threads(stream, threads)
