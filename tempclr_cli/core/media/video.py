@@ -166,7 +166,7 @@ def _open_on(path: Path, hwaccel: str):
     try:
         return av.open(str(path), hwaccel=HWAccel(device_type=hwaccel, allow_software_fallback=True)), None
     except av.FFmpegError as e:
-        return None, f"{type(e).__name__}: {e.strerror or e}"
+        return None, f"no device opened ({e.strerror or type(e).__name__})"
 
 
 def _output_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
