@@ -189,6 +189,8 @@ class DecodeStream(IterableDataset):
     def _frames(self, source: Path, info: dict) -> Iterator:
         """The sampler for this protocol, one decoder thread each (more cores: more --workers)."""
         if self.protocol == "videoclip":
+            if self.cfg.hwaccel != "none":  # said in the row, and warned: --hwaccel was asked for
+                info["decoded_on"] = f"cpu ({self.cfg.hwaccel}: VideoCLIP's ffmpeg filters decode on the CPU)"
             return filter_frames(source, self.cfg.fps, self.size, info)
         hwaccel = None if self.cfg.hwaccel == "none" else self.cfg.hwaccel
         return sample_frames(source, self.cfg.fps, self.size, info, decode=self.cfg.decode, hwaccel=hwaccel)

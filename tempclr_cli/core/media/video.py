@@ -48,8 +48,8 @@ from pathlib import Path
 import numpy as np
 
 from tempclr_cli.core import io
-from tempclr_cli.core.media import h264
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.media import h264
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts", ".gif"}
