@@ -5,10 +5,11 @@ reference (x264's default B-pyramid marks one B-frame in three as a reference). 
 safe only where no P-frame references one: the references a P-frame may use are in its
 slice header, as the decoder builds them (H.264 8.2.4: the short-term references by
 descending frame number, then the header's list modifications, cut to its active count).
-`b_frames_skippable` replays the decoder's reference marking over the stream's headers and
-says whether any P slice lists a B-frame. x264 with `ref=1` (the veryfast presets) never
-does; with `ref=3` and B-pyramid (its medium preset) P-frames do list B-frames, and
-skipping them would leave every later frame of the GOP wrong.
+`Replay` replays the decoder's reference marking over the stream's headers and says whether
+any P slice lists a B-frame; `anchor_reach` runs it over a file in one demuxing pass. x264
+with `ref=1` (the veryfast presets) never lists one; with `ref=3` and B-pyramid (its medium
+preset) P-frames do, and skipping B-frames there leaves later frames of the GOP wrong
+(tests/test_h264.py decodes both and compares).
 
 Anything this reader does not model (interlaced fields, long-term references, slice groups,
 SP/SI slices, frame-number gaps, a header it cannot parse) answers "not skippable": the
@@ -23,8 +24,8 @@ from dataclasses import dataclass, field
 
 _HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
 _P, _B, _I = 0, 1, 2  # slice_type % 5 (3, 4: SP and SI, not modelled)
-_HEAD_BYTES = 64  # bytes read of a slice first: its header ends within them but for long weight tables
-_MAX_HEAD_BYTES = 1024  # and then: 64 weighted references take ~600
+_HEAD_BYTES = 64  # bytes of a slice read first: its header ends within them, but for long weight tables
+_MAX_HEAD_BYTES = 1024  # bytes read when it does not (64 weighted references take about 600)
 
 
 class Unsupported(Exception):
