@@ -4,8 +4,8 @@ Output layout (the one VideoCLIP/TempCLR tools read): one `<name>.npy` of shape
 (clips, dim) per video, mirroring the input tree under the output folder, plus
 
     index.jsonl     one row per processed video: source, features, clips, starts, ends,
-                    frame_times, duration, start_offset, truncated, decode, max_offset, skipping, decoded_on, fps,
-                    clip_seconds, model, pretrained, dim, status
+                    frame_times, duration, start_offset, truncated, decode, max_offset,
+                    skipping, decoded_on, fps, clip_seconds, model, pretrained, dim, status
     failures.jsonl  one row per video that could not be decoded, with the reason
 
 Rows are appended (a rerun with --overwrite appends a newer row; readers keep the
