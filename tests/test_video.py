@@ -254,3 +254,21 @@ def test_short_gops_skip_their_tails_and_keep_the_same_frames(tmp_path, decode):
     assert [_textured_index(s.image) for s in samples] == [_textured_index(r) for r in reference]
     if decode == "exact":
         assert all(np.array_equal(s.image, r) for s, r in zip(samples, reference))
+
+
+@pytest.mark.parametrize("nearest, times, want", [
+    (False, [0.0, 0.45, 0.7, 1.4], [0.45, 1.4]),  # the frame on screen at 0.5 s and at 1.5 s
+    (True, [0.0, 0.45, 0.7, 1.4], [0.45, 1.4]),  # 0.45 is nearer 0.5 than 0.7 is
+    (True, [0.0, 0.3, 0.6, 1.6], [0.6, 1.6]),  # 0.6 is nearer 0.5 than 0.3; 1.6 nearer 1.5 than 0.6
+    (True, [0.0, 0.4, 0.6, 1.5], [0.4, 1.5]),  # a tie goes to the frame on screen
+])
+def test_picks_by_time_worked_by_hand(nearest, times, want):
+    """Each frame is converted once, and only if a sample shows it."""
+    from tempclr_cli.core.media.video import _Picks
+
+    converted = []
+    picks = _Picks(1.0, lambda t: converted.append(t) or np.full((1, 1, 3), int(t * 10), np.uint8), nearest)
+    samples = [s for t in times for s in picks.add(t, t)] + list(picks.until(2.0))
+    assert [s.time for s in samples] == [0.5, 1.5] and [s.frame_time for s in samples] == want
+    assert [int(s.image[0, 0, 0]) for s in samples] == [round(t * 10) for t in want]
+    assert sorted(converted) == want and picks.offset == pytest.approx(max(abs(s.time - s.frame_time) for s in samples))

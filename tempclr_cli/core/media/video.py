@@ -40,7 +40,7 @@ fps / scale / crop filters, through PyAV's filter graph.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -229,8 +229,7 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
         declared_end = min(_declared(container, stream), default=math.inf)
         skipper = _NearSamples.of(stream, fps, rate, declared_end, path) if decode == "fast" else None
         nearest = skipper is not None and skipper.anchors  # picks: the nearest reference frame, not the one on screen
-        to_rgb = _rgb(short_side)
-        k, prev, prev_rgb, prev_time, decoded, offset = 0, None, None, 0.0, 0, 0.0
+        picks, decoded = _Picks(fps, _rgb(short_side), nearest), 0
         last, last_time = None, 0.0  # the last frame decoded, of any kind: the video ends with it
         key_gap, last_key = 0.0, None  # the longest keyframe interval seen so far (seconds)
         start, start_pts = None, None  # the first frame: a stream cut from a broadcast starts late
@@ -252,23 +251,12 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
                 if frame.key_frame:
                     key_gap = max(key_gap, t - last_key) if last_key is not None else key_gap
                     last_key = t
-                last, last_time, frame_rgb = frame, t, None
+                last, last_time = frame, t
                 decoded += 1
                 if nearest and frame.pict_type == _B_FRAME:
                     continue  # decoded only over the last second, to find the end; its references were skipped
-                while prev is not None and (k + 0.5) / fps < t:
-                    target = (k + 0.5) / fps
-                    if nearest and t - target < target - prev_time:  # the next reference frame is nearer
-                        frame_rgb = to_rgb(frame) if frame_rgb is None else frame_rgb
-                        pick = (t, frame_rgb)
-                    else:
-                        prev_rgb = to_rgb(prev) if prev_rgb is None else prev_rgb
-                        pick = (prev_time, prev_rgb)
-                    offset = max(offset, abs(target - pick[0]))
-                    yield Sample(k, target, *pick)
-                    k += 1
-                prev, prev_rgb, prev_time = frame, frame_rgb, t
-                target = (k + 0.5) / fps
+                yield from picks.add(frame, t)
+                target = picks.target
                 next_key = (t if last_key is None else last_key) + key_gap  # at the latest, if GOPs stay this long
                 if (seeking and key_gap and next_key + 2 / rate < target - 1.5 / rate and next_key - t > 4 / rate
                         and next_key < declared_end):  # past the end there is no keyframe: the seek would land behind
@@ -280,21 +268,66 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
             if decoded == 0:
                 raise VideoError(f"{path}: cannot decode ({e.strerror or type(e).__name__})") from None
             # a truncated tail: keep what decoded, the samples below end at the last good frame
-        if prev is None:
+        if picks.prev is None:
             raise VideoError(f"{path}: no decodable video frames")
         end = last_time + _frame_seconds(last, rate)
         _report(info, container, stream, start, end, rate, errors)
-        while (k + 0.5) / fps < end or k == 0:
-            if prev_rgb is None:
-                prev_rgb = to_rgb(prev)
-            offset = max(offset, (k + 0.5) / fps - prev_time)
-            yield Sample(k, (k + 0.5) / fps, prev_time, prev_rgb)
-            k += 1
+        yield from picks.until(end)
         if info is not None:
-            info.update(decode="fast" if skipper else "exact", max_offset=offset, frames_decoded=decoded,
+            info.update(decode="fast" if skipper else "exact", max_offset=picks.offset, frames_decoded=decoded,
                         skipping=skipper.skips if skipper else None)
     finally:
         container.close()
+
+
+@dataclass
+class _Picks:
+    """Which decoded frame each sample time `t_k` shows: the frame on screen (the last one at
+    or before `t_k`), or with `nearest` the nearer of that one and the next (ties: the one on
+    screen). Frames come in presentation order; each is converted to RGB once, and only if a
+    sample shows it."""
+
+    fps: float
+    to_rgb: Callable[[object], np.ndarray]
+    nearest: bool
+    k: int = 0  # the next sample
+    prev: object = None  # the last frame added, and its RGB image once converted, and its time
+    prev_rgb: np.ndarray | None = None
+    prev_time: float = 0.0
+    offset: float = 0.0  # the largest |sample time - its frame's time| so far
+
+    @property
+    def target(self) -> float:
+        return (self.k + 0.5) / self.fps
+
+    def add(self, frame, t: float) -> Iterator[Sample]:
+        """The samples whose times come before `frame`'s time `t`: the frame before shows them
+        (or, with `nearest`, this one where it is nearer)."""
+        rgb = None
+        while self.prev is not None and self.target < t:
+            if self.nearest and t - self.target < self.target - self.prev_time:
+                rgb = self.to_rgb(frame) if rgb is None else rgb
+                yield self._sample(t, rgb)
+            else:
+                yield self._sample(self.prev_time, self._prev_image())
+        self.prev, self.prev_rgb, self.prev_time = frame, rgb, t
+
+    def until(self, end: float) -> Iterator[Sample]:
+        """The samples left before `end`, when the last frame leaves the screen (at least one
+        sample in all): the last frame shows them."""
+        while self.target < end or self.k == 0:
+            yield self._sample(self.prev_time, self._prev_image())
+
+    def _prev_image(self) -> np.ndarray:
+        if self.prev_rgb is None:
+            self.prev_rgb = self.to_rgb(self.prev)
+        return self.prev_rgb
+
+    def _sample(self, frame_time: float, image: np.ndarray) -> Sample:
+        sample = Sample(self.k, self.target, frame_time, image)
+        self.offset = max(self.offset, abs(sample.time - frame_time))
+        self.k += 1
+        return sample
 
 
 def _threads(stream, threads: int) -> None:
