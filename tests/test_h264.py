@@ -58,8 +58,8 @@ def test_other_codecs_and_distant_anchors_are_not_skippable(tmp_path):
 
 
 def _replay_with(dpb: list[tuple[int, bool]], frame_num: int, refs: int, mods: list[tuple[int, int]]) -> list:
-    replay = h264.Replay(dpb=[h264._Ref(n, b) for n, b in dpb], max_frame_num=16)
-    sps = h264._Sps(4, 0, 4, False, 4, True, 1)
+    replay = h264.Replay(dpb=[h264._Ref(n, b) for n, b in dpb])
+    sps = h264._Sps(4, 0, 4, False, 4, True, 1)  # frame numbers wrap at 2^4 = 16
     return replay._list0(h264._Slice(h264._P, sps, frame_num, False, 0, refs, mods, None))
 
 

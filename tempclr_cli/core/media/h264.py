@@ -235,6 +235,16 @@ class _Ref:
     is_b: bool
 
 
+def _max_frame_num(s: _Slice) -> int:
+    return 1 << s.sps.log2_max_frame_num
+
+
+def _pic_num(ref: _Ref, s: _Slice) -> int:
+    """A short-term reference's PicNum while slice `s` is decoded (its frame number, wrapped
+    below the current one: 8.2.4.1)."""
+    return ref.frame_num - _max_frame_num(s) if ref.frame_num > s.frame_num else ref.frame_num
+
+
 @dataclass
 class Replay:
     """The decoder's short-term references, replayed picture by picture from slice headers.
@@ -244,8 +254,6 @@ class Replay:
     sps: dict = field(default_factory=dict)
     pps: dict = field(default_factory=dict)
     dpb: list[_Ref] = field(default_factory=list)
-    max_frame_num: int = 16
-    max_refs: int = 1
     prev_ref_frame_num: int | None = None
     pending: tuple[_Slice, bool] | None = None  # the current picture: its first slice, whether it is a B-frame
     pending_ref: bool = False
@@ -286,11 +294,8 @@ class Replay:
             self.skippable = False
 
     def _open_picture(self, s: _Slice) -> None:
-        self.max_frame_num, self.max_refs = 1 << s.sps.log2_max_frame_num, max(s.sps.max_refs, 1)
-        if s.idr:
-            self.dpb.clear()
-        elif self.prev_ref_frame_num is not None and s.frame_num not in (
-                self.prev_ref_frame_num, (self.prev_ref_frame_num + 1) % self.max_frame_num):
+        if not s.idr and self.prev_ref_frame_num is not None and s.frame_num not in (
+                self.prev_ref_frame_num, (self.prev_ref_frame_num + 1) % _max_frame_num(s)):
             raise Unsupported("frame-number gap")
 
     def _close_picture(self) -> None:
@@ -309,24 +314,21 @@ class Replay:
                     self.dpb, current.frame_num = [], 0
                 else:
                     gone = s.frame_num - (arg + 1)
-                    self.dpb = [r for r in self.dpb if self._pic_num(r, s.frame_num) != gone]
-        elif len(self.dpb) >= self.max_refs:
-            self.dpb.remove(min(self.dpb, key=lambda r: self._pic_num(r, s.frame_num)))
+                    self.dpb = [r for r in self.dpb if _pic_num(r, s) != gone]
+        elif len(self.dpb) >= max(s.sps.max_refs, 1):
+            self.dpb.remove(min(self.dpb, key=lambda r: _pic_num(r, s)))
         self.dpb.append(current)
         self.prev_ref_frame_num = current.frame_num
 
-    def _pic_num(self, ref: _Ref, frame_num: int) -> int:
-        return ref.frame_num - self.max_frame_num if ref.frame_num > frame_num else ref.frame_num
-
     def _list0(self, s: _Slice) -> list[_Ref | None]:
         """A P slice's reference list 0 (8.2.4.2.1 and 8.2.4.3.1), `s.refs_l0` entries."""
-        by_num = {self._pic_num(r, s.frame_num): r for r in self.dpb}
+        by_num, max_frame_num = {_pic_num(r, s): r for r in self.dpb}, _max_frame_num(s)
         refs: list[_Ref | None] = [by_num[n] for n in sorted(by_num, reverse=True)][:s.refs_l0]
         refs += [None] * (s.refs_l0 + 1 - len(refs))
         pred = s.frame_num
         for index, (idc, diff) in enumerate(s.modifications):
-            pred = (pred + (diff + 1 if idc else -(diff + 1))) % self.max_frame_num
-            num = pred - self.max_frame_num if pred > s.frame_num else pred
+            pred = (pred + (diff + 1 if idc else -(diff + 1))) % max_frame_num
+            num = pred - max_frame_num if pred > s.frame_num else pred
             if num not in by_num:
                 raise Unsupported("a modification names a missing reference")
             picked = by_num[num]
@@ -403,7 +405,7 @@ def anchor_reach(path: str, limit: float) -> float | None:
             replay.finish()
     except (Unsupported, av.FFmpegError, IndexError, ValueError):
         return None
-    if not replay.skippable or not anchors.finish():
+    if not anchors.finish():  # (a P slice listing a B-frame has returned already)
         return None
     reach = max(anchors.first - first, end - anchors.last, anchors.widest / 2) * time_base
     return reach if reach <= limit else None
