@@ -40,9 +40,10 @@ def test_cli_on_coin_layout(step_dataset, tmp_path):
 
 def test_recall_counts_the_seconds_the_release_counts(tmp_path):
     """A segment [2.4, 4.2] covers seconds 2, 3, 4 (floor(s) <= t < ceil(e)); second 5 is outside."""
-    from tempclr_cli.core.data.annotations import Step, Video
+    from tempclr_cli.core.data.annotations import Query, Step, Video
     from tempclr_cli.core.data.features import FeatureStore
-    from tempclr_cli.core.eval.localization import localization_recall
+    from tempclr_cli.core.eval.grounding import score_matched
+    from tempclr_cli.core.eval.localization import as_predictions, localize_videos
 
     steps = ["crack eggs", "whisk"]
     emb = torch.eye(8)[:2]  # step k is embedded as axis k
@@ -55,14 +56,16 @@ def test_recall_counts_the_seconds_the_release_counts(tmp_path):
             clips[t, k] = 1.0
         return clips
 
-    gt = [Step(0.3, 1.0, "crack eggs"), Step(2.4, 4.2, "whisk")]
+    gt = [Step(0.3, 1.0, "crack eggs", "1"), Step(2.4, 4.2, "whisk", "2")]
     np.save(tmp_path / "inside.npy", features([0, 4]))  # 4 < ceil(4.2): counted (a centre rule would miss it)
     np.save(tmp_path / "outside.npy", features([0, 5]))
     store = FeatureStore(tmp_path)
     encode = lambda texts: emb[[steps.index(t) for t in texts]]  # noqa: E731
-    videos = [Video(v, "", None, gt, task="t") for v in ("inside", "outside")]
-    got = localization_recall(videos, {"t": steps}, store, encode)
-    assert got["recall"] == pytest.approx(75.0)  # 3 of the 4 ground-truth steps
+    queries = [Query("1", "crack eggs"), Query("2", "whisk")]
+    videos = [Video(v, "", None, gt, task="t", queries=queries) for v in ("inside", "outside")]
+    found = localize_videos(videos, store, encode)
+    got = score_matched(found.videos, as_predictions(found.rows), "crosstask").results["step-recall"]
+    assert got["values"]["recall"] == pytest.approx(75.0) and got["units"] == 4  # 3 of the 4 ground-truth steps
 
 
 def test_released_scores_are_a_log_softmax_over_the_task_steps():

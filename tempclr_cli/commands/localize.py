@@ -1,41 +1,60 @@
-"""`tempclr localize FEATURES --annotations PATH`: zero-shot step localisation recall."""
+"""`tempclr localize FEATURES --annotations PATH`: zero-shot step grounding, scored candidates, metrics."""
 
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Checkpoint, Device, Tokenizer, Json, Quiet, Verbose, command, log
+from tempclr_cli.commands._common import (
+    Checkpoint, Device, Json, Quiet, Tokenizer, Verbose, choices, command, log, writable,
+)
+from tempclr_cli.core.data import layouts
 
-
-class StepLayout(str, Enum):
-    coin = "coin"
-    crosstask = "crosstask"
-    youcook2 = "youcook2"
-
-
-class Scores(str, Enum):
-    log_softmax = "log-softmax"
-    cosine = "cosine"
+StepLayout = choices("StepLayout", layouts.names(grounding=True))
+Scores = choices("Scores", ("log-softmax", "cosine"))
+Mode = choices("Mode", layouts.MODES)
+StepText = choices("StepText", layouts.STEP_TEXTS)
+Levels = choices("Levels", layouts.LEVELS)
 
 
 @command
 def localize(
     features: Annotated[Path, typer.Argument(help="Features folder (one vector per second, from `tempclr extract`).")],
-    annotations: Annotated[Path, typer.Option(help="COIN.json, or a CrossTask folder (tasks_primary.txt + annotations/).")],
+    annotations: Annotated[Path, typer.Option(help="COIN.json, a CrossTask folder (tasks_primary.txt + "
+                                              "annotations/), HT-Step's annotations.json, goalstep_valid.json, a "
+                                              "BaGLM *_video_annots.json, or YouCookII's JSON.")],
     format_: Annotated[
         StepLayout, typer.Option("--format", help="Annotation layout (youcook2: each video is its own task).")
     ] = StepLayout.coin,
     split: Annotated[
         str, typer.Option(help="Subset to evaluate (COIN: testing, training; CrossTask: test, train, validation "
-                          "as the release splits videos.csv), or all.")
+                          "as the release splits videos.csv; HT-Step: val_seen, ...), or all.")
     ] = "all",
+    mode: Annotated[
+        Optional[Mode], typer.Option(help="ordered: each step one second, in the listed order (DP); unordered: each "
+                                     "step on its own over time (may be missing, repeated, out of order). Default: "
+                                     "ordered for coin, crosstask, youcook2, else unordered.")
+    ] = None,
+    top_k: Annotated[
+        Optional[int], typer.Option(min=1, help="Candidate segments per step (unordered; default 5): peaks of the "
+                                    "step's smoothed score, each extended while the score stays near the peak, no "
+                                    "two overlapping.")
+    ] = None,
+    predictions_out: Annotated[
+        Optional[Path], typer.Option(help="Write the candidates as a predictions CSV "
+                                     "(video-id,t-start,t-end,label,score; `tempclr score` and HT-Step's EvalAI "
+                                     "read it).")
+    ] = None,
+    taxonomy: Annotated[Optional[Path], typer.Option(help="HT-Step's taxonomy.csv (--format htstep).")] = None,
+    step_text: Annotated[StepText, typer.Option(help="HT-Step step text: the headline, the paragraph, or both.")
+                         ] = StepText.headline,
+    levels: Annotated[Levels, typer.Option(help="Goal-Step queries: steps and substeps (the official task), or one "
+                                           "level.")] = Levels.both,
     scores: Annotated[
-        Scores, typer.Option(help="Per-second step scores: log-softmax over the task's steps of dot products "
+        Scores, typer.Option(help="Per-second step scores: log-softmax over the video's steps of dot products "
                              "(as released), or raw cosine similarity.")
     ] = Scores.log_softmax,
     checkpoint: Checkpoint = None,
@@ -45,25 +64,34 @@ def localize(
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Zero-shot step localisation recall (COIN / CrossTask protocol).
+    """Zero-shot step grounding: candidates per step, scored as `tempclr score` scores them.
 
-    Assign each step of a video's task one second, in order (free background); report recall.
-
-    Recall counts a ground-truth step when one of its segments [s, e] covers its assigned
-    second (floor(s) <= t < ceil(e), as released), pooled per task, averaged over tasks
-    (the COIN / CrossTask protocol).
+    Ordered mode assigns each step of a video's task one second, in order (free
+    background), as the COIN / CrossTask release does; unordered mode gives each step
+    its --top-k best segments. The metrics are those of the layout (`tempclr score
+    --help`), over the videos that have features.
 
     Example:
 
     \b
       tempclr localize feats/ --annotations COIN.json --format coin \\
           --split testing --json
+      tempclr localize feats/ --annotations annotations.json --format htstep \\
+          --taxonomy taxonomy.csv --split val_seen --predictions-out preds.csv
     """
+    from tempclr_cli.core.data.layouts import ReadOptions
     from tempclr_cli.core.eval.localization import localize_steps
 
-    result = localize_steps(features, annotations, format_.value, split, checkpoint, device, scores.value)
-    log(f"{result['tasks']} tasks", quiet)
-    if json_:
-        print(json.dumps(result))
+    writable(predictions_out, "--predictions-out", folder=False)
+    options = ReadOptions(taxonomy=taxonomy, step_text=step_text.value, levels=levels.value)
+    result = localize_steps(features, annotations, format_.value, split, checkpoint, device, scores.value,
+                            mode.value if mode else None, top_k, predictions_out, options, lambda m: log(m, quiet))
+    if not json_:
+        print(result.to_text())
         return
-    print(f"step localisation recall: {result['recall']:.2f}% over {result['tasks']} tasks")
+    out = result.to_json()
+    if "step-recall" in result.results:  # the keys localize has always had
+        found = result.results["step-recall"]
+        out.update(recall=round(found["values"]["recall"], 2), tasks=found["tasks"],
+                   per_task={task: round(r, 2) for task, r in found["per_task"].items()})
+    print(json.dumps(out))

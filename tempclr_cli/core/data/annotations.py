@@ -1,7 +1,10 @@
-"""Step annotations of instructional videos, read from YouCookII, COIN and CrossTask layouts.
+"""Step annotations of instructional videos, read from YouCookII, COIN, CrossTask and HowTo100M layouts.
 
-Every reader returns `Video` records: the id, the subset, the duration if known and
-the ordered steps `(start, end, text)` in seconds.
+Every reader returns `Video` records: the id, the subset, the duration if known, the
+steps `(start, end, text, id)` in seconds in time order and, for step grounding, the
+ordered `queries` (label, text) a model is asked to find. Each reader is registered in
+the table of layouts (`layouts.register_layout`); HT-Step, Ego4D Goal-Step and BaGLM's
+unified files have their own modules.
 """
 
 from __future__ import annotations
@@ -11,8 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from tempclr_cli.core.data.layouts import ReadOptions, read_layout, register_layout
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.io import read_text
 
@@ -22,7 +24,16 @@ class Step:
     start: float
     end: float
     text: str
-    id: str = ""  # the dataset's step id (COIN), used to order a task's steps
+    id: str = ""  # the label a predictions file names this step by (the dataset's step id where it has one)
+    rank: int = 0  # its place in the annotation file, where a scorer reads segments in file order (HT-Step)
+
+
+@dataclass(frozen=True)
+class Query:
+    """One thing a model is asked to find in a video: its predictions-file label and its text."""
+
+    label: str
+    text: str
 
 
 @dataclass
@@ -30,11 +41,12 @@ class Video:
     id: str
     subset: str
     duration: float | None
-    steps: list[Step] = field(default_factory=list)
-    task: str = ""  # COIN/CrossTask task; the ordered step list of the task lives in `task_steps`
+    steps: list[Step] = field(default_factory=list)  # the ground truth, in time order
+    task: str = ""  # the task / activity / goal: steps come from its list, metrics average within it
+    queries: list[Query] = field(default_factory=list)  # what to ground, in the layout's order
 
 
-def _load_json(path: Path) -> dict:
+def load_json(path: Path) -> dict:
     text = read_text(path, "annotation file", "an annotation JSON file", "; expected an annotation JSON file")
     try:
         return json.loads(text)
@@ -43,13 +55,13 @@ def _load_json(path: Path) -> dict:
 
 
 def _database(path: Path) -> dict:
-    data = _load_json(path)
+    data = load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
         raise TempclrError(f"{path}: expected a JSON object with a 'database' mapping (YouCookII/COIN layout)")
     return data["database"]
 
 
-def _seconds(value, where: str) -> float:
+def seconds(value, where: str) -> float:
     """A finite, non-negative number of seconds, or an error naming the field."""
     try:
         x = float(value)
@@ -66,7 +78,7 @@ def _step(path: Path, vid: str, k: int, a, list_key: str, text_key: str) -> Step
         raise TempclrError(f"{where}: expected {{'segment': [start, end], '{text_key}': ...}}")
     if not isinstance(a.get(text_key), str):
         raise TempclrError(f"{where}.{text_key}: expected text, got {a.get(text_key)!r}")
-    start, end = (_seconds(t, f"{where}.segment") for t in a["segment"])
+    start, end = (seconds(t, f"{where}.segment") for t in a["segment"])
     if end < start:
         raise TempclrError(f"{where}.segment: ends ({end}) before it starts ({start})")
     return Step(start, end, a[text_key], str(a.get("id", "")))
@@ -81,7 +93,7 @@ def read_entry(path: Path, vid: str, entry, list_key: str = "annotations", text_
     steps = sorted((_step(path, vid, k, a, list_key, text_key) for k, a in enumerate(entry[list_key])),
                    key=lambda s: s.start)
     duration = entry.get("duration")
-    duration = None if duration is None else _seconds(duration, f"{path}: video {vid}: duration")
+    duration = None if duration is None else seconds(duration, f"{path}: video {vid}: duration")
     task = str(entry.get(task_key, "")) if task_key else ""
     return Video(vid, str(entry.get("subset", "")), duration, steps, task)
 
@@ -144,8 +156,8 @@ def _crosstask_step(path: Path, k: int, row: list[str], steps: list[str]) -> Ste
         number = 0.0
     if len(row) < 3 or not number.is_integer() or not 1 <= number <= len(steps):
         raise TempclrError(f"{where}: expected 'step (1-{len(steps)}),start,end', got {','.join(row)!r}")
-    start, end = _seconds(row[1], f"{where}: start"), _seconds(row[2], f"{where}: end")
-    return Step(start, end, steps[int(number) - 1])
+    start, end = seconds(row[1], f"{where}: start"), seconds(row[2], f"{where}: end")
+    return Step(start, end, steps[int(number) - 1], str(int(number)))
 
 
 def crosstask_subsets(folder: Path, has_features, n_train: int = 30, seed: int = 0) -> dict[tuple[str, str], str]:
@@ -156,6 +168,8 @@ def crosstask_subsets(folder: Path, has_features, n_train: int = 30, seed: int =
     than `n_train` of them, `n_train` drawn with NumPy's seed 0 in file order are "train" and
     the rest "test"; other tasks' videos are all "train".
     """
+    import numpy as np
+
     folder = Path(folder)
 
     def listed(name: str) -> dict[str, list[str]]:
@@ -184,20 +198,33 @@ def crosstask_subsets(folder: Path, has_features, n_train: int = 30, seed: int =
     return subsets
 
 
-def task_steps(videos: list[Video]) -> dict[str, list[str]]:
-    """Each task's ordered step list from its videos' annotations (COIN: by step id)."""
-    found: dict[str, dict[str, float]] = {}
+def task_queries(videos: list[Video]) -> dict[str, list[Query]]:
+    """Each task's ordered step list from its videos' annotations: by step id where the steps
+    have numeric ids (COIN), else by first start; a step's label is its id (else its index)."""
+    found: dict[str, dict[str, tuple[float, str]]] = {}
     for v in videos:
         for s in v.steps:
             key = float(s.id) if s.id.replace(".", "", 1).isdigit() else s.start
-            found.setdefault(v.task, {}).setdefault(s.text, key)
-    return {task: sorted(steps, key=steps.get) for task, steps in found.items()}
+            found.setdefault(v.task, {}).setdefault(s.text, (key, s.id))
+    ordered = {task: sorted(steps, key=lambda text: steps[text][0]) for task, steps in found.items()}
+    return {task: [Query(found[task][text][1] or str(k), text) for k, text in enumerate(texts)]
+            for task, texts in ordered.items()}
+
+
+def with_queries(videos: list[Video], tasks: dict[str, list[Query]]) -> list[Video]:
+    """Give every video its task's steps as queries, and each ground-truth step its query's label."""
+    for v in videos:
+        v.queries = list(tasks.get(v.task, []))
+        labels = {q.text: q.label for q in reversed(v.queries)}  # a text listed twice: its first label
+        for s in v.steps:
+            s.id = labels.get(s.text, s.id)
+    return videos
 
 
 def read_howto100m(path: Path) -> list[Video]:
     """MMPT's HowTo100M captions (`raw_caption*.json`): `{vid: {"start": [...], "end": [...],
     "text": [...]}}`, every video a training video; captions in time order."""
-    data = _load_json(path)
+    data = load_json(path)
     if not isinstance(data, dict):
         raise TempclrError(f"{path}: expected a JSON object of videos, each {{'start', 'end', 'text'}} lists")
     videos = []
@@ -211,24 +238,48 @@ def read_howto100m(path: Path) -> list[Video]:
     return videos
 
 
-FORMATS = {"youcook2": read_youcook2, "coin": read_coin, "crosstask": lambda p: read_crosstask(p)[0],
-           "howto100m": read_howto100m}  # step-annotation layouts (`data.format`, `--format`)
+TASK_LABELS = "the step's id in the annotation file (else its index in the task's step list)"
+
+
+@register_layout("youcook2", "YouCookII: each video's captioned segments, the video its own task", "file",
+                 "youcookii_annotations_trainval.json", splits=("training", "validation", "testing"),
+                 protocols=("step-recall",), labels=TASK_LABELS, mode="ordered")
+def _youcook2_layout(path: Path, options: ReadOptions) -> list[Video]:
+    videos = read_youcook2(path)
+    for v in videos:
+        v.task = v.id
+    return with_queries(videos, task_queries(videos))
+
+
+@register_layout("coin", "COIN: steps of 180 tasks, a task's step list ordered by step id", "file", "COIN.json",
+                 splits=("training", "testing"), protocols=("step-recall", "framewise"), labels=TASK_LABELS,
+                 mode="ordered")
+def _coin_layout(path: Path, options: ReadOptions) -> list[Video]:
+    videos = read_coin(path)
+    return with_queries(videos, task_queries(videos))
+
+
+@register_layout("crosstask", "CrossTask: primary tasks' ordered step lists and per-video step CSVs", "folder",
+                 "a CrossTask folder (tasks_primary.txt, annotations/, videos.csv, videos_val.csv)",
+                 splits=("train", "test", "validation"), protocols=("step-recall",),
+                 labels="the step's number in its task (1-based, as in annotations/*.csv)", mode="ordered")
+def _crosstask_layout(folder: Path, options: ReadOptions) -> list[Video]:
+    """The release's split (`crosstask_subsets`) depends on which videos have features:
+    `options.has_features` says (every video when not given)."""
+    videos, tasks = read_crosstask(folder)
+    if options.split != "all":
+        subsets = crosstask_subsets(folder, options.has_features or (lambda vid: True))
+        for v in videos:
+            v.subset = subsets.get((v.task, v.id), "")
+    return with_queries(videos, {t: [Query(str(k + 1), s) for k, s in enumerate(steps)] for t, steps in tasks.items()})
+
+
+@register_layout("howto100m", "HowTo100M narrations (MMPT raw_caption*.json): captions to train on", "file",
+                 "raw_caption_dedup.json", splits=("training",))
+def _howto100m_layout(path: Path, options: ReadOptions) -> list[Video]:
+    return read_howto100m(path)
 
 
 def read_annotations(path: str | Path, fmt: str = "youcook2") -> list[Video]:
-    """Read annotations in a format of `FORMATS` (crosstask: a folder)."""
-    if fmt not in FORMATS:
-        raise TempclrError(f"annotation format {fmt!r}: use {', '.join(FORMATS)}")
-    return FORMATS[fmt](Path(path))
-
-
-def read_tasks(path: str | Path, fmt: str = "coin") -> tuple[list[Video], dict[str, list[str]]]:
-    """Videos and each task's ordered step list, for step localisation: CrossTask's task file,
-    COIN's step ids, or YouCookII with every video its own task."""
-    if fmt == "crosstask":
-        return read_crosstask(Path(path))
-    videos = read_annotations(path, fmt)
-    if fmt == "youcook2":
-        for v in videos:
-            v.task = v.id
-    return videos, task_steps(videos)
+    """Every video of `path` in layout `fmt` (`layouts.names()`; crosstask: a folder)."""
+    return read_layout(path, fmt)

@@ -1,26 +1,44 @@
-"""Zero-shot action-step localisation (COIN / CrossTask protocol, REFERENCE section 3).
+"""Zero-shot step grounding: scored candidate segments per step, and the protocols that score them.
 
-As released (`predictor.py:277-341`, `metric.py:582-596`): for each video, every step of
-its task's ordered step list is scored against every second of video; the score is
-log_softmax over the task's steps of the dot products (so -score is CrossTask's `dp`
-cost); `scores="cosine"` uses raw cosine similarity instead. A dynamic program assigns
-each step exactly one second, in order (strictly increasing), maximising the summed
-score; seconds left over are free background. A ground-truth step [s, e] covers the
-seconds floor(s) <= t < ceil(e) (the release's `Y[floor(s):ceil(e)]`); a step counts as
-recalled when its assigned second is covered by one of its segments. Recall = recalled /
-present, pooled over a task's videos, then averaged over tasks.
+Per video, every query (a step of its task, article or goal) is scored against every clip
+of its features (`step_scores`): log_softmax over the video's queries of the dot products
+(as the COIN / CrossTask release does, `predictor.py:277-341`; -score is CrossTask's `dp`
+cost), or raw cosine similarity. Then, by `mode`:
+
+- ordered (COIN / CrossTask as released): a dynamic program gives each step exactly one
+  clip, in the listed order (strictly increasing), maximising the summed score; clips left
+  over are free background. One candidate per step: that clip, scored by its score there.
+- unordered (HT-Step, Goal-Step): each step on its own over time, so a step may be
+  missing, repeated or out of order. Its top-k candidates (`candidates`): smooth the step's
+  score with a centred moving average over SMOOTH clips; take the best clip not yet used
+  (the earliest of equals); its candidate extends from that peak on both sides while the
+  smoothed score stays at or above peak - NEAR * (peak - the step's median score), never
+  into an earlier candidate; the clips of the extent are then used (non-maximum
+  suppression by extent). A candidate spans its clips' start to end and is scored by the
+  smoothed peak value.
+
+The candidates are then scored with the layout's protocols (`core.eval.grounding`), so
+`localize` reports what `tempclr score` reports on the predictions file it writes.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from tempclr_cli.core.data.annotations import Video
+from tempclr_cli.core.data.layouts import ReadOptions, get, read_layout
+from tempclr_cli.core.data.predictions import Predictions, canonical_label, write_predictions
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.eval.grounding import Scores, score_matched
 from tempclr_cli.core.models.heads import apply_heads
+
+SMOOTH = 3  # clips in the centred moving average of a step's score (unordered mode)
+NEAR = 0.5  # an extent keeps clips within NEAR of the peak's height above the step's median score
 
 
 def assign_steps(scores: torch.Tensor) -> list[int]:
@@ -57,54 +75,104 @@ def step_scores(text: torch.Tensor, clips: torch.Tensor, scores: str = "log-soft
     return torch.log_softmax(text @ clips.T, dim=0)  # over the task's steps, per second
 
 
-def covers(step, second: float) -> bool:
-    """Whether the ground-truth `step` [start, end] covers `second`, as the release counts it."""
-    return math.floor(step.start) <= second < math.ceil(step.end)
+def smoothed(score: np.ndarray, width: int = SMOOTH) -> np.ndarray:
+    """Centred moving average (T,) -> (T,); at the ends, the mean of the clips there are."""
+    kernel = np.ones(width)
+    return np.convolve(score, kernel, "same") / np.convolve(np.ones_like(score), kernel, "same")
 
 
-def localization_recall(videos: list[Video], tasks: dict[str, list[str]], store, encode_text, heads=None,
-                        scores: str = "log-softmax") -> dict:
-    """Recall per task and averaged over tasks, for videos that have features."""
-    hits: dict[str, list[int]] = {}
+def candidates(score: np.ndarray, top_k: int) -> list[tuple[int, int, float]]:
+    """Up to `top_k` (first clip, last clip, score) of one step's score (T,), best first
+    (the rule in the module docstring)."""
+    s = smoothed(np.asarray(score, dtype=np.float64))
+    free = np.ones(len(s), dtype=bool)
+    median = float(np.median(s)) if len(s) else 0.0
+    found = []
+    while len(found) < top_k and free.any():
+        t = int(np.argmax(np.where(free, s, -np.inf)))
+        stop = ~free | (s < s[t] - NEAR * (s[t] - median))
+        before, after = np.flatnonzero(stop[:t]), np.flatnonzero(stop[t + 1 :])
+        first, last = (int(before[-1]) + 1 if len(before) else 0), (t + int(after[0]) if len(after) else len(s) - 1)
+        found.append((first, last, float(s[t])))
+        free[first : last + 1] = False
+    return found
+
+
+@dataclass
+class Localized:
+    """What `localize` found: candidate rows, the videos it localised, and those it could not."""
+
+    rows: list[tuple[str, float, float, str, float]]  # (video, start, end, label, score)
+    videos: list[Video]
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> videos
+
+
+def localize_video(video: Video, clips: torch.Tensor, starts, ends, encode_text, heads, scores: str, mode: str,
+                   top_k: int) -> list[tuple[str, float, float, str, float]]:
+    """Candidate rows of one video's queries; clips (T, D) its features."""
+    clips, text = apply_heads(heads, clips, encode_text([q.text for q in video.queries]))
+    matrix = step_scores(text, clips, scores).double().cpu().numpy()  # (K, T)
+    if mode == "ordered":
+        picks = [[(t, t, float(matrix[k, t]))] for k, t in enumerate(assign_steps(torch.from_numpy(matrix)))]
+    else:
+        picks = [candidates(row, top_k) for row in matrix]
+    return [(video.id, float(starts[a]), float(ends[b]), q.label, value)
+            for q, found in zip(video.queries, picks) if q.label for a, b, value in found]
+
+
+def localize_videos(videos: list[Video], store, encode_text, heads=None, scores: str = "log-softmax",
+                    mode: str = "ordered", top_k: int = 1) -> Localized:
+    """Candidates for every video that has queries and features (ordered: no more queries than clips)."""
+    done = Localized([], [])
     for video in videos:
-        steps = tasks.get(video.task)
-        if not steps or not video.steps or video.id not in store:
-            continue
-        clips, starts, ends = store.load(video.id)
-        if len(steps) > len(starts):
-            continue
-        clips, text = apply_heads(heads, torch.from_numpy(clips), encode_text(steps))
-        seconds = [starts[t] for t in assign_steps(step_scores(text, clips, scores))]
-        present = {s.text for s in video.steps}
-        recalled = sum(
-            any(covers(s, seconds[steps.index(name)]) for s in video.steps if s.text == name)
-            for name in present if name in steps
-        )
-        counts = hits.setdefault(video.task, [0, 0])
-        counts[0] += recalled
-        counts[1] += len(present)
-    if not hits:
-        raise TempclrError("no video with features and a known task step list to evaluate")
-    per_task = {task: round(100 * h / n, 2) for task, (h, n) in sorted(hits.items())}
-    return {"recall": round(sum(per_task.values()) / len(per_task), 2), "tasks": len(per_task), "per_task": per_task}
+        reason = ("no queries" if not video.queries else "no features" if video.id not in store else None)
+        if reason is None:
+            clips, starts, ends = store.load(video.id)
+            if mode == "ordered" and len(video.queries) > len(starts):
+                reason = "more steps than clips (ordered)"
+            else:
+                done.rows += localize_video(video, torch.from_numpy(clips), starts, ends, encode_text, heads, scores,
+                                            mode, top_k)
+                done.videos.append(video)
+        if reason:
+            done.skipped[reason] = done.skipped.get(reason, 0) + 1
+    if not any(v.steps for v in done.videos) and not done.rows:
+        raise TempclrError("no video with features and queries to localise")
+    return done
+
+
+def as_predictions(rows: list[tuple[str, float, float, str, float]]) -> Predictions:
+    """Candidate rows as the columns `tempclr score` reads back from the file they are written to."""
+    videos: dict[str, int] = {}
+    labels: dict[str, int] = {}
+    video = np.array([videos.setdefault(r[0], len(videos)) for r in rows], dtype=np.int64)
+    label = np.array([labels.setdefault(canonical_label(r[3]), len(labels)) for r in rows], dtype=np.int64)
+    start, end, score = (np.array([r[k] for r in rows], dtype=np.float64) for k in (1, 2, 4))
+    return Predictions(list(videos), list(labels), video, label, start, end, score)
 
 
 def localize_steps(features, annotations, fmt: str = "coin", split: str = "all", checkpoint: str | None = None,
-                   device: str = "auto", scores: str = "log-softmax") -> dict:
-    """The `localize` command's protocol from files; returns {"recall", "tasks", "per_task"}.
+                   device: str = "auto", scores: str = "log-softmax", mode: str | None = None, top_k: int | None = None,
+                   predictions_out: str | Path | None = None, options: ReadOptions | None = None,
+                   log=lambda message: None) -> Scores:
+    """`tempclr localize`: candidates for every video of `split` with features, written to
+    `predictions_out` when given, scored with the layout's protocols (videos it localised)."""
+    from dataclasses import replace
 
-    CrossTask videos get the release's subsets (`crosstask_subsets`), so `split="test"` is
-    its test set."""
-    from tempclr_cli.core.data.annotations import crosstask_subsets, read_tasks
     from tempclr_cli.core.data.features import FeatureStore
     from tempclr_cli.core.encode.encoders import heads_and_sentence_encoder
 
+    mode = mode or get(fmt, grounding=True).mode
+    top_k = top_k or (1 if mode == "ordered" else 5)
+    if mode == "ordered" and top_k != 1:
+        raise TempclrError(f"--top-k {top_k} needs --mode unordered (ordered gives each step one clip)")
     store = FeatureStore(features)
-    videos, tasks = read_tasks(annotations, fmt)
-    if fmt == "crosstask" and split != "all":
-        subsets = crosstask_subsets(annotations, lambda vid: vid in store)
-        for v in videos:
-            v.subset = subsets.get((v.task, v.id), "")
-    videos = [v for v in videos if split == "all" or v.subset == split]
+    options = replace(options or ReadOptions(), split=split, has_features=store.__contains__)
+    videos = read_layout(annotations, fmt, options, grounding=True)
     heads, encode = heads_and_sentence_encoder(checkpoint, store, device)
-    return localization_recall(videos, tasks, store, encode, heads, scores)
+    found = localize_videos(videos, store, encode, heads, scores, mode, top_k)
+    for reason, n in found.skipped.items():
+        log(f"{n} videos left out ({reason})")
+    if predictions_out:
+        log(f"{write_predictions(predictions_out, found.rows)} candidates written to {predictions_out}")
+    return score_matched(found.videos, as_predictions(found.rows), fmt, split)
