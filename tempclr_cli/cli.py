@@ -13,7 +13,8 @@ from typer.core import TyperArgument, TyperCommand
 
 from tempclr_cli import __version__
 from tempclr_cli.commands import (
-    align, convert, demo, evaluate, extract, fewshot, localize, models, retrieve, sweep, synth, train,
+    align, convert, demo, evaluate, extract, fewshot, index, localize, models, retrieve, score, search, sweep, synth,
+    train,
 )
 
 
@@ -50,6 +51,14 @@ class Command(TyperCommand):
                 p.display_type = lambda ctx, plain=plain_metavar(p): plain
         return params
 
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        """A bad value reads as plain words: typer's validation prefixes "Value error, " to the message."""
+        try:
+            return super().parse_args(ctx, args)
+        except typer.BadParameter as e:
+            e.message = e.message.removeprefix("Value error, ")
+            raise
+
     def collect_usage_pieces(self, ctx) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
@@ -85,7 +94,8 @@ def _main(
     """Temporal alignment of video."""
 
 
-for module in (extract, train, align, retrieve, evaluate, fewshot, localize, sweep, synth, demo, models, convert):
+for module in (extract, index, train, align, retrieve, search, evaluate, fewshot, localize, score, sweep, synth, demo,
+               models, convert):
     name = module.__name__.rsplit(".", 1)[1]
     app.command(name, cls=Command)(getattr(module, name))
 

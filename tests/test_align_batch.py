@@ -40,14 +40,22 @@ def test_a_batch_pairs_by_stem_loads_once_and_reports_a_failure_by_name(store, t
     shutil.copytree(store / "steps", steps)
     (steps / "synth0002.txt").unlink()  # one video without its steps: skipped and said so (#29)
     args = [str(store / "feats"), str(steps), "-f", "all", "--device", "cpu"]
-    skipping = tempclr("align", *args, "--output-dir", str(tmp_path / "skip"))
+    skipping = tempclr("align", *args, "--output-dir", str(tmp_path / "skip"), "-q")
     assert skipping.returncode == 0, skipping.stderr
-    assert "skipped" in skipping.stderr and "synth0002" in skipping.stderr and "3 of 3 aligned" in skipping.stderr
-    assert len(skipping.stdout.splitlines()) == 3 and not (tmp_path / "skip" / "failures.jsonl").exists()
+    # #36: under -q too, the skipped video is said on stderr, has its own JSON line, and the summary counts it
+    assert "skipped" in skipping.stderr and "synth0002" in skipping.stderr
+    rows = [json.loads(line) for line in skipping.stdout.splitlines()]
+    assert [(Path(r["video"]).stem, r.get("skipped")) for r in rows] == [
+        ("synth0002", "no steps file"), ("synth0000", None), ("synth0001", None), ("synth0003", None)]
+    assert not (tmp_path / "skip" / "failures.jsonl").exists()
+    summary = tempclr("align", *args, "--output-dir", str(tmp_path / "skip2"))
+    assert "3 of 4 aligned" in summary.stderr and "(15 files); 1 skipped (no steps file)" in summary.stderr
     done = tempclr("align", *args, "--output-dir", str(tmp_path / "out"), "--strict")
     assert done.returncode == 3, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]  # data only: one JSON object a line
-    assert [Path(r["video"]).stem for r in lines] == ["synth0000", "synth0001", "synth0003"]
+    assert [(Path(r["video"]).stem, "failed" in r) for r in lines] == [
+        ("synth0000", False), ("synth0001", False), ("synth0002", True), ("synth0003", False)]
+    lines = [r for r in lines if "failed" not in r]
     assert done.stderr.count("model tiny (synthetic)") == 1  # the model loaded once for the batch
     assert "synth0002" in done.stderr and "steps file not found" in done.stderr
     failures = [json.loads(r) for r in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
@@ -257,3 +265,44 @@ def test_the_review_page_reads_at_any_length(tmp_path):
         driver.quit()
     assert 0 < red[5] < 0.08 and 0 < red[60] < 0.08, red  # thin outlines: a few percent of the picture
     assert red[5] < 2 * red[60], red
+
+
+@pytest.mark.parametrize("mode", ["pairs", "folders", "reference"])
+def test_videos_sharing_a_stem_each_keep_their_results(tmp_path, mode):
+    """#36: b.mkv and b.mp4 once both wrote OUT/b.* and one silently replaced the other while the
+    summary said both were aligned; each now keeps its extension, as extract names features."""
+    from videos import cfr
+
+    videos, steps = tmp_path / "videos", tmp_path / "steps"
+    for name, seconds in (("b.mkv", 4.0), ("b.mp4", 6.0)):
+        cfr(videos / name, seconds)
+    steps.mkdir()
+    (steps / "b.txt").write_text("first\nsecond\n")
+    (tmp_path / "pairs.csv").write_text("video,steps\nvideos/b.mkv,steps/b.txt\nvideos/b.mp4,steps/b.txt\n")
+    (tmp_path / "ref.srt").write_text("1\n00:00:00,000 --> 00:00:02,000\nfirst\n\n2\n00:00:02,000 --> 00:00:04,000\n"
+                                      "second\n")
+    args = {"pairs": ["--pairs", str(tmp_path / "pairs.csv")], "folders": [str(videos), str(steps)],
+            "reference": [str(videos), "--reference", str(videos / "b.mkv"), str(tmp_path / "ref.srt")]}[mode]
+    done = tempclr("align", *args, "--output-dir", str(tmp_path / "out"), "-f", "all", "--model", "tiny",
+                   "--pretrained", "none", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert "2 of 2 aligned" in done.stderr and "(10 files)" in done.stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted(f"b.{ext}.{fmt}" for ext in ("mkv", "mp4") for fmt in ("csv", "html", "json", "srt", "vtt"))
+    durations = {Path(json.loads((tmp_path / "out" / f"b.{ext}.json").read_text())["video"]).suffix:
+                 json.loads((tmp_path / "out" / f"b.{ext}.json").read_text())["duration"] for ext in ("mkv", "mp4")}
+    assert durations == {".mkv": 4.0, ".mp4": 6.0}  # each file holds its own video's result
+
+
+def test_one_video_with_two_step_lists_writes_two_results_and_a_repeated_pair_is_refused(store, tmp_path):
+    feats, steps = store / "feats" / "synth0000.npy", store / "steps" / "synth0000.txt"
+    (tmp_path / "short.txt").write_text("\n".join(steps.read_text().splitlines()[:2]) + "\n")
+    (tmp_path / "pairs.csv").write_text(f"{feats},{steps}\n{feats},{tmp_path / 'short.txt'}\n")
+    done = tempclr("align", "--pairs", str(tmp_path / "pairs.csv"), "--output-dir", str(tmp_path / "out"),
+                   "-f", "json", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["synth0000.short.json", "synth0000.synth0000.json"]
+    (tmp_path / "twice.csv").write_text(f"{feats},{steps}\n{feats},{steps}\n")
+    twice = tempclr("align", "--pairs", str(tmp_path / "twice.csv"), "--output-dir", str(tmp_path / "out2"),
+                    "-f", "json", "--device", "cpu")
+    assert twice.returncode == 2 and "pairs 1 and 2 are the same" in twice.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,24 +45,29 @@ def _cwd(path: Path | None):
         os.chdir(before)
 
 
-def test_help_lists_subcommands_and_is_fast():
-    start = time.perf_counter()
-    result = tempclr("--help", process=True)
-    elapsed = time.perf_counter() - start
+HEAVY = ("torch", "torchvision", "open_clip", "av", "transformers", "matplotlib")
+
+
+def tempclr_imports(*args: str, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run `tempclr ARGS` in a fresh process; also the heavy modules it had imported when it
+    exited (read inside the process, so the answer does not depend on how loaded the machine is)."""
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: sys.__stderr__.write('\\nIMPORTED=' + ','.join(m for m in {HEAVY!r} "
+            "if m in sys.modules) + '\\n'))\n"
+            "from tempclr_cli.cli import main\nsys.argv[0] = 'tempclr'\nmain()\n")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}, timeout=600)
+    imported = done.stderr.rsplit("IMPORTED=", 1)[1].split() if "IMPORTED=" in done.stderr else ["?"]
+    done.stderr = done.stderr.rsplit("\nIMPORTED=", 1)[0]
+    return done, (imported[0].split(",") if imported and imported[0] else [])
+
+
+def test_help_lists_subcommands_without_the_heavy_stack():
+    result, imported = tempclr_imports("--help")
     assert result.returncode == 0
     for name in ("extract", "train", "align", "retrieve", "fewshot", "synth", "demo"):
         assert name in result.stdout
-    assert elapsed < 3.0  # generous for a loaded CI box; the budget itself is checked below
-
-
-def test_help_does_not_import_heavy_modules():
-    code = (
-        "import sys; from tempclr_cli.cli import app; from typer.main import get_command; "
-        "get_command(app); heavy = [m for m in ('torch', 'open_clip', 'av') if m in sys.modules]; "
-        "print(heavy); sys.exit(bool(heavy))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert imported == []
 
 
 def test_version():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -87,10 +86,8 @@ def test_align_rejects_meaningless_numbers(store, option, value):
     (["evaluate", "x.pt", "--clips", "0"], "--clips"),
 ])
 def test_numeric_options_are_checked_before_anything_runs(args, option):
-    start = time.perf_counter()
     done = tempclr(*args)
     assert done.returncode == 2 and option in done.stderr, done.stderr
-    assert time.perf_counter() - start < 3  # rejected by the command line, before torch loads
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])

@@ -100,6 +100,19 @@ def writable(path: Optional[Path], option: str, folder: bool) -> None:
         raise TempclrError(f"{option} {path}: {holder} cannot be written to (read-only or no permission)")
 
 
+def figure(value: Optional[Path]) -> Optional[Path]:
+    """A Typer callback for an option that names a figure: its suffix must name a format the
+    figure can be written in (x.docx is refused at once, not written as PNG bytes)."""
+    from tempclr_cli.core.plot import figure_format
+
+    if value is not None:
+        try:
+            figure_format(value)
+        except TempclrError as e:
+            raise typer.BadParameter(str(e)) from None
+    return value
+
+
 def choices(name: str, values: Iterable[str]) -> type[Enum]:
     """A command's choice list built from the core's declaration (never retyped): a str Enum
     whose members are the values, so `--help` lists them and click rejects the rest."""

@@ -14,8 +14,8 @@ from rich.markup import escape
 from tempclr_cli.core.align.formats import FORMATS  # file formats; `-f all` writes each
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.commands._common import (
-    EXIT_SOME_FAILED, Checkpoint, Tokenizer, Device, Model, Pretrained, Quiet, Seed, Verbose, choices, command, err, log, number,
-    stdout_is_terminal, warn, writable,
+    Checkpoint, Device, EXIT_SOME_FAILED, Model, Pretrained, Quiet, Seed, Tokenizer, Verbose, choices, command, err,
+    figure, log, number, stdout_is_terminal, warn, writable,
 )
 
 
@@ -46,7 +46,8 @@ def align(
     match: Annotated[TransferMatch, typer.Option(
         help="--reference: steps (each reference step's mean clip, Drop-DTW on VIDEO) or clips (the two clip "
         "sequences matched with drops on both sides; better with a weak encoder).")] = TransferMatch.steps,
-    plot: Annotated[Optional[Path], typer.Option(help="Save the step x time similarity heatmap with the alignment (PNG).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        help="Save the step x time similarity heatmap with the alignment (.png, .jpg, .svg or .pdf).", callback=figure)] = None,
     embed_video: Annotated[bool, typer.Option(help="html: embed the video in the page (up to 50 MB) instead of linking it.")] = False,
     mix_encoders: Annotated[bool, typer.Option(
         "--mix-encoders", help="Embed the steps with --model/--pretrained even when a .npy's index names another "
@@ -107,6 +108,7 @@ def align(
     _refuse_swapped(video, steps)  # before any model loads
     writable(output, "--output", folder=False)
     writable(output_dir, "--output-dir", folder=True)
+    fmt = _format(format_, output, output_dir)
     for path, what in ((video, "no such file"), (None if steps in (None, "-") else Path(steps), "steps file not found"),
                        *((r, "no such file") for r in reference or ())):
         if path is not None and not path.exists():
@@ -119,15 +121,14 @@ def align(
         raise TempclrError(f"{video}: is a folder; expected a video file or a .npy feature file "
                            "(to align a folder, give a folder of STEM.txt step files and --output-dir)")
     if pairs or (video is not None and video.is_dir()):
-        _batch(align_one, video, steps, pairs, output_dir, format_, reference is not None, strict, quiet)
+        _batch(align_one, aligner, video, steps, pairs, output_dir, fmt, reference is not None, strict, quiet)
         return
     if video is None or (steps is None and reference is None):
         raise TempclrError("give VIDEO and STEPS (or folders of them, or --pairs CSV, or --reference REF_VIDEO REF_STEPS)")
     from tempclr_cli.core.align.batch import Pair
 
-    fmt = _format(format_, output, output_dir)
     result = align_one(Pair(video, None if reference else Path(steps)), sys.stdin.read() if steps == "-" else None)
-    _warn_if_unseparated(result)
+    _warn_if_unseparated(result, aligner, set())
     if plot:
         from tempclr_cli.core.plot import alignment_plot
 
@@ -148,14 +149,19 @@ def _format(fmt: Optional[Format], output: Optional[Path], output_dir: Optional[
         raise TempclrError("-f all writes one file per format: add --output-dir OUT")
     if fmt is Format.table and output_dir:
         raise TempclrError("-f table is for the terminal: with --output-dir use json, csv, srt, vtt, html or all")
+    suffix = output.suffix.lower().lstrip(".") if output else ""
+    if fmt and suffix in FORMATS and fmt.value != suffix:
+        raise TempclrError(f"-o {output} names {suffix} but -f says {fmt.value}: make them agree")
     if fmt:
         return fmt
-    suffix = output.suffix.lower().lstrip(".") if output else ""
     if suffix in FORMATS:
         return Format(suffix)
+    if output:
+        raise TempclrError(f"-o {output}: the suffix names no format tempclr writes ({', '.join(FORMATS)}); "
+                           "rename it, or say the format with -f")
     if output_dir:
         return Format.json
-    return Format.table if stdout_is_terminal() and not output else Format.json
+    return Format.table if stdout_is_terminal() else Format.json
 
 
 def _aligning(aligner, reference, background: bool, drop_cost, match: str):
@@ -169,15 +175,16 @@ def _aligning(aligner, reference, background: bool, drop_cost, match: str):
     return lambda pair, stdin=None: aligner.align(pair.video, read_steps(str(pair.steps), stdin), background, drop_cost)
 
 
-def _warn_if_unseparated(result) -> None:
-    """Said even with --quiet: timestamps that follow the steps' order alone look as good as real ones."""
-    from tempclr_cli.core.align.steps import SEPARATION_FLOOR
-
-    if not result.separated:
-        warn(f"{escape(result.video)}: the text hardly tells the steps apart: shuffled step lists fit as well "
-             f"(separation {result.separation:.2f} < {SEPARATION_FLOOR}), so the times follow the steps' order, not "
-             "the video; use an encoder that knows this kind of video (--model/--pretrained) or trained heads "
-             "(--checkpoint)")
+def _warn_if_unseparated(result, aligner, said: set[str]) -> None:
+    """Said even with --quiet: timestamps that follow the steps' order alone look as good as real ones.
+    What the weights do not know (`said`: caveats already given in this run) is said once."""
+    if result.warning is None:
+        return
+    warn(f"{escape(result.video)}: {escape(result.warning)}; use an encoder that knows this kind of video "
+         "(--model/--pretrained) or trained heads (--checkpoint)")
+    for caveat in sorted(aligner.caveats - said):
+        warn(escape(caveat))
+        said.add(caveat)
 
 
 def _refuse_swapped(video: Optional[Path], steps: Optional[str]) -> None:
@@ -194,13 +201,16 @@ def _refuse_swapped(video: Optional[Path], steps: Optional[str]) -> None:
                        "file; the order is tempclr align VIDEO STEPS")
 
 
-def _batch(align_one, video, steps, pairs, output_dir, format_, with_reference: bool, strict: bool, quiet) -> None:
+def _batch(align_one, aligner, video, steps, pairs, output_dir, fmt: Format, with_reference: bool, strict: bool,
+           quiet) -> None:
+    """One JSON line per video on stdout (aligned, skipped or failed: every input is accounted
+    for), one summary line on stderr that counts what was written."""
     from tempclr_cli.core.align.batch import align_pairs, pair_by_stem, read_pairs, without_steps
 
     if not output_dir:
         raise TempclrError("batch alignment writes one file per video: add --output-dir OUT")
-    fmt = _format(format_, None, output_dir)
     formats = FORMATS if fmt is Format.all else (fmt.value,)
+    skipped = []
     if pairs:
         todo = read_pairs(pairs)
     else:
@@ -209,18 +219,24 @@ def _batch(align_one, video, steps, pairs, output_dir, format_, with_reference: 
         todo = pair_by_stem(video, None if with_reference else Path(steps))
         if not strict:  # a video of the folder without its STEM.txt is left out, and said so, not failed
             todo, skipped = without_steps(todo)
-            for pair in skipped:
-                log(f"[yellow]skipped[/yellow] {pair.video}: no steps file {pair.steps.name}", quiet)
-    failed = 0
+    for pair in skipped:  # said even with -q: a summary that counts only what was done hides them
+        warn(f"skipped {escape(str(pair.video))}: no steps file {escape(pair.steps.name)} (--strict: count it as failed)")
+        print(json.dumps({"video": str(pair.video), "steps": str(pair.steps), "skipped": "no steps file"}), flush=True)
+    failed, written, said = 0, set(), set()
     for row in align_pairs(todo, align_one, output_dir, formats):
         if row["ok"]:
-            _warn_if_unseparated(row["alignment"])
+            _warn_if_unseparated(row["alignment"], aligner, said)
+            written.update(row["outputs"])
             print(json.dumps({**row["alignment"].to_dict(), "outputs": row["outputs"]}), flush=True)
         else:
             failed += 1
-            err.print(f"[yellow]failed[/yellow] {row['video']}: {row['reason']}", markup=True, highlight=False)
-    log(f"{len(todo) - failed} of {len(todo)} aligned into {output_dir}" + (f"; {failed} failed (failures.jsonl)"
-                                                                          if failed else ""), quiet)
+            err.print(f"[yellow]failed[/yellow] {escape(row['video'])}: {escape(row['reason'])}", markup=True,
+                      highlight=False)
+            print(json.dumps({"video": row["video"], "steps": row["steps"], "failed": row["reason"]}), flush=True)
+    total = len(todo) + len(skipped)
+    log(f"{len(todo) - failed} of {total} aligned into {output_dir} ({len(written)} files)"
+        + (f"; {len(skipped)} skipped (no steps file)" if skipped else "")
+        + (f"; {failed} failed ({output_dir / 'failures.jsonl'})" if failed else ""), quiet)
     if failed:
         raise typer.Exit(EXIT_SOME_FAILED)
 
@@ -230,7 +246,7 @@ def _emit(result, fmt: Format, output: Optional[Path], embed_video: bool, quiet:
     from tempclr_cli.render import alignment_table
 
     if fmt is Format.table:
-        text = alignment_table(result, force_terminal=stdout_is_terminal())
+        text = alignment_table(result, force_terminal=stdout_is_terminal() and not output)  # a file: plain text
     else:
         text = result.render(fmt.value, str(output) if output else None, embed_video)
     if output:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Json, Quiet, Seed, Verbose, command, log, progress
+from tempclr_cli.commands._common import Device, Json, Quiet, Seed, Verbose, command, figure, log, progress
 
 
 @command
@@ -22,8 +22,10 @@ def evaluate(
         Optional[list[str]],
         typer.Option("--set", help="Override the stored recipe, e.g. --set data.root=/data/UCF101 (repeatable)."),
     ] = None,
-    plot: Annotated[Optional[Path], typer.Option(help="With several --clips: the top-1/top-5 curve as a PNG.")] = None,
-    confusion: Annotated[Optional[Path], typer.Option(help="Confusion matrix (PNG) at the largest --clips.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        help="With several --clips: the top-1/top-5 curve (.png, .jpg, .svg or .pdf).", callback=figure)] = None,
+    confusion: Annotated[Optional[Path], typer.Option(
+        help="Confusion matrix at the largest --clips (.png, .jpg, .svg or .pdf).", callback=figure)] = None,
     json_: Json = False,
     device: Device = "auto",
     seed: Seed = 0,

@@ -28,7 +28,9 @@ class Dtype(str, Enum):
 
 
 def _read_list(source: str) -> list[str]:
-    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    from tempclr_cli.core.io import read_text
+
+    text = sys.stdin.read() if source == "-" else read_text(source, "--list file", "a text file, one video path a line")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from tempclr_cli.commands._common import (
-    Device, Quiet, Verbose, command, is_main_process, log, train_with_progress, writable,
+    Device, Quiet, Verbose, command, figure, is_main_process, log, train_with_progress, writable,
 )
 
 
@@ -27,7 +27,8 @@ def train(
     ] = False,
     resume: Annotated[Optional[str], typer.Option(help="'auto' (latest checkpoint in the run folder) or a path.")] = None,
     run_dir: Annotated[Optional[Path], typer.Option(help="Run folder for checkpoints and metrics.")] = None,
-    plot: Annotated[Optional[Path], typer.Option(help="loss.kind classify: save the test confusion matrix (PNG).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        help="loss.kind classify: save the test confusion matrix (.png, .jpg, .svg or .pdf).", callback=figure)] = None,
     device: Device = "auto",
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides train.seed).")] = None,
     verbose: Verbose = False,

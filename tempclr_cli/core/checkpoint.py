@@ -34,23 +34,68 @@ KINDS = {
 }
 
 
+ACCEPTED = ("a `tempclr train` run's last.pt / best.pt, an authors' TCLR .pth, a VideoCLIP / TempCLR checkpoint "
+            "(fairseq .pt) or its `tempclr convert` .safetensors")
+PUBLISHED = ("VideoCLIP's checkpoint_best.pt is published in fairseq's examples/MMPT README and TempCLR's "
+             "checkpoint_layernorm_DTW / _OTAM / checkpoint_allparameters_DTW in github.com/yyuncong/TempCLR's README; "
+             "README.md, 'Run TempCLR's released model', says how to fetch and convert them")
+_RELEASED_NAMES = ("checkpoint_best", "checkpoint_layernorm_", "checkpoint_allparameters_", "tempclr_", "videoclip")
+_PICKLE_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # torch.save's legacy format
+
+
+def identify(path: str | Path) -> str:
+    """What a checkpoint file is, read from its first bytes, never from its name: "safetensors",
+    "fairseq" (a released VideoCLIP / TempCLR checkpoint: it pickles fairseq's argparse / omegaconf
+    configuration) or "torch" (any other `torch.save` file: a tempclr run, an authors' TCLR .pth).
+    A missing file, a folder or anything else is refused with what is accepted (a missing file
+    named like a released checkpoint, with where those are published), before any other file
+    (a tokenizer, a base model) is looked for."""
+    path = Path(path)
+    if path.is_dir():
+        raise TempclrError(f"{path}: is a folder; expected a checkpoint file ({ACCEPTED})")
+    if not path.is_file():
+        released = path.suffix == ".safetensors" or path.name.startswith(_RELEASED_NAMES)
+        raise TempclrError(f"{path}: checkpoint not found" + (f"; {PUBLISHED}" if released else ""))
+    with open(path, "rb") as f:
+        head = f.read(len(_PICKLE_MAGIC))
+    size = path.stat().st_size
+    if head.startswith(b"PK\x03\x04"):  # torch.save's zip format
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception as e:  # noqa: BLE001 - a zip that torch cannot read: torn or foreign
+            raise TempclrError(f"{path}: a damaged or foreign zip file, not a checkpoint "
+                               f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        return "fairseq" if any(n.startswith(("argparse", "omegaconf")) for n in names) else "torch"
+    if head == _PICKLE_MAGIC:
+        return "torch"
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") + 8 <= size:
+        return "safetensors"
+    what = "an empty file" if size == 0 else "not a checkpoint"
+    raise TempclrError(f"{path}: {what}; expected {ACCEPTED}")
+
+
 def load_checkpoint(path: str | Path, device="cpu", kinds: tuple[str, ...] | None = None) -> dict:
     """Read a tempclr checkpoint; with `kinds`, fail clearly unless its `kind` is one of them."""
     path = Path(path)
-    if not path.is_file():
-        raise TempclrError(f"{path}: checkpoint not found")
+    if identify(path) != "torch":
+        raise TempclrError(f"{path}: a released VideoCLIP / TempCLR checkpoint, not a `tempclr train` run's")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - corrupt files fail in many ways
-        raise TempclrError(f"{path}: not a readable tempclr checkpoint ({type(e).__name__}: {e})") from None
+        raise TempclrError(f"{path}: a damaged checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict):
         raise TempclrError(f"{path}: not a tempclr checkpoint (a {type(state).__name__}, not a dict)")
+    check_kind(state, path, kinds)
+    return state
+
+
+def check_kind(state: dict, path: str | Path, kinds: tuple[str, ...] | None) -> None:
+    """With `kinds`, fail clearly unless the checkpoint's `kind` is one of them."""
     if kinds and state.get("kind") not in kinds:
         wanted = " or ".join(KINDS[k] for k in kinds)
         found = KINDS.get(state.get("kind"), repr(state.get("kind")))
         hint = "; train one with a loss.kind: classify recipe" if kinds == ("classify",) else ""
         raise TempclrError(f"{path}: not a {wanted} checkpoint (it holds a {found} run){hint}")
-    return state
 
 
 def rng_state() -> dict:

@@ -148,6 +148,18 @@ def _umask() -> int:
     return mask
 
 
+def distinct_stems(paths: list[Path]) -> list[Path]:
+    """The name of what tempclr makes from each input file (features, alignments): its path without
+    the extension, so `cooking.mp4` gives `cooking.npy`, `cooking.json`; files that would share one
+    (`clip.mp4`, `clip.mkv` in one folder) keep their extensions (`clip.mp4.npy`, `clip.mkv.npy`) and the
+    others are untouched. paths: relative to the folder the outputs mirror."""
+    stems = [p.with_suffix("") for p in paths]
+    count: dict[Path, int] = {}
+    for stem in stems:
+        count[stem] = count.get(stem, 0) + 1
+    return [p if count[stem] > 1 else stem for p, stem in zip(paths, stems)]
+
+
 def read_text(path: str | os.PathLike, what: str, expected: str, hint: str = "") -> str:
     """A user's UTF-8 text file, with errors that name it: `what` (not found), `expected`
     (given a folder), `hint` (how to fix an encoding)."""

@@ -1,4 +1,5 @@
-"""Figures (matplotlib, optional: `pip install 'tempclr[plot]'`), written atomically as PNG."""
+"""Figures (matplotlib, optional: `pip install 'tempclr[plot]'`), written atomically in the format
+their suffix names (PNG, JPEG, SVG or PDF)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,29 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+FIGURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".svg": "svg", ".pdf": "pdf"}
+
+
+def figure_format(path: str | Path) -> str:
+    """The format a figure's file name asks for; any other suffix is refused (before any work is
+    done, by the command), never written as PNG bytes under a name that says otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FIGURE_FORMATS:
+        raise TempclrError(f"{path}: a figure is written as {', '.join(FIGURE_FORMATS)} (by its suffix), "
+                           f"not {suffix or 'a file without a suffix'}")
+    return FIGURE_FORMATS[suffix]
+
+
+def _save(fig, path: str | Path, dpi: int) -> Path:
+    """Write `fig` atomically in the format `path`'s suffix names, and close it."""
+    plt = _pyplot()
+    path = Path(path)
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format=figure_format(path), dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -49,13 +73,14 @@ def alignment_plot(result, path: str | Path, truth: list[tuple[float, float]] | 
     ax.set_yticks(range(1, K + 1), [f"{s.index}. {_short(s.text)}" for s in result.steps])
     ax.set_xlabel("time (s)")
     ax.set_title(Path(result.video).name or "alignment")
+    if result.warning:  # the plot is what a person opens: the warning goes where they look first
+        import textwrap
+
+        fig.suptitle("\n".join(textwrap.wrap("Warning: " + result.warning, 100)), color="darkred", fontsize=9,
+                     x=0.01, ha="left")
     fig.colorbar(image, ax=ax, label="cosine similarity", pad=0.01)
     fig.tight_layout()
-    path = Path(path)
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path, 120)
 
 
 def confusion_plot(classes: list[str], confusion, path: str | Path, title: str = "confusion") -> Path:
@@ -74,11 +99,7 @@ def confusion_plot(classes: list[str], confusion, path: str | Path, title: str =
     ax.set_ylabel("true class")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="share of the class's test videos", pad=0.01)
-    path = Path(path)
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path, 110)
 
 
 def curve_plot(xs: list, series: dict[str, list[float]], path: str | Path, xlabel: str, ylabel: str) -> Path:
@@ -93,8 +114,4 @@ def curve_plot(xs: list, series: dict[str, list[float]], path: str | Path, xlabe
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
-    path = Path(path)
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, path, 110)

@@ -93,6 +93,7 @@ class Aligner:
             self.heads, meta = load_heads(checkpoint, "cpu")
             self.trained_over = EncoderSpec.from_meta(meta)
         self._encoders: dict[EncoderSpec, object] = {}
+        self.caveats: set[str] = set()  # what the weights loaded so far do not know (`EncoderInfo.caveat`)
 
     def encoder(self, made_by: EncoderSpec | None):
         if made_by and not self.mix_encoders:
@@ -106,8 +107,12 @@ class Aligner:
                                    f"{what} out to use the features' own, or add --mix-encoders if you mean it")
         spec = choose_encoder(self.model, self.pretrained, self.seed, self.trained_over or made_by)
         if spec not in self._encoders:
+            from tempclr_cli.core.encode.registry import find_encoder
+
             self.log(f"model {spec.model} ({spec.pretrained})")
             self._encoders[spec] = load_spec(spec, self.device)
+            if caveat := find_encoder(spec.model).caveat(spec.pretrained):
+                self.caveats.add(caveat)
         return spec, self._encoders[spec]
 
     def align(self, video: str | Path, steps: list[str] | str | Path, background: bool = True,

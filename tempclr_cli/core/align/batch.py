@@ -2,13 +2,15 @@
 (models load once), write every requested format, and keep going past a bad pair.
 
 Pairs come from two folders matched by file stem (`cooking.npy` or `cooking.mp4` with
-`cooking.txt`), or from a CSV of `video,steps` rows (paths relative to the CSV). A pair
-that fails is recorded in `OUT/failures.jsonl` with its reason; the others finish.
+`cooking.txt`), or from a CSV of `video,steps` rows (paths relative to the CSV). Each pair's
+files are named as `extract` names features (`output_names`), so no two pairs write one file.
+A pair that fails is recorded in `OUT/failures.jsonl` with its reason; the others finish.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,19 +29,14 @@ class Pair:
 
 def pair_by_stem(videos: Path, steps: Path | None) -> list[Pair]:
     """Every `.npy` or video file in `videos` with the `.txt` of the same stem in `steps`
-    (a missing one is a pair with a missing steps file: it fails by name, the rest go on);
-    with `steps` None, the videos alone."""
+    (a missing one is a pair with a missing steps file: it fails by name, the rest go on;
+    `b.avi` and `b.mp4` both take `b.txt`); with `steps` None, the videos alone."""
     from tempclr_cli.core.media.video import VIDEO_EXTENSIONS
 
     if steps is not None and not steps.is_dir():
         raise TempclrError(f"{steps}: expected a folder of step files (STEM.txt) to pair with {videos}")
     inputs = sorted(p for p in videos.iterdir() if p.is_file() and (p.suffix.lower() == ".npy"
                                                                      or p.suffix.lower() in VIDEO_EXTENSIONS))
-    stems: dict[str, Path] = {}
-    for p in inputs:
-        if p.stem in stems:
-            raise TempclrError(f"{stems[p.stem]} and {p} share the stem {p.stem!r}: pair them with --pairs instead")
-        stems[p.stem] = p
     if not inputs:
         raise TempclrError(f"{videos}: no .npy or video files to align")
     return [Pair(p, steps / f"{p.stem}.txt" if steps else None) for p in inputs]
@@ -66,11 +63,31 @@ def read_pairs(path: Path) -> list[Pair]:
     return pairs
 
 
-def write_outputs(alignment, out_dir: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
-    """`OUT/STEM.<format>` for each format, each written atomically."""
+def output_names(pairs: list[Pair]) -> list[Path]:
+    """Where each pair's files go below OUT, without the format's suffix: the video's path below
+    the videos' common folder, named as `extract` names features (`io.distinct_stems`: `b.avi` and
+    `b.mp4` give `b.avi.json` and `b.mp4.json`); one video aligned with several step files adds the
+    steps file's stem (`b.mp4.short.json`). The same pair twice is refused."""
+    videos = [os.path.abspath(p.video) for p in pairs]
+    base = os.path.commonpath([os.path.dirname(v) for v in videos])
+    unique = list(dict.fromkeys(videos))
+    named = dict(zip(unique, io.distinct_stems([Path(os.path.relpath(v, base)) for v in unique])))
+    repeated = {v for v in videos if videos.count(v) > 1}
+    names = [Path(f"{named[v]}.{Path(p.steps).stem}") if v in repeated and p.steps else named[v]
+             for v, p in zip(videos, pairs)]
+    for k, name in enumerate(names):
+        if name in names[:k]:
+            first = names.index(name)
+            raise TempclrError(f"pairs {first + 1} and {k + 1} are the same ({pairs[k].video}, {pairs[k].steps}): "
+                               "each pair once")
+    return names
+
+
+def write_outputs(alignment, out_dir: Path, name: str | Path, formats: tuple[str, ...]) -> list[Path]:
+    """`OUT/NAME.<format>` for each format, each written atomically."""
     written = []
     for fmt in formats:
-        path = out_dir / f"{stem}.{fmt}"
+        path = out_dir / f"{name}.{fmt}"
         io.write_text(path, alignment.render(fmt, str(path)))
         written.append(path)
     return written
@@ -84,11 +101,11 @@ def align_pairs(pairs: list[Pair], align_one: Callable[[Pair], object], out_dir:
     from tempclr_cli.core.media.video import VideoError
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for pair in pairs:
+    for pair, name in zip(pairs, output_names(pairs)):
         row = {"video": str(pair.video), "steps": str(pair.steps) if pair.steps else None}
         try:
             result = align_one(pair)
-            yield {**row, "ok": True, "outputs": [str(p) for p in write_outputs(result, out_dir, pair.video.stem, formats)],
+            yield {**row, "ok": True, "outputs": [str(p) for p in write_outputs(result, out_dir, name, formats)],
                    "alignment": result}
         except (TempclrError, VideoError) as e:
             failure = {**row, "ok": False, "reason": str(e)}

@@ -114,16 +114,16 @@ def _thumb_width(png: bytes) -> int:
 
 
 def _separation_text(alignment) -> str:
-    return "" if alignment.separation is None else f"; separation {alignment.separation:.2f}"
+    return "".join(f"; {name} {value:.2f}" for name, value in (("separation", alignment.separation),
+                                                              ("time separation", alignment.time_separation))
+                   if value is not None)
 
 
 def _separation_note(alignment) -> str:
     """A visible warning when the text did not tell the steps apart (the times then follow the order alone)."""
-    if alignment.separated:
+    if alignment.warning is None:
         return ""
-    return (f'<p class="warning" id="separation">The step sentences are hardly told apart: shuffled step lists fit '
-            f"the video about as well (separation {alignment.separation:.2f}), so the times below follow the steps' "
-            "order, not what the video shows.</p>")
+    return f'<p class="warning" id="separation">{html.escape(alignment.warning[0].upper() + alignment.warning[1:])}.</p>'
 
 
 def review_html(alignment, page: str | Path | None = None, embed_video: bool = False) -> str:

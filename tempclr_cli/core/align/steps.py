@@ -49,13 +49,28 @@ class Alignment:
     source: str = ""  # the video file behind it (for .npy: its index.jsonl row's source), if known
 
     separation: float | None = None  # `order_separation`: does the text tell the steps apart? (None: not measured)
+    time_separation: float | None = None  # `time_separation`: does the video, shifted in time, fit worse?
 
     @property
     def separated(self) -> bool:
-        return self.separation is None or self.separation >= SEPARATION_FLOOR
+        return self.warning is None
+
+    @property
+    def warning(self) -> str | None:
+        """Why these times may follow the steps' order rather than the video (None: no reason to think so).
+        Every output a person opens carries it: stderr, JSON, CSV, the review page, WebVTT, the plot."""
+        reasons = [f"{what} fit as well ({name} {value:.2f} < {SEPARATION_FLOOR})" for what, name, value in (
+            ("shuffled step lists", "separation", self.separation),
+            ("the clips shifted in time", "time separation", self.time_separation)) if value is not None
+            and value < SEPARATION_FLOOR]
+        if not reasons:
+            return None
+        return (f"the text hardly tells the steps apart: {' and '.join(reasons)}, so the times follow the steps' "
+                "order, not the video")
 
     def to_dict(self) -> dict:
         return {"video": self.video, "duration": self.duration, "separation": self.separation,
+                "time_separation": self.time_separation, "warning": self.warning,
                 "steps": [asdict(s) for s in self.steps]}
 
     def render(self, fmt: str, page: str | None = None, embed_video: bool = False) -> str:
@@ -76,15 +91,16 @@ class Alignment:
     def to_csv(self) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["index", "start", "end", "score", "text", "separation"])
-        writer.writerows([s.index, s.start, s.end, s.score, s.text, self.separation] for s in self.steps)
+        writer.writerow(["index", "start", "end", "score", "text", "separation", "time_separation"])
+        writer.writerows([s.index, s.start, s.end, s.score, s.text, self.separation, self.time_separation]
+                         for s in self.steps)
         return buf.getvalue()
 
     def to_srt(self) -> str:
         return subtitles.srt(self._cues())
 
     def to_vtt(self) -> str:
-        return subtitles.vtt(self._cues())
+        return subtitles.vtt(self._cues(), note=self.warning)
 
     def _cues(self) -> list[tuple[float, float, str]]:
         return [(s.start, s.end, s.text) for s in self.steps]
@@ -220,44 +236,83 @@ def _column_means(text, clips):
 
 
 SEPARATION_CELLS = 20_000_000  # steps x clips above which separation is not measured (its DPs cost that much each)
-SEPARATION_FLOOR = 0.9  # below it, shuffled step lists fit the video as well as the real one in over 10% of tries
+SEPARATION_FLOOR = 0.9  # below it, the given order or time fits no better than 10% of the alternatives
+SEPARATION_TIE = 1e-5  # fits closer than this are equal: similarities are float32, and a BLAS may round identical
+# columns differently (30 identical clips gave separation 0.6 on an AMD EPYC with an exact comparison)
 
 
-def order_separation(sim, tries: int = 20, seed: int = 0) -> float:
-    """Does the text tell the steps apart? The share of shuffled step orders that fit the video
-    worse than the given order: each order is segmented as `align` does (no background) and
-    scored by the mean similarity of its steps' clips. 1: the real order beats every shuffle;
-    near 0: shuffles fit as well (every step's similarity row is the same, or the text is
-    noise to the encoder: the times then follow the order alone). Ties count against.
-    sim [shape=(K, T)]; with one step, or one clip per step, there is nothing to test (1);
-    above 20 million cells (5,000 steps over 4,000 clips) it is not measured (None): each
-    try is a whole segmentation."""
-    import itertools
-
+def _fit(sim, order=None, shift: int = 0) -> float:
+    """How well the steps fit the video: segment as `align` does (no background) and average each
+    step's mean similarity over its clips. `order`: the steps' order; `shift`: the clips rotated
+    by that many places. sim [shape=(K, T)] float64."""
     import torch
 
     from tempclr_cli.core.align.dtw import segment
 
+    rows = sim if order is None else sim[order]
+    rows = torch.roll(rows, shift, dims=1) if shift else rows
+    seg = segment(1 - rows)
+    K = rows.shape[0]
+    return float(sum(rows[k, s : e + 1].mean() for k, (s, e) in enumerate(zip(seg.starts, seg.ends))) / K)
+
+
+def _share_worse(sim, variants: list[dict]) -> float:
+    """The share of `variants` (keyword arguments of `_fit`) that fit worse than the given steps
+    and clips, by more than SEPARATION_TIE: ties count against."""
+    true = _fit(sim)
+    return round(sum(_fit(sim, **v) < true - SEPARATION_TIE for v in variants) / max(1, len(variants)), 4)
+
+
+def _tries(K: int, T: int, tries: int) -> int | None:
+    """How many alternatives to segment (each is a whole DP): fewer for long videos with many
+    steps, None past SEPARATION_CELLS."""
+    return None if K * T > SEPARATION_CELLS else max(2, min(tries, SEPARATION_CELLS // (K * T)))
+
+
+def order_separation(sim, tries: int = 20, seed: int = 0) -> float | None:
+    """Does the text tell the steps apart? The share of shuffled step orders that fit the video
+    worse than the given order. 1: the given order beats every shuffle; near 0: shuffles fit
+    as well (every step's similarity row is the same, or the text is noise to the encoder: the
+    times then follow the order alone). With few steps there are few orders (3 steps: 5), so
+    `time_separation` is measured beside it. sim [shape=(K, T)]; with one step, or one clip per
+    step, there is nothing to test (1); past SEPARATION_CELLS (5,000 steps over 4,000 clips) it
+    is not measured (None)."""
+    import itertools
+
+    import torch
+
     K, T = sim.shape
     if K < 2 or T <= K:
         return 1.0
-    if K * T > SEPARATION_CELLS:
+    if (tries := _tries(K, T, tries)) is None:
         return None
-    sim = torch.as_tensor(np.asarray(sim, dtype=np.float64))
-
-    def fit(order: torch.Tensor) -> float:
-        rows = sim[order]
-        seg = segment(1 - rows)
-        return float(sum(rows[k, s : e + 1].mean() for k, (s, e) in enumerate(zip(seg.starts, seg.ends))) / K)
-
-    tries = max(2, min(tries, SEPARATION_CELLS // (K * T)))  # long videos with many steps: fewer tries
     if math.factorial(K) - 1 <= tries:
         orders = [torch.tensor(p) for p in itertools.permutations(range(K))][1:]
     else:
         gen = torch.Generator().manual_seed(seed)
         orders = [o for o in (torch.randperm(K, generator=gen) for _ in range(tries)) if not torch.equal(o, torch.arange(K))]
-    true = fit(torch.arange(K))
-    return round(sum(fit(o) < true - 1e-9 for o in orders) / max(1, len(orders)), 4)
+    return _share_worse(torch.as_tensor(np.asarray(sim, dtype=np.float64)), [{"order": o} for o in orders])
+
+
+def time_separation(sim, tries: int = 20, seed: int = 0) -> float | None:
+    """Does the video fit the steps better than itself shifted in time? The share of circular
+    shifts of the clips (by a quarter to three quarters of the video) whose best segmentation
+    fits worse. A shift keeps what makes neighbouring clips alike, so text that is noise to the
+    encoder fits a shifted video as well as the real one (about half the shifts fit worse),
+    whatever the number of steps; text that finds its steps loses them when the video moves.
+    sim [shape=(K, T)]; 1 where there is nothing to test, None past SEPARATION_CELLS."""
+    import torch
+
+    K, T = sim.shape
+    if K < 2 or T <= K:
+        return 1.0
+    if (tries := _tries(K, T, tries)) is None:
+        return None
+    shifts = range(max(1, round(T / 4)), min(T - 1, round(3 * T / 4)) + 1)
+    gen = torch.Generator().manual_seed(seed)
+    picks = shifts if len(shifts) <= tries else sorted(int(shifts[i]) for i in torch.randperm(len(shifts),
+                                                                                              generator=gen)[:tries])
+    return _share_worse(torch.as_tensor(np.asarray(sim, dtype=np.float64)), [{"shift": int(r)} for r in picks])
 
 
 def alignment_of(seg, sim, steps: list[str], clip_starts: list[float], clip_ends: list[float], video: str = "",
@@ -266,7 +321,7 @@ def alignment_of(seg, sim, steps: list[str], clip_starts: list[float], clip_ends
     by its mean similarity. sim [shape=(K, T)] is also the review page's heatmap. A caller
     whose heatmap is coarser than the clips (past ALIGN_CELLS) gives the `scores`; the
     separation is not measured then (it is not past SEPARATION_CELLS either)."""
-    separation = order_separation(sim) if scores is None else None
+    separations = (order_separation(sim), time_separation(sim)) if scores is None else (None, None)
     scores = scores or [float(sim[k, s : e + 1].mean()) for k, (s, e) in enumerate(zip(seg.starts, seg.ends))]
     timings = [
         StepTiming(index=k + 1, text=steps[k], start=float(clip_starts[s]), end=float(clip_ends[e]),
@@ -274,4 +329,4 @@ def alignment_of(seg, sim, steps: list[str], clip_starts: list[float], clip_ends
         for k, (s, e) in enumerate(zip(seg.starts, seg.ends))
     ]
     return Alignment(video, float(duration or clip_ends[-1]), timings, sim.numpy(), list(clip_starts), list(clip_ends),
-                     source, separation)
+                     source, *separations)

@@ -118,7 +118,7 @@ WEIGHTS = "TAG | FILE | local-dir:PATH | none"  # an open_clip weight tag, a che
                   default_weights="openai", family=_open_clip_members)
 @register_encoder("tiny", "image-text", "tiny CLIP shipped with tempclr (tests, the offline demo)",
                   "none | synthetic",
-                  input_size=64, dim=64)
+                  input_size=64, dim=64, narrow_weights=(("synthetic", "`tempclr synth`'s world, no real video"),))
 def load_clip(model: str = "ViT-B-32", pretrained: str | None = "openai", device="cpu", seed: int = 0) -> ClipEncoder:
     """Build an open_clip model with the weights named by `pretrained` (see module docstring).
 

@@ -103,19 +103,15 @@ def plan(videos: list[Path], out: Path, root: Path | None = None) -> list[Job]:
         return []
     resolved = [v.resolve() for v in videos]
     base = (root or Path(os.path.commonpath([v.parent for v in resolved]))).resolve()
-    jobs = []
+    relative = []
     for v in resolved:
         try:
-            rel = v.relative_to(base)
+            relative.append(v.relative_to(base))
         except ValueError:
             raise TempclrError(f"{v}: not under --root {base}") from None
-        jobs.append(Job(v, out / rel.with_suffix(".npy")))
-    clashing: dict[Path, int] = {}
-    for job in jobs:
-        clashing[job.target] = clashing.get(job.target, 0) + 1
     # clip.mp4 and clip.mkv would share clip.npy: each of them keeps its extension (clip.mp4.npy,
     # clip.mkv.npy), recorded in index.jsonl like every video's features path; the others are untouched
-    return [Job(j.source, j.target.with_name(j.source.name + ".npy")) if clashing[j.target] > 1 else j for j in jobs]
+    return [Job(v, out / f"{stem}.npy") for v, stem in zip(resolved, io.distinct_stems(relative))]
 
 
 def renamed(jobs: list[Job]) -> list[Job]:

@@ -41,8 +41,14 @@ class EncoderInfo:
     dim: int | str = ""
     text: bool = True  # has a text tower (align, retrieve, localize, train can embed sentences)
     protocol: str = "frames"  # how frames are decoded: frames (tempclr's sampler) or a named released protocol
+    narrow_weights: tuple[tuple[str, str], ...] = ()  # (weights, the only world they know): said where it matters
     load: Callable = field(default=None, repr=False, compare=False)  # (model, pretrained, device, seed) -> encoder
     members: Callable[[str | None], Iterable[dict]] | None = field(default=None, repr=False, compare=False)
+
+    def caveat(self, weights: str | None) -> str | None:
+        """What `weights` do not know, for weights trained on a narrow world (None: no such caveat)."""
+        world = dict(self.narrow_weights).get(weights or "")
+        return f"{self.name}'s {weights} weights know only {world}" if world else None
 
     @property
     def per_frame(self) -> bool:

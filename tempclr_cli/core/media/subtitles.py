@@ -38,10 +38,13 @@ def srt(cues: Iterable[tuple[float, float, str]]) -> str:
     return "\n".join(blocks)
 
 
-def vtt(cues: Iterable[tuple[float, float, str]]) -> str:
-    """WebVTT: a `WEBVTT` header, then `HH:MM:SS.mmm --> HH:MM:SS.mmm` cues."""
+def vtt(cues: Iterable[tuple[float, float, str]], note: str | None = None) -> str:
+    """WebVTT: a `WEBVTT` header, a `NOTE` block with `note` (a comment players do not show,
+    read by whoever opens the file), then `HH:MM:SS.mmm --> HH:MM:SS.mmm` cues."""
     blocks = [f"{_stamp(start, '.')} --> {_stamp(end, '.')}\n{vtt_text(text)}\n" for start, end, text in cues]
-    return "WEBVTT\n\n" + "\n".join(blocks)
+    # a NOTE may not hold "-->"; its text ends at the first blank line
+    head = f"NOTE {_one_line(note).replace('-->', '→')}\n\n" if note else ""
+    return "WEBVTT\n\n" + head + "\n".join(blocks)
 
 
 def parse(text: str) -> list[tuple[float, float, str]]:

@@ -610,4 +610,7 @@ def find_videos(inputs: Iterable[str | Path]) -> list[Path]:
             found.append(p)
         else:
             raise TempclrError(f"{p}: no such file or folder")
+    if not found:  # an empty run would exit 0 with a table of zeros
+        raise TempclrError(f"no videos found in {', '.join(map(str, inputs))} (looked for "
+                           f"{' '.join(sorted(VIDEO_EXTENSIONS))})")
     return sorted(set(found))

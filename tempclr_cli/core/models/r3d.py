@@ -74,18 +74,15 @@ RELEASED_META = {"clip_frames": 16, "stride": 4, "size": 112, "channels": "bgr"}
 def backbone_weights(checkpoint, kinds: tuple[str, ...] = ("tclr",)) -> tuple[str, dict, dict]:
     """(backbone name, its weights, the run's meta: clip_frames, stride, size, channels) of a
     `tempclr train` checkpoint or of an authors' released `.pth`."""
-    from tempclr_cli.core.checkpoint import load_checkpoint
+    from tempclr_cli.core.checkpoint import check_kind, load_checkpoint
 
-    state = load_checkpoint(checkpoint, kinds=None if _released(checkpoint) else kinds)
-    if "kind" not in state and isinstance(state.get("state_dict"), dict):
+    state = load_checkpoint(checkpoint)
+    if "kind" not in state and isinstance(state.get("state_dict"), dict):  # the authors' release: no kind
         return released_backbone(state["state_dict"], checkpoint)
+    check_kind(state, checkpoint, kinds)
     prefix = "backbone."
     weights = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
     return state["model_args"]["name"], weights, {"channels": "rgb", **state["meta"]}  # runs before channels: RGB
-
-
-def _released(checkpoint) -> bool:
-    return str(checkpoint).endswith((".pth", ".pth.tar"))
 
 
 def released_backbone(state_dict: dict, source) -> tuple[str, dict, dict]:

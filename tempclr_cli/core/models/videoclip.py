@@ -204,12 +204,11 @@ def read_released(path) -> dict[str, torch.Tensor]:
     plain state dict. Read with `weights_only`; config objects become inert stand-ins."""
     from pathlib import Path
 
+    from tempclr_cli.core.checkpoint import identify
     from tempclr_cli.core.errors import TempclrError
 
     path = Path(path)
-    if not path.is_file():
-        raise TempclrError(f"{path}: no such checkpoint file")
-    if path.suffix == ".safetensors":
+    if identify(path) == "safetensors":
         from safetensors.torch import load_file
 
         return load_file(path)
@@ -341,17 +340,11 @@ def load_videoclip_heads(path) -> VideoCLIPHeads:
 
 
 def is_released(path) -> bool:
-    """Whether `path` is a VideoCLIP / TempCLR release (or a conversion), not a tempclr run's checkpoint."""
-    from pathlib import Path
+    """Whether `path` is a VideoCLIP / TempCLR release (or a conversion), not a tempclr run's checkpoint;
+    told by its content (`checkpoint.identify`), which also refuses a missing or foreign file by name."""
+    from tempclr_cli.core.checkpoint import identify
 
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        return True
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except Exception:  # noqa: BLE001 - not a zip checkpoint: let the ordinary loader say why
-        return False
-    return any(n.startswith(("argparse", "omegaconf")) for n in names)
+    return identify(path) in ("fairseq", "safetensors")
 
 
 def convert(path, out) -> dict:

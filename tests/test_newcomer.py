@@ -1,0 +1,104 @@
+"""A newcomer's first hour (#36): bad inputs answer with exit 2 and a sentence that names the file or
+option and what is accepted, never a Python exception; outputs are what their names say."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_cli import tempclr
+
+TINY = ["--model", "tiny", "--pretrained", "none", "--device", "cpu"]
+
+
+@pytest.fixture()
+def npy(tmp_path) -> tuple[Path, Path]:
+    np.save(tmp_path / "f.npy", np.random.default_rng(0).standard_normal((20, 64)).astype(np.float16))
+    (tmp_path / "steps.txt").write_text("crack the eggs into a bowl, then whisk them until the whole mixture is "
+                                        "frothy and pale yellow\nheat the pan\nfry the omelette\n")
+    return tmp_path / "f.npy", tmp_path / "steps.txt"
+
+
+def test_extract_on_an_empty_folder_says_no_videos_and_exits_2(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not a video\n")
+    done = tempclr("extract", str(tmp_path / "empty"), "-o", str(tmp_path / "out"), *TINY)
+    assert done.returncode == 2 and "no videos found" in done.stderr and ".mp4" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_list_file_is_named(tmp_path):
+    done = tempclr("extract", "--list", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "out"), *TINY)
+    assert done.returncode == 2 and "missing.txt: --list file not found" in done.stderr
+    assert "FileNotFoundError" not in done.stderr
+
+
+def test_a_bad_choice_reads_plainly():
+    done = tempclr("models", "--kind", "nope")
+    assert done.returncode == 2 and "'nope' is not one of 'image-text', 'video-text', 'video'" in done.stderr
+    assert "Value error" not in done.stderr
+
+
+@pytest.mark.parametrize("content", [b"hello\n", b"", b"x" * 100, bytes(range(256))])
+def test_a_checkpoint_that_is_no_checkpoint_is_refused_with_what_is_accepted(npy, tmp_path, content):
+    (tmp_path / "ck.pt").write_bytes(content)
+    done = tempclr("align", *map(str, npy), "--checkpoint", str(tmp_path / "ck.pt"), *TINY)
+    assert done.returncode == 2, done.stderr
+    assert "ck.pt" in done.stderr and "expected a `tempclr train` run's last.pt" in done.stderr
+    assert "Error:" not in done.stderr.replace("error:", "")  # no Python exception's name
+
+
+def test_a_missing_released_checkpoint_is_named_before_the_tokenizer(npy, tmp_path):
+    done = tempclr("align", *map(str, npy), "--checkpoint", str(tmp_path / "tempclr_dtw.safetensors"))
+    assert done.returncode == 2
+    assert "tempclr_dtw.safetensors: checkpoint not found" in done.stderr and "yyuncong/TempCLR" in done.stderr
+    assert "tokenizer" not in done.stderr
+
+
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".jpg", b"\xff\xd8\xff"), (".svg", b"<?xml"),
+                                           (".pdf", b"%PDF")])
+def test_a_plot_is_written_in_the_format_its_suffix_names(npy, tmp_path, suffix, magic):
+    pytest.importorskip("matplotlib")
+    done = tempclr("align", *map(str, npy), *TINY, "-f", "json", "-q", "--plot", str(tmp_path / f"p{suffix}"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / f"p{suffix}").read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("option", [["--plot", "p.gif"], ["-o", "x.docx"], ["-o", "x.json", "-f", "srt"]])
+def test_an_output_suffix_that_names_no_format_is_refused_before_anything_is_written(npy, tmp_path, option):
+    done = tempclr("align", *map(str, npy), *TINY, *option, "-q", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert option[1] in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npy", "steps.txt"]
+
+
+def test_the_suffix_picks_the_format_of_o(npy, tmp_path):
+    done = tempclr("align", *map(str, npy), *TINY, "-o", str(tmp_path / "x.vtt"), "-q")
+    assert done.returncode == 0 and (tmp_path / "x.vtt").read_text().startswith("WEBVTT")
+
+
+def test_a_table_written_to_a_file_is_plain_text_within_columns(npy, tmp_path, monkeypatch):
+    """#36: from a terminal, `-f table -o t.txt` wrote the terminal's colour codes into the file."""
+    import tempclr_cli.commands.align as command
+
+    monkeypatch.setattr(command, "stdout_is_terminal", lambda: True)
+    done = tempclr("align", *map(str, npy), *TINY, "-f", "table", "-o", str(tmp_path / "t.txt"), "-q",
+                   env_extra={"COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "t.txt").read_text()
+    assert "\x1b[" not in text and max(len(line) for line in text.splitlines()) <= 80
+    piped = tempclr("align", *map(str, npy), *TINY, "-f", "table", "-q", env_extra={"COLUMNS": "60"})
+    assert max(len(line) for line in piped.stdout.splitlines()) <= 60
+
+
+def test_json_lines_of_a_batch_account_for_every_video(tmp_path):
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).standard_normal((10, 64)).astype(np.float16))
+    np.save(tmp_path / "b.npy", np.random.default_rng(1).standard_normal((10, 64)).astype(np.float16))
+    (tmp_path / "steps").mkdir()
+    (tmp_path / "steps" / "a.txt").write_text("one\ntwo\n")
+    done = tempclr("align", str(tmp_path), str(tmp_path / "steps"), "--output-dir", str(tmp_path / "out"), *TINY, "-q")
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(Path(r["video"]).name, r.get("skipped")) for r in rows] == [("b.npy", "no steps file"), ("a.npy", None)]
+    assert "skipped" in done.stderr and "b.npy" in done.stderr
