@@ -7,6 +7,7 @@ with the VideoCLIP/TempCLR layout (one vector per second, no index).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,8 +119,17 @@ def row_of(npy: Path) -> dict:
     without one), found without reading the whole store (`read_row`)."""
     for folder in [npy.parent, *npy.parents]:
         if (folder / INDEX).exists():
-            return read_row(folder, str(npy.resolve().relative_to(folder.resolve())))
+            return read_row(folder, _relative(npy, folder))
     return {}
+
+
+def _relative(npy: Path, folder: Path) -> str:
+    """`npy`'s path inside `folder` as its index row names it; a symbolic link that `tempclr index`
+    made into the store (to features elsewhere) is named by where it lies, not where it points."""
+    try:
+        return str(npy.resolve().relative_to(folder.resolve()))
+    except ValueError:
+        return os.path.relpath(os.path.abspath(npy), os.path.abspath(folder))
 
 
 def index_offsets(index: Path) -> dict[str, int]:
