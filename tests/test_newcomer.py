@@ -89,6 +89,7 @@ def test_a_table_written_to_a_file_is_plain_text_within_columns(npy, tmp_path, m
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "t.txt").read_text()
     assert "\x1b[" not in text and max(len(line) for line in text.splitlines()) <= 80
+    monkeypatch.undo()
     piped = tempclr("align", *map(str, npy), *TINY, "-f", "table", "-q", env_extra={"COLUMNS": "60"})
     assert max(len(line) for line in piped.stdout.splitlines()) <= 60
 
