@@ -17,6 +17,8 @@ def softmin(values, gamma):
     if gamma == 0:
         return min(values)
     lo = min(values)
+    if lo == math.inf:  # every way in is blocked (a band)
+        return lo
     return lo - gamma * math.log(sum(math.exp(-(v - lo) / gamma) for v in values))
 
 
@@ -326,3 +328,202 @@ def test_matching_with_drops_leaves_what_has_no_counterpart():
     assert matched.tolist()[0] == -1
     assert [int(ref[i].argmax()) for i in matched.tolist()[1:]] == [0, 0, 1]
     assert 4 not in matched.tolist()
+
+
+# --- band and subsequence ----------------------------------------------------------------------
+
+
+def every_path(n, m, subseq=False):
+    """Every monotone path (moves (1,1), (0,1), (1,0)) from (0, 0) to (n-1, m-1), or with `subseq`
+    from any (0, s) to any (n-1, e): each path once."""
+
+    def extend(path):
+        i, j = path[-1]
+        if i == n - 1 and (subseq or j == m - 1):
+            yield path
+        for di, dj in ((1, 1), (0, 1), (1, 0)):
+            if i + di < n and j + dj < m:
+                yield from extend(path + [(i + di, j + dj)])
+
+    for s in range(m) if subseq else [0]:
+        yield from extend([(0, s)])
+
+
+def brute_force(D, gamma, allowed=None, subseq=False):
+    """(value, expected alignment) over every path inside `allowed`: the soft-min of the path costs and
+    each cell's probability of being on the path (gamma 0: the unique best path's cells)."""
+    n, m = D.shape
+    paths = [p for p in every_path(n, m, subseq) if allowed is None or all(allowed[i, j] for i, j in p)]
+    costs = np.array([sum(D[i, j] for i, j in p) for p in paths])
+    if gamma == 0:
+        weights = (np.arange(len(paths)) == costs.argmin()).astype(float)
+        value = costs.min()
+    else:
+        weights = np.exp(-(costs - costs.min()) / gamma)
+        value = costs.min() - gamma * math.log(weights.sum())
+        weights /= weights.sum()
+    E = np.zeros_like(D)
+    for p, w in zip(paths, weights):
+        for i, j in p:
+            E[i, j] += w
+    return value, E
+
+
+def sakoe_chiba(n, m, band):
+    tslearn_metrics = pytest.importorskip("tslearn.metrics")
+    return np.asarray(tslearn_metrics.sakoe_chiba_mask(n, m, band), dtype=bool)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 4), (4, 1), (3, 3), (3, 5), (5, 3), (4, 4)])
+@pytest.mark.parametrize("band", [None, 0, 1, 2])
+@pytest.mark.parametrize("subseq", [False, True])
+def test_band_and_subsequence_equal_every_path_tried(rng, shape, band, subseq):
+    """Values, gradients and hard paths against the soft-min over every allowed path, enumerated."""
+    D = rng.random(shape) * 2
+    allowed = None if band is None else sakoe_chiba(*shape, band)
+    for gamma in (0.0, 0.1, 1.0):
+        value, E = brute_force(D, gamma, allowed, subseq)
+        x = torch.tensor(D, requires_grad=True)
+        got = soft_dtw(x, gamma=gamma, band=band, subsequence=subseq)
+        assert float(got.detach()) == pytest.approx(value, abs=1e-9)
+        if gamma:
+            got.backward()
+            np.testing.assert_allclose(x.grad.numpy(), E, atol=1e-9)
+    hard = dtw(torch.tensor(D), band=band, subsequence=subseq)
+    on_path = np.zeros(shape)
+    on_path[tuple(hard.paths.T.tolist())] = 1
+    np.testing.assert_array_equal(on_path, brute_force(D, 0.0, allowed, subseq)[1])
+
+
+def test_band_worked_example():
+    """3 x 3: the cheap cells lie one above the diagonal. Radius 0 keeps the diagonal alone (0 + 9 + 0);
+    radius 1 lets the path through (0, 1) and (1, 2) (cost 0)."""
+    D = torch.tensor([[0.0, 0.0, 9.0], [9.0, 9.0, 0.0], [9.0, 9.0, 0.0]])
+    narrow = dtw(D, band=0)
+    assert float(narrow.values) == 9.0 and narrow.paths.tolist() == [[0, 0], [1, 1], [2, 2]]
+    wide = dtw(D, band=1)
+    assert float(wide.values) == 0.0 and wide.paths.tolist() == [[0, 0], [0, 1], [1, 2], [2, 2]]
+    # unequal lengths: the band widens by |m - n| (tslearn's mask), so the corner stays reachable
+    assert float(dtw(torch.zeros(2, 6), band=0).values) == 0.0
+
+
+def test_subsequence_worked_examples():
+    """A 2-step query inside a 4-clip sequence: it matches clips 1 and 2 for free. One query row over
+    costs (a, b): the paths are [a], [a, b] and [b], each counted once in the soft value."""
+    D = torch.tensor([[5.0, 0.0, 5.0, 5.0], [5.0, 5.0, 0.0, 5.0]])
+    found = dtw(D, subsequence=True)
+    assert float(found.values) == 0.0 and found.paths.tolist() == [[0, 1], [1, 2]]
+    a, b, g = 0.3, 0.5, 0.2
+    expected = -g * math.log(math.exp(-a / g) + math.exp(-(a + b) / g) + math.exp(-b / g))
+    assert float(soft_dtw(torch.tensor([[a, b]], dtype=torch.float64), gamma=g, subsequence=True)) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(6, 11), (11, 6), (8, 8), (1, 5)])
+@pytest.mark.parametrize("band", [0, 1, 3])
+def test_band_matches_tslearn(rng, shape, band):
+    tslearn_metrics = pytest.importorskip("tslearn.metrics")
+    x, y = rng.standard_normal((shape[0], 3)), rng.standard_normal((shape[1], 3))
+    D = ((x[:, None] - y[None]) ** 2).sum(-1)  # tslearn's squared Euclidean cell cost
+    path, score = tslearn_metrics.dtw_path_from_metric(D, metric="precomputed", global_constraint="sakoe_chiba",
+                                                      sakoe_chiba_radius=band)
+    hard = dtw(torch.tensor(D), band=band)
+    assert float(hard.values) == pytest.approx(score, abs=1e-9)
+    assert hard.paths.tolist() == [list(p) for p in path]
+    for gamma in (0.1, 1.0):
+        E, value = tslearn_metrics.soft_dtw_alignment(x, y, gamma=gamma, global_constraint="sakoe_chiba",
+                                                      sakoe_chiba_radius=band)
+        t = torch.tensor(D, requires_grad=True)
+        got = soft_dtw(t, gamma=gamma, band=band)
+        assert float(got.detach()) == pytest.approx(float(value), abs=1e-5)
+        got.backward()
+        np.testing.assert_allclose(t.grad.numpy(), np.asarray(E), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(3, 20), (5, 40), (1, 7), (4, 4), (6, 9)])
+def test_subsequence_matches_librosa(rng, shape):
+    librosa_sequence = pytest.importorskip("librosa.sequence")
+    D = rng.random(shape)
+    acc, wp = librosa_sequence.dtw(C=D, subseq=True)
+    found = dtw(torch.tensor(D), subsequence=True)
+    assert float(found.values) == pytest.approx(acc[-1].min())
+    assert found.paths.tolist() == wp[::-1].tolist()
+    assert float(soft_dtw(torch.tensor(D), gamma=0.0, subsequence=True)) == pytest.approx(acc[-1].min())
+
+
+def py_otam_masked(D, gamma, allowed):
+    """The released OTAM recursion with the cells outside `allowed` at infinite cost."""
+    return py_otam(np.where(allowed, D, math.inf).tolist(), gamma)
+
+
+@pytest.mark.parametrize("shape", [(4, 6), (6, 4), (5, 5), (1, 3)])
+@pytest.mark.parametrize("band", [0, 1, 2])
+def test_otam_band_and_subsequence_match_the_released_recursion(rng, shape, band):
+    D = rng.random(shape) * 2
+    allowed = sakoe_chiba(*shape, band)
+    for gamma in (0.0, 0.1, 1.0):
+        one = py_otam_masked(D, gamma, allowed)
+        back = py_otam_masked(D.T, gamma, allowed.T)
+        t = torch.tensor(D)
+        assert float(otam(t, gamma=gamma, symmetric=False, band=band)) == pytest.approx(one, abs=1e-9)
+        assert float(otam(t, gamma=gamma, band=band)) == pytest.approx(one + back, abs=1e-9)
+        assert float(otam(t, gamma=gamma, symmetric=False, subsequence=True)) == pytest.approx(py_otam(D.T.tolist(), gamma))
+
+
+def test_constrained_gradients_pass_gradcheck(rng):
+    D = torch.tensor(rng.random((3, 4, 6)), requires_grad=True)
+    lengths = torch.tensor([[4, 6], [2, 5], [3, 1]])
+    for band, subseq in ((1, False), (None, True), (0, True)):
+        assert torch.autograd.gradcheck(lambda x: soft_dtw(x, 0.1, lengths, band=band, subsequence=subseq), (D,))
+    assert torch.autograd.gradcheck(lambda x: otam(x, 0.5, lengths=lengths, band=1), (D,))
+    assert torch.autograd.gradcheck(lambda x: otam(x, 0.5, False, lengths, subsequence=True), (D,))
+
+
+@pytest.mark.parametrize("band, subseq", [(1, False), (None, True), (2, True)])
+def test_constrained_batches_with_mixed_lengths_equal_one_by_one(rng, band, subseq):
+    """The band follows each pair's own (n, m), and the free end stops at each pair's m."""
+    shapes = [(3, 7), (5, 2), (1, 9), (6, 6), (2, 1)]
+    batch = torch.full((len(shapes), 6, 9), 123.0, dtype=torch.float64)
+    singles = []
+    for b, (n, m) in enumerate(shapes):
+        batch[b, :n, :m] = D = torch.tensor(rng.random((n, m)))
+        singles.append(D)
+    lengths = torch.tensor(shapes)
+    for gamma in (0.0, 0.1):
+        got = soft_dtw(batch, gamma, lengths, band=band, subsequence=subseq)
+        want = torch.stack([soft_dtw(D, gamma, band=band, subsequence=subseq) for D in singles])
+        torch.testing.assert_close(got, want)
+        got = otam(batch, gamma, lengths=lengths, band=band, symmetric=not subseq, subsequence=subseq)
+        want = torch.stack([otam(D, gamma, band=band, symmetric=not subseq, subsequence=subseq) for D in singles])
+        torch.testing.assert_close(got, want)
+    hard = dtw(batch, lengths, band=band, subsequence=subseq)
+    for b, D in enumerate(singles):
+        one = dtw(D, band=band, subsequence=subseq)
+        assert float(hard.values[b]) == pytest.approx(float(one.values)) and hard.paths[b].tolist() == one.paths.tolist()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda D: dtw(D, band=-1), "band must be"),
+    (lambda D: soft_dtw(D, band=1.5), "band must be"),
+    (lambda D: otam(D, subsequence=True), "pass symmetric=False"),
+    (lambda D: dtw(D, backend="cuda"), "unknown DTW backend"),
+])
+def test_bad_constraints_and_backends_raise_clear_errors(call, message):
+    with pytest.raises(DTWInputError, match=message):
+        call(torch.rand(3, 4))
+
+
+def test_the_environment_variable_picks_the_backend(monkeypatch):
+    monkeypatch.setenv("TEMPCLR_DTW_BACKEND", "torch")
+    with pytest.raises(DTWInputError, match="unknown DTW backend 'gpu'"):
+        monkeypatch.setenv("TEMPCLR_DTW_BACKEND", "gpu")
+        dtw(torch.rand(3, 4))
+    monkeypatch.setenv("TEMPCLR_DTW_BACKEND", "torch")
+    D = torch.rand(3, 4, dtype=torch.float64)
+    assert float(dtw(D).values) == pytest.approx(float(dtw(D, backend="numba").values))
+
+
+def test_triton_on_cpu_tensors_needs_the_interpreter(monkeypatch):
+    triton_kernels = pytest.importorskip("tempclr_cli.core.align._dtw_triton")
+    monkeypatch.setattr(triton_kernels, "interpreted", lambda: False)
+    with pytest.raises(DTWInputError, match="TRITON_INTERPRET=1"):
+        soft_dtw(torch.rand(3, 4), backend="triton")

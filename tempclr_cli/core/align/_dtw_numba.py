@@ -3,6 +3,22 @@
 Internal: `dtw.py` validates inputs and calls these on CPU tensors' NumPy views. Every
 kernel takes a cost array (B, N, M) and per-pair lengths (B, 2) and touches only each
 pair's own n x m block. Compiled on first use and cached on disk.
+
+One DP serves DTW, soft-DTW and OTAM. A pair's table is n x w: w = m for DTW, and w = m + 2
+for OTAM, whose table is the cost with a zero column each side (Cao et al. 2020, as
+released). A cell takes the soft-min (`gamma` > 0) or min (`gamma` = 0) of its diagonal,
+left and upper neighbours plus its cost. The flags:
+
+- `band` >= 0: cells with j - i outside [min(0, m - n) - band, max(0, m - n) + band] are
+  unreachable (tslearn's `sakoe_chiba_mask`; OTAM's zero columns are always inside);
+- `subseq`: free start and end along the second sequence (librosa's `dtw(subseq=True)`):
+  row 0 starts afresh at any column, and the value is the soft-min of the last row;
+- `otam`: vertical moves only in the zero columns and the first cost column.
+
+Soft-DTW's forward keeps, for each cell, the soft-min weight of each neighbour (each one's
+share of the cell's value). The Cuturi-Blondel backward is then those weights times the
+successors' expectations, with no exp: the forward's 2 exp and 1 log a cell are the whole
+transcendental cost of value plus gradient (the backward from the table costs 3 exp more).
 """
 
 from __future__ import annotations
@@ -11,65 +27,180 @@ import math
 
 import numba as nb
 import numpy as np
+import torch
 
 INF = np.inf
+DIAG, LEFT, UP = 0, 1, 2  # the weights' last axis
+
+
+@nb.njit(cache=True)
+def band_limits(n, m, band):  # pragma: no cover - compiled
+    """The allowed range of j - i: tslearn's Sakoe-Chiba mask for an n x m pair; band < 0: all."""
+    if band < 0:
+        return -(n + m + 2), n + m + 2
+    return min(0, m - n) - band, max(0, m - n) + band
+
+
+@nb.njit(cache=True)
+def dp_row(cost, i, m, gamma, lo, hi, subseq, otam, prev, cur, weights):  # pragma: no cover - compiled
+    """Row i of the table: cur[j + 1] = R[i, j] from prev[j + 1] = R[i - 1, j] (index 0: the border).
+
+    cost is the pair's (N, M) block; weights (w, 3) receives each cell's neighbour weights when
+    it has a row (soft-DTW with a gradient to come), else it is (0, 3).
+    """
+    w = m + 2 if otam else m
+    keep = weights.shape[0] > 0
+    cur[0] = INF
+    for j in range(w):
+        jr = j - 1 if otam else j  # the cost column
+        pad = otam and (j == 0 or j == w - 1)
+        if not pad and (jr - i < lo or jr - i > hi):
+            cur[j + 1] = INF
+            if keep:
+                weights[j, DIAG] = weights[j, LEFT] = weights[j, UP] = 0.0
+            continue
+        d = 0.0 if pad else cost[i, jr]
+        left = cur[j]
+        if i == 0:
+            diag, up = (0.0 if subseq or j == 0 else INF), INF
+        else:
+            diag, up = prev[j], prev[j + 1]
+            if otam and 1 < j < w - 1:
+                up = INF
+        lowest = min(diag, min(left, up))
+        if gamma == 0 or lowest == INF:
+            cur[j + 1] = d + lowest
+            if keep:
+                weights[j, DIAG] = weights[j, LEFT] = weights[j, UP] = 0.0
+            continue
+        # the lowest term is exp(0) = 1: only the other two cost an exp
+        ed = 1.0 if diag == lowest else math.exp((lowest - diag) / gamma)
+        el = 1.0 if left == lowest else math.exp((lowest - left) / gamma)
+        eu = 1.0 if up == lowest else math.exp((lowest - up) / gamma)
+        total = ed + el + eu
+        cur[j + 1] = d + lowest - gamma * math.log(total)
+        if keep:
+            inv = 1.0 / total
+            weights[j, DIAG], weights[j, LEFT], weights[j, UP] = ed * inv, el * inv, eu * inv
+
+
+@nb.njit(cache=True)
+def end_value(last_row, w, subseq, gamma):  # pragma: no cover - compiled
+    """The pair's value from its last row (R[n-1, j] at last_row[j + 1])."""
+    if not subseq:
+        return last_row[w]
+    lowest = INF
+    for j in range(w):
+        lowest = min(lowest, last_row[j + 1])
+    if gamma == 0 or lowest == INF:
+        return lowest
+    total = 0.0
+    for j in range(w):
+        total += math.exp((lowest - last_row[j + 1]) / gamma)
+    return lowest - gamma * math.log(total)
 
 
 @nb.njit(parallel=True, cache=True)
-def hard_values(cost, lengths, out):  # pragma: no cover - compiled
-    """out[b] = DTW value of pair b, two rolling rows per pair."""
+def values_kernel(cost, lengths, gamma, band, subseq, otam, out):  # pragma: no cover - compiled
+    """out[b] = the value of pair b (soft with gamma > 0, hard with 0), two rolling rows per pair."""
+    none = np.empty((0, 3), dtype=np.float64)
     for b in nb.prange(cost.shape[0]):
         n, m = lengths[b, 0], lengths[b, 1]
-        prev = np.empty(m, dtype=np.float64)
-        cur = np.empty(m, dtype=np.float64)
-        acc = 0.0
-        for j in range(m):
-            acc += cost[b, 0, j]
-            prev[j] = acc
-        for i in range(1, n):
-            cur[0] = prev[0] + cost[b, i, 0]
-            for j in range(1, m):
-                best = prev[j - 1]
-                if prev[j] < best:
-                    best = prev[j]
-                if cur[j - 1] < best:
-                    best = cur[j - 1]
-                cur[j] = best + cost[b, i, j]
+        w = m + 2 if otam else m
+        lo, hi = band_limits(n, m, band)
+        prev = np.empty(w + 1, dtype=np.float64)
+        cur = np.empty(w + 1, dtype=np.float64)
+        for i in range(n):
+            dp_row(cost[b], i, m, gamma, lo, hi, subseq, otam, prev, cur, none)
             prev, cur = cur, prev
-        out[b] = prev[m - 1]
+        out[b] = end_value(prev, w, subseq, gamma)
 
 
 @nb.njit(parallel=True, cache=True)
-def hard_paths(cost, lengths, paths, path_len):  # pragma: no cover - compiled
-    """Accumulated table per pair, then the optimal path from the end (ties: diag, left, up).
+def soft_forward_kernel(cost, lengths, gamma, band, subseq, otam, weights, last, out):  # pragma: no cover - compiled
+    """Values as `values_kernel`, keeping what the backward needs.
 
-    paths (B, N+M-1, 2) receives each path from (n-1, m-1) back to (0, 0); path_len its length.
+    weights (B, N + 1, W + 1, 3), W = M (+2 for OTAM): each cell's neighbour weights, zero on
+    row n and column w of each pair (the backward reads them as absent successors); last (B, W):
+    the weight of each last-row cell in the value (1 at the corner, or the last row's soft-min shares).
     """
     for b in nb.prange(cost.shape[0]):
         n, m = lengths[b, 0], lengths[b, 1]
-        R = np.empty((n, m), dtype=np.float64)
-        acc = 0.0
-        for j in range(m):
-            acc += cost[b, 0, j]
-            R[0, j] = acc
-        for i in range(1, n):
-            R[i, 0] = R[i - 1, 0] + cost[b, i, 0]
-            for j in range(1, m):
-                best = R[i - 1, j - 1]
-                if R[i - 1, j] < best:
-                    best = R[i - 1, j]
-                if R[i, j - 1] < best:
-                    best = R[i, j - 1]
-                R[i, j] = best + cost[b, i, j]
-        i, j, k = n - 1, m - 1, 0
+        w = m + 2 if otam else m
+        lo, hi = band_limits(n, m, band)
+        prev = np.empty(w + 1, dtype=np.float64)
+        cur = np.empty(w + 1, dtype=np.float64)
+        for i in range(n):
+            dp_row(cost[b], i, m, gamma, lo, hi, subseq, otam, prev, cur, weights[b, i])
+            weights[b, i, w] = 0.0
+            prev, cur = cur, prev
+        weights[b, n, : w + 1] = 0.0
+        value = end_value(prev, w, subseq, gamma)
+        out[b] = value
+        for j in range(w):
+            if subseq:
+                last[b, j] = math.exp((value - prev[j + 1]) / gamma)
+            else:
+                last[b, j] = 1.0 if j == w - 1 else 0.0
+
+
+@nb.njit(parallel=True, cache=True)
+def soft_backward_kernel(lengths, otam, weights, last, scale, grad):  # pragma: no cover - compiled
+    """grad[b] = scale[b] x the expected alignment of pair b (Cuturi & Blondel's E), zero outside its block.
+
+    E[i, j] = last-row weight + the sum over successors s of E[s] x (i, j)'s weight in s.
+    """
+    for b in nb.prange(grad.shape[0]):
+        n, m = lengths[b, 0], lengths[b, 1]
+        w = m + 2 if otam else m
+        first = 1 if otam else 0
+        below = np.zeros(w + 1, dtype=np.float64)  # E[i + 1, j]; index w: beyond the table
+        here = np.zeros(w + 1, dtype=np.float64)
+        grad[b] = 0.0
+        for i in range(n - 1, -1, -1):
+            wi, wb = weights[b, i], weights[b, i + 1]
+            for j in range(w - 1, -1, -1):
+                e = here[j + 1] * wi[j + 1, LEFT] + below[j + 1] * wb[j + 1, DIAG] + below[j] * wb[j, UP]
+                if i == n - 1:
+                    e += last[b, j]
+                here[j] = e
+            for j in range(m):
+                grad[b, i, j] = scale[b] * here[j + first]
+            below, here = here, below
+
+
+@nb.njit(parallel=True, cache=True)
+def paths_kernel(cost, lengths, band, subseq, paths, path_len, out):  # pragma: no cover - compiled
+    """DTW table per pair, then the optimal path from the end (ties: diagonal, left, up, as librosa).
+
+    paths (B, N+M-1, 2) receives each path from its end back to its start; path_len its length.
+    With `subseq` the end is the last row's first minimum, and the path stops in row 0 unless
+    coming from the left is strictly cheaper than starting there.
+    """
+    none = np.empty((0, 3), dtype=np.float64)
+    for b in nb.prange(cost.shape[0]):
+        n, m = lengths[b, 0], lengths[b, 1]
+        lo, hi = band_limits(n, m, band)
+        R = np.empty((n, m + 1), dtype=np.float64)  # R[i, j + 1] = cell (i, j); column 0: the border
+        row = np.full(m + 1, INF)
+        for i in range(n):
+            dp_row(cost[b], i, m, 0.0, lo, hi, subseq, False, row, R[i], none)
+            row = R[i]
+        j = m - 1
+        if subseq:
+            for k in range(m):
+                if R[n - 1, k + 1] < R[n - 1, j + 1]:
+                    j = k
+        out[b] = R[n - 1, j + 1]
+        i, k = n - 1, 0
         paths[b, 0, 0], paths[b, 0, 1] = i, j
         while i > 0 or j > 0:
             if i == 0:
+                if subseq and not R[0, j] < 0:  # starting at (0, j) is no dearer than coming from the left
+                    break
                 j -= 1
-            elif j == 0:
-                i -= 1
             else:
-                d, left, up = R[i - 1, j - 1], R[i, j - 1], R[i - 1, j]
+                d, left, up = R[i - 1, j], R[i, j], R[i - 1, j + 1]
                 if d <= left and d <= up:
                     i -= 1
                     j -= 1
@@ -80,57 +211,6 @@ def hard_paths(cost, lengths, paths, path_len):  # pragma: no cover - compiled
             k += 1
             paths[b, k, 0], paths[b, k, 1] = i, j
         path_len[b] = k + 1
-
-
-@nb.njit(parallel=True, cache=True)
-def soft_forward(cost, lengths, gamma, R, out):  # pragma: no cover - compiled
-    """Soft-DTW table R (B, N+2, M+2) with +inf borders, R[b, 0, 0] = 0; out[b] = R[b, n, m]."""
-    for b in nb.prange(cost.shape[0]):
-        n, m = lengths[b, 0], lengths[b, 1]
-        for i in range(n + 2):
-            for j in range(m + 2):
-                R[b, i, j] = INF
-        R[b, 0, 0] = 0.0
-        for i in range(1, n + 1):
-            for j in range(1, m + 1):
-                r0 = -R[b, i - 1, j - 1] / gamma
-                r1 = -R[b, i - 1, j] / gamma
-                r2 = -R[b, i, j - 1] / gamma
-                rmax = max(r0, max(r1, r2))
-                s = math.exp(r0 - rmax) + math.exp(r1 - rmax) + math.exp(r2 - rmax)
-                R[b, i, j] = cost[b, i - 1, j - 1] - gamma * (math.log(s) + rmax)
-        out[b] = R[b, n, m]
-
-
-@nb.njit(parallel=True, cache=True)
-def soft_backward(cost, lengths, gamma, R, E):  # pragma: no cover - compiled
-    """Expected alignment E (B, N, M) by the Cuturi-Blondel backward recursion (their Alg. 2)."""
-    for b in nb.prange(cost.shape[0]):
-        n, m = lengths[b, 0], lengths[b, 1]
-        r = np.empty((n + 2, m + 2), dtype=np.float64)
-        d = np.zeros((n + 2, m + 2), dtype=np.float64)
-        e = np.zeros((n + 2, m + 2), dtype=np.float64)
-        for i in range(n + 2):
-            for j in range(m + 2):
-                r[i, j] = R[b, i, j]
-        for i in range(n):
-            for j in range(m):
-                d[i + 1, j + 1] = cost[b, i, j]
-        for i in range(n + 2):
-            r[i, m + 1] = -INF
-        for j in range(m + 2):
-            r[n + 1, j] = -INF
-        r[n + 1, m + 1] = r[n, m]
-        e[n + 1, m + 1] = 1.0
-        for j in range(m, 0, -1):
-            for i in range(n, 0, -1):
-                a = math.exp((r[i + 1, j] - r[i, j] - d[i + 1, j]) / gamma)
-                c = math.exp((r[i, j + 1] - r[i, j] - d[i, j + 1]) / gamma)
-                g = math.exp((r[i + 1, j + 1] - r[i, j] - d[i + 1, j + 1]) / gamma)
-                e[i, j] = e[i + 1, j] * a + e[i, j + 1] * c + e[i + 1, j + 1] * g
-        for i in range(n):
-            for j in range(m):
-                E[b, i, j] = e[i + 1, j + 1]
 
 
 @nb.njit(parallel=True, cache=True)
@@ -162,3 +242,51 @@ def pairwise_hard_values(sim, n_rows, x_len, m_cols, y_len, out):  # pragma: no 
                 cur[j] = best + 1.0 - sim[r0 + i, c0 + j]
             prev, cur = cur, prev
         out[p, v] = prev[m - 1]
+
+
+# --- the backend interface of `dtw.py` (torch tensors in and out) ---------------------------------
+
+
+def _array(x: torch.Tensor) -> np.ndarray:
+    """A contiguous NumPy view (float32 and float64 costs are read as they are, others as float64)."""
+    if x.is_floating_point() and x.dtype not in (torch.float32, torch.float64):
+        x = x.double()
+    return x.detach().contiguous().numpy()
+
+
+def values(cost, lengths, gamma, band, subseq, otam):
+    """Each pair's value (B,) float64."""
+    out = torch.empty(cost.shape[0], dtype=torch.float64)
+    values_kernel(_array(cost), _array(lengths), gamma, band, subseq, otam, out.numpy())
+    return out
+
+
+def soft_forward(cost, lengths, gamma, band, subseq, otam):
+    """Values and what the backward reads: the neighbour weights and the last row's shares."""
+    B, N, M = cost.shape
+    W = M + 2 if otam else M
+    weights = torch.empty(B, N + 1, W + 1, 3, dtype=torch.float64)
+    last = torch.empty(B, W, dtype=torch.float64)
+    out = torch.empty(B, dtype=torch.float64)
+    soft_forward_kernel(_array(cost), _array(lengths), gamma, band, subseq, otam, weights.numpy(), last.numpy(),
+                        out.numpy())
+    return out, (weights, last)
+
+
+def soft_backward(saved, lengths, gamma, band, subseq, otam, scale, dtype):
+    """scale[b] x the expected alignment of each pair (B, N, M), in `dtype`; zero outside each block."""
+    weights, last = saved
+    B, N, W = weights.shape[0], weights.shape[1] - 1, last.shape[1]
+    grad = torch.empty(B, N, W - 2 if otam else W, dtype=dtype if dtype in (torch.float32, torch.float64) else torch.float64)
+    soft_backward_kernel(_array(lengths), otam, weights.numpy(), last.numpy(), _array(scale), grad.numpy())
+    return grad.to(dtype)
+
+
+def paths(cost, lengths, band, subseq):
+    """(values (B,), steps (B, N+M-1, 2) from each end back to its start, path_len (B,))."""
+    B, N, M = cost.shape
+    steps = torch.empty(B, N + M - 1, 2, dtype=torch.long)
+    path_len = torch.empty(B, dtype=torch.long)
+    out = torch.empty(B, dtype=torch.float64)
+    paths_kernel(_array(cost), _array(lengths), band, subseq, steps.numpy(), path_len.numpy(), out.numpy())
+    return out, steps, path_len
