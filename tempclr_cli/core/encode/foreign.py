@@ -97,8 +97,8 @@ class Timing:
         return cls(fps or 1 / clip_seconds, clip_seconds or 1 / fps)
 
     def times(self, clips: int) -> tuple[list[float], list[float]]:
-        starts = [round(k / self.fps, 4) for k in range(clips)]
-        return starts, [round(s + self.clip_seconds, 4) for s in starts]
+        starts = [k / self.fps for k in range(clips)]
+        return [round(s, 4) for s in starts], [round(s + self.clip_seconds, 4) for s in starts]
 
 
 @dataclass
@@ -183,7 +183,7 @@ def _encoder(name: str, pretrained: str | None, dim: int | None) -> tuple[Encode
 
 def _plan(folder: Path, out: Path, suffix: str) -> list[Imported]:
     """The feature files under `folder` and what each becomes; two files for one video id are refused."""
-    own = _made_here(out) if out.resolve() == folder.resolve() else set()
+    own = _made_here(folder)
     inside = out.resolve() != folder.resolve() and out.resolve().is_relative_to(folder.resolve())
     files: dict[str, Imported] = {}
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in FOREIGN_FORMATS and p.is_file()):
@@ -208,10 +208,10 @@ def _plan(folder: Path, out: Path, suffix: str) -> list[Imported]:
     return list(files.values())
 
 
-def _made_here(out: Path) -> set[str]:
-    """Features paths that an earlier `index` into this folder linked or converted (not the user's files)."""
+def _made_here(folder: Path) -> set[str]:
+    """Features paths that an earlier `index` into `folder` linked or converted there: tempclr's, not the tool's."""
     made = set()
-    for row in _rows(out / INDEX):
+    for row in _rows(folder / INDEX):
         if row.get("imported", {}).get("how") in ("linked", "converted"):
             made.add(row["features"])
     return made
