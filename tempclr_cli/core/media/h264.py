@@ -17,8 +17,8 @@ SP/SI slices, frame-number gaps, a header it cannot parse, slices out of step wi
 pictures) answers "not skippable": the caller then skips only non-reference frames, which
 is always safe.
 
-Section numbers cite ITU-T H.264 (08/2021); the file formats, ISO/IEC 14496-15 (MP4's avcC)
-and H.264 Annex B (start codes).
+Section numbers cite ITU-T H.264; for the packaging, ISO/IEC 14496-15 (MP4: length-prefixed
+units, the avcC record) and H.264 Annex B (start codes).
 """
 
 from __future__ import annotations
@@ -389,8 +389,8 @@ class Replay:
 
 
 def nal_units(packet: bytes | memoryview, length_size: int | None) -> Iterable[bytes | memoryview]:
-    """The NAL units of one packet: length-prefixed (MP4's avcC, `length_size` bytes, ISO/IEC
-    14496-15 5.3.2; a memoryview is cut without copying) or Annex B start codes (`length_size`
+    """The NAL units of one packet: length-prefixed (MP4, `length_size` bytes, ISO/IEC
+    14496-15; a memoryview is cut without copying) or Annex B start codes (`length_size`
     None: MPEG-TS, raw .h264; B.1)."""
     if length_size is None:
         for part in packet.split(b"\x00\x00\x01"):
