@@ -38,13 +38,16 @@ def _differing(path) -> int:
     return sum(not np.array_equal(frame, full[pts]) for pts, frame in bidir.items())
 
 
-@pytest.mark.parametrize("name, suffix, options", [
-    ("veryfast", ".mp4", None),  # x264 ref=1 with B-pyramid: the benchmarks' files, and the bundled presets
-    ("annex-b", ".ts", None),  # MPEG-TS carries start codes, not lengths
-    ("no-b-frames", ".mp4", {"x264-params": "bframes=0"}),
-    ("no-pyramid", ".mp4", {"x264-params": "b-pyramid=none"}),
-    ("slices", ".mp4", {"x264-params": "slices=4"}),  # four slices a picture (7.4.1.2.4 tells pictures apart)
-])
+@pytest.mark.parametrize(
+    "name, suffix, options",
+    [
+        ("veryfast", ".mp4", None),  # x264 ref=1 with B-pyramid: the benchmarks' files, and the bundled presets
+        ("annex-b", ".ts", None),  # MPEG-TS carries start codes, not lengths
+        ("no-b-frames", ".mp4", {"x264-params": "bframes=0"}),
+        ("no-pyramid", ".mp4", {"x264-params": "b-pyramid=none"}),
+        ("slices", ".mp4", {"x264-params": "slices=4"}),  # four slices a picture (7.4.1.2.4 tells pictures apart)
+    ],
+)
 def test_streams_read_as_safe_decode_the_same_anchors_without_b_frames(tmp_path, name, suffix, options):
     path = write_video(tmp_path / f"{name}{suffix}", (_textured(k) for k in range(150)), 30, options=options)
     reach = h264.anchor_reach(path, 0.25)
@@ -172,7 +175,7 @@ def _pairs(fields: list[Field], start: str, first: str, arguments: tuple[str, ..
     operation `end` (list modifications, 7.3.3.1: 3; marking operations, 7.3.3.3: 0)."""
     names = [n for _, n, _, _ in fields]
     ops: list[tuple[int, int]] = []
-    for _, name, _, value in fields[names.index(start) + 1:] if start in names else []:
+    for _, name, _, value in fields[names.index(start) + 1 :] if start in names else []:
         if name == first and value == end:
             break
         if name == first:
@@ -261,7 +264,7 @@ def _weighted_pps(extradata: bytes, sections: list) -> bytes:
     pps = h264.parameter_sets(extradata)[1][-1]
     bits = _rbsp_bits(pps)
     at = next(p for p, n, _, _ in pps_fields if n == "weighted_pred_flag")
-    new = _escaped(bits[:at] + "1" + bits[at + 1:])
+    new = _escaped(bits[:at] + "1" + bits[at + 1 :])
     assert len(new) == len(pps)
     return extradata.replace(bytes(pps), new)
 
@@ -270,18 +273,15 @@ def _default_weights(units: list[bytes], traced: list[list[Field]], default_refs
     """Each P slice with a weight table that gives every reference explicitly the default
     weight and no offset at denominators 2^6 (7.3.3.2): 50 bits a reference, decoded exactly
     as no table (8.4.2.3; FFmpeg checks that the weights are the defaults)."""
-    fields = iter(traced)
-    out = []
+    entry = "1" + _se(64) + _se(0) + "1" + (_se(64) + _se(0)) * 2  # luma, then both chroma planes
+    fields, out = iter(traced), []
     for unit in units:
         if unit[0] & 0x1F in (1, 5) and _value(slice_fields := next(fields), "slice_type") % 5 == 0:
             refs = _value(slice_fields, "num_ref_idx_l0_active_minus1", default_refs - 1) + 1
-            entry = "1" + _se(64) + _se(0) + "1" + (_se(64) + _se(0)) * 2  # luma, then both chroma planes
-            names = [n for _, n, _, _ in slice_fields]
-            at = next(p for p, n, _, _ in slice_fields  # the weight table goes after the list modifications
-                      if n in ("adaptive_ref_pic_marking_mode_flag", "cabac_init_idc"))
-            end = next(p for p, n, _, _ in slice_fields if n == "cabac_alignment_one_bit") \
-                if "cabac_alignment_one_bit" in names else slice_fields[-1][0] + slice_fields[-1][2]
+            after = ("adaptive_ref_pic_marking_mode_flag", "cabac_init_idc")  # the table: after list modifications
+            at = next(p for p, n, _, _ in slice_fields if n in after)
             data_at = slice_fields[-1][0] + slice_fields[-1][2]  # CABAC slice data starts byte-aligned
+            end = next((p for p, n, _, _ in slice_fields if n == "cabac_alignment_one_bit"), data_at)
             bits = _rbsp_bits(unit)
             header = bits[:at] + _ue(6) + _ue(6) + entry * refs + bits[at:end]
             unit = _escaped(header + "1" * (-len(header) % 8) + bits[data_at:])
@@ -292,12 +292,21 @@ def _default_weights(units: list[bytes], traced: list[list[Field]], default_refs
 def _long_headers(tmp_path: Path) -> tuple[Path, Path]:
     """(an x264 file with 16 references and no weighted prediction, the same file with every
     P slice carrying a weight table of explicit defaults: headers up to 107 bytes)."""
-    source = write_video(tmp_path / "refs16.mp4", (_textured(k) for k in range(150)), 30,
-                         options={"x264-params": "mbtree=0:ref=16:b-pyramid=none:weightp=0"})
-    default_refs = _value(next(f for t, f in _traced(source) if t == "Picture Parameter Set"),
-                          "num_ref_idx_l0_default_active_minus1") + 1
-    return source, _remuxed(source, tmp_path / "long.mp4", lambda u, t: _default_weights(u, t, default_refs),
-                            _weighted_pps)
+    source = write_video(
+        tmp_path / "refs16.mp4",
+        (_textured(k) for k in range(150)),
+        30,
+        options={"x264-params": "mbtree=0:ref=16:b-pyramid=none:weightp=0"},
+    )
+    default_refs = (
+        _value(
+            next(f for t, f in _traced(source) if t == "Picture Parameter Set"), "num_ref_idx_l0_default_active_minus1"
+        )
+        + 1
+    )
+    return source, _remuxed(
+        source, tmp_path / "long.mp4", lambda u, t: _default_weights(u, t, default_refs), _weighted_pps
+    )
 
 
 def _yuv(path: Path) -> list[np.ndarray]:
@@ -328,8 +337,11 @@ STREAMS: dict[str, Callable[[Path], Path]] = {  # every H.264 stream the tests m
     "faststart-veryfast": lambda d: faststart_h264(d / "fv.mp4", preset="veryfast"),
     "faststart-medium": lambda d: faststart_h264(d / "fm.mp4"),
     "long-headers": lambda d: _long_headers(d)[1],
-    **{name: (lambda d, row=row: encode_with(d / (row[0] + row[4]), *row[1:4], *row[5:]))
-       for row in CODEC_MATRIX if (name := row[0]).startswith("h264")},
+    **{
+        name: (lambda d, row=row: encode_with(d / (row[0] + row[4]), *row[1:4], *row[5:]))
+        for row in CODEC_MATRIX
+        if (name := row[0]).startswith("h264")
+    },
 }
 
 
@@ -340,21 +352,33 @@ def test_slice_headers_read_as_ffmpeg_reads_them(tmp_path, name):
     h264.py reads them and as FFmpeg's `trace_headers` bitstream filter logs them."""
     path = STREAMS[name](tmp_path)
     sections = _traced(path)
-    default_refs = {_value(f, "pic_parameter_set_id"): _value(f, "num_ref_idx_l0_default_active_minus1") + 1
-                    for title, f in sections if title == "Picture Parameter Set"}
+    default_refs = {
+        _value(f, "pic_parameter_set_id"): _value(f, "num_ref_idx_l0_default_active_minus1") + 1
+        for title, f in sections
+        if title == "Picture Parameter Set"
+    }
     theirs = [fields for title, fields in sections if title == "Slice Header"]
     ours = _ours(path)
     assert len(ours) == len(theirs) >= 20
     for (header, bits), fields in zip(ours, theirs):
         kind = _value(fields, "slice_type") % 5
         refs = _value(fields, "num_ref_idx_l0_active_minus1", default_refs[_value(fields, "pic_parameter_set_id")] - 1)
-        marking = _pairs(fields, "adaptive_ref_pic_marking_mode_flag", "memory_management_control_operation",
-                         ("difference_of_pic_nums_minus1",), 0)
-        assert (header.kind, header.frame_num, header.ref_idc) == (kind, _value(fields, "frame_num"),
-                                                                   _value(fields, "nal_ref_idc"))
+        marking = _pairs(
+            fields,
+            "adaptive_ref_pic_marking_mode_flag",
+            "memory_management_control_operation",
+            ("difference_of_pic_nums_minus1",),
+            0,
+        )
+        assert (header.kind, header.frame_num, header.ref_idc) == (
+            kind,
+            _value(fields, "frame_num"),
+            _value(fields, "nal_ref_idc"),
+        )
         assert header.refs_l0 == refs + 1 or kind == h264._I
-        assert header.modifications == _pairs(fields, "ref_pic_list_modification_flag_l0",
-                                              "modification_of_pic_nums_idc", ("abs_diff_pic_num_minus1",), 3)
+        assert header.modifications == _pairs(
+            fields, "ref_pic_list_modification_flag_l0", "modification_of_pic_nums_idc", ("abs_diff_pic_num_minus1",), 3
+        )
         assert header.mmco == (marking if _value(fields, "adaptive_ref_pic_marking_mode_flag") else None)
         assert bits == next(p for p, n, _, _ in fields if n in ("cabac_init_idc", "slice_qp_delta"))
 
@@ -363,7 +387,7 @@ def _first_slice_repeated(units: list[bytes], traced: list[list[Field]]) -> list
     """Each reference P picture with its first slice sent twice."""
     if traced and _value(traced[0], "slice_type") % 5 == 0 and _value(traced[0], "nal_ref_idc"):
         at = next(k for k, u in enumerate(units) if u[0] & 0x1F in (1, 5))
-        return units[:at + 1] + units[at:]
+        return units[: at + 1] + units[at:]
     return units
 
 
@@ -372,7 +396,7 @@ def _first_slice_lost(units: list[bytes], traced: list[list[Field]]) -> list[byt
     a B picture: the rest of it would join that picture)."""
     if traced and _value(traced[0], "slice_type") % 5 == 1 and not _value(traced[0], "nal_ref_idc"):
         at = next(k for k, u in enumerate(units) if u[0] & 0x1F in (1, 5))
-        return units[:at] + units[at + 1:]
+        return units[:at] + units[at + 1 :]
     return units
 
 

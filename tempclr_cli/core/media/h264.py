@@ -54,7 +54,7 @@ class _Bits:
             end += 1
         if end <= self.taken:
             return False
-        chunk = bytes(self.nal[self.taken:end]).replace(b"\x00\x00\x03", b"\x00\x00")
+        chunk = bytes(self.nal[self.taken : end]).replace(b"\x00\x00\x03", b"\x00\x00")
         self.bits += bin(int.from_bytes(b"\x01" + chunk, "big"))[3:]  # the 01 byte keeps leading zeros
         self.taken = end
         return True
@@ -64,7 +64,7 @@ class _Bits:
         while self.pos + n > len(self.bits):
             if not self._more():
                 raise NotSkippable("a NAL unit ends inside its header")
-        value = int(self.bits[self.pos:self.pos + n] or "0", 2)
+        value = int(self.bits[self.pos : self.pos + n] or "0", 2)
         self.pos += n
         return value
 
@@ -147,8 +147,7 @@ def _sps(r: _Bits) -> tuple[int, _Sps]:
         raise NotSkippable("frame-number gaps allowed")
     r.ue(), r.ue()  # size in macroblocks
     frame_mbs_only = bool(r.u(1))
-    return sps_id, _Sps(log2_max_frame_num, poc_type, log2_max_poc_lsb, always_zero, max_refs,
-                        frame_mbs_only, chroma)
+    return sps_id, _Sps(log2_max_frame_num, poc_type, log2_max_poc_lsb, always_zero, max_refs, frame_mbs_only, chroma)
 
 
 def _pps(r: _Bits) -> tuple[int, _Pps]:
@@ -374,7 +373,7 @@ class Replay:
     def _list0(self, s: _Slice) -> list[_Ref | None]:
         """A P slice's reference list 0 (8.2.4.2.1 and 8.2.4.3.1), `s.refs_l0` entries."""
         by_num, max_frame_num = {_pic_num(r, s): r for r in self.dpb}, _max_frame_num(s)
-        refs: list[_Ref | None] = [by_num[n] for n in sorted(by_num, reverse=True)][:s.refs_l0]
+        refs: list[_Ref | None] = [by_num[n] for n in sorted(by_num, reverse=True)][: s.refs_l0]
         refs += [None] * (s.refs_l0 + 1 - len(refs))
         pred = s.frame_num
         for index, (idc, diff) in enumerate(s.modifications):
@@ -385,7 +384,7 @@ class Replay:
             picked = by_num[num]
             rest = [r for r in refs[index:] if r is not picked]
             refs = refs[:index] + [picked] + rest
-        return refs[:s.refs_l0]
+        return refs[: s.refs_l0]
 
 
 def nal_units(packet: bytes | memoryview, length_size: int | None) -> Iterable[bytes | memoryview]:
@@ -400,8 +399,8 @@ def nal_units(packet: bytes | memoryview, length_size: int | None) -> Iterable[b
         return
     pos = 0
     while pos + length_size <= len(packet):
-        size = int.from_bytes(packet[pos:pos + length_size], "big")
-        yield packet[pos + length_size:pos + length_size + size]
+        size = int.from_bytes(packet[pos : pos + length_size], "big")
+        yield packet[pos + length_size : pos + length_size + size]
         pos += length_size + size
 
 
@@ -416,8 +415,8 @@ def parameter_sets(extradata: bytes | None) -> tuple[int | None, list[bytes]]:
     for count_mask in (0x1F, 0xFF):  # SPS count (5 bits), then PPS count (8 bits)
         count, pos = extradata[pos] & count_mask, pos + 1
         for _ in range(count):
-            size = int.from_bytes(extradata[pos:pos + 2], "big")
-            units.append(extradata[pos + 2:pos + 2 + size])
+            size = int.from_bytes(extradata[pos : pos + 2], "big")
+            units.append(extradata[pos + 2 : pos + 2 + size])
             pos += 2 + size
     return length_size, units
 
