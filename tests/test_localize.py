@@ -119,3 +119,74 @@ def test_howto100m_captions_read_as_training_videos(tmp_path):
     path.write_text(json.dumps({"vid1": {"start": [1.0], "end": [2.0, 3.0], "text": ["x"]}}))
     with pytest.raises(TempclrError, match="vid1.*differ in length"):
         read_annotations(path, "howto100m")
+
+
+def test_candidates_follow_the_written_rule():
+    """Scores [0, 0, 5, 5, 0, 0, 3, 0] smoothed over 3 clips: [0, 5/3, 10/3, 10/3, 5/3, 1, 1, 1.5], median 19/12.
+    The peak at clip 2 extends over clip 3 (within half its height above the median), not over clip 1; then clip 1
+    alone (its neighbour 2 is taken), then clip 4, then 7 (below the median: the peak alone)."""
+    from tempclr_cli.core.eval.localization import candidates
+
+    got = candidates(np.array([0, 0, 5, 5, 0, 0, 3, 0], dtype=float), top_k=4)
+    assert [(a, b) for a, b, _ in got] == [(2, 3), (1, 1), (4, 4), (7, 7)]
+    assert [s for *_, s in got] == pytest.approx([10 / 3, 5 / 3, 5 / 3, 1.5])
+    assert len(candidates(np.zeros(3), top_k=10)) == 1  # a flat score: one extent, the whole video
+
+
+def _layouts_for(data, tmp_path) -> dict[str, list[str]]:
+    """The synthetic step videos' YouCookII annotations rewritten in HT-Step's, Goal-Step's and BaGLM's layouts:
+    the arguments `localize` and `score` take for each."""
+    from grounding_files import baglm_video, write_goalstep, write_htstep
+
+    db = json.loads((data / "youcookii_annotations_trainval.json").read_text())["database"]
+    taxonomy, videos, goal, baglm, gid = [], {}, [], [], 0
+    for vid, e in db.items():
+        texts = list(dict.fromkeys(a["sentence"] for a in e["annotations"]))
+        ids = {t: gid + k for k, t in enumerate(texts)}
+        taxonomy += [(ids[t], f"act {vid}", k, "none", 1, t, "") for k, t in enumerate(texts)]
+        gid += len(texts)
+        videos[vid] = ("val_seen", f"act {vid}", [(*a["segment"], ids[a["sentence"]]) for a in e["annotations"]])
+        goal.append((vid, "COOKING:X", [(*a["segment"], a["sentence"], []) for a in e["annotations"]]))
+        baglm.append(baglm_video(vid, texts, [{"clip_start_sec": a["segment"][0], "clip_end_sec": a["segment"][1],
+                                               "query": a["sentence"]} for a in e["annotations"]]))
+    annotations, taxonomy_csv = write_htstep(tmp_path / "htstep", videos, taxonomy)
+    (tmp_path / "baglm.json").write_text(json.dumps(baglm))
+    return {"htstep": ["--annotations", str(annotations), "--format", "htstep", "--taxonomy", str(taxonomy_csv),
+                       "--split", "val_seen"],
+            "goalstep": ["--annotations", str(write_goalstep(tmp_path / "goalstep_valid.json", goal)), "--format",
+                         "goalstep"],
+            "baglm": ["--annotations", str(tmp_path / "baglm.json"), "--format", "baglm"]}
+
+
+@pytest.mark.parametrize("layout, extra", [("htstep", ["--top-k", "3"]), ("goalstep", ["--top-k", "5"]),
+                                           ("baglm", []), ("coin", ["--mode", "ordered"]),
+                                           ("htstep", ["--mode", "ordered"])])
+def test_localize_reports_what_score_reports_on_its_predictions(step_dataset, tmp_path, layout, extra):
+    """The new layouts work in localize, and its metrics are `tempclr score`'s on the file it writes."""
+    data, feats = step_dataset
+    if layout == "coin":
+        db = json.loads((data / "youcookii_annotations_trainval.json").read_text())["database"]
+        coin = {"database": {vid: {"subset": "testing", "class": f"task-{vid}", "annotation": [
+            {"id": str(k), "segment": a["segment"], "label": a["sentence"]} for k, a in enumerate(e["annotations"])]}
+            for vid, e in db.items()}}
+        (tmp_path / "COIN.json").write_text(json.dumps(coin))
+        args = ["--annotations", str(tmp_path / "COIN.json"), "--format", "coin"]
+    else:
+        args = _layouts_for(data, tmp_path)[layout]
+    out = tmp_path / "preds.csv"
+    located = tempclr("localize", str(feats), *args, *extra, "--predictions-out", str(out), "--json", "--device", "cpu")
+    assert located.returncode == 0, located.stderr
+    scored = tempclr("score", str(out), *args, "--json")
+    assert scored.returncode == 0, scored.stderr
+    mine, theirs = json.loads(located.stdout), json.loads(scored.stdout)
+    assert mine["metrics"] == theirs["metrics"] and mine["videos"] == theirs["videos"] == 30
+    rows = out.read_text().splitlines()
+    assert rows[0] == "video-id,t-start,t-end,label,score" and len(rows) > 30
+    assert any(v > 0 for m in mine["metrics"].values() for v in m["values"].values())
+
+
+def test_ordered_mode_takes_one_candidate_per_step(step_dataset, tmp_path):
+    data, feats = step_dataset
+    args = _layouts_for(data, tmp_path)["goalstep"]
+    done = tempclr("localize", str(feats), *args, "--mode", "ordered", "--top-k", "2", "--device", "cpu")
+    assert done.returncode == 2 and "--top-k 2 needs --mode unordered" in done.stderr

@@ -152,9 +152,9 @@ def read_predictions(path: str | Path) -> Predictions:
     video, label, start, end, score = (np.concatenate([c[k] for c in columns]) if columns else np.zeros(0, dtype)
                                        for k, dtype in enumerate((np.int64, np.int64, float, float, float)))
     names = [canonical_label(x) for x in labels]  # labels equal once canonical share one code
-    merged = {n: k for k, n in reversed(list(enumerate(names)))}
+    merged = {n: k for k, n in enumerate(dict.fromkeys(names))}
     remap = np.array([merged[n] for n in names], dtype=np.int64)
-    return Predictions(list(videos), names, video, remap[label] if len(label) else label, start, end, score,
+    return Predictions(list(videos), list(merged), video, remap[label] if len(label) else label, start, end, score,
                        str(path))
 
 
@@ -199,7 +199,7 @@ def match(predictions: Predictions, videos: list[Video]) -> Matched:
     index = np.array([where.get(v, -1) for v in predictions.videos], dtype=np.int64)
     rows = index[predictions.video] >= 0 if len(predictions) else np.zeros(0, bool)
     labels = list(predictions.labels)
-    code = {label: k for k, label in reversed(list(enumerate(labels)))}
+    code = {label: k for k, label in enumerate(labels)}
     for v in videos:
         for label in [s.id for s in v.steps] + [q.label for q in v.queries]:
             canonical = canonical_label(label)
