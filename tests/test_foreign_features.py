@@ -66,7 +66,7 @@ def found_steps(root: Path, features: Path, *options: str) -> int:
                for (v, s), moments in zip(steps, answers))
 
 
-def test_video_features_layout_is_linked_not_copied_then_searched_and_retrieved(layouts, tmp_path):
+def test_video_features_layout_is_linked_not_copied_then_searched(layouts, tmp_path):
     out = tmp_path / "indexed"
     done = tempclr("index", str(layouts / "video_features" / "clip"), "--suffix", "_clip", *TINY, "--fps", "1",
                    "-o", str(out))
@@ -82,6 +82,12 @@ def test_video_features_layout_is_linked_not_copied_then_searched_and_retrieved(
     np.testing.assert_array_equal(clips, np.load(layouts / "video_features" / "clip" / "synth0000_clip.npy"))
     assert starts == row["starts"]
     assert found_steps(layouts, out) == len(captions(layouts))
+
+
+def test_video_features_layout_is_retrieved_as_the_extracted_store(layouts, tmp_path):
+    out = tmp_path / "indexed"
+    folder = str(layouts / "video_features" / "clip")
+    assert tempclr("index", folder, "--suffix", "_clip", *TINY, "--fps", "1", "-o", str(out)).returncode == 0
     annotations = ["--annotations", str(layouts / "youcookii_annotations_trainval.json")]
     assert retrieval(str(out), *annotations) == retrieval(str(layouts / "feats"), *annotations)
 
