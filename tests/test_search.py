@@ -77,6 +77,18 @@ def test_one_query_prints_a_json_list_and_a_single_npy_is_searched(store):
     assert json.loads(one.stdout) == moments[:1]  # piped: JSON without --json; the same moment from the file alone
 
 
+def test_a_terminal_gets_a_table(store, monkeypatch):
+    video, step = captions(store)[0]
+    monkeypatch.setattr("tempclr_cli.commands.search.stdout_is_terminal", lambda: True)
+    done = tempclr("search", str(store / "feats"), step["sentence"], "--top-k", "2", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert step["sentence"] in lines[0] and all(c in done.stdout for c in ("video", "start", "end", "score"))
+    assert video in done.stdout and f"{float(step['segment'][0]):.1f}" in done.stdout
+    asked = tempclr("search", str(store / "feats"), step["sentence"], "--top-k", "2", "--json", "--device", "cpu")
+    assert json.loads(asked.stdout)[0]["video"] == video  # --json still gives JSON
+
+
 def test_scores_match_a_plain_loop_over_the_npy_files(store):
     """The packed float16 product against float64 cosines computed file by file."""
     searcher = Searcher(store / "feats", device="cpu")

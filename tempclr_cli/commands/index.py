@@ -36,9 +36,9 @@ def index(
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Index feature files made by another tool, so that align, localize, retrieve and search read them.
+    """Index feature files made by other tools (.npy, .pt) for tempclr.
 
-    Writes index.jsonl rows (clip times from --fps / --clip-seconds, the encoder) for every
+    align, localize, retrieve and search then read them as extracted features. Writes index.jsonl rows (clip times from --fps / --clip-seconds, the encoder) for every
     feature file under FOLDER. Nothing is copied that can be read in place: a .npy is
     indexed where it lies (or, with -o or --suffix, linked as ID.npy); a .pt / .pth is
     converted once to ID.npy beside the index (FOLDER, or -o). 1-D arrays, NaN, and files

@@ -35,8 +35,8 @@ def search(
 
     The query is embedded with the text tower of the encoder that made the features (as
     index.jsonl records it) and compared with every clip. A moment is the run of clips
-    around a peak scoring over half-way from the video's median up to the peak; moments
-    rank by their best clip's cosine. The store is packed once into one float16 matrix
+    around a peak that stay within a quarter of its height over the video's median
+    score; moments rank by their best clip's cosine. The store is packed once into one float16 matrix
     beside its index (index.search.*) and repacked when the index changes.
 
     Output: a table on a terminal, else (or with --json) a JSON list of {video, start,
