@@ -103,3 +103,36 @@ def test_json_lines_of_a_batch_account_for_every_video(tmp_path):
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(Path(r["video"]).name, r.get("skipped")) for r in rows] == [("b.npy", "no steps file"), ("a.npy", None)]
     assert "skipped" in done.stderr and "b.npy" in done.stderr
+
+
+@pytest.mark.parametrize("torch_v, vision_v, fix", [
+    ("2.14.1+cpu", "0.29.1", "'torchvision==0.29.*' --index-url https://download.pytorch.org/whl/cpu"),
+    ("2.13.0+cpu", "0.29.1+cpu", "'torchvision==0.28.*' --index-url https://download.pytorch.org/whl/cpu"),
+    ("2.14.1", "0.29.1+cpu", "'torchvision==0.29.*'"),
+])
+def test_a_torch_torchvision_mismatch_is_named_with_the_fix_before_anything_imports(monkeypatch, torch_v, vision_v,
+                                                                                      fix):
+    """#36: a CPU-only torch beside a CUDA torchvision failed with 'operator torchvision::nms does not exist'."""
+    from importlib import metadata
+
+    from tempclr_cli.core import runtime
+
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: {"torch": torch_v, "torchvision": vision_v}.get(name)
+                        or real(name))
+    runtime.torch_stack_mismatch.cache_clear()
+    try:
+        done = tempclr("models", "--json")
+    finally:
+        runtime.torch_stack_mismatch.cache_clear()
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"torch {torch_v} and torchvision {vision_v} are not builds of one release" in done.stderr
+    assert fix in done.stderr
+
+
+def test_matching_builds_pass():
+    from tempclr_cli.core.runtime import torch_stack_mismatch
+
+    assert torch_stack_mismatch() is None  # this environment, installed as README says
+    for pair in (("2.14.1+cpu", "0.29.1+cpu"), ("2.9.1", "0.24.1"), ("2.14.1+cu130", "0.29.1+cu130")):
+        assert torch_stack_mismatch(pair) is None

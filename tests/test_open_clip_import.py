@@ -31,7 +31,7 @@ def test_lean_import_leaves_out_the_compiler_and_timm_and_both_still_work_afterw
         from tempclr_cli.core.encode.open_clip_import import import_open_clip
         open_clip = import_open_clip("tiny")
         lean = {"dynamo": "torch._dynamo" in sys.modules, "timm": "timm" in sys.modules,
-                "stand_in_left": "torch._dynamo.utils" in sys.modules}
+                "transformers": "transformers" in sys.modules, "stand_in_left": "torch._dynamo.utils" in sys.modules}
         import torchvision.ops
         module = sys.modules["torchvision.ops.roi_align"]
         boxes = torch.tensor([[0, 0.0, 0.0, 3.0, 3.0]])
@@ -43,7 +43,7 @@ def test_lean_import_leaves_out_the_compiler_and_timm_and_both_still_work_afterw
         print(json.dumps({**lean, "pooled": pooled, "same": same, "compiled": compiled,
                           "timm_later": hasattr(timm, "create_model"), "tokens": open_clip.tokenize(["a"]).shape[1]}))
     """)
-    assert out == {"dynamo": False, "timm": False, "stand_in_left": False, "pooled": 7.5, "same": True,
+    assert out == {"dynamo": False, "timm": False, "transformers": False, "stand_in_left": False, "pooled": 7.5, "same": True,
                    "compiled": [3.0, 3.0, 3.0], "timm_later": True, "tokens": 77}
 
 
@@ -68,6 +68,23 @@ def test_a_timm_tower_gets_timm_even_after_a_lean_import():
         print(json.dumps({"timm": sys.modules["open_clip.timm_model"].timm is not None}))
     """)
     assert out == {"timm": True}
+
+
+@pytest.mark.slow
+def test_a_hugging_face_text_tower_gets_transformers_even_after_a_lean_import():
+    """#36: a tiny model leaves transformers out (0.9 s of every align call); roberta-ViT-B-32 needs it."""
+    pytest.importorskip("transformers")
+    out = fresh("""
+        import json, sys
+        from tempclr_cli.core.encode.open_clip_import import import_open_clip
+        import_open_clip("tiny")
+        before = sys.modules["open_clip.hf_model"].transformers is None and "transformers" not in sys.modules
+        open_clip = import_open_clip("roberta-ViT-B-32")
+        hf = sys.modules["open_clip.hf_model"]
+        print(json.dumps({"before": before, "after": hf.transformers is not None,
+                          "config": hf.AutoConfig is sys.modules["transformers"].AutoConfig}))
+    """)
+    assert out == {"before": True, "after": True, "config": True}
 
 
 @pytest.mark.slow

@@ -148,6 +148,10 @@ def command(func: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         verbose = kwargs.get("verbose", False)
         try:
+            from tempclr_cli.core.runtime import torch_stack_mismatch
+
+            if problem := torch_stack_mismatch():  # said before the import that would fail without saying why
+                raise TempclrError(problem)
             return func(*args, **kwargs)
         except TempclrError as e:
             if verbose:

@@ -10,6 +10,36 @@ import random
 from tempclr_cli.core.errors import TempclrError
 
 
+@functools.cache
+def torch_stack_mismatch(versions: tuple[str, str] | None = None) -> str | None:
+    """Why torch and torchvision cannot work together, or None, read from their installed versions
+    (package metadata: nothing is imported). A CPU-only torch beside a CUDA torchvision, or a
+    torchvision built for another torch release, fails at the first import with "operator
+    torchvision::nms does not exist"; this says which one to reinstall, and how, instead.
+    `versions`: (torch, torchvision) as pip names them, for tests; default: the installed ones."""
+    from importlib import metadata
+
+    if versions is None:
+        try:
+            versions = (metadata.version("torch"), metadata.version("torchvision"))
+        except metadata.PackageNotFoundError:
+            return None  # the import itself will say what is missing
+    (torch_v, vision_v) = versions
+    (torch_release, _, torch_build), (vision_release, _, vision_build) = torch_v.partition("+"), vision_v.partition("+")
+    major, minor = (int(x) for x in torch_release.split(".")[:2])
+    wanted = f"0.{minor + 15}" if major == 2 else None  # torchvision 0.15 came with torch 2.0, 0.29 with 2.14
+    same_build = (torch_build == "cpu") == (vision_build == "cpu")
+    if same_build and (wanted is None or vision_release.startswith(wanted + ".") or vision_release == wanted):
+        return None
+    if not same_build:
+        why = "CPU-only torch, CUDA torchvision" if torch_build == "cpu" else "CUDA torch, CPU-only torchvision"
+    else:
+        why = f"torch {torch_release} goes with torchvision {wanted}"
+    index = f" --index-url https://download.pytorch.org/whl/{torch_build}" if torch_build else ""
+    return (f"torch {torch_v} and torchvision {vision_v} are not builds of one release ({why}): reinstall "
+            f"torchvision to match torch: pip install --force-reinstall --no-deps 'torchvision=={wanted}.*'{index}")
+
+
 def resolve_device(spec: str = "auto"):
     """Map `auto|cpu|cuda|cuda:N|mps` to a torch.device; `auto` prefers CUDA, then MPS."""
     import torch

@@ -1,18 +1,20 @@
-"""open_clip, imported without the two modules a CLIP model never uses at run time.
+"""open_clip, imported without the three modules a plain CLIP model never uses at run time.
 
-`import open_clip` costs about 2.3 s, most of it in two imports that no tempclr command
-needs: torchvision's detection ops import `torch._dynamo` (the compiler, 1.2 s) for one
-helper that they call only while compiling, and open_clip imports timm for its
-timm-backed towers, which loads the compiler too. A shell loop that aligns one video
-per call pays this on every call (benchmarks/align.py).
+`import open_clip` costs about 2.3 s, most of it in imports that no tempclr command needs:
+torchvision's detection ops import `torch._dynamo` (the compiler, 1.2 s) for one helper
+that they call only while compiling; open_clip imports timm for its timm-backed towers,
+which loads the compiler too; and it imports Hugging Face `transformers` (about 0.9 s,
+where the dev or videoclip extras installed it) for its HF text towers. A shell loop that
+aligns one video per call pays this on every call (benchmarks/align.py).
 
 `import_open_clip(model)` imports open_clip with a stand-in for `torch._dynamo.utils`
-and without timm, then takes both away again, so a later `import torch._dynamo` or
-`import timm` gets the real module. The stand-in is a lazy proxy: any name it lacks
-loads the real module on first use, so a newer torchvision that needs more of it is
-only slower, never wrong. timm is left out only when `model` is known not to need it;
-a timm-backed tower asked for later in the same process re-imports open_clip's timm
-adapter with timm present (`ensure_timm`).
+and without timm or transformers, then takes them away again, so a later `import
+torch._dynamo`, `import timm` or `import transformers` gets the real module. The stand-in
+is a lazy proxy: any name it lacks loads the real module on first use, so a newer
+torchvision that needs more of it is only slower, never wrong. timm and transformers are
+left out only when `model`'s config is known not to need them; a tower that needs one,
+asked for later in the same process, re-imports open_clip's adapter module with the
+library present (`ensure_adapters`).
 """
 
 from __future__ import annotations
@@ -47,18 +49,27 @@ def _real_dynamo_utils():
     return importlib.import_module(_DYNAMO_UTILS)
 
 
+# library -> (open_clip's module that imports it inside try/except ImportError, the config keys of a tower that needs it)
+ADAPTERS = {
+    "timm": ("open_clip.timm_model", ("vision_cfg", ("timm_model_name",))),
+    "transformers": ("open_clip.hf_model", ("text_cfg", ("hf_model_name", "hf_tokenizer_name"))),
+}
+
+
 def import_open_clip(model: str | None = None):
     """The open_clip module, imported lean when it is not yet imported (module docstring);
-    with timm's adapter working whenever `model` needs timm (None: unknown, so it does)."""
-    needs_timm = _needs_timm(model)
+    with timm's and transformers' adapters working whenever `model` needs them (None:
+    unknown, so it does)."""
+    needed = _needs(model)
     if "open_clip" not in sys.modules:
         import torch  # noqa: F401 - the stand-in lives under torch's package
 
         stand_ins = {}
         if "torch._dynamo" not in sys.modules:
             stand_ins[_DYNAMO_UTILS] = _LazyDynamoUtils(_DYNAMO_UTILS)
-        if "timm" not in sys.modules and not needs_timm:
-            stand_ins["timm"] = None  # `import timm` raises ImportError: open_clip's adapter goes without
+        for library in ADAPTERS:
+            if library not in sys.modules and library not in needed:
+                stand_ins[library] = None  # `import library` raises ImportError: open_clip's adapter goes without
         sys.modules.update(stand_ins)
         try:
             import open_clip  # noqa: F401
@@ -66,28 +77,27 @@ def import_open_clip(model: str | None = None):
             for name, module in stand_ins.items():
                 if name in sys.modules and sys.modules[name] is module:
                     del sys.modules[name]
-    if needs_timm:
-        ensure_timm()
+    ensure_adapters(needed)
     return sys.modules["open_clip"]
 
 
-def ensure_timm() -> None:
-    """Re-run open_clip's timm adapter import if a lean import left it without timm (its
-    classes share the module's globals, so they see timm afterwards)."""
-    adapter = sys.modules.get("open_clip.timm_model")
-    if adapter is not None and adapter.timm is None and importlib.util.find_spec("timm") is not None:
-        importlib.reload(adapter)
+def ensure_adapters(libraries) -> None:
+    """Re-run the import of open_clip's adapter for each of `libraries` that a lean import left
+    without it (the adapter's classes share the module's globals, so they see it afterwards)."""
+    for library in libraries:
+        adapter = sys.modules.get(ADAPTERS[library][0])
+        if adapter is not None and getattr(adapter, library, None) is None and importlib.util.find_spec(library):
+            importlib.reload(adapter)
 
 
-def _needs_timm(model: str | None) -> bool:
-    """False only for a model whose config file (tempclr's or open_clip's) names no timm tower."""
-    if model is None or model.startswith(("local-dir:", "hf-hub:")):
-        return True
-    config = config_file(model)
-    if config is None:
-        return True
-    vision = json.loads(config.read_text()).get("vision_cfg", {})
-    return bool(vision.get("timm_model_name"))
+def _needs(model: str | None) -> set[str]:
+    """The adapter libraries `model` needs: none only for a model whose config file (tempclr's or
+    open_clip's) names no such tower; all of them for a model not known here."""
+    if model is None or model.startswith(("local-dir:", "hf-hub:")) or (config := config_file(model)) is None:
+        return set(ADAPTERS)
+    cfg = json.loads(config.read_text())
+    return {library for library, (_, (section, keys)) in ADAPTERS.items()
+            if any(cfg.get(section, {}).get(key) for key in keys)}
 
 
 def _config_dirs() -> list[Path]:
