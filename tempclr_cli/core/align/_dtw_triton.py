@@ -23,6 +23,8 @@ set before this module is imported (`interpreted()` says whether it was).
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -40,22 +42,27 @@ def interpreted() -> bool:
 # --- device helpers ---------------------------------------------------------------------------
 
 
-@triton.jit
+def _device(fn):
+    """@triton.jit for the compiler; under the interpreter the plain function, since each call of a
+    jitted helper there patches triton.language anew (milliseconds a call: most of a test's time)."""
+    return fn if os.environ.get("TRITON_INTERPRET") == "1" else triton.jit(fn)
+
+
+
+@_device
 def _tri(x):
     x = tl.maximum(x, 0)
     return x * (x + 1) // 2
 
 
-@triton.jit
-def _slot(k, i, n, w, width, RING: tl.constexpr):
-    """Where cell (i, k - i) of diagonal k is kept: a ring of three diagonals indexed by row, or the
-    packed table, diagonal-major (the cells with i + j < k, a count of triangles, come first)."""
-    if RING:
-        return (k % 3) * width + i
+@_device
+def _slot(k, i, n, w):
+    """Where the packed table keeps cell (i, k - i): diagonal by diagonal, the cells with i + j < k (a
+    count of triangles) first. The kernels walking the diagonals carry this offset along instead."""
     return _tri(k) - _tri(k - n) - _tri(k - w) + i - tl.maximum(k - w + 1, 0)
 
 
-@triton.jit
+@_device
 def _limits(n, m, band):
     """The band's range of j - i (tslearn's Sakoe-Chiba mask); band < 0: all of it."""
     lo = tl.where(band >= 0, tl.minimum(m - n, 0) - band, -(n + m + 2))
@@ -63,16 +70,54 @@ def _limits(n, m, band):
     return lo, hi
 
 
-@triton.jit
-def _inside(i, j, n, m, lo, hi, OTAM: tl.constexpr):
-    """Whether table cell (i, j) exists and lies in the band (OTAM's zero columns always do)."""
-    if OTAM:
-        pad = (j == 0) | (j == m + 1)
-        return (i >= 0) & (i < n) & (j >= 0) & (j <= m + 1) & (pad | ((j - 1 - i >= lo) & (j - 1 - i <= hi)))
+@_device
+def _inside(i, j, n, m, lo, hi):
+    """Whether DTW table cell (i, j) exists and lies in the band."""
     return (i >= 0) & (i < n) & (j >= 0) & (j < m) & (j - i >= lo) & (j - i <= hi)
 
 
-@triton.jit
+@_device
+def _band(x, lo, hi):
+    return (x >= lo) & (x <= hi)
+
+
+@_device
+def _predecessors(i, j, live, w, lo, hi, OTAM: tl.constexpr):
+    """(cell, diagonal, left, up) masks: whether cell (i, j) exists and lies in the band, and whether each
+    neighbour it may be entered from does. The neighbours' j - i differs from the cell's by 0 or 1."""
+    if OTAM:
+        d = j - 1 - i  # of the cost column; the zero columns 0 and w - 1 are always inside
+        pad = (j == 0) | (j == w - 1)
+        ok = live & (pad | _band(d, lo, hi))
+        diag = ok & (i >= 1) & (j >= 1) & ((j == 1) | _band(d, lo, hi))
+        left = ok & (j >= 1) & ((j == 1) | _band(d - 1, lo, hi))
+        up = ok & (i >= 1) & (pad | ((j == 1) & _band(d + 1, lo, hi)))  # down: zero columns, first cost column
+    else:
+        d = j - i
+        ok = live & _band(d, lo, hi)
+        diag = ok & (i >= 1) & (j >= 1)
+        left = ok & (j >= 1) & (d - 1 >= lo)
+        up = ok & (i >= 1) & (d + 1 <= hi)
+    return ok, diag, left, up
+
+
+@_device
+def _successors(i, j, ok, n, w, lo, hi, OTAM: tl.constexpr):
+    """(diagonal, left, up) masks: whether each cell that may be entered from (i, j) exists and lies in the band."""
+    if OTAM:
+        d = j - 1 - i
+        diag = ok & (i + 1 < n) & (j + 1 < w) & ((j + 2 == w) | _band(d, lo, hi))
+        left = ok & (j + 1 < w) & ((j + 2 == w) | _band(d + 1, lo, hi))
+        up = ok & (i + 1 < n) & ((j == 0) | (j == w - 1) | ((j == 1) & _band(d - 1, lo, hi)))
+    else:
+        d = j - i
+        diag = ok & (i + 1 < n) & (j + 1 < w)
+        left = ok & (j + 1 < w) & (d + 1 <= hi)
+        up = ok & (i + 1 < n) & (d - 1 >= lo)
+    return diag, left, up
+
+
+@_device
 def _cost(cost_b, i, j, m, s_n, s_m, ok, OTAM: tl.constexpr):
     """The cost of table cell (i, j) as float64 (0 in OTAM's zero columns)."""
     if OTAM:
@@ -81,15 +126,7 @@ def _cost(cost_b, i, j, m, s_n, s_m, ok, OTAM: tl.constexpr):
     return tl.load(cost_b + i * s_n + j * s_m, mask=ok, other=0.0).to(tl.float64)
 
 
-@triton.jit
-def _vertical(j, m, OTAM: tl.constexpr):
-    """Whether a move down into column j is allowed (OTAM: the zero columns and the first cost column)."""
-    if OTAM:
-        return (j <= 1) | (j == m + 1)
-    return j >= 0
-
-
-@triton.jit
+@_device
 def _softmin(a, b, c, gamma, SOFT: tl.constexpr):
     low = tl.minimum(tl.minimum(a, b), c)
     if SOFT:
@@ -115,40 +152,50 @@ def _forward(cost, s_b, s_n, s_m, lengths, params, band, table, t_b, width, valu
     cost_b, tab = cost + b * s_b, table + b * t_b
     lanes = tl.arange(0, BLOCK)
     acc = tl.full([], INF, tl.float64)  # the value: the corner, or the soft-min of the last row
+    base1 = n * 0  # where diagonals k-1 and k-2 start: cell (i, k - i) is kept at base + i
+    base2 = base1
+    packed = base1  # cells on the diagonals before k
     for k in range(0, n + w - 1):
+        first = tl.maximum(k - w + 1, 0)
         last = tl.minimum(k, n - 1)
-        for c in range(tl.maximum(k - w + 1, 0), last + 1, BLOCK):
+        if RING:
+            base0 = (k % 3) * width
+        else:
+            base0 = packed - first
+            packed += last - first + 1
+        for c in range(first, last + 1, BLOCK):
             i = c + lanes
             j = k - i
             live = i <= last
-            ok = live & _inside(i, j, n, m, lo, hi, OTAM)
-            up_ok = ok & _inside(i - 1, j, n, m, lo, hi, OTAM) & _vertical(j, m, OTAM)
-            left_ok = ok & _inside(i, j - 1, n, m, lo, hi, OTAM)
-            diag_ok = ok & _inside(i - 1, j - 1, n, m, lo, hi, OTAM)
-            up = tl.load(tab + _slot(k - 1, i - 1, n, w, width, RING), mask=up_ok, other=INF)
-            left = tl.load(tab + _slot(k - 1, i, n, w, width, RING), mask=left_ok, other=INF)
-            diag = tl.load(tab + _slot(k - 2, i - 1, n, w, width, RING), mask=diag_ok, other=INF)
+            ok, diag_ok, left_ok, up_ok = _predecessors(i, j, live, w, lo, hi, OTAM)
+            up = tl.load(tab + base1 + i - 1, mask=up_ok, other=INF)
+            left = tl.load(tab + base1 + i, mask=left_ok, other=INF)
+            diag = tl.load(tab + base2 + i - 1, mask=diag_ok, other=INF)
             if SUBSEQ:
                 diag = tl.where(i == 0, 0.0, diag)  # row 0 may start afresh anywhere
             else:
                 diag = tl.where((i == 0) & (j == 0), 0.0, diag)
             r = _cost(cost_b, i, j, m, s_n, s_m, ok, OTAM) + _softmin(diag, left, up, gamma, SOFT)
             r = tl.where(ok, r, INF)
-            tl.store(tab + _slot(k, i, n, w, width, RING), r, mask=live)
-            end = ok & (i == n - 1)
-            if not SUBSEQ:
-                end = end & (j == w - 1)
-            acc = _softmin(acc, tl.min(tl.where(end, r, INF), axis=0), INF, gamma, SOFT)
+            tl.store(tab + base0 + i, r, mask=live)
+            if k >= n - 1:  # the diagonal reaches the last row
+                end = ok & (i == n - 1)
+                if not SUBSEQ:
+                    end = end & (j == w - 1)
+                acc = _softmin(acc, tl.min(tl.where(end, r, INF), axis=0), INF, gamma, SOFT)
+        base2 = base1
+        base1 = base0
         tl.debug_barrier()
     tl.store(values + b, acc)
 
 
-@triton.jit
-def _successor(tab, ring, k, i, n, w, width, cost_b, si, sj, m, s_n, s_m, r, gamma, ok, OTAM: tl.constexpr):
-    """E[s] x (this cell's weight in s) for the successor s = (si, sj) on diagonal k, where ok."""
-    r_s = tl.load(tab + _slot(k, si, n, w, width, False), mask=ok, other=INF)
+@_device
+def _successor(tab, ring, slot, cost_b, si, sj, m, s_n, s_m, r, gamma, ok, OTAM: tl.constexpr):
+    """E[s] x (this cell's weight in s) for the successor s = (si, sj), kept at `slot` of its diagonal's
+    table (`tab`) and ring (`ring`) starts, where ok."""
+    r_s = tl.load(tab + slot, mask=ok, other=INF)
     ok = ok & (r_s < INF)
-    e_s = tl.load(ring + _slot(k, si, n, w, width, True), mask=ok, other=0.0)
+    e_s = tl.load(ring + slot, mask=ok, other=0.0)
     d_s = _cost(cost_b, si, sj, m, s_n, s_m, ok, OTAM)
     return tl.where(ok, e_s * tl.exp((tl.where(ok, r_s, 0.0) - d_s - r) / gamma), 0.0)
 
@@ -168,35 +215,41 @@ def _backward(cost, s_b, s_n, s_m, lengths, params, band, table, t_b, width, val
     lo, hi = _limits(n, m, band)
     cost_b, tab, ring_b, grad_b = cost + b * s_b, table + b * t_b, ring + b * 3 * width, grad + b * g_b
     lanes = tl.arange(0, BLOCK)
+    packed = n * w  # cells on the diagonals before k + 1
+    base1 = packed  # where diagonals k+1 and k+2 start in the table
+    base2 = packed
     for back in range(0, n + w - 1):
         k = n + w - 2 - back
+        first = tl.maximum(k - w + 1, 0)
         last = tl.minimum(k, n - 1)
-        for c in range(tl.maximum(k - w + 1, 0), last + 1, BLOCK):
+        packed -= last - first + 1
+        base0 = packed - first
+        ring0, ring1, ring2 = (k % 3) * width, ((k + 1) % 3) * width, ((k + 2) % 3) * width
+        for c in range(first, last + 1, BLOCK):
             i = c + lanes
             j = k - i
             live = i <= last
-            ok = live & _inside(i, j, n, m, lo, hi, OTAM)
-            r = tl.load(tab + _slot(k, i, n, w, width, False), mask=ok, other=INF)
+            ok = _predecessors(i, j, live, w, lo, hi, OTAM)[0]
+            r = tl.load(tab + base0 + i, mask=ok, other=INF)
             ok = ok & (r < INF)
             r = tl.where(ok, r, 0.0)
-            diag_ok = ok & _inside(i + 1, j + 1, n, m, lo, hi, OTAM)
-            left_ok = ok & _inside(i, j + 1, n, m, lo, hi, OTAM)
-            up_ok = ok & _inside(i + 1, j, n, m, lo, hi, OTAM) & _vertical(j, m, OTAM)
-            e = _successor(tab, ring_b, k + 2, i + 1, n, w, width, cost_b, i + 1, j + 1, m, s_n, s_m, r, gamma,
-                           diag_ok, OTAM)
-            e += _successor(tab, ring_b, k + 1, i, n, w, width, cost_b, i, j + 1, m, s_n, s_m, r, gamma, left_ok, OTAM)
-            e += _successor(tab, ring_b, k + 1, i + 1, n, w, width, cost_b, i + 1, j, m, s_n, s_m, r, gamma, up_ok,
-                            OTAM)
+            diag_ok, left_ok, up_ok = _successors(i, j, ok, n, w, lo, hi, OTAM)
+            e = _successor(tab + base2, ring_b + ring2, i + 1, cost_b, i + 1, j + 1, m, s_n, s_m, r, gamma, diag_ok,
+                           OTAM)
+            e += _successor(tab + base1, ring_b + ring1, i, cost_b, i, j + 1, m, s_n, s_m, r, gamma, left_ok, OTAM)
+            e += _successor(tab + base1, ring_b + ring1, i + 1, cost_b, i + 1, j, m, s_n, s_m, r, gamma, up_ok, OTAM)
             end = ok & (i == n - 1)
             if SUBSEQ:
                 e += tl.where(end, tl.exp((value - r) / gamma), 0.0)
             else:
                 e += tl.where(end & (j == w - 1), 1.0, 0.0)
             e = tl.where(ok, e, 0.0)
-            tl.store(ring_b + _slot(k, i, n, w, width, True), e, mask=live)
+            tl.store(ring_b + ring0 + i, e, mask=live)
             col = j - 1 if OTAM else j
             real = live & (col >= 0) & (col < m)
             tl.store(grad_b + i * g_n + col * g_m, (e * factor).to(grad.dtype.element_ty), mask=real)
+        base2 = base1
+        base1 = base0
         tl.debug_barrier()
 
 
@@ -217,8 +270,8 @@ def _backtrack(table, t_b, lengths, band, steps, st_b, path_len, values, SUBSEQ:
         j = m - 1
         for c in range(0, m, BLOCK):
             cols = c + lanes
-            ok = _inside(n - 1, cols, n, m, lo, hi, False)
-            r = tl.load(tab + _slot(n - 1 + cols, n - 1, n, m, 0, False), mask=ok, other=INF)
+            ok = _inside(n - 1, cols, n, m, lo, hi)
+            r = tl.load(tab + _slot(n - 1 + cols, n - 1, n, m), mask=ok, other=INF)
             low = tl.min(r, axis=0)
             first = tl.min(tl.where(ok & (r == low), cols, m), axis=0)
             take = low < best
@@ -226,7 +279,7 @@ def _backtrack(table, t_b, lengths, band, steps, st_b, path_len, values, SUBSEQ:
             best = tl.where(take, low, best)
     else:
         j = m - 1
-        best = tl.load(tab + _slot(n + m - 2, n - 1, n, m, 0, False))
+        best = tl.load(tab + _slot(n + m - 2, n - 1, n, m))
     tl.store(values + b, best)
     alive = n > 0
     count = n * 0
@@ -235,11 +288,11 @@ def _backtrack(table, t_b, lengths, band, steps, st_b, path_len, values, SUBSEQ:
         tl.store(steps + b * st_b + 2 * s + 1, j, mask=alive)
         count += alive.to(tl.int64)
         k = i + j
-        diag = tl.load(tab + _slot(k - 2, i - 1, n, m, 0, False), mask=alive & _inside(i - 1, j - 1, n, m, lo, hi, False),
+        diag = tl.load(tab + _slot(k - 2, i - 1, n, m), mask=alive & _inside(i - 1, j - 1, n, m, lo, hi),
                        other=INF)
-        left = tl.load(tab + _slot(k - 1, i, n, m, 0, False), mask=alive & _inside(i, j - 1, n, m, lo, hi, False),
+        left = tl.load(tab + _slot(k - 1, i, n, m), mask=alive & _inside(i, j - 1, n, m, lo, hi),
                        other=INF)
-        up = tl.load(tab + _slot(k - 1, i - 1, n, m, 0, False), mask=alive & _inside(i - 1, j, n, m, lo, hi, False),
+        up = tl.load(tab + _slot(k - 1, i - 1, n, m), mask=alive & _inside(i - 1, j, n, m, lo, hi),
                      other=INF)
         if SUBSEQ:
             alive = alive & ((i > 0) | ((j > 0) & (left < 0)))
