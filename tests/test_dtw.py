@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tempclr_cli.core.align import measures
 from tempclr_cli.core.align.dtw import DTWInputError, dtw, match_with_drops, otam, segment, soft_dtw
 
 # --- independent slow references (plain Python, O(N*M) loops) -------------------------
@@ -527,3 +528,19 @@ def test_triton_on_cpu_tensors_needs_the_interpreter(monkeypatch):
     monkeypatch.setattr(triton_kernels, "interpreted", lambda: False)
     with pytest.raises(DTWInputError, match="TRITON_INTERPRET=1"):
         soft_dtw(torch.rand(3, 4), backend="triton")
+
+
+@pytest.mark.parametrize("name", [n for n, m in measures.MEASURES.items() if m.constrained])
+def test_constrained_measures_pass_band_and_subsequence_through(rng, name):
+    """Every measure that says it takes band= and subsequence= honours them. Off-diagonal cells made
+    dearer change nothing under a radius-0 band on square pairs, and do without it; a 2-step query that
+    appears (at cost 0) in the middle of a 5-step sequence costs 0 only with a free start and end."""
+    distance = measures.MEASURES[name].distance
+    cost = torch.tensor(rng.random((3, 4, 4))) + 1
+    off = ~torch.eye(4, dtype=torch.bool)
+    cheap, dear = cost.masked_fill(off, 0.0), cost.masked_fill(off, 10.0)
+    torch.testing.assert_close(distance(cheap, None, 0.1, band=0), distance(dear, None, 0.1, band=0))
+    assert bool((distance(cheap, None, 0.1) < distance(dear, None, 0.1)).all())
+    inside = torch.ones(1, 2, 5, dtype=torch.float64)
+    inside[0, 0, 2] = inside[0, 1, 3] = 0.0
+    assert float(distance(inside, None, 0.0, subsequence=True)) == 0.0 < float(distance(inside, None, 0.0))

@@ -7,6 +7,8 @@ their cost matrix is (B, 1, 1). A measure that is `differentiable` can train (re
 `loss.distance`); `tasks` says where it is offered. Adding a measure is one
 `register_measure` call: the training losses, `tempclr fewshot --distance`,
 `tempclr retrieve --measure` and the recipe check pick it up. Kernels are in `dtw`.
+A `constrained` measure (the DTW family) also takes `band=` (a Sakoe-Chiba radius in cells)
+and `subsequence=` (the first sequence matched inside the second), as `dtw.soft_dtw` does.
 """
 
 from __future__ import annotations
@@ -28,19 +30,22 @@ class Measure:
     differentiable: bool = False  # usable as a training loss
     pooled: bool = False  # sequences are mean-pooled first
     ordered: bool = True  # respects temporal order (retrieval with background kept selects windows for these)
+    constrained: bool = False  # distance also takes band= and subsequence= (see dtw.soft_dtw)
 
 
 MEASURES: dict[str, Measure] = {}
 
 
 def register_measure(name: str, summary: str, tasks: tuple[str, ...] = TASKS, differentiable: bool = False,
-                     pooled: bool = False, ordered: bool = True) -> Callable:
-    """Decorator on `distance(cost, lengths, gamma) -> (B,)`: adds the measure `name`."""
+                     pooled: bool = False, ordered: bool = True, constrained: bool = False) -> Callable:
+    """Decorator on `distance(cost, lengths, gamma) -> (B,)` (with `constrained`, also `band=None,
+    subsequence=False`): adds the measure `name`."""
     if "loss" in tasks and not differentiable:
         raise ValueError(f"measure {name}: a training loss needs a differentiable distance")
 
     def wrap(distance: Callable) -> Callable:
-        MEASURES[name] = Measure(name, summary, distance, tuple(tasks), differentiable, pooled, ordered and not pooled)
+        MEASURES[name] = Measure(name, summary, distance, tuple(tasks), differentiable, pooled, ordered and not pooled,
+                                 constrained)
         return distance
 
     return wrap
@@ -78,26 +83,27 @@ def _capavg(cost, lengths=None, gamma: float = 0.0):
     return best.sum(1) / rows.sum(1)
 
 
-@register_measure("dtw", "DTW: the cheapest monotone alignment", tasks=("fewshot", "retrieve"))
-def _dtw(cost, lengths=None, gamma: float = 0.0):
+@register_measure("dtw", "DTW: the cheapest monotone alignment", tasks=("fewshot", "retrieve"), constrained=True)
+def _dtw(cost, lengths=None, gamma: float = 0.0, band: int | None = None, subsequence: bool = False):
     from tempclr_cli.core.align import dtw
 
-    return dtw.dtw(cost, lengths=lengths, paths=False).values
+    return dtw.dtw(cost, lengths=lengths, paths=False, band=band, subsequence=subsequence).values
 
 
-@register_measure("otam", "OTAM, symmetrised (soft with gamma > 0)", differentiable=True)
-def _otam(cost, lengths=None, gamma: float = 0.1):
+@register_measure("otam", "OTAM, symmetrised (soft with gamma > 0)", differentiable=True, constrained=True)
+def _otam(cost, lengths=None, gamma: float = 0.1, band: int | None = None, subsequence: bool = False):
+    """Symmetrised, or with `subsequence` the one direction that frees the second sequence's ends."""
     from tempclr_cli.core.align import dtw
 
-    return dtw.otam(cost, gamma=gamma, symmetric=True, lengths=lengths)
+    return dtw.otam(cost, gamma=gamma, symmetric=not subsequence, lengths=lengths, band=band, subsequence=subsequence)
 
 
 @register_measure("softdtw", "soft-DTW (gamma: the soft-min smoothing)", tasks=("loss", "fewshot"),
-                  differentiable=True)
-def _softdtw(cost, lengths=None, gamma: float = 0.1):
+                  differentiable=True, constrained=True)
+def _softdtw(cost, lengths=None, gamma: float = 0.1, band: int | None = None, subsequence: bool = False):
     from tempclr_cli.core.align import dtw
 
-    return dtw.soft_dtw(cost, gamma=gamma, lengths=lengths)
+    return dtw.soft_dtw(cost, gamma=gamma, lengths=lengths, band=band, subsequence=subsequence)
 
 
 @register_measure("mean", "mean-pooled cosine distance (order-blind)", tasks=("fewshot",), pooled=True)
