@@ -79,10 +79,11 @@ def baglm_video(uid: str, steps: list[str], queries: list[dict], group: tuple[st
             "clips": [{"annotations": [{"language_queries": queries}]}]}
 
 
-def write_rows(path: Path, rows, index_column: bool = False) -> Path:
-    """A predictions CSV (`index_column`: with pandas' unnamed index column, as HT-Step's example)."""
+def write_rows(path: Path, rows, index_column: bool = False, **dialect) -> Path:
+    """A predictions CSV (`index_column`: with pandas' unnamed index column, as HT-Step's example; `dialect`: the
+    csv module's quoting, lineterminator, ...)."""
     with path.open("w", newline="") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, **{"lineterminator": "\n", **dialect})
         writer.writerow((["Unnamed: 0"] if index_column else []) + ["video-id", "t-start", "t-end", "label", "score"])
         writer.writerows(([k] if index_column else []) + list(r) for k, r in enumerate(rows))
     return path

@@ -65,12 +65,10 @@ def ref_article_map(annotations: dict, taxonomy: list, rows: list, split: str) -
             mine = sorted((p for p in preds if steps[p[3]][0] == activity), key=lambda p: -p[4])
             used, tp = set(), []
             for vid, s, t, _, _ in mine:
-                ious = sorted(((min(t, g[2]) - max(s, g[1])) / ((g[2] - g[1]) + (t - s) - max(0, min(t, g[2]) -
-                               max(s, g[1]))) if min(t, g[2]) > max(s, g[1]) else 0.0, j)
-                              for j, g in enumerate(gt) if g[0] == vid)
-                hit = next((j for iou, j in reversed(ious) if iou >= thr and j not in used), None)
-                hit = hit if hit is not None and all(iou >= thr for iou, j in ious if j in used or j == hit) or (
-                    hit is not None and max(iou for iou, j in ious if j not in used) >= thr) else None
+                inter = [(max(0.0, min(t, g[2]) - max(s, g[1])), j, g) for j, g in enumerate(gt) if g[0] == vid]
+                ious = sorted((x / ((g[2] - g[1]) + (t - s) - x), j) for x, j, g in inter)
+                # the unmatched segment of highest tIoU, if at or above the threshold
+                hit = next((j for iou, j in reversed(ious) if j not in used and iou >= thr), None)
                 used |= {hit} if hit is not None else set()
                 tp.append(hit is not None)
             precision = [sum(tp[: k + 1]) / (k + 1) for k in range(len(tp))]
@@ -412,6 +410,11 @@ def test_predictions_columns_are_found_by_name(tmp_path):
     ("v,1,2, ,0.5", "line 3: label: empty"),
     (",1,2,1,0.5", "line 3: video-id: empty"),
     ("v,1,2,1", "line 3: has 4 fields; the header has 5"),
+    ("v,1,2,1,0.5,9", "line 3: has 6 fields; the header has 5"),
+    (" ", "line 3: has 1 fields; the header has 5"),
+    ("v,1_0,2,1,0.5", "line 3: t-start: expected a time in seconds, got '1_0'"),  # not as Python's float reads it
+    ("v,1,\u0663,1,0.5", "line 3: t-end: expected a time in seconds, got '\u0663'"),
+    ('"v",1,2,1,x', "line 3: score: expected a finite number, got 'x'"),  # quoted: the csv module's path
 ])
 def test_a_malformed_row_names_the_line_and_the_field(tmp_path, row, message):
     path = tmp_path / "p.csv"
@@ -419,6 +422,17 @@ def test_a_malformed_row_names_the_line_and_the_field(tmp_path, row, message):
     with pytest.raises(TempclrError) as error:
         read_predictions(path)
     assert str(error.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize("dialect", [{}, {"lineterminator": "\r\n"}, {"quoting": 1}, {"quoting": 1, "lineterminator": "\r\n"}])
+def test_line_ends_and_quotes_read_alike(tmp_path, dialect):
+    """NumPy's reader (plain files) and the csv module's (quoted ones) give the same columns, blank lines skipped."""
+    rows = [("v,1", 0.1 * k, 0.1 * k + 1, 513 if k % 2 else "x y", 1 / (k + 1)) for k in range(7)] + [("w", 0, 1, 5, 2)]
+    if "quoting" not in dialect:  # a comma in a field needs quotes
+        rows = [(v.replace(",", ""), *r) for v, *r in rows]
+    p = read_predictions(write_rows(tmp_path / "p.csv", rows, **dialect))
+    assert [p.videos[v] for v in p.video] == [r[0] for r in rows] and list(p.start) == [float(r[1]) for r in rows]
+    assert [p.labels[x] for x in p.label] == [str(r[3]) for r in rows] and list(p.score) == [r[4] for r in rows]
 
 
 def test_a_header_without_a_column_names_it(tmp_path):
@@ -429,18 +443,19 @@ def test_a_header_without_a_column_names_it(tmp_path):
 
 
 FIELDS = ("video-id", "t-start", "t-end", "label", "score")
-BAD = {"video-id": ["", " "], "t-start": ["x", "-1", "nan", "inf", "", "1e999"], "t-end": ["x", "-3", "nan", "", "inf"],
-       "label": ["", "  "], "score": ["x", "nan", "inf", "-inf", ""]}
+BAD = {"video-id": ["", " "], "t-start": ["x", "-1", "nan", "inf", "", "1e999", "1_0", "\u0661"],
+       "t-end": ["x", "-3", "nan", "", "inf"], "label": ["", "  "], "score": ["x", "nan", "inf", "-inf", "", "0x1"]}
 
 
 @settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(n=st.integers(1, 30), bad_row=st.integers(0, 29), field=st.sampled_from(FIELDS), data=st.data(),
-       index_column=st.booleans())
-def test_fuzzed_predictions_exit_2_naming_the_file_line_and_field(tmp_path, n, bad_row, field, data, index_column):
+       index_column=st.booleans(), dialect=st.sampled_from([{}, {"lineterminator": "\r\n"}, {"quoting": 1}]))
+def test_fuzzed_predictions_exit_2_naming_the_file_line_and_field(tmp_path, n, bad_row, field, data, index_column,
+                                                                   dialect):
     rows = [[f"v{k % 3}", str(k), str(k + 1.5), str(k % 4), str(0.1 * k)] for k in range(n)]
     bad_row = bad_row % n
     rows[bad_row][FIELDS.index(field)] = data.draw(st.sampled_from(BAD[field]))
-    path = write_rows(tmp_path / "fuzzed.csv", rows, index_column)
+    path = write_rows(tmp_path / "fuzzed.csv", rows, index_column, **dialect)
     annotations = write_goalstep(tmp_path / "goalstep_valid.json")
     done = tempclr("score", str(path), "--annotations", str(annotations), "--format", "goalstep")
     assert done.returncode == 2, done.stdout

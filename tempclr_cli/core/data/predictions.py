@@ -18,6 +18,7 @@ import io
 import itertools
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 COLUMNS = ("video-id", "t-start", "t-end", "label", "score")
 BLOCK = 1 << 16  # rows converted at once
+CHARS = 1 << 22  # characters of a file without quotes cut at once (then to the end of the line)
 _INTEGER = re.compile(r"[+-]?\d+(\.0*)?")
 
 
@@ -83,7 +85,7 @@ def _row_error(cells: list[str], width: int, at: list[int]) -> str | None:
     times = []
     for name, value in (("t-start", start), ("t-end", end)):
         try:
-            times.append(float(value))
+            times.append(number(value))
         except ValueError:
             return f"{name}: expected a time in seconds, got {value!r}"
         if not 0 <= times[-1] < math.inf:
@@ -93,7 +95,7 @@ def _row_error(cells: list[str], width: int, at: list[int]) -> str | None:
     if not label.strip():
         return "label: empty"
     try:
-        ok = math.isfinite(float(score))
+        ok = math.isfinite(number(score))
     except ValueError:
         ok = False
     return None if ok else f"score: expected a finite number, got {score!r}"
@@ -110,23 +112,81 @@ def _first_error(path: Path, text: str, width: int, at: list[int]) -> TempclrErr
     return TempclrError(f"{path}: unreadable rows")  # the fast path and _row_error disagree: a bug
 
 
-def _block(rows: list[list[str]], width: int, at: list[int]):
-    """One block's columns (video ids, labels, start, end, score), or None when a row is bad."""
+def number(text: str) -> float:
+    """A number as NumPy's C reader takes it: Python's float() of ASCII text without underscores."""
+    if "_" in text or not text.isascii():
+        raise ValueError(text)
+    return float(text)
+
+
+def _csv_blocks(text: str, width: int, at: list[int]) -> Iterator[tuple[np.ndarray, np.ndarray] | None]:
+    """`_blocks` through the csv module (quoted fields)."""
     import numpy as np
 
-    if any(len(r) != width for r in rows):
+    reader = csv.reader(io.StringIO(text))
+    next(reader)
+    while rows := [r for r in itertools.islice(reader, BLOCK) if r]:
+        try:
+            numbers = np.array([[number(r[at[k]]) for k in (1, 2, 4)] for r in rows], dtype=np.float64)
+        except (ValueError, IndexError):
+            numbers = None
+        if numbers is None or any(len(r) != width for r in rows):
+            yield None
+            return
+        yield numbers, np.array([[r[at[0]], r[at[3]]] for r in rows], dtype=str)
+
+
+def _blocks(text: str, width: int, at: list[int]) -> Iterator[tuple[np.ndarray, np.ndarray] | None]:
+    """The data rows a block at a time: (start, end, score) (n, 3) and (video, label) (n, 2), or
+    None for a block with a bad row. A file without quotes goes through NumPy's C reader a few MB
+    at a time (the cells the csv module would give: blank lines skipped, spaces kept, no
+    comments; every row as wide as the header, by its commas); one with quotes through csv."""
+    import warnings
+
+    import numpy as np
+
+    if '"' in text or "\r" in text:
+        yield from _csv_blocks(text, width, at)
+        return
+    start = text.find("\n") + 1 if "\n" in text else len(text)
+    while start < len(text):
+        stop = text.find("\n", start + CHARS)
+        stop = len(text) if stop < 0 else stop
+        block, start = text[start:stop], stop + 1
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "input contained no data": a block of blank lines
+                numbers, words = (np.loadtxt(io.StringIO(block), delimiter=",", comments=None, ndmin=2, dtype=dtype,
+                                             usecols=columns)
+                                  for dtype, columns in ((np.float64, (at[1], at[2], at[4])),
+                                                         (str, (at[0], at[3], width - 1))))
+        except ValueError:
+            yield None
+            return
+        same = len(numbers) == len(words) and block.count(",") == len(words) * (width - 1)
+        yield (numbers.reshape(-1, 3), words[:, :2].reshape(-1, 2)) if same else None
+
+
+def _codes(column: np.ndarray, known: dict[str, int]) -> np.ndarray | None:
+    """Each value's code in `known` (new values added); None when a value is blank."""
+    import numpy as np
+
+    values, inverse = np.unique(column, return_inverse=True)
+    values = values.tolist()
+    if not all(v.strip() for v in values):
         return None
-    columns = list(zip(*rows)) or [()] * width
-    video, start, end, label, score = (columns[k] for k in at)
-    try:
-        start, end, score = (np.array(c, dtype=np.float64) for c in (start, end, score))
-    except ValueError:
+    return np.array([known.setdefault(v, len(known)) for v in values], dtype=np.int64)[inverse].reshape(-1)
+
+
+def _convert(numbers: np.ndarray, words: np.ndarray, videos: dict[str, int], labels: dict[str, int]):
+    """One block's (video codes, label codes, start, end, score), or None when a row is bad."""
+    import numpy as np
+
+    start, end, score = numbers.T
+    if not (((start >= 0) & (end >= start) & (end < np.inf)).all() and np.isfinite(score).all()):
         return None
-    times_ok = (start >= 0) & (end >= start) & (end < np.inf)
-    if not (times_ok.all() and np.isfinite(score).all()) or not all(v.strip() for v in video) or not all(
-            lab.strip() for lab in label):
-        return None
-    return video, label, start, end, score
+    video, label = _codes(words[:, 0], videos), _codes(words[:, 1], labels)
+    return None if video is None or label is None else (video, label, start.copy(), end.copy(), score.copy())
 
 
 def read_predictions(path: str | Path) -> Predictions:
@@ -134,22 +194,18 @@ def read_predictions(path: str | Path) -> Predictions:
     import numpy as np
 
     path = Path(path)
-    text = read_text(path, "predictions file", "a predictions CSV file")
-    reader = csv.reader(io.StringIO(text))
-    at = _header(path, next(reader, None))
-    width = len(next(csv.reader(io.StringIO(text))))
+    text = read_text(path, "predictions file", "a predictions CSV file").replace("\r\n", "\n")  # csv's line ends
+    header = next(csv.reader(io.StringIO(text)), None)
+    at, width = _header(path, header), len(header or [])
     videos: dict[str, int] = {}
     labels: dict[str, int] = {}
-    columns: list[tuple] = []
-    while rows := [r for r in itertools.islice(reader, BLOCK)]:
-        block = _block([r for r in rows if r], width, at)
+    parts: list[tuple] = []
+    for cells in _blocks(text, width, at):
+        block = None if cells is None else _convert(*cells, videos, labels)
         if block is None:
             raise _first_error(path, text, width, at)
-        video, label, start, end, score = block
-        columns.append((np.fromiter((videos.setdefault(v, len(videos)) for v in video), np.int64, len(video)),
-                        np.fromiter((labels.setdefault(x, len(labels)) for x in label), np.int64, len(label)),
-                        start, end, score))
-    video, label, start, end, score = (np.concatenate([c[k] for c in columns]) if columns else np.zeros(0, dtype)
+        parts.append(block)
+    video, label, start, end, score = (np.concatenate([c[k] for c in parts]) if parts else np.zeros(0, dtype)
                                        for k, dtype in enumerate((np.int64, np.int64, float, float, float)))
     names = [canonical_label(x) for x in labels]  # labels equal once canonical share one code
     merged = {n: k for k, n in enumerate(dict.fromkeys(names))}
