@@ -33,7 +33,17 @@ def plain_metavar(option) -> str | None:
         return "|".join(str(v) for v in range(option.min, option.max + 1))
     from pathlib import Path
 
-    return "PATH" if desc.is_path or kind is Path else {int: "N", float: "X", str: "TEXT"}.get(kind)
+    if desc.is_path or kind is Path:
+        return "PATH"
+    # a string reads as what it names (--model MODEL, --device DEVICE), as click names arguments
+    return {int: "N", float: "X", str: option.name.rstrip("_").upper()}.get(kind)
+
+
+def range_words(low, high) -> str | None:
+    """A number option's bounds in words ("at least 1", "1 to 3"), not click's `x>=1`."""
+    if low is None and high is None:
+        return None
+    return f"at least {low}" if high is None else f"at most {high}" if low is None else f"{low} to {high}"
 
 
 class Command(TyperCommand):
@@ -47,6 +57,8 @@ class Command(TyperCommand):
         for p in params:
             if isinstance(p, TyperOption) and not p.is_flag and p.metavar is None:
                 p.metavar = plain_metavar(p)
+            if isinstance(p, TyperOption):
+                p._get_number_range_help_str = lambda p=p: range_words(p.min, p.max)  # typer>=0.29's hook
             elif isinstance(p, TyperArgument) and plain_metavar(p):  # the name stays; the type reads plainly
                 p.display_type = lambda ctx, plain=plain_metavar(p): plain
         return params

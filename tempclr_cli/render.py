@@ -71,15 +71,24 @@ def fewshot_table(results, per_class: bool) -> None:
         out.print(detail)
 
 
-def models_table(rows: list[dict]) -> None:
-    """`tempclr models`: one row per encoder name."""
+def models_table(rows: list[dict], grouped: bool = True) -> None:
+    """`tempclr models`: one row per encoder name, the default marked; `grouped`: a family's members
+    (open_clip's architectures) are one row with their count, beside the default."""
     starred = any("*" in str(r["frames_per_clip"]) + str(r["input_size"]) for r in rows)
+    family = [r for r in rows if r.get("tags") is not None]  # open_clip's members carry their weight tags
+    shown = [r for r in rows if not grouped or r.get("tags") is None or r["default"]]
     table = Table(title=f"encoders ({len(rows)})", caption="*: as released; the checkpoint decides" if starred else None)
     for col in ("model", "kind", "clip", "size", "dim", "--pretrained"):
         table.add_column(col, justify="right" if col in ("size", "dim") else "left", overflow="fold")
-    for r in rows:
+    for r in shown:
         clip = "1 frame" if r["frames_per_clip"] == 1 else f"{r['frames_per_clip']} frames"
         clip += f" at {r['fps']:g} fps" if r["fps"] else ""
         weights = r["weights"] + (f" [default {r['default_weights']}]" if r["default_weights"] else "")
-        table.add_row(r["name"], r["kind"], clip, str(r["input_size"]), str(r["dim"]), weights)
+        table.add_row(r["name"] + (" (default)" if r["default"] else ""), r["kind"], clip, str(r["input_size"]),
+                      str(r["dim"]), weights)
+    hidden = len(rows) - len(shown)
+    if grouped and hidden:
+        with_weights = sum(bool(r["tags"]) for r in family)
+        table.add_row(f"... {hidden} more open_clip architectures", "image-text", "1 frame", "", "",
+                      f"{with_weights} of the {len(family)} have downloadable weights; --all lists them")
     Console().print(table)

@@ -18,8 +18,9 @@ from test_cli import tempclr, tempclr_imports
 from videos import cfr
 
 ROOT = Path(__file__).parents[1]
-COMMANDS = ["extract", "train", "align", "retrieve", "evaluate", "fewshot", "localize", "sweep", "synth", "demo", "models",
-            "convert"]
+README = ROOT / "README.md"
+COMMANDS = ["extract", "train", "align", "retrieve", "evaluate", "fewshot", "localize", "score", "search", "index", "sweep",
+            "synth", "demo", "models", "convert"]
 
 
 def help_text(*args: str) -> str:
@@ -30,7 +31,7 @@ def help_text(*args: str) -> str:
     return done.stdout
 
 
-DETERMINISTIC = ("retrieve", "localize", "models", "convert")  # nothing random: no --seed
+DETERMINISTIC = ("retrieve", "localize", "score", "search", "index", "models", "convert")  # nothing random: no --seed
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -192,3 +193,10 @@ def test_shipped_recipes_are_found_where_the_package_is_installed(tmp_path):
     assert done.returncode == 0, done.stderr
     path = Path(done.stdout.strip())
     assert path.read_text() == (ROOT / "recipes" / "tempclr_synthetic.yaml").read_text()
+
+
+def test_synth_help_and_readme_agree_on_identical_bytes():
+    """#36: synth --help said the encoder may round pixels differently, README that the bytes are
+    identical; tests/test_synth.py checks the bytes, so both say so."""
+    assert "The same --seed writes the same bytes" in " ".join(help_text("synth").split())
+    assert "`tempclr synth` writes identical videos" in " ".join(README.read_text().split())

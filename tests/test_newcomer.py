@@ -136,3 +136,48 @@ def test_matching_builds_pass():
     assert torch_stack_mismatch() is None  # this environment, installed as README says
     for pair in (("2.14.1+cpu", "0.29.1+cpu"), ("2.9.1", "0.24.1"), ("2.14.1+cu130", "0.29.1+cu130")):
         assert torch_stack_mismatch(pair) is None
+
+
+def test_the_offline_error_for_the_default_model_suggests_a_first_try(npy, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-cache"))
+    done = tempclr("align", *map(str, npy), "--device", "cpu")
+    assert done.returncode == 2 and "--model tiny --pretrained synthetic" in done.stderr
+
+
+def test_a_broken_recipe_names_its_line(tmp_path):
+    (tmp_path / "bad.yaml").write_text("data:\n  root: x\n  format: [unclosed\n")
+    done = tempclr("train", str(tmp_path / "bad.yaml"), "--print-recipe")
+    assert done.returncode == 2 and "bad.yaml:4:1: invalid YAML" in done.stderr
+
+
+def test_models_marks_the_default_and_counts_open_clip(tmp_path):
+    table = tempclr("models", env_extra={"COLUMNS": "200"})
+    assert "ViT-B-32 (default)" in table.stdout and "more open_clip architectures" in table.stdout
+    assert len(table.stdout.splitlines()) < 40
+    every = tempclr("models", "--all", env_extra={"COLUMNS": "200"})
+    assert len(every.stdout.splitlines()) > 140
+    rows = json.loads(tempclr("models", "--json").stdout)
+    assert [r["name"] for r in rows if r["default"]] == ["ViT-B-32"] and len(rows) > 140
+
+
+def test_train_list_says_what_each_recipe_trains():
+    rows = [line.split("\t") for line in tempclr("train", "--list").stdout.splitlines()]
+    assert all(len(r) == 3 and r[2] for r in rows)
+    assert ["tclr_ucf", "tclr"] == rows[[r[0] for r in rows].index("tclr_ucf")][:2]
+
+
+def test_help_reads_in_words():
+    """#36: metavars said TEXT beside N and X, and bounds read `x>=1`."""
+    from test_house import help_text
+
+    text = " ".join(help_text("extract").split())
+    assert "TEXT" not in text and "x>=" not in text
+    assert "--batch-size N" in text and "at least 1" in text and "--shard I/N" in text
+
+
+def test_a_run_where_every_video_failed_names_no_bound(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.mp4").write_bytes(b"not a video" * 100)
+    done = tempclr("extract", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--workers", "0", *TINY)
+    assert done.returncode == 3 and "-bound" not in done.stderr

@@ -20,7 +20,7 @@ def evaluate(
     ] = None,
     set_: Annotated[
         Optional[list[str]],
-        typer.Option("--set", help="Override the stored recipe, e.g. --set data.root=/data/UCF101 (repeatable)."),
+        typer.Option("--set", metavar="KEY=VALUE", help="Override the stored recipe, e.g. --set data.root=/data/UCF101 (repeatable)."),
     ] = None,
     plot: Annotated[Optional[Path], typer.Option(
         help="With several --clips: the top-1/top-5 curve (.png, .jpg, .svg or .pdf).", callback=figure)] = None,

@@ -37,7 +37,7 @@ def _read_list(source: str) -> list[str]:
 @command
 def extract(
     inputs: Annotated[Optional[list[Path]], typer.Argument(help="Video files and/or folders (searched recursively).")] = None,
-    list_: Annotated[Optional[str], typer.Option("--list", help="File with one video path a line; '-' reads stdin.")] = None,
+    list_: Annotated[Optional[str], typer.Option("--list", metavar="PATH", help="File with one video path a line; '-' reads stdin.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for .npy files, index.jsonl, failures.jsonl.")] = Path("features"),
     root: Annotated[Optional[Path], typer.Option(help="Mirror paths relative to this folder (default: the inputs' common folder).")] = None,
     model: Model = "ViT-B-32",
@@ -62,7 +62,7 @@ def extract(
         help="cuda: decode on the GPU's NVDEC (FFmpeg's hwaccel). A video it cannot open there is decoded on the "
              "CPU, with a warning and the reason in its index.jsonl row (decoded_on).")] = Hwaccel.none,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos whose features already exist.")] = False,
-    shard: Annotated[Optional[str], typer.Option(help="Process shard i of n (i/n); under torchrun RANK/WORLD_SIZE.")] = None,
+    shard: Annotated[Optional[str], typer.Option(metavar="I/N", help="Process shard i of n (i/n); under torchrun RANK/WORLD_SIZE.")] = None,
     json_: Json = False,
     device: Device = "auto",
     seed: Seed = 0,

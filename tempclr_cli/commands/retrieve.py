@@ -47,7 +47,7 @@ def retrieve(
     scorer: Annotated[
         Scorer,
         typer.Option(help="DTW/OTAM scoring. corrected: each pair's own L x M cost. released: the authors' "
-                     "scorer (cost x T^2/(L*M), padded; the last caption can be skipped; OTAM's sign slip)."),
+                     "scorer (cost x T^2/(L*M), padded; the last caption can be skipped; OTAM read at its last cell, as released)."),
     ] = Scorer.corrected,
     similarity: Annotated[
         Similarity, typer.Option(help="dot: raw dot products of the outputs, as released; cosine: unit vectors.")

@@ -20,7 +20,7 @@ def sweep(
         typer.Option(help="Share of labelled training videos; repeat: --fraction 0.1 --fraction 1.",
                      callback=number(0, 1, above=True)),
     ],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Recipe override, as for `train` (repeatable).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Recipe override, as for `train` (repeatable).")] = None,
     run_dir: Annotated[Path, typer.Option(help="Parent folder; each fraction trains in fraction_<f>/ (re-used).")] = Path("runs/sweep"),
     json_: Json = False,
     device: Device = "auto",

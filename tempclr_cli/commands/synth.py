@@ -42,8 +42,8 @@ def synth(
     Writes videos/*.mp4, steps/*.txt, youcookii_annotations_trainval.json and an
     actions/ folder in the UCF101 layout (classInd.txt, trainlist01.txt,
     testlist01.txt) with few-shot meta-splits of disjoint classes (fewshot_train.txt,
-    fewshot_test.txt). The same --seed draws the same frames and annotations; the H.264
-    encoder can round some pixels differently from one process to the next.
+    fewshot_test.txt). The same --seed writes the same bytes: frames, annotations and the
+    H.264 files (one encoder thread, no macroblock-tree rate control).
 
     Example:
 

@@ -17,10 +17,10 @@ from tempclr_cli.commands._common import (
 def train(
     recipe: Annotated[Optional[Path], typer.Argument(
         help="Recipe YAML, e.g. recipes/tclr_ucf.yaml; a shipped one also by name (tclr_ucf) from any folder.")] = None,
-    list_: Annotated[bool, typer.Option("--list", help="List the shipped recipes and exit.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the shipped recipes (name, loss.kind, what each trains) and exit.")] = False,
     set_: Annotated[
         Optional[list[str]],
-        typer.Option("--set", help="Override a recipe value: --set optim.lr=3e-4 (repeatable)."),
+        typer.Option("--set", metavar="KEY=VALUE", help="Override a recipe value: --set optim.lr=3e-4 (repeatable)."),
     ] = None,
     print_recipe: Annotated[
         bool, typer.Option("--print-recipe", "--dry-run", help="Print the resolved recipe as YAML and exit.")
@@ -50,10 +50,11 @@ def train(
       tempclr train recipes/tclr_ucf.yaml --set optim.lr=3e-4 --print-recipe
     """
     from tempclr_cli.core.errors import TempclrError
-    from tempclr_cli.core.train.recipe import find_recipe, load_recipe, recipe_to_yaml, shipped_recipes
+    from tempclr_cli.core.train.recipe import describe_recipe, find_recipe, load_recipe, recipe_to_yaml, shipped_recipes
 
-    if list_:
-        print("\n".join(shipped_recipes()))
+    if list_:  # one line a recipe: name, what it trains (loss.kind), what it is for; tab-separated for `cut -f1`
+        for row in map(describe_recipe, shipped_recipes()):
+            print(f"{row['name']}\t{row['kind']}\t{row['about']}")
         return
     if recipe is None:
         raise TempclrError("give a RECIPE (a YAML file, or a shipped recipe's name: tempclr train --list)")

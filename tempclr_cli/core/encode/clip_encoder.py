@@ -273,5 +273,6 @@ def _download_help(model: str, pretrained: str, reason: str) -> str:
         f"({reason}{hint}). On a connected machine run: python -c \"import open_clip; "
         f"open_clip.create_model('{model}', pretrained='{pretrained}')\" to fill the cache "
         "(~/.cache/huggingface), then copy it here, or pass --pretrained /path/to/checkpoint.pt "
-        "(random weights would align by the steps' order alone)"
+        "(random weights would align by the steps' order alone); to try tempclr offline first: --model tiny "
+        "--pretrained synthetic (shipped; it knows only `tempclr synth`'s world) on `tempclr synth` data, or `tempclr demo`"
     )

@@ -451,9 +451,12 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     return merged_over_ranks(summary)
 
 
-def bound(summary: dict) -> str:
+def bound(summary: dict) -> str | None:
     """What limited the run: "decode" when the encoder mostly waited for decoded frames (add
-    --workers or cores), "encode" when decoding kept up (a faster encoder or a GPU helps)."""
+    --workers or cores), "encode" when decoding kept up (a faster encoder or a GPU helps);
+    None when no video was encoded (nothing was measured)."""
+    if not summary["ok"]:
+        return None
     return "decode" if summary["waited_seconds"] > summary["encode_seconds"] else "encode"
 
 

@@ -166,6 +166,19 @@ def shipped_recipes() -> list[str]:
     return sorted({p.stem for folder in _shipped_folders() if folder.is_dir() for p in folder.glob("*.yaml")})
 
 
+def describe_recipe(name: str) -> dict:
+    """What a shipped recipe trains, for `train --list`: its `loss.kind` (bases resolved) and
+    the first sentence of its header comment."""
+    path = shipped_recipe(f"{name}.yaml")
+    header = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line.lstrip("# ").strip())
+    about = " ".join(header).split(". ")[0].rstrip(".")
+    return {"name": name, "kind": load_recipe(path).loss.kind, "about": about}
+
+
 def find_recipe(arg: str | Path) -> Path:
     """The recipe a user names: a file that exists, else the shipped recipe of that name
     (`recipes/tclr_ucf.yaml` from any folder, `tclr_ucf.yaml`, or `tclr_ucf`)."""
@@ -219,7 +232,10 @@ def _read_yaml(path: Path) -> dict:
     try:
         raw = yaml.safe_load(text)
     except (yaml.YAMLError, ValueError) as e:  # ValueError: an integer of over 4300 digits
-        raise TempclrError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        what = " ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None)))) or str(e).splitlines()[0]
+        raise TempclrError(f"{path}{where}: invalid YAML ({what})") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
