@@ -248,3 +248,56 @@ def test_goalstep_published_valid_file(tmp_path):
     assert sum(len(v.queries) for v in read_layout(path, "goalstep")) == 7696
     assert sum(len(v.queries) for v in read_layout(path, "goalstep", ReadOptions(levels="steps"))) == 3349
     assert len(GOALSTEP) == 2  # the small file above has the same shape
+
+
+# The worked example of docs/architecture.md (proposed there by the notes): a layout and a protocol, one
+# registration each. Kept here until the docs carry it, then read from them like the measure example.
+WORKED_LAYOUT = '''
+import math
+from tempclr_cli.core.data.annotations import Query, Step, Video, seconds
+from tempclr_cli.core.data.layouts import register_layout
+from tempclr_cli.core.eval.grounding import register_protocol, top_seconds, units
+
+@register_layout("tsv", "one step per line: video, start, end, step", "file", "steps.tsv",
+                 protocols=("point-recall", "first-second"), labels="the step's text")
+def read_tsv(path, options):
+    videos = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        vid, start, end, text = line.split("\\t")
+        v = videos.setdefault(vid, Video(vid, "", None))
+        v.steps.append(Step(seconds(start, f"{path}:{n}: start"), seconds(end, f"{path}:{n}: end"), text, text))
+        if text not in [q.text for q in v.queries]:
+            v.queries.append(Query(text, text))
+    return list(videos.values())
+
+@register_protocol("first-second", "first-second recall", "the top candidate's second is a segment's first")
+def first_second(videos, pred):
+    best, pairs = top_seconds(pred), units(videos)
+    hits = sum(best.get((k, pred.code[label])) in {math.floor(a) for a, _ in segs} for k, label, segs in pairs)
+    return {"values": {"R@1 first": 100 * hits / len(pairs)}, "units": len(pairs)}
+'''
+
+
+@pytest.mark.slow
+def test_the_worked_layout_and_protocol_reach_score_and_localize(tmp_path):
+    """Registered before the commands import: `score` and `localize` offer the layout and report the protocol."""
+    import sys
+
+    (tmp_path / "steps.tsv").write_text("v1\t2.5\t6\twhisk\nv1\t8\t9\tfry\n")
+    (tmp_path / "p.csv").write_text("video-id,t-start,t-end,label,score\nv1,2,3,whisk,0.9\nv1,4,5,fry,0.8\n")
+    code = WORKED_LAYOUT + f"""
+import json
+from typer.testing import CliRunner
+from tempclr_cli.cli import app
+runner = CliRunner()
+scored = runner.invoke(app, ["score", {str(tmp_path / 'p.csv')!r}, "--annotations", {str(tmp_path / 'steps.tsv')!r},
+                             "--format", "tsv", "--json"])
+print(json.dumps({{"localize": runner.invoke(app, ["localize", "--help"]).output, "score": scored.stdout}}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert "tsv" in out["localize"]
+    metrics = json.loads(out["score"])["metrics"]
+    assert metrics["first-second"]["values"] == {"R@1 first": 50.0}  # whisk: second 2 = floor(2.5); fry: 4, not 8
+    assert metrics["point-recall"]["values"] == {"R@1": 50.0}
