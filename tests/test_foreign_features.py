@@ -13,7 +13,7 @@ import torch
 from test_cli import tempclr
 from test_search import captions, iou, synthetic_store
 
-from tempclr_cli.core.data.features import FeatureStore, load_matrix, read_row, row_of
+from tempclr_cli.core.data.features import FeatureStore, read_row, row_of
 from tempclr_cli.core.encode.foreign import FOREIGN_FORMATS
 from tempclr_cli.core.encode.sentence_embeddings import SENTENCE_FILES, SentenceEmbeddings
 from tempclr_cli.core.errors import TempclrError
@@ -124,26 +124,28 @@ def test_ego4d_layout_is_retrieved_with_sentence_vectors(layouts):
     assert tempclr("index", str(ego), "--encoder", "egovlp", "--fps", "1").returncode == 0
     annotations = ["--annotations", str(layouts / "youcookii_annotations_trainval.json")]
     without = tempclr("retrieve", str(ego), *annotations, "--split", "all", "--device", "cpu")
-    assert without.returncode == 2 and "egovlp" in without.stderr
+    assert without.returncode == 2 and "made by egovlp" in without.stderr and "--sentence-embeddings" in without.stderr
     ours = retrieval(str(ego), *annotations, "--sentence-embeddings", str(layouts / "sentences.npz"))
     assert ours == retrieval(str(layouts / "feats"), *annotations)  # the same vectors as the tiny tower gives
 
 
-def test_align_on_an_imported_npy_with_sentence_vectors(layouts):
-    """Through the core API (`align` and `localize` take --sentence-embeddings once the lead wires them): the
-    steps of each imported video land where they are annotated, as with the encoder's own tower."""
-    from tempclr_cli.core.align.steps import align
-
+def test_align_on_an_imported_npy_with_sentence_vectors(layouts, tmp_path):
+    """The steps of each imported video land where they are annotated, as with the encoder's own tower; a
+    video file, which would need an encoder tempclr runs, is refused by name."""
     ego = layouts / "ego4d" / "egovlp"
     assert tempclr("index", str(ego), "--encoder", "egovlp", "--fps", "1").returncode == 0
-    tower = SentenceEmbeddings(layouts / "sentences.json")
     db = json.loads((layouts / "youcookii_annotations_trainval.json").read_text())["database"]
     for video, entry in sorted(db.items()):
-        npy = ego / f"{video}.npy"
-        clips, starts, ends = load_matrix(npy, row_of(npy))
-        steps = [s["sentence"] for s in entry["annotations"]]
-        result = align(tower.encode_text(steps), torch.from_numpy(clips), steps, starts, ends, video=str(npy))
-        assert [(s.start, s.end) for s in result.steps] == [tuple(map(float, s["segment"])) for s in entry["annotations"]]
+        (tmp_path / f"{video}.txt").write_text("".join(s["sentence"] + "\n" for s in entry["annotations"]))
+        done = tempclr("align", str(ego / f"{video}.npy"), str(tmp_path / f"{video}.txt"), "--sentence-embeddings",
+                       str(layouts / "sentences.json"), "-f", "json")
+        assert done.returncode == 0, done.stderr
+        steps = json.loads(done.stdout)["steps"]
+        assert [(s["start"], s["end"]) for s in steps] == [tuple(map(float, s["segment"])) for s in entry["annotations"]]
+    (tmp_path / "v.mp4").write_bytes(b"")
+    video = tempclr("align", str(tmp_path / "v.mp4"), str(tmp_path / f"{video}.txt"), "--sentence-embeddings",
+                    str(layouts / "sentences.json"))
+    assert video.returncode == 2 and "aligns .npy features" in video.stderr
 
 
 def test_declared_clip_timing(layouts, tmp_path):

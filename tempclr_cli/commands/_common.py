@@ -70,6 +70,12 @@ Checkpoint = Annotated[
 ]
 
 
+SentenceEmbeddings = Annotated[Optional[Path], typer.Option(
+    "--sentence-embeddings", help="Precomputed sentence vectors, for features whose encoder tempclr has no text tower "
+    "for: .json {sentence: [floats]}, .npz (sentences, embeddings), or .npy with a .txt of its sentences.",
+    rich_help_panel="Encoder")]
+
+
 def _use_tokenizer(value):
     """--tokenizer reaches the core as the variable it reads (TEMPCLR_BERT_TOKENIZER)."""
     if value:

@@ -14,8 +14,8 @@ from rich.markup import escape
 from tempclr_cli.core.align.formats import FORMATS  # file formats; `-f all` writes each
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.commands._common import (
-    Checkpoint, Device, EXIT_SOME_FAILED, Model, Pretrained, Quiet, Seed, Tokenizer, Verbose, choices, command, err,
-    figure, log, number, stdout_is_terminal, warn, writable,
+    EXIT_SOME_FAILED, Checkpoint, Device, Model, Pretrained, Quiet, Seed, SentenceEmbeddings, Tokenizer, Verbose,
+    choices, command, err, figure, log, number, stdout_is_terminal, warn, writable,
 )
 
 
@@ -64,6 +64,7 @@ def align(
     pretrained: Pretrained = None,
     checkpoint: Checkpoint = None,
     tokenizer: Tokenizer = None,
+    sentence_embeddings: SentenceEmbeddings = None,
     fps: Annotated[float, typer.Option(help="Frames sampled per second (video input).", callback=number(0, above=True))] = 1.0,
     clip_seconds: Annotated[
         float, typer.Option(help="Clip length in seconds (video input; .npy without index).", callback=number(0, above=True))
@@ -114,7 +115,7 @@ def align(
         if path is not None and not path.exists():
             raise TempclrError(f"{path}: {what}")
     aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet),
-                      mix_encoders=mix_encoders)
+                      mix_encoders=mix_encoders, sentence_embeddings=sentence_embeddings)
     align_one = _aligning(aligner, reference, background, drop_cost, match.value)
     if video is not None and video.is_dir() and not (pairs or reference) and (steps == "-" or
                                                                            (steps and not Path(steps).is_dir())):

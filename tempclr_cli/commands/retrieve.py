@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    Device, Json, Quiet, Tokenizer, Verbose, bar_factory, choices, command, err, figure, log, progress,
+    Device, Json, Quiet, SentenceEmbeddings, Tokenizer, Verbose, bar_factory, choices, command, err, figure, log, progress,
 )
 from tempclr_cli.core.align import measures
 from tempclr_cli.core.errors import TempclrError
@@ -65,10 +65,7 @@ def retrieve(
     checkpoint: Annotated[Optional[str], typer.Option(
         help="Trained TempCLR heads over the features; with --task nn, the TCLR run (or released .pth) to retrieve with.", rich_help_panel="Encoder")] = None,
     tokenizer: Tokenizer = None,
-    sentence_embeddings: Annotated[Optional[Path], typer.Option(
-        "--sentence-embeddings", help="Precomputed caption vectors, for features whose encoder tempclr has no text "
-        "tower for: .json {sentence: [floats]}, .npz (sentences, embeddings), or .npy with a .txt of its sentences.",
-        rich_help_panel="Encoder")] = None,
+    sentence_embeddings: SentenceEmbeddings = None,
     json_: Json = False,
     device: Device = "auto",
     verbose: Verbose = False,
@@ -105,16 +102,9 @@ def retrieve(
 
     chosen = [m.value for m in measure or [Measure.capavg, Measure.dtw]]
     with progress(quiet) as bar:
-        if sentence_embeddings:
-            from tempclr_cli.core.eval.imported import retrieve_paragraphs_with_sentences
-
-            out = retrieve_paragraphs_with_sentences(features, annotations, sentence_embeddings, format_.value, split,
-                                                     checkpoint, chosen, task.value, background.value, scorer.value,
-                                                     similarity.value, strict, bar_factory(bar))
-        else:
-            out = retrieve_paragraphs(features, annotations, format_.value, split, checkpoint, chosen, task.value,
-                                      background.value, device, scorer.value, similarity.value, strict,
-                                      bar_factory(bar))
+        out = retrieve_paragraphs(features, annotations, format_.value, split, checkpoint, chosen, task.value,
+                                  background.value, device, scorer.value, similarity.value, strict, bar_factory(bar),
+                                  sentence_embeddings)
     missing = out["missing_features"]
     if missing:  # said even with --quiet: the numbers are over fewer videos than annotated
         err.print(f"[yellow]warning:[/yellow] {len(missing)} annotated videos have no features and are left out: "

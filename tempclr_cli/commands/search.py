@@ -8,13 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Json, Quiet, Verbose, command, log, stdout_is_terminal
+from tempclr_cli.commands._common import (
+    Device, Json, Quiet, SentenceEmbeddings, Verbose, command, log, stdout_is_terminal,
+)
 from tempclr_cli.core.errors import TempclrError
-
-SentenceEmbeddings = Annotated[Optional[Path], typer.Option(
-    "--sentence-embeddings", help="Precomputed query vectors, for features whose encoder tempclr has no text tower "
-    "for: .json {sentence: [floats]}, .npz (sentences, embeddings), or .npy with a .txt of its sentences.",
-    rich_help_panel="Encoder")]
 
 
 @command

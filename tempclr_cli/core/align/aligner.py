@@ -79,7 +79,8 @@ def _enough_clips(steps: int, clips: int, what: str, video) -> None:
 class Aligner:
     def __init__(self, model: str | None = None, pretrained: str | None = None, checkpoint: str | None = None,
                  device: str = "auto", seed: int = 0, fps: float = 1.0, clip_seconds: float = 1.0,
-                 log: Callable[[str], None] = lambda _: None, mix_encoders: bool = False):
+                 log: Callable[[str], None] = lambda _: None, mix_encoders: bool = False,
+                 sentence_embeddings: str | Path | None = None):
         from tempclr_cli.core.runtime import resolve_device
 
         self.model, self.pretrained, self.seed = model, pretrained, seed
@@ -93,9 +94,19 @@ class Aligner:
             self.heads, meta = load_heads(checkpoint, "cpu")
             self.trained_over = EncoderSpec.from_meta(meta)
         self._encoders: dict[EncoderSpec, object] = {}
+        self.text_file = None  # precomputed sentence vectors: the text tower of features tempclr cannot embed text for
+        if sentence_embeddings is not None:
+            from tempclr_cli.core.encode.sentence_embeddings import SentenceEmbeddings
+
+            if getattr(self.heads, "embeds_text", False):
+                raise TempclrError(f"--checkpoint {checkpoint} embeds sentences with its own text tower; "
+                                   "--sentence-embeddings applies to an encoder's features")
+            self.text_file = SentenceEmbeddings(sentence_embeddings)  # read and checked once
         self.caveats: set[str] = set()  # what the weights loaded so far do not know (`EncoderInfo.caveat`)
 
     def encoder(self, made_by: EncoderSpec | None):
+        if self.text_file is not None:  # sentences from the file, clips from the .npy: no model runs
+            return made_by or EncoderSpec(self.text_file.name, self.text_file.pretrained), self.text_file
         if made_by and not self.mix_encoders:
             named = [(what, mine, theirs) for what, mine, theirs in
                      (("--model", self.model, made_by.model), ("--pretrained", self.pretrained, made_by.pretrained))
@@ -130,6 +141,10 @@ class Aligner:
                                     v.duration, v.source)
         step_emb = v.encoder.encode_text(steps).cpu()
         if step_emb.shape[1] != v.clips.shape[1]:
+            if self.text_file is not None:
+                from tempclr_cli.core.encode.sentence_embeddings import same_dim
+
+                same_dim(step_emb.shape[1], v.clips.shape[1], str(self.text_file.path), video)
             raise TempclrError(
                 f"{video}: features have dim {v.clips.shape[1]} but {v.spec.model} text embeddings have "
                 f"{step_emb.shape[1]}; use the --model/--pretrained that made the features"
@@ -195,6 +210,9 @@ class Aligner:
                 return VideoFeatures(feats, starts, ends, duration, source, recorded or self.trained_over, None)
             spec, encoder = self.encoder(recorded)
             return VideoFeatures(feats, starts, ends, duration, source, spec, encoder)
+        if self.text_file is not None:
+            raise TempclrError(f"{video}: --sentence-embeddings aligns .npy features (from `tempclr extract` or "
+                               "`tempclr index`); a video file needs an encoder tempclr runs")
         from tempclr_cli.core.encode.extract import ExtractConfig, encode_video
 
         spec, encoder = self.encoder(made_by)

@@ -22,6 +22,8 @@ caption be skipped; here DTW runs on each pair's own L x U block (per-pair lengt
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -249,14 +251,15 @@ def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str
                         checkpoint: str | None = None, measures: list[str] = ("capavg", "dtw"),
                         task: str = "paragraph-video", background: str = "removed", device: str = "auto",
                         scorer: str = "corrected", similarity: str = "dot", strict: bool = False,
-                        progress: Progress = silent) -> dict:
+                        progress: Progress = silent, sentence_embeddings: str | Path | None = None) -> dict:
     """The `retrieve` command's protocol from files: a features folder, an annotation file,
-    optionally trained heads. Returns {"videos", "task", "background", "scorer", "similarity",
-    "missing_features" (annotated videos without features: left out, or an error when `strict`),
-    "results"}."""
+    optionally trained heads, and the captions embedded by the text tower of the encoder that made
+    the features (or looked up in `sentence_embeddings`, for an encoder tempclr has no text tower
+    for). Returns {"videos", "task", "background", "scorer", "similarity", "missing_features"
+    (annotated videos without features: left out, or an error when `strict`), "results"}."""
     from tempclr_cli.core.data.annotations import read_annotations
     from tempclr_cli.core.data.features import FeatureStore
-    from tempclr_cli.core.encode.encoders import heads_and_sentence_encoder
+    from tempclr_cli.core.encode.sentence_embeddings import heads_and_text_encoder, same_dim
 
     store = FeatureStore(features)
     videos = [v for v in read_annotations(annotations, fmt) if split == "all" or v.subset == split]
@@ -264,8 +267,10 @@ def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str
     if missing and strict:
         raise TempclrError(f"{len(missing)} annotated videos have no features in {features}: "
                            f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
-    heads, encode = heads_and_sentence_encoder(checkpoint, store, device)
+    heads, encode = heads_and_text_encoder(checkpoint, store, device, sentence_embeddings)
     text, units, ids = prepare(videos, store, encode, heads, background, similarity, progress)
+    if sentence_embeddings is not None:  # before any product: the vectors must live in the features' space
+        same_dim(text.x.shape[-1], units.x.shape[-1], str(sentence_embeddings), features)
     results = paragraph_retrieval(text, units, list(measures), task, background, scorer, progress)
     return {"videos": len(ids), "task": task, "background": background, "scorer": scorer, "similarity": similarity,
             "missing_features": missing, "results": results}
