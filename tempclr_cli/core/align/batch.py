@@ -98,7 +98,7 @@ def align_pairs(pairs: list[Pair], align_one: Callable[[Pair], object], out_dir:
     """Align each pair with `align_one(pair) -> Alignment`; yields {"video", "steps", "ok": True,
     "outputs", "alignment"} or {"video", "steps", "ok": False, "reason"} (also appended to
     OUT/failures.jsonl)."""
-    from tempclr_cli.core.media.video import VideoError
+    from tempclr_cli.core.media.decode import VideoError
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for pair, name in zip(pairs, output_names(pairs)):

@@ -93,6 +93,6 @@ def video_frames(path, size: int, channels: str = "rgb") -> torch.Tensor:
     """Every frame of a video as a TCLR model reads it: (F, H, W, 3) uint8, short side
     `source_side(size)`, in the model's colour order (`channels`: rgb, or bgr as released)."""
     from tempclr_cli.core.media.frames import to_channels
-    from tempclr_cli.core.media.video import read_frames
+    from tempclr_cli.core.media.decode import read_frames
 
     return to_channels(torch.from_numpy(read_frames(path, source_side(size))), channels)

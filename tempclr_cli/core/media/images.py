@@ -33,7 +33,7 @@ def viridis(values: np.ndarray) -> np.ndarray:
 
 def thumbnails(video: str | Path, times: list[float], short_side: int = 90) -> list[bytes]:
     """A PNG of the frame shown at each of `times` (seconds from the first frame), in one pass."""
-    from tempclr_cli.core.media.video import sample_frames
+    from tempclr_cli.core.media.sampling import sample_frames
 
     wanted = sorted(set(times))
     found: dict[float, np.ndarray] = {}
