@@ -33,7 +33,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tempclr_cli.core import io
 from tempclr_cli.core.data.features import INDEX, EncoderSpec, index_offsets
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.media.video import DECODE_MODES, HWACCELS, VideoError, filter_frames, sample_frames
+from tempclr_cli.core.media.decode import HWACCELS, DecodeReport, VideoError, filter_frames
+from tempclr_cli.core.media.sampling import rules_for, sample_frames
 from tempclr_cli.core.runtime import release_free_memory
 
 FAILURES = "failures.jsonl"
@@ -49,8 +50,8 @@ class ExtractConfig:
     normalize: bool = True
     batch_size: int = 64  # frames per encoder batch (and per decoded chunk)
     workers: int = 2  # decoder processes; 0 decodes in this process
-    decode: str = "fast"  # media.video.DECODE_MODES: fast skips what no sample needs; exact decodes every frame
-    hwaccel: str = "none"  # media.video.HWACCELS: cuda decodes on NVDEC where it opens (logged per video where not)
+    decode: str = "fast"  # media.sampling.DECODE_MODES: fast skips what no sample needs; exact decodes every frame
+    hwaccel: str = "none"  # media.decode.HWACCELS: cuda decodes on NVDEC where it opens (logged per video where not)
 
     def check(self) -> None:
         if self.fps <= 0 or self.clip_seconds <= 0:
@@ -63,8 +64,7 @@ class ExtractConfig:
             raise TempclrError(f"--dtype {self.dtype}: use float16 or float32")
         if self.batch_size < 1 or self.workers < 0:
             raise TempclrError("--batch-size must be >= 1 and --workers >= 0")
-        if self.decode not in DECODE_MODES:
-            raise TempclrError(f"--decode {self.decode}: use one of {', '.join(DECODE_MODES)}")
+        rules_for(self.decode)  # an unknown --decode is refused here, before any video is read
         if self.hwaccel not in HWACCELS:
             raise TempclrError(f"--hwaccel {self.hwaccel}: use one of {', '.join(HWACCELS)}")
 
@@ -153,7 +153,7 @@ class DecodeStream(IterableDataset):
     """Chunks of sampled frames per video; with workers, worker w takes videos w, w+n, ...
 
     Yields dicts: {"video", "frames" (n, S, S, 3) uint8, "times", "frame_times", "last"} (the last
-    one also "end": the video's end in seconds),
+    one also "report": the video's DecodeReport, with the time spent decoding it),
     or {"video", "error"} for a video that cannot be decoded (never raises),
     or {"video", "skipped"} for one another run claimed, or finished after `since` (with `owner`).
     """
@@ -182,33 +182,34 @@ class DecodeStream(IterableDataset):
             return False
         return True
 
-    def _frames(self, source: Path, info: dict) -> Iterator:
-        """The sampler for this protocol, one decoder thread each (more cores: more --workers)."""
+    def _frames(self, source: Path, report: DecodeReport) -> Iterator:
+        """The sampler for this protocol, one decoder thread each (more cores: more --workers).
+        The videoclip protocol decodes every frame on the CPU: its rows say so (decode, decoded_on)."""
         if self.protocol == "videoclip":
             if self.cfg.hwaccel != "none":  # said in the row, and warned: --hwaccel was asked for
-                info["decoded_on"] = f"cpu ({self.cfg.hwaccel}: VideoCLIP's ffmpeg filters decode on the CPU)"
-            return filter_frames(source, self.cfg.fps, self.size, info)
+                report.decoded_on = f"cpu ({self.cfg.hwaccel}: VideoCLIP's ffmpeg filters decode on the CPU)"
+            return filter_frames(source, self.cfg.fps, self.size, report)
         hwaccel = None if self.cfg.hwaccel == "none" else self.cfg.hwaccel
-        return sample_frames(source, self.cfg.fps, self.size, info, decode=self.cfg.decode, hwaccel=hwaccel)
+        return sample_frames(source, self.cfg.fps, self.size, report, decode=self.cfg.decode, hwaccel=hwaccel)
 
     def _decode_one(self, i: int) -> Iterator[dict]:
-        source, chunk, info = self.jobs[i].source, [], {}
+        source, chunk, report = self.jobs[i].source, [], DecodeReport()
         clock = time.perf_counter()  # decoding time, measured where it happens (this worker), not waiting
         try:
-            for s in self._frames(source, info):
+            for s in self._frames(source, report):
                 chunk.append(s)
                 if len(chunk) == self.cfg.batch_size:
                     packed = self._pack(i, chunk, last=False)
-                    yield {**packed, "decode_seconds": time.perf_counter() - clock}
+                    report.decode_seconds += time.perf_counter() - clock
+                    yield packed
                     chunk, clock = [], time.perf_counter()
         except Exception as e:  # noqa: BLE001 - any decode failure is recorded, never fatal
             reason = str(e) if isinstance(e, TempclrError) else f"{source}: {type(e).__name__}: {e}"
             yield {"video": i, "error": reason}
             return
         packed = self._pack(i, chunk, last=True)
-        yield {**packed, "end": info["end"], "start": info["start"], "truncated": info["truncated"],
-               "decode_errors": info.get("decode_errors", 0), "decode": info["decode"], "max_offset": info["max_offset"],
-               "skipping": info["skipping"], "decoded_on": info.get("decoded_on", "cpu"), "decode_seconds": time.perf_counter() - clock}
+        report.decode_seconds += time.perf_counter() - clock
+        yield {**packed, "report": report}
 
     def _pack(self, i: int, chunk: list, last: bool) -> dict:
         frames = np.stack([_crop(s.image, self.size) for s in chunk]) if chunk else None
@@ -269,8 +270,7 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
             claim_path(jobs[i].target).unlink(missing_ok=True)
             continue
         acc = partial.setdefault(i, {"emb": [], "times": [], "frame_times": [], "start": time.perf_counter(),
-                                     "decode": 0.0, "encode": 0.0, "waited": 0.0})
-        acc["decode"] += item["decode_seconds"]
+                                     "encode": 0.0, "waited": 0.0})
         acc["waited"] += waited
         if item["frames"] is not None:
             clock = time.perf_counter()
@@ -280,9 +280,7 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
             acc["frame_times"] += item["frame_times"]
             yield len(item["times"])
         if item["last"]:
-            done = {**partial.pop(i), "duration": item["end"], "offset": item["start"], "truncated": item["truncated"],
-                    "decode_errors": item["decode_errors"], "mode": item["decode"], "max_offset": item["max_offset"],
-                    "skipping": item["skipping"], "decoded_on": item["decoded_on"]}
+            done = {**partial.pop(i), "report": item["report"]}
             yield _finish_or_fail(jobs[i], done, encoder, cfg, out)
             claim_path(jobs[i].target).unlink(missing_ok=True)
 
@@ -323,7 +321,7 @@ def encode_video(path: Path, encoder, cfg: ExtractConfig):
         if item["frames"] is not None:
             emb.append(encoder.encode_images(item["frames"]))
             times += item["times"]
-        end = item.get("end", end)
+        end = item["report"].duration if item["last"] else end
     return (*clip_features(torch.cat(emb), times, cfg), end)
 
 
@@ -341,14 +339,7 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         "starts": [round(s, 4) for s in starts],
         "ends": [round(e, 4) for e in ends],
         "frame_times": [round(t, 4) for t in acc["frame_times"]],
-        "duration": round(acc["duration"], 4),  # the last frame's end
-        "start_offset": round(acc["offset"], 4),  # the stream's first presentation time: times above count from it
-        "truncated": acc["truncated"],  # decoding ended well before the declared duration: features cover what decoded
-        "decode_errors": acc["decode_errors"],  # packets the decoder rejected and skipped (their frames are missing)
-        "decode": acc["mode"],  # the mode that ran: fast (only what samples need) or exact (every frame)
-        "max_offset": None if acc["max_offset"] is None else round(acc["max_offset"], 4),  # largest |sample - frame time|
-        "decoded_on": acc["decoded_on"],  # "cpu", "cuda" (NVDEC), or "cpu (cuda: why not)" under --hwaccel cuda
-        "skipping": acc["skipping"],  # fast mode: "B-frames" (nearest reference frame) or "non-reference frames"
+        **acc["report"].row(),  # duration, start_offset, truncated, decode, ...: media.decode.DecodeReport
         "fps": cfg.fps,
         "clip_seconds": None if cfg.per_frame else cfg.clip_seconds,
         **EncoderSpec(encoder.name, encoder.pretrained, encoder.seed).to_row(),
@@ -356,7 +347,6 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         "dtype": cfg.dtype,
         "normalized": cfg.normalize,
         "seconds": round(time.perf_counter() - acc["start"], 3),  # wall time from its first frames to its row
-        "decode_seconds": round(acc["decode"], 3),  # decoding and sampling, in the decoding process
         "encode_seconds": round(acc["encode"], 3),  # the encoder (and pooling), in this process
         "waited_seconds": round(acc["waited"], 3),  # this process idle, waiting for decoded frames
         "status": "ok",
