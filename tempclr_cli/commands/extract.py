@@ -16,7 +16,8 @@ from tempclr_cli.commands._common import (
     EXIT_SOME_FAILED, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, choices, command, err, is_main_process, log,
     number, progress, warn, writable,
 )
-from tempclr_cli.core.media.video import DECODE_MODES, HWACCELS
+from tempclr_cli.core.media.decode import HWACCELS
+from tempclr_cli.core.media.sampling import DECODE_MODES
 
 Decode = choices("Decode", DECODE_MODES)
 Hwaccel = choices("Hwaccel", HWACCELS)
@@ -56,8 +57,10 @@ def extract(
     decode: Annotated[Decode, typer.Option(
         help="fast: decode only what the samples need, without deblocking: every B-frame skipped where no P-frame "
              "uses one (each sample then shows the nearest I- or P-frame), else the frames nothing references "
-             "(the frames exact picks); 2-2.5x an ffmpeg pipe on H.264 at 1 fps. exact: every frame, each sample "
-             "bit-identical to a full decode. fast runs as exact below 4 video frames per sample.")] = Decode.fast,
+             "(the frames exact picks); 2-2.5x an ffmpeg pipe on H.264 at 1 fps (1.7x where P-frames use B-frames). "
+             "exact: every frame, each sample bit-identical to a full decode. fast runs as exact below 4 video frames "
+             "per sample. Does not apply to encoders of the videoclip protocol (s3d-howto100m; `tempclr models` "
+             "lists each one's): ffmpeg's filters decode every frame, and index.jsonl says decode n/a.")] = Decode.fast,
     hwaccel: Annotated[Hwaccel, typer.Option(
         help="cuda: decode on the GPU's NVDEC (FFmpeg's hwaccel). A video it cannot open there is decoded on the "
              "CPU, with a warning and the reason in its index.jsonl row (decoded_on).")] = Hwaccel.none,
