@@ -120,3 +120,39 @@ def test_models_lists_every_registered_encoder_offline():
     table = tempclr("models", "--kind", "video", env_extra={"COLUMNS": "80"})
     assert table.returncode == 0 and "r2plus1d18" in table.stdout and "ViT-B-32" not in table.stdout
     assert max(len(line) for line in table.stdout.splitlines()) <= 80
+
+
+def _every_kind_of_heads():
+    """One of each `Heads` implementation `load_heads` hands out (and IDENTITY, for no checkpoint)."""
+    from test_videoclip import _model
+
+    from tempclr_cli.core.models.heads import IDENTITY, HeadsConfig, TempCLRHeads
+    from tempclr_cli.core.models.videoclip import VideoCLIPHeads
+
+    class WordPieces:  # the tokenizer calls VideoCLIPHeads makes, on test_videoclip's 60-word vocabulary
+        cls_token_id, sep_token_id, pad_token_id = 2, 3, 0
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [10 + len(word) for word in text.split()]}
+
+    videoclip = VideoCLIPHeads(_model(), WordPieces()).eval()
+    return {"identity": IDENTITY, "tempclr": TempCLRHeads(HeadsConfig(dim=16, heads=2)).eval(), "videoclip": videoclip}
+
+
+@pytest.mark.parametrize("kind", ["identity", "tempclr", "videoclip"])
+def test_every_kind_of_heads_keeps_the_heads_contract(kind):
+    """#37: callers read the declared facts (raw, embeds_text, segment_pooling) instead of probing."""
+    from tempclr_cli.core.models.heads import Heads, apply_text_head, apply_video_head
+
+    heads = _every_kind_of_heads()[kind]
+    assert isinstance(heads, Heads)
+    assert heads.segment_pooling in ("clips", "network") and isinstance(heads.raw, bool)
+    dim = 512 if kind == "videoclip" else 16
+    clips = apply_video_head(heads, torch.randn(5, dim))
+    sentences = heads.encode_text(["crack the eggs", "whisk"]) if heads.embeds_text else torch.randn(2, dim)
+    text = apply_text_head(heads, sentences)
+    assert clips.shape[0] == 5 and text.shape[0] == 2 and clips.shape[1] == text.shape[1]
+    assert heads.segment(torch.randn(3, dim)).shape == (clips.shape[1],)
+    if not heads.raw:  # unit vectors in: an untrained head is the identity (zero-initialised residual)
+        x = torch.nn.functional.normalize(torch.randn(5, dim), dim=-1)
+        assert torch.allclose(apply_video_head(heads, x), x, atol=1e-6)

@@ -87,18 +87,18 @@ class Aligner:
         self.fps, self.clip_seconds, self.log = fps, clip_seconds, log
         self.mix_encoders = mix_encoders  # allow text from another encoder than the one that made the features
         self.device = resolve_device(device)
-        self.heads, self.trained_over = None, None
-        if checkpoint:
-            from tempclr_cli.core.models.heads import load_heads
+        from tempclr_cli.core.models.heads import IDENTITY, load_heads
 
-            self.heads, meta = load_heads(checkpoint, "cpu")
+        self.heads, self.trained_over = IDENTITY, None
+        if checkpoint:
+            self.heads, meta = load_heads(checkpoint, self.device)
             self.trained_over = EncoderSpec.from_meta(meta)
         self._encoders: dict[EncoderSpec, object] = {}
         self.text_file = None  # precomputed sentence vectors: the text tower of features tempclr cannot embed text for
         if sentence_embeddings is not None:
             from tempclr_cli.core.encode.sentence_embeddings import SentenceEmbeddings
 
-            if getattr(self.heads, "embeds_text", False):
+            if self.heads.embeds_text:
                 raise TempclrError(f"--checkpoint {checkpoint} embeds sentences with its own text tower; "
                                    "--sentence-embeddings applies to an encoder's features")
             self.text_file = SentenceEmbeddings(sentence_embeddings)  # read and checked once
@@ -135,8 +135,8 @@ class Aligner:
             steps = read_steps(str(steps))
         v = self.features(video)
         _enough_clips(len(steps), len(v.clips), f"{len(steps)} steps{source}", video)
-        if getattr(self.heads, "embeds_text", False):  # VideoCLIP / TempCLR's own text tower
-            clips, step_emb = self._heads(v.clips, self.heads.encode_text(steps).cpu())
+        if self.heads.embeds_text:  # VideoCLIP / TempCLR's own text tower
+            clips, step_emb = self._heads(v.clips, self.heads.encode_text(steps))
             return align_embeddings(step_emb, clips, steps, v.starts, v.ends, background, drop_cost, str(video),
                                     v.duration, v.source)
         step_emb = v.encoder.encode_text(steps).cpu()
@@ -178,7 +178,7 @@ class Aligner:
                                f"with {ref.spec.model} ({ref.spec.pretrained}): features of one encoder are needed")
         from tempclr_cli.core.models.heads import apply_video_head
 
-        ref_clips, clips = (torch.nn.functional.normalize(apply_video_head(self.heads, torch.as_tensor(v.clips).cpu())
+        ref_clips, clips = (torch.nn.functional.normalize(apply_video_head(self.heads, torch.as_tensor(v.clips))
                                                           .double(), dim=-1) for v in (ref, target))
         s, e = torch.tensor(ref.starts), torch.tensor(ref.ends)
         covered = [(s < end) & (e > start) for start, end, _ in reference_steps]
@@ -206,7 +206,7 @@ class Aligner:
             raise TempclrError(f"{video}: is a folder; expected a video file or a .npy feature file")
         if video.suffix.lower() == ".npy":
             feats, starts, ends, recorded, duration, source = self._load_npy(video)
-            if getattr(self.heads, "embeds_text", False):  # VideoCLIP embeds the steps itself: no encoder needed
+            if self.heads.embeds_text:  # VideoCLIP embeds the steps itself: no encoder needed
                 return VideoFeatures(feats, starts, ends, duration, source, recorded or self.trained_over, None)
             spec, encoder = self.encoder(recorded)
             return VideoFeatures(feats, starts, ends, duration, source, spec, encoder)
@@ -226,7 +226,7 @@ class Aligner:
 
         from tempclr_cli.core.models.heads import apply_heads
 
-        return apply_heads(self.heads, torch.as_tensor(clips).cpu(), step_emb)
+        return apply_heads(self.heads, torch.as_tensor(clips), step_emb)
 
     def _load_npy(self, path: Path):
         """(features (T, D), starts, ends, the EncoderSpec recorded for them or None, duration or None,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tempclr_cli.core.data.features import EncoderSpec
 from tempclr_cli.core.encode.registry import load_encoder, text_encoder_of
+from tempclr_cli.core.errors import TempclrError
 
 __all__ = ["DEFAULT", "EncoderSpec", "choose_encoder", "encode_sentences", "heads_and_sentence_encoder", "load_encoder",
            "load_spec", "sentence_encoder"]
@@ -69,17 +70,26 @@ def encode_sentences(sentences: list[str], spec: EncoderSpec, cache: Path | None
     return emb
 
 
-def heads_and_sentence_encoder(checkpoint, store, device="auto"):
-    """Trained heads (None without a checkpoint) on the CPU, and a function sentences -> unit
-    embeddings from the text tower that matches them: the one the heads were trained over,
-    else the one that made the features of `store`."""
+def heads_and_sentence_encoder(checkpoint, store, device="auto", sentence_embeddings=None):
+    """Trained heads (None without a checkpoint) on `device`, and a function sentences -> unit
+    embeddings from the text tower that matches them: the heads' own (VideoCLIP), the one the
+    heads were trained over, else the one that made the features of `store`; or the vectors of
+    `sentence_embeddings` (a file, `sentence_embeddings.SentenceEmbeddings`), for an encoder
+    tempclr has no text tower for, which the error then asks for."""
+    from tempclr_cli.core.encode.sentence_embeddings import text_encoder
     from tempclr_cli.core.models.heads import load_heads
     from tempclr_cli.core.runtime import resolve_device
 
+    device = resolve_device(device)
     heads, spec = None, None
     if checkpoint:
-        heads, meta = load_heads(checkpoint)
-        if getattr(heads, "embeds_text", False):  # VideoCLIP / TempCLR's released network: its own BERT
+        heads, meta = load_heads(checkpoint, device)
+        if heads.embeds_text:  # VideoCLIP / TempCLR's released network: its own BERT
+            if sentence_embeddings is not None:
+                raise TempclrError(f"--checkpoint {checkpoint} embeds sentences with its own text tower; "
+                                   "--sentence-embeddings applies to heads trained over an encoder's features")
             return heads, heads.encode_text
         spec = EncoderSpec.from_meta(meta)
-    return heads, sentence_encoder(spec or store.encoder(), resolve_device(device))
+    if sentence_embeddings is not None:
+        return heads, text_encoder(None, sentence_embeddings, device)
+    return heads, text_encoder(spec or store.encoder(), None, device, store.folder)

@@ -170,25 +170,3 @@ def same_dim(text_dim: int, features_dim: int, source: str, features) -> None:
     if text_dim != features_dim:
         raise TempclrError(f"{source} gives sentence vectors of dim {text_dim} but {features} have dim {features_dim}: "
                            "sentences must be embedded by the text tower of the encoder that made the features")
-
-
-def heads_and_text_encoder(checkpoint, store, device="auto", sentence_embeddings: str | Path | None = None):
-    """`encoders.heads_and_sentence_encoder` (trained heads or None, and sentences -> unit
-    embeddings), with the sentences looked up in `sentence_embeddings` when given, and, for a
-    store whose encoder tempclr has no text tower for, an error that says to give them."""
-    from tempclr_cli.core.encode.encoders import heads_and_sentence_encoder
-    from tempclr_cli.core.runtime import resolve_device
-
-    if sentence_embeddings is None:
-        if checkpoint is None:
-            return None, text_encoder(store.encoder(), None, resolve_device(device), store.folder)
-        return heads_and_sentence_encoder(checkpoint, store, device)
-    heads = None
-    if checkpoint:
-        from tempclr_cli.core.models.heads import load_heads
-
-        heads, _ = load_heads(checkpoint)
-        if getattr(heads, "embeds_text", False):
-            raise TempclrError(f"--checkpoint {checkpoint} embeds sentences with its own text tower; "
-                               "--sentence-embeddings applies to heads trained over an encoder's features")
-    return heads, text_encoder(None, sentence_embeddings, "cpu")

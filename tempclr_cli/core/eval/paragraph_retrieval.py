@@ -224,7 +224,7 @@ def prepare(videos: list[Video], store, encode_text, heads=None, background: str
     def units_of(v: Video) -> torch.Tensor:
         clips, starts, ends = store.load(v.id)
         advance(1)
-        if hasattr(heads, "segment"):  # VideoCLIP: each segment's features through the video encoder, as released
+        if heads is not None and heads.segment_pooling == "network":  # VideoCLIP, as released
             return video_units(v, torch.from_numpy(clips).float(), starts, ends, background, heads.segment)
         return video_units(v, apply_video_head(heads, torch.from_numpy(clips)), starts, ends, background)
 
@@ -259,7 +259,8 @@ def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str
     (annotated videos without features: left out, or an error when `strict`), "results"}."""
     from tempclr_cli.core.data.annotations import read_annotations
     from tempclr_cli.core.data.features import FeatureStore
-    from tempclr_cli.core.encode.sentence_embeddings import heads_and_text_encoder, same_dim
+    from tempclr_cli.core.encode.encoders import heads_and_sentence_encoder
+    from tempclr_cli.core.encode.sentence_embeddings import same_dim
 
     store = FeatureStore(features)
     videos = [v for v in read_annotations(annotations, fmt) if split == "all" or v.subset == split]
@@ -267,7 +268,7 @@ def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str
     if missing and strict:
         raise TempclrError(f"{len(missing)} annotated videos have no features in {features}: "
                            f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
-    heads, encode = heads_and_text_encoder(checkpoint, store, device, sentence_embeddings)
+    heads, encode = heads_and_sentence_encoder(checkpoint, store, device, sentence_embeddings)
     text, units, ids = prepare(videos, store, encode, heads, background, similarity, progress)
     if sentence_embeddings is not None:  # before any product: the vectors must live in the features' space
         same_dim(text.x.shape[-1], units.x.shape[-1], str(sentence_embeddings), features)

@@ -11,9 +11,63 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from torch import nn
+
+
+@runtime_checkable
+class Heads(Protocol):
+    """What `--checkpoint` hands every command that compares clips with sentences or videos with
+    videos: TempCLR's trained heads, VideoCLIP's released network, or `IDENTITY` (no checkpoint).
+    Callers go through `apply_heads` / `apply_video_head` / `apply_text_head` and these facts;
+    nothing probes for attributes. A new kind of heads implements this and comes out of
+    `load_heads` (tests/test_registries.py checks every implementation against it)."""
+
+    raw: bool  # compared by raw dot products (VideoCLIP, as released); False: unit vectors in and out
+    embeds_text: bool  # sentences are embedded by `encode_text` here, not by the features' encoder's text tower
+    segment_pooling: Literal["clips", "network"]  # an annotated segment: the mean of its transformed clips, or
+    #                                                its raw features through the network (`segment`)
+
+    @property
+    def device(self) -> torch.device: ...  # where the inputs go
+
+    def video(self, feats: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, D) clip features (padding (B, T) True on padded clips) -> (B, T, D') embeddings."""
+
+    def text(self, sentences: torch.Tensor) -> torch.Tensor:
+        """(K, D) sentence vectors -> (K, D') embeddings (VideoCLIP: already embedded, returned as they are)."""
+
+    def segment(self, feats: torch.Tensor) -> torch.Tensor:
+        """(t, D) raw features of one segment -> its pooled (D',) embedding (segment_pooling "network")."""
+
+    def encode_text(self, sentences: list[str]) -> torch.Tensor:
+        """Sentences -> (K, D') embeddings (embeds_text heads only)."""
+
+
+class IdentityHeads:
+    """No checkpoint: clips and sentences as the encoder made them, unit length."""
+
+    raw = False
+    embeds_text = False
+    segment_pooling = "clips"
+    device = torch.device("cpu")
+
+    def video(self, feats: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+        return feats
+
+    def text(self, sentences: torch.Tensor) -> torch.Tensor:
+        return sentences
+
+    def segment(self, feats: torch.Tensor) -> torch.Tensor:
+        return feats.mean(0)
+
+    def encode_text(self, sentences: list[str]) -> torch.Tensor:
+        raise TypeError("IdentityHeads embed no text: the features' encoder does")
+
+
+IDENTITY = IdentityHeads()
 
 
 @dataclass
@@ -70,7 +124,11 @@ class TextHead(nn.Module):
 
 
 class TempCLRHeads(nn.Module):
-    """The two heads together; `config` rebuilds the model from a checkpoint."""
+    """The two heads together; `config` rebuilds the model from a checkpoint. A `Heads`."""
+
+    raw = False
+    embeds_text = False
+    segment_pooling = "clips"
 
     def __init__(self, cfg: HeadsConfig):
         super().__init__()
@@ -78,39 +136,53 @@ class TempCLRHeads(nn.Module):
         self.video = VideoHead(cfg)
         self.text = TextHead(cfg) if cfg.text else None
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
     def forward(self, feats: torch.Tensor, padding: torch.Tensor | None, sentences: torch.Tensor | None = None):
         """(clips (B, T, D), padding (B, T), sentences (..., D) or None) -> transformed clips and sentences."""
         return self.video(feats, padding), None if sentences is None else self.text(sentences)
 
+    def segment(self, feats: torch.Tensor) -> torch.Tensor:
+        """(t, D) -> (D,): the mean of the segment's clips through the video head (segment_pooling "clips"
+        pools the whole video's transformed clips instead; this serves a segment on its own)."""
+        return self.video(torch.nn.functional.normalize(feats.float(), dim=-1)[None])[0].mean(0)
 
-def apply_heads(heads: TempCLRHeads | None, clips: torch.Tensor, sentences: torch.Tensor):
-    """Unit-normalised inputs through trained heads (identity when `heads` is None).
+    def encode_text(self, sentences: list[str]) -> torch.Tensor:
+        raise TypeError("TempCLR heads adapt the features' encoder's sentence vectors: they embed no text")
 
-    clips (T, D) of one video, sentences (K, D) -> the transformed (T, D), (K, D).
+
+def apply_heads(heads: Heads | None, clips: torch.Tensor, sentences: torch.Tensor):
+    """Inputs through trained heads (`IDENTITY` when `heads` is None), on the heads' device.
+
+    clips (T, D) of one video, sentences (K, D) -> the transformed (T, D'), (K, D') on the CPU.
     """
     return apply_video_head(heads, clips), apply_text_head(heads, sentences)
 
 
 @torch.no_grad()
-def apply_video_head(heads: TempCLRHeads | None, clips: torch.Tensor) -> torch.Tensor:
-    """clips (T, D) of one video, unit-normalised, through the video head: (T, D)."""
-    clips = clips.float() if getattr(heads, "raw", False) else torch.nn.functional.normalize(clips.float(), dim=-1)
-    return clips if heads is None else heads.video(clips[None], None)[0]
+def apply_video_head(heads: Heads | None, clips: torch.Tensor) -> torch.Tensor:
+    """clips (T, D) of one video through the video head: (T, D') on the CPU; unit-normalised
+    first unless the heads compare raw dot products."""
+    heads = IDENTITY if heads is None else heads
+    clips = clips.float() if heads.raw else torch.nn.functional.normalize(clips.float(), dim=-1)
+    return heads.video(clips.to(heads.device)[None], None)[0].cpu()
 
 
 @torch.no_grad()
-def apply_text_head(heads: TempCLRHeads | None, sentences: torch.Tensor) -> torch.Tensor:
-    """sentences (K, D), unit-normalised, through the text head (each on its own): (K, D)."""
-    if getattr(heads, "raw", False):  # VideoCLIP: embedded by the heads themselves, raw dot products
-        return heads.text(sentences.float())
-    sentences = torch.nn.functional.normalize(sentences.float(), dim=-1)
-    return sentences if heads is None else heads.text(sentences)
+def apply_text_head(heads: Heads | None, sentences: torch.Tensor) -> torch.Tensor:
+    """sentences (K, D) through the text head (each on its own): (K, D') on the CPU; unit-normalised
+    first unless the heads compare raw dot products (then they embedded the sentences themselves)."""
+    heads = IDENTITY if heads is None else heads
+    sentences = sentences.float() if heads.raw else torch.nn.functional.normalize(sentences.float(), dim=-1)
+    return heads.text(sentences.to(heads.device)).cpu()
 
 
 VIDEOCLIP_META = {"encoder_model": "s3d-howto100m", "encoder_pretrained": "", "encoder_seed": 0}  # over S3D features
 
 
-def load_heads(path, device="cpu", kinds: tuple[str, ...] = ("tempclr",)) -> tuple[TempCLRHeads, dict]:
+def load_heads(path, device="cpu", kinds: tuple[str, ...] = ("tempclr",)) -> tuple[Heads, dict]:
     """Rebuild heads from a `tempclr train` checkpoint (weights_only); returns (heads, meta).
     Few-shot checkpoints (video head only) serve where only videos are compared. A released
     VideoCLIP / TempCLR checkpoint (or its `tempclr convert` safetensors) loads as

@@ -265,10 +265,15 @@ class VideoCLIPHeads(nn.Module):
 
     raw = True  # apply_*_head pass inputs through unnormalised
     embeds_text = True  # sentences are embedded here, not by the features' encoder
+    segment_pooling = "network"  # retrieval pools each annotated segment through the video encoder, as released
 
     def __init__(self, model: VideoCLIP, tokenizer):
         super().__init__()
         self.model, self.tokenizer = model, tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
     @torch.no_grad()
     def video(self, feats: torch.Tensor, padding=None) -> torch.Tensor:
@@ -285,8 +290,8 @@ class VideoCLIPHeads(nn.Module):
 
     @torch.no_grad()
     def segment(self, feats: torch.Tensor) -> torch.Tensor:
-        """(t, 512) features of one segment, t <= 32 -> its pooled embedding (H,)."""
-        return self.model.video(feats[None, : self.model.cfg.max_video_len])[0]
+        """(t, 512) features of one segment, t <= 32 -> its pooled embedding (H,), on the CPU."""
+        return self.model.video(feats[None, : self.model.cfg.max_video_len].to(self.device))[0].cpu()
 
     def text(self, sentences: torch.Tensor) -> torch.Tensor:
         return sentences  # already embedded by `encode_text`
@@ -297,7 +302,7 @@ class VideoCLIPHeads(nn.Module):
         pieces = [self.tokenizer(s, add_special_tokens=False)["input_ids"] for s in sentences]
         ids, mask = text_batch(pieces, self.tokenizer.cls_token_id, self.tokenizer.sep_token_id,
                                self.tokenizer.pad_token_id)
-        return self.model.text(ids, mask)
+        return self.model.text(ids.to(self.device), mask.to(self.device)).cpu()
 
 
 TOKENIZER_HELP = ("bert-base-uncased's tokenizer (vocab.txt) is needed: put the folder beside the checkpoint as "
