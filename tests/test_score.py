@@ -435,6 +435,13 @@ def test_line_ends_and_quotes_read_alike(tmp_path, dialect):
     assert [p.labels[x] for x in p.label] == [str(r[3]) for r in rows] and list(p.score) == [r[4] for r in rows]
 
 
+def test_a_row_that_is_not_csv_names_its_line(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("video-id,t-start,t-end,label,score\nv,0,1,1,0.1\nv,1,2,a\rb,0.5\n", newline="")
+    with pytest.raises(TempclrError, match=r"p.csv: line 3: not CSV \(new-line character seen in unquoted field"):
+        read_predictions(path)
+
+
 def test_a_header_without_a_column_names_it(tmp_path):
     path = tmp_path / "p.csv"
     path.write_text("video,t-start,t-end,label\nv,0,1,1\n")

@@ -104,11 +104,14 @@ def _row_error(cells: list[str], width: int, at: list[int]) -> str | None:
 def _first_error(path: Path, text: str, width: int, at: list[int]) -> TempclrError:
     """Read the file again row by row: the first bad row's line and field."""
     reader = csv.reader(io.StringIO(text))
-    next(reader)
-    for cells in reader:
-        problem = _row_error(cells, width, at) if cells else None
-        if problem:
-            return TempclrError(f"{path}: line {reader.line_num}: {problem}")
+    try:
+        next(reader)
+        for cells in reader:
+            problem = _row_error(cells, width, at) if cells else None
+            if problem:
+                return TempclrError(f"{path}: line {reader.line_num}: {problem}")
+    except csv.Error as e:  # a carriage return or NUL inside an unquoted field, a quote left open
+        return TempclrError(f"{path}: line {reader.line_num}: not CSV ({e})")
     return TempclrError(f"{path}: unreadable rows")  # the fast path and _row_error disagree: a bug
 
 
@@ -195,16 +198,22 @@ def read_predictions(path: str | Path) -> Predictions:
 
     path = Path(path)
     text = read_text(path, "predictions file", "a predictions CSV file").replace("\r\n", "\n")  # csv's line ends
-    header = next(csv.reader(io.StringIO(text)), None)
+    try:
+        header = next(csv.reader(io.StringIO(text)), None)
+    except csv.Error as e:
+        raise TempclrError(f"{path}: line 1: not CSV ({e})") from None
     at, width = _header(path, header), len(header or [])
     videos: dict[str, int] = {}
     labels: dict[str, int] = {}
     parts: list[tuple] = []
-    for cells in _blocks(text, width, at):
-        block = None if cells is None else _convert(*cells, videos, labels)
-        if block is None:
-            raise _first_error(path, text, width, at)
-        parts.append(block)
+    try:
+        for cells in _blocks(text, width, at):
+            block = None if cells is None else _convert(*cells, videos, labels)
+            if block is None:
+                raise _first_error(path, text, width, at)
+            parts.append(block)
+    except csv.Error:
+        raise _first_error(path, text, width, at) from None
     video, label, start, end, score = (np.concatenate([c[k] for c in parts]) if parts else np.zeros(0, dtype)
                                        for k, dtype in enumerate((np.int64, np.int64, float, float, float)))
     names = [canonical_label(x) for x in labels]  # labels equal once canonical share one code
