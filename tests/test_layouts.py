@@ -164,7 +164,8 @@ def test_baglm_reads_the_four_published_variants(tmp_path):
     task_steps, Goal-Step's queries without ids (labelled by their index in the step list)."""
     files = {
         "htstep": [baglm_video("h", ["Pour.", "Boil water.", "Serve hot.", "Serve hot."],
-                               _queries((10.0, 20.5, "Boil water.", 0), (2.0, 4.0, "Serve hot.", 3832)))],
+                               _queries((10.0, 20.5, "Boil water.", 0), (2.0, 4.0, "Serve hot.", 3832))),
+                   baglm_video("h2", ["Pour.", "Stir."], [])],  # no query: no id known, not an index either
         "coin": [baglm_video("c", ["aim at the pin", "push the pin out", "aim at the pin"],
                              _queries(("1.0", "3", "aim at the pin", "250"), ("4.0", "6.0", "aim at the pin", "252")),
                              ("activity", "ReplacePin"), duration="185.085", fps="29.97")],
@@ -177,8 +178,9 @@ def test_baglm_reads_the_four_published_variants(tmp_path):
     read = {}
     for name, data in files.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(data))
-        (read[name],) = read_layout(tmp_path / f"{name}.json", "baglm")
+        read[name], *more = read_layout(tmp_path / f"{name}.json", "baglm")
     assert [q.label for q in read["htstep"].queries] == ["", "0", "3832", ""]  # unnamed steps have no label
+    assert [q.label for q in more[0].queries] == ["", ""]
     assert [q.label for q in read["coin"].queries] == ["250", "", "252"] and read["coin"].duration == 185.085
     assert [s.start for s in read["coin"].steps] == [1.0, 4.0] and read["coin"].task == "ReplacePin"
     assert [q.label for q in read["crosstask"].queries] == ["0", "1", "2"]  # ids that index the list: every step

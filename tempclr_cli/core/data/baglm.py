@@ -72,10 +72,15 @@ def _ground_truth(q, at: str, steps: list[str], with_ids: bool) -> Step:
     return Step(start, end, q["query"], str(step).strip())
 
 
-def _labels(steps: list[str], truth: list[Step], with_ids: bool) -> list[str]:
+def _indices(steps: list[str], truth: list[Step]) -> bool:
+    """Whether every id names its step by its place in the list (CrossTask's `step`)."""
+    return all(s.id.isdigit() and int(s.id) < len(steps) and steps[int(s.id)] == s.text for s in truth)
+
+
+def _labels(steps: list[str], truth: list[Step], by_index: bool) -> list[str]:
     """Each listed step's label ('' where the file names none)."""
-    if not with_ids or all(s.id.isdigit() and int(s.id) < len(steps) and steps[int(s.id)] == s.text for s in truth):
-        return [str(k) for k in range(len(steps))]  # no ids, or ids that are indices into the list (CrossTask)
+    if by_index:
+        return [str(k) for k in range(len(steps))]
     ids: dict[str, list[str]] = {}
     for s in truth:
         if s.id not in ids.setdefault(s.text, []):
@@ -95,13 +100,11 @@ def _where(path: Path, k: int, entry) -> str:
     return f"{path}: [{k}] (video {entry['video_uid']})"
 
 
-def _video(entry: dict, where: str, found: list[tuple[dict, str]], with_ids: bool) -> Video:
-    steps = _step_list(entry, where)
-    truth = [_ground_truth(q, at, steps, with_ids) for q, at in found]
+def _video(entry: dict, where: str, steps: list[str], truth: list[Step], by_index: bool) -> Video:
     duration = entry.get("video_duration")
     duration = None if duration is None else seconds(duration, f"{where}.video_duration")
     group = next((str(entry[g]) for g in GROUPS if entry.get(g) is not None), "")
-    queries = [Query(label, text) for label, text in zip(_labels(steps, truth, with_ids), steps)]
+    queries = [Query(label, text) for label, text in zip(_labels(steps, truth, by_index), steps)]
     return Video(entry["video_uid"], "", duration, sorted(truth, key=lambda s: s.start), group, queries)
 
 
@@ -117,4 +120,7 @@ def read_baglm(path: Path, options: ReadOptions) -> list[Video]:
     entries = [(entry, where, _queries(entry, where)) for k, entry in enumerate(data)
                for where in [_where(path, k, entry)]]
     with_ids = any(isinstance(q, dict) and "step" in q for _, _, found in entries for q, _ in found)
-    return [_video(entry, where, found, with_ids) for entry, where, found in entries]
+    parsed = [(entry, where, steps, [_ground_truth(q, at, steps, with_ids) for q, at in found])
+              for entry, where, found in entries for steps in [_step_list(entry, where)]]
+    by_index = not with_ids or all(_indices(steps, truth) for _, _, steps, truth in parsed)  # decided per file
+    return [_video(entry, where, steps, truth, by_index) for entry, where, steps, truth in parsed]
