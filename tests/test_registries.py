@@ -156,3 +156,41 @@ def test_every_kind_of_heads_keeps_the_heads_contract(kind):
     if not heads.raw:  # unit vectors in: an untrained head is the identity (zero-initialised residual)
         x = torch.nn.functional.normalize(torch.randn(5, dim), dim=-1)
         assert torch.allclose(apply_video_head(heads, x), x, atol=1e-6)
+
+
+def _weights_for(name: str, tmp_path: Path) -> str:
+    """Cheap weights in each registration's released layout (random values)."""
+    if name in ("r3d18", "r2plus1d18"):
+        from test_tclr_fidelity import released_pth
+
+        released_pth(tmp_path / f"{name}.pth", name, parallel=True)
+        return str(tmp_path / f"{name}.pth")
+    if name == "s3d-howto100m":
+        from test_s3d import WORDS, _randomised
+
+        torch.save(_randomised().float().state_dict(), tmp_path / "s3d_howto100m.pth")
+        np.save(tmp_path / "s3d_dict.npy", WORDS)
+        return str(tmp_path / "s3d_howto100m.pth")
+    return "none"  # tiny and open_clip's architectures: random, seeded
+
+
+@pytest.mark.parametrize("name", ["tiny", "r3d18", *(pytest.param(n, marks=pytest.mark.slow) for n in
+                                                     ("r2plus1d18", "s3d-howto100m", "ViT-B-32"))])
+def test_every_registered_encoder_keeps_the_encoder_contract(name, tmp_path):
+    """#37: what a loader returns is an Encoder (a TextEncoder where the registration says it has a text
+    tower) whose facts agree with its registration, and it embeds frames as the contract says."""
+    from tempclr_cli.core.encode.registry import Encoder, TextEncoder, _ENCODERS, find_encoder, load_encoder
+
+    assert set(_ENCODERS) <= {"tiny", "r3d18", "r2plus1d18", "s3d-howto100m"}, "a new registration: add it above"
+    info = find_encoder(name)
+    encoder = load_encoder(name, _weights_for(name, tmp_path), device="cpu")
+    assert isinstance(encoder, TextEncoder if info.text else Encoder) and (info.text == isinstance(encoder, TextEncoder))
+    for fact, value in (("frames_per_clip", encoder.frames_per_clip), ("fps", encoder.fps),
+                        ("input_size", encoder.image_size), ("dim", encoder.dim), ("protocol", encoder.protocol)):
+        declared = getattr(info, fact)
+        assert declared == value or str(declared).endswith("*"), (fact, declared, value)  # "16*": the weights decide
+    n = 2 * encoder.frames_per_clip
+    frames = np.random.default_rng(0).integers(0, 255, (n, encoder.image_size, encoder.image_size, 3), np.uint8)
+    assert tuple(encoder.encode_images(frames).shape) == (n, encoder.dim)
+    if info.text:
+        assert tuple(encoder.encode_text(["crack the eggs", "whisk"]).shape) == (2, encoder.dim)

@@ -7,11 +7,10 @@ embedding size and the weights it takes. Everything that picks an encoder by nam
 this table: `extract`, the text towers of `align` / `retrieve` / `localize` / `train`,
 and `tempclr models`. Declarations are plain data, so listing them imports no model code.
 
-A loaded encoder (what `load` returns) has `name`, `pretrained`, `seed`, `device`,
-`image_size` (frames arrive with this short side, centre-cropped square),
-`frames_per_clip` (1 for image encoders), `fps` (the sampling rate the model fixes, or
-None for `--fps`), `dim`, `encode_images(frames)` (each frame gets its clip's feature)
-and, when it has a text tower, `encode_text(sentences)`.
+A loaded encoder (what `load` returns) is an `Encoder` (a `TextEncoder` when it has a
+text tower): the contract every registration's loader keeps, checked for each entry by
+tests/test_registries.py. Its clip facts are those of its registration (`clip_facts`
+states them once, on the encoder's class).
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from tempclr_cli.core.errors import TempclrError
 
@@ -60,6 +60,41 @@ class EncoderInfo:
         keys = ("name", "kind", "summary", "weights", "default_weights", "frames_per_clip", "fps", "input_size",
                 "dim", "text", "protocol")
         return {**{k: v for k, v in asdict(self).items() if k in keys}, **overrides}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What `load_encoder` hands `extract`, `align` and the text towers. Frames arrive as
+    (n, S, S, 3) uint8 RGB with S = `image_size` (short side, centre-cropped square), in whole
+    clips of `frames_per_clip` consecutive samples; every frame gets its clip's feature."""
+
+    name: str  # the --model name
+    pretrained: str  # the weights it holds
+    seed: int  # random weights ('none') are drawn from it
+    device: Any
+    image_size: int
+    frames_per_clip: int  # 1: an image encoder, every frame embedded on its own
+    fps: float | None  # the sampling rate the model fixes; None: --fps
+    dim: int
+    protocol: str  # how frames are decoded: "frames" (tempclr's sampler) or a released protocol ("videoclip")
+
+    def encode_images(self, frames) -> Any:
+        """(n, S, S, 3) uint8 -> (n, dim) float32 features (not normalised)."""
+
+
+@runtime_checkable
+class TextEncoder(Encoder, Protocol):
+    """An `Encoder` with a text tower (the registration says `text=True`)."""
+
+    def encode_text(self, sentences: list[str]) -> Any:
+        """Sentences -> (n, dim) float32 embeddings (not normalised)."""
+
+
+def clip_facts(encoder_class) -> dict:
+    """The registration's clip facts read off an encoder class that fixes them (S3D), so they are
+    stated once: `@register_encoder(..., **clip_facts(S3DEncoder))`."""
+    return {"frames_per_clip": encoder_class.frames_per_clip, "fps": encoder_class.fps,
+            "input_size": encoder_class.image_size, "dim": encoder_class.dim, "protocol": encoder_class.protocol}
 
 
 _ENCODERS: dict[str, EncoderInfo] = {}

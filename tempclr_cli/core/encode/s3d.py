@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tempclr_cli.core.encode.registry import register_encoder
+from tempclr_cli.core.encode.registry import clip_facts, register_encoder
 from tempclr_cli.core.errors import TempclrError
 
 WEIGHTS_FILE, DICT_FILE = "s3d_howto100m.pth", "s3d_dict.npy"
@@ -95,8 +95,7 @@ def load_s3d_model(pretrained: str):
 
 @register_encoder("s3d-howto100m", "video-text", "S3D-G MIL-NCE on HowTo100M: VideoCLIP/TempCLR's features, "
                   "1 s clips of 30 frames, and its word-embedding text tower (raw dot products)",
-                  "PATH (s3d_howto100m.pth + s3d_dict.npy)", frames_per_clip=30, fps=30.0, input_size=224,
-                  dim=512, protocol="videoclip")
+                  "PATH (s3d_howto100m.pth + s3d_dict.npy)", **clip_facts(S3DEncoder))
 def load_s3d(model: str, pretrained: str | None, device, seed: int = 0) -> S3DEncoder:
     net = load_s3d_model(pretrained)
     return S3DEncoder(net.to(device), device, model, str(pretrained), seed)
