@@ -178,9 +178,9 @@ def test_baglm_reads_the_four_published_variants(tmp_path):
     read = {}
     for name, data in files.items():
         (tmp_path / f"{name}.json").write_text(json.dumps(data))
-        read[name], *more = read_layout(tmp_path / f"{name}.json", "baglm")
+        read[name], *read[f"{name} more"] = read_layout(tmp_path / f"{name}.json", "baglm")
     assert [q.label for q in read["htstep"].queries] == ["", "0", "3832", ""]  # unnamed steps have no label
-    assert [q.label for q in more[0].queries] == ["", ""]
+    assert [q.label for q in read["htstep more"][0].queries] == ["", ""]
     assert [q.label for q in read["coin"].queries] == ["250", "", "252"] and read["coin"].duration == 185.085
     assert [s.start for s in read["coin"].steps] == [1.0, 4.0] and read["coin"].task == "ReplacePin"
     assert [q.label for q in read["crosstask"].queries] == ["0", "1", "2"]  # ids that index the list: every step
