@@ -4,8 +4,12 @@ extraction clips/s and NVDEC decoding against the CPU's, written as JSON (and a 
     python benchmarks/gpu.py --json OUT/gpu_figures.json            # on a GPU
     python benchmarks/gpu.py --device cpu --small --json figures.json  # the dry run's smoke version
 
-CUDA times come from CUDA events around the measured region after warm-up (medians of
-repeats); pysdtw's CUDA path runs beside tempclr's when pysdtw is importable.
+Soft-DTW value + gradient at B = 32 and L = 128, 512, 1024, 4096, from D = 64 embeddings (the cost
+inside the timing) and from a precomputed cost: tempclr's automatic backend (the fused triton
+kernels on CUDA), the row scan (`backend="torch"`) and pysdtw's CUDA path when pysdtw imports, each
+with its peak memory; a contender that cannot run a size says why. Published figures of other
+implementations ride along under "published", as their authors give them (not measured here).
+Times are medians of repeats after warm-up, synchronised around the measured region.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from tempclr_cli.core.align.dtw import pairwise_dtw, soft_dtw
+from tempclr_cli.core.align.dtw import backend_for, dtw, pairwise_dtw, soft_dtw
 
 
 def timed(fn, device: torch.device, repeat: int = 5, warmup: int = 2) -> float:
@@ -42,53 +46,101 @@ def unit(*shape, device) -> torch.Tensor:
     return torch.nn.functional.normalize(torch.randn(*shape, device=device), dim=-1)
 
 
-def soft_dtw_figures(device: torch.device, B: int, L: int) -> dict:
-    """Soft-DTW value + gradient, B pairs of L x L, ours and pysdtw's."""
+PUBLISHED = {  # anchors from their authors, not measured here: soft-DTW value + gradient, B = 32, 512 x 512, D = 64
+    "sdtw-cuda-torch (BGU-CS-VIL), benchmark CSV": "20.1 ms",
+    "sdtw-cuda-torch (BGU-CS-VIL), README": "42 ms",
+    "pytorch-softdtw-cuda (Maghoumi)": "51.7 ms; out of memory at 1024",
+}
+
+
+def measured(fn, device: torch.device, repeat: int = 5, warmup: int = 2) -> dict:
+    """{"ms": median, "peak_mb": memory allocated at the peak beyond what was there before (CUDA)}, or
+    {"not_run": why} when it fails (pysdtw past its 1,024-thread limit, out of memory)."""
+    try:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+        out = {"ms": timed(fn, device, repeat, warmup)}
+        if device.type == "cuda":
+            out["peak_mb"] = round((torch.cuda.max_memory_allocated(device) - base) / 2**20, 1)
+        return out
+    except Exception as e:  # noqa: BLE001 - a contender that cannot run a size is reported, not fatal
+        return {"not_run": f"{type(e).__name__}: {e}"[:200]}
+
+
+def soft_dtw_figures(device: torch.device, B: int, L: int, precomputed: bool) -> dict:
+    """Soft-DTW value + gradient, B pairs of L x L (gamma 0.1): tempclr's automatic backend (triton on
+    CUDA), the row scan, and pysdtw, from D = 64 embeddings (the cost 1 - x y^T inside the timing,
+    the gradient to x) or from a precomputed cost (the gradient to the cost)."""
     a, b = unit(B, L, 64, device=device), unit(B, L, 64, device=device)
+    cost = (1 - a @ b.transpose(1, 2)).contiguous()
+    big = L >= 2048  # the row scan takes seconds a call there: fewer repeats
+    repeat, warmup = (2, 1) if big else (5, 2)
 
-    def ours():
-        x = a.clone().requires_grad_(True)
-        cost = 1 - x @ b.transpose(1, 2)
-        soft_dtw(cost, gamma=0.1).sum().backward()
+    def run(distance):
+        def step():
+            if precomputed:
+                x = cost.clone().requires_grad_(True)
+                distance(x, None)
+            else:
+                x = a.clone().requires_grad_(True)
+                distance(x, b)
+        return step
 
-    out = {"B": B, "L": L, "tempclr_ms": timed(ours, device)}
+    def ours(backend):
+        def distance(x, y):
+            soft_dtw(x if y is None else 1 - x @ y.transpose(1, 2), gamma=0.1, backend=backend).sum().backward()
+        return distance
+
+    out = {"B": B, "L": L, "cost": "precomputed" if precomputed else "D=64 embeddings, cost included",
+           "backend": backend_for(cost)}
+    out["tempclr"] = measured(run(ours(None)), device, repeat, warmup)
+    out["row_scan"] = measured(run(ours("torch")), device, repeat, warmup)
     try:
         import pysdtw
 
-        sdtw = pysdtw.SoftDTW(gamma=0.1, dist_func=lambda x, y: 1 - x @ y.transpose(1, 2), use_cuda=device.type == "cuda")
+        sdtw = pysdtw.SoftDTW(gamma=0.1, use_cuda=device.type == "cuda",
+                              dist_func=(lambda x, y: x) if precomputed else (lambda x, y: 1 - x @ y.transpose(1, 2)))
+        def theirs(x, y):  # pysdtw reads the second length (and the feature size) from its second argument
+            sdtw(x, cost if y is None else y).sum().backward()
 
-        def theirs():
-            x = a.clone().requires_grad_(True)
-            sdtw(x, b).sum().backward()
-
-        out["pysdtw_ms"] = timed(theirs, device)
-        out["pysdtw_over_tempclr"] = round(out["pysdtw_ms"] / out["tempclr_ms"], 2)
-    except Exception as e:  # noqa: BLE001 - a peer that does not install or run is reported, not fatal
-        out["pysdtw"] = f"not run: {type(e).__name__}: {e}"[:200]
+        out["pysdtw"] = measured(run(theirs), device, repeat, warmup)
+    except ImportError as e:
+        out["pysdtw"] = {"not_run": f"{type(e).__name__}: {e}"[:200]}
+    for peer in ("row_scan", "pysdtw"):
+        if "ms" in out[peer] and "ms" in out["tempclr"]:
+            out[f"{peer}_over_tempclr"] = round(out[peer]["ms"] / out["tempclr"]["ms"], 2)
     return out
 
 
 def all_pairs_figures(device: torch.device, P: int, N: int, M: int) -> dict:
-    """Hard DTW of P paragraphs (N sentences) against P videos (M clips): P*P pairs."""
+    """Hard DTW of P paragraphs (N sentences) against P videos (M clips): P*P pairs, from D = 64
+    embeddings; tempclr's `pairwise_dtw` against the row scan on the same cost tensor."""
     x, y = unit(P, N, 64, device=device), unit(P, M, 64, device=device)
-    ms = timed(lambda: pairwise_dtw(x, y), device)
-    return {"pairs": P * P, "N": N, "M": M, "tempclr_ms": ms}
+
+    def row_scan():
+        cost = 1 - torch.einsum("pnd,vmd->pvnm", x, y)
+        dtw(cost.reshape(P * P, N, M), paths=False, backend="torch")
+
+    out = {"pairs": P * P, "N": N, "M": M, "tempclr": measured(lambda: pairwise_dtw(x, y), device),
+           "row_scan": measured(row_scan, device)}
+    if "ms" in out["row_scan"] and "ms" in out["tempclr"]:
+        out["row_scan_over_tempclr"] = round(out["row_scan"]["ms"] / out["tempclr"]["ms"], 2)
+    return out
 
 
 def row_scan_figures(device: torch.device, B: int, L: int) -> dict:
     """The row scan runs one Python step (a few kernels) per DP row: time per row, and how much
-    of it is launch overhead (the same rows with 1 pair vs B pairs)."""
-    from tempclr_cli.core.align import dtw
-
+    of it is launch overhead (the same rows with 1 pair vs B pairs); the automatic backend's time
+    for the same rows beside it (on CUDA the fused kernels: one launch, no per-row cost)."""
     one = torch.rand(1, L, L, device=device)
     many = torch.rand(B, L, L, device=device)
-    compiled, dtw.USE_COMPILED = dtw.USE_COMPILED, False  # the row scan on any device (CUDA always uses it)
-    try:
-        t_one = timed(lambda: soft_dtw(one, gamma=0.1), device)
-        t_many = timed(lambda: soft_dtw(many, gamma=0.1), device)
-    finally:
-        dtw.USE_COMPILED = compiled
-    return {"rows": L, "ms_per_row_1_pair": round(t_one / L, 4), "ms_per_row_B_pairs": round(t_many / L, 4), "B": B}
+    t_one = timed(lambda: soft_dtw(one, gamma=0.1, backend="torch"), device)
+    t_many = timed(lambda: soft_dtw(many, gamma=0.1, backend="torch"), device)
+    t_auto = timed(lambda: soft_dtw(many, gamma=0.1), device)
+    return {"rows": L, "B": B, "ms_per_row_1_pair": round(t_one / L, 4), "ms_per_row_B_pairs": round(t_many / L, 4),
+            "automatic_backend_ms_per_row_B_pairs": round(t_auto / L, 4)}
 
 
 def extraction_figures(device: torch.device, seconds: float) -> dict:
@@ -138,7 +190,9 @@ def nvdec_figures(seconds: float) -> dict:
     against the CPU, one decoding thread, each mode: seconds, and where it decoded."""
     import numpy as np
 
-    from tempclr_cli.core.media.video import sample_frames, write_video
+    from tempclr_cli.core.media.decode import DecodeReport
+    from tempclr_cli.core.media.sampling import sample_frames
+    from tempclr_cli.core.media.video import write_video
 
     figures: dict = {"video_seconds": seconds}
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,11 +202,11 @@ def nvdec_figures(seconds: float) -> dict:
         video = write_video(Path(tmp) / "v.mp4", frames, 30, options={"preset": "medium"})
         for decode in ("exact", "fast"):
             for hwaccel in (None, "cuda"):
-                info: dict = {}
+                report = DecodeReport()
                 start = time.perf_counter()
-                n = sum(1 for _ in sample_frames(video, 1.0, 224, info, decode=decode, hwaccel=hwaccel))
+                n = sum(1 for _ in sample_frames(video, 1.0, 224, report, decode=decode, hwaccel=hwaccel))
                 figures[f"{decode}_{hwaccel or 'cpu'}"] = {"seconds": round(time.perf_counter() - start, 3),
-                                                          "samples": n, "decoded_on": info["decoded_on"]}
+                                                          "samples": n, "decoded_on": report.decoded_on}
     return figures
 
 
@@ -167,7 +221,9 @@ def main() -> None:
     figures = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
-        "soft_dtw": soft_dtw_figures(device, 4 if small else 32, 64 if small else 512),
+        "soft_dtw": {"published": PUBLISHED,
+                     "rows": [soft_dtw_figures(device, 4 if small else 32, L, precomputed)
+                              for L in ((16, 48) if small else (128, 512, 1024, 4096)) for precomputed in (False, True)]},
         "all_pairs": all_pairs_figures(device, 20 if small else 200, 8, 60),
         "row_scan": row_scan_figures(device, 8 if small else 256, 32 if small else 512),
         "extract": extraction_figures(device, 4.0 if small else 60.0),

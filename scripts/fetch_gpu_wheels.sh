@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On a connected machine: fetch into .whl/ the wheels scripts/gpu_check.sh installs on an
-# offline GPU machine whose python3 lacks them (Python 3.12, manylinux x86_64 by default).
+# offline GPU machine whose python3 lacks them (Python 3.12, manylinux x86_64 by default);
+# pysdtw (pure Python, its CUDA kernels in numba) is the soft-DTW peer that benchmarks/gpu.py times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYV=${PYV:-3.12}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One prepared GPU check (issue #19): a venv with the project installed, `pytest -m cuda`,
-# and the GPU benchmark, with the log and a JSON of the figures under $OUT.
+# One prepared GPU check (issues #19, #40): a venv with the project installed, `pytest -m cuda`,
+# and the GPU benchmark (soft-DTW at B = 32 and L = 128 ... 4096 against the row scan and pysdtw,
+# with peak memory; all-pairs DTW; the row scan's cost per row; extraction; NVDEC; S3D), with the
+# log and a JSON of the figures under $OUT.
 #
 #   bash scripts/gpu_check.sh             # on a GPU machine (about 5 minutes)
 #   bash scripts/gpu_check.sh --dry-run   # anywhere: the same steps on the CPU, tests skipped,
@@ -34,7 +36,7 @@ pip_() { python -m pip "$@"; }
 missing=$(python - <<'PY'
 import importlib.util
 need = {"open_clip": "open_clip_torch", "av": "av", "typer": "typer", "rich": "rich", "yaml": "pyyaml",
-        "numba": "numba", "ftfy": "ftfy", "pytest": "pytest"}
+        "numba": "numba", "ftfy": "ftfy", "pytest": "pytest", "pysdtw": "pysdtw"}
 print(" ".join(pkg for mod, pkg in need.items() if importlib.util.find_spec(mod) is None))
 PY
 )

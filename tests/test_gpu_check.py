@@ -23,4 +23,8 @@ def test_the_gpu_check_dry_run_goes_through_every_step(tmp_path):
     assert "skipped" in (tmp_path / "out" / "pytest_cuda.log").read_text()  # the cuda tier ran and said why it skipped
     figures = json.loads((tmp_path / "out" / "gpu_figures.json").read_text())
     assert set(figures) >= {"device", "soft_dtw", "all_pairs", "row_scan", "extract"}
-    assert figures["soft_dtw"]["tempclr_ms"] > 0 and figures["extract"]["clips"] == 4
+    rows = figures["soft_dtw"]["rows"]
+    assert {(r["L"], r["cost"].split()[0]) for r in rows} == {(16, "D=64"), (16, "precomputed"), (48, "D=64"),
+                                                             (48, "precomputed")}
+    assert all(r["tempclr"]["ms"] > 0 and r["row_scan"]["ms"] > 0 and r["backend"] == "numba" for r in rows)
+    assert figures["all_pairs"]["tempclr"]["ms"] > 0 and figures["extract"]["clips"] == 4

@@ -17,7 +17,7 @@ left and upper neighbours plus its cost. The flags:
 
 Soft-DTW's forward keeps, for each cell, the soft-min weight of each neighbour (each one's
 share of the cell's value). The Cuturi-Blondel backward is then those weights times the
-successors' expectations, with no exp: the forward's 2 exp and 1 log a cell are the whole
+successors' expectations, with no exp: the forward's 3 exp and 1 log a cell are the whole
 transcendental cost of value plus gradient (the backward from the table costs 3 exp more).
 """
 
@@ -29,8 +29,9 @@ import numba as nb
 import numpy as np
 import torch
 
+NAME = "numba"  # the backend's name in `dtw.backend_for`
 INF = np.inf
-DIAG, LEFT, UP = 0, 1, 2  # the weights' last axis
+DIAG, LEFT = 0, 1  # the weights' last axis; the up weight is 1 minus both
 
 
 @nb.njit(cache=True)
@@ -41,47 +42,60 @@ def band_limits(n, m, band):  # pragma: no cover - compiled
     return min(0, m - n) - band, max(0, m - n) + band
 
 
-@nb.njit(cache=True)
-def dp_row(cost, i, m, gamma, lo, hi, subseq, otam, prev, cur, weights):  # pragma: no cover - compiled
-    """Row i of the table: cur[j + 1] = R[i, j] from prev[j + 1] = R[i - 1, j] (index 0: the border).
-
-    cost is the pair's (N, M) block; weights (w, 3) receives each cell's neighbour weights when
-    it has a row (soft-DTW with a gradient to come), else it is (0, 3).
-    """
+@nb.njit(cache=True, inline="always")
+def dp_cell(cost, i, j, m, gamma, lo, hi, subseq, otam, table, above, here, weights):  # pragma: no cover - compiled
+    """Cell (i, j): table[here, j + 1] = R[i, j] from table[above] (row i - 1) and table[here, j] (its left
+    neighbour; index 0 is the border). With a soft gamma and `weights` rows, also each neighbour's weight."""
     w = m + 2 if otam else m
+    jr = j - 1 if otam else j  # the cost column
+    pad = otam and (j == 0 or j == w - 1)
     keep = weights.shape[0] > 0
-    cur[0] = INF
-    for j in range(w):
-        jr = j - 1 if otam else j  # the cost column
-        pad = otam and (j == 0 or j == w - 1)
-        if not pad and (jr - i < lo or jr - i > hi):
-            cur[j + 1] = INF
-            if keep:
-                weights[j, DIAG] = weights[j, LEFT] = weights[j, UP] = 0.0
-            continue
-        d = 0.0 if pad else cost[i, jr]
-        left = cur[j]
-        if i == 0:
-            diag, up = (0.0 if subseq or j == 0 else INF), INF
-        else:
-            diag, up = prev[j], prev[j + 1]
-            if otam and 1 < j < w - 1:
-                up = INF
-        lowest = min(diag, min(left, up))
-        if gamma == 0 or lowest == INF:
-            cur[j + 1] = d + lowest
-            if keep:
-                weights[j, DIAG] = weights[j, LEFT] = weights[j, UP] = 0.0
-            continue
-        # the lowest term is exp(0) = 1: only the other two cost an exp
-        ed = 1.0 if diag == lowest else math.exp((lowest - diag) / gamma)
-        el = 1.0 if left == lowest else math.exp((lowest - left) / gamma)
-        eu = 1.0 if up == lowest else math.exp((lowest - up) / gamma)
-        total = ed + el + eu
-        cur[j + 1] = d + lowest - gamma * math.log(total)
-        if keep:
-            inv = 1.0 / total
-            weights[j, DIAG], weights[j, LEFT], weights[j, UP] = ed * inv, el * inv, eu * inv
+    if keep:
+        weights[i, j, DIAG] = weights[i, j, LEFT] = 0.0
+    if not pad and (jr - i < lo or jr - i > hi):
+        table[here, j + 1] = INF
+        return
+    left = table[here, j]
+    if i == 0:
+        diag, up = (0.0 if subseq or j == 0 else INF), INF
+    else:
+        diag, up = table[above, j], table[above, j + 1]
+        if otam and 1 < j < w - 1:
+            up = INF
+    lowest = min(diag, min(left, up))
+    d = 0.0 if pad else cost[i, jr]
+    if gamma == 0 or lowest == INF:
+        table[here, j + 1] = d + lowest
+        return
+    # no branches on which term is lowest: mispredicting them costs more than the third exp
+    scale = 1.0 / gamma  # a multiply, not a divide, on the chain from cell to cell
+    ed = math.exp((lowest - diag) * scale)
+    el = math.exp((lowest - left) * scale)
+    eu = math.exp((lowest - up) * scale)
+    total = ed + el + eu
+    table[here, j + 1] = d + lowest - gamma * math.log(total)
+    if keep:
+        weights[i, j, DIAG], weights[i, j, LEFT] = ed / total, el / total
+
+
+@nb.njit(cache=True)
+def dp_sweep(cost, n, m, gamma, lo, hi, subseq, otam, table, weights):  # pragma: no cover - compiled
+    """Fill a pair's table: row i in table[(i + 1) % len(table)], each row with its border at index 0 (a
+    ring of 3 rows for values, n + 1 rows to keep them all). Rows go two at a time, the second one column
+    behind the first: two independent chains of exp and log for the CPU to overlap (a cell waits for its
+    left neighbour, so one row at a time is bound by their latency: about 2.5x slower)."""
+    w = m + 2 if otam else m
+    ring = table.shape[0]
+    table[0, :] = INF
+    for i in range(0, n, 2):
+        above, first, second = i % ring, (i + 1) % ring, (i + 2) % ring
+        pair = i + 1 < n
+        table[first, 0] = table[second, 0] = INF
+        for t in range(w + 1):
+            if t < w:
+                dp_cell(cost, i, t, m, gamma, lo, hi, subseq, otam, table, above, first, weights)
+            if pair and t > 0:
+                dp_cell(cost, i + 1, t - 1, m, gamma, lo, hi, subseq, otam, table, first, second, weights)
 
 
 @nb.njit(cache=True)
@@ -102,44 +116,41 @@ def end_value(last_row, w, subseq, gamma):  # pragma: no cover - compiled
 
 @nb.njit(parallel=True, cache=True)
 def values_kernel(cost, lengths, gamma, band, subseq, otam, out):  # pragma: no cover - compiled
-    """out[b] = the value of pair b (soft with gamma > 0, hard with 0), two rolling rows per pair."""
-    none = np.empty((0, 3), dtype=np.float64)
+    """out[b] = the value of pair b (soft with gamma > 0, hard with 0), a ring of three rows per pair."""
+    none = np.empty((0, 0, 2), dtype=np.float64)
     for b in nb.prange(cost.shape[0]):
         n, m = lengths[b, 0], lengths[b, 1]
         w = m + 2 if otam else m
         lo, hi = band_limits(n, m, band)
-        prev = np.empty(w + 1, dtype=np.float64)
-        cur = np.empty(w + 1, dtype=np.float64)
-        for i in range(n):
-            dp_row(cost[b], i, m, gamma, lo, hi, subseq, otam, prev, cur, none)
-            prev, cur = cur, prev
-        out[b] = end_value(prev, w, subseq, gamma)
+        table = np.empty((3, w + 1), dtype=np.float64)
+        dp_sweep(cost[b], n, m, gamma, lo, hi, subseq, otam, table, none)
+        out[b] = end_value(table[n % 3], w, subseq, gamma)
 
 
 @nb.njit(parallel=True, cache=True)
 def soft_forward_kernel(cost, lengths, gamma, band, subseq, otam, weights, last, out):  # pragma: no cover - compiled
     """Values as `values_kernel`, keeping what the backward needs.
 
-    weights (B, N + 1, W + 1, 3), W = M (+2 for OTAM): each cell's neighbour weights, zero on
-    row n and column w of each pair (the backward reads them as absent successors); last (B, W):
+    weights (B, N + 1, W + 1, 2), W = M (+2 for OTAM): each cell's diagonal and left weights (its up
+    weight is 1 minus both: two float64 a cell keep 256 pairs of 20 x 300 under the 32 MB above which
+    malloc maps, and the kernel then faults in, fresh pages on every call), zero on row n and column w of
+    each pair (the backward reads them as absent successors, whose expectation is 0); last (B, W):
     the weight of each last-row cell in the value (1 at the corner, or the last row's soft-min shares).
     """
     for b in nb.prange(cost.shape[0]):
         n, m = lengths[b, 0], lengths[b, 1]
         w = m + 2 if otam else m
         lo, hi = band_limits(n, m, band)
-        prev = np.empty(w + 1, dtype=np.float64)
-        cur = np.empty(w + 1, dtype=np.float64)
-        for i in range(n):
-            dp_row(cost[b], i, m, gamma, lo, hi, subseq, otam, prev, cur, weights[b, i])
-            weights[b, i, w] = 0.0
-            prev, cur = cur, prev
+        table = np.empty((3, w + 1), dtype=np.float64)
+        dp_sweep(cost[b], n, m, gamma, lo, hi, subseq, otam, table, weights[b])
+        weights[b, :n, w] = 0.0
         weights[b, n, : w + 1] = 0.0
-        value = end_value(prev, w, subseq, gamma)
+        row = table[n % 3]
+        value = end_value(row, w, subseq, gamma)
         out[b] = value
         for j in range(w):
             if subseq:
-                last[b, j] = math.exp((value - prev[j + 1]) / gamma)
+                last[b, j] = math.exp((value - row[j + 1]) / gamma)
             else:
                 last[b, j] = 1.0 if j == w - 1 else 0.0
 
@@ -160,7 +171,8 @@ def soft_backward_kernel(lengths, otam, weights, last, scale, grad):  # pragma: 
         for i in range(n - 1, -1, -1):
             wi, wb = weights[b, i], weights[b, i + 1]
             for j in range(w - 1, -1, -1):
-                e = here[j + 1] * wi[j + 1, LEFT] + below[j + 1] * wb[j + 1, DIAG] + below[j] * wb[j, UP]
+                up = 1.0 - wb[j, DIAG] - wb[j, LEFT]
+                e = here[j + 1] * wi[j + 1, LEFT] + below[j + 1] * wb[j + 1, DIAG] + below[j] * up
                 if i == n - 1:
                     e += last[b, j]
                 here[j] = e
@@ -177,30 +189,27 @@ def paths_kernel(cost, lengths, band, subseq, paths, path_len, out):  # pragma: 
     With `subseq` the end is the last row's first minimum, and the path stops in row 0 unless
     coming from the left is strictly cheaper than starting there.
     """
-    none = np.empty((0, 3), dtype=np.float64)
+    none = np.empty((0, 0, 2), dtype=np.float64)
     for b in nb.prange(cost.shape[0]):
         n, m = lengths[b, 0], lengths[b, 1]
         lo, hi = band_limits(n, m, band)
-        R = np.empty((n, m + 1), dtype=np.float64)  # R[i, j + 1] = cell (i, j); column 0: the border
-        row = np.full(m + 1, INF)
-        for i in range(n):
-            dp_row(cost[b], i, m, 0.0, lo, hi, subseq, False, row, R[i], none)
-            row = R[i]
+        R = np.empty((n + 1, m + 1), dtype=np.float64)  # R[i + 1, j + 1] = cell (i, j); row and column 0: borders
+        dp_sweep(cost[b], n, m, 0.0, lo, hi, subseq, False, R, none)
         j = m - 1
         if subseq:
             for k in range(m):
-                if R[n - 1, k + 1] < R[n - 1, j + 1]:
+                if R[n, k + 1] < R[n, j + 1]:
                     j = k
-        out[b] = R[n - 1, j + 1]
+        out[b] = R[n, j + 1]
         i, k = n - 1, 0
         paths[b, 0, 0], paths[b, 0, 1] = i, j
         while i > 0 or j > 0:
             if i == 0:
-                if subseq and not R[0, j] < 0:  # starting at (0, j) is no dearer than coming from the left
+                if subseq and not R[1, j] < 0:  # starting at (0, j) is no dearer than coming from the left
                     break
                 j -= 1
             else:
-                d, left, up = R[i - 1, j], R[i, j], R[i - 1, j + 1]
+                d, left, up = R[i, j], R[i + 1, j], R[i, j + 1]
                 if d <= left and d <= up:
                     i -= 1
                     j -= 1
@@ -265,7 +274,7 @@ def soft_forward(cost, lengths, gamma, band, subseq, otam):
     """Values and what the backward reads: the neighbour weights and the last row's shares."""
     B, N, M = cost.shape
     W = M + 2 if otam else M
-    weights = torch.empty(B, N + 1, W + 1, 3, dtype=torch.float64)
+    weights = torch.empty(B, N + 1, W + 1, 2, dtype=torch.float64)
     last = torch.empty(B, W, dtype=torch.float64)
     out = torch.empty(B, dtype=torch.float64)
     soft_forward_kernel(_array(cost), _array(lengths), gamma, band, subseq, otam, weights.numpy(), last.numpy(),

@@ -29,6 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
+NAME = "triton"  # the backend's name in `dtw.backend_for`
 INF: tl.constexpr = float("inf")
 
 

@@ -144,6 +144,11 @@ def _kernels(x: torch.Tensor, backend: str | None):
     return module
 
 
+def backend_for(x: torch.Tensor, backend: str | None = None) -> str:
+    """The backend ("numba", "triton" or "torch") that the DTW functions use for tensors like x."""
+    return _kernels(x, backend).NAME
+
+
 def _import(name: str):
     """One of the compiled kernel modules, or None where its compiler is missing."""
     import importlib
@@ -309,6 +314,8 @@ def _backtrack(table: torch.Tensor, lengths: torch.Tensor, subseq: bool):
 
 class _RowScan:
     """The torch row scan as a kernel backend: the interface `_dtw_numba` and `_dtw_triton` share."""
+
+    NAME = "torch"
 
     @staticmethod
     def values(cost, lengths, gamma, band, subseq, otam):
