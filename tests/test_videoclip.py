@@ -307,7 +307,10 @@ def test_layernorm_tuning_trains_and_saves_only_the_layernorms(released, tmp_pat
                    "--set", "optim.lr=1e-2", "--run-dir", str(run), "--device", "cpu", "-q")
     assert done.returncode == 0, done.stderr
     state = load_checkpoint(run / "last.pt")
-    assert state["kind"] == "videoclip" and state["model_args"] == {"base": str(ckpt.resolve()), "train": "layernorm"}
+    from tempclr_cli.core.io import sha256_file
+
+    assert state["kind"] == "videoclip" and state["model_args"] == {
+        "base": str(ckpt.resolve()), "base_sha256": sha256_file(ckpt), "train": "layernorm"}
     base = load_videoclip(ckpt, (CLS, SEP)).state_dict()
     saved = {k.removeprefix("net."): v for k, v in state["model"].items()}
     assert set(saved) == set(layernorm_parameters(_model()))  # nothing else is written
@@ -316,3 +319,14 @@ def test_layernorm_tuning_trains_and_saves_only_the_layernorms(released, tmp_pat
                       str(run / "last.pt"), "-f", "json")
     assert aligned.returncode == 0, aligned.stderr
     assert len(json.loads(aligned.stdout)["steps"]) == 3
+    # #37: the run names its base by content too: another file put at that path is refused, not used
+    import shutil
+
+    shutil.copy(ckpt, tmp_path / "original.pt")
+    _fairseq_file(ckpt, _model(seed=5))
+    try:
+        swapped = tempclr("align", str(root / "feats" / "v1.npy"), str(root / "steps.txt"), "--checkpoint",
+                          str(run / "last.pt"), "-f", "json")
+    finally:
+        shutil.copy(tmp_path / "original.pt", ckpt)
+    assert swapped.returncode == 2 and "not the file it was trained from" in swapped.stderr

@@ -115,7 +115,7 @@ def align(
         if path is not None and not path.exists():
             raise TempclrError(f"{path}: {what}")
     aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet),
-                      mix_encoders=mix_encoders, sentence_embeddings=sentence_embeddings)
+                      mix_encoders=mix_encoders, sentence_embeddings=sentence_embeddings, tokenizer=tokenizer)
     align_one = _aligning(aligner, reference, background, drop_cost, match.value)
     if video is not None and video.is_dir() and not (pairs or reference) and (steps == "-" or
                                                                            (steps and not Path(steps).is_dir())):

@@ -104,7 +104,7 @@ def retrieve(
     with progress(quiet) as bar:
         out = retrieve_paragraphs(features, annotations, format_.value, split, checkpoint, chosen, task.value,
                                   background.value, device, scorer.value, similarity.value, strict, bar_factory(bar),
-                                  sentence_embeddings)
+                                  sentence_embeddings, tokenizer)
     missing = out["missing_features"]
     if missing:  # said even with --quiet: the numbers are over fewer videos than annotated
         err.print(f"[yellow]warning:[/yellow] {len(missing)} annotated videos have no features and are left out: "

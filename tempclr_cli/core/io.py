@@ -148,6 +148,17 @@ def _umask() -> int:
     return mask
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read a MiB at a time (checkpoints of hundreds of MB)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def distinct_stems(paths: list[Path]) -> list[Path]:
     """The name of what tempclr makes from each input file (features, alignments): its path without
     the extension, so `cooking.mp4` gives `cooking.npy`, `cooking.json`; files that would share one

@@ -80,7 +80,7 @@ class Aligner:
     def __init__(self, model: str | None = None, pretrained: str | None = None, checkpoint: str | None = None,
                  device: str = "auto", seed: int = 0, fps: float = 1.0, clip_seconds: float = 1.0,
                  log: Callable[[str], None] = lambda _: None, mix_encoders: bool = False,
-                 sentence_embeddings: str | Path | None = None):
+                 sentence_embeddings: str | Path | None = None, tokenizer: str | Path | None = None):
         from tempclr_cli.core.runtime import resolve_device
 
         self.model, self.pretrained, self.seed = model, pretrained, seed
@@ -91,7 +91,7 @@ class Aligner:
 
         self.heads, self.trained_over = IDENTITY, None
         if checkpoint:
-            self.heads, meta = load_heads(checkpoint, self.device)
+            self.heads, meta = load_heads(checkpoint, self.device, tokenizer=tokenizer)
             self.trained_over = EncoderSpec.from_meta(meta)
         self._encoders: dict[EncoderSpec, object] = {}
         self.text_file = None  # precomputed sentence vectors: the text tower of features tempclr cannot embed text for

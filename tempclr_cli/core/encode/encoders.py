@@ -70,12 +70,13 @@ def encode_sentences(sentences: list[str], spec: EncoderSpec, cache: Path | None
     return emb
 
 
-def heads_and_sentence_encoder(checkpoint, store, device="auto", sentence_embeddings=None):
+def heads_and_sentence_encoder(checkpoint, store, device="auto", sentence_embeddings=None, tokenizer=None):
     """Trained heads (None without a checkpoint) on `device`, and a function sentences -> unit
     embeddings from the text tower that matches them: the heads' own (VideoCLIP), the one the
     heads were trained over, else the one that made the features of `store`; or the vectors of
     `sentence_embeddings` (a file, `sentence_embeddings.SentenceEmbeddings`), for an encoder
-    tempclr has no text tower for, which the error then asks for."""
+    tempclr has no text tower for, which the error then asks for. `tokenizer`: VideoCLIP's BERT
+    tokenizer folder (`models.videoclip.load_tokenizer`)."""
     from tempclr_cli.core.encode.sentence_embeddings import text_encoder
     from tempclr_cli.core.models.heads import load_heads
     from tempclr_cli.core.runtime import resolve_device
@@ -83,7 +84,7 @@ def heads_and_sentence_encoder(checkpoint, store, device="auto", sentence_embedd
     device = resolve_device(device)
     heads, spec = None, None
     if checkpoint:
-        heads, meta = load_heads(checkpoint, device)
+        heads, meta = load_heads(checkpoint, device, tokenizer=tokenizer)
         if heads.embeds_text:  # VideoCLIP / TempCLR's released network: its own BERT
             if sentence_embeddings is not None:
                 raise TempclrError(f"--checkpoint {checkpoint} embeds sentences with its own text tower; "

@@ -251,7 +251,8 @@ def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str
                         checkpoint: str | None = None, measures: list[str] = ("capavg", "dtw"),
                         task: str = "paragraph-video", background: str = "removed", device: str = "auto",
                         scorer: str = "corrected", similarity: str = "dot", strict: bool = False,
-                        progress: Progress = silent, sentence_embeddings: str | Path | None = None) -> dict:
+                        progress: Progress = silent, sentence_embeddings: str | Path | None = None,
+                        tokenizer: str | Path | None = None) -> dict:
     """The `retrieve` command's protocol from files: a features folder, an annotation file,
     optionally trained heads, and the captions embedded by the text tower of the encoder that made
     the features (or looked up in `sentence_embeddings`, for an encoder tempclr has no text tower
@@ -268,7 +269,7 @@ def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str
     if missing and strict:
         raise TempclrError(f"{len(missing)} annotated videos have no features in {features}: "
                            f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
-    heads, encode = heads_and_sentence_encoder(checkpoint, store, device, sentence_embeddings)
+    heads, encode = heads_and_sentence_encoder(checkpoint, store, device, sentence_embeddings, tokenizer)
     text, units, ids = prepare(videos, store, encode, heads, background, similarity, progress)
     if sentence_embeddings is not None:  # before any product: the vectors must live in the features' space
         same_dim(text.x.shape[-1], units.x.shape[-1], str(sentence_embeddings), features)

@@ -10,6 +10,7 @@ identity: similarities before training are exactly the encoder's (the "before" r
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -182,19 +183,20 @@ def apply_text_head(heads: Heads | None, sentences: torch.Tensor) -> torch.Tenso
 VIDEOCLIP_META = {"encoder_model": "s3d-howto100m", "encoder_pretrained": "", "encoder_seed": 0}  # over S3D features
 
 
-def load_heads(path, device="cpu", kinds: tuple[str, ...] = ("tempclr",)) -> tuple[Heads, dict]:
+def load_heads(path, device="cpu", kinds: tuple[str, ...] = ("tempclr",), tokenizer=None) -> tuple[Heads, dict]:
     """Rebuild heads from a `tempclr train` checkpoint (weights_only); returns (heads, meta).
     Few-shot checkpoints (video head only) serve where only videos are compared. A released
     VideoCLIP / TempCLR checkpoint (or its `tempclr convert` safetensors) loads as
-    `videoclip.VideoCLIPHeads` over S3D features."""
+    `videoclip.VideoCLIPHeads` over S3D features, its BERT tokenizer from `tokenizer` (a folder)
+    where given."""
     from tempclr_cli.core.checkpoint import load_checkpoint
     from tempclr_cli.core.models.videoclip import is_released, load_videoclip_heads
 
     if is_released(path):
-        return load_videoclip_heads(path).to(device), dict(VIDEOCLIP_META)
+        return load_videoclip_heads(path, tokenizer).to(device), dict(VIDEOCLIP_META)
     state = load_checkpoint(path, device, kinds=(*kinds, "videoclip") if "tempclr" in kinds else kinds)
     if state["kind"] == "videoclip":  # a `loss.kind: videoclip` run: its base, then the weights it trained
-        return _tuned_videoclip(path, state).to(device), state.get("meta", {})
+        return _tuned_videoclip(path, state, tokenizer).to(device), state.get("meta", {})
 
     heads = TempCLRHeads(HeadsConfig(**state["model_args"])).to(device)
     heads.load_state_dict(state["model"])
@@ -202,14 +204,19 @@ def load_heads(path, device="cpu", kinds: tuple[str, ...] = ("tempclr",)) -> tup
     return heads, state.get("meta", {})
 
 
-def _tuned_videoclip(path, state: dict):
+def _tuned_videoclip(path, state: dict, tokenizer=None):
     """VideoCLIP heads from a tuning run: the base checkpoint it names, then the trained weights."""
     from tempclr_cli.core.errors import TempclrError
     from tempclr_cli.core.models.videoclip import load_videoclip_heads
 
-    base = state["model_args"]["base"]
+    from tempclr_cli.core.io import sha256_file
+
+    base, digest = state["model_args"]["base"], state["model_args"].get("base_sha256")
+    if digest and Path(base).is_file() and sha256_file(base) != digest:
+        raise TempclrError(f"{path}: its base {base} is not the file it was trained from (another SHA-256); put the "
+                           "original checkpoint back at that path")
     try:
-        heads = load_videoclip_heads(base)
+        heads = load_videoclip_heads(base, tokenizer)
     except TempclrError as e:
         raise TempclrError(f"{path}: its base VideoCLIP checkpoint cannot be loaded ({e})") from None
     weights = {k.removeprefix("net."): v for k, v in state["model"].items()}

@@ -306,23 +306,25 @@ class VideoCLIPHeads(nn.Module):
 
 
 TOKENIZER_HELP = ("bert-base-uncased's tokenizer (vocab.txt) is needed: put the folder beside the checkpoint as "
-                  "'tokenizer/', set TEMPCLR_BERT_TOKENIZER=DIR, or fill the Hugging Face cache on a connected machine "
+                  "'tokenizer/', give it with --tokenizer DIR (or TEMPCLR_BERT_TOKENIZER=DIR), or fill the Hugging Face cache on a connected machine "
                   "(python -c \"from transformers import AutoTokenizer; AutoTokenizer.from_pretrained('bert-base-uncased')\")")
 
 
-def load_tokenizer(checkpoint):
-    """bert-base-uncased's tokenizer: TEMPCLR_BERT_TOKENIZER, a `tokenizer/` folder beside the
-    checkpoint, else the Hugging Face cache (never downloaded here: a clear error instead)."""
-    import os
+def load_tokenizer(checkpoint, folder=None):
+    """bert-base-uncased's tokenizer: `folder` (the --tokenizer a user named), a `tokenizer/`
+    folder beside the checkpoint, else the Hugging Face cache (never downloaded here: a clear
+    error instead)."""
     from pathlib import Path
 
     from transformers import BertTokenizerFast
 
     from tempclr_cli.core.errors import TempclrError
 
-    for folder in (os.environ.get("TEMPCLR_BERT_TOKENIZER"), Path(checkpoint).parent / "tokenizer"):
-        if folder and (Path(folder) / "vocab.txt").is_file():
-            return BertTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    if folder and not (Path(folder) / "vocab.txt").is_file():
+        raise TempclrError(f"--tokenizer {folder}: no vocab.txt there; {TOKENIZER_HELP}")
+    for candidate in (folder, Path(checkpoint).parent / "tokenizer"):
+        if candidate and (Path(candidate) / "vocab.txt").is_file():
+            return BertTokenizerFast.from_pretrained(str(candidate), local_files_only=True)
     try:
         tokenizer = BertTokenizerFast.from_pretrained("bert-base-uncased", local_files_only=True)
     except OSError:
@@ -332,11 +334,12 @@ def load_tokenizer(checkpoint):
     return tokenizer
 
 
-def load_videoclip_heads(path) -> VideoCLIPHeads:
-    """A released VideoCLIP / TempCLR checkpoint (or its conversion) as heads over S3D features."""
+def load_videoclip_heads(path, tokenizer_folder=None) -> VideoCLIPHeads:
+    """A released VideoCLIP / TempCLR checkpoint (or its conversion) as heads over S3D features;
+    `tokenizer_folder`: see `load_tokenizer`."""
     from tempclr_cli.core.errors import TempclrError
 
-    tokenizer = load_tokenizer(path)
+    tokenizer = load_tokenizer(path, tokenizer_folder)
     model = load_videoclip(path, (tokenizer.cls_token_id, tokenizer.sep_token_id))
     if len(tokenizer) != model.cfg.vocab:
         raise TempclrError(f"{path}: its word table has {model.cfg.vocab} rows but the tokenizer has {len(tokenizer)} "

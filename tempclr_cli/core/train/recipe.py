@@ -69,6 +69,7 @@ class ModelConfig:
     checkpoint: str | None = None  # initialise from this checkpoint (classify: a TCLR run)
     freeze: bool = False  # classify: train only the classifier (linear evaluation)
     train: Literal["layernorm", "all"] = "layernorm"  # videoclip: TempCLR's LayerNorm-only fine-tuning, or every weight
+    tokenizer: str | None = None  # videoclip: bert-base-uncased's tokenizer folder (default: tokenizer/ beside, the cache)
 
 
 LOSS_MEASURES = measures.names("loss")

@@ -85,13 +85,18 @@ class VideoCLIPTuning(TempCLRTask):
         if recipe.data.unit != "pooled" or recipe.data.clip_frames < 2 or recipe.loss.shuffle != "steps":
             raise TempclrError("loss.kind videoclip: needs data.unit pooled, data.clip_frames >= 2 (a step's first and "
                                "last second) and loss.shuffle steps, as the released pre-training")
+        from tempclr_cli.core.checkpoint import identify
+        from tempclr_cli.core.io import sha256_file
+
+        identify(recipe.model.checkpoint)  # a missing or foreign file, by name, before anything loads
+        self._base_sha256 = sha256_file(recipe.model.checkpoint)  # hashed once per run, not at every checkpoint
         super().__init__(recipe, device, run_dir)
 
     def sentence_table(self, sentences: list[str], store: FeatureStore, run_dir: Path | None) -> torch.Tensor:
         """Captions as token ids (the text encoder learns, so nothing is embedded up front)."""
         from tempclr_cli.core.models.videoclip import load_tokenizer
 
-        tok = load_tokenizer(self.recipe.model.checkpoint)
+        tok = load_tokenizer(self.recipe.model.checkpoint, self.recipe.model.tokenizer)
         pieces = [tok(s, add_special_tokens=False)["input_ids"] for s in sentences]
         self.ids, self.id_mask = text_batch(pieces, tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
         self.cls_sep = (tok.cls_token_id, tok.sep_token_id)
@@ -107,7 +112,10 @@ class VideoCLIPTuning(TempCLRTask):
         return TunedVideoCLIP(net, str(Path(self.recipe.model.checkpoint).resolve()), self.recipe.model.train)
 
     def model_args(self) -> dict:
-        return {"base": str(Path(self.recipe.model.checkpoint).resolve()), "train": self.recipe.model.train}
+        """The base by path and by content: a LayerNorm-only checkpoint holds 59,904 numbers and needs its base,
+        and a different file put at that path later is refused rather than silently used."""
+        return {"base": str(Path(self.recipe.model.checkpoint).resolve()), "base_sha256": self._base_sha256,
+                "train": self.recipe.model.train}
 
     def meta(self) -> dict:
         from tempclr_cli.core.models.heads import VIDEOCLIP_META
