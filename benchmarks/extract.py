@@ -54,13 +54,13 @@ def ffmpeg_pipe(path: Path) -> int:
 
 
 def ours(path: Path) -> int:
-    from tempclr_cli.core.media.video import sample_frames
+    from tempclr_cli.core.media.sampling import sample_frames
 
     return sum(1 for _ in sample_frames(path, fps=1.0, short_side=224))
 
 
 def sparse(path: Path) -> int:
-    from tempclr_cli.core.media.video import sample_frames
+    from tempclr_cli.core.media.sampling import sample_frames
 
     return sum(1 for _ in sample_frames(path, fps=0.02, short_side=224))
 
@@ -68,7 +68,7 @@ def sparse(path: Path) -> int:
 def peak_memory_mb(path: Path) -> float:
     """Peak RSS of a fresh process that samples the whole video (Python + PyAV baseline included)."""
     code = (
-        "import resource, sys; from tempclr_cli.core.media.video import sample_frames; "
+        "import resource, sys; from tempclr_cli.core.media.sampling import sample_frames; "
         f"n = sum(1 for _ in sample_frames({str(path)!r}, 1.0, 224)); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     )
@@ -147,7 +147,7 @@ def s3d_table() -> None:
     import torch
 
     from tempclr_cli.core.encode.s3d import S3DEncoder
-    from tempclr_cli.core.media.video import filter_frames, videoclip_geometry
+    from tempclr_cli.core.media.decode import filter_frames, videoclip_geometry
     from tempclr_cli.core.models.s3d import S3D
 
     short = make_video(2)
@@ -246,7 +246,7 @@ def probe(path: Path) -> tuple[int, int, float, float]:
 
 def _tempclr(mode: str):
     def decode(path, targets, w, h, rate):
-        from tempclr_cli.core.media.video import sample_frames
+        from tempclr_cli.core.media.sampling import sample_frames
 
         samples = list(sample_frames(path, 1.0, 224, decode=mode))
         return len(samples), [s.frame_time for s in samples]
@@ -338,10 +338,11 @@ def fast_psnr(path: Path) -> tuple[float, float]:
     presentation time) fully decoded: what skipping deblocking and references costs."""
     import av
 
-    from tempclr_cli.core.media.video import _rgb, sample_frames
+    from tempclr_cli.core.media.decode import rgb_converter
+    from tempclr_cli.core.media.sampling import sample_frames
 
     fast = {round(s.frame_time, 4): s.image for s in sample_frames(path, 1.0, 224, decode="fast")}
-    to_rgb, psnr = _rgb(224), []
+    to_rgb, psnr = rgb_converter(224), []
     with av.open(str(path)) as container:
         stream, first = container.streams.video[0], None
         for frame in container.decode(stream):
@@ -455,13 +456,14 @@ def _fast_seconds(path: Path, b_skip: bool) -> tuple[float, int]:
     from unittest import mock
 
     from tempclr_cli.core.media import h264
-    from tempclr_cli.core.media.video import sample_frames
+    from tempclr_cli.core.media.decode import DecodeReport
+    from tempclr_cli.core.media.sampling import sample_frames
 
-    info: dict = {}
+    report = DecodeReport()
     with mock.patch.object(h264, "anchor_reach", h264.anchor_reach if b_skip else lambda path, limit: None):
-        seconds = min(_cpu_seconds(lambda: sum(1 for _ in sample_frames(path, 1.0, 224, info, decode="fast")))
+        seconds = min(_cpu_seconds(lambda: sum(1 for _ in sample_frames(path, 1.0, 224, report, decode="fast")))
                       for _ in range(5))
-    return seconds, info["frames_decoded"]
+    return seconds, report.frames_decoded
 
 
 def _cpu_seconds(fn, *args) -> float:

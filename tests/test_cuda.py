@@ -161,11 +161,12 @@ def test_nvdec_decodes_the_frames_the_cpu_decodes(tmp_path):
     layout, NV12, differs)."""
     from videos import cfr
 
-    from tempclr_cli.core.media.video import sample_frames
+    from tempclr_cli.core.media.decode import DecodeReport
+    from tempclr_cli.core.media.sampling import sample_frames
 
     path = cfr(tmp_path / "v.mp4", seconds=4.0, fps=30, size=64)
-    info: dict = {}
-    gpu = [s.image.astype(float) for s in sample_frames(path, 1.0, None, info, decode="exact", hwaccel="cuda")]
+    report = DecodeReport()
+    gpu = [s.image.astype(float) for s in sample_frames(path, 1.0, None, report, decode="exact", hwaccel="cuda")]
     cpu = [s.image.astype(float) for s in sample_frames(path, 1.0, None, decode="exact")]
-    assert info["decoded_on"] == "cuda" and len(gpu) == len(cpu) == 4
+    assert report.decoded_on == "cuda" and len(gpu) == len(cpu) == 4
     assert max(np.abs(a - b).max() for a, b in zip(gpu, cpu)) <= 2

@@ -230,7 +230,9 @@ def test_a_corrupt_packet_costs_its_frames_not_the_rest_of_the_video(tmp_path):
     (11 s kept, flagged truncated); now the packet is skipped, counted, and the rest decodes."""
     import av
 
-    from tempclr_cli.core.media.video import _decoded, sample_frames, write_video
+    from tempclr_cli.core.media.decode import DecodeReport, decode_packets
+    from tempclr_cli.core.media.sampling import sample_frames
+    from tempclr_cli.core.media.video import write_video
 
     rng = np.random.default_rng(0)
     frames = [(rng.integers(0, 255, (96, 128, 3)) // 64 * 64).astype(np.uint8) for _ in range(30 * 20)]
@@ -243,17 +245,17 @@ def test_a_corrupt_packet_costs_its_frames_not_the_rest_of_the_video(tmp_path):
         with av.open(str(bad)) as container:
             errors: list = []
             try:
-                sum(1 for _ in _decoded(container, container.streams.video[0], errors))
+                sum(1 for _ in decode_packets(container, container.streams.video[0], errors))
             except av.FFmpegError:
                 continue
         if errors:
             break
     else:
         pytest.skip("no offset made the decoder reject a packet")
-    info: dict = {}
-    samples = list(sample_frames(bad, 1.0, 96, info))
-    assert info["decode_errors"] >= 1 and not info["truncated"]
-    assert len(samples) == 20 and info["end"] > 19.9  # every second is there
+    report = DecodeReport()
+    samples = list(sample_frames(bad, 1.0, 96, report))
+    assert report.decode_errors >= 1 and not report.truncated
+    assert len(samples) == 20 and report.duration > 19.9  # every second is there
 
 
 @pytest.mark.slow
@@ -365,12 +367,13 @@ def test_damaged_files_give_every_frame_that_decodes(tmp_path, preset):
     mode, and fast mode gives as many samples over the same span."""
     from videos import faststart_h264, fuzzed
 
-    from tempclr_cli.core.media.video import VideoError, sample_frames
+    from tempclr_cli.core.media.decode import DecodeReport, VideoError
+    from tempclr_cli.core.media.sampling import sample_frames
 
     checked = 0
     for path in fuzzed(faststart_h264(tmp_path / "source.mp4", 4.0, preset), tmp_path / "in", count=50):
         times = _every_decodable_frame(path)
-        exact, fast = {}, {}
+        exact, fast = DecodeReport(), DecodeReport()
         try:
             samples = list(sample_frames(path, 1.0, 32, exact, decode="exact"))
         except VideoError:
@@ -378,8 +381,8 @@ def test_damaged_files_give_every_frame_that_decodes(tmp_path, preset):
             continue
         shown = [max(t for t in times if t <= s.time + 1e-9) for s in samples]
         assert [s.frame_time for s in samples] == pytest.approx(shown), path.name
-        assert exact["end"] == pytest.approx(times[-1] + 0.1, abs=0.011), path.name  # the last frame's end (10 fps)
+        assert exact.duration == pytest.approx(times[-1] + 0.1, abs=0.011), path.name  # the last frame's end (10 fps)
         assert len(list(sample_frames(path, 1.0, 32, fast, decode="fast"))) == len(samples), path.name
-        assert fast["end"] == pytest.approx(exact["end"]) and fast["truncated"] == exact["truncated"], path.name
+        assert fast.duration == pytest.approx(exact.duration) and fast.truncated == exact.truncated, path.name
         checked += 1
     assert checked >= 25

@@ -214,7 +214,8 @@ def test_released_layout_loads_strictly_and_bad_files_are_refused(s3d_files, tmp
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="Debian's ffmpeg is the reference (apt-get install ffmpeg)")
 @pytest.mark.parametrize("fps, size", [(25, (320, 240)), (30, (240, 352))])
 def test_frames_equal_ffmpeg_fps30_scale_crop(tmp_path, fps, size):
-    from tempclr_cli.core.media.video import filter_frames, videoclip_geometry, write_video
+    from tempclr_cli.core.media.decode import filter_frames, videoclip_geometry
+    from tempclr_cli.core.media.video import write_video
 
     W, H = size
     rng = np.random.default_rng(fps)
@@ -253,20 +254,20 @@ def s3d_run(s3d_files, tmp_path_factory):
 
 @pytest.mark.slow
 def test_extract_writes_videoclip_format_features(s3d_run, s3d_files):
+    from tempclr_cli.core.media.decode import filter_frames
+
     root, result = s3d_run
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["ok"] == 2
     feats = np.load(root / "feats" / "clip.npy")
-    n_frames = len(list(__import__("tempclr_cli.core.media.video", fromlist=["x"]).filter_frames(root / "videos" / "clip.mp4")))
-    assert feats.dtype == np.float16 and feats.shape == (math.ceil(n_frames / 30), 512)
+    frames = torch.from_numpy(np.stack([s.image for s in filter_frames(root / "videos" / "clip.mp4")]))
+    assert feats.dtype == np.float16 and feats.shape == (math.ceil(len(frames) / 30), 512)
     np.testing.assert_allclose(np.linalg.norm(feats.astype(np.float32), axis=1), 1, atol=1e-3)
     row = json.loads((root / "feats" / "index.jsonl").read_text().splitlines()[-1])
     assert row["model"] == "s3d-howto100m" and row["protocol"] == "videoclip" and row["fps"] == 30
+    assert row["decode"].startswith("n/a (videoclip protocol") and row["skipping"] is None  # --decode fast did not apply
     assert row["clip_seconds"] == 1 and row["starts"][:2] == [0, 1]
     # the features equal the model on ffmpeg's frames, second by second (last second black-padded)
-    from tempclr_cli.core.media.video import filter_frames
-
-    frames = torch.from_numpy(np.stack([s.image for s in filter_frames(root / "videos" / "clip.mp4")]))
     pad = torch.zeros(30 * feats.shape[0] - len(frames), *frames.shape[1:], dtype=torch.uint8)
     clips = torch.cat([frames, pad]).view(-1, 30, 224, 224, 3).permute(0, 4, 1, 2, 3).float() / 255
     model = load_s3d_model(str(s3d_files))

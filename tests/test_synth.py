@@ -12,7 +12,7 @@ from test_cli import tempclr
 
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.synth import SHAPES, SynthConfig, _mask, _pose, action_classes, generate
-from tempclr_cli.core.media.video import read_frames
+from tempclr_cli.core.media.decode import read_frames
 
 
 @pytest.fixture(scope="module")

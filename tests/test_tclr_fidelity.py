@@ -181,7 +181,7 @@ def test_released_checkpoints_load_into_extract_retrieval_and_fine_tuning(action
     assert nn_run.returncode == 0, nn_run.stderr
     assert json.loads(nn_run.stdout)["queries"] > 0
     if name == "r3d18":  # the features are the released weights' (BGR frames in), as extract computes them
-        from tempclr_cli.core.media.video import sample_frames
+        from tempclr_cli.core.media.sampling import sample_frames
 
         frames = np.stack([s.image for s in sample_frames(video, 16.0, 112)])[:16]
         x = torch.from_numpy(frames[..., ::-1].copy())  # the checkpoint's colour order: BGR

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from videos import audio_only, cfr, frame_index, rotated_mp4, truncated, vfr
 
-from tempclr_cli.core.media.video import VideoError, find_videos, sample_frames
+from tempclr_cli.core.media.decode import DecodeReport, VideoError
+from tempclr_cli.core.media.sampling import sample_frames
+from tempclr_cli.core.media.video import find_videos
 
 
 def test_cfr_samples_pick_the_frame_on_screen_at_each_sample_time(tmp_path):
@@ -163,10 +165,10 @@ def test_exact_mode_is_bit_identical_to_a_full_decode(tmp_path):
     from tempclr_cli.core.media.video import write_video
 
     path = write_video(tmp_path / "t.mp4", (_textured(k) for k in range(90)), 30)
-    info: dict = {}
-    ours = [s.image for s in sample_frames(path, fps=1.0, short_side=40, info=info, decode="exact")]
+    report = DecodeReport()
+    ours = [s.image for s in sample_frames(path, fps=1.0, short_side=40, report=report, decode="exact")]
     reference = _full_decode_samples(path, 1.0, 40)
-    assert len(ours) == len(reference) == 3 and info["decode"] == "exact" and info["frames_decoded"] == 90
+    assert len(ours) == len(reference) == 3 and report.decode == "exact" and report.frames_decoded == 90
     assert all(np.array_equal(a, b) for a, b in zip(ours, reference))
 
 
@@ -174,23 +176,24 @@ def test_exact_mode_is_bit_identical_to_a_full_decode(tmp_path):
 def test_fast_mode_takes_the_nearest_reference_frame_within_a_quarter_interval(tmp_path, fps):
     """x264 veryfast (no P-frame uses a B-frame): every B-frame is skipped and each sample
     shows the nearest I- or P-frame, that frame's own pixels (deblocking skipped)."""
-    from tempclr_cli.core.media.video import read_frames, write_video
+    from tempclr_cli.core.media.decode import read_frames
+    from tempclr_cli.core.media.video import write_video
 
     path = write_video(tmp_path / "c.mp4", (_textured(k) for k in range(30 * 12)), 30)  # 12 s with B-frames
-    exact, fast = {}, {}
+    exact, fast = DecodeReport(), DecodeReport()
     want = list(sample_frames(path, fps, None, exact, decode="exact"))
     got = list(sample_frames(path, fps, None, fast, decode="fast"))
-    assert len(got) == len(want) == int(12 * fps) and fast["end"] == pytest.approx(exact["end"])
-    assert fast["decode"] == "fast" and fast["skipping"] == "B-frames"
+    assert len(got) == len(want) == int(12 * fps) and fast.duration == pytest.approx(exact.duration)
+    assert fast.decode == "fast" and fast.skipping == "B-frames"
     assert all(abs(s.time - s.frame_time) <= 2 / 30 + 1e-9 for s in got)  # 3 B-frames at most between references
-    assert fast["max_offset"] == pytest.approx(max(abs(s.time - s.frame_time) for s in got))
+    assert fast.max_offset == pytest.approx(max(abs(s.time - s.frame_time) for s in got))
     every = read_frames(path)
     for s in got:  # the frame at its own time: that frame fully decoded, but for deblocking
         full = every[round(s.frame_time * 30)]
         assert _textured_index(s.image) == _textured_index(full)
         error = np.mean((s.image.astype(float) - full) ** 2)
         assert 10 * np.log10(255**2 / max(error, 1e-9)) > 30
-    assert fast["frames_decoded"] < 0.6 * exact["frames_decoded"]
+    assert fast.frames_decoded < 0.6 * exact.frames_decoded
 
 
 @pytest.mark.parametrize("fps", [1.0, 2.0, 0.5])
@@ -202,24 +205,24 @@ def test_fast_mode_picks_the_frames_exact_mode_picks_where_p_frames_use_b_frames
     from tempclr_cli.core.media.video import write_video
 
     path = write_video(tmp_path / "c.mp4", (_textured(k) for k in range(30 * 12)), 30, options=REF3)
-    exact, fast = {}, {}
+    exact, fast = DecodeReport(), DecodeReport()
     want = list(sample_frames(path, fps, None, exact, decode="exact"))
     got = list(sample_frames(path, fps, None, fast, decode="fast"))
-    assert len(got) == len(want) == int(12 * fps) and fast["skipping"] == "non-reference frames"
+    assert len(got) == len(want) == int(12 * fps) and fast.skipping == "non-reference frames"
     assert [_textured_index(s.image) for s in got] == [_textured_index(s.image) for s in want]
     assert all(0 <= s.time - s.frame_time <= 0.25 / fps for s in got)
-    assert fast["max_offset"] == pytest.approx(max(s.time - s.frame_time for s in got))
-    assert fast["max_offset"] <= 0.25 / fps and fast["end"] == pytest.approx(exact["end"])
-    assert fast["frames_decoded"] < 0.8 * exact["frames_decoded"]  # the B-frames away from the samples were skipped
+    assert fast.max_offset == pytest.approx(max(s.time - s.frame_time for s in got))
+    assert fast.max_offset <= 0.25 / fps and fast.duration == pytest.approx(exact.duration)
+    assert fast.frames_decoded < 0.8 * exact.frames_decoded  # the B-frames away from the samples were skipped
 
 
 def test_fast_mode_runs_exact_where_a_sample_has_under_4_frames(tmp_path):
     from videos import frame_with_index
 
     path = cfr(tmp_path / "slow.mp4", seconds=3, fps=10)
-    info: dict = {}
-    samples = list(sample_frames(path, fps=4.0, short_side=None, info=info, decode="fast"))
-    assert info["decode"] == "exact" and len(samples) == 12
+    report = DecodeReport()
+    samples = list(sample_frames(path, fps=4.0, short_side=None, report=report, decode="fast"))
+    assert report.decode == "exact" and len(samples) == 12
     shown = [int((k + 0.5) / 4 * 10 + 1e-9) for k in range(12)]  # frame k is on screen from k / 10 s
     assert [frame_index(s.image) for s in samples] == [frame_index(frame_with_index(i)) for i in shown]
 
@@ -234,9 +237,9 @@ def test_the_last_second_is_present_under_every_threading(tmp_path, codec, suffi
     from tempclr_cli.core.media.video import write_video
 
     path = write_video(tmp_path / f"v{suffix}", (frame_with_index(k) for k in range(30 * 4)), 30, codec=codec)
-    info: dict = {}
-    samples = list(sample_frames(path, 1.0, None, info, decode=decode, threads=threads))
-    assert len(samples) == 4 and info["end"] == pytest.approx(4.0, abs=0.04)
+    report = DecodeReport()
+    samples = list(sample_frames(path, 1.0, None, report, decode=decode, threads=threads))
+    assert len(samples) == 4 and report.duration == pytest.approx(4.0, abs=0.04)
     assert frame_index(samples[-1].image) == frame_index(frame_with_index(105))  # the frame on screen at 3.5 s
 
 
@@ -247,10 +250,10 @@ def test_short_gops_skip_their_tails_and_keep_the_same_frames(tmp_path, decode):
     from tempclr_cli.core.media.video import write_video
 
     path = write_video(tmp_path / "g.mp4", (_textured(k) for k in range(30 * 8)), 30, gop=15)
-    info: dict = {}
-    samples = list(sample_frames(path, 1.0, 40, info, decode=decode))
+    report = DecodeReport()
+    samples = list(sample_frames(path, 1.0, 40, report, decode=decode))
     reference = _full_decode_samples(path, 1.0, 40)
-    assert len(samples) == len(reference) == 8 and info["frames_decoded"] < 0.75 * 240
+    assert len(samples) == len(reference) == 8 and report.frames_decoded < 0.75 * 240
     assert [_textured_index(s.image) for s in samples] == [_textured_index(r) for r in reference]
     if decode == "exact":
         assert all(np.array_equal(s.image, r) for s, r in zip(samples, reference))
@@ -264,7 +267,7 @@ def test_short_gops_skip_their_tails_and_keep_the_same_frames(tmp_path, decode):
 ])
 def test_picks_by_time_worked_by_hand(nearest, times, want):
     """Each frame is converted once, and only if a sample shows it."""
-    from tempclr_cli.core.media.video import _Picks
+    from tempclr_cli.core.media.sampling import _Picks
 
     converted = []
     picks = _Picks(1.0, lambda t: converted.append(t) or np.full((1, 1, 3), int(t * 10), np.uint8), nearest)
@@ -272,3 +275,74 @@ def test_picks_by_time_worked_by_hand(nearest, times, want):
     assert [s.time for s in samples] == [0.5, 1.5] and [s.frame_time for s in samples] == want
     assert [int(s.image[0, 0, 0]) for s in samples] == [round(t * 10) for t in want]
     assert sorted(converted) == want and picks.offset == pytest.approx(max(abs(s.time - s.frame_time) for s in samples))
+
+
+# --- the sampling rules' table and the decode report -------------------------------------------
+
+RULE_STREAMS = {  # for each rule (by what it skips), encoder options that make a stream it fits
+    "B-frames": {},  # x264 veryfast: no P-frame uses a B-frame
+    "non-reference frames": {"x264-params": "mbtree=0:ref=3:b-pyramid=normal:bframes=3"},  # test_h264.REF3
+    None: {},  # exact fits every stream
+}
+
+
+def test_every_sampling_rule_has_a_stream_it_fits():
+    from tempclr_cli.core.media.sampling import DECODE_MODES, RULES
+
+    assert set(RULE_STREAMS) == {rule.skipping for rule in RULES}  # a new rule needs a stream here
+    assert set(DECODE_MODES) == {rule.decode for rule in RULES} and RULES[-1].decode == "exact"
+
+
+@pytest.mark.parametrize("rule", range(3))
+def test_each_sampling_rule_keeps_the_samples_of_exact_decoding(tmp_path, rule):
+    """The contract every rule in `RULES` meets, on a stream it fits: as many samples as exact
+    decoding, at the same times; a rule that shows the frame on screen shows exact's frames, one
+    that shows the nearest decoded frame stays within a quarter of the sampling interval; the
+    report names the rule."""
+    from tempclr_cli.core.media.sampling import RULES
+
+    rule = RULES[rule]
+    path = write_video_of(tmp_path / "r.mp4", RULE_STREAMS[rule.skipping])
+    exact, ran = DecodeReport(), DecodeReport()
+    want = list(sample_frames(path, 2.0, None, exact, decode="exact"))
+    got = list(sample_frames(path, 2.0, None, ran, decode=rule.decode))
+    assert (ran.decode, ran.skipping) == (rule.decode, rule.skipping)
+    assert [s.time for s in got] == [s.time for s in want] and ran.duration == pytest.approx(exact.duration)
+    if rule.nearest:
+        assert all(abs(s.time - s.frame_time) <= 0.25 / 2.0 + 1e-9 for s in got)
+    else:
+        assert [s.frame_time for s in got] == pytest.approx([s.frame_time for s in want])
+        assert [_textured_index(s.image) for s in got] == [_textured_index(s.image) for s in want]
+    assert ran.frames_decoded <= exact.frames_decoded and ran.max_offset == pytest.approx(
+        max(abs(s.time - s.frame_time) for s in got))
+
+
+def write_video_of(path: Path, options: dict) -> Path:
+    from tempclr_cli.core.media.video import write_video
+
+    return write_video(path, (_textured(k) for k in range(30 * 4)), 30, options=options)
+
+
+def test_an_unknown_decode_mode_is_refused_with_the_choices(tmp_path):
+    from tempclr_cli.core.errors import TempclrError
+
+    with pytest.raises(TempclrError, match=r"--decode quick: use one of fast, exact"):
+        next(sample_frames(tmp_path / "never-opened.mp4", decode="quick"))
+
+
+def test_the_decode_report_is_the_index_rows_decoding_fields(tmp_path):
+    """What the row records about decoding comes from the report, rounded as stored; VideoCLIP's
+    filter graph decodes every frame whatever --decode says, and its report says so."""
+    from tempclr_cli.core.media.decode import VIDEOCLIP_DECODE, filter_frames
+
+    path = cfr(tmp_path / "a.mp4", seconds=2, fps=10)
+    report = DecodeReport()
+    list(sample_frames(path, 3.0, 16, report, decode="fast"))
+    row = report.row()
+    assert set(row) == {"duration", "start_offset", "truncated", "decode_errors", "decode", "max_offset",
+                        "decoded_on", "skipping", "decode_seconds"}
+    assert (row["decode"], row["skipping"], row["decoded_on"], row["truncated"]) == ("exact", None, "cpu", False)
+    assert row["max_offset"] == round(report.max_offset, 4) and row["duration"] == pytest.approx(2.0)
+    report = DecodeReport()
+    assert len(list(filter_frames(path, 30, 16, report))) == 60
+    assert report.decode == VIDEOCLIP_DECODE and report.decode.startswith("n/a") and report.max_offset is None
