@@ -302,8 +302,9 @@ def videoclip_geometry(width: int, height: int, size: int = 224) -> tuple[int, i
     return w, h, int((w - size) / 2.0), int((h - size) / 2.0)
 
 
-def filter_frames(path: str | Path, fps: float = 30.0, size: int = 224, report: DecodeReport | None = None,
-                  threads: int = 1) -> Iterator[Sample]:
+def filter_frames(
+    path: str | Path, fps: float = 30.0, size: int = 224, report: DecodeReport | None = None, threads: int = 1
+) -> Iterator[Sample]:
     """Frames as VideoCLIP's feature extractor reads them: ffmpeg's `fps`, `scale` and `crop`
     filters (`-vf fps=30,scale=W:H,crop=S:S:X:Y`, rgb24), run in-process by PyAV's filter
     graph, so frame choice and scaling are ffmpeg's own. Sample k is output frame k at time
@@ -354,8 +355,14 @@ def _videoclip_graph(stream, fps: float, size: int):
     ctx = stream.codec_context
     w, h, x, y = videoclip_geometry(ctx.width, ctx.height, size)
     graph = av.filter.Graph()
-    chain = [graph.add_buffer(template=stream), graph.add("fps", f"fps={fps}"), graph.add("scale", f"{w}:{h}"),
-             graph.add("crop", f"{size}:{size}:{x}:{y}"), graph.add("format", "rgb24"), graph.add("buffersink")]
+    chain = [
+        graph.add_buffer(template=stream),
+        graph.add("fps", f"fps={fps}"),
+        graph.add("scale", f"{w}:{h}"),
+        graph.add("crop", f"{size}:{size}:{x}:{y}"),
+        graph.add("format", "rgb24"),
+        graph.add("buffersink"),
+    ]
     for a, b in zip(chain, chain[1:]):
         a.link_to(b)
     graph.configure()

@@ -51,8 +51,18 @@ from typing import TYPE_CHECKING
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media import h264
 from tempclr_cli.core.media.decode import (
-    DecodeReport, Sample, VideoError, declared_durations, decode_packets, frame_rate, frame_seconds, open_video,
-    restartable, rgb_converter, seconds_since, set_threads,
+    DecodeReport,
+    Sample,
+    VideoError,
+    declared_durations,
+    decode_packets,
+    frame_rate,
+    frame_seconds,
+    open_video,
+    restartable,
+    rgb_converter,
+    seconds_since,
+    set_threads,
 )
 
 if TYPE_CHECKING:
@@ -105,8 +115,15 @@ def rules_for(decode: str) -> tuple[Rule, ...]:
     return rules if EXACT in rules else (*rules, EXACT)
 
 
-def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 224, report: DecodeReport | None = None,
-                  decode: str = "exact", threads: int = 1, hwaccel: str | None = None) -> Iterator[Sample]:
+def sample_frames(
+    path: str | Path,
+    fps: float = 1.0,
+    short_side: int | None = 224,
+    report: DecodeReport | None = None,
+    decode: str = "exact",
+    threads: int = 1,
+    hwaccel: str | None = None,
+) -> Iterator[Sample]:
     """Stream samples of `path` at `fps` (see the module docstring for which frame is picked
     and what `decode` changes).
 
@@ -162,8 +179,13 @@ def sample_frames(path: str | Path, fps: float = 1.0, short_side: int | None = 2
                 yield from picks.add(frame, t)
                 target = picks.target
                 next_key = (t if last_key is None else last_key) + key_gap  # at the latest, if GOPs stay this long
-                if (seeking and key_gap and next_key + 2 / rate < target - 1.5 / rate and next_key - t > 4 / rate
-                        and next_key < declared_end):  # past the end there is no keyframe: the seek would land behind
+                if (
+                    seeking
+                    and key_gap
+                    and next_key + 2 / rate < target - 1.5 / rate
+                    and next_key - t > 4 / rate
+                    and next_key < declared_end
+                ):  # past the end there is no keyframe: the seek would land behind
                     # a keyframe comes before the next sample's frame: jump to the last one before it (sparse
                     # sampling, and the tail of every short GOP); the frames decoded from there are the same
                     container.seek(int((target + start) / stream.time_base), stream=stream, backward=True)

@@ -22,8 +22,15 @@ __all__ = ["VIDEO_EXTENSIONS", "find_videos", "sample_frames", "write_video"]
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts", ".gif"}
 )
-_CONTAINER = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".webm": "webm", ".avi": "avi", ".mov": "mov",
-              ".ts": "mpegts"}
+_CONTAINER = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".avi": "avi",
+    ".mov": "mov",
+    ".ts": "mpegts",
+}
 _CODEC = {".webm": "libvpx", ".avi": "mpeg4"}
 
 
@@ -85,6 +92,7 @@ def find_videos(inputs: Iterable[str | Path]) -> list[Path]:
         else:
             raise TempclrError(f"{p}: no such file or folder")
     if not found:  # an empty run would exit 0 with a table of zeros
-        raise TempclrError(f"no videos found in {', '.join(map(str, inputs))} (looked for "
-                           f"{' '.join(sorted(VIDEO_EXTENSIONS))})")
+        raise TempclrError(
+            f"no videos found in {', '.join(map(str, inputs))} (looked for {' '.join(sorted(VIDEO_EXTENSIONS))})"
+        )
     return sorted(set(found))
