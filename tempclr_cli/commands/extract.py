@@ -16,11 +16,15 @@ from tempclr_cli.commands._common import (
     EXIT_SOME_FAILED, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, choices, command, err, is_main_process, log,
     number, progress, warn, writable,
 )
+from tempclr_cli.core.data.stores import LAYOUTS
+from tempclr_cli.core.encode.shards import BALANCES
 from tempclr_cli.core.media.decode import HWACCELS
 from tempclr_cli.core.media.sampling import DECODE_MODES
 
 Decode = choices("Decode", DECODE_MODES)
 Hwaccel = choices("Hwaccel", HWACCELS)
+OutputFormat = choices("OutputFormat", LAYOUTS)
+Balance = choices("Balance", BALANCES)
 
 
 class Dtype(str, Enum):
@@ -29,17 +33,41 @@ class Dtype(str, Enum):
 
 
 def _read_list(source: str) -> list[str]:
+    """The paths the list names; one that does not exist is refused naming the list it came from."""
+    from tempclr_cli.core.encode.shards import expand_braces
+    from tempclr_cli.core.errors import TempclrError
     from tempclr_cli.core.io import read_text
 
     text = sys.stdin.read() if source == "-" else read_text(source, "--list file", "a text file, one video path a line")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    paths = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    missing = [x for p in paths for x in expand_braces(p) if not Path(x).exists()]
+    if missing:
+        raise TempclrError(f"--list {'stdin' if source == '-' else source} names {len(missing)} paths that do not "
+                           f"exist: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return paths
 
 
 @command
 def extract(
-    inputs: Annotated[Optional[list[Path]], typer.Argument(help="Video files and/or folders (searched recursively).")] = None,
+    inputs: Annotated[Optional[list[Path]], typer.Argument(
+        help="Video files and/or folders (searched recursively), webdataset tar shards (key.mp4, key.json; "
+             "brace lists such as 'shards/{00000..00009}.tar'), or CSV lists (video_path[,key]).")] = None,
     list_: Annotated[Optional[str], typer.Option("--list", metavar="PATH", help="File with one video path a line; '-' reads stdin.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for .npy files, index.jsonl, failures.jsonl.")] = Path("features"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: the features, index.jsonl, failures.jsonl.")] = Path("features"),
+    output_format: Annotated[OutputFormat, typer.Option(
+        help="npy: one <key>.npy per video. webdataset: one tar per input shard (<key>.npy, <key>.json). parquet: "
+             "one file per input shard, a row per video (needs pyarrow). Every command reads all three.",
+        rich_help_panel="Scale")] = OutputFormat.npy,
+    shard_size: Annotated[int, typer.Option(
+        help="webdataset / parquet from video files: videos per output shard (tar inputs keep their shards).", min=1,
+        rich_help_panel="Scale")] = 1000,
+    balance: Annotated[Balance, typer.Option(
+        help="How --shard, torchrun ranks and SLURM array tasks split the shards: duration packs them by the "
+             "durations the files declare (greedy, longest first; read once into OUT/durations.json), count takes "
+             "every n-th; auto: duration when there are several tasks.", rich_help_panel="Scale")] = Balance.auto,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Read every existing output whole against index.jsonl (array readable, its shape the "
+                         "row's, no NaN); report broken ones and redo them.", rich_help_panel="Scale")] = False,
     root: Annotated[Optional[Path], typer.Option(help="Mirror paths relative to this folder (default: the inputs' common folder).")] = None,
     model: Model = "ViT-B-32",
     pretrained: Pretrained = None,
@@ -65,7 +93,8 @@ def extract(
         help="cuda: decode on the GPU's NVDEC (FFmpeg's hwaccel). A video it cannot open there is decoded on the "
              "CPU, with a warning and the reason in its index.jsonl row (decoded_on).")] = Hwaccel.none,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos whose features already exist.")] = False,
-    shard: Annotated[Optional[str], typer.Option(metavar="I/N", help="Process shard i of n (i/n); under torchrun RANK/WORLD_SIZE.")] = None,
+    shard: Annotated[Optional[str], typer.Option(metavar="I/N", help="Process shard i of n (i/n); under torchrun "
+        "RANK/WORLD_SIZE, in a SLURM array SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT.", rich_help_panel="Scale")] = None,
     json_: Json = False,
     device: Device = "auto",
     seed: Seed = 0,
@@ -95,8 +124,10 @@ def extract(
 
     from tempclr_cli.core.errors import TempclrError
 
+    from tempclr_cli.core.encode.shards import expand_braces
+
     sources = list(inputs or []) + (_read_list(list_) if list_ else [])
-    missing = [str(p) for p in inputs or [] if not Path(p).exists()]
+    missing = [x for p in inputs or [] for x in expand_braces(str(p)) if not Path(x).exists()]
     if missing:  # said before the model stack loads
         raise TempclrError(f"{', '.join(missing[:5])}: no such file or folder")
     writable(out, "--out", folder=True)
@@ -131,7 +162,10 @@ def extract(
                 warn(f"{escape(str(event.job.source))}: decoded on the {escape(on)}; each row says where (decoded_on)")
 
         summary = extract_videos(sources, out, cfg, model, pretrained, checkpoint, root, shard, overwrite, device,
-                                 seed, on_plan, on_event)
+                                 seed, on_plan, on_event, output_format.value, shard_size, balance.value, verify,
+                                 lambda message: log(escape(message), quiet))
+    for problem in summary["broken"]:  # said even with --quiet: outputs that were there and were not whole
+        warn(f"{escape(problem)}: redone")
     for row in summary["renamed"]:  # said even with --quiet: these features are not named after the stem
         warn(f"{escape(row['source'])} shares its stem with another video in its folder: features in "
              f"{escape(row['features'])}")

@@ -1,4 +1,5 @@
-"""A folder of per-video feature files (`<id>.npy`, (clips, dim)), with clip times.
+"""A feature store: per-video (clips, dim) features with clip times, in any layout of
+`stores.LAYOUTS` (one `.npy` per video, webdataset tars, parquet files).
 
 Works with folders written by `tempclr extract` (clip times from `index.jsonl`) and
 with the VideoCLIP/TempCLR layout (one vector per second, no index).
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tempclr_cli.core.data.stores import Stored, iter_stored
 from tempclr_cli.core.errors import TempclrError
 
 INDEX = "index.jsonl"
@@ -43,7 +45,9 @@ class EncoderSpec:
 
 
 class FeatureStore:
-    """Look up feature files by id: relative path without suffix, or a unique file stem."""
+    """Look up the videos of a store by id: their key (for `.npy` files, the relative path without
+    suffix), or a unique last path component. Every layout of `stores.LAYOUTS` is read (one folder
+    may even mix them); rows come from `index.jsonl`, else from the part (webdataset, parquet)."""
 
     def __init__(self, folder: str | Path, clip_seconds: float = 1.0):
         self.folder = Path(folder)
@@ -52,29 +56,29 @@ class FeatureStore:
         self.clip_seconds = clip_seconds
         self.index = self.folder / INDEX
         self.offsets = index_offsets(self.index)  # rows are parsed when asked for: 100k of them fill gigabytes
-        self.paths: dict[str, Path] = {}
-        stems: dict[str, list[Path]] = {}
-        for path in sorted(self.folder.rglob("*.npy")):
-            self.paths[str(path.relative_to(self.folder).with_suffix(""))] = path
-            stems.setdefault(path.stem, []).append(path)
-        for stem, found in stems.items():
+        self.paths: dict[str, Stored] = {}  # id -> where its features lie
+        names: dict[str, list[Stored]] = {}
+        for stored in iter_stored(self.folder):
+            self.paths.setdefault(stored.key, stored)
+            names.setdefault(Path(stored.key).name, []).append(stored)
+        for name, found in names.items():
             if len(found) == 1:
-                self.paths.setdefault(stem, found[0])
+                self.paths.setdefault(name, found[0])
 
     def __contains__(self, video_id: str) -> bool:
         return self.find(video_id) is not None
 
-    def find(self, video_id: str) -> Path | None:
+    def find(self, video_id: str) -> Stored | None:
         return self.paths.get(video_id) or self.paths.get(Path(video_id).name)
 
     def row(self, video_id: str) -> dict:
-        """The index.jsonl row of a video ({} when the folder has no index)."""
-        path = self.find(video_id)
-        return (self._row_of(path) if path else None) or {}
+        """The index.jsonl row of a video (else the row its part keeps; {} when neither has one)."""
+        stored = self.find(video_id)
+        return (self._row_of(stored) if stored else None) or {}
 
-    def _row_of(self, path: Path) -> dict | None:
-        offset = self.offsets.get(str(path.relative_to(self.folder)))
-        return None if offset is None else self._row_at(offset)
+    def _row_of(self, stored: Stored) -> dict | None:
+        offset = self.offsets.get(stored.features)
+        return stored.part.meta(stored.key) if offset is None else self._row_at(offset)
 
     def _row_at(self, offset: int) -> dict:
         with open(self.index, "rb") as f:
@@ -83,35 +87,44 @@ class FeatureStore:
 
     def load(self, video_id: str) -> tuple[np.ndarray, list[float], list[float]]:
         """(features float32 (clips, dim), clip starts, clip ends) in seconds."""
-        path = self.find(video_id)
-        if path is None:
+        stored = self.find(video_id)
+        if stored is None:
             raise TempclrError(f"{video_id}: no feature file under {self.folder}")
-        return load_matrix(path, self._row_of(path), self.clip_seconds)
+        return load_matrix(stored, self._row_of(stored), self.clip_seconds)
 
     def encoder(self):
         """The EncoderSpec recorded by `tempclr extract`: the text tower that matches these features."""
         if self.offsets:
             return EncoderSpec.from_row(self._row_at(next(iter(self.offsets.values()))))
+        for stored in self.paths.values():  # a store of shards without its index: the rows the parts keep
+            row = stored.part.meta(stored.key)
+            if row and "model" in row:
+                return EncoderSpec.from_row(row)
         raise TempclrError(f"{self.folder}: no index.jsonl naming the encoder; use features from `tempclr extract`")
 
 
-def load_matrix(path: Path, row: dict | None = None, clip_seconds: float = 1.0):
-    """Read one feature file; times from its index row when it matches, else uniform."""
-    try:
-        array = np.load(path)
-    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty or cut-off file
-        raise TempclrError(f"{path}: not a readable .npy feature file ({e})") from None
+def load_matrix(path: Path | Stored, row: dict | None = None, clip_seconds: float = 1.0):
+    """Read one video's features (a `.npy` file or a video of a store); times from its index row
+    when it matches, else uniform."""
+    array, name = (path.read(), path.name) if isinstance(path, Stored) else (_load_npy(path), path)
     if array.ndim != 2 or array.shape[0] == 0:
-        raise TempclrError(f"{path}: expected a (clips, dim) matrix, got shape {array.shape}")
+        raise TempclrError(f"{name}: expected a (clips, dim) matrix, got shape {array.shape}")
     if array.dtype.kind not in "fiub":
-        raise TempclrError(f"{path}: expected real-valued features, got {array.dtype}")
+        raise TempclrError(f"{name}: expected real-valued features, got {array.dtype}")
     finite = np.isfinite(array).all(axis=1) if array.dtype.kind == "f" else np.ones(len(array), bool)
     if not finite.all():
-        raise TempclrError(f"{path}: clip {int(np.argmin(finite))} holds NaN or inf; extract this video again")
+        raise TempclrError(f"{name}: clip {int(np.argmin(finite))} holds NaN or inf; extract this video again")
     if row and row.get("clips") == array.shape[0]:
         return array.astype(np.float32), row["starts"], row["ends"]
     starts = [k * clip_seconds for k in range(array.shape[0])]
     return array.astype(np.float32), starts, [s + clip_seconds for s in starts]
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path)
+    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty or cut-off file
+        raise TempclrError(f"{path}: not a readable .npy feature file ({e})") from None
 
 
 def row_of(npy: Path) -> dict:

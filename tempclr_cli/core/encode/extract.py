@@ -1,26 +1,32 @@
 """Per-clip features for many videos: decode in worker processes, encode in batches, write atomically.
 
-Output layout (the one VideoCLIP/TempCLR tools read): one `<name>.npy` of shape
-(clips, dim) per video, mirroring the input tree under the output folder, plus
+Output: a feature store (`core.data.stores`), in the layout `--output-format` names:
 
-    index.jsonl     one row per processed video: source, features, clips, starts, ends,
-                    frame_times, duration, start_offset, truncated, decode, max_offset,
+    npy             one `<key>.npy` of shape (clips, dim) per video, mirroring the input tree (the one
+                    VideoCLIP/TempCLR tools read); webdataset and parquet: one part per input shard
+    index.jsonl     one row per processed video: key, source, features (where its array lies), clips,
+                    starts, ends, frame_times, duration, start_offset, truncated, decode, max_offset,
                     skipping, decoded_on, fps, clip_seconds, model, pretrained, dim, status
     failures.jsonl  one row per video that could not be decoded, with the reason
 
-Rows are appended (a rerun with --overwrite appends a newer row; readers keep the
-last row per features path). A video whose `.npy` and index row exist is skipped. Runs
-that share an output folder (two shells, a SLURM array) claim each video first, with a
-`.<name>.npy.claim` file beside its output, so every video is extracted once. A file
-that decodes but ends well before its declared duration (cut off) is kept, flagged
+Work is done a *part* at a time (a video, for npy; a shard of videos, for the others): runs that share
+an output folder (two shells, a SLURM array, torchrun ranks) claim each part first, with a
+`.<part>.claim` file beside it, so every video is extracted once; a part is written under a
+temporary name and renamed when whole, then its rows are appended to the index (a rerun with
+--overwrite appends newer rows; readers keep the last row per features path). A part whose file
+reads and whose videos all have rows is skipped by a rerun; a partial one is redone (for npy, a
+video that failed is tried again; in a shard, its failure is part of the shard). A file that
+decodes but ends well before its declared duration (cut off) is kept, flagged
 `"truncated": true` in its row, and reported (`summary["truncated"]`, a warning).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +37,9 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tempclr_cli.core import io
-from tempclr_cli.core.data.features import INDEX, EncoderSpec, index_offsets
+from tempclr_cli.core.data.features import INDEX, EncoderSpec
+from tempclr_cli.core.data.stores import LAYOUTS, Layout, PartWriter, Stored, problem
+from tempclr_cli.core.encode.shards import BALANCES, Member, Video, assign, opened
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.decode import HWACCELS, DecodeReport, VideoError, filter_frames
 from tempclr_cli.core.media.sampling import rules_for, sample_frames
@@ -84,8 +92,9 @@ def sampling_for(encoder, cfg: ExtractConfig) -> ExtractConfig:
 
 @dataclass(frozen=True)
 class Job:
-    source: Path
-    target: Path
+    source: Path | Member  # a video file, or a video inside a tar shard
+    target: Path  # the part its features go into: its own .npy, or the shard it shares with others
+    key: str = ""  # its id in the store ("": the target's path in the output folder without suffix, a .npy's)
 
 
 @dataclass
@@ -97,65 +106,133 @@ class VideoResult:
     row: dict = field(default_factory=dict)
 
 
+def key_of(job: Job, out: Path) -> str:
+    return job.key or str(job.target.relative_to(out).with_suffix(""))
+
+
 def plan(videos: list[Path], out: Path, root: Path | None = None) -> list[Job]:
     """Map each video to `out/<path relative to root>.npy` (root: the inputs' common folder)."""
-    if not videos:
-        return []
-    resolved = [v.resolve() for v in videos]
-    base = (root or Path(os.path.commonpath([v.parent for v in resolved]))).resolve()
-    relative = []
-    for v in resolved:
-        try:
-            relative.append(v.relative_to(base))
-        except ValueError:
-            raise TempclrError(f"{v}: not under --root {base}") from None
+    from tempclr_cli.core.encode.shards import keys_for
+
     # clip.mp4 and clip.mkv would share clip.npy: each of them keeps its extension (clip.mp4.npy,
     # clip.mkv.npy), recorded in index.jsonl like every video's features path; the others are untouched
-    return [Job(v, out / f"{stem}.npy") for v, stem in zip(resolved, io.distinct_stems(relative))]
+    return plan_jobs([Video(v.resolve(), key) for v, key in zip(videos, keys_for(videos, root))], out)
+
+
+def plan_jobs(videos: list[Video], out: Path, layout: Layout | None = None, per_part: int = 1000) -> list[Job]:
+    """Each video's job: its own part (npy: `out/<key>.npy`), else the part of its input shard
+    (`out/<shard>.tar`), videos from files grouped `per_part` at a time (`out/part-00000.tar`)."""
+    layout = layout or LAYOUTS["npy"]
+    if layout.per_video:
+        return [Job(v.source, out / f"{v.key}{layout.suffix}", v.key) for v in videos]
+    loose = [v for v in videos if v.shard is None]
+    group = {v.key: f"part-{n // per_part:05d}" for n, v in enumerate(loose)}
+    return [Job(v.source, out / f"{v.shard or group[v.key]}{layout.suffix}", v.key) for v in videos]
+
+
+def parts_of(jobs: list[Job]) -> list[list[int]]:
+    """The jobs (numbers) of each part, parts in the order they first appear."""
+    groups: dict[Path, list[int]] = {}
+    for i, job in enumerate(jobs):
+        groups.setdefault(job.target, []).append(i)
+    return list(groups.values())
 
 
 def renamed(jobs: list[Job]) -> list[Job]:
     """The jobs whose features keep their video's extension (a stem shared in one folder)."""
-    return [j for j in jobs if j.target.name == j.source.name + ".npy"]
+    return [j for j in jobs if j.target.name == Path(j.source.name).name + ".npy"]
 
 
-def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
-    """Every count-th job starting at index: deterministic for a sorted job list."""
-    if not 0 <= index < count:
-        raise TempclrError(f"--shard {index}/{count}: need 0 <= i < n")
-    return jobs[index::count]
+def shard(jobs: list[Job], index: int, count: int, weights: list[float] | None = None) -> list[Job]:
+    """Task `index` of `count`'s jobs: whole parts, every count-th, or packed by `weights` (one per
+    part: durations) largest first (`shards.assign`); deterministic for a sorted job list."""
+    parts = parts_of(jobs)
+    return [jobs[i] for p in assign(len(parts), index, count, weights) for i in parts[p]]
 
 
-def is_done(target: Path) -> bool:
-    """True when `target` exists and is a readable 2-D .npy (header check only)."""
-    try:
-        arr = np.load(target, mmap_mode="r")
-    except (OSError, ValueError, EOFError):
-        return False
-    return arr.ndim == 2 and arr.shape[0] > 0
-
-
-def pending(jobs: list[Job], out: Path, overwrite: bool = False) -> list[Job]:
-    """The jobs still to do. Done means a readable .npy *and* its index row: a run killed
-    between the two writes left a .npy without one, and it is redone. Temporary files that
-    killed runs left behind are removed first."""
+def pending(jobs: list[Job], out: Path, overwrite: bool = False, layout: Layout | None = None, verify: bool = False,
+            on_broken=lambda problem: None) -> list[Job]:
+    """The jobs still to do: those of every part that is not done. Done means the part's file reads
+    *and* each of its videos has an index row, an ok one matching the stored array's shape (with
+    `verify`: the whole array read and checked, `stores.problem`; what is wrong goes to `on_broken`):
+    a run killed between the two writes left a part without rows, and it is redone. Temporary files
+    that killed runs left behind are removed first."""
     if not out.is_dir():
         return list(jobs)
     io.remove_stale_temporaries(out)
-    indexed = index_offsets(out / INDEX)
-    return [j for j in jobs if overwrite or not (is_done(j.target) and str(j.target.relative_to(out)) in indexed)]
+    if overwrite:
+        return list(jobs)
+    layout, rows = layout or LAYOUTS["npy"], last_rows(out / INDEX)
+    todo = []
+    for members in parts_of(jobs):
+        group = [jobs[i] for i in members]
+        if not _part_done(group, layout, out, rows, verify, on_broken):
+            todo += group
+    return todo
+
+
+def _part_done(group: list[Job], layout: Layout, out: Path, rows: dict, verify: bool, on_broken) -> bool:
+    target = group[0].target
+    if not target.is_file():
+        return False
+    try:
+        part = layout.reader(target, out)
+    except (OSError, ValueError, EOFError, tarfile.TarError) as e:
+        on_broken(f"{target}: unreadable ({e})")
+        return False
+    for job in group:
+        stored = Stored(layout, part, key_of(job, out))
+        row = rows.get(stored.features)
+        if row is None:
+            return False  # a part written but not indexed (killed between the two): done again
+        if row["status"] != "ok":
+            continue  # its failure is recorded in the part (a shard); a failed .npy video has no part
+        wrong = _check(stored, row, verify)
+        if wrong:
+            on_broken(wrong)
+            return False
+    return True
+
+
+def _check(stored: Stored, row: dict, verify: bool) -> str | None:
+    """What is wrong with a stored video: its whole array (`verify`), else its shape from the header."""
+    if verify:
+        return problem(stored, row)
+    try:
+        shape = tuple(stored.shape())
+    except TempclrError as e:
+        return str(e)
+    return None if shape == (row["clips"], row["dim"]) else f"{stored.name}: shape {shape}, its row says {row['clips']}"
+
+
+def last_rows(index: Path) -> dict[str, dict]:
+    """The last row of each features path in `index` (status, clips, dim only: the rest is not kept,
+    so 100k rows cost little); rows torn by a crash are skipped."""
+    rows: dict[str, dict] = {}
+    if not index.exists():
+        return rows
+    with open(index, "rb") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+                rows[row["features"]] = {"status": row.get("status"), "clips": row.get("clips"), "dim": row.get("dim")}
+            except (ValueError, KeyError, TypeError):
+                pass
+    return rows
 
 
 # --- decoding in worker processes --------------------------------------------------------
 
 
 class DecodeStream(IterableDataset):
-    """Chunks of sampled frames per video; with workers, worker w takes videos w, w+n, ...
+    """Chunks of sampled frames per video; with workers, worker w takes parts w, w+n, ... (a part: a
+    video, or the videos of one output shard, read in order: one pass through an input tar).
 
     Yields dicts: {"video", "frames" (n, S, S, 3) uint8, "times", "frame_times", "last"} (the last
     one also "report": the video's DecodeReport, with the time spent decoding it),
     or {"video", "error"} for a video that cannot be decoded (never raises),
-    or {"video", "skipped"} for one another run claimed, or finished after `since` (with `owner`).
+    or {"video", "skipped"} for each video of a part another run claimed, or finished after `since`
+    (with `owner`).
     """
 
     def __init__(self, jobs: list[Job], cfg: ExtractConfig, size: int, owner: str | None = None,
@@ -166,11 +243,13 @@ class DecodeStream(IterableDataset):
     def __iter__(self) -> Iterator[dict]:
         info = get_worker_info()
         wid, n = (info.id, info.num_workers) if info else (0, 1)
-        for i in range(wid, len(self.jobs), n):
-            if self.owner and not self._claim(self.jobs[i].target):
-                yield {"video": i, "skipped": True}
+        parts = parts_of(self.jobs)
+        for p in range(wid, len(parts), n):
+            if self.owner and not self._claim(self.jobs[parts[p][0]].target):
+                yield from ({"video": i, "skipped": True} for i in parts[p])
                 continue
-            yield from self._decode_one(i)
+            for i in parts[p]:
+                yield from self._decode_one(i)
 
     def _claim(self, target: Path) -> bool:
         """Claim `target` for this run; False when another run holds it or wrote it meanwhile."""
@@ -182,7 +261,15 @@ class DecodeStream(IterableDataset):
             return False
         return True
 
-    def _frames(self, source: Path, report: DecodeReport) -> Iterator:
+    def _frames(self, source: Path | Member, report: DecodeReport) -> Iterator:
+        """The samples of a video file or tar member (`shards.opened`; messages name the member)."""
+        with opened(source) as path:
+            try:
+                yield from self._sampler(path, report)
+            except TempclrError as e:
+                raise type(e)(str(e).replace(str(path), str(source))) from None
+
+    def _sampler(self, source: Path, report: DecodeReport) -> Iterator:
         """The sampler for this protocol, one decoder thread each (more cores: more --workers).
         The videoclip protocol decodes every frame on the CPU: its rows say so (decode, decoded_on)."""
         if self.protocol == "videoclip":
@@ -235,12 +322,14 @@ def claim_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.claim")
 
 
-def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | None = None) -> Iterator[VideoResult | int]:
-    """Extract every job that no concurrent run claims or has written since `since` (the
-    time.time() of the plan, when given); yields the number of frames encoded (progress) and each VideoResult."""
+def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | None = None,
+        layout: Layout | None = None) -> Iterator[VideoResult | int]:
+    """Extract every part that no concurrent run claims or has written since `since` (the
+    time.time() of the plan, when given) into a store of `layout` (npy by default); yields the
+    number of frames encoded (progress) and each VideoResult, once its part is written."""
     cfg.check()
     out.mkdir(parents=True, exist_ok=True)
-    workers = min(cfg.workers, len(jobs))
+    workers = min(cfg.workers, len(parts_of(jobs)))
     loader = DataLoader(
         DecodeStream(jobs, cfg, encoder.image_size, owner=io.OWNER, since=since, protocol=encoder.protocol),
         batch_size=None,
@@ -250,6 +339,7 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
         persistent_workers=False,
         multiprocessing_context="spawn" if workers and cfg.hwaccel != "none" else None,  # CUDA cannot start in a fork
     )
+    sink = Sink(jobs, layout or LAYOUTS["npy"], out)
     partial: dict[int, dict] = {}
     items = iter(loader)
     for n in itertools.count():
@@ -266,8 +356,7 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
             continue
         if "error" in item:
             partial.pop(i, None)
-            yield _record_failure(jobs[i], item["error"], out)
-            claim_path(jobs[i].target).unlink(missing_ok=True)
+            yield from sink.add(jobs[i], None, failure(jobs[i], item["error"], out, sink.layout))
             continue
         acc = partial.setdefault(i, {"emb": [], "times": [], "frame_times": [], "start": time.perf_counter(),
                                      "encode": 0.0, "waited": 0.0})
@@ -280,9 +369,68 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
             acc["frame_times"] += item["frame_times"]
             yield len(item["times"])
         if item["last"]:
-            done = {**partial.pop(i), "report": item["report"]}
-            yield _finish_or_fail(jobs[i], done, encoder, cfg, out)
-            claim_path(jobs[i].target).unlink(missing_ok=True)
+            array, result = finish(jobs[i], {**partial.pop(i), "report": item["report"]}, encoder, cfg, out, sink.layout)
+            yield from sink.add(jobs[i], array, result)
+
+
+class Sink:
+    """The parts of a run being written: a video's array goes to its part's writer as it finishes;
+    when the part's last video is in, the part is closed (renamed whole), its rows are appended to
+    index.jsonl (and failures to failures.jsonl), its claim is released, and its results come back.
+    A disk that refuses a part (full, read-only, quota) fails its videos, leaving nothing half-written
+    for a rerun to finish."""
+
+    def __init__(self, jobs: list[Job], layout: Layout, out: Path):
+        self.layout, self.out = layout, out
+        self.left = {jobs[m[0]].target: len(m) for m in parts_of(jobs)}
+        self.open: dict[Path, _Open] = {}
+
+    def add(self, job: Job, array: np.ndarray | None, result: VideoResult) -> list[VideoResult]:
+        part = self.open.get(job.target) or self._start(job.target)
+        if part.error is None:
+            try:
+                part.writer.add(key_of(job, self.out), array, result.row)
+            except OSError as e:
+                part.error = e
+        part.results.append(result)
+        self.left[job.target] -= 1
+        return self._close(job.target) if self.left[job.target] == 0 else []
+
+    def _start(self, target: Path) -> _Open:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part = _Open(self.layout.writer(target))
+        except OSError as e:
+            part = _Open(None, error=e)
+        self.open[target] = part
+        return part
+
+    def _close(self, target: Path) -> list[VideoResult]:
+        part = self.open.pop(target)
+        if part.error is None:
+            try:
+                part.writer.close()
+            except OSError as e:
+                part.error = e
+        if part.error is not None:
+            if part.writer is not None:
+                part.writer.abort()
+            results = [_unwritten(r, part.error, self.out) for r in part.results]
+        else:
+            results = part.results
+            for r in results:
+                if r.status == "failed":
+                    io.append_jsonl(self.out / FAILURES, r.row)
+                io.append_jsonl(self.out / INDEX, r.row)
+        claim_path(target).unlink(missing_ok=True)
+        return results
+
+
+@dataclass
+class _Open:
+    writer: PartWriter | None
+    results: list = field(default_factory=list)
+    error: OSError | None = None
 
 
 def pool_clips(emb, times: list[float], clip_seconds: float):
@@ -325,15 +473,14 @@ def encode_video(path: Path, encoder, cfg: ExtractConfig):
     return (*clip_features(torch.cat(emb), times, cfg), end)
 
 
-def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> VideoResult:
+def finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path, layout: Layout):
+    """A video's (clips, dim) array and its ok result, whose row the index and the part record."""
     clock = time.perf_counter()
     feats, starts, ends = clip_features(torch.cat(acc["emb"]), acc["times"], cfg)
     array = feats.cpu().numpy().astype(cfg.dtype)  # on a GPU this waits for the encoder: encoding time
     acc["encode"] += time.perf_counter() - clock
-    io.save_npy(job.target, array)
     row = {
-        "source": str(job.source),
-        "features": str(job.target.relative_to(out)),
+        **_where(job, out, layout),
         "clips": int(array.shape[0]),
         "dim": int(array.shape[1]),
         "starts": [round(s, 4) for s in starts],
@@ -351,38 +498,38 @@ def _finish(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> Vide
         "waited_seconds": round(acc["waited"], 3),  # this process idle, waiting for decoded frames
         "status": "ok",
     }
-    io.append_jsonl(out / INDEX, row)
-    return VideoResult(job, "ok", clips=array.shape[0], row=row)
+    return array, VideoResult(job, "ok", clips=array.shape[0], row=row)
 
 
-def _finish_or_fail(job: Job, acc: dict, encoder, cfg: ExtractConfig, out: Path) -> VideoResult:
-    """`_finish`, or, when the disk refuses the write (full, read-only, quota), a failed result
-    that leaves nothing half-written (the writes are atomic) for a rerun to finish."""
+def _where(job: Job, out: Path, layout: Layout) -> dict:
+    """The fields that say which video a row is about and where its features lie."""
+    key = key_of(job, out)
+    return {"key": key, "source": str(job.source), "features": layout.member(str(job.target.relative_to(out)), key)}
+
+
+def _unwritten(result: VideoResult, error: OSError, out: Path) -> VideoResult:
+    """A video whose part the disk refused: failed, listed in failures.jsonl (where that fits), not
+    indexed, so a rerun does it again."""
+    source = result.job.source
+    reason = f"{source}: cannot write its features to {out} ({error.strerror or error}); free space and rerun"
     try:
-        return _finish(job, acc, encoder, cfg, out)
-    except OSError as e:
-        reason = f"{job.source}: cannot write its features to {out} ({e.strerror or e}); free space and rerun"
-        try:
-            io.append_jsonl(out / FAILURES, {"source": str(job.source), "status": "failed", "reason": reason})
-        except OSError:  # the failure list may not fit either: the summary still reports it
-            pass
-        return VideoResult(job, "failed", reason=reason)
+        io.append_jsonl(out / FAILURES, {"source": str(source), "status": "failed", "reason": reason})
+    except OSError:  # the failure list may not fit either: the summary still reports it
+        pass
+    return VideoResult(result.job, "failed", reason=reason)
 
 
-def _record_failure(job: Job, reason: str, out: Path) -> VideoResult:
-    row = {"source": str(job.source), "features": str(job.target.relative_to(out)), "status": "failed",
-           "reason": reason}
-    io.append_jsonl(out / FAILURES, row)
-    io.append_jsonl(out / INDEX, row)
-    return VideoResult(job, "failed", reason=reason, row=row)
+def failure(job: Job, reason: str, out: Path, layout: Layout) -> VideoResult:
+    """A video that could not be decoded: its row goes to failures.jsonl, the index and its part."""
+    return VideoResult(job, "failed", reason=reason, row={**_where(job, out, layout), "status": "failed",
+                                                          "reason": reason})
 
 
 def parse_shard(spec: str | None) -> tuple[int, int]:
-    """`i/n` from --shard, else this process's rank and world size (torchrun, then SLURM), else 0/1."""
+    """`i/n` from --shard, else this process's share: torchrun's rank, a SLURM array task (times the
+    `srun` tasks inside it), SLURM's task, else 0/1."""
     if spec is None:
-        from tempclr_cli.core.runtime import process_rank
-
-        return process_rank()
+        return _environment_shard()
     try:
         i, n = (int(x) for x in spec.split("/"))
     except ValueError:
@@ -390,55 +537,105 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     return i, n
 
 
+def _environment_shard() -> tuple[int, int]:
+    """A SLURM array's task k of K (`--array=A-B[:step]`, counted from its first id), with the
+    `srun` tasks inside each task splitting its share again; else `runtime.process_rank`."""
+    from tempclr_cli.core.runtime import process_rank
+
+    env = os.environ
+    if "RANK" in env or not {"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"} <= env.keys():
+        return process_rank()
+    step, first = int(env.get("SLURM_ARRAY_TASK_STEP", 1)), int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+    task = (int(env["SLURM_ARRAY_TASK_ID"]) - first) // step
+    rank, world = process_rank()  # SLURM_PROCID / SLURM_NTASKS of this array task's own tasks
+    return task * world + rank, int(env["SLURM_ARRAY_TASK_COUNT"]) * world
+
+
+def share(videos: list[Video], out: Path, layout: Layout, per_part: int, shard_spec: str | None,
+          balance: str = "auto", log=lambda message: None) -> list[Job]:
+    """This task's jobs: the whole run's parts, split among the tasks by declared duration (greedy
+    largest first) or by count. `auto` balances by duration when there are several tasks and some
+    duration reads; one task takes everything without reading any."""
+    if balance not in BALANCES:
+        raise TempclrError(f"--balance {balance}: use one of {', '.join(BALANCES)}")
+    jobs = plan_jobs(videos, out, layout, per_part)
+    index, count = parse_shard(shard_spec)
+    weights = None
+    if balance == "duration" or (balance == "auto" and count > 1):
+        weights = part_durations(jobs, videos, out, log)
+        if weights is None and balance == "duration":
+            log("--balance duration: no video declares a duration; the shards are balanced by count")
+    return shard(jobs, index, count, weights)
+
+
+def part_durations(jobs: list[Job], videos: list[Video], out: Path, log) -> list[float] | None:
+    """The declared duration of each part (the sum over its videos; an unreadable one counts as the mean)."""
+    from tempclr_cli.core.encode.shards import durations, filled
+
+    seconds = durations(videos, out, log)
+    by_key = dict(zip(seconds, filled(list(seconds.values())) or [None] * len(seconds)))
+    if not any(by_key.values()):
+        return None
+    return [sum(by_key[key_of(jobs[i], out)] for i in part) for part in parts_of(jobs)]
+
+
 def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "ViT-B-32", pretrained: str | None = None,
                    checkpoint: str | None = None, root: Path | None = None, shard_spec: str | None = None,
                    overwrite: bool = False, device: str = "auto", seed: int = 0,
-                   on_plan=lambda jobs, todo: None, on_event=lambda event: None) -> dict:
-    """The `extract` command: plan the shard's jobs, skip finished ones, encode the rest.
+                   on_plan=lambda jobs, todo: None, on_event=lambda event: None, output_format: str = "npy",
+                   per_part: int = 1000, balance: str = "auto", verify: bool = False, log=lambda message: None) -> dict:
+    """The `extract` command: plan the shard's jobs, skip finished parts, encode the rest.
 
     `on_plan(jobs, todo)` hears the plan, `on_event` every frame count (int) and VideoResult.
-    Returns the summary {"out", "videos", "skipped", "ok", "failed", "clips", "seconds"}.
+    Returns the summary {"out", "videos", "skipped", "ok", "failed", "clips", "seconds", "broken", ...}.
     """
+    from tempclr_cli.core.data.stores import get_layout
     from tempclr_cli.core.encode.registry import find_encoder, load_encoder
-    from tempclr_cli.core.media.video import find_videos
+    from tempclr_cli.core.encode.shards import read_inputs
     from tempclr_cli.core.runtime import resolve_device
 
     cfg.check()
+    layout = get_layout(output_format)
     if not find_encoder(model).per_frame and cfg.per_frame:  # an unknown name fails here, before any work
         raise TempclrError(f"--per-frame does not apply to --model {model}: it embeds whole clips, not frames")
     if not sources:
-        raise TempclrError("no input: give video files/folders or --list FILE (or --list - for stdin)")
-    jobs = shard(plan(find_videos(sources), out, root), *parse_shard(shard_spec))
+        raise TempclrError("no input: give video files/folders, tar shards or --list FILE (or --list - for stdin)")
+    jobs = share(read_inputs(sources, root), out, layout, per_part, shard_spec, balance, log)
     # weights are checked on every run, also one with nothing left to do: a wrong file is an error, not a no-op
     encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device), seed)
     cfg = sampling_for(encoder, cfg)
-    since = time.time()
-    todo = pending(jobs, out, overwrite)
+    since, broken = time.time(), []
+    todo = pending(jobs, out, overwrite, layout, verify, broken.append)
     on_plan(jobs, todo)
     summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [],
                "truncated": [], "clips": 0, "decode_seconds": 0.0, "encode_seconds": 0.0, "waited_seconds": 0.0,
+               "broken": broken, "format": layout.name,
                "renamed": [{"source": str(j.source), "features": str(j.target.relative_to(out))} for j in renamed(jobs)]}
     if not todo:
         return merged_over_ranks(summary)
     start = time.perf_counter()
-    for event in run(todo, encoder, cfg, out, since):
+    for event in run(todo, encoder, cfg, out, since, layout):
         on_event(event)
-        if isinstance(event, int):
-            continue
-        if event.status == "skipped":
-            summary["skipped"] += 1
-        elif event.status == "ok":
-            summary["ok"] += 1
-            summary["clips"] += event.clips
-            for key in ("decode_seconds", "encode_seconds", "waited_seconds"):
-                summary[key] = round(summary[key] + event.row[key], 3)
-            if event.row["truncated"]:
-                summary["truncated"].append(str(event.job.source))
-        else:
-            summary["failed"].append({"source": str(event.job.source), "reason": event.reason})
+        if not isinstance(event, int):
+            tally(summary, event)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary["bound"] = bound(summary)
     return merged_over_ranks(summary)
+
+
+def tally(summary: dict, event: VideoResult) -> None:
+    """Count one video's result into the run's summary."""
+    if event.status == "skipped":
+        summary["skipped"] += 1
+    elif event.status == "ok":
+        summary["ok"] += 1
+        summary["clips"] += event.clips
+        for key in ("decode_seconds", "encode_seconds", "waited_seconds"):
+            summary[key] = round(summary[key] + event.row[key], 3)
+        if event.row["truncated"]:
+            summary["truncated"].append(str(event.job.source))
+    else:
+        summary["failed"].append({"source": str(event.job.source), "reason": event.reason})
 
 
 def bound(summary: dict) -> str | None:
@@ -465,6 +662,7 @@ def merged_over_ranks(summary: dict) -> dict:
     for key in ("videos", "skipped", "ok", "clips", "decode_seconds", "encode_seconds", "waited_seconds"):
         merged[key] = sum(p[key] for p in parts)
     merged["bound"] = bound(merged)
-    for key in ("failed", "truncated", "renamed"):
+    for key in ("failed", "truncated", "renamed", "broken"):
         merged[key] = [x for p in parts for x in p[key]]
+    merged["format"] = summary["format"]
     return merged
