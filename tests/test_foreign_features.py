@@ -259,3 +259,15 @@ def test_sentence_vectors_of_another_dim_are_refused(layouts, tmp_path):
     path.write_text(json.dumps({"the red square grows bigger": [1.0, 0, 0, 0, 0]}))
     done = tempclr("search", str(layouts / "feats"), "the red square grows bigger", "--sentence-embeddings", str(path))
     assert done.returncode == 2 and "dim 5" in done.stderr and "dim 64" in done.stderr
+
+
+def test_localize_takes_sentence_vectors_for_imported_features(layouts):
+    ego = layouts / "ego4d" / "egovlp"
+    assert tempclr("index", str(ego), "--encoder", "egovlp", "--fps", "1").returncode == 0
+    annotations = ["--annotations", str(layouts / "youcookii_annotations_trainval.json"), "--format", "youcook2"]
+    without = tempclr("localize", str(ego), *annotations, "--json")
+    assert without.returncode == 2 and "--sentence-embeddings" in without.stderr
+    done = tempclr("localize", str(ego), *annotations, "--sentence-embeddings", str(layouts / "sentences.json"),
+                   "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["recall"] > 50

@@ -76,18 +76,11 @@ SentenceEmbeddings = Annotated[Optional[Path], typer.Option(
     rich_help_panel="Encoder")]
 
 
-def _use_tokenizer(value):
-    """--tokenizer reaches the core as the variable it reads (TEMPCLR_BERT_TOKENIZER)."""
-    if value:
-        os.environ["TEMPCLR_BERT_TOKENIZER"] = str(value)
-    return value
-
-
 Tokenizer = Annotated[
     Optional[Path],
     typer.Option(help="bert-base-uncased's tokenizer folder (vocab.txt) for a VideoCLIP / TempCLR --checkpoint; "
                  "default: tokenizer/ beside the checkpoint, then the Hugging Face cache.",
-                 envvar="TEMPCLR_BERT_TOKENIZER", callback=_use_tokenizer, rich_help_panel="Encoder"),
+                 envvar="TEMPCLR_BERT_TOKENIZER", rich_help_panel="Encoder"),
 ]
 
 
@@ -102,20 +95,24 @@ def writable(path: Optional[Path], option: str, folder: bool) -> None:
     # files are written beside their final name and renamed into place: the folder that will hold them must take writes
     real = path.resolve()
     holder = real if folder and real.exists() else next(p for p in real.parents if p.exists())
-    if not holder.is_dir() or not os.access(holder, os.W_OK):
+    if not holder.is_dir():
+        raise TempclrError(f"{option} {path}: {holder} is a file, not a folder")
+    if not os.access(holder, os.W_OK):
         raise TempclrError(f"{option} {path}: {holder} cannot be written to (read-only or no permission)")
 
 
 def figure(value: Optional[Path]) -> Optional[Path]:
     """A Typer callback for an option that names a figure: its suffix must name a format the
-    figure can be written in (x.docx is refused at once, not written as PNG bytes)."""
+    figure can be written in (x.docx is refused at once, not written as PNG bytes), and the
+    file a place it can be written to (checked before the work that draws it)."""
     from tempclr_cli.core.plot import figure_format
 
     if value is not None:
         try:
             figure_format(value)
+            writable(value, "", folder=False)
         except TempclrError as e:
-            raise typer.BadParameter(str(e)) from None
+            raise typer.BadParameter(str(e).lstrip()) from None
     return value
 
 

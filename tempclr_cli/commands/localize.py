@@ -9,12 +9,13 @@ from typing import Annotated, Optional
 import typer
 
 from tempclr_cli.commands._common import (
-    Checkpoint, Device, Json, Quiet, Tokenizer, Verbose, choices, command, log, writable,
+    Checkpoint, Device, Json, Quiet, SentenceEmbeddings, Tokenizer, Verbose, choices, command, log, writable,
 )
 from tempclr_cli.core.data import layouts
+from tempclr_cli.core.eval import STEP_SCORES
 
 StepLayout = choices("StepLayout", layouts.names(grounding=True))
-Scores = choices("Scores", ("log-softmax", "cosine"))
+Scores = choices("Scores", STEP_SCORES)
 Mode = choices("Mode", layouts.MODES)
 StepText = choices("StepText", layouts.STEP_TEXTS)
 Levels = choices("Levels", layouts.LEVELS)
@@ -59,6 +60,7 @@ def localize(
     ] = Scores.log_softmax,
     checkpoint: Checkpoint = None,
     tokenizer: Tokenizer = None,
+    sentence_embeddings: SentenceEmbeddings = None,
     json_: Json = False,
     device: Device = "auto",
     verbose: Verbose = False,
@@ -85,7 +87,8 @@ def localize(
     writable(predictions_out, "--predictions-out", folder=False)
     options = ReadOptions(taxonomy=taxonomy, step_text=step_text.value, levels=levels.value)
     result = localize_steps(features, annotations, format_.value, split, checkpoint, device, scores.value,
-                            mode.value if mode else None, top_k, predictions_out, options, lambda m: log(m, quiet))
+                            mode.value if mode else None, top_k, predictions_out, options, lambda m: log(m, quiet),
+                            sentence_embeddings, tokenizer)
     if not json_:
         print(result.to_text())
         return

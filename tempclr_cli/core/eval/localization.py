@@ -35,6 +35,7 @@ from tempclr_cli.core.data.layouts import ReadOptions, get, read_layout
 from tempclr_cli.core.data.predictions import Predictions, canonical_label, write_predictions
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.eval.grounding import Scores, score_matched
+from tempclr_cli.core.eval import STEP_SCORES
 from tempclr_cli.core.models.heads import apply_heads
 
 SMOOTH = 3  # clips in the centred moving average of a step's score (unordered mode)
@@ -62,7 +63,6 @@ def assign_steps(scores: torch.Tensor) -> list[int]:
     return seconds[::-1]
 
 
-SCORES = ("log-softmax", "cosine")
 
 
 def step_scores(text: torch.Tensor, clips: torch.Tensor, scores: str = "log-softmax") -> torch.Tensor:
@@ -71,7 +71,7 @@ def step_scores(text: torch.Tensor, clips: torch.Tensor, scores: str = "log-soft
     if scores == "cosine":
         return F.normalize(text, dim=-1) @ F.normalize(clips, dim=-1).T
     if scores != "log-softmax":
-        raise TempclrError(f"--scores {scores}: choose from {', '.join(SCORES)}")
+        raise TempclrError(f"--scores {scores}: choose from {', '.join(STEP_SCORES)}")
     return torch.log_softmax(text @ clips.T, dim=0)  # over the task's steps, per second
 
 
@@ -110,7 +110,12 @@ class Localized:
 def localize_video(video: Video, clips: torch.Tensor, starts, ends, encode_text, heads, scores: str, mode: str,
                    top_k: int) -> list[tuple[str, float, float, str, float]]:
     """Candidate rows of one video's queries; clips (T, D) its features."""
-    clips, text = apply_heads(heads, clips, encode_text([q.text for q in video.queries]))
+    from tempclr_cli.core.encode.sentence_embeddings import same_dim
+
+    sentences = encode_text([q.text for q in video.queries])
+    if heads is None or not heads.embeds_text:  # sentence vectors from a text tower or a file: the features' space
+        same_dim(sentences.shape[1], clips.shape[1], "the sentence vectors", f"{video.id}'s features")
+    clips, text = apply_heads(heads, clips, sentences)
     matrix = step_scores(text, clips, scores).double().cpu().numpy()  # (K, T)
     if mode == "ordered":
         picks = [[(t, t, float(matrix[k, t]))] for k, t in enumerate(assign_steps(torch.from_numpy(matrix)))]
@@ -154,7 +159,8 @@ def as_predictions(rows: list[tuple[str, float, float, str, float]]) -> Predicti
 def localize_steps(features, annotations, fmt: str = "coin", split: str = "all", checkpoint: str | None = None,
                    device: str = "auto", scores: str = "log-softmax", mode: str | None = None, top_k: int | None = None,
                    predictions_out: str | Path | None = None, options: ReadOptions | None = None,
-                   log=lambda message: None) -> Scores:
+                   log=lambda message: None, sentence_embeddings: str | Path | None = None,
+                   tokenizer: str | Path | None = None) -> Scores:
     """`tempclr localize`: candidates for every video of `split` with features, written to
     `predictions_out` when given, scored with the layout's protocols (videos it localised)."""
     from dataclasses import replace
@@ -169,7 +175,7 @@ def localize_steps(features, annotations, fmt: str = "coin", split: str = "all",
     store = FeatureStore(features)
     options = replace(options or ReadOptions(), split=split, has_features=store.__contains__)
     videos = read_layout(annotations, fmt, options, grounding=True)
-    heads, encode = heads_and_sentence_encoder(checkpoint, store, device)
+    heads, encode = heads_and_sentence_encoder(checkpoint, store, device, sentence_embeddings, tokenizer)
     found = localize_videos(videos, store, encode, heads, scores, mode, top_k)
     for reason, n in found.skipped.items():
         log(f"{n} videos left out ({reason})")
