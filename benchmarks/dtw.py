@@ -1,12 +1,13 @@
 """DTW speed against the peers a user would pick instead, on identical inputs, one run.
 
-    pip install '.[bench]' && python benchmarks/dtw.py
+    pip install '.[bench]' && python benchmarks/dtw.py   # --cases d: only the soft-DTW case
 
 Inputs are float32 unit embeddings (cost = 1 - cosine). Peers that work on
 embeddings with squared Euclidean cell costs (dtaidistance, tslearn) solve the same
 problem: for unit vectors |a - b|^2 = 2 (1 - cos), so they return sqrt(2 x ours);
 the script checks that before timing. Prints one table: median milliseconds and the
-ratio peer / tempclr (> 1: tempclr is faster).
+ratio peer / tempclr (> 1: tempclr is faster). The contenders of a case are timed in
+turns, one call each round, so a machine shared with other work slows them alike.
 """
 
 from __future__ import annotations
@@ -20,15 +21,24 @@ import torch
 from tempclr_cli.core.align.dtw import dtw, pairwise_dtw, soft_dtw
 
 
-def timeit(fn, repeat: int = 7, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def race(contenders: dict, repeat: int = 7, warmup: int = 2) -> dict:
+    """Median milliseconds of each callable, timed round-robin (each round calls every one once)."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in contenders}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1000 for name, t in times.items()}
+
+
+def rows_of(case: str, times: dict) -> list[tuple[str, str, float, float]]:
+    """One table row per peer: (case, peer, tempclr ms, peer ms); the case named on the first."""
+    ours = times.pop("tempclr")
+    return [(case if k == 0 else "", peer, ours, ms) for k, (peer, ms) in enumerate(times.items())]
 
 
 def unit(rng, *shape) -> np.ndarray:
@@ -48,11 +58,11 @@ def case_a(rng, rows):
     a, b = unit(rng, 10, 512), unit(rng, 100, 512)
     C = cost_of(a, b)
     t = torch.from_numpy(C)
-    ours = timeit(lambda: dtw(t))
     acc, wp = librosa.sequence.dtw(C=C)
     assert np.isclose(acc[-1, -1], float(dtw(t).values))
-    rows.append(("(a) 1 pair 10x100, value+path", "librosa.sequence.dtw", ours, timeit(lambda: librosa.sequence.dtw(C=C))))
-    rows.append(("", "tslearn dtw_path_from_metric", ours, timeit(lambda: dtw_path_from_metric(C, metric="precomputed"))))
+    times = race({"tempclr": lambda: dtw(t), "librosa.sequence.dtw": lambda: librosa.sequence.dtw(C=C),
+                  "tslearn dtw_path_from_metric": lambda: dtw_path_from_metric(C, metric="precomputed")})
+    rows += rows_of("(a) 1 pair 10x100, value+path", times)
 
 
 def case_b(rng, rows):
@@ -62,15 +72,16 @@ def case_b(rng, rows):
 
     a, b = unit(rng, 1000, 10, 64), unit(rng, 1000, 100, 64)
     C = torch.from_numpy(1 - np.einsum("bnd,bmd->bnm", a, b)).double()
-    ours = timeit(lambda: dtw(C, paths=False), repeat=5)
     Cn = C.numpy()
-    rows.append(("(b) 1,000 pairs 10x100, value", "librosa loop", ours,
-                 timeit(lambda: [librosa.sequence.dtw(C=c, backtrack=False) for c in Cn], repeat=3, warmup=1)))
     a64, b64 = a.astype(np.double), b.astype(np.double)
     ref = dtw_ndim.distance_fast(a64[0], b64[0])
     assert np.isclose(ref, np.sqrt(2 * float(dtw(C[0], paths=False).values)), rtol=1e-4)
-    rows.append(("", "dtaidistance dtw_ndim.distance_fast loop (C)", ours,
-                 timeit(lambda: [dtw_ndim.distance_fast(x, y) for x, y in zip(a64, b64)], repeat=3, warmup=1)))
+    times = race({"tempclr": lambda: dtw(C, paths=False),
+                  "librosa loop": lambda: [librosa.sequence.dtw(C=c, backtrack=False) for c in Cn],
+                  "dtaidistance dtw_ndim.distance_fast loop (C)": lambda: [dtw_ndim.distance_fast(x, y)
+                                                                            for x, y in zip(a64, b64)]},
+                 repeat=3, warmup=1)
+    rows += rows_of("(b) 1,000 pairs 10x100, value", times)
 
 
 def case_c(rng, rows):
@@ -80,73 +91,64 @@ def case_c(rng, rows):
 
     P, V = unit(rng, 200, 8, 512), unit(rng, 200, 60, 512)
     tp, tv = torch.from_numpy(P), torch.from_numpy(V)
-
-    def floor():
-        return tp.reshape(-1, 512) @ tv.reshape(-1, 512).T
-
-    def ours():
-        return pairwise_dtw(tp, tv)
-
-    t_ours = timeit(ours, repeat=5)
-    t_floor = timeit(floor, repeat=5)
-    rows.append(("(c) 200x200 paragraphs x videos, D=512", "floor: cost GEMM alone", t_ours, t_floor))
     series = [s.astype(np.double) for s in P] + [s.astype(np.double) for s in V]
     block = ((0, 200), (200, 400))
 
     def dtai():
         return dtw_ndim.distance_matrix(series, parallel=True, use_c=True, block=block, compact=False)
 
-    got = dtai()[:200, 200:]
-    assert np.allclose(got, np.sqrt(2 * ours().double().numpy()), rtol=1e-3, atol=1e-3)
-    rows.append(("", "dtaidistance distance_matrix parallel", t_ours, timeit(dtai, repeat=3, warmup=1)))
-    rows.append(("", "tslearn cdist_dtw n_jobs=2", t_ours, timeit(lambda: cdist_dtw(P, V, n_jobs=2), repeat=3, warmup=1)))
+    assert np.allclose(dtai()[:200, 200:], np.sqrt(2 * pairwise_dtw(tp, tv).double().numpy()), rtol=1e-3, atol=1e-3)
+    rows += rows_of("(c) 200x200 paragraphs x videos, D=512", race({
+        "tempclr": lambda: pairwise_dtw(tp, tv),
+        "floor: cost GEMM alone": lambda: tp.reshape(-1, 512) @ tv.reshape(-1, 512).T}, repeat=5))
+    rows += rows_of("", race({"tempclr": lambda: pairwise_dtw(tp, tv), "dtaidistance distance_matrix parallel": dtai,
+                              "tslearn cdist_dtw n_jobs=2": lambda: cdist_dtw(P, V, n_jobs=2)}, repeat=3, warmup=1))
 
 
 def case_d(rng, rows, B, N, M):
-    """Soft-DTW value + gradient, gamma 0.1."""
+    """Soft-DTW value + gradient, gamma 0.1, from D = 64 embeddings: every contender forms the cost
+    1 - x y^T and backpropagates to x."""
     import pysdtw
     from tslearn.metrics import SoftDTWLossPyTorch
 
     a, b = torch.from_numpy(unit(rng, B, N, 64)), torch.from_numpy(unit(rng, B, M, 64))
-    C = (1 - torch.einsum("bnd,bmd->bnm", a, b)).contiguous()
 
-    def ours():
-        c = C.clone().requires_grad_(True)
-        soft_dtw(c, gamma=0.1).sum().backward()
-        return c.grad
+    def cosine(x, y):
+        return 1 - x @ y.transpose(1, 2)
 
-    tslearn_loss = SoftDTWLossPyTorch(gamma=0.1, normalize=False, dist_func=lambda x, y: 1 - x @ y.transpose(1, 2))
+    tslearn_loss = SoftDTWLossPyTorch(gamma=0.1, normalize=False, dist_func=cosine)
+    sdtw = pysdtw.SoftDTW(gamma=0.1, dist_func=cosine, use_cuda=False)
 
-    def tslearn():
-        x = a.clone().requires_grad_(True)
-        tslearn_loss(x, b).sum().backward()
-        return x.grad
-
-    sdtw = pysdtw.SoftDTW(gamma=0.1, dist_func=lambda x, y: 1 - x @ y.transpose(1, 2), use_cuda=False)
-
-    def pysdtw_run():
-        x = a.clone().requires_grad_(True)
-        sdtw(x, b).sum().backward()
-        return x.grad
+    def value_and_grad(distance):
+        def step():
+            x = a.clone().requires_grad_(True)
+            distance(x, b).sum().backward()
+            return x.grad
+        return step
 
     with torch.no_grad():
-        mine = soft_dtw(C.double(), 0.1)
-        assert torch.allclose(mine, tslearn_loss(a.double(), b.double()), rtol=1e-4)
-    label = f"(d) soft-DTW value+grad, {B} pairs {N}x{M}"
-    t = timeit(ours)
-    rows.append((label, "tslearn SoftDTWLossPyTorch", t, timeit(tslearn)))
-    rows.append(("", "pysdtw (CPU)", t, timeit(pysdtw_run)))
+        assert torch.allclose(soft_dtw(cosine(a, b).double(), 0.1), tslearn_loss(a.double(), b.double()), rtol=1e-4)
+    times = race({"tempclr": value_and_grad(lambda x, y: soft_dtw(cosine(x, y), 0.1)),
+                  "tslearn SoftDTWLossPyTorch": value_and_grad(tslearn_loss),
+                  "pysdtw (CPU)": value_and_grad(sdtw)})
+    rows += rows_of(f"(d) soft-DTW value+grad, {B} pairs {N}x{M}", times)
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="abcd", help="which cases to run, e.g. d (default: abcd)")
+    cases = parser.parse_args().cases
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)
     rows: list[tuple[str, str, float, float]] = []
-    case_a(rng, rows)
-    case_b(rng, rows)
-    case_c(rng, rows)
-    case_d(rng, rows, 64, 10, 100)
-    case_d(rng, rows, 256, 20, 300)
+    for name, case in (("a", case_a), ("b", case_b), ("c", case_c)):
+        if name in cases:
+            case(rng, rows)
+    if "d" in cases:
+        case_d(rng, rows, 64, 10, 100)
+        case_d(rng, rows, 256, 20, 300)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median ms")
     print("| case | peer | tempclr ms | peer ms | peer / tempclr |\n|---|---|---:|---:|---:|")
     for case, peer, ours, theirs in rows:

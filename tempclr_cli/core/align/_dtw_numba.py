@@ -17,7 +17,7 @@ left and upper neighbours plus its cost. The flags:
 
 Soft-DTW's forward keeps, for each cell, the soft-min weight of each neighbour (each one's
 share of the cell's value). The Cuturi-Blondel backward is then those weights times the
-successors' expectations, with no exp: the forward's 3 exp and 1 log a cell are the whole
+successors' expectations, with no exp: the forward's 2 exp and 1 log a cell are the whole
 transcendental cost of value plus gradient (the backward from the table costs 3 exp more).
 """
 
@@ -67,14 +67,18 @@ def dp_cell(cost, i, j, m, gamma, lo, hi, subseq, otam, table, above, here, weig
     if gamma == 0 or lowest == INF:
         table[here, j + 1] = d + lowest
         return
-    # no branches on which term is lowest: mispredicting them costs more than the third exp
+    # the lowest term is exp(0) = 1; the other two are found by min and max, not by branches
+    # (unpredictable: mispredicting them costs more than an exp)
+    middle = max(min(diag, left), min(max(diag, left), up))
+    highest = max(diag, max(left, up))
     scale = 1.0 / gamma  # a multiply, not a divide, on the chain from cell to cell
-    ed = math.exp((lowest - diag) * scale)
-    el = math.exp((lowest - left) * scale)
-    eu = math.exp((lowest - up) * scale)
-    total = ed + el + eu
+    e_middle = math.exp((lowest - middle) * scale)
+    e_highest = math.exp((lowest - highest) * scale)
+    total = 1.0 + e_middle + e_highest
     table[here, j + 1] = d + lowest - gamma * math.log(total)
     if keep:
+        ed = 1.0 if diag == lowest else (e_middle if diag == middle else e_highest)
+        el = 1.0 if left == lowest else (e_middle if left == middle else e_highest)
         weights[i, j, DIAG], weights[i, j, LEFT] = ed / total, el / total
 
 
