@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
 
+from tempclr_cli.core.align import TRANSFER_MATCHES
 from tempclr_cli.core.align.formats import FORMATS  # file formats; `-f all` writes each
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.commands._common import (
@@ -22,9 +22,7 @@ from tempclr_cli.commands._common import (
 Format = choices("Format", ("table", *FORMATS, "all"))  # all: every file format (with --output-dir)
 
 
-class TransferMatch(str, Enum):
-    steps = "steps"
-    clips = "clips"
+TransferMatch = choices("TransferMatch", TRANSFER_MATCHES)
 
 
 @command

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,6 +16,7 @@ from tempclr_cli.commands._common import (
     number, progress, warn, writable,
 )
 from tempclr_cli.core.data.stores import LAYOUTS
+from tempclr_cli.core.encode import FEATURE_DTYPES
 from tempclr_cli.core.encode.shards import BALANCES
 from tempclr_cli.core.media.decode import HWACCELS
 from tempclr_cli.core.media.sampling import DECODE_MODES
@@ -27,9 +27,7 @@ OutputFormat = choices("OutputFormat", LAYOUTS)
 Balance = choices("Balance", BALANCES)
 
 
-class Dtype(str, Enum):
-    float16 = "float16"
-    float32 = "float32"
+Dtype = choices("Dtype", FEATURE_DTYPES)
 
 
 def _read_list(source: str) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,7 +14,8 @@ from tempclr_cli.commands._common import (
 )
 from tempclr_cli.core.align import measures
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.eval import BACKGROUNDS, RETRIEVAL_TASKS, SCORERS, SIMILARITIES
+from tempclr_cli.core.data.splits import ACTION_LAYOUTS
+from tempclr_cli.core.eval import BACKGROUNDS, RETRIEVAL_LAYOUTS, RETRIEVAL_TASKS, SCORERS, SIMILARITIES
 
 
 Task = choices("Task", RETRIEVAL_TASKS)
@@ -25,12 +25,7 @@ Scorer = choices("Scorer", SCORERS)
 Similarity = choices("Similarity", SIMILARITIES)
 
 
-class Layout(str, Enum):
-    youcook2 = "youcook2"
-    coin = "coin"
-    ucf101 = "ucf101"
-    hmdb51 = "hmdb51"
-    diving48 = "diving48"
+Layout = choices("Layout", (*RETRIEVAL_LAYOUTS, *ACTION_LAYOUTS))  # captions (paragraphs) or action lists (--task nn)
 
 
 @command

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Quiet, Seed, Verbose, command, log, number, progress
+from tempclr_cli.commands._common import Quiet, Seed, Verbose, choices, command, log, number, progress, writable
+from tempclr_cli.core.media import CLASS_BY
 
 
-class ClassBy(str, Enum):
-    shape_motion = "shape-motion"
-    motion = "motion"
+ClassBy = choices("ClassBy", CLASS_BY)
 
 
 @command
@@ -59,6 +57,7 @@ def synth(
         max_steps=max_steps, size=size, fps=fps, background=background, hue_shift=hue_shift, seed=seed,
     )
     cfg.check()
+    writable(out, "OUT", folder=True)
     with progress(quiet) as bar:
         task = bar.add_task("writing videos", total=count_videos(cfg))
         for _ in generate(out, cfg):

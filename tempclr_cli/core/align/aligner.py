@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tempclr_cli.core.align import TRANSFER_MATCHES
 from tempclr_cli.core.align.steps import Alignment, read_steps
 from tempclr_cli.core.align.steps import align as align_embeddings
 from tempclr_cli.core.encode.encoders import EncoderSpec, choose_encoder, load_spec
@@ -36,7 +37,6 @@ class VideoFeatures:
     encoder: object
 
 
-TRANSFER_MATCHES = ("steps", "clips")
 
 
 def _clip_labels(starts: list[float], ends: list[float], steps: list[tuple[float, float, str]]) -> Tensor:

@@ -2,14 +2,19 @@
 
 UCF101 (`classInd.txt`, `trainlistNN.txt`, `testlistNN.txt`), HMDB51 (per-class
 `<class>_test_split<k>.txt` of `<video> <0|1|2>`: 1 train, 2 test, 0 unused) and
-Diving48 V2 (`Diving48_V2_<subset>.json`). `split_videos` turns them into the
-(video path, class) lists that training and evaluation read; `data.labels` turns them
-into the {video id: class} maps of few-shot evaluation.
+Diving48 V2 (`Diving48_V2_<subset>.json`), and plain class folders. Each is one entry of
+`ACTION_LAYOUTS` (`@register_action_layout`), the table that `data.format` in recipes,
+`retrieve --format` (for `--task nn`) and `split_videos` read; `split_videos` turns a layout
+into the (video path, class) lists that training and evaluation read; `data.labels` turns
+them into the {video id: class} maps of few-shot evaluation. Step-annotation layouts have
+their own table (`data.layouts`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tempclr_cli.core.errors import TempclrError
@@ -57,24 +62,61 @@ def read_diving48(root: Path, listing: Path) -> list[tuple[Path, str]]:
         raise TempclrError(f"{listing}: expected a JSON list of {{vid_name, label, start_frame, end_frame}}") from None
 
 
+@dataclass(frozen=True)
+class ActionLayout:
+    """One action dataset's layout: `read(root, lists folder, split number, subset)` gives (video, class)."""
+
+    name: str
+    summary: str
+    read: Callable[[Path, Path, int, str], list[tuple[Path, str]]]
+
+
+ACTION_LAYOUTS: dict[str, ActionLayout] = {}
+
+
+def register_action_layout(name: str, summary: str) -> Callable:
+    """Decorator on a reader `(root, folder, split, subset) -> [(video path, class)]`: one entry of the table."""
+
+    def wrap(read: Callable) -> Callable:
+        ACTION_LAYOUTS[name] = ActionLayout(name, summary, read)
+        return read
+
+    return wrap
+
+
+@register_action_layout("ucf101", "UCF101: classInd.txt, trainlistNN.txt / testlistNN.txt (the split number NN)")
+def _ucf101(root: Path, folder: Path, split: int, subset: str) -> list[tuple[Path, str]]:
+    listing = folder / f"{subset}list{split:02d}.txt"
+    if not listing.exists():
+        raise TempclrError(f"{listing}: UCF101 {subset} list not found (data.annotations: the ucfTrainTestlist folder)")
+    return [(root / rel, cls) for rel, cls in ucf101_list(listing)]
+
+
+@register_action_layout("hmdb51", "HMDB51: <class>_test_split<k>.txt lists of '<video> <0|1|2>'")
+def _hmdb51(root: Path, folder: Path, split: int, subset: str) -> list[tuple[Path, str]]:
+    items = [(root / cls / video, cls) for video, cls, status in hmdb51_lists(folder, split)
+             if status == HMDB51_STATUS[subset]]
+    if not items:
+        raise TempclrError(f"{folder}: no HMDB51 split files (<class>_test_split{split}.txt) with {subset} videos")
+    return items
+
+
+@register_action_layout("diving48", "Diving48 V2: Diving48_V2_<subset>.json lists")
+def _diving48(root: Path, folder: Path, split: int, subset: str) -> list[tuple[Path, str]]:
+    return read_diving48(root, folder / f"Diving48_V2_{subset}.json")
+
+
+@register_action_layout("folder", "class folders (root/<class>/<video>): every video is a training video")
+def _folder(root: Path, folder: Path, split: int, subset: str) -> list[tuple[Path, str]]:
+    if subset != "train":
+        raise TempclrError(f"data.format folder has training videos only (no {subset} split); use ucf101, hmdb51 or "
+                           "diving48 lists for a test split")
+    return [(p, p.parent.name) for p in sorted(root.glob("*/*")) if p.suffix.lower() in VIDEO_EXTENSIONS]
+
+
 def split_videos(root: Path, fmt: str, annotations: Path | None, split: int, subset: str) -> list[tuple[Path, str]]:
-    """(video path, class) of the `subset` ("train" or "test") of UCF101 / HMDB51 / Diving48 lists,
-    or of class folders (all videos, train only)."""
+    """(video path, class) of the `subset` ("train" or "test") of an action layout of `ACTION_LAYOUTS`."""
+    if fmt not in ACTION_LAYOUTS:
+        raise TempclrError(f"data.format {fmt}: action videos come from {', '.join(ACTION_LAYOUTS)}")
     root = Path(root)
-    folder = Path(annotations) if annotations else root
-    if fmt == "diving48":
-        return read_diving48(root, folder / f"Diving48_V2_{subset}.json")
-    if fmt == "ucf101":
-        listing = folder / f"{subset}list{split:02d}.txt"
-        if not listing.exists():
-            raise TempclrError(f"{listing}: UCF101 {subset} list not found (data.annotations: the ucfTrainTestlist folder)")
-        return [(root / rel, cls) for rel, cls in ucf101_list(listing)]
-    if fmt == "hmdb51":
-        items = [(root / cls / video, cls) for video, cls, status in hmdb51_lists(folder, split)
-                 if status == HMDB51_STATUS[subset]]
-        if not items:
-            raise TempclrError(f"{folder}: no HMDB51 split files (<class>_test_split{split}.txt) with {subset} videos")
-        return items
-    if fmt == "folder" and subset == "train":
-        return [(p, p.parent.name) for p in sorted(root.glob("*/*")) if p.suffix.lower() in VIDEO_EXTENSIONS]
-    raise TempclrError(f"data.format {fmt}: {subset} videos come from ucf101, hmdb51, diving48 lists (or folder: train)")
+    return ACTION_LAYOUTS[fmt].read(root, Path(annotations) if annotations else root, split, subset)

@@ -37,6 +37,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tempclr_cli.core import io
+from tempclr_cli.core.encode import FEATURE_DTYPES
 from tempclr_cli.core.data.features import INDEX, EncoderSpec
 from tempclr_cli.core.data.stores import LAYOUTS, Layout, PartWriter, Stored, problem
 from tempclr_cli.core.encode.shards import BALANCES, Member, Video, assign, opened
@@ -68,8 +69,8 @@ class ExtractConfig:
             raise TempclrError(
                 f"--fps {self.fps} x --clip-seconds {self.clip_seconds} < 1: some clips would get no frame"
             )
-        if self.dtype not in ("float16", "float32"):
-            raise TempclrError(f"--dtype {self.dtype}: use float16 or float32")
+        if self.dtype not in FEATURE_DTYPES:
+            raise TempclrError(f"--dtype {self.dtype}: use {' or '.join(FEATURE_DTYPES)}")
         if self.batch_size < 1 or self.workers < 0:
             raise TempclrError("--batch-size must be >= 1 and --workers >= 0")
         rules_for(self.decode)  # an unknown --decode is refused here, before any video is read

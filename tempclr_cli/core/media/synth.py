@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from tempclr_cli.core import io
+from tempclr_cli.core.media import CLASS_BY
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.video import write_video
 
@@ -79,8 +80,8 @@ class SynthConfig:
             raise TempclrError("--videos, --classes and --class-videos must be >= 0")
         if not 1 <= self.min_steps <= self.max_steps <= len(SHAPES) * len(COLOURS) * len(MOTIONS):
             raise TempclrError("--min-steps/--max-steps: need 1 <= min-steps <= max-steps")
-        if self.class_by not in ("shape-motion", "motion"):
-            raise TempclrError(f"--class-by {self.class_by}: shape-motion or motion")
+        if self.class_by not in CLASS_BY:
+            raise TempclrError(f"--class-by {self.class_by}: {' or '.join(CLASS_BY)}")
         most = len(action_classes(None, self.class_by))
         if self.classes > most:
             raise TempclrError(f"--classes: at most {most} with --class-by {self.class_by}")

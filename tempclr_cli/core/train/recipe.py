@@ -24,7 +24,12 @@ import yaml
 
 from tempclr_cli.core.align import measures
 from tempclr_cli.core.checkpoint import KINDS
+from tempclr_cli.core.data import layouts
+from tempclr_cli.core.data.splits import ACTION_LAYOUTS
 from tempclr_cli.core.errors import TempclrError
+
+# data.format: an action layout (TCLR, classification) or a step-annotation layout read without options (TempCLR)
+DATA_FORMATS = (*ACTION_LAYOUTS, *(name for name, lay in layouts.layouts().items() if not lay.options))
 
 REQUIRED = dataclasses.MISSING
 
@@ -39,7 +44,7 @@ class DataConfig:
     """Where the data lives and how it is read."""
 
     root: str  # dataset folder (videos, or features for TempCLR); required
-    format: Literal["ucf101", "hmdb51", "diving48", "folder", "youcook2", "coin", "crosstask", "howto100m"] = "ucf101"
+    format: Literal[DATA_FORMATS] = "ucf101"  # splits.ACTION_LAYOUTS or data.layouts, the two tables
     annotations: str | None = None  # annotation file/folder, relative to the recipe if not absolute
     split: int = _range(1, 3, default=1)
     clip_frames: int = _range(1, None, default=16)
