@@ -183,7 +183,8 @@ def test_rows_time_decoding_and_encoding_where_they_happen(tmp_path):
             if not isinstance(e, int)]
     for row in rows:
         assert row["encode_seconds"] >= 0.2 and row["decode_seconds"] > 0 and row["waited_seconds"] >= 0
-    summary = {k: sum(r[k] for r in rows) for k in ("decode_seconds", "encode_seconds", "waited_seconds")}
+    summary = {"ok": len(rows), **{k: sum(r[k] for r in rows) for k in ("decode_seconds", "encode_seconds",
+                                                                         "waited_seconds")}}
     assert extract.bound(summary) == "encode"
     assert extract.bound({**summary, "waited_seconds": summary["encode_seconds"] + 1}) == "decode"
 

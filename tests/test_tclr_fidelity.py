@@ -208,7 +208,11 @@ def test_released_checkpoints_load_into_extract_retrieval_and_fine_tuning(action
 def test_a_pth_without_a_backbone_is_refused_by_name(tmp_path):
     bad = tmp_path / "other.pth"
     torch.save({"state_dict": {"encoder.weight": torch.zeros(2)}}, bad)
-    done = tempclr("extract", str(tmp_path), "-o", str(tmp_path / "f"), "--model", "r3d18", "--checkpoint", str(bad))
+    from videos import cfr
+
+    cfr(tmp_path / "videos" / "v.mp4", 1.0)
+    done = tempclr("extract", str(tmp_path / "videos"), "-o", str(tmp_path / "f"), "--model", "r3d18", "--checkpoint",
+                   str(bad))
     assert done.returncode == 2 and "other.pth" in done.stderr and "backbone" in done.stderr
 
 
