@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tempclr_cli.commands._common import Verbose, command, log
+from tempclr_cli.commands._common import Verbose, command, log, writable
 
 
 @command
@@ -34,6 +34,7 @@ def convert(
 
     if output.suffix != ".safetensors":
         raise TempclrError(f"--output {output}: name it .safetensors")
+    writable(output, "--output", folder=False)
     summary = convert_file(checkpoint, output)
     log(f"{summary['parameters']:,} parameters in {summary['tensors']} tensors -> {output}")
     print(json.dumps(summary))

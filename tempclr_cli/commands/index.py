@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Json, Quiet, Verbose, command, log, number, warn
+from tempclr_cli.commands._common import Json, Quiet, Verbose, command, log, number, warn, writable
 
 
 @command
@@ -54,6 +54,7 @@ def index(
     """
     from tempclr_cli.core.encode.foreign import index_features
 
+    writable(output, "--output", folder=True)
     summary = index_features(folder, encoder, fps, clip_seconds, dim, pretrained, output, suffix,
                              log=lambda m: log(m, quiet))
     if not summary.text_tower:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tempclr_cli.core.data.splits import hmdb51_lists, ucf101_classes, ucf101_list
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.io import read_text
 from tempclr_cli.core.media.video import VIDEO_EXTENSIONS
 
 
@@ -41,20 +42,19 @@ def read_hmdb51(folder: Path, split: int = 1) -> dict[str, str]:
 def read_csv(path: Path) -> dict[str, str]:
     """Rows `video,class` (a header row naming `video` is skipped)."""
     labels = {}
-    with path.open(encoding="utf-8", newline="") as f:
-        for k, row in enumerate(csv.reader(f)):
-            if not row or (k == 0 and row[0].strip().lower() in ("video", "video_id", "id")):
-                continue
-            if len(row) < 2:
-                raise TempclrError(f"{path}:{k + 1}: expected 'video,class'")
-            labels[_strip(row[0])] = row[1].strip()
+    for k, row in enumerate(csv.reader(read_text(path, "labels file", "a video,class CSV file").splitlines())):
+        if not row or (k == 0 and row[0].strip().lower() in ("video", "video_id", "id")):
+            continue
+        if len(row) < 2:
+            raise TempclrError(f"{path}:{k + 1}: expected 'video,class'")
+        labels[_strip(row[0])] = row[1].strip()
     return labels
 
 
 def read_class_lines(path: Path) -> dict[str, str]:
     """Few-shot split lists: one `class/video_id` a line (Kinetics-100, SSv2 few-shot)."""
     labels = {}
-    for k, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+    for k, line in enumerate(read_text(path, "labels file", "a text file of class/video_id lines").splitlines()):
         if line.strip():
             if "/" not in line:
                 raise TempclrError(f"{path}:{k + 1}: expected 'class/video_id', got {line.strip()!r}")

@@ -119,7 +119,11 @@ def _entries(folder: Path) -> list[_Entry]:
     """The store's videos: its index's ok rows (the last of each file), else every .npy."""
     index = folder / INDEX
     if not index.exists():
-        return [_Entry(str(p.relative_to(folder).with_suffix("")), p, None) for p in sorted(folder.rglob("*.npy"))]
+        found = [_Entry(str(p.relative_to(folder).with_suffix("")), p, None) for p in sorted(folder.rglob("*.npy"))]
+        if not found:
+            raise TempclrError(f"{folder}: no index.jsonl and no .npy feature files; expected a folder from "
+                               "`tempclr extract` or `tempclr index`, or one video's .npy")
+        return found
     entries = []
     with open(index, "rb") as f:
         for features, at in sorted(index_offsets(index).items()):

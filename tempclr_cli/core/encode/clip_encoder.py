@@ -155,7 +155,11 @@ def load_clip(model: str = "ViT-B-32", pretrained: str | None = "openai", device
             net = open_clip.create_model(name, device=device, **kwargs)
     except (FileNotFoundError, ValueError) as e:
         raise TempclrError(f"--pretrained {pretrained}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - download failures come in many types
+    except Exception as e:  # noqa: BLE001 - download failures come in many types, a local file's in as many
+        if Path(pretrained).expanduser().is_file():
+            raise TempclrError(f"--pretrained {pretrained}: not a readable open_clip checkpoint of {model} "
+                               f"({type(e).__name__}: {str(e)[:200]}); expected a state dict saved with "
+                               "torch.save, or an open_clip tag (`tempclr models`)") from None
         raise TempclrError(_download_help(model, pretrained, type(e).__name__)) from None
     finally:
         for lg, level in zip(loggers, previous):
@@ -202,6 +206,9 @@ def _weights_source(open_clip, model: str, pretrained: str) -> str:
     path = Path(pretrained).expanduser()
     if path.is_file():
         return str(path)
+    if path.is_dir():
+        raise TempclrError(f"--pretrained {pretrained}: is a folder; expected a checkpoint file (or local-dir:PATH "
+                           "for an open_clip model folder)")
     looks_like_path = "/" in pretrained or path.suffix in {".pt", ".pth", ".bin", ".safetensors"}
     if looks_like_path:
         raise TempclrError(f"--pretrained {pretrained}: no such checkpoint file")
