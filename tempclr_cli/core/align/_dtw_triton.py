@@ -30,7 +30,7 @@ import triton
 import triton.language as tl
 
 NAME = "triton"  # the backend's name in `dtw.backend_for`
-INF: tl.constexpr = float("inf")
+INF = tl.constexpr(float("inf"))
 
 
 def interpreted() -> bool:
@@ -310,7 +310,9 @@ def _backtrack(table, t_b, lengths, band, steps, st_b, path_len, values, SUBSEQ:
 
 
 def _launch(cost: torch.Tensor):
-    """(grid, BLOCK, num_warps) for one program per pair, chunks of BLOCK cells along a diagonal."""
+    """(grid, BLOCK, num_warps) for one program per pair, chunks of BLOCK cells along a diagonal. The
+    launches also pass num_stages=1: a diagonal's loads must wait for the barrier after the previous
+    one, never be prefetched ahead of it by software pipelining."""
     B, N, M = cost.shape
     block = max(16, min(1024, triton.next_power_of_2(min(N, M + 2))))
     return (B,), block, 4 if block <= 256 else 8
@@ -325,7 +327,8 @@ def _forward_pass(cost, lengths, gamma, band, subseq, otam, keep):
     params = torch.tensor([gamma], dtype=torch.float64, device=cost.device)
     grid, block, warps = _launch(cost)
     _forward[grid](cost, *cost.stride(), lengths.contiguous(), params, band, table, table.stride(0), N, values,
-                   SOFT=gamma > 0, SUBSEQ=subseq, OTAM=otam, RING=not keep, BLOCK=block, num_warps=warps)
+                   SOFT=gamma > 0, SUBSEQ=subseq, OTAM=otam, RING=not keep, BLOCK=block, num_warps=warps,
+                   num_stages=1)
     return values, table
 
 
@@ -350,7 +353,7 @@ def soft_backward(saved, lengths, gamma, band, subseq, otam, scale, dtype):
     grid, block, warps = _launch(cost)
     _backward[grid](cost, *cost.stride(), lengths.contiguous(), params, band, table, table.stride(0), N, values_,
                     scale.contiguous(), ring, grad, *grad.stride(), SUBSEQ=subseq, OTAM=otam, BLOCK=block,
-                    num_warps=warps)
+                    num_warps=warps, num_stages=1)
     return grad
 
 
@@ -363,5 +366,5 @@ def paths(cost, lengths, band, subseq):
     found = torch.empty(B, dtype=torch.float64, device=cost.device)
     _, block, _ = _launch(cost)
     _backtrack[(B,)](table, table.stride(0), lengths.contiguous(), band, steps, steps.stride(0), path_len, found,
-                     SUBSEQ=subseq, BLOCK=block)
+                     SUBSEQ=subseq, BLOCK=block, num_warps=1, num_stages=1)  # a scalar walk
     return found, steps.cpu(), path_len.cpu()
