@@ -12,13 +12,12 @@ here too, imported on first use:
 
 __version__ = "0.1.0"
 
-_API = {"Aligner": "tempclr_cli.core.align.aligner", "align": "tempclr_cli.core.align.aligner",
-        "Alignment": "tempclr_cli.core.align.steps"}
-
 
 def __getattr__(name: str):
-    if name in _API:
-        import importlib
+    """The public names of `tempclr_cli.core` (its one table, `core._PUBLIC`), imported on first use."""
+    import importlib
 
-        return getattr(importlib.import_module(_API[name]), name)
+    public = importlib.import_module("tempclr_cli.core")._PUBLIC  # not `from tempclr_cli import core`: asks this hook
+    if name in public:  # from its module, not from core: `tempclr_cli.align` is the function, core.align a package
+        return getattr(importlib.import_module(public[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

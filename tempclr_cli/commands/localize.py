@@ -66,7 +66,7 @@ def localize(
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Zero-shot step grounding: scored candidates per step, and their metrics.
+    """Zero-shot step grounding: scored candidates and their metrics.
 
     Ordered mode assigns each step of a video's task one second, in order (free
     background), as the COIN / CrossTask release does; unordered mode gives each step
