@@ -308,7 +308,9 @@ class _ParquetWriter:
     def _flush(self) -> None:
         pa, pq = _pyarrow()
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._file.path, _schema(pa, self._rows))
+            # dictionaries only where values repeat: a dictionary of float features is as large as they are
+            self._writer = pq.ParquetWriter(self._file.path, _schema(pa, self._rows),
+                                            use_dictionary=["model", "pretrained", "status"])
         self._writer.write_table(_table(pa, self._writer.schema, self._rows))
         self._rows = []
 
