@@ -103,7 +103,7 @@ CALLS: dict[str, list[dict]] = {
         {"recipe": "{heads_recipe}", "set_": "{heads_set}", "run_dir": "{fresh}/run", "device": "cpu"},
         {"recipe": "{classify_recipe}", "set_": ["train.epochs=1"], "run_dir": "{fresh}/run",
          "plot": "{fresh}/c.png", "device": "cpu", SLOW: True},
-        {"recipe": "{heads_recipe}", "set_": "{heads_set}", "resume": "{heads}", "run_dir": "{fresh}/run",
+        {"recipe": "{heads_recipe}", "set_": "{resume_set}", "resume": "{heads}", "run_dir": "{fresh}/run",
          "device": "cpu", SLOW: True},
     ],
 }
@@ -307,6 +307,10 @@ class World:
     def heads_set(self) -> list[str]:
         return [f"data.root={self.feats}", f"data.annotations={self.annotations}", "train.epochs=1",
                 "train.batch_size=2"]
+
+    @property
+    def resume_set(self) -> list[str]:
+        return [*self.heads_set, "train.epochs=2"]  # one epoch more than the run resumed from
 
     @cached_property
     def heads(self) -> Path:
@@ -567,3 +571,13 @@ def test_an_output_that_cannot_be_written_is_named(world, read_only, command, na
 def test_an_output_that_cannot_be_written_is_named_everywhere(world, read_only, command, name, kind):
     _check_output(world, read_only, command, name, kind)
 
+
+
+@pytest.mark.slow
+def test_resuming_a_finished_run_into_a_new_folder_says_there_is_nothing_to_train(world):
+    """Found by the calls above: --resume of a run that has all its epochs, into a new --run-dir, said
+    "NEW/last.pt: checkpoint not found" (a file the user never named)."""
+    done = tempclr("train", str(world.heads_recipe), *[a for o in world.heads_set for a in ("--set", o)],
+                   "--resume", str(world.heads), "--run-dir", str(world.fresh() / "run"), "--device", "cpu")
+    assert done.returncode == 2 and f"--resume {world.heads}: nothing to train" in done.stderr, done.stderr
+    assert "train.epochs=N" in done.stderr

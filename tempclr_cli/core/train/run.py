@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tempclr_cli.core.checkpoint import load_checkpoint
+from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.runtime import resolve_device, seed_everything
 from tempclr_cli.core.train.recipe import Recipe
 from tempclr_cli.core.train.registry import create_task
@@ -32,6 +33,9 @@ def run_training(recipe: Recipe, run_dir: Path, device: str = "auto", resume: st
     log(f"{task.describe()}; run folder {run_dir}")
     row = train(recipe, task, run_dir, dev, resume, on_step=on_step, on_epoch=on_epoch)
     done = not row
+    if done and not (run_dir / "last.pt").exists():  # --resume FILE of a finished run: nothing was written here
+        raise TempclrError(f"--resume {resume}: nothing to train, it already holds all {recipe.train.epochs} epochs "
+                           "(train.epochs); raise train.epochs (--set train.epochs=N) to train on from it")
     if done:
         row = load_checkpoint(run_dir / "last.pt")["metrics"]
     return TrainingRun(run_dir, row, done)
