@@ -31,7 +31,7 @@ def help_text(*args: str) -> str:
     return done.stdout
 
 
-DETERMINISTIC = ("retrieve", "localize", "score", "search", "index", "models", "convert")  # nothing random: no --seed
+DETERMINISTIC = ("retrieve", "evaluate", "localize", "score", "search", "index", "models", "convert")  # nothing random: no --seed
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -65,8 +65,10 @@ Pretrained = Annotated[
 ]
 Checkpoint = Annotated[
     Optional[str],
-    typer.Option(help="Trained TempCLR heads (a `tempclr train` run's last.pt / best.pt) applied over the "
-                 "encoder's features.", rich_help_panel="Encoder"),
+    typer.Option(help="Trained heads applied over the encoder's features: a `tempclr train` run's last.pt / "
+                 "best.pt, or VideoCLIP's / TempCLR's released network over S3D features (fairseq "
+                 "checkpoint_best.pt, checkpoint_layernorm_DTW.pt, ..., or their `tempclr convert` .safetensors).",
+                 rich_help_panel="Encoder"),
 ]
 
 

@@ -21,8 +21,10 @@ def convert(
 
     The fairseq file is read without running any of its code (config objects become
     inert stand-ins; anything else is refused), checked to load strictly, and its weights
-    written to OUTPUT. The converted file loads wherever the original does (--checkpoint
-    of align, retrieve, localize), faster and with no pickle at all. Prints a JSON summary.
+    written to OUTPUT. The converted file serves as --checkpoint of align, retrieve and
+    localize as the original does, faster and with no pickle at all; like the original, it
+    needs bert-base-uncased's tokenizer (a tokenizer/ folder beside it, --tokenizer DIR, or
+    the Hugging Face cache). Prints a JSON summary.
 
     Example:
 

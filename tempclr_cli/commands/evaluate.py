@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Json, Quiet, Seed, Verbose, command, figure, log, progress
+from tempclr_cli.commands._common import Device, Json, Quiet, Verbose, command, figure, log, progress
 
 
 @command
@@ -28,7 +28,6 @@ def evaluate(
         help="Confusion matrix at the largest --clips (.png, .jpg, .svg or .pdf).", callback=figure)] = None,
     json_: Json = False,
     device: Device = "auto",
-    seed: Seed = 0,
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
@@ -49,9 +48,7 @@ def evaluate(
           --confusion confusion.png --json
     """
     from tempclr_cli.core.eval.classification import evaluate_checkpoint
-    from tempclr_cli.core.runtime import seed_everything
 
-    seed_everything(seed)  # evaluation clips are deterministic; the seed is accepted like everywhere
     with progress(quiet) as bar:
         task = bar.add_task("testing", total=None)
         rows = evaluate_checkpoint(checkpoint, clips, set_ or [], device, lambda n: bar.advance(task, n))

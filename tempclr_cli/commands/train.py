@@ -37,8 +37,9 @@ def train(
     """Train from a YAML recipe: TempCLR heads, TCLR, classification.
 
     The recipe's loss.kind picks the task: TempCLR heads over features (tempclr), TCLR
-    pre-training (tclr), classification (classify) or few-shot heads (fewshot). A path
-    that does not exist falls back to the shipped recipe of that name. Recipes inherit with `base: other.yaml`; unknown keys, wrong types and
+    pre-training (tclr), classification (classify), few-shot heads (fewshot) or TempCLR's
+    fine-tuning of VideoCLIP's network (videoclip). A path that does not exist falls back
+    to the shipped recipe of that name (--list). Recipes inherit with `base: other.yaml`; unknown keys, wrong types and
     out-of-range values stop the run before any data is read. The run folder gets
     recipe.yaml, metrics.jsonl and checkpoints last.pt, best.pt, epoch_NNNN.pt;
     `--resume auto` continues from last.pt. Under torchrun it trains with DDP.

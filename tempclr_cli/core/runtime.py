@@ -47,12 +47,12 @@ def resolve_device(spec: str = "auto"):
     spec = spec.strip().lower()
     if spec == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            return torch.device("cuda", local_rank())
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
     if spec == "cuda" and torch.cuda.is_available():  # under torchrun, each process its own GPU
-        spec = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        spec = f"cuda:{local_rank()}"
     try:
         device = torch.device(spec)
     except RuntimeError:
@@ -103,6 +103,18 @@ def process_rank() -> tuple[int, int]:
         if rank in os.environ and world in os.environ:
             return int(os.environ[rank]), int(os.environ[world])
     return 0, 1
+
+
+def local_rank() -> int:
+    """This process's GPU on its node: torchrun's LOCAL_RANK (0 elsewhere)."""
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def rendezvous() -> bool:
+    """Whether torchrun started this process (it sets MASTER_ADDR, with a world of one too): a process
+    group can be joined. SLURM tasks without torchrun share work through files, not a group.
+    The one place the launcher's environment is read, with `process_rank` and `local_rank`."""
+    return "MASTER_ADDR" in os.environ
 
 
 def release_free_memory() -> bool:

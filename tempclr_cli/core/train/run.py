@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tempclr_cli.core.checkpoint import load_checkpoint
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.runtime import resolve_device, seed_everything
+from tempclr_cli.core.runtime import resolve_device
 from tempclr_cli.core.train.recipe import Recipe
 from tempclr_cli.core.train.registry import create_task
 from tempclr_cli.core.train.trainer import train
@@ -28,8 +28,7 @@ def run_training(recipe: Recipe, run_dir: Path, device: str = "auto", resume: st
                  on_epoch: Callable[[dict], None] | None = None) -> TrainingRun:
     """Train `recipe` in `run_dir`; `on_step` / `on_epoch` receive the trainer's progress rows."""
     dev = resolve_device(device)
-    seed_everything(recipe.train.seed)
-    task = create_task(recipe, dev, run_dir)
+    task = create_task(recipe, dev, run_dir)  # tasks draw from their own seeded generators; `train` seeds the rest
     log(f"{task.describe()}; run folder {run_dir}")
     row = train(recipe, task, run_dir, dev, resume, on_step=on_step, on_epoch=on_epoch)
     done = not row

@@ -18,7 +18,6 @@ CUDA kernels may differ in the last bits).
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -77,15 +76,16 @@ class Dist:
 def setup_distributed(device: torch.device) -> Dist:
     """Join the process group when launched by torchrun (it sets MASTER_ADDR; a world of one
     too, so one GPU runs the multi-GPU code path): NCCL on CUDA, else gloo."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world == 1 and "MASTER_ADDR" not in os.environ:
+    from tempclr_cli.core.runtime import local_rank, rendezvous
+
+    if not rendezvous():
         return Dist()
     import torch.distributed as dist
 
     owned = not dist.is_initialized()
     if owned:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), owned, True)
+    return Dist(dist.get_rank(), dist.get_world_size(), local_rank(), owned, True)
 
 
 class WarmupPlateau:
