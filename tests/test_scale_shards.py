@@ -230,3 +230,15 @@ def test_kill_9_during_a_sharded_run_then_rerun_extracts_every_video_once(shards
     assert rerun.returncode == 0, rerun.stderr
     assert _contents(out) == _contents(tmp_path / "ref")
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary, no claim left
+
+
+def test_plan_sizes_the_run_without_extracting(shards, tmp_path):
+    done = extract(str(shards / "shards" / "{00000..00001}.tar"), "-o", str(tmp_path / "out"), "--plan",
+                   "--output-format", "webdataset", "--shard", "0/2")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["videos"] == 6 and found["seconds"] == pytest.approx(sum(SECONDS.values()), abs=0.5)
+    assert found["clips"] == 16 and found["files"] == 3 and found["tasks"] == 2  # 1 s clips; 2 shards + the index
+    assert found["decode_rate"] > 0 and found["encode_rate"] > 0 and found["hours_per_task"] >= 0
+    assert found["bytes"] > 16 * 64 * 2  # the tiny encoder's 64-dim float16 rows, and more
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["durations.json"]  # nothing extracted

@@ -17,7 +17,7 @@ from tempclr_cli.commands._common import (
 )
 from tempclr_cli.core.data.stores import LAYOUTS
 from tempclr_cli.core.encode import FEATURE_DTYPES
-from tempclr_cli.core.encode.shards import BALANCES
+from tempclr_cli.core.encode.shards import BALANCES, ENGINES
 from tempclr_cli.core.media.decode import HWACCELS
 from tempclr_cli.core.media.sampling import DECODE_MODES
 
@@ -25,6 +25,7 @@ Decode = choices("Decode", DECODE_MODES)
 Hwaccel = choices("Hwaccel", HWACCELS)
 OutputFormat = choices("OutputFormat", LAYOUTS)
 Balance = choices("Balance", BALANCES)
+Engine = choices("Engine", ENGINES)
 
 
 Dtype = choices("Dtype", FEATURE_DTYPES)
@@ -63,6 +64,17 @@ def extract(
         help="How --shard, torchrun ranks and SLURM array tasks split the shards: duration packs them by the "
              "durations the files declare (greedy, longest first; read once into OUT/durations.json), count takes "
              "every n-th; auto: duration when there are several tasks.", rich_help_panel="Scale")] = Balance.auto,
+    engine: Annotated[Engine, typer.Option(
+        help="local: --workers decoding processes feed one encoder (torchrun and SLURM arrays run several). ray: "
+             "one Ray Data pipeline, decoding in CPU tasks, encoding in GPU actors (pip install 'tempclr[ray]').",
+        rich_help_panel="Scale")] = Engine.local,
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="--engine ray: the cluster to join ('auto': the one `ray start` made here); default a local instance.",
+        rich_help_panel="Scale")] = None,
+    plan: Annotated[bool, typer.Option(
+        "--plan", help="Extract nothing: read every video's declared duration, decode and encode a few here, and "
+                       "print the videos, hours, clips, output size and files, the rates, and the hours per task "
+                       "for --engine, --workers and the shard count.", rich_help_panel="Scale")] = False,
     verify: Annotated[bool, typer.Option(
         "--verify", help="Read every existing output whole against index.jsonl (array readable, its shape the "
                          "row's, no NaN); report broken ones and redo them.", rich_help_panel="Scale")] = False,
@@ -133,6 +145,10 @@ def extract(
 
     cfg = ExtractConfig(fps, clip_seconds, per_frame, dtype.value, normalize, batch_size, workers, decode.value,
                         hwaccel.value)
+    if plan:
+        _plan(sources, out, cfg, model, pretrained, checkpoint, root, device, seed, output_format.value, shard_size,
+              shard, engine.value, json_, quiet)
+        return
     with progress(quiet, TextColumn("{task.fields[rate]}")) as bar:
         state = {"frames": 0, "start": time.perf_counter(), "fallbacks": set()}
 
@@ -161,7 +177,7 @@ def extract(
 
         summary = extract_videos(sources, out, cfg, model, pretrained, checkpoint, root, shard, overwrite, device,
                                  seed, on_plan, on_event, output_format.value, shard_size, balance.value, verify,
-                                 lambda message: log(escape(message), quiet))
+                                 lambda message: log(escape(message), quiet), engine.value, ray_address)
     for problem in summary["broken"]:  # said even with --quiet: outputs that were there and were not whole
         warn(f"{escape(problem)}: redone")
     for row in summary["renamed"]:  # said even with --quiet: these features are not named after the stem
@@ -170,6 +186,39 @@ def extract(
     _render(summary, json_, quiet)
     if summary["failed"]:
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _plan(sources, out, cfg, model, pretrained, checkpoint, root, device, seed, output_format, shard_size, shard,
+          engine, as_json: bool, quiet: bool) -> None:
+    """`--plan`: the estimate of core.encode.estimate, as a table (or JSON)."""
+    from tempclr_cli.core.encode.estimate import plan_run
+    from tempclr_cli.core.encode.extract import parse_shard
+    from tempclr_cli.core.encode.registry import load_encoder
+    from tempclr_cli.core.runtime import resolve_device
+
+    encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device), seed)
+    tasks = parse_shard(shard)[1]
+    found = plan_run(sources, out, cfg, encoder, root, output_format, shard_size, tasks, max(cfg.workers, 1), engine,
+                     lambda message: log(escape(message), quiet))
+    if as_json:
+        print(json.dumps(found))
+        return
+    from rich.table import Table
+
+    table = Table(title="extract --plan", show_header=False)
+    for label, value in (
+        ("videos", f"{found['videos']} ({found['unreadable_durations']} without a declared duration)"),
+        ("video hours", f"{found['seconds'] / 3600:.2f}"), ("clips", str(found["clips"])),
+        ("output", f"{found['bytes'] / 1e9:.3f} GB in {found['files']} files ({found['format']})"),
+        ("decode rate", f"{found['decode_rate']} video s/s per core ({found['probed']} videos probed)"),
+        ("encode rate", f"{found['encode_rate']} frames/s on {found['device']}"),
+        ("hours per task", f"{found['hours_per_task']} ({found['tasks']} tasks x {found['decoders']} decoders, "
+                           f"{found['engine']}; {found['bound']}-bound)"),
+    ):
+        table.add_row(label, value)
+    from rich.console import Console
+
+    Console().print(table)  # the result: on stdout
 
 
 def _render(summary: dict, as_json: bool, quiet: bool) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io as bytes_io
 import json
-import math
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -400,11 +399,6 @@ def bytes_per_video(layout: Layout, clips: int, dim: int, itemsize: int) -> int:
     layout's own overhead, its index row, and the row again where the part keeps it beside the array."""
     row = 80 * clips + 1500  # starts, ends, frame times and the other fields of an index row, as JSON
     return clips * dim * itemsize + layout.overhead + row * (2 if layout.keeps_rows else 1)
-
-
-def files_per_store(layout: Layout, videos: int, per_part: int) -> int:
-    """Files (inodes) a store of `videos` videos holds: its parts and index.jsonl (failures.jsonl aside)."""
-    return (videos if layout.per_video else math.ceil(videos / per_part)) + 1
 
 
 def iter_stored(folder: Path) -> Iterator[Stored]:

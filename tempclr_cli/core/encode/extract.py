@@ -40,7 +40,7 @@ from tempclr_cli.core import io
 from tempclr_cli.core.encode import FEATURE_DTYPES
 from tempclr_cli.core.data.features import INDEX, EncoderSpec
 from tempclr_cli.core.data.stores import LAYOUTS, Layout, PartWriter, Stored, problem
-from tempclr_cli.core.encode.shards import BALANCES, Member, Video, assign, opened
+from tempclr_cli.core.encode.shards import BALANCES, ENGINES, Member, Video, assign, opened
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.decode import HWACCELS, DecodeReport, VideoError, filter_frames
 from tempclr_cli.core.media.sampling import rules_for, sample_frames
@@ -584,7 +584,8 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
                    checkpoint: str | None = None, root: Path | None = None, shard_spec: str | None = None,
                    overwrite: bool = False, device: str = "auto", seed: int = 0,
                    on_plan=lambda jobs, todo: None, on_event=lambda event: None, output_format: str = "npy",
-                   per_part: int = 1000, balance: str = "auto", verify: bool = False, log=lambda message: None) -> dict:
+                   per_part: int = 1000, balance: str = "auto", verify: bool = False, log=lambda message: None,
+                   engine: str = "local", ray_address: str | None = None) -> dict:
     """The `extract` command: plan the shard's jobs, skip finished parts, encode the rest.
 
     `on_plan(jobs, todo)` hears the plan, `on_event` every frame count (int) and VideoResult.
@@ -597,6 +598,8 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
 
     cfg.check()
     layout = get_layout(output_format)
+    if engine not in ENGINES:
+        raise TempclrError(f"--engine {engine}: use one of {', '.join(ENGINES)}")
     if not find_encoder(model).per_frame and cfg.per_frame:  # an unknown name fails here, before any work
         raise TempclrError(f"--per-frame does not apply to --model {model}: it embeds whole clips, not frames")
     if not sources:
@@ -615,7 +618,13 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     if not todo:
         return merged_over_ranks(summary)
     start = time.perf_counter()
-    for event in run(todo, encoder, cfg, out, since, layout):
+    if engine == "ray":
+        from tempclr_cli.core.encode.ray_engine import run_ray
+
+        events = run_ray(todo, encoder, cfg, out, model, pretrained, checkpoint, device, seed, layout, ray_address)
+    else:
+        events = run(todo, encoder, cfg, out, since, layout)
+    for event in events:
         on_event(event)
         if not isinstance(event, int):
             tally(summary, event)

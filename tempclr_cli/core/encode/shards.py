@@ -33,6 +33,7 @@ from tempclr_cli.core import io
 from tempclr_cli.core.errors import TempclrError
 
 BALANCES = ("auto", "duration", "count")  # how --shard / array tasks split the parts; auto: duration where it reads
+ENGINES = ("local", "ray")  # local: decoding processes beside one encoder (torchrun / SLURM scale it); ray: Ray Data
 DURATIONS = "durations.json"  # in the output folder: declared durations by key, probed once for every task
 
 
