@@ -77,9 +77,11 @@ def dp_cell(cost, i, j, m, gamma, lo, hi, subseq, otam, table, above, here, weig
     total = 1.0 + e_middle + e_highest
     table[here, j + 1] = d + lowest - gamma * math.log(total)
     if keep:
-        ed = 1.0 if diag == lowest else (e_middle if diag == middle else e_highest)
-        el = 1.0 if left == lowest else (e_middle if left == middle else e_highest)
-        weights[i, j, DIAG], weights[i, j, LEFT] = ed / total, el / total
+        # each term's exp picked arithmetically (a select, never a branch)
+        ed = e_highest + (e_middle - e_highest) * (diag <= middle) + (1.0 - e_middle) * (diag == lowest)
+        el = e_highest + (e_middle - e_highest) * (left <= middle) + (1.0 - e_middle) * (left == lowest)
+        inv = 1.0 / total
+        weights[i, j, DIAG], weights[i, j, LEFT] = ed * inv, el * inv
 
 
 @nb.njit(cache=True)
