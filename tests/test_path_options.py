@@ -152,8 +152,7 @@ def input_cases(slow: bool) -> list:
     for command, name in path_params():
         if (command, name) in OUTPUTS:
             continue
-        call = _call_for(command, name)
-        costly = call is None or call.get(SLOW, False)
+        costly = (_call_for(command, name) or {}).get(SLOW, False)  # no call at all: fails fast, saying so
         for slot in slots(command, name):
             for kind in FAST_KINDS + SLOW_KINDS:
                 if slow == (costly or kind in SLOW_KINDS):
@@ -164,7 +163,7 @@ def input_cases(slow: bool) -> list:
 def output_cases(slow: bool) -> list:
     return [pytest.param(command, name, kind, id=f"{command}-{name}-{kind}")
             for (command, name), _ in sorted(OUTPUTS.items()) for kind in OUTPUT_KINDS
-            if slow == bool((_call_for(command, name) or {SLOW: True}).get(SLOW, False))]
+            if slow == bool((_call_for(command, name) or {}).get(SLOW, False))]
 
 
 def _param(command: str, name: str):
@@ -175,6 +174,13 @@ def _call_for(command: str, name: str) -> dict | None:
     """The first call with a file for `name` ({placeholder}), else the first with `name` at all."""
     calls = [c for c in CALLS.get(command, []) if name in c]
     return next((c for c in calls if "{" in str(c[name])), calls[0] if calls else None)
+
+
+def _call(command: str, name: str) -> dict:
+    call = _call_for(command, name)
+    if call is None:
+        pytest.fail(f"no call in CALLS uses tempclr {command} {_param(command, name).opts[0]}: add one")
+    return call
 
 
 # --- the small world every call reads ----------------------------------------------------------------
@@ -435,7 +441,7 @@ def run(world: World, command: str, call: dict, replace: tuple[str, object] | No
 
 def baseline_value(world: World, command: str, slot: str) -> Path:
     name, _, index = slot.partition("[")
-    value = world.value(_call_for(command, name)[name], world.root)
+    value = world.value(_call(command, name)[name], world.root)
     return Path(value[int(index[:-1])] if index else value[0] if isinstance(value, list) else value)
 
 
@@ -510,7 +516,7 @@ def test_each_call_is_valid(world, command, index):
 @pytest.mark.parametrize("command, slot, kind", input_cases(slow=False))
 def test_a_bad_input_path_is_named(world, command, slot, kind):
     path = bad_input(world, kind, baseline_value(world, command, slot))
-    assert_clear(run(world, command, _call_for(command, slot.partition("[")[0]), (slot, path)), command, slot, path)
+    assert_clear(run(world, command, _call(command, slot.partition("[")[0]), (slot, path)), command, slot, path)
 
 
 @pytest.mark.slow
@@ -530,7 +536,7 @@ def test_random_bytes_are_named(world, command, slot):
     @given(content=st.binary(min_size=1, max_size=4096))
     def check(content):
         path = bad_input(world, "random", like, content)
-        done = run(world, command, _call_for(command, slot.partition("[")[0]), (slot, path))
+        done = run(world, command, _call(command, slot.partition("[")[0]), (slot, path))
         assert_clear(done, command, slot, path)
 
     check()
@@ -552,7 +558,7 @@ def bad_output(world: World, kind: str, like: Path, folder: bool, read_only: Pat
 
 
 def _check_output(world, read_only, command: str, name: str, kind: str) -> None:
-    call = _call_for(command, name)
+    call = _call(command, name)
     path = bad_output(world, kind, Path(str(call[name]).replace("{fresh}", "x")), OUTPUTS[command, name] == "folder",
                       read_only)
     done = run(world, command, call, (name, path))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tempclr_cli.commands._common import (
-    Device, Quiet, Seed, Verbose, bar_factory, command, log, number, progress, train_with_progress,
+    Device, Quiet, Seed, Verbose, bar_factory, command, log, number, progress, train_with_progress, writable,
 )
 
 
@@ -42,6 +42,7 @@ def demo(
     from tempclr_cli.core.demo import Demo, DemoConfig
     from tempclr_cli.render import alignment_table, boundary_table, fewshot_table, retrieval_table
 
+    writable(workdir, "--workdir", folder=True)
     d = Demo(workdir, DemoConfig.fast(hue_shift=hue_shift, seed=seed) if fast else DemoConfig(hue_shift=hue_shift, seed=seed))
     with progress(quiet, TextColumn("{task.fields[info]}")) as bar:
         result = d.run(device, bar_factory(bar), lambda m: log(escape(m), quiet),

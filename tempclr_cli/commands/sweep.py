@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Json, Quiet, Verbose, command, log, number, train_with_progress
+from tempclr_cli.commands._common import (
+    Device, Json, Quiet, Verbose, command, log, number, train_with_progress, writable,
+)
 from tempclr_cli.core.errors import TempclrError
 
 
@@ -40,6 +42,7 @@ def sweep(
     """
     from tempclr_cli.core.train.recipe import load_recipe
 
+    writable(run_dir, "--run-dir", folder=True)
     rows = []
     for f in fraction:
         overrides = (set_ or []) + [f"data.label_fraction={f}"] + ([f"train.seed={seed}"] if seed is not None else [])
