@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tempclr_cli.commands._common import Device, Json, Quiet, Verbose, command, figure, log, progress
+from tempclr_cli.commands._common import Device, Json, Quiet, Verbose, bar_factory, command, figure, log, progress
 
 
 @command
@@ -50,8 +50,7 @@ def evaluate(
     from tempclr_cli.core.eval.classification import evaluate_checkpoint
 
     with progress(quiet) as bar:
-        task = bar.add_task("testing", total=None)
-        rows = evaluate_checkpoint(checkpoint, clips, set_ or [], device, lambda n: bar.advance(task, n))
+        rows = evaluate_checkpoint(checkpoint, clips, set_ or [], device, bar_factory(bar))
     _plots(rows, plot, confusion, quiet)
     if json_:
         print(json.dumps({"checkpoint": str(checkpoint), **rows[0]} if len(rows) == 1

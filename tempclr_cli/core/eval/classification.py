@@ -16,6 +16,7 @@ from tempclr_cli.core.checkpoint import load_checkpoint
 from tempclr_cli.core.data.clips import ClipSpec
 from tempclr_cli.core.data.splits import split_videos
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.progress import Progress, silent
 from tempclr_cli.core.models.classifier import Classifier, accuracy, predict
 
 
@@ -49,16 +50,17 @@ class EvalSet:
 
 @torch.no_grad()
 def classification_accuracy(model: Classifier, test: EvalSet, meta: dict, device, clips: list[int] | None = None,
-                            progress=None) -> list[dict]:
+                            progress: Progress = silent) -> list[dict]:
     """Top-1 / top-5 test accuracy and confusion matrix for each count in `clips` (default
     `test.clips`), with the run's `meta` (its classes and colour order): the mean softmax over
-    that many evenly spaced clips per video. Each video is decoded once for all counts;
-    `progress(1)` is called per video."""
+    that many evenly spaced clips per video. Each video is decoded once for all counts
+    (`progress`: one task, a step per video)."""
     classes, counts = meta["classes"], clips or [test.clips]
     items = split_videos(test.root, test.format, test.annotations, test.split, "test")
     if not items:
         raise TempclrError(f"{test.root}: no test videos in the split")
-    ranked = predict(model, items, test.spec, test.crop, meta.get("channels", "rgb"), device, counts, progress)
+    ranked = predict(model, items, test.spec, test.crop, meta.get("channels", "rgb"), device, counts,
+                     progress("testing", len(items)))
     truth = [classes.index(cls) for _, cls in items]
     return [accuracy(k, ranked[k], truth, classes) for k in counts]
 
@@ -81,7 +83,7 @@ def with_test_accuracy(run, recipe, device, log=lambda _: None):
 
 
 def evaluate_checkpoint(checkpoint, clips: list[int] | None = None, overrides: list[str] = (), device: str = "auto",
-                        progress=None) -> list[dict]:
+                        progress: Progress = silent) -> list[dict]:
     """Test accuracy of a classification checkpoint on the data its stored recipe names
     (after `overrides`, e.g. a moved data.root), for each clip count (default: eval.clips)."""
     from tempclr_cli.core.runtime import resolve_device

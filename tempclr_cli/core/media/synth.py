@@ -106,7 +106,10 @@ class Action:
 
 
 @dataclass(frozen=True)
-class Step:
+class Shot:
+    """One planned stretch of a synthetic video: an action drawn from `start` to `end`, and the
+    sentence its annotation gets (data.annotations.Step is what a reader makes of it)."""
+
     action: Action
     start: int  # seconds
     end: int
@@ -184,7 +187,7 @@ class Canvas:
 # --- generation ------------------------------------------------------------------
 
 
-def _plan_video(rng: np.random.Generator, cfg: SynthConfig) -> list[Step]:
+def _plan_video(rng: np.random.Generator, cfg: SynthConfig) -> list[Shot]:
     n = int(rng.integers(cfg.min_steps, cfg.max_steps + 1))
     pool = [Action(s, c, m) for s in SHAPES for c in COLOURS for m in MOTIONS]
     picks = rng.choice(len(pool), size=n, replace=False)
@@ -193,12 +196,12 @@ def _plan_video(rng: np.random.Generator, cfg: SynthConfig) -> list[Step]:
         length = int(rng.integers(cfg.min_step_seconds, cfg.max_step_seconds + 1))
         action = pool[k]
         template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
-        steps.append(Step(action, t, t + length, action.sentence(template)))
+        steps.append(Shot(action, t, t + length, action.sentence(template)))
         t += length + (int(rng.integers(0, 4)) if cfg.background else 0)
     return steps
 
 
-def _step_frames(steps: list[Step], duration: int, fps: int, canvas: Canvas) -> Iterator[np.ndarray]:
+def _step_frames(steps: list[Shot], duration: int, fps: int, canvas: Canvas) -> Iterator[np.ndarray]:
     for k in range(duration * fps):
         t = k / fps
         step = next((s for s in steps if s.start <= t < s.end), None)
@@ -208,7 +211,7 @@ def _step_frames(steps: list[Step], duration: int, fps: int, canvas: Canvas) -> 
             yield canvas.frame(step.action, (t - step.start) / (step.end - step.start))
 
 
-def _duration(steps: list[Step], rng: np.random.Generator, cfg: SynthConfig) -> int:
+def _duration(steps: list[Shot], rng: np.random.Generator, cfg: SynthConfig) -> int:
     return steps[-1].end + (int(rng.integers(0, 3)) if cfg.background else 0)
 
 

@@ -38,10 +38,10 @@ class Classifier(nn.Module):
 
 @torch.no_grad()
 def predict(model: Classifier, items: list, spec: ClipSpec, crop: float, channels: str, device, counts: list[int],
-            progress=None) -> dict[int, list[list[int]]]:
+            advance=lambda n=1: None) -> dict[int, list[list[int]]]:
     """For each clip count, each video's top-5 classes (mean softmax over its clips, each a
-    centre crop of `crop` x the short side). The model is left in the mode it came in
-    (validation runs between training epochs)."""
+    centre crop of `crop` x the short side); `advance(1)` after each video (core.progress). The
+    model is left in the mode it came in (validation runs between training epochs)."""
     training = model.training
     model.eval().to(device)
     ranked = {k: [] for k in counts}  # clips -> per video, classes best first
@@ -50,8 +50,7 @@ def predict(model: Classifier, items: list, spec: ClipSpec, crop: float, channel
         for k in counts:
             clips_k = eval_clips(frames, spec, k, crop).to(device)
             ranked[k].append(model(clips_k).softmax(-1).mean(0).argsort(descending=True)[:5].tolist())
-        if progress:
-            progress(1)
+        advance(1)
     model.train(training)
     return ranked
 
