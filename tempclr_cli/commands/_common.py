@@ -124,6 +124,17 @@ def choices(name: str, values: Iterable[str]) -> type[Enum]:
     return Enum(name, {v.replace("-", "_").replace("+", "_"): v for v in values}, type=str)
 
 
+def _grounding_choices():
+    """The step-grounding layouts and Goal-Step's query levels, from the core's table (localize, score)."""
+    from tempclr_cli.core.data import layouts
+
+    return choices("StepLayout", layouts.names(grounding=True)), choices("Levels", layouts.LEVELS)
+
+
+StepLayout, Levels = _grounding_choices()
+Taxonomy = Annotated[Optional[Path], typer.Option(help="HT-Step's taxonomy.csv (--format htstep).")]
+
+
 def number(low: float | None = None, high: float | None = None, above: bool = False) -> Callable:
     """A Typer callback: every value of a float option is finite and >= low (> low with
     `above`) and <= high; otherwise click's usage error names the option, exit 2."""

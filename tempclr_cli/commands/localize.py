@@ -9,16 +9,15 @@ from typing import Annotated, Optional
 import typer
 
 from tempclr_cli.commands._common import (
-    Checkpoint, Device, Json, Quiet, SentenceEmbeddings, Tokenizer, Verbose, choices, command, log, writable,
+    Checkpoint, Device, Json, Levels, Quiet, SentenceEmbeddings, StepLayout, Taxonomy, Tokenizer, Verbose, choices,
+    command, log, writable,
 )
 from tempclr_cli.core.data import layouts
 from tempclr_cli.core.eval import STEP_SCORES
 
-StepLayout = choices("StepLayout", layouts.names(grounding=True))
 Scores = choices("Scores", STEP_SCORES)
 Mode = choices("Mode", layouts.MODES)
 StepText = choices("StepText", layouts.STEP_TEXTS)
-Levels = choices("Levels", layouts.LEVELS)
 
 
 @command
@@ -49,7 +48,7 @@ def localize(
                                      "(video-id,t-start,t-end,label,score; `tempclr score` and HT-Step's EvalAI "
                                      "read it).")
     ] = None,
-    taxonomy: Annotated[Optional[Path], typer.Option(help="HT-Step's taxonomy.csv (--format htstep).")] = None,
+    taxonomy: Taxonomy = None,
     step_text: Annotated[StepText, typer.Option(help="HT-Step step text: the headline, the paragraph, or both.")
                          ] = StepText.headline,
     levels: Annotated[Levels, typer.Option(help="Goal-Step queries: steps and substeps (the official task), or one "

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from tempclr_cli.commands._common import Json, Quiet, Verbose, choices, command, log
-from tempclr_cli.core.data import layouts
-
-StepLayout = choices("StepLayout", layouts.names(grounding=True))
-Levels = choices("Levels", layouts.LEVELS)
+from tempclr_cli.commands._common import Json, Levels, Quiet, StepLayout, Taxonomy, Verbose, command, log
 
 
 @command
@@ -23,7 +19,7 @@ def score(
                                               "goalstep_valid.json, a BaGLM *_video_annots.json, COIN.json, a "
                                               "CrossTask folder, or YouCookII's JSON.")],
     format_: Annotated[StepLayout, typer.Option("--format", help="Annotation layout (what `label` means follows it).")],
-    taxonomy: Annotated[Optional[Path], typer.Option(help="HT-Step's taxonomy.csv (--format htstep).")] = None,
+    taxonomy: Taxonomy = None,
     split: Annotated[str, typer.Option(help="Subset to score (htstep: val_seen, ...; coin: testing, ...), or all.")
                      ] = "all",
     levels: Annotated[Levels, typer.Option(help="Goal-Step queries scored: steps and substeps (the official task), "
