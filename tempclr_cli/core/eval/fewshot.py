@@ -232,7 +232,7 @@ def fewshot_from_files(features: Path, labels: Path, cfg: FewshotConfig, distanc
     if checkpoint:
         from tempclr_cli.core.models.heads import load_heads
 
-        videos = with_heads(videos, load_heads(checkpoint, kinds=("tempclr", "fewshot"))[0])
+        videos = with_heads(videos, load_heads(checkpoint, videos_only=True)[0])
     target = resolve_device(device)
     videos = replace(videos, feats=videos.feats.to(target), lengths=videos.lengths.to(target))
     log(f"{len(videos.ids)} videos in {len(videos.classes)} classes; {cfg.episodes} episodes, "

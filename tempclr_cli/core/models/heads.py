@@ -10,6 +10,7 @@ identity: similarities before training are exactly the encoder's (the "before" r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
@@ -182,34 +183,54 @@ def apply_text_head(heads: Heads | None, sentences: torch.Tensor) -> torch.Tenso
 
 VIDEOCLIP_META = {"encoder_model": "s3d-howto100m", "encoder_pretrained": "", "encoder_seed": 0}  # over S3D features
 
+# checkpoint kind -> (path, checkpoint dict, tokenizer folder) -> Heads; `sentences`: compares clips with sentences
+# (False: a video head alone, which serves where videos are compared with videos)
+HEADS: dict[str, tuple[Callable, bool]] = {}
 
-def load_heads(path, device="cpu", kinds: tuple[str, ...] = ("tempclr",), tokenizer=None) -> tuple[Heads, dict]:
-    """Rebuild heads from a `tempclr train` checkpoint (weights_only); returns (heads, meta).
-    Few-shot checkpoints (video head only) serve where only videos are compared. A released
-    VideoCLIP / TempCLR checkpoint (or its `tempclr convert` safetensors) loads as
-    `videoclip.VideoCLIPHeads` over S3D features, its BERT tokenizer from `tokenizer` (a folder)
-    where given."""
+
+def register_heads(kind: str, sentences: bool = True) -> Callable:
+    """Decorator on a builder `(path, state, tokenizer) -> Heads` for checkpoints whose `kind` is `kind`
+    (the training task that wrote them, `core.checkpoint.KINDS`, or any other a module saves)."""
+
+    def wrap(build: Callable) -> Callable:
+        HEADS[kind] = (build, sentences)
+        return build
+
+    return wrap
+
+
+@register_heads("tempclr")
+@register_heads("fewshot", sentences=False)
+def _trained_heads(path, state: dict, tokenizer=None) -> TempCLRHeads:
+    heads = TempCLRHeads(HeadsConfig(**state["model_args"]))
+    heads.load_state_dict(state["model"])
+    return heads.eval()
+
+
+def load_heads(path, device="cpu", videos_only: bool = False, tokenizer=None) -> tuple[Heads, dict]:
+    """Heads from a checkpoint, on `device`; returns (heads, meta). A `tempclr train` checkpoint
+    (weights_only) is built by the `HEADS` entry of its kind; a released VideoCLIP / TempCLR
+    checkpoint (or its `tempclr convert` safetensors) loads as `videoclip.VideoCLIPHeads` over
+    S3D features, its BERT tokenizer from `tokenizer` (a folder) where given. `videos_only`:
+    video heads alone (few-shot) serve too, where videos are compared with videos."""
     from tempclr_cli.core.checkpoint import load_checkpoint
     from tempclr_cli.core.models.videoclip import is_released, load_videoclip_heads
 
     if is_released(path):
         return load_videoclip_heads(path, tokenizer).to(device), dict(VIDEOCLIP_META)
-    state = load_checkpoint(path, device, kinds=(*kinds, "videoclip") if "tempclr" in kinds else kinds)
-    if state["kind"] == "videoclip":  # a `loss.kind: videoclip` run: its base, then the weights it trained
-        return _tuned_videoclip(path, state, tokenizer).to(device), state.get("meta", {})
-
-    heads = TempCLRHeads(HeadsConfig(**state["model_args"])).to(device)
-    heads.load_state_dict(state["model"])
-    heads.eval()
-    return heads, state.get("meta", {})
+    kinds = tuple(kind for kind, (_, sentences) in HEADS.items() if sentences or videos_only)
+    state = load_checkpoint(path, device, kinds=kinds)
+    build, _ = HEADS[state["kind"]]
+    return build(path, state, tokenizer).to(device), state.get("meta", {})
 
 
+@register_heads("videoclip")
 def _tuned_videoclip(path, state: dict, tokenizer=None):
-    """VideoCLIP heads from a tuning run: the base checkpoint it names, then the trained weights."""
+    """VideoCLIP heads from a tuning run (`loss.kind: videoclip`): the base checkpoint it names, then the
+    weights it trained."""
     from tempclr_cli.core.errors import TempclrError
-    from tempclr_cli.core.models.videoclip import load_videoclip_heads
-
     from tempclr_cli.core.io import sha256_file
+    from tempclr_cli.core.models.videoclip import load_videoclip_heads
 
     base, digest = state["model_args"]["base"], state["model_args"].get("base_sha256")
     if digest and Path(base).is_file() and sha256_file(base) != digest:
