@@ -88,6 +88,18 @@ def test_retrieve_reads_a_webdataset_store_as_it_reads_npy(step_dataset, tmp_pat
                     "--device", "cpu") for f in (feats, tmp_path / "wds")]
     assert all(r.returncode == 0 for r in runs), runs[1].stderr
     assert json.loads(runs[0].stdout) == json.loads(runs[1].stdout)
+    # search and align read it too: the same moments, and one video by its key (STORE/KEY)
+    found = [tempclr("search", str(f), "a green circle grows bigger", "--json", "--device", "cpu")
+             for f in (feats, tmp_path / "wds")]
+    assert all(r.returncode == 0 for r in found), found[1].stderr
+    assert [Path(m["video"]).name for m in json.loads(found[0].stdout)] == [
+        m["video"] for m in json.loads(found[1].stdout)]
+    steps = data / "steps" / f"{videos[0].stem}.txt"
+    aligned = [tempclr("align", str(f / videos[0].stem), str(steps), "-f", "json", "--device", "cpu")
+               for f in (feats, tmp_path / "wds")]
+    assert aligned[1].returncode == 0, aligned[1].stderr
+    assert json.loads(aligned[1].stdout)["steps"] == json.loads(
+        tempclr("align", str(feats / f"{videos[0].stem}.npy"), str(steps), "-f", "json", "--device", "cpu").stdout)["steps"]
 
 
 def test_a_csv_list_gives_its_keys(shards, tmp_path):

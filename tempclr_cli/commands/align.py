@@ -102,7 +102,7 @@ def align(
       tempclr align feats/ steps/ --output-dir aligned/ -f all
       tempclr align new.mp4 --reference labelled.mp4 labelled.srt -f srt
     """
-    from tempclr_cli.core.align.aligner import Aligner
+    from tempclr_cli.core.align.aligner import Aligner, stored_video
 
     _refuse_swapped(video, steps)  # before any model loads
     writable(output, "--output", folder=False)
@@ -110,15 +110,18 @@ def align(
     fmt = _format(format_, output, output_dir)
     for path, what in ((video, "no such file"), (None if steps in (None, "-") else Path(steps), "steps file not found"),
                        *((r, "no such file") for r in reference or ())):
-        if path is not None and not path.exists():
+        if path is not None and not path.exists() and (path is not video or stored_video(path) is None):
             raise TempclrError(f"{path}: {what}")
     aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet),
                       mix_encoders=mix_encoders, sentence_embeddings=sentence_embeddings, tokenizer=tokenizer)
     align_one = _aligning(aligner, reference, background, drop_cost, match.value)
     if video is not None and video.is_dir() and not (pairs or reference) and (steps == "-" or
                                                                            (steps and not Path(steps).is_dir())):
-        raise TempclrError(f"{video}: is a folder; expected a video file or a .npy feature file "
-                           "(to align a folder, give a folder of STEM.txt step files and --output-dir)")
+        raise TempclrError(f"{video}: is a folder, and STEPS ({steps}) one steps file; give a video file or a .npy "
+                           "feature file (to align a folder, give a folder of STEM.txt step files and --output-dir)")
+    if video is not None and video.is_file() and not (pairs or reference) and steps and Path(steps).is_dir():
+        raise TempclrError(f"{steps}: is a folder, and VIDEO ({video}) one file; give that video's steps file (to "
+                           "align a folder, give a folder of videos or .npy files and --output-dir)")
     if pairs or (video is not None and video.is_dir()):
         _batch(align_one, aligner, video, steps, pairs, output_dir, fmt, reference is not None, strict, quiet)
         return
@@ -207,7 +210,7 @@ def _batch(align_one, aligner, video, steps, pairs, output_dir, fmt: Format, wit
     from tempclr_cli.core.align.batch import align_pairs, pair_by_stem, read_pairs, without_steps
 
     if not output_dir:
-        raise TempclrError("batch alignment writes one file per video: add --output-dir OUT")
+        raise TempclrError(f"{pairs or video}: batch alignment writes one file per video: add --output-dir OUT")
     formats = FORMATS if fmt is Format.all else (fmt.value,)
     skipped = []
     if pairs:
@@ -218,6 +221,9 @@ def _batch(align_one, aligner, video, steps, pairs, output_dir, fmt: Format, wit
         todo = pair_by_stem(video, None if with_reference else Path(steps))
         if not strict:  # a video of the folder without its STEM.txt is left out, and said so, not failed
             todo, skipped = without_steps(todo)
+            if not todo:
+                raise TempclrError(f"{steps}: holds no STEM.txt steps file for any video of {video} (looked for "
+                                   f"{', '.join(p.steps.name for p in skipped[:3])}{' ...' if len(skipped) > 3 else ''})")
     for pair in skipped:  # said even with -q: a summary that counts only what was done hides them
         warn(f"skipped {escape(str(pair.video))}: no steps file {escape(pair.steps.name)} (--strict: count it as failed)")
         print(json.dumps({"video": str(pair.video), "steps": str(pair.steps), "skipped": "no steps file"}), flush=True)

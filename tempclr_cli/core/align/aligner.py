@@ -136,7 +136,7 @@ class Aligner:
         v = self.features(video)
         _enough_clips(len(steps), len(v.clips), f"{len(steps)} steps{source}", video)
         if self.heads.embeds_text:  # VideoCLIP / TempCLR's own text tower
-            clips, step_emb = self._heads(v.clips, self.heads.encode_text(steps))
+            clips, step_emb = self._heads(v.clips, self.heads.encode_text(steps), video)
             return align_embeddings(step_emb, clips, steps, v.starts, v.ends, background, drop_cost, str(video),
                                     v.duration, v.source)
         step_emb = v.encoder.encode_text(steps).cpu()
@@ -149,7 +149,7 @@ class Aligner:
                 f"{video}: features have dim {v.clips.shape[1]} but {v.spec.model} text embeddings have "
                 f"{step_emb.shape[1]}; use the --model/--pretrained that made the features"
             )
-        clips, step_emb = self._heads(v.clips, step_emb)
+        clips, step_emb = self._heads(v.clips, step_emb, video)
         return align_embeddings(step_emb, clips, steps, v.starts, v.ends, background, drop_cost, str(video), v.duration,
                                 v.source)
 
@@ -173,13 +173,14 @@ class Aligner:
             raise TempclrError(f"match {match!r}: use {' or '.join(TRANSFER_MATCHES)}")
         ref = self.features(reference)
         target = self.features(video, made_by=ref.spec)
-        if target.spec != ref.spec:
-            raise TempclrError(f"{video} was encoded with {target.spec.model} ({target.spec.pretrained}) and {reference} "
-                               f"with {ref.spec.model} ({ref.spec.pretrained}): features of one encoder are needed")
+        if target.spec != ref.spec or target.clips.shape[1] != ref.clips.shape[1]:
+            raise TempclrError(f"{video} was encoded with {target.spec.model} ({target.spec.pretrained}, dim "
+                               f"{target.clips.shape[1]}) and {reference} with {ref.spec.model} ({ref.spec.pretrained}, "
+                               f"dim {ref.clips.shape[1]}): features of one encoder are needed")
         from tempclr_cli.core.models.heads import apply_video_head
 
-        ref_clips, clips = (torch.nn.functional.normalize(apply_video_head(self.heads, torch.as_tensor(v.clips))
-                                                          .double(), dim=-1) for v in (ref, target))
+        ref_clips, clips = (torch.nn.functional.normalize(apply_video_head(self.heads, torch.as_tensor(v.clips), str(p))
+                                                          .double(), dim=-1) for v, p in ((ref, reference), (target, video)))
         s, e = torch.tensor(ref.starts), torch.tensor(ref.ends)
         covered = [(s < end) & (e > start) for start, end, _ in reference_steps]
         for (start, end, text), inside in zip(reference_steps, covered):
@@ -198,14 +199,16 @@ class Aligner:
         return alignment_of(seg, sim, texts, target.starts, target.ends, str(video), target.duration, target.source)
 
     def features(self, video: str | Path, made_by: EncoderSpec | None = None) -> VideoFeatures:
-        """Clip features of a video file (encoded here) or a `.npy` (read, with its index row)."""
+        """Clip features of a video file (encoded here), a `.npy` (read, with its index row), or
+        `STORE/KEY`: one video of a feature store in any layout (webdataset or parquet shards: `stored_video`)."""
         video = Path(video)
-        if not video.exists():
-            raise TempclrError(f"{video}: no such file")
+        stored = None if video.exists() else stored_video(video)
+        if not video.exists() and stored is None:
+            raise TempclrError(f"{video}: no such file (nor a video KEY of a feature store {video.parent})")
         if video.is_dir():
             raise TempclrError(f"{video}: is a folder; expected a video file or a .npy feature file")
-        if video.suffix.lower() == ".npy":
-            feats, starts, ends, recorded, duration, source = self._load_npy(video)
+        if stored is not None or video.suffix.lower() == ".npy":
+            feats, starts, ends, recorded, duration, source = self._load_features(video, stored)
             if self.heads.embeds_text:  # VideoCLIP embeds the steps itself: no encoder needed
                 return VideoFeatures(feats, starts, ends, duration, source, recorded or self.trained_over, None)
             spec, encoder = self.encoder(recorded)
@@ -221,24 +224,35 @@ class Aligner:
                                                                                    clip_seconds=self.clip_seconds))
         return VideoFeatures(feats, starts, ends, duration, str(video), spec, encoder)
 
-    def _heads(self, clips, step_emb):
+    def _heads(self, clips, step_emb, video):
         import torch
 
         from tempclr_cli.core.models.heads import apply_heads
 
-        return apply_heads(self.heads, torch.as_tensor(clips), step_emb)
+        return apply_heads(self.heads, torch.as_tensor(clips), step_emb, str(video))
 
-    def _load_npy(self, path: Path):
+    def _load_features(self, path: Path, stored=None):
         """(features (T, D), starts, ends, the EncoderSpec recorded for them or None, duration or None,
-        the source video recorded for them or "")."""
+        the source video recorded for them or "") of a `.npy`, or of `stored` (`stored_video`) with its row."""
         import torch
 
         from tempclr_cli.core.data.features import load_matrix, row_of
 
-        row = row_of(path)
-        array, starts, ends = load_matrix(path, row, self.clip_seconds)
+        row = row_of(path) if stored is None else stored[1]
+        array, starts, ends = load_matrix(path if stored is None else stored[0], row, self.clip_seconds)
         spec = EncoderSpec.from_row(row) if row else None
         return torch.from_numpy(array), starts, ends, spec, row.get("duration"), row.get("source", "")
+
+
+def stored_video(path: Path):
+    """(Stored, index row) when `path` is STORE/KEY, a video of a feature store; else None."""
+    from tempclr_cli.core.data.features import FeatureStore
+
+    if not path.parent.is_dir():
+        return None
+    store = FeatureStore(path.parent)
+    found = store.find(path.name)
+    return None if found is None else (found, store.row(path.name))
 
 
 def align(video: str | Path, steps: list[str] | str | Path, model: str | None = None, pretrained: str | None = None,

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from tempclr_cli.core import io
-from tempclr_cli.core.data.features import INDEX, EncoderSpec, index_offsets, load_matrix, row_of
+from tempclr_cli.core.data.features import INDEX, EncoderSpec, FeatureStore, load_matrix, row_of
+from tempclr_cli.core.data.stores import LAYOUTS, Stored
 from tempclr_cli.core.errors import TempclrError
 
 CACHE = "index.search"
@@ -59,8 +60,12 @@ class Packed:
 @dataclass(frozen=True)
 class _Entry:
     video: str
-    npy: Path
+    stored: Stored | Path  # where its features lie, in any layout of the store (a Path: one .npy given alone)
     row: dict | None
+
+    @property
+    def name(self) -> str:
+        return self.stored.name if isinstance(self.stored, Stored) else str(self.stored)
 
 
 def pack(features: str | Path, clip_seconds: float = 1.0, log: Callable[[str], None] = lambda _: None) -> Packed:
@@ -88,12 +93,12 @@ def _pack_file(path: Path, clip_seconds: float) -> Packed:
 
 
 def _key(folder: Path, clip_seconds: float) -> dict:
-    """What the pack depends on: the index's size and time, or without one every .npy's."""
+    """What the pack depends on: the index's size and time, or without one every part's (.npy, shard, parquet)."""
     index = folder / INDEX
     if index.exists():
         stat = index.stat()
         return {"version": VERSION, "index": [stat.st_size, stat.st_mtime_ns]}
-    files = sorted(folder.rglob("*.npy"))
+    files = sorted(path for layout in LAYOUTS.values() for path in layout.parts(folder))
     stats = [f.stat() for f in files]
     return {"version": VERSION, "clip_seconds": clip_seconds, "files": len(files),
             "bytes": sum(s.st_size for s in stats), "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
@@ -116,21 +121,13 @@ def _cached(folder: Path, key: dict) -> Packed | None:
 
 
 def _entries(folder: Path) -> list[_Entry]:
-    """The store's videos: its index's ok rows (the last of each file), else every .npy."""
-    index = folder / INDEX
-    if not index.exists():
-        found = [_Entry(str(p.relative_to(folder).with_suffix("")), p, None) for p in sorted(folder.rglob("*.npy"))]
-        if not found:
-            raise TempclrError(f"{folder}: no index.jsonl and no .npy feature files; expected a folder from "
-                               "`tempclr extract` or `tempclr index`, or one video's .npy")
-        return found
-    entries = []
-    with open(index, "rb") as f:
-        for features, at in sorted(index_offsets(index).items()):
-            f.seek(at)
-            entries.append(_Entry(str(Path(features).with_suffix("")), folder / features, json.loads(f.readline())))
+    """The store's videos, in any of its layouts (`FeatureStore`), with their index rows where it has them."""
+    store = FeatureStore(folder)
+    entries = [_Entry(vid, stored, store.row(vid) or None) for vid, stored in sorted(store.paths.items())
+               if vid == stored.key]
     if not entries:
-        raise TempclrError(f"{index}: no video with status ok to search")
+        raise TempclrError(f"{folder}: no features to search; expected a folder from `tempclr extract` or `tempclr "
+                           "index`, or one video's .npy")
     return entries
 
 
@@ -139,23 +136,20 @@ def _spec(entries: list[_Entry]) -> EncoderSpec | None:
     specs = {EncoderSpec.from_row(e.row): e for e in entries if e.row}
     if len(specs) > 1:
         (a, ea), (b, eb) = list(specs.items())[:2]
-        raise TempclrError(f"{ea.npy} was made by {a.model} ({a.pretrained}) and {eb.npy} by {b.model} ({b.pretrained}): "
+        raise TempclrError(f"{ea.name} was made by {a.model} ({a.pretrained}) and {eb.name} by {b.model} ({b.pretrained}): "
                            "one search needs the features of one encoder (put them in separate folders)")
     return next(iter(specs), None)
 
 
 def _shapes(entries: list[_Entry]) -> list[tuple[int, int]]:
-    """(clips, dim) of every file, from its header only; every file must share one dim."""
+    """(clips, dim) of every video, from headers where the layout has them; every video must share one dim."""
     shapes = []
     for e in entries:
-        try:
-            shape = np.load(e.npy, mmap_mode="r").shape
-        except (OSError, ValueError, EOFError) as err:
-            raise TempclrError(f"{e.npy}: not a readable .npy feature file ({err})") from None
+        shape = e.stored.shape()  # a readable array, or an error naming it
         if len(shape) != 2 or not shape[0]:
-            raise TempclrError(f"{e.npy}: expected a (clips, dim) matrix, got shape {shape}")
+            raise TempclrError(f"{e.name}: expected a (clips, dim) matrix, got shape {shape}")
         if shapes and shape[1] != shapes[0][1]:
-            raise TempclrError(f"{e.npy} has dim {shape[1]} but {entries[0].npy} has {shapes[0][1]}: one store, one dim")
+            raise TempclrError(f"{e.name} has dim {shape[1]} but {entries[0].name} has {shapes[0][1]}: one store, one dim")
         shapes.append(shape)
     return shapes
 
@@ -190,7 +184,7 @@ def _fill(matrix: np.ndarray, entries: list[_Entry], offsets: np.ndarray, clip_s
     """Write each video's unit rows into `matrix`; returns the (N, 2) clip times."""
     times = np.empty((len(matrix), 2), np.float32)
     for e, lo, hi in zip(entries, offsets[:-1], offsets[1:]):
-        array, starts, ends = load_matrix(e.npy, e.row, clip_seconds)  # refuses NaN and broken files, by name
+        array, starts, ends = load_matrix(e.stored, e.row, clip_seconds)  # refuses NaN and broken files, by name
         matrix[lo:hi] = _unit(array)
         times[lo:hi, 0], times[lo:hi, 1] = starts, ends
     return times
