@@ -148,15 +148,25 @@ def slots(command: str, name: str) -> list[str]:
 
 
 def input_cases(slow: bool) -> list:
+    """(command, slot, kind, call index): the fast tier puts the first four kinds into the first call with a
+    file for the slot; the slow tier the other kinds, and every kind into each other call that gives the slot
+    another file (a folder of them, a video instead of features, ...)."""
     cases = []
     for command, name in path_params():
         if (command, name) in OUTPUTS:
             continue
-        costly = (_call_for(command, name) or {}).get(SLOW, False)  # no call at all: fails fast, saying so
-        for slot in slots(command, name):
-            for kind in FAST_KINDS + SLOW_KINDS:
+        first = _call_for(command, name)
+        seen, others = {str((first or {}).get(name))}, []
+        for k, call in enumerate(CALLS.get(command, [])):
+            if name in call and "{" in str(call[name]) and str(call[name]) not in seen:
+                seen.add(str(call[name]))
+                others.append((k, call))
+        for k, call in [(None, first), *others]:
+            costly = k is not None or (call or {}).get(SLOW, False)  # no call at all: fails fast, saying so
+            for slot, kind in itertools.product(slots(command, name), FAST_KINDS + SLOW_KINDS):
                 if slow == (costly or kind in SLOW_KINDS):
-                    cases.append(pytest.param(command, slot, kind, id=f"{command}-{slot}-{kind}"))
+                    cases.append(pytest.param(command, slot, kind, k,
+                                              id=f"{command}-{slot}-{kind}" + ("" if k is None else f"-call{k}")))
     return cases
 
 
@@ -439,9 +449,9 @@ def run(world: World, command: str, call: dict, replace: tuple[str, object] | No
     return tempclr(command, *_argv(command, values), env_extra={"TEMPCLR_BERT_TOKENIZER": None})
 
 
-def baseline_value(world: World, command: str, slot: str) -> Path:
+def baseline_value(world: World, call: dict, slot: str) -> Path:
     name, _, index = slot.partition("[")
-    value = world.value(_call(command, name)[name], world.root)
+    value = world.value(call[name], world.root)
     return Path(value[int(index[:-1])] if index else value[0] if isinstance(value, list) else value)
 
 
@@ -513,30 +523,32 @@ def test_each_call_is_valid(world, command, index):
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("command, slot, kind", input_cases(slow=False))
-def test_a_bad_input_path_is_named(world, command, slot, kind):
-    path = bad_input(world, kind, baseline_value(world, command, slot))
-    assert_clear(run(world, command, _call(command, slot.partition("[")[0]), (slot, path)), command, slot, path)
+@pytest.mark.parametrize("command, slot, kind, index", input_cases(slow=False))
+def test_a_bad_input_path_is_named(world, command, slot, kind, index):
+    call = _call(command, slot.partition("[")[0]) if index is None else CALLS[command][index]
+    path = bad_input(world, kind, baseline_value(world, call, slot))
+    assert_clear(run(world, command, call, (slot, path)), command, slot, path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command, slot, kind", input_cases(slow=True))
-def test_a_bad_input_path_is_named_everywhere(world, command, slot, kind):
-    test_a_bad_input_path_is_named(world, command, slot, kind)
+@pytest.mark.parametrize("command, slot, kind, index", input_cases(slow=True))
+def test_a_bad_input_path_is_named_everywhere(world, command, slot, kind, index):
+    test_a_bad_input_path_is_named(world, command, slot, kind, index)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command, slot", sorted({(c, s) for c, n in path_params() if (c, n) not in OUTPUTS
                                                   for s in slots(c, n)}))
 def test_random_bytes_are_named(world, command, slot):
-    like = baseline_value(world, command, slot)
+    call = _call(command, slot.partition("[")[0])
+    like = baseline_value(world, call, slot)
 
     @settings(max_examples=3, derandomize=True, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(content=st.binary(min_size=1, max_size=4096))
     def check(content):
         path = bad_input(world, "random", like, content)
-        done = run(world, command, _call(command, slot.partition("[")[0]), (slot, path))
+        done = run(world, command, call, (slot, path))
         assert_clear(done, command, slot, path)
 
     check()
@@ -587,3 +599,23 @@ def test_resuming_a_finished_run_into_a_new_folder_says_there_is_nothing_to_trai
                    "--resume", str(world.heads), "--run-dir", str(world.fresh() / "run"), "--device", "cpu")
     assert done.returncode == 2 and f"--resume {world.heads}: nothing to train" in done.stderr, done.stderr
     assert "train.epochs=N" in done.stderr
+
+
+def test_features_of_another_dim_are_named(world):
+    """Found by the calls above: a .npy of another dim than the reference video's or the --checkpoint network's
+    was a RuntimeError of matrix shapes (exit 1)."""
+    small = world.fresh() / "small.npy"
+    np.save(small, np.random.default_rng(0).standard_normal((12, 3)).astype(np.float32))
+    transferred = tempclr("align", str(small), "--reference", str(world.npy_other), str(world.reference_srt), "-f",
+                          "json", *_argv("align", TINY))
+    assert transferred.returncode == 2 and f"{small} was encoded with" in transferred.stderr, transferred.stderr
+    assert "dim 3" in transferred.stderr and "dim 64" in transferred.stderr
+    released = ["--checkpoint", str(world.released_ckpt), "--tokenizer", str(world.released / "tokenizer")]
+    aligned = tempclr("align", str(world.npy), str(world.steps), "-f", "json", *released)
+    assert aligned.returncode == 2, aligned.stderr
+    assert f"{world.npy}: features of dim 64, but the --checkpoint heads take dim 512" in aligned.stderr
+    for command in ("retrieve", "localize"):
+        done = tempclr(command, str(world.feats), "--annotations", str(world.annotations), "--format", "youcook2",
+                       "--split", "all", *released)
+        assert done.returncode == 2 and "'s features: features of dim 64, but the --checkpoint heads take dim 512" \
+            in done.stderr, done.stderr

@@ -115,7 +115,7 @@ def localize_video(video: Video, clips: torch.Tensor, starts, ends, encode_text,
     sentences = encode_text([q.text for q in video.queries])
     if heads is None or not heads.embeds_text:  # sentence vectors from a text tower or a file: the features' space
         same_dim(sentences.shape[1], clips.shape[1], "the sentence vectors", f"{video.id}'s features")
-    clips, text = apply_heads(heads, clips, sentences)
+    clips, text = apply_heads(heads, clips, sentences, f"{video.id}'s features")
     matrix = step_scores(text, clips, scores).double().cpu().numpy()  # (K, T)
     if mode == "ordered":
         picks = [[(t, t, float(matrix[k, t]))] for k, t in enumerate(assign_steps(torch.from_numpy(matrix)))]
@@ -142,7 +142,7 @@ def localize_videos(videos: list[Video], store, encode_text, heads=None, scores:
         if reason:
             done.skipped[reason] = done.skipped.get(reason, 0) + 1
     if not any(v.steps for v in done.videos) and not done.rows:
-        raise TempclrError("no video with features and queries to localise")
+        raise TempclrError(f"{store.folder}: no video with features and queries to localise")
     return done
 
 

@@ -36,7 +36,7 @@ from tempclr_cli.core.data.annotations import Video
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.eval import SCORERS, SIMILARITIES
 from tempclr_cli.core.eval.released_scorer import RELEASED_MEASURES, released_distances
-from tempclr_cli.core.models.heads import apply_text_head, apply_video_head
+from tempclr_cli.core.models.heads import apply_text_head, apply_video_head, check_input_dim
 from tempclr_cli.core.progress import Progress, silent
 
 MEASURES = measures.names("retrieve")
@@ -212,7 +212,8 @@ def prepare(videos: list[Video], store, encode_text, heads=None, background: str
         raise TempclrError(f"--similarity {similarity}: choose from {', '.join(SIMILARITIES)}")
     kept = [v for v in videos if v.steps and v.id in store]
     if len(kept) < 2:
-        raise TempclrError(f"retrieval needs at least 2 annotated videos with features, found {len(kept)}")
+        raise TempclrError(f"{store.folder}: retrieval needs at least 2 annotated videos with features here, found "
+                           f"{len(kept)}")
     sentences = sorted({s.text for v in kept for s in v.steps})
     emb = apply_text_head(heads, encode_text(sentences))
     index = {s: k for k, s in enumerate(sentences)}
@@ -225,8 +226,10 @@ def prepare(videos: list[Video], store, encode_text, heads=None, background: str
         clips, starts, ends = store.load(v.id)
         advance(1)
         if heads is not None and heads.segment_pooling == "network":  # VideoCLIP, as released
+            check_input_dim(heads, clips.shape[-1], f"{v.id}'s features")
             return video_units(v, torch.from_numpy(clips).float(), starts, ends, background, heads.segment)
-        return video_units(v, apply_video_head(heads, torch.from_numpy(clips)), starts, ends, background)
+        return video_units(v, apply_video_head(heads, torch.from_numpy(clips), f"{v.id}'s features"), starts, ends,
+                           background)
 
     return text, Padded.of(map(units_of, kept), unit, len(kept)), [v.id for v in kept]
 

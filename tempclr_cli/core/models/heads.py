@@ -31,6 +31,7 @@ class Heads(Protocol):
     embeds_text: bool  # sentences are embedded by `encode_text` here, not by the features' encoder's text tower
     segment_pooling: Literal["clips", "network"]  # an annotated segment: the mean of its transformed clips, or
     #                                                its raw features through the network (`segment`)
+    input_dim: int | None  # the dim of the clip features the heads take (None: any)
 
     @property
     def device(self) -> torch.device: ...  # where the inputs go
@@ -54,6 +55,7 @@ class IdentityHeads:
     raw = False
     embeds_text = False
     segment_pooling = "clips"
+    input_dim = None
     device = torch.device("cpu")
 
     def video(self, feats: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
@@ -142,6 +144,10 @@ class TempCLRHeads(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def input_dim(self) -> int:
+        return self.config.dim
+
     def forward(self, feats: torch.Tensor, padding: torch.Tensor | None, sentences: torch.Tensor | None = None):
         """(clips (B, T, D), padding (B, T), sentences (..., D) or None) -> transformed clips and sentences."""
         return self.video(feats, padding), None if sentences is None else self.text(sentences)
@@ -155,21 +161,32 @@ class TempCLRHeads(nn.Module):
         raise TypeError("TempCLR heads adapt the features' encoder's sentence vectors: they embed no text")
 
 
-def apply_heads(heads: Heads | None, clips: torch.Tensor, sentences: torch.Tensor):
+def apply_heads(heads: Heads | None, clips: torch.Tensor, sentences: torch.Tensor, source: str = "the features"):
     """Inputs through trained heads (`IDENTITY` when `heads` is None), on the heads' device.
 
     clips (T, D) of one video, sentences (K, D) -> the transformed (T, D'), (K, D') on the CPU.
     """
-    return apply_video_head(heads, clips), apply_text_head(heads, sentences)
+    return apply_video_head(heads, clips, source), apply_text_head(heads, sentences)
 
 
 @torch.no_grad()
-def apply_video_head(heads: Heads | None, clips: torch.Tensor) -> torch.Tensor:
+def apply_video_head(heads: Heads | None, clips: torch.Tensor, source: str = "the features") -> torch.Tensor:
     """clips (T, D) of one video through the video head: (T, D') on the CPU; unit-normalised
-    first unless the heads compare raw dot products."""
+    first unless the heads compare raw dot products. Features of another dim than the heads
+    take are refused naming `source` (where the clips came from)."""
     heads = IDENTITY if heads is None else heads
+    check_input_dim(heads, clips.shape[-1], source)
     clips = clips.float() if heads.raw else torch.nn.functional.normalize(clips.float(), dim=-1)
     return heads.video(clips.to(heads.device)[None], None)[0].cpu()
+
+
+def check_input_dim(heads: Heads, dim: int, source: str) -> None:
+    """Refuse features of another dim than the heads take, naming `source` (where they came from)."""
+    if heads.input_dim is not None and dim != heads.input_dim:
+        from tempclr_cli.core.errors import TempclrError
+
+        raise TempclrError(f"{source}: features of dim {dim}, but the --checkpoint heads take dim {heads.input_dim}: "
+                           "give features of the encoder they were trained over")
 
 
 @torch.no_grad()

@@ -275,6 +275,10 @@ class VideoCLIPHeads(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @property
+    def input_dim(self) -> int:
+        return self.model.cfg.input_dim
+
     @torch.no_grad()
     def video(self, feats: torch.Tensor, padding=None) -> torch.Tensor:
         """(1, T, 512) S3D features of one video -> (1, T, H) per-second embeddings."""
