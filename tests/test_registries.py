@@ -189,6 +189,9 @@ def test_every_registered_encoder_keeps_the_encoder_contract(name, tmp_path):
                         ("input_size", encoder.image_size), ("dim", encoder.dim), ("protocol", encoder.protocol)):
         declared = getattr(info, fact)
         assert declared == value or str(declared).endswith("*"), (fact, declared, value)  # "16*": the weights decide
+    from tempclr_cli.core.media.sampling import FRAME_PROTOCOLS
+
+    assert encoder.protocol in FRAME_PROTOCOLS  # how extract decodes its frames is an entry of that table
     n = 2 * encoder.frames_per_clip
     frames = np.random.default_rng(0).integers(0, 255, (n, encoder.image_size, encoder.image_size, 3), np.uint8)
     assert tuple(encoder.encode_images(frames).shape) == (n, encoder.dim)

@@ -42,8 +42,8 @@ from tempclr_cli.core.data.features import INDEX, EncoderSpec
 from tempclr_cli.core.data.stores import LAYOUTS, Layout, PartWriter, Stored, problem
 from tempclr_cli.core.encode.shards import BALANCES, ENGINES, Member, Video, assign, opened
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.media.decode import HWACCELS, DecodeReport, VideoError, filter_frames
-from tempclr_cli.core.media.sampling import rules_for, sample_frames
+from tempclr_cli.core.media.decode import HWACCELS, DecodeReport, VideoError
+from tempclr_cli.core.media.sampling import FRAME_PROTOCOLS, rules_for
 from tempclr_cli.core.runtime import release_free_memory
 
 FAILURES = "failures.jsonl"
@@ -271,14 +271,10 @@ class DecodeStream(IterableDataset):
                 raise type(e)(str(e).replace(str(path), str(source))) from None
 
     def _sampler(self, source: Path, report: DecodeReport) -> Iterator:
-        """The sampler for this protocol, one decoder thread each (more cores: more --workers).
-        The videoclip protocol decodes every frame on the CPU: its rows say so (decode, decoded_on)."""
-        if self.protocol == "videoclip":
-            if self.cfg.hwaccel != "none":  # said in the row, and warned: --hwaccel was asked for
-                report.decoded_on = f"cpu ({self.cfg.hwaccel}: VideoCLIP's ffmpeg filters decode on the CPU)"
-            return filter_frames(source, self.cfg.fps, self.size, report)
-        hwaccel = None if self.cfg.hwaccel == "none" else self.cfg.hwaccel
-        return sample_frames(source, self.cfg.fps, self.size, report, decode=self.cfg.decode, hwaccel=hwaccel)
+        """The encoder's frame protocol (`media.sampling.FRAME_PROTOCOLS`), one decoder thread each (more
+        cores: more --workers). A protocol that fixes its decoding says so in the rows (decode, decoded_on)."""
+        read = FRAME_PROTOCOLS[self.protocol].read
+        return read(source, self.cfg.fps, self.size, report, self.cfg.decode, self.cfg.hwaccel)
 
     def _decode_one(self, i: int) -> Iterator[dict]:
         source, chunk, report = self.jobs[i].source, [], DecodeReport()

@@ -40,7 +40,7 @@ class EncoderInfo:
     input_size: int | str = ""
     dim: int | str = ""
     text: bool = True  # has a text tower (align, retrieve, localize, train can embed sentences)
-    protocol: str = "frames"  # how frames are decoded: frames (tempclr's sampler) or a named released protocol
+    protocol: str = "frames"  # how frames are decoded: a name of media.sampling.FRAME_PROTOCOLS (data, not a switch)
     narrow_weights: tuple[tuple[str, str], ...] = ()  # (weights, the only world they know): said where it matters
     load: Callable = field(default=None, repr=False, compare=False)  # (model, pretrained, device, seed) -> encoder
     members: Callable[[str | None], Iterable[dict]] | None = field(default=None, repr=False, compare=False)
@@ -76,7 +76,7 @@ class Encoder(Protocol):
     frames_per_clip: int  # 1: an image encoder, every frame embedded on its own
     fps: float | None  # the sampling rate the model fixes; None: --fps
     dim: int
-    protocol: str  # how frames are decoded: "frames" (tempclr's sampler) or a released protocol ("videoclip")
+    protocol: str  # how frames are decoded: a name of media.sampling.FRAME_PROTOCOLS ("frames", "videoclip")
 
     def encode_images(self, frames) -> Any:
         """(n, S, S, 3) uint8 -> (n, dim) float32 features (not normalised)."""

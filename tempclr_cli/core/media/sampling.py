@@ -56,6 +56,7 @@ from tempclr_cli.core.media.decode import (
     VideoError,
     declared_durations,
     decode_packets,
+    filter_frames,
     frame_rate,
     frame_seconds,
     open_video,
@@ -300,3 +301,36 @@ class _Skipper:
             return False
         k = math.ceil((t - 0.25 / self.rate) * self.fps - 0.5)  # the first sample time at or after t - slack
         return (k + 0.5) / self.fps - 1.5 / self.rate <= t
+
+
+# --- frame protocols: how an encoder's frames are decoded (its registration names one) -------------------
+
+
+@dataclass(frozen=True)
+class FrameProtocol:
+    """How frames are read for an encoder: `read(path, fps, size, report, decode, hwaccel)` yields Samples;
+    `options`: whether extract's --decode and --hwaccel choose anything (a protocol that fixes its decoding
+    says so in each index row instead)."""
+
+    name: str
+    summary: str
+    read: Callable[..., Iterator[Sample]]
+    options: bool
+
+
+def _tempclr_frames(path, fps, size, report, decode, hwaccel):
+    return sample_frames(path, fps, size, report, decode=decode, hwaccel=None if hwaccel == "none" else hwaccel)
+
+
+def _videoclip_frames(path, fps, size, report, decode, hwaccel):
+    if hwaccel != "none":  # said in the row (and warned by the command): --hwaccel was asked for
+        report.decoded_on = f"cpu ({hwaccel}: VideoCLIP's ffmpeg filters decode on the CPU)"
+    return filter_frames(path, fps, size, report)
+
+
+FRAME_PROTOCOLS = {p.name: p for p in (
+    FrameProtocol("frames", "tempclr's sampler: the frame on screen at each sample time (--decode fast|exact)",
+                  _tempclr_frames, options=True),
+    FrameProtocol("videoclip", "VideoCLIP's extractor: ffmpeg's fps / scale / crop filters over every frame, on the "
+                  "CPU", _videoclip_frames, options=False),
+)}
