@@ -45,6 +45,7 @@ Cao et al., CVPR 2020 (OTAM); Dvornik et al., NeurIPS 2021 (Drop-DTW).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable
@@ -149,8 +150,9 @@ def backend_for(x: torch.Tensor, backend: str | None = None) -> str:
     return _kernels(x, backend).NAME
 
 
+@functools.cache
 def _import(name: str):
-    """One of the compiled kernel modules, or None where its compiler is missing."""
+    """One of the compiled kernel modules, or None where its compiler is missing (asked once)."""
     import importlib
 
     try:
