@@ -252,32 +252,13 @@ def test_goalstep_published_valid_file(tmp_path):
     assert len(GOALSTEP) == 2  # the small file above has the same shape
 
 
-# The worked example of docs/architecture.md (proposed there by the notes): a layout and a protocol, one
-# registration each. Kept here until the docs carry it, then read from them like the measure example.
-WORKED_LAYOUT = '''
-import math
-from tempclr_cli.core.data.annotations import Query, Step, Video, seconds
-from tempclr_cli.core.data.layouts import register_layout
-from tempclr_cli.core.eval.grounding import register_protocol, top_seconds, units
+def _worked_layout() -> str:
+    """docs/architecture.md's worked example of a layout and a protocol, as written there."""
+    import re
 
-@register_layout("tsv", "one step per line: video, start, end, step", "file", "steps.tsv",
-                 protocols=("point-recall", "first-second"), labels="the step's text")
-def read_tsv(path, options):
-    videos = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        vid, start, end, text = line.split("\\t")
-        v = videos.setdefault(vid, Video(vid, "", None))
-        v.steps.append(Step(seconds(start, f"{path}:{n}: start"), seconds(end, f"{path}:{n}: end"), text, text))
-        if text not in [q.text for q in v.queries]:
-            v.queries.append(Query(text, text))
-    return list(videos.values())
-
-@register_protocol("first-second", "first-second recall", "the top candidate's second is a segment's first")
-def first_second(videos, pred):
-    best, pairs = top_seconds(pred), units(videos)
-    hits = sum(best.get((k, pred.code[label])) in {math.floor(a) for a, _ in segs} for k, label, segs in pairs)
-    return {"values": {"R@1 first": 100 * hits / len(pairs)}, "units": len(pairs)}
-'''
+    doc = (Path(__file__).parents[1] / "docs" / "architecture.md").read_text()
+    blocks = [re.sub(r"(?m)^  ", "", b) for b in re.findall(r"```python\n(.*?)```", doc, re.S)]
+    return next(b for b in blocks if "register_layout(\"tsv\"" in b)
 
 
 @pytest.mark.slow
@@ -287,7 +268,7 @@ def test_the_worked_layout_and_protocol_reach_score_and_localize(tmp_path):
 
     (tmp_path / "steps.tsv").write_text("v1\t2.5\t6\twhisk\nv1\t8\t9\tfry\n")
     (tmp_path / "p.csv").write_text("video-id,t-start,t-end,label,score\nv1,2,3,whisk,0.9\nv1,4,5,fry,0.8\n")
-    code = WORKED_LAYOUT + f"""
+    code = _worked_layout() + f"""
 import json
 from typer.testing import CliRunner
 from tempclr_cli.cli import app

@@ -197,3 +197,41 @@ def test_every_registered_encoder_keeps_the_encoder_contract(name, tmp_path):
     assert tuple(encoder.encode_images(frames).shape) == (n, encoder.dim)
     if info.text:
         assert tuple(encoder.encode_text(["crack the eggs", "whisk"]).shape) == (2, encoder.dim)
+
+
+@pytest.mark.slow
+def test_the_worked_encoder_and_heads_examples_reach_the_commands(tmp_path):
+    """#37: docs/architecture.md's encoder and heads examples, each one implementation plus one
+    registration, pasted as written before the commands import: `models` lists the encoder,
+    `extract` runs it, and `align --checkpoint` applies the heads a checkpoint of their kind names."""
+    from videos import cfr
+
+    encoder = next(s for s in _snippets() if "class MeanColour" in s)
+    heads = next(s for s in _snippets() if "class ScaledHeads" in s)
+    cfr(tmp_path / "videos" / "v.mp4", 4.0)
+    (tmp_path / "steps.txt").write_text("first\nsecond\n")
+    code = encoder + heads + f"""
+import json, numpy as np
+from typer.testing import CliRunner
+from tempclr_cli.cli import app
+from tempclr_cli.core.checkpoint import save_checkpoint
+from tempclr_cli.core.encode.registry import Encoder, load_encoder
+from tempclr_cli.core.models.heads import Heads, load_heads
+run = CliRunner().invoke
+listed = run(app, ["models", "--json"]).stdout
+extracted = run(app, ["extract", {str(tmp_path / 'videos')!r}, "-o", {str(tmp_path / 'feats')!r}, "--model", "mean-colour",
+                      "--workers", "0", "-q"])
+meta = {{"encoder_model": "mean-colour", "encoder_pretrained": "none", "encoder_seed": 0}}
+save_checkpoint({str(tmp_path / 'scaled.pt')!r}, {{"kind": "scaled", "scale": 2.0, "meta": meta}})
+loaded, _ = load_heads({str(tmp_path / 'scaled.pt')!r})
+print(json.dumps({{"listed": [r["name"] for r in json.loads(listed)],
+                   "extract": extracted.exit_code,
+                   "shape": list(np.load({str(tmp_path / 'feats' / 'v.npy')!r}).shape),
+                   "protocols": [isinstance(load_encoder("mean-colour", "none"), Encoder), isinstance(loaded, Heads)],
+                   "scale": loaded.video(np.ones((1, 2, 3)), None).tolist()}}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert "mean-colour" in out["listed"] and out["extract"] == 0 and out["shape"] == [4, 3]
+    assert out["protocols"] == [True, True] and out["scale"] == [[[2.0] * 3] * 2]

@@ -36,6 +36,9 @@ class Heads(Protocol):
     @property
     def device(self) -> torch.device: ...  # where the inputs go
 
+    def to(self, device) -> Heads:
+        """The heads on `device` (nn.Module's `to`; heads without weights return themselves)."""
+
     def video(self, feats: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, D) clip features (padding (B, T) True on padded clips) -> (B, T, D') embeddings."""
 
@@ -69,6 +72,9 @@ class IdentityHeads:
 
     def encode_text(self, sentences: list[str]) -> torch.Tensor:
         raise TypeError("IdentityHeads embed no text: the features' encoder does")
+
+    def to(self, device) -> IdentityHeads:
+        return self
 
 
 IDENTITY = IdentityHeads()
