@@ -79,11 +79,13 @@ def clips_per_second(path: Path, model: str) -> float:
     import torch
 
     from tempclr_cli.core.encode import extract
+
+    from tempclr_cli.core.encode.jobs import Job
     from tempclr_cli.core.encode.encoders import load_encoder
 
     encoder = load_encoder(model, "none", None, torch.device("cpu"))
     out = CACHE / f"feats-{model}"
-    job = extract.Job(path, out / "video.npy")
+    job = Job(path, out / "video.npy")
     start = time.perf_counter()
     results = [e for e in extract.run([job], encoder, extract.ExtractConfig(workers=1), out) if not isinstance(e, int)]
     return results[0].clips / (time.perf_counter() - start)
@@ -362,6 +364,7 @@ def end_to_end(path: Path, fps: float, source: str) -> float:
     import torch
 
     from tempclr_cli.core.encode import extract
+    from tempclr_cli.core.encode.jobs import Job
     from tempclr_cli.core.encode.encoders import load_encoder
 
     encoder = load_encoder("tiny", "none", None, torch.device("cpu"))
@@ -370,7 +373,7 @@ def end_to_end(path: Path, fps: float, source: str) -> float:
     if source != "ffmpeg":
         out = CACHE / f"e2e-{source}"
         subprocess.run(["rm", "-rf", str(out)], check=True)
-        list(extract.run([extract.Job(path, out / "v.npy")], encoder, cfg, out))
+        list(extract.run([Job(path, out / "v.npy")], encoder, cfg, out))
         return time.perf_counter() - start
     width, height, _, _ = probe(path)
     w, h, size = round(width * encoder.image_size / height), encoder.image_size, encoder.image_size

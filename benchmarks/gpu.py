@@ -146,6 +146,7 @@ def row_scan_figures(device: torch.device, B: int, L: int) -> dict:
 def extraction_figures(device: torch.device, seconds: float) -> dict:
     """Clips per second of `extract` with the tiny encoder on a synthetic video, decode included."""
     from tempclr_cli.core.encode import extract
+    from tempclr_cli.core.encode.jobs import plan
     from tempclr_cli.core.encode.encoders import load_encoder
     from tempclr_cli.core.media.video import write_video
 
@@ -154,7 +155,7 @@ def extraction_figures(device: torch.device, seconds: float) -> dict:
         video = write_video(Path(tmp) / "v.mp4", frames, 25)
         encoder = load_encoder("tiny", "none", None, device, 0)
         cfg = extract.ExtractConfig(fps=8.0, clip_seconds=1.0, workers=0, batch_size=256)
-        jobs = extract.plan([video], Path(tmp) / "out", Path(tmp))
+        jobs = plan([video], Path(tmp) / "out", Path(tmp))
         start = time.perf_counter()
         results = [e for e in extract.run(jobs, encoder, cfg, Path(tmp) / "out") if not isinstance(e, int)]
         elapsed = time.perf_counter() - start

@@ -37,6 +37,7 @@ def reference() -> dict:
 def step_dataset(tmp_path_factory):
     """30 synthetic step videos and their tiny-encoder features (extracted in this process)."""
     from tempclr_cli.core.encode import extract
+    from tempclr_cli.core.encode.jobs import plan
     from tempclr_cli.core.encode.encoders import load_encoder
     from tempclr_cli.core.media.synth import SynthConfig, generate
     from tempclr_cli.core.media.video import find_videos
@@ -45,7 +46,7 @@ def step_dataset(tmp_path_factory):
     data, feats = root / "data", root / "features"
     list(generate(data, SynthConfig(videos=30, classes=0, seed=5)))
     encoder = load_encoder("tiny", "none", None, torch.device("cpu"), seed=0)
-    jobs = extract.plan(find_videos([data / "videos"]), feats, data / "videos")
+    jobs = plan(find_videos([data / "videos"]), feats, data / "videos")
     results = [e for e in extract.run(jobs, encoder, extract.ExtractConfig(workers=0), feats) if not isinstance(e, int)]
     assert all(r.status == "ok" for r in results)
     return data, feats

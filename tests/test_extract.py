@@ -164,6 +164,8 @@ def test_rows_time_decoding_and_encoding_where_they_happen(tmp_path):
     import torch
 
     from tempclr_cli.core.encode import extract
+
+    from tempclr_cli.core.encode.jobs import plan
     from tempclr_cli.core.encode.registry import load_encoder
     from videos import cfr
 
@@ -178,7 +180,7 @@ def test_rows_time_decoding_and_encoding_where_they_happen(tmp_path):
             time.sleep(0.2)
             return tiny.encode_images(frames)
 
-    jobs = extract.plan(videos, tmp_path / "out", tmp_path / "in")
+    jobs = plan(videos, tmp_path / "out", tmp_path / "in")
     rows = [e.row for e in extract.run(jobs, Slow(), extract.ExtractConfig(workers=1), tmp_path / "out")
             if not isinstance(e, int)]
     for row in rows:

@@ -288,6 +288,8 @@ def test_damaged_videos_never_stop_the_run(sources, tmp_path):
     import torch
 
     from tempclr_cli.core.encode import extract
+
+    from tempclr_cli.core.encode.jobs import plan
     from tempclr_cli.core.encode.registry import load_encoder
 
     strategy = damaged(sorted(sources))
@@ -304,7 +306,7 @@ def test_damaged_videos_never_stop_the_run(sources, tmp_path):
     for k, (name, ops) in enumerate(cases):
         (folder / f"{k:03d}-{name}").write_bytes(apply(sources[name], ops))
     encoder = load_encoder("tiny", "none", None, torch.device("cpu"))
-    jobs = extract.plan(sorted(folder.iterdir()), tmp_path / "out", folder)
+    jobs = plan(sorted(folder.iterdir()), tmp_path / "out", folder)
     results = [e for e in extract.run(jobs, encoder, extract.ExtractConfig(workers=0), tmp_path / "out")
                if not isinstance(e, int)]
     assert len(results) == len(cases)  # every file answered; none stopped the run

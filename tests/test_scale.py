@@ -11,7 +11,7 @@ import pytest
 from test_faults import TINY
 from videos import cfr
 
-from tempclr_cli.core.encode.extract import parse_shard
+from tempclr_cli.core.encode.jobs import parse_shard
 
 
 @pytest.mark.slow

@@ -192,7 +192,7 @@ def _plan(sources, out, cfg, model, pretrained, checkpoint, root, device, seed, 
           engine, as_json: bool, quiet: bool) -> None:
     """`--plan`: the estimate of core.encode.estimate, as a table (or JSON)."""
     from tempclr_cli.core.encode.estimate import plan_run
-    from tempclr_cli.core.encode.extract import parse_shard
+    from tempclr_cli.core.encode.jobs import parse_shard
     from tempclr_cli.core.encode.registry import load_encoder
     from tempclr_cli.core.runtime import resolve_device
 

@@ -20,6 +20,7 @@ import torch
 from tempclr_cli.core.data.annotations import read_youcook2
 from tempclr_cli.core.data.features import FeatureStore
 from tempclr_cli.core.encode import extract
+from tempclr_cli.core.encode.jobs import Job, pending, plan
 from tempclr_cli.core.encode.encoders import EncoderSpec, load_spec
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.io import write_json
@@ -118,7 +119,7 @@ class Demo:
         for _ in generate(self.data, self.synth_config()):
             advance(1)
 
-    def extraction_jobs(self) -> list[tuple[list[extract.Job], extract.ExtractConfig, Path]]:
+    def extraction_jobs(self) -> list[tuple[list[Job], extract.ExtractConfig, Path]]:
         """(jobs still to do, config, output) for the step videos and the action clips."""
         from tempclr_cli.core.media.video import find_videos
 
@@ -128,8 +129,8 @@ class Demo:
         ]
         out = []
         for source, cfg, target in plans:
-            jobs = extract.plan(find_videos([source]), target, source)
-            out.append((extract.pending(jobs, target), cfg, target))
+            jobs = plan(find_videos([source]), target, source)
+            out.append((pending(jobs, target), cfg, target))
         return out
 
     def extract_features(self, device, progress: Progress = silent, log: Callable[[str], None] = lambda _: None) -> None:

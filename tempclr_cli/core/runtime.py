@@ -105,6 +105,19 @@ def process_rank() -> tuple[int, int]:
     return 0, 1
 
 
+def process_share() -> tuple[int, int]:
+    """(i, n): this process's share of a sharded job. A SLURM array's task k of K (`--array=A-B[:step]`,
+    counted from its first id), with the `srun` tasks inside each task splitting its share again; else
+    `process_rank` (torchrun's rank, SLURM's task)."""
+    env = os.environ
+    if "RANK" in env or not {"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"} <= env.keys():
+        return process_rank()
+    step, first = int(env.get("SLURM_ARRAY_TASK_STEP", 1)), int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+    task = (int(env["SLURM_ARRAY_TASK_ID"]) - first) // step
+    rank, world = process_rank()  # SLURM_PROCID / SLURM_NTASKS of this array task's own tasks
+    return task * world + rank, int(env["SLURM_ARRAY_TASK_COUNT"]) * world
+
+
 def local_rank() -> int:
     """This process's GPU on its node: torchrun's LOCAL_RANK (0 elsewhere)."""
     return int(os.environ.get("LOCAL_RANK", 0))

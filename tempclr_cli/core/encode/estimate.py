@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from tempclr_cli.core.data.stores import bytes_per_video, get_layout
-from tempclr_cli.core.encode.extract import DecodeStream, ExtractConfig, Job, parts_of, plan_jobs, sampling_for
+from tempclr_cli.core.encode.extract import DecodeStream, ExtractConfig, sampling_for
+from tempclr_cli.core.encode.jobs import Job, parts_of, plan_jobs
 from tempclr_cli.core.encode.shards import durations, filled, read_inputs
 
 PROBES = 3  # videos decoded and encoded to measure the rates

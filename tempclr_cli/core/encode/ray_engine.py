@@ -36,9 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tempclr_cli.core.encode.extract import (
-    DecodeStream, ExtractConfig, Job, Sink, VideoResult, claim_path, failure, finish, parts_of,
-)
+from tempclr_cli.core.encode.extract import DecodeStream, ExtractConfig, Sink, VideoResult, claim_path, failure, finish
+from tempclr_cli.core.encode.jobs import Job, parts_of
 from tempclr_cli.core.encode.shards import Member
 from tempclr_cli.core.errors import TempclrError
 
