@@ -106,3 +106,22 @@ def test_vectorised_equals_the_released_loops_and_mean_scaling_divides_them():
         assert float(mean[key]) * scale == pytest.approx(float(loop[key]), abs=1e-9)
     expected = mean["ic_global"] + 0.5 * mean["ic_local"] + mean["local_local"] + mean["global_local"]
     assert float(mean["total"]) == pytest.approx(float(expected))
+
+
+def test_the_sequence_loss_takes_a_band_as_recipes_do():
+    """#40: `loss.band` narrows the sequence distance to a Sakoe-Chiba band: a band as wide as the
+    sequences changes nothing, a tight one changes the loss, and a measure without one refuses it."""
+    import pytest
+
+    from tempclr_cli.core.errors import TempclrError
+    from tempclr_cli.core.train.losses import sequence_contrastive_loss
+
+    gen = torch.Generator().manual_seed(0)
+    text = torch.nn.functional.normalize(torch.randn(2, 4, 8, generator=gen), dim=-1)
+    video = torch.nn.functional.normalize(torch.randn(2, 9, 8, generator=gen), dim=-1)
+    perms = torch.stack([torch.randperm(4, generator=gen) for _ in range(3)]).expand(2, -1, -1)  # (B, P, K)
+    free = sequence_contrastive_loss(text, video, perms)
+    assert torch.allclose(sequence_contrastive_loss(text, video, perms, band=9), free)
+    assert not torch.allclose(sequence_contrastive_loss(text, video, perms, band=0), free)
+    with pytest.raises(TempclrError, match="loss.band"):
+        sequence_contrastive_loss(text, video, perms, distance="capavg", band=1)

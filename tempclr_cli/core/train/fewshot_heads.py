@@ -133,7 +133,7 @@ class FewshotTask:
         keys, _ = model(self.feats[batch.keys.flatten()], None)  # (B*K, N, D)
         keys = keys.view(B, K, *keys.shape[1:])
         keys = keys.gather(2, batch.orders[..., None].expand(-1, -1, -1, keys.shape[-1]))  # shuffled copies
-        seq = video_contrastive_loss(query, keys, loss.distance, loss.gamma, loss.temperature)
+        seq = video_contrastive_loss(query, keys, loss.distance, loss.gamma, loss.temperature, loss.band)
         return {"sequence": seq, "total": seq}
 
 

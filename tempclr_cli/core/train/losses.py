@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from tempclr_cli.core.align import measures
+from tempclr_cli.core.errors import TempclrError
 
 COSINE_EPS = 0.01  # as in the released TempCLR code: <x,y> / (|x||y| + eps)
 
@@ -55,6 +56,7 @@ def sequence_contrastive_loss(
     gamma: float = 0.1,
     temperature: float = 1.0,
     video_permutations: torch.Tensor | None = None,
+    band: int | None = None,
 ) -> torch.Tensor:
     """Sequence-level contrastive loss, averaged over sequences.
 
@@ -69,6 +71,8 @@ def sequence_contrastive_loss(
     distance : a differentiable measure of `align.measures` (softdtw; otam, symmetrised, as released).
     video_permutations : LongTensor [shape=(P, M) or (B, P, M)], optional
         Column (clip) order of each negative, for unit-level shuffling.
+    band : int, optional
+        A Sakoe-Chiba radius in cells on the sequence distance (`dtw.soft_dtw`'s `band`; recipes' `loss.band`).
 
     Returns
     -------
@@ -88,22 +92,27 @@ def sequence_contrastive_loss(
             [torch.arange(M, device=cost.device).expand(B, 1, M), video_permutations.to(cost.device)], 1
         )
         keys = keys.gather(3, cols[:, :, None, :].expand(-1, -1, K, -1))
-    return _keys_loss(keys, distance, gamma, temperature)
+    return _keys_loss(keys, distance, gamma, temperature, band)
 
 
 def video_contrastive_loss(query: torch.Tensor, keys: torch.Tensor, distance: str = "softdtw", gamma: float = 0.1,
-                           temperature: float = 1.0) -> torch.Tensor:
+                           temperature: float = 1.0, band: int | None = None) -> torch.Tensor:
     """The same sequence loss between videos (few-shot training): query [shape=(B, N, D)] against
     keys [shape=(B, 1+P, M, D)] whose key 0 is the positive (a video of the query's class)."""
     cost = cosine_cost(query[:, None].expand(-1, keys.shape[1], -1, -1), keys)  # (B, 1+P, N, M)
-    return _keys_loss(cost, distance, gamma, temperature)
+    return _keys_loss(cost, distance, gamma, temperature, band)
 
 
-def _keys_loss(keys: torch.Tensor, distance: str, gamma: float, temperature: float) -> torch.Tensor:
-    """Mean cross-entropy of -distance / temperature over keys (B, 1+P, K, M), target key 0."""
+def _keys_loss(keys: torch.Tensor, distance: str, gamma: float, temperature: float,
+               band: int | None = None) -> torch.Tensor:
+    """Mean cross-entropy of -distance / temperature over keys (B, 1+P, K, M), target key 0; `band` on a
+    measure that takes one (`Measure.constrained`), refused by name on one that does not."""
     B = keys.shape[0]
     flat = keys.flatten(0, 1)  # all keys of all sequences in one DTW call
-    dist = measures.get(distance, "loss").distance(flat, None, gamma)
+    measure = measures.get(distance, "loss")
+    if band is not None and not measure.constrained:
+        raise TempclrError(f"loss.band applies to the DTW family (softdtw, otam), not loss.distance {distance}")
+    dist = measure.distance(flat, None, gamma, band=band) if band is not None else measure.distance(flat, None, gamma)
     logits = -dist.view(B, -1) / temperature
     return F.cross_entropy(logits, torch.zeros(B, dtype=torch.long, device=logits.device))
 

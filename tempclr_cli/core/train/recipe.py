@@ -92,6 +92,7 @@ class LossConfig:
     global_local: float = _range(0.0, None, default=1.0)
     distance: Literal[LOSS_MEASURES] = "softdtw"  # a differentiable measure of align.measures
     gamma: float = _range(1e-4, None, default=0.1)
+    band: int | None = _range(0, None, default=None)  # a Sakoe-Chiba radius (cells) on the sequence distance; None: none
     negatives: int = _range(1, None, default=31)
     shuffle: Literal["steps", "steps+units", "steps-or-units"] = "steps"  # TempCLR negatives (see tempclr_heads)
     clip_similarity: Literal["dot", "cosine"] = "dot"  # TempCLR clip-caption term: raw dots, or cosine / temperature

@@ -259,7 +259,7 @@ class TempCLRTask:
         pooled_units = self.per_unit == 1
         units = pooled if pooled_units else clips
         seq = sequence_contrastive_loss(text, units, batch.rows, loss_cfg.distance, loss_cfg.gamma,
-                                        loss_cfg.temperature, None if pooled_units else batch.cols)
+                                        loss_cfg.temperature, None if pooled_units else batch.cols, loss_cfg.band)
         caps, segs = text.flatten(0, 1), pooled.flatten(0, 1)
         if loss_cfg.clip_similarity == "cosine":
             caps, segs = F.normalize(caps, dim=-1), F.normalize(segs, dim=-1) / loss_cfg.temperature

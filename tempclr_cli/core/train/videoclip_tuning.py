@@ -140,6 +140,7 @@ class VideoCLIPTuning(TempCLRTask):
         units, text = model(segments.flatten(0, 1), seg_mask.flatten(0, 1), batch.ids.flatten(0, 1),
                             batch.id_mask.flatten(0, 1))
         units, text = units.view(B, K, -1), text.view(B, K, -1)
-        seq = sequence_contrastive_loss(text, units, batch.rows, cfg.distance, cfg.gamma, cfg.temperature)
+        seq = sequence_contrastive_loss(text, units, batch.rows, cfg.distance, cfg.gamma, cfg.temperature,
+                                        band=cfg.band)
         clip = clip_caption_loss(gather_with_grad(text.flatten(0, 1)), gather_with_grad(units.flatten(0, 1)))
         return {"sequence": seq, "clip_caption": clip, "total": cfg.sequence_weight * seq + cfg.clip_weight * clip}
