@@ -123,5 +123,13 @@ def test_the_sequence_loss_takes_a_band_as_recipes_do():
     free = sequence_contrastive_loss(text, video, perms)
     assert torch.allclose(sequence_contrastive_loss(text, video, perms, band=9), free)
     assert not torch.allclose(sequence_contrastive_loss(text, video, perms, band=0), free)
-    with pytest.raises(TempclrError, match="loss.band"):
-        sequence_contrastive_loss(text, video, perms, distance="capavg", band=1)
+    from tempclr_cli.core.align import measures
+
+    measures.register_measure("meanpair", "mean cost (no band)", tasks=("loss",), differentiable=True)(
+        lambda cost, lengths=None, gamma=0.0: cost.mean((1, 2)))
+    try:
+        assert sequence_contrastive_loss(text, video, perms, distance="meanpair").isfinite()
+        with pytest.raises(TempclrError, match="loss.band"):
+            sequence_contrastive_loss(text, video, perms, distance="meanpair", band=1)
+    finally:
+        measures.MEASURES.pop("meanpair")
