@@ -198,14 +198,38 @@ def test_clip_matching_transfers_steps_past_background_on_either_side():
     C C (n: background only the target has). Each step lands on the target's own clips."""
     import torch
 
-    from tempclr_cli.core.align.aligner import _segment_by_matched_clips
+    from tempclr_cli.core.align.aligner import _matched_clips, _segment_by_matched_clips
 
     a, b, c, x, n = torch.eye(5, dtype=torch.float64)
     ref = torch.stack([a, a, a, x, x, b, b, c, c, c])
     target = torch.stack([n, n, a, a, b, b, b, b, n, c, c])
     labels = torch.tensor([0, 0, 0, -1, -1, 1, 1, 2, 2, 2])
-    seg = _segment_by_matched_clips(ref, target, labels, drop_cost=0.5)
+    seg = _segment_by_matched_clips(_matched_clips(ref, target, "clips", drop_cost=0.5), labels)
     assert list(zip(seg.starts, seg.ends)) == [(2, 3), (4, 7), (9, 10)]
+
+
+def test_a_reference_procedure_is_found_inside_a_longer_video(tmp_path):
+    """#40, --match subsequence: the reference's clips (A A B B B C C) found whole inside a target that
+    has other footage before and after (n n n A A B B B C C n n); the steps land on the middle, and
+    what comes before and after is background. Through the CLI, on .npy features."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b, c, *others = np.linalg.qr(rng.standard_normal((16, 16)))[0][:8]
+    noisy = lambda rows: np.stack(rows) + 0.05 * rng.standard_normal((len(rows), 16))  # noqa: E731
+    np.save(tmp_path / "ref.npy", noisy([a, a, b, b, b, c, c]).astype(np.float32))
+    np.save(tmp_path / "target.npy", noisy([*others[:3], a, a, b, b, b, c, c, *others[3:5]]).astype(np.float32))
+    (tmp_path / "ref.srt").write_text("1\n00:00:00,000 --> 00:00:02,000\ncrack\n\n2\n00:00:02,000 --> 00:00:05,000\n"
+                                      "whisk\n\n3\n00:00:05,000 --> 00:00:07,000\nfry\n")
+    done = tempclr("align", str(tmp_path / "target.npy"), "--reference", str(tmp_path / "ref.npy"),
+                   str(tmp_path / "ref.srt"), "--match", "subsequence", "-f", "json", "--model", "tiny",
+                   "--pretrained", "none", "--mix-encoders", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    steps = json.loads(done.stdout)["steps"]
+    assert [(s["text"], s["start"], s["end"]) for s in steps[:2]] == [("crack", 3.0, 5.0), ("whisk", 5.0, 8.0)]
+    # DTW may match the reference's last two clips to the target's first C (a tie in cost): fry ends at 9 or 10,
+    # never in the footage after the procedure
+    assert steps[2]["start"] == 8.0 and steps[2]["end"] in (9.0, 10.0)
 
 
 def test_the_review_page_can_embed_its_video(store, tmp_path):

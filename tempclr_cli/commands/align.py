@@ -42,8 +42,9 @@ def align(
         metavar="REF_VIDEO REF_STEPS", help="Transfer the timed steps of an annotated video of the same procedure "
         "(REF_STEPS: a tempclr JSON, SRT, VTT or YouCookII annotation) instead of reading STEPS.")] = None,
     match: Annotated[TransferMatch, typer.Option(
-        help="--reference: steps (each reference step's mean clip, Drop-DTW on VIDEO) or clips (the two clip "
-        "sequences matched with drops on both sides; better with a weak encoder).")] = TransferMatch.steps,
+        help="--reference: steps (each reference step's mean clip, Drop-DTW on VIDEO), clips (the two clip "
+        "sequences matched with drops on both sides; better with a weak encoder) or subsequence (the reference "
+        "found whole inside a longer VIDEO, whose clips before and after it are background).")] = TransferMatch.steps,
     plot: Annotated[Optional[Path], typer.Option(
         help="Save the step x time similarity heatmap with the alignment (.png, .jpg, .svg or .pdf).", callback=figure)] = None,
     embed_video: Annotated[bool, typer.Option(help="html: embed the video in the page (up to 50 MB) instead of linking it.")] = False,

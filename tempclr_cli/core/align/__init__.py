@@ -3,4 +3,6 @@
 Choices the commands offer are declared here, in a module that imports nothing heavy.
 """
 
-TRANSFER_MATCHES = ("steps", "clips")  # align --reference: by each reference step's mean clip, or clip to clip
+# align --reference: by each reference step's mean clip, clip to clip (drops on both sides), or the reference's clips
+# found whole inside a longer video (subsequence DTW)
+TRANSFER_MATCHES = ("steps", "clips", "subsequence")

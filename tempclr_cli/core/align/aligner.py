@@ -52,17 +52,33 @@ def _clip_labels(starts: list[float], ends: list[float], steps: list[tuple[float
     return labels
 
 
-def _segment_by_matched_clips(ref_clips: Tensor, clips: Tensor, labels: Tensor, drop_cost: float | None):
-    """Match target clips to reference clips (drops on both sides) and split the target into
-    the reference's steps so that each clip's span agrees with its match's step label."""
+def _matched_clips(ref_clips: Tensor, clips: Tensor, match: str, drop_cost: float | None) -> Tensor:
+    """The reference clip each target clip is matched to (-1: none). match "clips": DTW that may
+    drop clips of either side (`dtw.match_with_drops`); "subsequence": the reference matched whole
+    inside the target, with a free start and end (subsequence DTW), the target's clips outside that
+    stretch matched to none: a reference procedure found inside a longer video."""
     import torch
 
-    from tempclr_cli.core.align.dtw import match_with_drops, segment
+    from tempclr_cli.core.align.dtw import dtw, match_with_drops
     from tempclr_cli.core.align.steps import auto_drop_cost
 
     cost = 1 - ref_clips @ clips.T  # (reference clips, target clips)
+    if match == "subsequence":
+        path = dtw(cost, subsequence=True).paths  # (L, 2): (reference clip, target clip), in order
+        matched = torch.full((clips.shape[0],), -1, dtype=torch.long)
+        matched[path[:, 1].flip(0)] = path[:, 0].flip(0)  # each target clip: the first reference clip on it
+        return matched
     drop = auto_drop_cost(cost.reshape(1, -1)) if drop_cost is None else drop_cost
-    matched, _ = match_with_drops(cost, drop, drop)
+    return match_with_drops(cost, drop, drop)[0]
+
+
+def _segment_by_matched_clips(matched: Tensor, labels: Tensor):
+    """Split the target into the reference's steps so that each clip's span agrees with its match's
+    step label (`_matched_clips`; -1: a clip matched to none is background)."""
+    import torch
+
+    from tempclr_cli.core.align.dtw import segment
+
     step_of = torch.where(matched >= 0, labels[matched.clamp(min=0)], -1)
     K = int(labels.max()) + 1
     disagree = (step_of[None, :] != torch.arange(K)[:, None]).double()  # (K, target clips)
@@ -166,7 +182,10 @@ class Aligner:
         of all clip-pair costs); each target clip takes its match's step, and the steps'
         spans are the ordered, contiguous split that agrees with those labels best. It wins
         with a weak encoder (random weights: 81% of boundaries within 1 s, against 60%) and
-        loses with a good one (synthetic weights: 92%, against 100%; docs/results.md)."""
+        loses with a good one (synthetic weights: 92%, against 100%; docs/results.md).
+        match="subsequence": the reference's clips are found whole inside `video` (subsequence
+        DTW: a free start and end along the target), for a procedure inside a longer video;
+        the target's clips before and after it are background, the rest labelled as for "clips"."""
         import torch
 
         if match not in TRANSFER_MATCHES:
@@ -194,7 +213,8 @@ class Aligner:
         from tempclr_cli.core.align.steps import alignment_of
 
         _enough_clips(len(texts), len(clips), f"{len(texts)} steps", video)
-        seg = _segment_by_matched_clips(ref_clips, clips, _clip_labels(ref.starts, ref.ends, reference_steps), drop_cost)
+        matched = _matched_clips(ref_clips, clips, match, drop_cost)
+        seg = _segment_by_matched_clips(matched, _clip_labels(ref.starts, ref.ends, reference_steps))
         sim = torch.nn.functional.normalize(prototypes, dim=-1) @ clips.T  # the heatmap and the scores
         return alignment_of(seg, sim, texts, target.starts, target.ends, str(video), target.duration, target.source)
 
