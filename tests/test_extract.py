@@ -189,6 +189,10 @@ def test_rows_time_decoding_and_encoding_where_they_happen(tmp_path):
                                                                          "waited_seconds")}}
     assert extract.bound(summary) == "encode"
     assert extract.bound({**summary, "waited_seconds": summary["encode_seconds"] + 1}) == "decode"
+    # #40: how many decoding workers would keep this encoder busy: decoding time over encoding time
+    assert extract.workers_to_keep_up({"ok": 3, "decode_seconds": 9.0, "encode_seconds": 2.0}) == 5
+    assert extract.workers_to_keep_up({"ok": 3, "decode_seconds": 1.0, "encode_seconds": 2.0}) == 1
+    assert extract.workers_to_keep_up({"ok": 0, "decode_seconds": 0.0, "encode_seconds": 0.0}) is None
 
 
 def test_decode_modes_are_recorded_and_give_the_same_clips(tmp_path):

@@ -346,3 +346,18 @@ def test_the_decode_report_is_the_index_rows_decoding_fields(tmp_path):
     report = DecodeReport()
     assert len(list(filter_frames(path, 30, 16, report))) == 60
     assert report.decode == VIDEOCLIP_DECODE and report.decode.startswith("n/a") and report.max_offset is None
+
+
+def test_hwaccel_auto_picks_nvdec_only_where_it_wins(tmp_path, monkeypatch):
+    """#40: `--hwaccel auto` (the default) decodes on NVDEC for H.264 / HEVC from 1080p up when a CUDA
+    device is there, and on the CPU elsewhere: small videos, other codecs, and machines without one."""
+    import torch
+
+    from tempclr_cli.core.media.decode import auto_hwaccel
+    from videos import cfr, encode_with
+
+    big, small = cfr(tmp_path / "big.mp4", 0.2, size=1088), cfr(tmp_path / "small.mp4", 0.2, size=480)
+    mpeg4 = encode_with(tmp_path / "big.avi", "mpeg4", "yuv420p", "avi", 1088, 1088, {}, seconds=0.2)
+    assert auto_hwaccel(big) is None  # no CUDA device here
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert [auto_hwaccel(p) for p in (big, small, mpeg4)] == ["cuda", None, None]

@@ -100,8 +100,9 @@ def extract(
              "per sample. Does not apply to encoders of the videoclip protocol (s3d-howto100m; `tempclr models` "
              "lists each one's): ffmpeg's filters decode every frame, and index.jsonl says decode n/a.")] = Decode.fast,
     hwaccel: Annotated[Hwaccel, typer.Option(
-        help="cuda: decode on the GPU's NVDEC (FFmpeg's hwaccel). A video it cannot open there is decoded on the "
-             "CPU, with a warning and the reason in its index.jsonl row (decoded_on).")] = Hwaccel.none,
+        help="auto: NVDEC where it is expected to beat the CPU (a CUDA device, H.264 or HEVC from 1080p up), else "
+             "the CPU; cuda: every video on the GPU's NVDEC (FFmpeg's hwaccel), and one it cannot open there on the "
+             "CPU, with a warning; none: the CPU. Each index.jsonl row says where it decoded (decoded_on).")] = Hwaccel.auto,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo videos whose features already exist.")] = False,
     shard: Annotated[Optional[str], typer.Option(metavar="I/N", help="Process shard i of n (i/n); under torchrun "
         "RANK/WORLD_SIZE, in a SLURM array SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT.", rich_help_panel="Scale")] = None,
@@ -239,7 +240,8 @@ def _render(summary: dict, as_json: bool, quiet: bool) -> None:
         )
         err.print(table)
         if summary.get("bound"):  # which side to speed up
-            hint = ("more --workers (or cores) would help" if summary["bound"] == "decode"
+            hint = (f"about {summary['workers_to_keep_up']} decoding workers would keep the encoder busy (--workers; "
+                    "more cores or machines)" if summary["bound"] == "decode"
                     else "a faster encoder or a GPU would help; more workers would not")
             err.print(f"decoding {summary['decode_seconds']:.1f} s, encoding {summary['encode_seconds']:.1f} s, "
                       f"waiting for frames {summary['waited_seconds']:.1f} s: {summary['bound']}-bound; {hint}",

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +58,7 @@ class ExtractConfig:
     batch_size: int = 64  # frames per encoder batch (and per decoded chunk)
     workers: int = 2  # decoder processes; 0 decodes in this process
     decode: str = "fast"  # media.sampling.DECODE_MODES: fast skips what no sample needs; exact decodes every frame
-    hwaccel: str = "none"  # media.decode.HWACCELS: cuda decodes on NVDEC where it opens (logged per video where not)
+    hwaccel: str = "auto"  # media.decode.HWACCELS: auto (NVDEC where it wins), none, cuda (NVDEC where it opens)
 
     def check(self) -> None:
         if self.fps <= 0 or self.clip_seconds <= 0:
@@ -81,7 +80,6 @@ def sampling_for(encoder, cfg: ExtractConfig) -> ExtractConfig:
     """The sampling a loaded encoder needs: image encoders take `cfg` as it is; a video
     encoder sees `frames_per_clip` consecutive samples per clip, at its own rate (S3D: 30
     fps, 1-s clips) or at frames_per_clip / clip_seconds (TCLR), in batches of whole clips."""
-    from dataclasses import replace
 
     frames = encoder.frames_per_clip
     if frames == 1:
@@ -427,6 +425,8 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     # weights are checked on every run, also one with nothing left to do: a wrong file is an error, not a no-op
     encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device), seed)
     cfg = sampling_for(encoder, cfg)
+    if cfg.hwaccel == "auto" and not torch.cuda.is_available():  # nothing to choose: no spawned decoding workers
+        cfg = replace(cfg, hwaccel="none")
     since, broken = time.time(), []
     todo = pending(jobs, out, overwrite, layout, verify, broken.append)
     on_plan(jobs, todo)
@@ -449,6 +449,7 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
             tally(summary, event)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary["bound"] = bound(summary)
+    summary["workers_to_keep_up"] = workers_to_keep_up(summary)
     return merged_over_ranks(summary)
 
 
@@ -476,12 +477,24 @@ def bound(summary: dict) -> str | None:
     return "decode" if summary["waited_seconds"] > summary["encode_seconds"] else "encode"
 
 
+def workers_to_keep_up(summary: dict) -> int | None:
+    """How many decoding workers would keep the encoder busy: the run's decoding time over its
+    encoding time (each worker decodes its videos while the encoder takes the batches of all), at
+    least 1. None when nothing was encoded. A GPU encodes S3D's 30-fps clips far faster than one
+    CPU core decodes them: this is the --workers to ask for (or the cores to find)."""
+    if not summary["ok"] or summary["encode_seconds"] <= 0:
+        return None
+    return max(1, math.ceil(summary["decode_seconds"] / summary["encode_seconds"]))
+
+
 def merged_over_ranks(summary: dict) -> dict:
     """Under torchrun (a rendezvous in the environment) every rank's summary, summed: the
     same answer as one process. Elsewhere (one process, SLURM tasks) this process's own."""
     import torch.distributed as dist
 
-    if int(os.environ.get("WORLD_SIZE", 1)) < 2 or "MASTER_ADDR" not in os.environ:
+    from tempclr_cli.core.runtime import process_rank, rendezvous
+
+    if process_rank()[1] < 2 or not rendezvous():
         return summary
     if not dist.is_initialized():
         dist.init_process_group("gloo")
@@ -491,6 +504,7 @@ def merged_over_ranks(summary: dict) -> dict:
     for key in ("videos", "skipped", "ok", "clips", "decode_seconds", "encode_seconds", "waited_seconds"):
         merged[key] = sum(p[key] for p in parts)
     merged["bound"] = bound(merged)
+    merged["workers_to_keep_up"] = max((p.get("workers_to_keep_up") or 0 for p in parts), default=0) or None  # per rank
     for key in ("failed", "truncated", "renamed", "broken"):
         merged[key] = [x for p in parts for x in p[key]]
     merged["format"] = summary["format"]

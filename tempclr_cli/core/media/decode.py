@@ -19,7 +19,11 @@ import numpy as np
 
 from tempclr_cli.core.errors import TempclrError
 
-HWACCELS = ("none", "cuda")  # decoding devices: the CPU, NVDEC (FFmpeg's hwaccel, through PyAV)
+HWACCELS = ("auto", "none", "cuda")  # decoding devices: NVDEC where it wins (`auto_hwaccel`), the CPU, NVDEC
+# NVDEC where it beats the CPU, as a starting rule (torchcodec's published figures: about 3x the CPU at 1080p under
+# concurrency, 5.6x slower at 540p): these codecs, from this height up. scripts/gpu_check.sh measures it per machine.
+NVDEC_CODECS = ("h264", "hevc")
+NVDEC_MIN_HEIGHT = 1080
 MAX_DECODE_ERRORS = 1000  # past this many bad packets a file is given up as undecodable from there on
 VIDEOCLIP_DECODE = "n/a (videoclip protocol: ffmpeg's filters decode every frame)"  # `decode` under filter_frames
 
@@ -80,16 +84,36 @@ class DecodeReport:
 # --- opening -------------------------------------------------------------------------
 
 
+def auto_hwaccel(path: Path) -> str | None:
+    """"cuda" where NVDEC is expected to beat the CPU (a CUDA device, and a NVDEC_CODECS stream at
+    least NVDEC_MIN_HEIGHT high), else None: `--hwaccel auto`, the default."""
+    import av
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            fits = stream.codec_context.name in NVDEC_CODECS and min(stream.height, stream.width) >= NVDEC_MIN_HEIGHT
+    except (av.FFmpegError, IndexError):
+        return None  # the CPU path says what is wrong with the file
+    return "cuda" if fits else None
+
+
 def open_video(path: Path, hwaccel: str | None = None, report: DecodeReport | None = None):
     """`path` opened for decoding; with `hwaccel` ("cuda": NVDEC) on that device where it
     opens, else on the CPU, and `report.decoded_on` says which, and why the CPU: "cuda", or
-    "cpu (cuda: <reason>)". Raises VideoError for what holds no decodable video stream."""
+    "cpu (cuda: <reason>)"; "auto" picks by `auto_hwaccel` (a CPU it picks is plain "cpu").
+    Raises VideoError for what holds no decodable video stream."""
     import av
 
     if not path.is_file():
         raise VideoError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
+    if hwaccel == "auto":
+        hwaccel = auto_hwaccel(path)
     container, reason = _open_on(path, hwaccel) if hwaccel else (None, None)
     try:
         container = container or av.open(str(path))

@@ -323,7 +323,7 @@ def _tempclr_frames(path, fps, size, report, decode, hwaccel):
 
 
 def _videoclip_frames(path, fps, size, report, decode, hwaccel):
-    if hwaccel != "none":  # said in the row (and warned by the command): --hwaccel was asked for
+    if hwaccel not in ("none", "auto"):  # said in the row (and warned by the command): --hwaccel cuda was asked for
         report.decoded_on = f"cpu ({hwaccel}: VideoCLIP's ffmpeg filters decode on the CPU)"
     return filter_frames(path, fps, size, report)
 
