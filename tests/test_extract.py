@@ -172,7 +172,7 @@ def test_rows_time_decoding_and_encoding_where_they_happen(tmp_path):
     videos = [cfr(tmp_path / "in" / f"v{k}.mp4", 3.0) for k in range(2)]
     tiny = load_encoder("tiny", "none", None, torch.device("cpu"))
 
-    class Slow:  # the same encoder, 0.2 s slower a batch: the run becomes encode-bound
+    class Slow:  # the same encoder, 0.2 s slower a batch
         def __getattr__(self, name):
             return getattr(tiny, name)
 
@@ -185,8 +185,9 @@ def test_rows_time_decoding_and_encoding_where_they_happen(tmp_path):
             if not isinstance(e, int)]
     for row in rows:
         assert row["encode_seconds"] >= 0.2 and row["decode_seconds"] > 0 and row["waited_seconds"] >= 0
-    summary = {"ok": len(rows), **{k: sum(r[k] for r in rows) for k in ("decode_seconds", "encode_seconds",
-                                                                         "waited_seconds")}}
+    # which side bound a run is read from those times (not asserted on this run's own: on a loaded machine the
+    # worker's start-up alone can outlast the encoder's sleeps)
+    summary = {"ok": 2, "decode_seconds": 0.1, "encode_seconds": 0.4, "waited_seconds": 0.05}
     assert extract.bound(summary) == "encode"
     assert extract.bound({**summary, "waited_seconds": summary["encode_seconds"] + 1}) == "decode"
     # #40: how many decoding workers would keep this encoder busy: decoding time over encoding time
