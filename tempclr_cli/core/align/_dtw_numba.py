@@ -310,7 +310,7 @@ def pairwise_hard_values(sim, n_rows, x_len, m_cols, y_len, out):  # pragma: no 
 # --- the backend interface of `dtw.py` (torch tensors in and out) ---------------------------------
 
 
-PARALLEL_CELLS = {"soft": 2**17, "hard": 2**20}  # about 2 ms of work on one thread, soft (2 exp, a log) or hard
+PARALLEL_CELLS = {"soft": 2**15, "hard": 2**18}  # about half a millisecond of work on one thread
 
 
 @contextmanager
