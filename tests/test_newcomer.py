@@ -181,3 +181,18 @@ def test_a_run_where_every_video_failed_names_no_bound(tmp_path):
     (tmp_path / "in" / "broken.mp4").write_bytes(b"not a video" * 100)
     done = tempclr("extract", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--workers", "0", *TINY)
     assert done.returncode == 3 and "-bound" not in done.stderr
+
+
+@pytest.mark.parametrize("name", ["classInd.txt", "trainlist01.txt"])
+def test_a_binary_file_among_the_split_lists_is_named(tmp_path, name):
+    """#36 item 7, left by the path sweep: files inside a dataset's list folder were read with a bare
+    UTF-8 decode (UnicodeDecodeError, exit 1)."""
+    from tempclr_cli.core.data.splits import split_videos, ucf101_classes
+
+    (tmp_path / "classInd.txt").write_text("1 Walk\n")
+    (tmp_path / "trainlist01.txt").write_text("Walk/v.avi 1\n")
+    (tmp_path / name).write_bytes(bytes(range(128, 256)))
+    from tempclr_cli.core.errors import TempclrError
+
+    with pytest.raises(TempclrError, match=f"{name}: not UTF-8 text"):
+        ucf101_classes(tmp_path) if name == "classInd.txt" else split_videos(tmp_path, "ucf101", tmp_path, 1, "train")

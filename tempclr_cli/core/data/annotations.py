@@ -177,7 +177,8 @@ def crosstask_subsets(folder: Path, has_features, n_train: int = 30, seed: int =
         if not path.is_file():
             raise TempclrError(f"{path}: not found (the CrossTask release's video list)")
         found: dict[str, list[str]] = {}
-        for k, row in enumerate(csv.reader(path.open(encoding="utf-8", newline=""))):
+        text = read_text(path, "CrossTask video list", "the release's videos.csv")
+        for k, row in enumerate(csv.reader(text.splitlines())):
             if not row:
                 continue
             if len(row) < 2:

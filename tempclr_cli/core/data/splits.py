@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tempclr_cli.core.errors import TempclrError
+from tempclr_cli.core.io import read_text
 from tempclr_cli.core.media.video import VIDEO_EXTENSIONS
 
 HMDB51_STATUS = {"train": "1", "test": "2"}
@@ -26,16 +27,21 @@ HMDB51_STATUS = {"train": "1", "test": "2"}
 def ucf101_classes(folder: Path) -> dict[str, str]:
     """classInd.txt: `1 ApplyEyeMakeup` lines -> {"1": "ApplyEyeMakeup"}."""
     classes = {}
-    for line in (folder / "classInd.txt").read_text(encoding="utf-8").splitlines():
+    path = folder / "classInd.txt"
+    for k, line in enumerate(read_text(path, "UCF101 class list", "a classInd.txt file").splitlines(), 1):
         if line.strip():
-            idx, name = line.split()
+            try:
+                idx, name = line.split()
+            except ValueError:
+                raise TempclrError(f"{path}:{k}: expected '<number> <class>', got {line.strip()!r}") from None
             classes[idx] = name
     return classes
 
 
 def ucf101_list(path: Path) -> list[tuple[str, str]]:
     """One train/test list: (relative video path, class) per line; the class is the folder."""
-    rels = [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = read_text(path, "UCF101 split list", "a trainlistNN.txt / testlistNN.txt file")
+    rels = [line.split()[0] for line in text.splitlines() if line.strip()]
     return [(rel, rel.split("/")[0]) for rel in rels]
 
 
@@ -45,7 +51,7 @@ def hmdb51_lists(folder: Path, split: int) -> list[tuple[str, str, str]]:
     rows = []
     for path in sorted(folder.glob(f"*{suffix}")):
         cls = path.name[: -len(suffix)]
-        for parts in (line.split() for line in path.read_text(encoding="utf-8").splitlines()):
+        for parts in (line.split() for line in read_text(path, "HMDB51 split list", "a split file").splitlines()):
             if len(parts) == 2:
                 rows.append((parts[0], cls, parts[1]))
     return rows
@@ -53,11 +59,10 @@ def hmdb51_lists(folder: Path, split: int) -> list[tuple[str, str, str]]:
 
 def read_diving48(root: Path, listing: Path) -> list[tuple[Path, str]]:
     """Diving48 V2 lists: a JSON list of {"vid_name", "label", "start_frame", "end_frame"}."""
+    text = read_text(listing, "Diving48 list", "a Diving48_V2_<subset>.json file")
     try:
-        rows = json.loads(listing.read_text(encoding="utf-8"))
+        rows = json.loads(text)
         return [(Path(root) / f"{r['vid_name']}.mp4", str(r["label"])) for r in rows]
-    except FileNotFoundError:
-        raise TempclrError(f"{listing}: Diving48 list not found") from None
     except (json.JSONDecodeError, KeyError, TypeError):
         raise TempclrError(f"{listing}: expected a JSON list of {{vid_name, label, start_frame, end_frame}}") from None
 
