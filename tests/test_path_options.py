@@ -63,6 +63,8 @@ CALLS: dict[str, list[dict]] = {
         {"list_": "{video_list}", "root": "{videos_dir}", "out": "{fresh}/f", "workers": 0, **TINY},
         {"inputs": ["{video}"], "out": "{fresh}/f", "workers": 0, "model": "tiny", "pretrained": "{tiny_weights}",
          "device": "cpu"},
+        {"inputs": ["{short_video}"], "out": "{fresh}/f", "workers": 0, "model": "s3d-howto100m",
+         "pretrained": "{s3d}/s3d_howto100m.pth", SLOW: True},
         {"inputs": ["{tclr_actions}"], "out": "{fresh}/f", "workers": 0, "model": "r3d18",
          "checkpoint": "{tclr}", "device": "cpu", SLOW: True},
     ],
@@ -331,6 +333,24 @@ class World:
     @cached_property
     def heads(self) -> Path:
         return self._train(self.heads_recipe, self.heads_set)
+
+    @cached_property
+    def short_video(self) -> Path:
+        from videos import cfr
+
+        return cfr(self.root / "short.mp4", 1.0)
+
+    @cached_property
+    def s3d(self) -> Path:
+        """S3D MIL-NCE's two released files, random weights (tests/test_s3d.py's)."""
+        import torch
+        from test_s3d import WORDS, _randomised
+
+        folder = self.root / "s3d"
+        folder.mkdir()
+        torch.save(_randomised().float().state_dict(), folder / "s3d_howto100m.pth")
+        np.save(folder / "s3d_dict.npy", WORDS)
+        return folder
 
     @cached_property
     def tclr_actions(self) -> Path:
