@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from test_cli import tempclr
-from test_search import captions, iou, synthetic_store
+from test_search import captions, iou
 
 from tempclr_cli.core.data.features import FeatureStore, read_row, row_of
 from tempclr_cli.core.encode.foreign import FOREIGN_FORMATS
@@ -22,15 +23,17 @@ TINY = ["--encoder", "tiny", "--pretrained", "synthetic"]
 
 
 @pytest.fixture(scope="module")
-def layouts(tmp_path_factory):
-    """A synthetic store re-laid out as two other tools lay out theirs, with the captions' vectors in a file.
+def layouts(synthetic_store, tmp_path_factory):
+    """A copy of the shared synthetic store (these tests index into it) re-laid out as two other tools lay out
+    theirs, with the captions' vectors in a file.
 
     video_features: clip/{video}_clip.npy beside 1-D {video}_fps.npy and {video}_timestamps_ms.npy.
     Ego4D: egovlp/{video_uid}.pt, one float32 tensor a video. Both hold float32 vectors 7 times unit length
     (other tools do not normalise), and Ego4D's encoder is one tempclr has no text tower for."""
     from tempclr_cli.core.encode.encoders import load_encoder
 
-    root = synthetic_store(tmp_path_factory.mktemp("foreign"))
+    root = tmp_path_factory.mktemp("foreign") / "store"
+    shutil.copytree(synthetic_store, root)
     vf, ego = root / "video_features" / "clip", root / "ego4d" / "egovlp"
     vf.mkdir(parents=True)
     ego.mkdir(parents=True)

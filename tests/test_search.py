@@ -15,22 +15,12 @@ from test_cli import tempclr
 from tempclr_cli.core.data.features import FeatureStore
 from tempclr_cli.core.data.packed import pack
 from tempclr_cli.core.eval.search import Searcher, clip_scores, moment_runs
-from tempclr_cli.core.media.synth import SynthConfig, generate
-
-SYNTHETIC = ["--model", "tiny", "--pretrained", "synthetic", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """Six synthetic videos (`tempclr synth`'s generator) and their tiny/synthetic features."""
-    return synthetic_store(tmp_path_factory.mktemp("search"))
-
-
-def synthetic_store(root: Path) -> Path:
-    list(generate(root, SynthConfig(videos=6, classes=0, class_videos=0, seed=38)))
-    done = tempclr("extract", str(root / "videos"), "-o", str(root / "feats"), "--workers", "0", "-q", *SYNTHETIC)
-    assert done.returncode == 0, done.stderr
-    return root
+@pytest.fixture
+def store(synthetic_store: Path) -> Path:
+    """Six synthetic videos (`tempclr synth`'s generator) and their tiny/synthetic features (conftest's, shared)."""
+    return synthetic_store
 
 
 def captions(root: Path) -> list[tuple[str, dict]]:
@@ -47,10 +37,10 @@ def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
     return inter / (max(a[1], b[1]) - min(a[0], b[0]))
 
 
-def test_search_finds_the_captioned_steps(store):
+def test_search_finds_the_captioned_steps(store, tmp_path):
     steps = captions(store)
     assert len(steps) >= 20
-    queries = store / "queries.txt"
+    queries = tmp_path / "queries.txt"
     queries.write_text("".join(s["sentence"] + "\n" for _, s in steps))
     done = tempclr("search", str(store / "feats"), "--queries", str(queries), "--top-k", "3", "--device", "cpu")
     assert done.returncode == 0, done.stderr
