@@ -88,6 +88,22 @@ def test_a_hugging_face_text_tower_gets_transformers_even_after_a_lean_import():
 
 
 @pytest.mark.slow
+def test_weights_that_need_no_download_leave_the_hub_out_and_a_tag_brings_it_back():
+    """#36: huggingface_hub (with httpx: 0.5 s of every call) is left out for random, shipped or local
+    weights; a weight tag, which may be downloaded, gets open_clip's download function back."""
+    out = fresh("""
+        import json, sys
+        from tempclr_cli.core.encode.open_clip_import import import_open_clip
+        import_open_clip("tiny", "synthetic")
+        pretrained = sys.modules["open_clip.pretrained"]
+        before = pretrained.hf_hub_download is None and "huggingface_hub" not in sys.modules
+        import_open_clip("ViT-B-32", "openai")
+        print(json.dumps({"before": before, "after": sys.modules["open_clip.pretrained"].hf_hub_download is not None}))
+    """)
+    assert out == {"before": True, "after": True}
+
+
+@pytest.mark.slow
 def test_the_stand_in_hands_over_to_the_real_module_for_any_other_name():
     out = fresh("""
         import json, sys
@@ -116,3 +132,17 @@ def test_align_gives_the_same_steps_with_the_lean_import_as_with_a_full_one(tmp_
         print(align({args[0]!r}, {args[1]!r}, model="tiny", pretrained="none", device="cpu").to_json())
     """)
     assert json.loads(lean.stdout)["steps"] == full["steps"]
+
+
+@pytest.mark.parametrize("name", ["tiny", "ViT-B-32", "RN50", "coca_ViT-B-32"])
+def test_the_default_tokenizer_is_open_clips_own_and_tokenizes_the_same(name):
+    """#36: a model with open_clip's default BPE tokenizer uses the one open_clip builds on import (0.1 s
+    less a call), with the same tokens as get_tokenizer's fresh copy."""
+    import open_clip
+    import torch
+
+    from tempclr_cli.core.encode.clip_encoder import _register_shipped_configs, _tokenizer
+
+    _register_shipped_configs(open_clip)
+    texts = ["crack the eggs", "whisk them until frothy", ""]
+    assert torch.equal(_tokenizer(open_clip, name)(texts), open_clip.get_tokenizer(name)(texts))

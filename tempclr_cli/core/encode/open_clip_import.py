@@ -49,18 +49,24 @@ def _real_dynamo_utils():
     return importlib.import_module(_DYNAMO_UTILS)
 
 
-# library -> (open_clip's module that imports it inside try/except ImportError, the config keys of a tower that needs it)
+# library -> (open_clip's module that imports it inside try/except ImportError, the name it binds there)
 ADAPTERS = {
-    "timm": ("open_clip.timm_model", ("vision_cfg", ("timm_model_name",))),
-    "transformers": ("open_clip.hf_model", ("text_cfg", ("hf_model_name", "hf_tokenizer_name"))),
+    "timm": ("open_clip.timm_model", "timm"),
+    "transformers": ("open_clip.hf_model", "transformers"),
+    "huggingface_hub": ("open_clip.pretrained", "hf_hub_download"),  # downloads weights (and httpx: 0.5 s)
 }
+TOWERS = {  # library -> the config keys of a tower that needs it
+    "timm": ("vision_cfg", ("timm_model_name",)),
+    "transformers": ("text_cfg", ("hf_model_name", "hf_tokenizer_name")),
+}
+OFFLINE_WEIGHTS = ("none", "synthetic")  # random, or shipped: nothing to download
 
 
-def import_open_clip(model: str | None = None):
+def import_open_clip(model: str | None = None, pretrained: str | None = None):
     """The open_clip module, imported lean when it is not yet imported (module docstring);
     with timm's and transformers' adapters working whenever `model` needs them (None:
-    unknown, so it does)."""
-    needed = _needs(model)
+    unknown, so it does), and the hub's whenever `pretrained` may be downloaded."""
+    needed = _needs(model, pretrained)
     if "open_clip" not in sys.modules:
         import torch  # noqa: F401 - the stand-in lives under torch's package
 
@@ -85,19 +91,23 @@ def ensure_adapters(libraries) -> None:
     """Re-run the import of open_clip's adapter for each of `libraries` that a lean import left
     without it (the adapter's classes share the module's globals, so they see it afterwards)."""
     for library in libraries:
-        adapter = sys.modules.get(ADAPTERS[library][0])
-        if adapter is not None and getattr(adapter, library, None) is None and importlib.util.find_spec(library):
+        module, name = ADAPTERS[library]
+        adapter = sys.modules.get(module)
+        if adapter is not None and getattr(adapter, name, None) is None and importlib.util.find_spec(library):
             importlib.reload(adapter)
 
 
-def _needs(model: str | None) -> set[str]:
-    """The adapter libraries `model` needs: none only for a model whose config file (tempclr's or
-    open_clip's) names no such tower; all of them for a model not known here."""
+def _needs(model: str | None, pretrained: str | None = None) -> set[str]:
+    """The adapter libraries `model` with `pretrained` needs: a tower's library only for a model
+    whose config file (tempclr's or open_clip's) names that tower, the hub only for weights that
+    may be downloaded (a tag; not 'none', 'synthetic' or a local file); all of them for what is not
+    known here."""
     if model is None or model.startswith(("local-dir:", "hf-hub:")) or (config := config_file(model)) is None:
         return set(ADAPTERS)
     cfg = json.loads(config.read_text())
-    return {library for library, (_, (section, keys)) in ADAPTERS.items()
-            if any(cfg.get(section, {}).get(key) for key in keys)}
+    needed = {library for library, (section, keys) in TOWERS.items() if any(cfg.get(section, {}).get(key) for key in keys)}
+    local = pretrained is not None and (pretrained in OFFLINE_WEIGHTS or Path(pretrained).expanduser().is_file())
+    return needed if local else needed | {"huggingface_hub"}
 
 
 def _config_dirs() -> list[Path]:
