@@ -544,3 +544,19 @@ def test_constrained_measures_pass_band_and_subsequence_through(rng, name):
     inside = torch.ones(1, 2, 5, dtype=torch.float64)
     inside[0, 0, 2] = inside[0, 1, 3] = 0.0
     assert float(distance(inside, None, 0.0, subsequence=True)) == 0.0 < float(distance(inside, None, 0.0))
+
+
+def test_the_compiled_kernels_keep_the_process_thread_count():
+    """#36: numba's OpenMP pool started with every core and reset the count torch shares, so under
+    OMP_NUM_THREADS=1 the demo's training ran on 2 threads after its first DTW (a fresh process: numba
+    reads the count when it is first imported)."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from tempclr_cli.core.align.dtw import soft_dtw; "
+            "soft_dtw(torch.rand(64, 20, 30, dtype=torch.float64)); print(torch.get_num_threads())")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "NUMBA_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**env, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"

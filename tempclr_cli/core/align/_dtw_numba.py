@@ -24,11 +24,18 @@ transcendental cost of value plus gradient (the backward from the table costs 3 
 from __future__ import annotations
 
 import math
+import os
 from contextlib import contextmanager
 
-import numba as nb
-import numpy as np
 import torch
+
+# numba's OpenMP layer starts its pool with NUMBA_NUM_THREADS (default: every core) and so resets the thread
+# count the whole process shares: under OMP_NUM_THREADS=1, torch ran on 2 threads after the first DTW. Unless
+# the user chose one for numba, its pool takes torch's count (which honours OMP_NUM_THREADS).
+os.environ.setdefault("NUMBA_NUM_THREADS", str(torch.get_num_threads()))
+
+import numba as nb  # noqa: E402 - after NUMBA_NUM_THREADS is settled
+import numpy as np  # noqa: E402
 
 NAME = "numba"  # the backend's name in `dtw.backend_for`
 INF = np.inf
