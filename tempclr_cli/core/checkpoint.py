@@ -1,4 +1,6 @@
-"""Checkpoints: written atomically, read with `torch.load(weights_only=True)`.
+"""Checkpoints, the one front door: what a file is, told from its bytes (`identify`), tempclr's own
+written atomically and read with `torch.load(weights_only=True)`, and fairseq's released VideoCLIP /
+TempCLR files read without running their code (`read_fairseq`).
 
 A checkpoint is a plain dict of tensors and Python scalars/containers; RNG states are
 converted to such types so that `weights_only` loading accepts them.
@@ -96,6 +98,55 @@ def check_kind(state: dict, path: str | Path, kinds: tuple[str, ...] | None) -> 
         found = KINDS.get(state.get("kind"), repr(state.get("kind")))
         hint = "; train one with a loss.kind: classify recipe" if kinds == ("classify",) else ""
         raise TempclrError(f"{path}: not a {wanted} checkpoint (it holds a {found} run){hint}")
+
+
+# --- fairseq checkpoints (VideoCLIP / TempCLR as released), read without running their code ---------------
+
+CONFIG_MODULES = (  # what a fairseq checkpoint may name: configuration, read into inert stand-ins
+    "argparse", "omegaconf", "fairseq", "mmpt", "tempclr", "typing", "enum", "collections",
+    "pathlib", "numpy")
+_UNSAFE = ("os", "posix", "nt", "subprocess", "builtins", "sys", "shutil", "importlib", "runpy", "code", "pty",
+           "socket", "pickle", "io", "functools", "operator", "torch._C", "eval", "exec")
+
+
+class _Inert:
+    """Stands in for a config class while unpickling: keeps whatever state it is given."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def __call__(self, *args, **kwargs):  # a config enum or factory called during unpickling
+        return _Inert(*args, **kwargs)
+
+
+def _stand_ins(names: list[str], path) -> list[tuple[type, str]]:
+    """An inert class per global the checkpoint names, or an error naming one that is not a config."""
+    refused = [n for n in names if not n.startswith(CONFIG_MODULES) or n.split(".")[-1] in _UNSAFE
+               or n.startswith(_UNSAFE)]
+    if refused:
+        raise TempclrError(f"{path}: refused, it names {', '.join(refused[:5])} (code, not configuration "
+                           "or weights); tempclr never runs a checkpoint's code")
+    return [(type(n.rsplit(".", 1)[-1], (_Inert,), {}), n) for n in names]
+
+
+def read_fairseq(path: str | Path) -> object:
+    """A fairseq checkpoint (VideoCLIP / TempCLR as released): read with `weights_only`, each
+    configuration class it names (argparse, omegaconf, fairseq's dataclasses) an inert stand-in
+    that keeps its state, and any other global (code: os, subprocess, builtins, ...) refused by
+    name. tempclr never runs a checkpoint's code."""
+    path = Path(path)
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        with torch.serialization.safe_globals(_stand_ins(names, path)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except TempclrError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a torn or foreign file: one clear refusal
+        raise TempclrError(f"{path}: cannot read it as a checkpoint ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
 
 
 def rng_state() -> dict:

@@ -167,44 +167,13 @@ def text_batch(pieces: list[list[int]], cls_id: int, sep_id: int, pad_id: int,
 
 # Globals a fairseq checkpoint may name besides tensors: its config objects. Each is read into an
 # inert stand-in (it keeps the fields, runs no code); any other global is refused by name.
-CONFIG_MODULES = ("argparse", "omegaconf", "fairseq", "mmpt", "tempclr", "typing", "enum", "collections",
-                  "pathlib", "numpy")
-_UNSAFE = ("os", "posix", "nt", "subprocess", "builtins", "sys", "shutil", "importlib", "runpy", "code", "pty",
-           "socket", "pickle", "io", "functools", "operator", "torch._C", "eval", "exec")
-
-
-class _Inert:
-    """Stands in for a config class while unpickling: keeps whatever state it is given."""
-
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-    def __setstate__(self, state):
-        self.state = state
-
-    def __call__(self, *args, **kwargs):  # a config enum or factory called during unpickling
-        return _Inert(*args, **kwargs)
-
-
-def _stand_ins(names: list[str], path) -> list[tuple[type, str]]:
-    """An inert class per global the checkpoint names, or an error naming one that is not a config."""
-    from tempclr_cli.core.errors import TempclrError
-
-    refused = [n for n in names if not n.startswith(CONFIG_MODULES) or n.split(".")[-1] in _UNSAFE
-               or n.startswith(_UNSAFE)]
-    if refused:
-        raise TempclrError(f"{path}: refused, it names {', '.join(refused[:5])} (code, not configuration "
-                           "or weights); tempclr never runs a checkpoint's code")
-    return [(type(n.rsplit(".", 1)[-1], (_Inert,), {}), n) for n in names]
-
-
 def read_released(path) -> dict[str, torch.Tensor]:
     """The weights of a VideoCLIP / TempCLR checkpoint: a fairseq file (`model` with `mmmodel.`
     keys, beside `args`/`cfg` and optimizer state), its `tempclr convert` safetensors, or a
     plain state dict. Read with `weights_only`; config objects become inert stand-ins."""
     from pathlib import Path
 
-    from tempclr_cli.core.checkpoint import identify
+    from tempclr_cli.core.checkpoint import identify, read_fairseq
     from tempclr_cli.core.errors import TempclrError
 
     path = Path(path)
@@ -212,15 +181,7 @@ def read_released(path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(path)
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        with torch.serialization.safe_globals(_stand_ins(names, path)):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except TempclrError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a torn or foreign file: one clear refusal
-        raise TempclrError(f"{path}: cannot read it as a checkpoint ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    ckpt = read_fairseq(path)
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not any(k.startswith(("mmmodel.", "video_encoder.")) for k in state):
         raise TempclrError(f"{path}: not a VideoCLIP / TempCLR checkpoint (no mmmodel.* weights)")
