@@ -93,3 +93,15 @@ def synthetic_store(tmp_path_factory) -> Iterator[Path]:
     synthesized(root, root / "feats", SynthConfig(videos=6, classes=0, class_videos=0, seed=38), "synthetic")
     with kept_pristine(root):
         yield root
+
+
+@pytest.fixture(scope="session")
+def tclr_actions(tmp_path_factory) -> Iterator[Path]:
+    """Four synthetic action classes of four 3-s clips each (UCF101 layout, split lists beside them), at 24 fps
+    so that TCLR's 16-frame clips at stride 4 fit (test_tclr)."""
+    from tempclr_cli.core.media.synth import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("actions")
+    list(generate(root, SynthConfig(videos=0, classes=4, class_videos=4, fps=24, size=32, seed=2)))
+    with kept_pristine(root):
+        yield root / "actions"

@@ -132,15 +132,13 @@ def test_nn_retrieval_refuses_a_model_no_recipe_describes(tmp_path):
     assert done.returncode == 2 and "--set optim.lr=0" in done.stderr
 
 
-def test_a_diverging_run_exits_4_and_keeps_its_finite_checkpoint(tmp_path):
+def test_a_diverging_run_exits_4_and_keeps_its_finite_checkpoint(step_dataset, tmp_path):
     """optim.lr=1e30 makes the outputs non-finite: a diverged model (exit 4), not bad input (exit 2)."""
     import torch
 
     from tempclr_cli.core.checkpoint import load_checkpoint
 
-    data, feats, run = tmp_path / "data", tmp_path / "feats", tmp_path / "run"
-    assert tempclr("synth", str(data), "--videos", "12", "--classes", "0", "-q").returncode == 0
-    assert tempclr("extract", str(data / "videos"), "-o", str(feats), "--workers", "0", "-q", *TINY).returncode == 0
+    (data, feats), run = step_dataset, tmp_path / "run"
     recipe = str(Path(__file__).parents[1] / "recipes" / "tempclr_synthetic.yaml")
     args = ["train", recipe, "--set", f"data.root={feats}", "--set",
             f"data.annotations={data / 'youcookii_annotations_trainval.json'}", "--run-dir", str(run), "--device", "cpu",

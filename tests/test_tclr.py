@@ -12,7 +12,6 @@ from ranks import run_ranks
 from test_cli import tempclr
 
 from tempclr_cli.core.data.clips import ClipSpec, tclr_indices
-from tempclr_cli.core.media.synth import SynthConfig, generate
 from tempclr_cli.core.train.augment import augment
 from tempclr_cli.core.train.tclr_pretraining import TCLRVideos
 
@@ -50,11 +49,10 @@ def test_data_hflip_controls_mirroring(hflip):
         assert brighter_right == (hflip == 0.0)
 
 
-@pytest.fixture(scope="module")
-def actions(tmp_path_factory):
-    root = tmp_path_factory.mktemp("actions")
-    list(generate(root, SynthConfig(videos=0, classes=4, class_videos=4, fps=24, size=32, seed=2)))
-    return root / "actions"
+@pytest.fixture
+def actions(tclr_actions: Path) -> Path:
+    """Four synthetic action classes of 24-fps clips (conftest's, shared)."""
+    return tclr_actions
 
 
 def test_broken_videos_are_skipped_not_fatal(actions, tmp_path):
