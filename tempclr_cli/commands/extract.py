@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,8 +11,8 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    EXIT_SOME_FAILED, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, choices, command, err, is_main_process, log,
-    number, progress, warn, writable,
+    EXIT_SOME_FAILED, Device, Json, Model, Pretrained, Quiet, Seed, Verbose, bar_factory, choices, command, err,
+    is_main_process, log, number, progress, warn, writable,
 )
 from tempclr_cli.core.data.stores import LAYOUTS
 from tempclr_cli.core.encode import FEATURE_DTYPES
@@ -131,7 +130,7 @@ def extract(
       find data -name '*.mp4' | tempclr extract --list - -o feats/ \\
           --model tiny --pretrained none
     """
-    from rich.progress import TextColumn
+    from rich.progress import TaskProgressColumn
 
     from tempclr_cli.core.errors import TempclrError
 
@@ -150,19 +149,10 @@ def extract(
         _plan(sources, out, cfg, model, pretrained, checkpoint, root, device, seed, output_format.value, shard_size,
               shard, engine.value, json_, quiet)
         return
-    with progress(quiet, TextColumn("{task.fields[rate]}")) as bar:
-        state = {"frames": 0, "start": time.perf_counter(), "fallbacks": set()}
+    with progress(quiet, TaskProgressColumn(show_speed=True)) as bar:
+        fallbacks: set[str] = set()
 
-        def on_plan(jobs, todo) -> None:
-            log(f"{len(jobs)} videos, {len(jobs) - len(todo)} already done, {len(todo)} to extract", quiet)
-            state["task"] = bar.add_task("extracting", total=len(todo), rate="") if todo else None
-
-        def on_event(event) -> None:
-            if isinstance(event, int):
-                state["frames"] += event
-                bar.update(state["task"], rate=f"{state['frames'] / (time.perf_counter() - state['start']):.0f} frames/s")
-                return
-            bar.advance(state["task"])
+        def on_result(event) -> None:
             if event.status == "skipped":
                 return
             if event.status != "ok":
@@ -172,12 +162,12 @@ def extract(
                 warn(f"{escape(str(event.job.source))} ends at {event.row['duration']:.1f} s, "
                           "well before its declared duration (cut off?); kept, flagged truncated in index.jsonl")
             on = event.row["decoded_on"]
-            if on.startswith("cpu (") and on not in state["fallbacks"]:  # --hwaccel not honoured: each reason once
-                state["fallbacks"].add(on)
+            if on.startswith("cpu (") and on not in fallbacks:  # --hwaccel not honoured: each reason once
+                fallbacks.add(on)
                 warn(f"{escape(str(event.job.source))}: decoded on the {escape(on)}; each row says where (decoded_on)")
 
         summary = extract_videos(sources, out, cfg, model, pretrained, checkpoint, root, shard, overwrite, device,
-                                 seed, on_plan, on_event, output_format.value, shard_size, balance.value, verify,
+                                 seed, bar_factory(bar), on_result, output_format.value, shard_size, balance.value, verify,
                                  lambda message: log(escape(message), quiet), engine.value, ray_address)
     for problem in summary["broken"]:  # said even with --quiet: outputs that were there and were not whole
         warn(f"{escape(problem)}: redone")

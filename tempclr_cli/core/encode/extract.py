@@ -42,6 +42,7 @@ from tempclr_cli.core.encode.jobs import Job, key_of, parts_of, pending, renamed
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.decode import HWACCELS, DecodeReport, VideoError
 from tempclr_cli.core.media.sampling import FRAME_PROTOCOLS, rules_for
+from tempclr_cli.core.progress import Progress, silent
 from tempclr_cli.core.runtime import release_free_memory
 
 FAILURES = "failures.jsonl"
@@ -400,12 +401,13 @@ def failure(job: Job, reason: str, out: Path, layout: Layout) -> VideoResult:
 def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "ViT-B-32", pretrained: str | None = None,
                    checkpoint: str | None = None, root: Path | None = None, shard_spec: str | None = None,
                    overwrite: bool = False, device: str = "auto", seed: int = 0,
-                   on_plan=lambda jobs, todo: None, on_event=lambda event: None, output_format: str = "npy",
+                   progress: Progress = silent, on_result=lambda result: None, output_format: str = "npy",
                    per_part: int = 1000, balance: str = "auto", verify: bool = False, log=lambda message: None,
                    engine: str = "local", ray_address: str | None = None) -> dict:
     """The `extract` command: plan the shard's jobs, skip finished parts, encode the rest.
 
-    `on_plan(jobs, todo)` hears the plan, `on_event` every frame count (int) and VideoResult.
+    `progress` (core.progress) gets two tasks, the videos to extract and the frames decoded (no total:
+    a rate); `on_result` hears each video's VideoResult (ok, failed, or skipped: another run took it).
     Returns the summary {"out", "videos", "skipped", "ok", "failed", "clips", "seconds", "broken", ...}.
     """
     from tempclr_cli.core.data.stores import get_layout
@@ -429,7 +431,7 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
         cfg = replace(cfg, hwaccel="none")
     since, broken = time.time(), []
     todo = pending(jobs, out, overwrite, layout, verify, broken.append)
-    on_plan(jobs, todo)
+    log(f"{len(jobs)} videos, {len(jobs) - len(todo)} already done, {len(todo)} to extract")
     summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [],
                "truncated": [], "clips": 0, "decode_seconds": 0.0, "encode_seconds": 0.0, "waited_seconds": 0.0,
                "broken": broken, "format": layout.name,
@@ -443,10 +445,14 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
         events = run_ray(todo, encoder, cfg, out, model, pretrained, checkpoint, device, seed, layout, ray_address)
     else:
         events = run(todo, encoder, cfg, out, since, layout)
-    for event in events:
-        on_event(event)
-        if not isinstance(event, int):
-            tally(summary, event)
+    videos, frames = progress("extracting", len(todo)), progress("frames decoded", None)
+    for event in events:  # the engines' own stream: frame counts as they are decoded, then each video's result
+        if isinstance(event, int):
+            frames(event)
+            continue
+        videos(1)
+        on_result(event)
+        tally(summary, event)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary["bound"] = bound(summary)
     summary["workers_to_keep_up"] = workers_to_keep_up(summary)
