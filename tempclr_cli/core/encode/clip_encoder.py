@@ -63,7 +63,7 @@ class ClipEncoder:
     seed: int = 0  # random weights ('none') are drawn from this seed
     frames_per_clip = 1  # an image encoder: every sampled frame is embedded on its own
     fps = None  # sampled at --fps
-    protocol = "frames"  # decoded by tempclr's sampler (media.video.sample_frames)
+    protocol = "frames"  # media.sampling.FRAME_PROTOCOLS: tempclr's sampler
 
     @property
     def dim(self) -> int:

@@ -23,7 +23,7 @@ class R3DEncoder:
     seed: int = 0
     channels: str = "rgb"  # the colour order the backbone was trained on
     fps = None  # frames_per_clip samples per --clip-seconds window
-    protocol = "frames"  # decoded by tempclr's sampler (media.video.sample_frames)
+    protocol = "frames"  # media.sampling.FRAME_PROTOCOLS: tempclr's sampler
     dim = 512
 
     def encode_images(self, frames):

@@ -2,7 +2,7 @@
 
 `--model s3d-howto100m --pretrained PATH`: PATH is the authors' `s3d_howto100m.pth` with
 `s3d_dict.npy` beside it, or a folder holding both. Frames are decoded as VideoCLIP's
-extractor does (ffmpeg's fps=30, short side 224, centre crop; `media.video.filter_frames`),
+extractor does (ffmpeg's fps=30, short side 224, centre crop; `media.decode.filter_frames`),
 each second's 30 frames (the last second padded with black frames) give one
 `video_embedding`, which extraction L2-normalises and stores as float16.
 """
