@@ -15,15 +15,14 @@ from test_cli import tempclr
 
 from tempclr_cli.core.align.steps import align, read_steps
 from tempclr_cli.core.errors import TempclrError
-from tempclr_cli.core.media.synth import SynthConfig, generate
 
 TINY = ["--model", "tiny", "--pretrained", "none", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-    out = tmp_path_factory.mktemp("synth")
-    list(generate(out, SynthConfig(videos=8, classes=0, seed=11, max_steps=6)))
+def synthetic(step_dataset):
+    """conftest's synthetic step videos (shared: read, never written) and their annotations."""
+    out, _ = step_dataset
     db = json.loads((out / "youcookii_annotations_trainval.json").read_text())["database"]
     return out, db
 
@@ -81,13 +80,10 @@ def test_more_steps_than_clips_is_an_error():
         align(torch.randn(3, 4), torch.randn(2, 4), ["a", "b", "c"], [0, 1], [1, 2])
 
 
-@pytest.fixture(scope="module")
-def features(synthetic, tmp_path_factory):
-    out, _ = synthetic
-    feats = tmp_path_factory.mktemp("feats")
-    result = tempclr("extract", str(out / "videos"), "-o", str(feats), "--workers", "0", "-q", *TINY)
-    assert result.returncode == 0, result.stderr
-    return feats
+@pytest.fixture
+def features(step_dataset):
+    """Their tiny/none features."""
+    return step_dataset[1]
 
 
 def test_cli_json_on_npy_uses_the_index_times_and_model(synthetic, features):
