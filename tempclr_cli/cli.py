@@ -12,10 +12,10 @@ import typer
 from typer.core import TyperArgument, TyperCommand
 
 from tempclr_cli import __version__
-from tempclr_cli.commands import (
-    align, convert, demo, evaluate, extract, fewshot, index, localize, models, retrieve, score, search, sweep, synth,
-    train,
-)
+
+# in the order `tempclr --help` lists them; each is the module tempclr_cli.commands.<name>, with a function <name>
+COMMANDS = ("extract", "index", "train", "align", "retrieve", "search", "evaluate", "fewshot", "localize", "score",
+            "sweep", "synth", "demo", "models", "convert")
 
 
 def plain_metavar(option) -> str | None:
@@ -80,15 +80,24 @@ class Command(TyperCommand):
         return pieces
 
 
-app = typer.Typer(
-    name="tempclr",
-    help="Temporal alignment of video: extract features, align steps, train (TempCLR, TCLR), "
-    "retrieve, few-shot. Results go to stdout, logs and progress to stderr.",
-    no_args_is_help=True,
-    rich_markup_mode=None,  # plain click help: wraps cleanly at 80 columns, no per-flag type column
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+def build_app(names: tuple[str, ...] = COMMANDS) -> typer.Typer:
+    """The `tempclr` app with the commands `names` (their modules imported here). `main` builds it with
+    only the command a shell asked for: the others' modules and parameters are not built on every call."""
+    import importlib
+
+    built = typer.Typer(
+        name="tempclr",
+        help="Temporal alignment of video: extract features, align steps, train (TempCLR, TCLR), "
+        "retrieve, few-shot. Results go to stdout, logs and progress to stderr.",
+        no_args_is_help=True,
+        rich_markup_mode=None,  # plain click help: wraps cleanly at 80 columns, no per-flag type column
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    built.callback()(_main)
+    for name in names:
+        built.command(name, cls=Command)(getattr(importlib.import_module(f"tempclr_cli.commands.{name}"), name))
+    return built
 
 
 def _version(value: bool) -> None:
@@ -97,7 +106,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
@@ -106,11 +114,16 @@ def _main(
     """Temporal alignment of video."""
 
 
-for module in (extract, index, train, align, retrieve, search, evaluate, fewshot, localize, score, sweep, synth, demo,
-               models, convert):
-    name = module.__name__.rsplit(".", 1)[1]
-    app.command(name, cls=Command)(getattr(module, name))
+def __getattr__(name: str):
+    """`app`, every command registered (tests, CliRunner), built on first use."""
+    if name == "app":
+        globals()["app"] = built = build_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    app(prog_name="tempclr")
+    import sys
+
+    asked = sys.argv[1] if len(sys.argv) > 1 else None
+    build_app((asked,) if asked in COMMANDS else COMMANDS)(prog_name="tempclr")

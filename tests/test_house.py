@@ -200,3 +200,15 @@ def test_synth_help_and_readme_agree_on_identical_bytes():
     identical; tests/test_synth.py checks the bytes, so both say so."""
     assert "The same --seed writes the same bytes" in " ".join(help_text("synth").split())
     assert "`tempclr synth` writes identical videos" in " ".join(README.read_text().split())
+
+
+def test_a_call_builds_only_the_command_it_names():
+    """#36 item 12: every call imported all fifteen command modules and built their parameters; a shell
+    loop of one command pays only for that one (`tempclr --help` still lists them all)."""
+    code = ("import sys; sys.argv = ['tempclr', 'models', '--json']\nfrom tempclr_cli.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('tempclr_cli.commands.')), "
+            "file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip().splitlines()[-1] == "['_common', 'models']"
+    assert all(name in help_text() for name in COMMANDS)
