@@ -162,7 +162,7 @@ def test_past_align_cells_the_similarities_are_never_held_whole_and_nothing_chan
     """#30: thousands of steps over a long video: costs come a block of steps at a time, the
     heatmap is a mean over consecutive clips; the steps, their times and scores are those of
     the whole-matrix path."""
-    import tempclr_cli.core.align.dtw as dtw_module
+    import tempclr_cli.core.align.segment as segment_module
     import tempclr_cli.core.align.steps as steps_module
 
     gen = torch.Generator().manual_seed(0)
@@ -176,7 +176,7 @@ def test_past_align_cells_the_similarities_are_never_held_whole_and_nothing_chan
     whole = align(text, clips, names, starts, ends, background=background)
     monkeypatch.setattr(steps_module, "ALIGN_CELLS", 1000)
     monkeypatch.setattr(steps_module, "PREVIEW_COLUMNS", 100)
-    monkeypatch.setattr(dtw_module, "SEGMENT_CELLS", 0)  # and the backtracking in blocks of 7 steps
+    monkeypatch.setattr(segment_module, "SEGMENT_CELLS", 0)  # and the backtracking in blocks of 7 steps
     blocks = align(text, clips, names, starts, ends, background=background)
     assert [(s.start, s.end) for s in blocks.steps] == [(s.start, s.end) for s in whole.steps]
     assert [s.score for s in blocks.steps] == pytest.approx([s.score for s in whole.steps], abs=1e-4)

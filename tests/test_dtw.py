@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from tempclr_cli.core.align import measures
-from tempclr_cli.core.align.dtw import DTWInputError, dtw, match_with_drops, otam, segment, soft_dtw
+from tempclr_cli.core.align.dtw import DTWInputError, dtw, otam, soft_dtw
+from tempclr_cli.core.align.segment import match_with_drops, segment
 
 # --- independent slow references (plain Python, O(N*M) loops) -------------------------
 
@@ -250,19 +251,19 @@ def test_segment_matches_brute_force(rng, drop):
 def test_segment_in_blocks_matches_brute_force_and_the_whole_dp(rng, drop, cells, monkeypatch):
     """Past SEGMENT_CELLS the backtracking recomputes sqrt(K)-row blocks from checkpoints:
     the same segmentation as the brute force (small) and as the whole DP (larger)."""
-    import tempclr_cli.core.align.dtw as dtw_module
+    import tempclr_cli.core.align.segment as segment_module
 
     for _ in range(15):
         K, T = int(rng.integers(2, 5)), int(rng.integers(5, 9))
         D = rng.random((K, T))
         cost, spans = brute_force_segment(D, drop)
-        monkeypatch.setattr(dtw_module, "SEGMENT_CELLS", cells)
+        monkeypatch.setattr(segment_module, "SEGMENT_CELLS", cells)
         got = segment(torch.tensor(D), drop_cost=drop)
         assert got.cost == pytest.approx(cost)
     D = torch.tensor(rng.random((37, 400)))  # 7 blocks of 6 rows, the last one short
-    monkeypatch.setattr(dtw_module, "SEGMENT_CELLS", 2**24)
+    monkeypatch.setattr(segment_module, "SEGMENT_CELLS", 2**24)
     whole = segment(D, drop_cost=drop)
-    monkeypatch.setattr(dtw_module, "SEGMENT_CELLS", 0)
+    monkeypatch.setattr(segment_module, "SEGMENT_CELLS", 0)
     blocks = segment(D, drop_cost=drop)
     assert (blocks.starts, blocks.ends) == (whole.starts, whole.ends) and blocks.cost == whole.cost
 

@@ -164,6 +164,7 @@ def test_rows_time_decoding_and_encoding_where_they_happen(tmp_path):
     import torch
 
     from tempclr_cli.core.encode import extract
+    from tempclr_cli.core.encode import summary as summary_of
 
     from tempclr_cli.core.encode.jobs import plan
     from tempclr_cli.core.encode.registry import load_encoder
@@ -188,12 +189,12 @@ def test_rows_time_decoding_and_encoding_where_they_happen(tmp_path):
     # which side bound a run is read from those times (not asserted on this run's own: on a loaded machine the
     # worker's start-up alone can outlast the encoder's sleeps)
     summary = {"ok": 2, "decode_seconds": 0.1, "encode_seconds": 0.4, "waited_seconds": 0.05}
-    assert extract.bound(summary) == "encode"
-    assert extract.bound({**summary, "waited_seconds": summary["encode_seconds"] + 1}) == "decode"
+    assert summary_of.bound(summary) == "encode"
+    assert summary_of.bound({**summary, "waited_seconds": summary["encode_seconds"] + 1}) == "decode"
     # #40: how many decoding workers would keep this encoder busy: decoding time over encoding time
-    assert extract.workers_to_keep_up({"ok": 3, "decode_seconds": 9.0, "encode_seconds": 2.0}) == 5
-    assert extract.workers_to_keep_up({"ok": 3, "decode_seconds": 1.0, "encode_seconds": 2.0}) == 1
-    assert extract.workers_to_keep_up({"ok": 0, "decode_seconds": 0.0, "encode_seconds": 0.0}) is None
+    assert summary_of.workers_to_keep_up({"ok": 3, "decode_seconds": 9.0, "encode_seconds": 2.0}) == 5
+    assert summary_of.workers_to_keep_up({"ok": 3, "decode_seconds": 1.0, "encode_seconds": 2.0}) == 1
+    assert summary_of.workers_to_keep_up({"ok": 0, "decode_seconds": 0.0, "encode_seconds": 0.0}) is None
 
 
 def test_decode_modes_are_recorded_and_give_the_same_clips(tmp_path):

@@ -54,12 +54,13 @@ def _clip_labels(starts: list[float], ends: list[float], steps: list[tuple[float
 
 def _matched_clips(ref_clips: Tensor, clips: Tensor, match: str, drop_cost: float | None) -> Tensor:
     """The reference clip each target clip is matched to (-1: none). match "clips": DTW that may
-    drop clips of either side (`dtw.match_with_drops`); "subsequence": the reference matched whole
+    drop clips of either side (`segment.match_with_drops`); "subsequence": the reference matched whole
     inside the target, with a free start and end (subsequence DTW), the target's clips outside that
     stretch matched to none: a reference procedure found inside a longer video."""
     import torch
 
-    from tempclr_cli.core.align.dtw import dtw, match_with_drops
+    from tempclr_cli.core.align.dtw import dtw
+    from tempclr_cli.core.align.segment import match_with_drops
     from tempclr_cli.core.align.steps import auto_drop_cost
 
     cost = 1 - ref_clips @ clips.T  # (reference clips, target clips)
@@ -77,7 +78,7 @@ def _segment_by_matched_clips(matched: Tensor, labels: Tensor):
     step label (`_matched_clips`; -1: a clip matched to none is background)."""
     import torch
 
-    from tempclr_cli.core.align.dtw import segment
+    from tempclr_cli.core.align.segment import segment
 
     step_of = torch.where(matched >= 0, labels[matched.clamp(min=0)], -1)
     K = int(labels.max()) + 1
@@ -178,7 +179,7 @@ class Aligner:
         match="steps": each reference step becomes the mean of its clips, and the target's
         clips are split into those steps in order with Drop-DTW (`steps.align`).
         match="clips": the two clip sequences are matched with DTW that may drop clips of
-        either side (`dtw.match_with_drops`; drop cost: `drop_cost`, else the Otsu threshold
+        either side (`segment.match_with_drops`; drop cost: `drop_cost`, else the Otsu threshold
         of all clip-pair costs); each target clip takes its match's step, and the steps'
         spans are the ordered, contiguous split that agrees with those labels best. It wins
         with a weak encoder (random weights: 81% of boundaries within 1 s, against 60%) and

@@ -2,7 +2,7 @@
 
 Steps (sentences) and clips are compared by cosine similarity; the clips are split
 into one contiguous segment per step, in the steps' order, minimising the total
-cost `1 - similarity` (`dtw.segment`). With background on, a clip may belong to no
+cost `1 - similarity` (`segment.segment`). With background on, a clip may belong to no
 step at a fixed drop cost (Drop-DTW), so long stretches that match nothing stay
 unassigned. The automatic drop cost is the Otsu threshold (1-D two-means) of each
 clip's best step cost: clips split into "close to some step" and "close to none".
@@ -151,10 +151,10 @@ def read_timed_steps(path: str, video_id: str | None = None) -> list[tuple[float
 
 
 def auto_drop_cost(cost) -> float:
-    """Otsu threshold of the clip-wise minimum cost. cost [shape=(K, T)], a tensor or a `dtw.CostRows`."""
+    """Otsu threshold of the clip-wise minimum cost. cost [shape=(K, T)], a tensor or a `segment.CostRows`."""
     import torch
 
-    from tempclr_cli.core.align.dtw import CostRows
+    from tempclr_cli.core.align.segment import CostRows
 
     if isinstance(cost, CostRows):
         K = cost.shape[0]
@@ -194,7 +194,7 @@ def align(
     """
     import torch
 
-    from tempclr_cli.core.align.dtw import CostRows, segment
+    from tempclr_cli.core.align.segment import CostRows, segment
 
     # float32 similarities (features are stored in float16); the segmentation sums them in float64, row by row
     text = torch.nn.functional.normalize(torch.as_tensor(step_emb).float(), dim=-1)
@@ -247,7 +247,7 @@ def _fit(sim, order=None, shift: int = 0) -> float:
     by that many places. sim [shape=(K, T)] float64."""
     import torch
 
-    from tempclr_cli.core.align.dtw import segment
+    from tempclr_cli.core.align.segment import segment
 
     rows = sim if order is None else sim[order]
     rows = torch.roll(rows, shift, dims=1) if shift else rows
@@ -317,7 +317,7 @@ def time_separation(sim, tries: int = 20, seed: int = 0) -> float | None:
 
 def alignment_of(seg, sim, steps: list[str], clip_starts: list[float], clip_ends: list[float], video: str = "",
                  duration: float | None = None, source: str = "", scores: list[float] | None = None) -> Alignment:
-    """The Alignment of a segmentation (`dtw.segment`): each step's span in seconds, scored
+    """The Alignment of a segmentation (`segment.segment`): each step's span in seconds, scored
     by its mean similarity. sim [shape=(K, T)] is also the review page's heatmap. A caller
     whose heatmap is coarser than the clips (past ALIGN_CELLS) gives the `scores`; the
     separation is not measured then (it is not past SEPARATION_CELLS either)."""
