@@ -37,8 +37,10 @@ def reference() -> dict:
 
 def _entries(root: Path) -> dict[str, tuple[int, int] | None]:
     """Every file (size, mtime) and folder (None) under root: what a test that writes into it changes."""
-    return {str(p.relative_to(root)): None if p.is_dir() else (p.lstat().st_size, p.lstat().st_mtime_ns)
-            for p in root.rglob("*")}
+    return {
+        str(p.relative_to(root)): None if p.is_dir() else (p.lstat().st_size, p.lstat().st_mtime_ns)
+        for p in root.rglob("*")
+    }
 
 
 @contextmanager
@@ -51,8 +53,10 @@ def kept_pristine(root: Path) -> Iterator[None]:
     yield
     after = _entries(root)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    assert not changed, (f"a test wrote into the shared fixture {root} ({', '.join(changed[:5])}): "
-                         "copy it into tmp_path first (shutil.copytree)")
+    assert not changed, (
+        f"a test wrote into the shared fixture {root} ({', '.join(changed[:5])}): "
+        "copy it into tmp_path first (shutil.copytree)"
+    )
 
 
 def synthesized(data: Path, feats: Path, cfg, pretrained: str) -> None:
