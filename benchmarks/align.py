@@ -43,9 +43,20 @@ def make_store(root: Path, videos: int) -> None:
     for k in range(videos):
         np.save(root / "feats" / f"v{k:04d}.npy", rng.standard_normal((180, 64)).astype(np.float16))
         (root / "steps" / f"v{k:04d}.txt").write_text("".join(f"step number {j}\n" for j in range(10)))
-        rows.append({"features": f"v{k:04d}.npy", "clips": 180, "starts": list(range(180)),
-                     "ends": list(range(1, 181)), "model": "tiny", "pretrained": "none", "seed": 0, "status": "ok",
-                     "clip_seconds": 1.0, "duration": 180.0})
+        rows.append(
+            {
+                "features": f"v{k:04d}.npy",
+                "clips": 180,
+                "starts": list(range(180)),
+                "ends": list(range(1, 181)),
+                "model": "tiny",
+                "pretrained": "none",
+                "seed": 0,
+                "status": "ok",
+                "clip_seconds": 1.0,
+                "duration": 180.0,
+            }
+        )
     (root / "feats" / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -60,16 +71,39 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_store(root, args.videos)
-        batch = wall([*tempclr, str(root / "feats"), str(root / "steps"), "--output-dir", str(root / "out"),
-                      "--device", "cpu", "-q"])
-        singles = [wall([*tempclr, str(root / "feats" / f"v{k:04d}.npy"), str(root / "steps" / f"v{k:04d}.txt"),
-                         "--device", "cpu", "-q"]) for k in range(5)]
+        batch = wall(
+            [
+                *tempclr,
+                str(root / "feats"),
+                str(root / "steps"),
+                "--output-dir",
+                str(root / "out"),
+                "--device",
+                "cpu",
+                "-q",
+            ]
+        )
+        singles = [
+            wall(
+                [
+                    *tempclr,
+                    str(root / "feats" / f"v{k:04d}.npy"),
+                    str(root / "steps" / f"v{k:04d}.txt"),
+                    "--device",
+                    "cpu",
+                    "-q",
+                ]
+            )
+            for k in range(5)
+        ]
         single = float(np.median(singles))
         bare = float(np.median([wall([sys.executable, "-c", "import torch"]) for _ in range(3)]))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     print("| measure | tempclr | peer | ratio |\n|---|---:|---:|---:|")
-    print(f"| {args.videos} videos x 10 steps: batch mode vs {args.videos} single calls (s) | {batch:.1f} | "
-          f"{single * args.videos:.0f} | {single * args.videos / batch:.0f}x faster |")
+    print(
+        f"| {args.videos} videos x 10 steps: batch mode vs {args.videos} single calls (s) | {batch:.1f} | "
+        f"{single * args.videos:.0f} | {single * args.videos / batch:.0f}x faster |"
+    )
     rng = np.random.default_rng(1)
     clips, steps = torch.from_numpy(rng.standard_normal((10_800, 64))), torch.from_numpy(rng.standard_normal((50, 64)))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -77,10 +111,14 @@ def main() -> None:
     align(steps, clips, [f"s{k}" for k in range(50)], list(range(10_800)), list(range(1, 10_801)))
     long_s = time.perf_counter() - start
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, 0) / 1024
-    print(f"| 3-hour video (10,800 clips) x 50 steps, segmentation (s; target < 2) | {long_s:.2f} | | "
-          f"peak +{peak:.0f} MB |")
-    print(f"| one `align x.npy steps.txt` call vs `python -c 'import torch'` (s; target <= 1.3x) | {single:.2f} | "
-          f"{bare:.2f} | {single / bare:.1f}x |")
+    print(
+        f"| 3-hour video (10,800 clips) x 50 steps, segmentation (s; target < 2) | {long_s:.2f} | | "
+        f"peak +{peak:.0f} MB |"
+    )
+    print(
+        f"| one `align x.npy steps.txt` call vs `python -c 'import torch'` (s; target <= 1.3x) | {single:.2f} | "
+        f"{bare:.2f} | {single / bare:.1f}x |"
+    )
 
 
 def latency(tempclr: list[str]) -> None:
@@ -96,8 +134,10 @@ def latency(tempclr: list[str]) -> None:
     single, bare = (float(np.median(x)) for x in zip(*pairs))
     print(f"torch {torch.__version__}; transformers installed: {importlib.util.find_spec('transformers') is not None}")
     print("| measure | tempclr | peer | ratio |\n|---|---:|---:|---:|")
-    print(f"| one `align x.npy steps.txt` call vs `python -c 'import torch'` (s, medians of 5 pairs; target <= 1.3x) | "
-          f"{single:.2f} | {bare:.2f} | {single / bare:.2f}x |")
+    print(
+        f"| one `align x.npy steps.txt` call vs `python -c 'import torch'` (s, medians of 5 pairs; target <= 1.3x) | "
+        f"{single:.2f} | {bare:.2f} | {single / bare:.2f}x |"
+    )
 
 
 if __name__ == "__main__":

@@ -53,22 +53,42 @@ def main() -> None:
         pairs = []
         for k in range(args.pairs):
             steps = _plan_video(rng, cfg)
-            pairs.append((record(Path(tmp) / f"ref{k}.mp4", steps, rng, cfg),
-                          record(Path(tmp) / f"new{k}.mp4", retimed(steps, rng, cfg), rng, cfg)))
+            pairs.append(
+                (
+                    record(Path(tmp) / f"ref{k}.mp4", steps, rng, cfg),
+                    record(Path(tmp) / f"new{k}.mp4", retimed(steps, rng, cfg), rng, cfg),
+                )
+            )
         print(f"{args.pairs} procedures, each recorded twice (other backdrop and timing)")
         print("| encoder | method | boundaries | mean error (s) | within 1 s |\n|---|---|---:|---:|---:|")
         for weights in ("none", "synthetic"):
             aligner = Aligner("tiny", weights, device="cpu")
-            text = summary((aligner.align(Path(tmp) / f"{new.id}.mp4", [s.text for s in new.steps]), new)
-                           for _, new in pairs)
+            text = summary(
+                (aligner.align(Path(tmp) / f"{new.id}.mp4", [s.text for s in new.steps]), new) for _, new in pairs
+            )
             rows = [("text (zero-shot)", text)]
             for match in ("steps", "clips"):
-                rows.append((f"reference video, --match {match}", summary(
-                    (aligner.transfer(Path(tmp) / f"{new.id}.mp4", Path(tmp) / f"{ref.id}.mp4",
-                                      [(s.start, s.end, s.text) for s in ref.steps], match=match), new)
-                    for ref, new in pairs)))
+                rows.append(
+                    (
+                        f"reference video, --match {match}",
+                        summary(
+                            (
+                                aligner.transfer(
+                                    Path(tmp) / f"{new.id}.mp4",
+                                    Path(tmp) / f"{ref.id}.mp4",
+                                    [(s.start, s.end, s.text) for s in ref.steps],
+                                    match=match,
+                                ),
+                                new,
+                            )
+                            for ref, new in pairs
+                        ),
+                    )
+                )
             for name, r in rows:
-                print(f"| tiny / {weights} | {name} | {r['boundaries']} | {r['mean_error']:.2f} | {r['within_1s']:.1f}% |")
+                print(
+                    f"| tiny / {weights} | {name} | {r['boundaries']} | {r['mean_error']:.2f} | {r['within_1s']:.1f}% |"
+                )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,13 @@ def case_a(rng, rows):
     t = torch.from_numpy(C)
     acc, wp = librosa.sequence.dtw(C=C)
     assert np.isclose(acc[-1, -1], float(dtw(t).values))
-    times = race({"tempclr": lambda: dtw(t), "librosa.sequence.dtw": lambda: librosa.sequence.dtw(C=C),
-                  "tslearn dtw_path_from_metric": lambda: dtw_path_from_metric(C, metric="precomputed")})
+    times = race(
+        {
+            "tempclr": lambda: dtw(t),
+            "librosa.sequence.dtw": lambda: librosa.sequence.dtw(C=C),
+            "tslearn dtw_path_from_metric": lambda: dtw_path_from_metric(C, metric="precomputed"),
+        }
+    )
     rows += rows_of("(a) 1 pair 10x100, value+path", times)
 
 
@@ -76,11 +81,17 @@ def case_b(rng, rows):
     a64, b64 = a.astype(np.double), b.astype(np.double)
     ref = dtw_ndim.distance_fast(a64[0], b64[0])
     assert np.isclose(ref, np.sqrt(2 * float(dtw(C[0], paths=False).values)), rtol=1e-4)
-    times = race({"tempclr": lambda: dtw(C, paths=False),
-                  "librosa loop": lambda: [librosa.sequence.dtw(C=c, backtrack=False) for c in Cn],
-                  "dtaidistance dtw_ndim.distance_fast loop (C)": lambda: [dtw_ndim.distance_fast(x, y)
-                                                                            for x, y in zip(a64, b64)]},
-                 repeat=3, warmup=1)
+    times = race(
+        {
+            "tempclr": lambda: dtw(C, paths=False),
+            "librosa loop": lambda: [librosa.sequence.dtw(C=c, backtrack=False) for c in Cn],
+            "dtaidistance dtw_ndim.distance_fast loop (C)": lambda: [
+                dtw_ndim.distance_fast(x, y) for x, y in zip(a64, b64)
+            ],
+        },
+        repeat=3,
+        warmup=1,
+    )
     rows += rows_of("(b) 1,000 pairs 10x100, value", times)
 
 
@@ -98,11 +109,28 @@ def case_c(rng, rows):
         return dtw_ndim.distance_matrix(series, parallel=True, use_c=True, block=block, compact=False)
 
     assert np.allclose(dtai()[:200, 200:], np.sqrt(2 * pairwise_dtw(tp, tv).double().numpy()), rtol=1e-3, atol=1e-3)
-    rows += rows_of("(c) 200x200 paragraphs x videos, D=512", race({
-        "tempclr": lambda: pairwise_dtw(tp, tv),
-        "floor: cost GEMM alone": lambda: tp.reshape(-1, 512) @ tv.reshape(-1, 512).T}, repeat=5))
-    rows += rows_of("", race({"tempclr": lambda: pairwise_dtw(tp, tv), "dtaidistance distance_matrix parallel": dtai,
-                              "tslearn cdist_dtw n_jobs=2": lambda: cdist_dtw(P, V, n_jobs=2)}, repeat=3, warmup=1))
+    rows += rows_of(
+        "(c) 200x200 paragraphs x videos, D=512",
+        race(
+            {
+                "tempclr": lambda: pairwise_dtw(tp, tv),
+                "floor: cost GEMM alone": lambda: tp.reshape(-1, 512) @ tv.reshape(-1, 512).T,
+            },
+            repeat=5,
+        ),
+    )
+    rows += rows_of(
+        "",
+        race(
+            {
+                "tempclr": lambda: pairwise_dtw(tp, tv),
+                "dtaidistance distance_matrix parallel": dtai,
+                "tslearn cdist_dtw n_jobs=2": lambda: cdist_dtw(P, V, n_jobs=2),
+            },
+            repeat=3,
+            warmup=1,
+        ),
+    )
 
 
 def case_d(rng, rows, B, N, M):
@@ -124,13 +152,18 @@ def case_d(rng, rows, B, N, M):
             x = a.clone().requires_grad_(True)
             distance(x, b).sum().backward()
             return x.grad
+
         return step
 
     with torch.no_grad():
         assert torch.allclose(soft_dtw(cosine(a, b).double(), 0.1), tslearn_loss(a.double(), b.double()), rtol=1e-4)
-    times = race({"tempclr": value_and_grad(lambda x, y: soft_dtw(cosine(x, y), 0.1)),
-                  "tslearn SoftDTWLossPyTorch": value_and_grad(tslearn_loss),
-                  "pysdtw (CPU)": value_and_grad(sdtw)})
+    times = race(
+        {
+            "tempclr": value_and_grad(lambda x, y: soft_dtw(cosine(x, y), 0.1)),
+            "tslearn SoftDTWLossPyTorch": value_and_grad(tslearn_loss),
+            "pysdtw (CPU)": value_and_grad(sdtw),
+        }
+    )
     rows += rows_of(f"(d) soft-DTW value+grad, {B} pairs {N}x{M}", times)
 
 

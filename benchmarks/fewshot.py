@@ -27,12 +27,19 @@ def otam_cum_dist(dists: torch.Tensor, lbda: float = 0.1) -> torch.Tensor:
         cum[:, :, 0, m] = dists[:, :, 0, m] + cum[:, :, 0, m - 1]
     for l in range(1, dists.shape[2]):
         cum[:, :, l, 1] = dists[:, :, l, 1] - lbda * torch.log(
-            torch.exp(-cum[:, :, l - 1, 0] / lbda) + torch.exp(-cum[:, :, l - 1, 1] / lbda) + torch.exp(-cum[:, :, l, 0] / lbda))
+            torch.exp(-cum[:, :, l - 1, 0] / lbda)
+            + torch.exp(-cum[:, :, l - 1, 1] / lbda)
+            + torch.exp(-cum[:, :, l, 0] / lbda)
+        )
         for m in range(2, dists.shape[3] - 1):
             cum[:, :, l, m] = dists[:, :, l, m] - lbda * torch.log(
-                torch.exp(-cum[:, :, l - 1, m - 1] / lbda) + torch.exp(-cum[:, :, l, m - 1] / lbda))
+                torch.exp(-cum[:, :, l - 1, m - 1] / lbda) + torch.exp(-cum[:, :, l, m - 1] / lbda)
+            )
         cum[:, :, l, -1] = dists[:, :, l, -1] - lbda * torch.log(
-            torch.exp(-cum[:, :, l - 1, -2] / lbda) + torch.exp(-cum[:, :, l - 1, -1] / lbda) + torch.exp(-cum[:, :, l, -2] / lbda))
+            torch.exp(-cum[:, :, l - 1, -2] / lbda)
+            + torch.exp(-cum[:, :, l - 1, -1] / lbda)
+            + torch.exp(-cum[:, :, l, -2] / lbda)
+        )
     return cum[:, :, -1, -1]
 
 
@@ -56,8 +63,13 @@ def main() -> None:
     rng = np.random.default_rng(0)
     classes, per_class, T, D = 100, 10, 8, 512
     feats = F.normalize(torch.from_numpy(rng.standard_normal((classes * per_class, T, D)).astype(np.float32)), dim=-1)
-    videos = VideoSet([str(k) for k in range(classes * per_class)], feats, torch.full((len(feats),), T),
-                      np.repeat(np.arange(classes), per_class), [str(c) for c in range(classes)])
+    videos = VideoSet(
+        [str(k) for k in range(classes * per_class)],
+        feats,
+        torch.full((len(feats),), T),
+        np.repeat(np.arange(classes), per_class),
+        [str(c) for c in range(classes)],
+    )
     cfg = FewshotConfig(ways=5, shots=5, queries=1, episodes=10000)
     rows = []
     for name in DISTANCES:
@@ -68,8 +80,10 @@ def main() -> None:
     start = time.perf_counter()
     peer_episodes(videos, cfg, peer_eps)
     peer = (time.perf_counter() - start) / peer_eps
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; 10,000 episodes 5-way 5-shot, 1 query/class, "
-          f"T={T}, D={D}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; 10,000 episodes 5-way 5-shot, 1 query/class, "
+        f"T={T}, D={D}"
+    )
     print("| distance | tempclr s (10,000 episodes) | ms / episode | released-style OTAM loop ms / episode | ratio |")
     print("|---|---:|---:|---:|---:|")
     for name, seconds in rows:

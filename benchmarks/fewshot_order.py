@@ -31,15 +31,23 @@ def classes(rng, kind: str, n_classes: int, per_class: int = 20, clips: int = 8,
             feats.append(seq)
             labels.append(c)
     x = F.normalize(torch.tensor(np.stack(feats), dtype=torch.float32), dim=-1)
-    return VideoSet([str(k) for k in range(len(x))], x, torch.full((len(x),), clips), np.array(labels),
-                    [str(c) for c in range(n_classes)])
+    return VideoSet(
+        [str(k) for k in range(len(x))],
+        x,
+        torch.full((len(x),), clips),
+        np.array(labels),
+        [str(c) for c in range(n_classes)],
+    )
 
 
 def main() -> None:
     rng = np.random.default_rng(0)
     print("| classes | episodes | " + " | ".join(DISTANCES) + " |\n|---|---|" + "---:|" * len(DISTANCES))
-    for label, kind, ways, n in (("order (A->B vs B->A)", "order", 2, 2), ("order, 5 pairs mixed", "order", 5, 10),
-                                 ("order-free", "free", 5, 10)):
+    for label, kind, ways, n in (
+        ("order (A->B vs B->A)", "order", 2, 2),
+        ("order, 5 pairs mixed", "order", 5, 10),
+        ("order-free", "free", 5, 10),
+    ):
         videos = classes(rng, kind, n)
         cfg = FewshotConfig(ways=ways, shots=1, queries=1, episodes=2000, seed=0)
         acc = {r.distance: f"{r.accuracy:.1f} ± {r.ci95:.1f}" for r in fewshot_accuracy(videos, cfg, list(DISTANCES))}

@@ -86,22 +86,32 @@ def soft_dtw_figures(device: torch.device, B: int, L: int, precomputed: bool) ->
             else:
                 x = a.clone().requires_grad_(True)
                 distance(x, b)
+
         return step
 
     def ours(backend):
         def distance(x, y):
             soft_dtw(x if y is None else 1 - x @ y.transpose(1, 2), gamma=0.1, backend=backend).sum().backward()
+
         return distance
 
-    out = {"B": B, "L": L, "cost": "precomputed" if precomputed else "D=64 embeddings, cost included",
-           "backend": backend_for(cost)}
+    out = {
+        "B": B,
+        "L": L,
+        "cost": "precomputed" if precomputed else "D=64 embeddings, cost included",
+        "backend": backend_for(cost),
+    }
     out["tempclr"] = measured(run(ours(None)), device, repeat, warmup)
     out["row_scan"] = measured(run(ours("torch")), device, repeat, warmup)
     try:
         import pysdtw
 
-        sdtw = pysdtw.SoftDTW(gamma=0.1, use_cuda=device.type == "cuda",
-                              dist_func=(lambda x, y: x) if precomputed else (lambda x, y: 1 - x @ y.transpose(1, 2)))
+        sdtw = pysdtw.SoftDTW(
+            gamma=0.1,
+            use_cuda=device.type == "cuda",
+            dist_func=(lambda x, y: x) if precomputed else (lambda x, y: 1 - x @ y.transpose(1, 2)),
+        )
+
         def theirs(x, y):  # pysdtw reads the second length (and the feature size) from its second argument
             sdtw(x, cost if y is None else y).sum().backward()
 
@@ -123,8 +133,13 @@ def all_pairs_figures(device: torch.device, P: int, N: int, M: int) -> dict:
         cost = 1 - torch.einsum("pnd,vmd->pvnm", x, y)
         dtw(cost.reshape(P * P, N, M), paths=False, backend="torch")
 
-    out = {"pairs": P * P, "N": N, "M": M, "tempclr": measured(lambda: pairwise_dtw(x, y), device),
-           "row_scan": measured(row_scan, device)}
+    out = {
+        "pairs": P * P,
+        "N": N,
+        "M": M,
+        "tempclr": measured(lambda: pairwise_dtw(x, y), device),
+        "row_scan": measured(row_scan, device),
+    }
     if "ms" in out["row_scan"] and "ms" in out["tempclr"]:
         out["row_scan_over_tempclr"] = round(out["row_scan"]["ms"] / out["tempclr"]["ms"], 2)
     return out
@@ -139,8 +154,13 @@ def row_scan_figures(device: torch.device, B: int, L: int) -> dict:
     t_one = timed(lambda: soft_dtw(one, gamma=0.1, backend="torch"), device)
     t_many = timed(lambda: soft_dtw(many, gamma=0.1, backend="torch"), device)
     t_auto = timed(lambda: soft_dtw(many, gamma=0.1), device)
-    return {"rows": L, "B": B, "ms_per_row_1_pair": round(t_one / L, 4), "ms_per_row_B_pairs": round(t_many / L, 4),
-            "automatic_backend_ms_per_row_B_pairs": round(t_auto / L, 4)}
+    return {
+        "rows": L,
+        "B": B,
+        "ms_per_row_1_pair": round(t_one / L, 4),
+        "ms_per_row_B_pairs": round(t_many / L, 4),
+        "automatic_backend_ms_per_row_B_pairs": round(t_auto / L, 4),
+    }
 
 
 def extraction_figures(device: torch.device, seconds: float) -> dict:
@@ -176,14 +196,20 @@ def s3d_figures(device: torch.device, batch: int, size: int) -> dict:
     clips = torch.rand(batch, 3, 30, size, size, device=device)
     out, rates = {}, {}
     for mode in ("float32", "autocast"):
+
         def run(mode=mode):
             with torch.inference_mode(), autocast(device, enabled=mode == "autocast"):
                 out[mode] = model(clips)["video_embedding"].float()
 
         rates[mode] = round(batch / (timed(run, device, repeat=3, warmup=1) / 1000), 1)
     a, b = (torch.nn.functional.normalize(out[m], dim=-1) for m in ("float32", "autocast"))
-    return {"batch": batch, "size": size, "clips_per_s_float32": rates["float32"],
-            "clips_per_s_autocast": rates["autocast"], "autocast_cosine_min": round(float((a * b).sum(-1).min()), 5)}
+    return {
+        "batch": batch,
+        "size": size,
+        "clips_per_s_float32": rates["float32"],
+        "clips_per_s_autocast": rates["autocast"],
+        "autocast_cosine_min": round(float((a * b).sum(-1).min()), 5),
+    }
 
 
 def nvdec_figures(seconds: float) -> dict:
@@ -206,8 +232,11 @@ def nvdec_figures(seconds: float) -> dict:
                 report = DecodeReport()
                 start = time.perf_counter()
                 n = sum(1 for _ in sample_frames(video, 1.0, 224, report, decode=decode, hwaccel=hwaccel))
-                figures[f"{decode}_{hwaccel or 'cpu'}"] = {"seconds": round(time.perf_counter() - start, 3),
-                                                          "samples": n, "decoded_on": report.decoded_on}
+                figures[f"{decode}_{hwaccel or 'cpu'}"] = {
+                    "seconds": round(time.perf_counter() - start, 3),
+                    "samples": n,
+                    "decoded_on": report.decoded_on,
+                }
     return figures
 
 
@@ -222,9 +251,14 @@ def main() -> None:
     figures = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
-        "soft_dtw": {"published": PUBLISHED,
-                     "rows": [soft_dtw_figures(device, 4 if small else 32, L, precomputed)
-                              for L in ((16, 48) if small else (128, 512, 1024, 4096)) for precomputed in (False, True)]},
+        "soft_dtw": {
+            "published": PUBLISHED,
+            "rows": [
+                soft_dtw_figures(device, 4 if small else 32, L, precomputed)
+                for L in ((16, 48) if small else (128, 512, 1024, 4096))
+                for precomputed in (False, True)
+            ],
+        },
         "all_pairs": all_pairs_figures(device, 20 if small else 200, 8, 60),
         "row_scan": row_scan_figures(device, 8 if small else 256, 32 if small else 512),
         "extract": extraction_figures(device, 4.0 if small else 60.0),

@@ -49,8 +49,12 @@ sys.exit(code)
 def peak(args: list[str]) -> tuple[float, float]:
     """(peak resident MB, seconds) of `tempclr ARGS` in a fresh process of its own."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", RUN, *args], capture_output=True, text=True,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, *args],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     seconds = time.perf_counter() - start
     if done.returncode:
         raise SystemExit(done.stderr)

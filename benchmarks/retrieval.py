@@ -42,8 +42,10 @@ def main() -> None:
     start = time.perf_counter()
     cdist_dtw(a, b, n_jobs=2)
     peer_per_pair = (time.perf_counter() - start) / sub**2
-    print(f"torch {torch.__version__}, 2 threads; {n} paragraphs x {n} videos, <= {L} captions/units, D={D}; "
-          f"peak RSS {peak:.0f} MB")
+    print(
+        f"torch {torch.__version__}, 2 threads; {n} paragraphs x {n} videos, <= {L} captions/units, D={D}; "
+        f"peak RSS {peak:.0f} MB"
+    )
     print("| measure | tempclr s | us / pair | tslearn cdist_dtw us / pair (300x300) | ratio | R@1 (noisy copies) |")
     print("|---|---:|---:|---:|---:|---:|")
     for measure, seconds, r1 in rows:

@@ -51,12 +51,29 @@ def make_store(n: int) -> Path:
         captions = stand_in_text([f"video {v} step {k}" for k in range(STEPS)]).numpy()
         clips = np.repeat(captions, per_step, axis=0) + NOISE / np.sqrt(DIM) * rng.standard_normal((CLIPS, DIM))
         np.save(root / "feats" / f"{vid}.npy", clips.astype(np.float16))
-        rows.append(json.dumps({"features": f"{vid}.npy", "status": "ok", "clips": CLIPS, "dim": DIM,
-                                "starts": starts, "ends": [s + 1 for s in starts], "model": "ViT-B-32",
-                                "pretrained": "synthetic", "dtype": "float16"}))
-        database[vid] = {"duration": float(CLIPS), "subset": "validation", "annotations": [
-            {"segment": [k * STEP_SECONDS, (k + 1) * STEP_SECONDS], "sentence": f"video {v} step {k}"}
-            for k in range(STEPS)]}
+        rows.append(
+            json.dumps(
+                {
+                    "features": f"{vid}.npy",
+                    "status": "ok",
+                    "clips": CLIPS,
+                    "dim": DIM,
+                    "starts": starts,
+                    "ends": [s + 1 for s in starts],
+                    "model": "ViT-B-32",
+                    "pretrained": "synthetic",
+                    "dtype": "float16",
+                }
+            )
+        )
+        database[vid] = {
+            "duration": float(CLIPS),
+            "subset": "validation",
+            "annotations": [
+                {"segment": [k * STEP_SECONDS, (k + 1) * STEP_SECONDS], "sentence": f"video {v} step {k}"}
+                for k in range(STEPS)
+            ],
+        }
     (root / "feats" / "index.jsonl").write_text("\n".join(rows) + "\n")
     (root / "annotations.json").write_text(json.dumps({"database": database}))
     (root / "done").touch()
@@ -110,13 +127,25 @@ def child(n: int, mode: str, first_chunk: bool) -> dict:
         scored = sum(len(r) for r in ranks)
         r1 = pr.recall_from_ranks(torch.cat(ranks))["R@1"]
     score = time.perf_counter() - t0
-    return {"videos": n, "mode": mode, "imports_mb": imports, "peak_mb": peak_mb(),
-            "load_s": load, "score_s": score, "scored_queries": scored, "R@1": r1}
+    return {
+        "videos": n,
+        "mode": mode,
+        "imports_mb": imports,
+        "peak_mb": peak_mb(),
+        "load_s": load,
+        "score_s": score,
+        "scored_queries": scored,
+        "R@1": r1,
+    }
 
 
 def measure(n: int, mode: str, first_chunk: bool = False) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", str(n), mode, str(int(first_chunk))],
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(n), mode, str(int(first_chunk))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
     if out.returncode:
         raise SystemExit(out.stderr)
     return json.loads(out.stdout)
@@ -133,8 +162,10 @@ def main() -> None:
         return
     sizes = [int(x) for x in args.videos.split(",")]
     print(f"{CLIPS} clips x {DIM} dims (float16) per video, {STEPS} steps; DTW, background removed; 2 threads")
-    print("| videos | tempclr peak RSS MB | whole matrix peak RSS MB | whole / tempclr | load s | tempclr score s | "
-          "whole score s | R@1 tempclr / whole |")
+    print(
+        "| videos | tempclr peak RSS MB | whole matrix peak RSS MB | whole / tempclr | load s | tempclr score s | "
+        "whole score s | R@1 tempclr / whole |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     notes = []
     for n in sizes:
@@ -144,14 +175,30 @@ def main() -> None:
         score = f"{ours['score_s'] * n / ours['scored_queries']:.0f}"
         if part:
             score += f" (first {ours['scored_queries']} queries x {n / ours['scored_queries']:.0f})"
-            cells = [f"not run: the scores alone need {n * n * 4 / 1e9:.0f} GB", "", score, "", f"{ours['R@1']:.2f} / -"]
+            cells = [
+                f"not run: the scores alone need {n * n * 4 / 1e9:.0f} GB",
+                "",
+                score,
+                "",
+                f"{ours['R@1']:.2f} / -",
+            ]
         else:
             whole = measure(n, "whole")
-            cells = [f"{whole['peak_mb']:.0f}", f"{whole['peak_mb'] / ours['peak_mb']:.2f}", score,
-                     f"{whole['score_s']:.0f}", f"{ours['R@1']:.2f} / {whole['R@1']:.2f}"]
-        print(f"| {n:,} | {ours['peak_mb']:.0f} | {cells[0]} | {cells[1]} | {ours['load_s']:.0f} | " + " | ".join(cells[2:]) + " |")
+            cells = [
+                f"{whole['peak_mb']:.0f}",
+                f"{whole['peak_mb'] / ours['peak_mb']:.2f}",
+                score,
+                f"{whole['score_s']:.0f}",
+                f"{ours['R@1']:.2f} / {whole['R@1']:.2f}",
+            ]
+        print(
+            f"| {n:,} | {ours['peak_mb']:.0f} | {cells[0]} | {cells[1]} | {ours['load_s']:.0f} | "
+            + " | ".join(cells[2:])
+            + " |"
+        )
         notes.append(f"{n:,} videos: imports alone {ours['imports_mb']:.0f} MB")
     print("\n".join(notes))
+
 
 if __name__ == "__main__":
     main()

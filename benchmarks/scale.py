@@ -51,8 +51,9 @@ def timed_extract(source: str, out: Path, workers: int, engine: str = "local", f
     from tempclr_cli.core.encode.extract import ExtractConfig, extract_videos
 
     clock = time.perf_counter()
-    summary = extract_videos([source], out, ExtractConfig(workers=workers), "tiny", "none", device="cpu",
-                             output_format=fmt, engine=engine)
+    summary = extract_videos(
+        [source], out, ExtractConfig(workers=workers), "tiny", "none", device="cpu", output_format=fmt, engine=engine
+    )
     seconds = time.perf_counter() - clock
     return {"videos": summary["ok"], "seconds": round(seconds, 2), "videos/s": round(summary["ok"] / seconds, 1)}
 
@@ -61,11 +62,19 @@ def engines(root: Path, n: int) -> list[dict]:
     videos = make_videos(root, n)
     shards = make_shards(root, videos)
     rows = []
-    for label, source, fmt in (("plain files -> npy", str(root / "files"), "npy"),
-                               ("2 tar shards -> webdataset", shards, "webdataset")):
+    for label, source, fmt in (
+        ("plain files -> npy", str(root / "files"), "npy"),
+        ("2 tar shards -> webdataset", shards, "webdataset"),
+    ):
         for workers in (1, 2):
-            rows.append({"input": label, "engine": "local", "workers": workers,
-                         **timed_extract(source, root / f"out-{fmt}-{workers}", workers, fmt=fmt)})
+            rows.append(
+                {
+                    "input": label,
+                    "engine": "local",
+                    "workers": workers,
+                    **timed_extract(source, root / f"out-{fmt}-{workers}", workers, fmt=fmt),
+                }
+            )
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -73,8 +82,15 @@ def engines(root: Path, n: int) -> list[dict]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     startup = round(time.perf_counter() - clock, 2)
     for workers in (1, 2):
-        rows.append({"input": "2 tar shards -> webdataset", "engine": "ray", "workers": workers, "ray_init": startup,
-                     **timed_extract(shards, root / f"out-ray-{workers}", workers, "ray", "webdataset")})
+        rows.append(
+            {
+                "input": "2 tar shards -> webdataset",
+                "engine": "ray",
+                "workers": workers,
+                "ray_init": startup,
+                **timed_extract(shards, root / f"out-ray-{workers}", workers, "ray", "webdataset"),
+            }
+        )
     ray.shutdown()
     return rows
 
@@ -96,17 +112,30 @@ def layouts(root: Path, videos: int, clips: int = 60, dim: int = 512, per_part: 
                 if writer is not None:
                     writer.close()
                 writer = layout.writer(part)
-            row = {"key": key, "features": layout.member(part.name, key), "clips": clips, "dim": dim,
-                   "starts": list(range(clips)), "ends": list(range(1, clips + 1)), "status": "ok"}
+            row = {
+                "key": key,
+                "features": layout.member(part.name, key),
+                "clips": clips,
+                "dim": dim,
+                "starts": list(range(clips)),
+                "ends": list(range(1, clips + 1)),
+                "status": "ok",
+            }
             writer.add(key, array, row)
             append_jsonl(out / "index.jsonl", row)
         writer.close()
         seconds = time.perf_counter() - clock
         files = [p for p in out.rglob("*") if p.is_file()]
-        rows.append({"format": name, "videos": videos, "files": len(files),
-                     "MB": round(sum(p.stat().st_size for p in files) / 1e6, 1),
-                     "disk MB": round(sum(p.stat().st_blocks * 512 for p in files) / 1e6, 1),
-                     "write s": round(seconds, 1)})
+        rows.append(
+            {
+                "format": name,
+                "videos": videos,
+                "files": len(files),
+                "MB": round(sum(p.stat().st_size for p in files) / 1e6, 1),
+                "disk MB": round(sum(p.stat().st_blocks * 512 for p in files) / 1e6, 1),
+                "write s": round(seconds, 1),
+            }
+        )
         shutil.rmtree(out)
     return rows
 
@@ -122,8 +151,9 @@ def decode_rate(video: Path) -> float:
     return report.duration / (time.perf_counter() - clock)
 
 
-def howto100m(rate: float, encode_rates: dict, hours: float = 134_000, cores: tuple = (8, 16, 32),
-              gpus: tuple = (8, 64)) -> list[dict]:
+def howto100m(
+    rate: float, encode_rates: dict, hours: float = 134_000, cores: tuple = (8, 16, 32), gpus: tuple = (8, 64)
+) -> list[dict]:
     """Wall hours for HowTo100M on N GPUs with M decoding cores each: decode needs hours*3600/rate
     core-seconds; each GPU encodes 3600 frames an hour of video at 1 fps."""
     rows = []
@@ -132,9 +162,17 @@ def howto100m(rate: float, encode_rates: dict, hours: float = 134_000, cores: tu
             for m in cores:
                 decode = hours / (rate * m * n)
                 encode = hours * 3600 / (fps * n) / 3600
-                rows.append({"model": model, "GPUs": n, "cores per GPU": m, "decode h": round(decode, 1),
-                             "encode h": round(encode, 1), "wall h": round(max(decode, encode), 1),
-                             "GPU-hours": round(max(decode, encode) * n)})
+                rows.append(
+                    {
+                        "model": model,
+                        "GPUs": n,
+                        "cores per GPU": m,
+                        "decode h": round(decode, 1),
+                        "encode h": round(encode, 1),
+                        "wall h": round(max(decode, encode), 1),
+                        "GPU-hours": round(max(decode, encode) * n),
+                    }
+                )
     return rows
 
 
@@ -143,8 +181,13 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=200)
     parser.add_argument("--stores", type=int, default=10_000)
     parser.add_argument("--video", type=Path, default=Path("/tmp/vids/world.mp4"))
-    parser.add_argument("--encode-rate", action="append", default=[], metavar="MODEL=FPS",
-                        help="per-GPU frames/s (scripts/gpu_check.sh prints them); default a placeholder")
+    parser.add_argument(
+        "--encode-rate",
+        action="append",
+        default=[],
+        metavar="MODEL=FPS",
+        help="per-GPU frames/s (scripts/gpu_check.sh prints them); default a placeholder",
+    )
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch

@@ -58,13 +58,15 @@ def make_files(videos: int, seed: int = 0) -> Path:
                 for s in segments:
                     if s["id"] == label:
                         score[int(s["segment"][0]) : int(s["segment"][1])] += 2.0
-                writer.writerows(zip([f"video{k:04d}"] * length, seconds, seconds + 1, [label] * length,
-                                     np.round(score, 6)))
+                writer.writerows(
+                    zip([f"video{k:04d}"] * length, seconds, seconds + 1, [label] * length, np.round(score, 6))
+                )
     (root / "annotations.json").write_text(json.dumps(annotations))
     with (root / "taxonomy.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["global_step_index", "activity", "step_index", "variation", "variation_index", "headline",
-                         "paragraph"])
+        writer.writerow(
+            ["global_step_index", "activity", "step_index", "variation", "variation_index", "headline", "paragraph"]
+        )
         writer.writerows(taxonomy)
     (root / "done").touch()
     return root
@@ -76,9 +78,22 @@ def main() -> None:
     args = parser.parse_args()
     root = make_files(args.videos)
     rows = sum(1 for _ in (root / "predictions.csv").open()) - 1
-    command = [sys.executable, "-m", "tempclr_cli", "score", str(root / "predictions.csv"), "--annotations",
-               str(root / "annotations.json"), "--format", "htstep", "--taxonomy", str(root / "taxonomy.csv"),
-               "--split", "val_seen", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "tempclr_cli",
+        "score",
+        str(root / "predictions.csv"),
+        "--annotations",
+        str(root / "annotations.json"),
+        "--format",
+        "htstep",
+        "--taxonomy",
+        str(root / "taxonomy.csv"),
+        "--split",
+        "val_seen",
+        "--json",
+    ]
     began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - began
@@ -91,14 +106,17 @@ def main() -> None:
     began = time.perf_counter()
     predictions = read_predictions(root / "predictions.csv")
     read = time.perf_counter() - began
-    videos = read_layout(root / "annotations.json", "htstep",
-                         ReadOptions(split="val_seen", taxonomy=root / "taxonomy.csv"))
+    videos = read_layout(
+        root / "annotations.json", "htstep", ReadOptions(split="val_seen", taxonomy=root / "taxonomy.csv")
+    )
     began = time.perf_counter()
     score_matched(videos, predictions, "htstep", "val_seen")
     scoring = time.perf_counter() - began
-    print(f"{args.videos} videos, {rows:,} candidates: `tempclr score` {wall:.1f} s end to end "
-          f"(reading the CSV {read:.1f} s, scoring {scoring:.1f} s); "
-          f"mAP {metrics['htstep-map']['values']['mAP']:.2f}, R@1 {metrics['point-recall']['values']['R@1']:.2f}")
+    print(
+        f"{args.videos} videos, {rows:,} candidates: `tempclr score` {wall:.1f} s end to end "
+        f"(reading the CSV {read:.1f} s, scoring {scoring:.1f} s); "
+        f"mAP {metrics['htstep-map']['values']['mAP']:.2f}, R@1 {metrics['point-recall']['values']['R@1']:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,23 @@ def make_store(n_clips: int) -> Path:
             clips = rng.standard_normal((CLIPS, DIM), dtype=np.float32)
             clips /= np.linalg.norm(clips, axis=1, keepdims=True)
             np.save(root / f"v{v:06d}.npy", clips.astype(np.float16))
-            index.write(json.dumps({"features": f"v{v:06d}.npy", "status": "ok", "clips": CLIPS, "dim": DIM,
-                                    "starts": starts, "ends": [s + 1 for s in starts], "model": "ViT-B-32",
-                                    "pretrained": "openai", "seed": 0, "dtype": "float16"}) + "\n")
+            index.write(
+                json.dumps(
+                    {
+                        "features": f"v{v:06d}.npy",
+                        "status": "ok",
+                        "clips": CLIPS,
+                        "dim": DIM,
+                        "starts": starts,
+                        "ends": [s + 1 for s in starts],
+                        "model": "ViT-B-32",
+                        "pretrained": "openai",
+                        "seed": 0,
+                        "dtype": "float16",
+                    }
+                )
+                + "\n"
+            )
     (root.parent / "done").touch()
     return root
 
@@ -87,8 +101,12 @@ def packed(root: Path, n_queries: int) -> dict:
         scores = clip_scores(store.matrix, q[k : k + 1])[0]
         found.append(moment_runs(scores, store.offsets, TOP_K))
         times.append(time.perf_counter() - t)
-    return {"open_s": opened, "query_s": statistics.median(times), "total_s": time.perf_counter() - t0,
-            "moments": found[0]}
+    return {
+        "open_s": opened,
+        "query_s": statistics.median(times),
+        "total_s": time.perf_counter() - t0,
+        "moments": found[0],
+    }
 
 
 def plain_loop(root: Path) -> dict:
@@ -146,19 +164,27 @@ def main() -> None:
         return
     t0 = time.perf_counter()
     make_store(args.clips)
-    print(f"store: {args.clips:,} clips in {args.clips // CLIPS:,} videos ({time.perf_counter() - t0:.0f} s to make "
-          f"or find), dim {DIM}, float16; 2 threads, files in the page cache")
-    rows = {"pack (first search of a store)": measure(args.clips, "pack", warm=False),
-            "packed, 1 query (a new process)": measure(args.clips, "1"),
-            "packed, 20 queries (one load)": measure(args.clips, "20"),
-            "plain loop over the .npy files, 1 query": measure(args.clips, "loop")}
-    same = rows["packed, 1 query (a new process)"]["moments"] == rows["plain loop over the .npy files, 1 query"]["moments"]
+    print(
+        f"store: {args.clips:,} clips in {args.clips // CLIPS:,} videos ({time.perf_counter() - t0:.0f} s to make "
+        f"or find), dim {DIM}, float16; 2 threads, files in the page cache"
+    )
+    rows = {
+        "pack (first search of a store)": measure(args.clips, "pack", warm=False),
+        "packed, 1 query (a new process)": measure(args.clips, "1"),
+        "packed, 20 queries (one load)": measure(args.clips, "20"),
+        "plain loop over the .npy files, 1 query": measure(args.clips, "loop"),
+    }
+    same = (
+        rows["packed, 1 query (a new process)"]["moments"] == rows["plain loop over the .npy files, 1 query"]["moments"]
+    )
     print("| | open s | s per query | peak RSS MB | private MB at end | imports MB |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in rows.items():
         opened = f"{r['open_s']:.2f}" if "open_s" in r else "-"
-        print(f"| {name} | {opened} | {r['query_s']:.3f} | {r['peak_mb']:.0f} | {r['private_mb']:.0f} | "
-              f"{r['imports_mb']:.0f} |")
+        print(
+            f"| {name} | {opened} | {r['query_s']:.3f} | {r['peak_mb']:.0f} | {r['private_mb']:.0f} | "
+            f"{r['imports_mb']:.0f} |"
+        )
     print(f"same top-{TOP_K} moments from both: {same}")
 
 

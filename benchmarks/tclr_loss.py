@@ -34,8 +34,17 @@ def nt_xent(zi, zj, t):
 def released(g, s, loc, t=0.1):
     B = g.shape[1]
     ic2 = nt_xent(g[0], g[1], t)
-    ic1 = sum(nt_xent(loc[a][:, c], loc[b][:, d], t) for a in range(2) for b in range(2)
-              for c in range(4) for d in range(4) if not (a == b and c == d)) / 4
+    ic1 = (
+        sum(
+            nt_xent(loc[a][:, c], loc[b][:, d], t)
+            for a in range(2)
+            for b in range(2)
+            for c in range(4)
+            for d in range(4)
+            if not (a == b and c == d)
+        )
+        / 4
+    )
     ll = sum(nt_xent(loc[0][v], loc[1][v], t) for v in range(B))
     gl = 0
     for a in range(2):
@@ -80,7 +89,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, 2 threads")
     print("| measure | tempclr | released loops | ratio |\n|---|---:|---:|---:|")
     print(f"| loss value + gradient, batch {B}, D={D} (ms) | {t_ours:.2f} | {t_peer:.2f} | {t_peer / t_ours:.1f}x |")
-    print("\n| training step, r3d18-small, 8 videos x 10 clips of 16x32x32 | per-view (default) | joint | joint / per-view |")
+    print(
+        "\n| training step, r3d18-small, 8 videos x 10 clips of 16x32x32 | per-view (default) | joint | joint / "
+        "per-view |"
+    )
     print("|---|---:|---:|---:|")
     rate = {k: 80 / (v / 1000) for k, v in steps.items()}
     print(f"| clips/s | {rate['per-view']:.1f} | {rate['joint']:.1f} | {rate['joint'] / rate['per-view']:.2f}x |")

@@ -74,8 +74,13 @@ def save(model, tokenizer, out: Path) -> str:
     used = torch.unique(tokenizer(captions).flatten())
     state = {k: v.half() for k, v in model.state_dict().items() if k != "token_embedding.weight"}
     table = model.state_dict()["token_embedding.weight"]
-    payload = {"format": "tempclr tiny synthetic v1", "state": state, "token_ids": used,
-               "token_rows": table[used].half(), "vocab": table.shape[0]}
+    payload = {
+        "format": "tempclr tiny synthetic v1",
+        "state": state,
+        "token_ids": used,
+        "token_rows": table[used].half(),
+        "vocab": table.shape[0],
+    }
     return write_payload(payload, out)
 
 

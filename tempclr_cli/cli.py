@@ -14,8 +14,23 @@ from typer.core import TyperArgument, TyperCommand
 from tempclr_cli import __version__
 
 # in the order `tempclr --help` lists them; each is the module tempclr_cli.commands.<name>, with a function <name>
-COMMANDS = ("extract", "index", "train", "align", "retrieve", "search", "evaluate", "fewshot", "localize", "score",
-            "sweep", "synth", "demo", "models", "convert")
+COMMANDS = (
+    "extract",
+    "index",
+    "train",
+    "align",
+    "retrieve",
+    "search",
+    "evaluate",
+    "fewshot",
+    "localize",
+    "score",
+    "sweep",
+    "synth",
+    "demo",
+    "models",
+    "convert",
+)
 
 
 def plain_metavar(option) -> str | None:

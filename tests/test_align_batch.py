@@ -46,7 +46,11 @@ def test_a_batch_pairs_by_stem_loads_once_and_reports_a_failure_by_name(store, t
     assert "skipped" in skipping.stderr and "synth0002" in skipping.stderr
     rows = [json.loads(line) for line in skipping.stdout.splitlines()]
     assert [(Path(r["video"]).stem, r.get("skipped")) for r in rows] == [
-        ("synth0002", "no steps file"), ("synth0000", None), ("synth0001", None), ("synth0003", None)]
+        ("synth0002", "no steps file"),
+        ("synth0000", None),
+        ("synth0001", None),
+        ("synth0003", None),
+    ]
     assert not (tmp_path / "skip" / "failures.jsonl").exists()
     summary = tempclr("align", *args, "--output-dir", str(tmp_path / "skip2"))
     assert "3 of 4 aligned" in summary.stderr and "(15 files); 1 skipped (no steps file)" in summary.stderr
@@ -54,15 +58,24 @@ def test_a_batch_pairs_by_stem_loads_once_and_reports_a_failure_by_name(store, t
     assert done.returncode == 3, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]  # data only: one JSON object a line
     assert [(Path(r["video"]).stem, "failed" in r) for r in lines] == [
-        ("synth0000", False), ("synth0001", False), ("synth0002", True), ("synth0003", False)]
+        ("synth0000", False),
+        ("synth0001", False),
+        ("synth0002", True),
+        ("synth0003", False),
+    ]
     lines = [r for r in lines if "failed" not in r]
     assert done.stderr.count("model tiny (synthetic)") == 1  # the model loaded once for the batch
     assert "synth0002" in done.stderr and "steps file not found" in done.stderr
     failures = [json.loads(r) for r in (tmp_path / "out" / "failures.jsonl").read_text().splitlines()]
     assert [Path(f["video"]).stem for f in failures] == ["synth0002"]
     for stem in ("synth0000", "synth0001", "synth0003"):
-        assert sorted(p.suffix for p in (tmp_path / "out").glob(f"{stem}.*")) == [".csv", ".html", ".json", ".srt",
-                                                                                   ".vtt"]
+        assert sorted(p.suffix for p in (tmp_path / "out").glob(f"{stem}.*")) == [
+            ".csv",
+            ".html",
+            ".json",
+            ".srt",
+            ".vtt",
+        ]
     db = annotations(store)
     for row in lines:  # and the alignments are right: the shipped synthetic weights
         truth = db[Path(row["video"]).stem]["annotations"]
@@ -72,13 +85,24 @@ def test_a_batch_pairs_by_stem_loads_once_and_reports_a_failure_by_name(store, t
 def test_pairs_csv_and_the_format_follows_the_suffix(store, tmp_path):
     pairs = tmp_path / "pairs.csv"
     pairs.write_text(f"video,steps\n{store / 'feats' / 'synth0001.npy'},{store / 'steps' / 'synth0001.txt'}\n")
-    done = tempclr("align", "--pairs", str(pairs), "--output-dir", str(tmp_path / "out"), "-f", "srt", "--device", "cpu")
+    done = tempclr(
+        "align", "--pairs", str(pairs), "--output-dir", str(tmp_path / "out"), "-f", "srt", "--device", "cpu"
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "synth0001.srt").read_text().startswith("1\n00:00:")
-    single = tempclr("align", str(store / "feats" / "synth0000.npy"), str(store / "steps" / "synth0000.txt"),
-                     "-o", str(tmp_path / "x.srt"), "--device", "cpu")
+    single = tempclr(
+        "align",
+        str(store / "feats" / "synth0000.npy"),
+        str(store / "steps" / "synth0000.txt"),
+        "-o",
+        str(tmp_path / "x.srt"),
+        "--device",
+        "cpu",
+    )
     assert single.returncode == 0 and (tmp_path / "x.srt").read_text().startswith("1\n00:00:")
-    need_dir = tempclr("align", str(store / "feats" / "synth0000.npy"), str(store / "steps" / "synth0000.txt"), "-f", "all")
+    need_dir = tempclr(
+        "align", str(store / "feats" / "synth0000.npy"), str(store / "steps" / "synth0000.txt"), "-f", "all"
+    )
     assert need_dir.returncode == 2 and "--output-dir" in need_dir.stderr
 
 
@@ -88,8 +112,15 @@ def test_markup_and_arrows_in_a_step_cannot_break_a_cue(store, tmp_path, fmt):
     dirty = [f"{s} <b>now</b> --> & then" for s in steps]
     (tmp_path / "steps.txt").write_bytes("\ufeff".encode() + "\n".join(dirty).encode())  # with a byte-order mark
     target = tmp_path / f"x.{fmt}"
-    done = tempclr("align", str(store / "feats" / "synth0003.npy"), str(tmp_path / "steps.txt"), "-o", str(target),
-                   "--device", "cpu")
+    done = tempclr(
+        "align",
+        str(store / "feats" / "synth0003.npy"),
+        str(tmp_path / "steps.txt"),
+        "-o",
+        str(target),
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     with av.open(str(target)) as container:
         cues = [bytes(p).decode() for p in container.demux(container.streams.subtitles[0]) if p.size]
@@ -102,8 +133,14 @@ def test_markup_and_arrows_in_a_step_cannot_break_a_cue(store, tmp_path, fmt):
 def test_the_readme_api_example_runs(tmp_path):
     block = re.search(r"<!-- api-example -->\s*```python\n(.*?)```", README.read_text(), re.S)
     assert block, "README has no api-example block"
-    done = subprocess.run([sys.executable, "-c", block.group(1)], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", block.group(1)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     printed = [line.split() for line in done.stdout.splitlines() if line[:1].isdigit()]
     truth = annotations(tmp_path / "example")["synth0000"]["annotations"]
@@ -122,7 +159,9 @@ def _browser():
     if webdriver is None or not chromedriver or not (shutil.which("chromium") or shutil.which("chromium-browser")):
         if os.environ.get("CI"):
             pytest.fail("headless Chromium is required in CI (apt-get install chromium chromium-driver; pip selenium)")
-        pytest.skip("no headless Chromium here (Debian: apt-get install chromium chromium-driver; pip install selenium)")
+        pytest.skip(
+            "no headless Chromium here (Debian: apt-get install chromium chromium-driver; pip install selenium)"
+        )
     os.environ.setdefault("SE_AVOID_STATS", "true")
     options = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
@@ -136,8 +175,17 @@ def test_the_review_page_plays_its_chapters_and_seeks_on_click(store, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = tmp_path / "review" / "synth0002.html"
-    done = tempclr("align", str(store / "feats" / "synth0002.npy"), str(store / "steps" / "synth0002.txt"),
-                   "-f", "html", "-o", str(page), "--device", "cpu")
+    done = tempclr(
+        "align",
+        str(store / "feats" / "synth0002.npy"),
+        str(store / "steps" / "synth0002.txt"),
+        "-f",
+        "html",
+        "-o",
+        str(page),
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     text = page.read_text()
     assert "http://" not in text and "https://" not in text  # offline: nothing fetched from anywhere
@@ -147,12 +195,17 @@ def test_the_review_page_plays_its_chapters_and_seeks_on_click(store, tmp_path):
     try:
         driver.get(page.as_uri())
         wait = WebDriverWait(driver, 20)
-        wait.until(lambda d: d.execute_script("return video.readyState >= 1 && chapters.track.cues && "
-                                              "chapters.track.cues.length > 0"))
+        wait.until(
+            lambda d: d.execute_script(
+                "return video.readyState >= 1 && chapters.track.cues && chapters.track.cues.length > 0"
+            )
+        )
         entries = driver.find_elements(By.CSS_SELECTOR, "li.step")
         assert len(entries) == len(steps)
         assert driver.execute_script("return chapters.track.cues.length") == len(steps)
-        assert all(e.find_element(By.TAG_NAME, "img").get_attribute("src").startswith("data:image/png") for e in entries)
+        assert all(
+            e.find_element(By.TAG_NAME, "img").get_attribute("src").startswith("data:image/png") for e in entries
+        )
         assert driver.execute_script("return document.querySelectorAll('#heatmap rect.segment').length") == len(steps)
         entries[-1].click()
         wait.until(lambda d: abs(d.execute_script("return video.currentTime") - truth[-1]["segment"][0]) < 0.05)
@@ -170,11 +223,27 @@ def test_steps_transfer_from_an_annotated_reference_video(store, tmp_path, kind)
         ref_steps = store / "youcookii_annotations_trainval.json"  # the database: the entry named like the video
     else:
         ref_steps = tmp_path / f"ref.{kind}"
-        made = tempclr("align", str(store / "feats" / "synth0000.npy"), str(store / "steps" / "synth0000.txt"),
-                       "-o", str(ref_steps), "--device", "cpu")
+        made = tempclr(
+            "align",
+            str(store / "feats" / "synth0000.npy"),
+            str(store / "steps" / "synth0000.txt"),
+            "-o",
+            str(ref_steps),
+            "--device",
+            "cpu",
+        )
         assert made.returncode == 0, made.stderr
-    done = tempclr("align", str(store / "feats" / "synth0000.npy"), "--reference", str(store / "feats" / "synth0000.npy"),
-                   str(ref_steps), "-f", "json", "--device", "cpu")
+    done = tempclr(
+        "align",
+        str(store / "feats" / "synth0000.npy"),
+        "--reference",
+        str(store / "feats" / "synth0000.npy"),
+        str(ref_steps),
+        "-f",
+        "json",
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     got = [(s["start"], s["end"], s["text"]) for s in json.loads(done.stdout)["steps"]]
     assert got == [(*map(float, a["segment"]), a["sentence"]) for a in db["synth0000"]["annotations"]]
@@ -182,9 +251,19 @@ def test_steps_transfer_from_an_annotated_reference_video(store, tmp_path, kind)
 
 @pytest.mark.parametrize("match", ["steps", "clips"])
 def test_a_folder_is_labelled_from_one_reference(store, tmp_path, match):
-    done = tempclr("align", str(store / "feats"), "--reference", str(store / "feats" / "synth0001.npy"),
-                   str(store / "youcookii_annotations_trainval.json"), "--output-dir", str(tmp_path / "out"),
-                   "--match", match, "--device", "cpu")
+    done = tempclr(
+        "align",
+        str(store / "feats"),
+        "--reference",
+        str(store / "feats" / "synth0001.npy"),
+        str(store / "youcookii_annotations_trainval.json"),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--match",
+        match,
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(rows) == 4 and all(len(r["steps"]) == len(annotations(store)["synth0001"]["annotations"]) for r in rows)
@@ -219,11 +298,28 @@ def test_a_reference_procedure_is_found_inside_a_longer_video(tmp_path):
     noisy = lambda rows: np.stack(rows) + 0.05 * rng.standard_normal((len(rows), 16))  # noqa: E731
     np.save(tmp_path / "ref.npy", noisy([a, a, b, b, b, c, c]).astype(np.float32))
     np.save(tmp_path / "target.npy", noisy([*others[:3], a, a, b, b, b, c, c, *others[3:5]]).astype(np.float32))
-    (tmp_path / "ref.srt").write_text("1\n00:00:00,000 --> 00:00:02,000\ncrack\n\n2\n00:00:02,000 --> 00:00:05,000\n"
-                                      "whisk\n\n3\n00:00:05,000 --> 00:00:07,000\nfry\n")
-    done = tempclr("align", str(tmp_path / "target.npy"), "--reference", str(tmp_path / "ref.npy"),
-                   str(tmp_path / "ref.srt"), "--match", "subsequence", "-f", "json", "--model", "tiny",
-                   "--pretrained", "none", "--mix-encoders", "--device", "cpu")
+    (tmp_path / "ref.srt").write_text(
+        "1\n00:00:00,000 --> 00:00:02,000\ncrack\n\n2\n00:00:02,000 --> 00:00:05,000\n"
+        "whisk\n\n3\n00:00:05,000 --> 00:00:07,000\nfry\n"
+    )
+    done = tempclr(
+        "align",
+        str(tmp_path / "target.npy"),
+        "--reference",
+        str(tmp_path / "ref.npy"),
+        str(tmp_path / "ref.srt"),
+        "--match",
+        "subsequence",
+        "-f",
+        "json",
+        "--model",
+        "tiny",
+        "--pretrained",
+        "none",
+        "--mix-encoders",
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     steps = json.loads(done.stdout)["steps"]
     assert [(s["text"], s["start"], s["end"]) for s in steps[:2]] == [("crack", 3.0, 5.0), ("whisk", 5.0, 8.0)]
@@ -234,12 +330,31 @@ def test_a_reference_procedure_is_found_inside_a_longer_video(tmp_path):
 
 def test_the_review_page_can_embed_its_video(store, tmp_path):
     page = tmp_path / "embedded.html"
-    done = tempclr("align", str(store / "feats" / "synth0001.npy"), str(store / "steps" / "synth0001.txt"),
-                   "-f", "html", "--embed-video", "-o", str(page), "--device", "cpu")
+    done = tempclr(
+        "align",
+        str(store / "feats" / "synth0001.npy"),
+        str(store / "steps" / "synth0001.txt"),
+        "-f",
+        "html",
+        "--embed-video",
+        "-o",
+        str(page),
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     assert 'src="data:video/mp4;base64,' in page.read_text()  # the page alone is the whole review
-    linked = tempclr("align", str(store / "feats" / "synth0001.npy"), str(store / "steps" / "synth0001.txt"),
-                     "-f", "html", "-o", str(tmp_path / "linked.html"), "--device", "cpu")
+    linked = tempclr(
+        "align",
+        str(store / "feats" / "synth0001.npy"),
+        str(store / "steps" / "synth0001.txt"),
+        "-f",
+        "html",
+        "-o",
+        str(tmp_path / "linked.html"),
+        "--device",
+        "cpu",
+    )
     assert linked.returncode == 0 and 'src="../' in (tmp_path / "linked.html").read_text()  # relative to the page
 
 
@@ -253,8 +368,9 @@ def _page(tmp_path, seconds: int) -> Path:
     steps = [StepTiming(k + 1, f"step {k + 1}", float(bounds[k]), float(bounds[k + 1]), 0.5) for k in range(K)]
     t = np.arange(seconds) + 0.5
     sim = np.stack([-np.abs(t - (bounds[k] + bounds[k + 1]) / 2) / seconds for k in range(K)])
-    alignment = Alignment(f"v{seconds}.npy", float(seconds), steps, sim, list(range(seconds)),
-                          list(range(1, seconds + 1)), "", 1.0)
+    alignment = Alignment(
+        f"v{seconds}.npy", float(seconds), steps, sim, list(range(seconds)), list(range(1, seconds + 1)), "", 1.0
+    )
     page = tmp_path / f"v{seconds}.html"
     page.write_text(alignment.to_html(str(page)))
     return page
@@ -303,18 +419,40 @@ def test_videos_sharing_a_stem_each_keep_their_results(tmp_path, mode):
     steps.mkdir()
     (steps / "b.txt").write_text("first\nsecond\n")
     (tmp_path / "pairs.csv").write_text("video,steps\nvideos/b.mkv,steps/b.txt\nvideos/b.mp4,steps/b.txt\n")
-    (tmp_path / "ref.srt").write_text("1\n00:00:00,000 --> 00:00:02,000\nfirst\n\n2\n00:00:02,000 --> 00:00:04,000\n"
-                                      "second\n")
-    args = {"pairs": ["--pairs", str(tmp_path / "pairs.csv")], "folders": [str(videos), str(steps)],
-            "reference": [str(videos), "--reference", str(videos / "b.mkv"), str(tmp_path / "ref.srt")]}[mode]
-    done = tempclr("align", *args, "--output-dir", str(tmp_path / "out"), "-f", "all", "--model", "tiny",
-                   "--pretrained", "none", "--device", "cpu")
+    (tmp_path / "ref.srt").write_text(
+        "1\n00:00:00,000 --> 00:00:02,000\nfirst\n\n2\n00:00:02,000 --> 00:00:04,000\nsecond\n"
+    )
+    args = {
+        "pairs": ["--pairs", str(tmp_path / "pairs.csv")],
+        "folders": [str(videos), str(steps)],
+        "reference": [str(videos), "--reference", str(videos / "b.mkv"), str(tmp_path / "ref.srt")],
+    }[mode]
+    done = tempclr(
+        "align",
+        *args,
+        "--output-dir",
+        str(tmp_path / "out"),
+        "-f",
+        "all",
+        "--model",
+        "tiny",
+        "--pretrained",
+        "none",
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     assert "2 of 2 aligned" in done.stderr and "(10 files)" in done.stderr
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == sorted(f"b.{ext}.{fmt}" for ext in ("mkv", "mp4") for fmt in ("csv", "html", "json", "srt", "vtt"))
-    durations = {Path(json.loads((tmp_path / "out" / f"b.{ext}.json").read_text())["video"]).suffix:
-                 json.loads((tmp_path / "out" / f"b.{ext}.json").read_text())["duration"] for ext in ("mkv", "mp4")}
+    assert written == sorted(
+        f"b.{ext}.{fmt}" for ext in ("mkv", "mp4") for fmt in ("csv", "html", "json", "srt", "vtt")
+    )
+    durations = {
+        Path(json.loads((tmp_path / "out" / f"b.{ext}.json").read_text())["video"]).suffix: json.loads(
+            (tmp_path / "out" / f"b.{ext}.json").read_text()
+        )["duration"]
+        for ext in ("mkv", "mp4")
+    }
     assert durations == {".mkv": 4.0, ".mp4": 6.0}  # each file holds its own video's result
 
 
@@ -322,11 +460,29 @@ def test_one_video_with_two_step_lists_writes_two_results_and_a_repeated_pair_is
     feats, steps = store / "feats" / "synth0000.npy", store / "steps" / "synth0000.txt"
     (tmp_path / "short.txt").write_text("\n".join(steps.read_text().splitlines()[:2]) + "\n")
     (tmp_path / "pairs.csv").write_text(f"{feats},{steps}\n{feats},{tmp_path / 'short.txt'}\n")
-    done = tempclr("align", "--pairs", str(tmp_path / "pairs.csv"), "--output-dir", str(tmp_path / "out"),
-                   "-f", "json", "--device", "cpu")
+    done = tempclr(
+        "align",
+        "--pairs",
+        str(tmp_path / "pairs.csv"),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "-f",
+        "json",
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["synth0000.short.json", "synth0000.synth0000.json"]
     (tmp_path / "twice.csv").write_text(f"{feats},{steps}\n{feats},{steps}\n")
-    twice = tempclr("align", "--pairs", str(tmp_path / "twice.csv"), "--output-dir", str(tmp_path / "out2"),
-                    "-f", "json", "--device", "cpu")
+    twice = tempclr(
+        "align",
+        "--pairs",
+        str(tmp_path / "twice.csv"),
+        "--output-dir",
+        str(tmp_path / "out2"),
+        "-f",
+        "json",
+        "--device",
+        "cpu",
+    )
     assert twice.returncode == 2 and "pairs 1 and 2 are the same" in twice.stderr

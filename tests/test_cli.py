@@ -12,8 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 
 
-def tempclr(*args: str, stdin: str | None = None, cwd: Path | None = None, env_extra: dict | None = None,
-            process: bool = False) -> subprocess.CompletedProcess:
+def tempclr(
+    *args: str, stdin: str | None = None, cwd: Path | None = None, env_extra: dict | None = None, process: bool = False
+) -> subprocess.CompletedProcess:
     """Run `tempclr ARGS` and return what a shell sees (returncode, stdout, stderr).
 
     In this process through Typer's CliRunner (no interpreter start-up and imports per call,
@@ -21,8 +22,15 @@ def tempclr(*args: str, stdin: str | None = None, cwd: Path | None = None, env_e
     in a subprocess: for what only a real process shows."""
     env = {"OMP_NUM_THREADS": "1", "COLUMNS": "200", **(env_extra or {})}
     if process:
-        return subprocess.run([sys.executable, "-m", "tempclr_cli", *args], capture_output=True, text=True,
-                              input=stdin, env={**os.environ, **env}, cwd=cwd, timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "tempclr_cli", *args],
+            capture_output=True,
+            text=True,
+            input=stdin,
+            env={**os.environ, **env},
+            cwd=cwd,
+            timeout=600,
+        )
     from typer.testing import CliRunner
 
     from tempclr_cli.cli import app
@@ -51,12 +59,20 @@ HEAVY = ("torch", "torchvision", "open_clip", "av", "transformers", "matplotlib"
 def tempclr_imports(*args: str, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
     """Run `tempclr ARGS` in a fresh process; also the heavy modules it had imported when it
     exited (read inside the process, so the answer does not depend on how loaded the machine is)."""
-    code = ("import atexit, sys\n"
-            f"atexit.register(lambda: sys.__stderr__.write('\\nIMPORTED=' + ','.join(m for m in {HEAVY!r} "
-            "if m in sys.modules) + '\\n'))\n"
-            "from tempclr_cli.cli import main\nsys.argv[0] = 'tempclr'\nmain()\n")
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}, timeout=600)
+    code = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: sys.__stderr__.write('\\nIMPORTED=' + ','.join(m for m in {HEAVY!r} "
+        "if m in sys.modules) + '\\n'))\n"
+        "from tempclr_cli.cli import main\nsys.argv[0] = 'tempclr'\nmain()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"},
+        timeout=600,
+    )
     imported = done.stderr.rsplit("IMPORTED=", 1)[1].split() if "IMPORTED=" in done.stderr else ["?"]
     done.stderr = done.stderr.rsplit("\nIMPORTED=", 1)[0]
     return done, (imported[0].split(",") if imported and imported[0] else [])

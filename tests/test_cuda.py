@@ -26,7 +26,9 @@ def batch(pairs: int, dtype: torch.dtype, seed: int = 0):
     """`pairs` cost matrices up to 9 x 14 with per-pair lengths (padding is garbage, not zeros)."""
     gen = torch.Generator().manual_seed(seed)
     cost = torch.rand(pairs, 9, 14, generator=gen, dtype=dtype) * 2
-    lengths = torch.stack([torch.randint(1, 10, (pairs,), generator=gen), torch.randint(1, 15, (pairs,), generator=gen)], 1)
+    lengths = torch.stack(
+        [torch.randint(1, 10, (pairs,), generator=gen), torch.randint(1, 15, (pairs,), generator=gen)], 1
+    )
     return cost, lengths
 
 
@@ -68,9 +70,15 @@ def test_a_tempclr_step_under_amp(step_dataset, tmp_path):
     from tempclr_cli.core.train.trainer import train
 
     data, feats = step_dataset
-    recipe = load_recipe(os.path.join(os.path.dirname(__file__), "..", "recipes", "tempclr_synthetic.yaml"),
-                         [f"data.root={feats}", f"data.annotations={data / 'youcookii_annotations_trainval.json'}",
-                          "train.epochs=1", "train.amp=true"])
+    recipe = load_recipe(
+        os.path.join(os.path.dirname(__file__), "..", "recipes", "tempclr_synthetic.yaml"),
+        [
+            f"data.root={feats}",
+            f"data.annotations={data / 'youcookii_annotations_trainval.json'}",
+            "train.epochs=1",
+            "train.amp=true",
+        ],
+    )
     row = train(recipe, TempCLRTask(recipe, CUDA, tmp_path), tmp_path, CUDA)
     assert np.isfinite(row["total"]) and row["amp"] in ("bfloat16", "float16")  # the choice is logged
 
@@ -82,9 +90,17 @@ def test_a_tclr_step_under_amp(tmp_path):
     from tempclr_cli.core.train.trainer import train
 
     list(generate(tmp_path / "d", SynthConfig(videos=0, classes=2, class_videos=4, size=32, fps=24, class_by="motion")))
-    recipe = load_recipe(os.path.join(os.path.dirname(__file__), "..", "recipes", "tclr_synthetic.yaml"),
-                         [f"data.root={tmp_path / 'd' / 'actions'}", f"data.annotations={tmp_path / 'd' / 'actions'}",
-                          "train.epochs=1", "train.amp=true", "train.batch_size=4", "data.num_workers=0"])
+    recipe = load_recipe(
+        os.path.join(os.path.dirname(__file__), "..", "recipes", "tclr_synthetic.yaml"),
+        [
+            f"data.root={tmp_path / 'd' / 'actions'}",
+            f"data.annotations={tmp_path / 'd' / 'actions'}",
+            "train.epochs=1",
+            "train.amp=true",
+            "train.batch_size=4",
+            "data.num_workers=0",
+        ],
+    )
     row = train(recipe, TCLRTask(recipe, CUDA), tmp_path / "run", CUDA)
     assert np.isfinite(row["total"]) and row["amp"] in ("bfloat16", "float16")
 
@@ -107,16 +123,24 @@ def test_ddp_over_nccl_on_one_gpu(step_dataset, tmp_path):
     from test_train import RECIPE, WORLD_OF_ONE
 
     data, feats = step_dataset
-    overrides = [f"data.root={feats}", f"data.annotations={data / 'youcookii_annotations_trainval.json'}",
-                 "train.batch_size=8", "train.epochs=1"]
+    overrides = [
+        f"data.root={feats}",
+        f"data.annotations={data / 'youcookii_annotations_trainval.json'}",
+        "train.batch_size=8",
+        "train.epochs=1",
+    ]
     script = WORLD_OF_ONE.replace('torch.device("cpu")', 'torch.device("cuda")')
     (row,) = run_ranks(script, tmp_path, str(RECIPE), str(tmp_path / "run"), *overrides, nproc=1, name="nccl")
     assert row["ddp"] and np.isfinite(row["total"])
 
 
 def test_device_auto_picks_the_gpu():
-    out = subprocess.run([sys.executable, "-c", "from tempclr_cli.core.runtime import resolve_device as r; print(r('auto'))"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "from tempclr_cli.core.runtime import resolve_device as r; print(r('auto'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip().startswith("cuda")
 
 
@@ -132,8 +156,17 @@ def test_fewshot_on_cuda_gives_the_cpu_accuracies(tmp_path):
             np.save(tmp_path / f"c{c}_{v}.npy", (base + 0.5 * rng.standard_normal((6, 16))).astype(np.float16))
             rows.append(f"c{c}_{v},class{c}")
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
-    args = ["fewshot", str(tmp_path), "--labels", str(tmp_path / "labels.csv"), "--ways", "3", "--episodes", "300",
-            "--json"]
+    args = [
+        "fewshot",
+        str(tmp_path),
+        "--labels",
+        str(tmp_path / "labels.csv"),
+        "--ways",
+        "3",
+        "--episodes",
+        "300",
+        "--json",
+    ]
     cpu, gpu = tempclr(*args, "--device", "cpu"), tempclr(*args, "--device", "cuda")
     assert cpu.returncode == gpu.returncode == 0, gpu.stderr
     a, b = json.loads(cpu.stdout)["results"], json.loads(gpu.stdout)["results"]

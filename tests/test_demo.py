@@ -44,7 +44,10 @@ def test_demo_runs_end_to_end_reuses_its_work_and_starts_again_for_other_setting
     assert results["encoder"]["pretrained"] == "synthetic"
     assert "hue turned 60 degrees" in first.stdout
     boundaries = results["boundaries"]  # under the colour cast training has something to learn, and learns it
-    assert boundaries["after"]["within_1s"] >= 90 and boundaries["after"]["within_1s"] >= boundaries["before"]["within_1s"] + 15, boundaries
+    assert (
+        boundaries["after"]["within_1s"] >= 90
+        and boundaries["after"]["within_1s"] >= boundaries["before"]["within_1s"] + 15
+    ), boundaries
     assert boundaries["after"]["mean_error"] < boundaries["before"]["mean_error"] / 2, boundaries
     assert results["retrieval"]["after"]["dtw"]["R@1"] >= 50  # 6 validation videos: chance is 16.7
     assert "mean boundary error" in first.stdout and "annotated" in first.stdout
@@ -112,14 +115,18 @@ def test_the_docs_figures_are_what_the_full_demo_prints(tmp_path):
     before, after = r["boundaries"]["before"], r["boundaries"]["after"]
     rb, ra = r["retrieval"]["before"], r["retrieval"]["after"]
     table = (root / "docs" / "results.md").read_text()
-    cells = [f"| Cap. Avg. R@1 / R@5 | {rb['capavg']['R@1']:.1f} / {rb['capavg']['R@5']:.1f} | "
-             f"{ra['capavg']['R@1']:.1f} / {ra['capavg']['R@5']:.1f} |",
-             f"| DTW R@1 / R@5 | {rb['dtw']['R@1']:.1f} / {rb['dtw']['R@5']:.1f} | "
-             f"{ra['dtw']['R@1']:.1f} / {ra['dtw']['R@5']:.1f} |",
-             f"| `align`: mean boundary error | {before['mean_error']:.2f} s | {after['mean_error']:.2f} s |",
-             f"| `align`: boundaries within 1 s | {before['within_1s']:.1f}% | {after['within_1s']:.1f}% |"]
+    cells = [
+        f"| Cap. Avg. R@1 / R@5 | {rb['capavg']['R@1']:.1f} / {rb['capavg']['R@5']:.1f} | "
+        f"{ra['capavg']['R@1']:.1f} / {ra['capavg']['R@5']:.1f} |",
+        f"| DTW R@1 / R@5 | {rb['dtw']['R@1']:.1f} / {rb['dtw']['R@5']:.1f} | "
+        f"{ra['dtw']['R@1']:.1f} / {ra['dtw']['R@5']:.1f} |",
+        f"| `align`: mean boundary error | {before['mean_error']:.2f} s | {after['mean_error']:.2f} s |",
+        f"| `align`: boundaries within 1 s | {before['within_1s']:.1f}% | {after['within_1s']:.1f}% |",
+    ]
     for cell in cells:
         assert cell in table, cell
     readme = " ".join((root / "README.md").read_text().split())
-    assert (f"zero-shot {before['within_1s']:.1f}% of step boundaries within 1 s and Cap. Avg. R@1 "
-            f"{rb['capavg']['R@1']:.1f}, after training {after['within_1s']:.1f}%") in readme
+    assert (
+        f"zero-shot {before['within_1s']:.1f}% of step boundaries within 1 s and Cap. Avg. R@1 "
+        f"{rb['capavg']['R@1']:.1f}, after training {after['within_1s']:.1f}%"
+    ) in readme

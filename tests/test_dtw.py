@@ -197,7 +197,11 @@ def test_hard_dtw_matches_librosa(rng, shape):
     ],
 )
 def test_invalid_input_raises_clear_error(cost, lengths, message):
-    for fn in (lambda: dtw(cost, lengths), lambda: soft_dtw(cost, 0.1, lengths), lambda: otam(cost, 0.1, True, lengths)):
+    for fn in (
+        lambda: dtw(cost, lengths),
+        lambda: soft_dtw(cost, 0.1, lengths),
+        lambda: otam(cost, 0.1, True, lengths),
+    ):
         with pytest.raises(DTWInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
             fn()
 
@@ -300,7 +304,11 @@ def slow_match_with_drops(c: list[list[float]], drop_row: float, drop_col: float
         options = []
         if i > 0 and j > 0:
             cell = c[i - 1][j - 1]
-            options += [best(i - 1, j - 1) + cell, best(i - 1, j) + min(cell, drop_row), best(i, j - 1) + min(cell, drop_col)]
+            options += [
+                best(i - 1, j - 1) + cell,
+                best(i - 1, j) + min(cell, drop_row),
+                best(i, j - 1) + min(cell, drop_col),
+            ]
         if i > 0 and j == 0:
             options.append(best(i - 1, 0) + drop_row)
         if j > 0 and i == 0:
@@ -417,7 +425,9 @@ def test_subsequence_worked_examples():
     assert float(found.values) == 0.0 and found.paths.tolist() == [[0, 1], [1, 2]]
     a, b, g = 0.3, 0.5, 0.2
     expected = -g * math.log(math.exp(-a / g) + math.exp(-(a + b) / g) + math.exp(-b / g))
-    assert float(soft_dtw(torch.tensor([[a, b]], dtype=torch.float64), gamma=g, subsequence=True)) == pytest.approx(expected, abs=1e-12)
+    assert float(soft_dtw(torch.tensor([[a, b]], dtype=torch.float64), gamma=g, subsequence=True)) == pytest.approx(
+        expected, abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("shape", [(6, 11), (11, 6), (8, 8), (1, 5)])
@@ -426,14 +436,16 @@ def test_band_matches_tslearn(rng, shape, band):
     tslearn_metrics = pytest.importorskip("tslearn.metrics")
     x, y = rng.standard_normal((shape[0], 3)), rng.standard_normal((shape[1], 3))
     D = ((x[:, None] - y[None]) ** 2).sum(-1)  # tslearn's squared Euclidean cell cost
-    path, score = tslearn_metrics.dtw_path_from_metric(D, metric="precomputed", global_constraint="sakoe_chiba",
-                                                      sakoe_chiba_radius=band)
+    path, score = tslearn_metrics.dtw_path_from_metric(
+        D, metric="precomputed", global_constraint="sakoe_chiba", sakoe_chiba_radius=band
+    )
     hard = dtw(torch.tensor(D), band=band)
     assert float(hard.values) == pytest.approx(score, abs=1e-9)
     assert hard.paths.tolist() == [list(p) for p in path]
     for gamma in (0.1, 1.0):
-        E, value = tslearn_metrics.soft_dtw_alignment(x, y, gamma=gamma, global_constraint="sakoe_chiba",
-                                                      sakoe_chiba_radius=band)
+        E, value = tslearn_metrics.soft_dtw_alignment(
+            x, y, gamma=gamma, global_constraint="sakoe_chiba", sakoe_chiba_radius=band
+        )
         t = torch.tensor(D, requires_grad=True)
         got = soft_dtw(t, gamma=gamma, band=band)
         assert float(got.detach()) == pytest.approx(float(value), abs=1e-5)
@@ -468,7 +480,9 @@ def test_otam_band_and_subsequence_match_the_released_recursion(rng, shape, band
         t = torch.tensor(D)
         assert float(otam(t, gamma=gamma, symmetric=False, band=band)) == pytest.approx(one, abs=1e-9)
         assert float(otam(t, gamma=gamma, band=band)) == pytest.approx(one + back, abs=1e-9)
-        assert float(otam(t, gamma=gamma, symmetric=False, subsequence=True)) == pytest.approx(py_otam(D.T.tolist(), gamma))
+        assert float(otam(t, gamma=gamma, symmetric=False, subsequence=True)) == pytest.approx(
+            py_otam(D.T.tolist(), gamma)
+        )
 
 
 def test_constrained_gradients_pass_gradcheck(rng):
@@ -500,15 +514,20 @@ def test_constrained_batches_with_mixed_lengths_equal_one_by_one(rng, band, subs
     hard = dtw(batch, lengths, band=band, subsequence=subseq)
     for b, D in enumerate(singles):
         one = dtw(D, band=band, subsequence=subseq)
-        assert float(hard.values[b]) == pytest.approx(float(one.values)) and hard.paths[b].tolist() == one.paths.tolist()
+        assert (
+            float(hard.values[b]) == pytest.approx(float(one.values)) and hard.paths[b].tolist() == one.paths.tolist()
+        )
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda D: dtw(D, band=-1), "band must be"),
-    (lambda D: soft_dtw(D, band=1.5), "band must be"),
-    (lambda D: otam(D, subsequence=True), "pass symmetric=False"),
-    (lambda D: dtw(D, backend="cuda"), "unknown DTW backend"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda D: dtw(D, band=-1), "band must be"),
+        (lambda D: soft_dtw(D, band=1.5), "band must be"),
+        (lambda D: otam(D, subsequence=True), "pass symmetric=False"),
+        (lambda D: dtw(D, backend="cuda"), "unknown DTW backend"),
+    ],
+)
 def test_bad_constraints_and_backends_raise_clear_errors(call, message):
     with pytest.raises(DTWInputError, match=message):
         call(torch.rand(3, 4))
@@ -554,10 +573,13 @@ def test_the_compiled_kernels_keep_the_process_thread_count():
     import subprocess
     import sys
 
-    code = ("import torch; from tempclr_cli.core.align.dtw import soft_dtw; "
-            "soft_dtw(torch.rand(64, 20, 30, dtype=torch.float64)); print(torch.get_num_threads())")
+    code = (
+        "import torch; from tempclr_cli.core.align.dtw import soft_dtw; "
+        "soft_dtw(torch.rand(64, 20, 30, dtype=torch.float64)); print(torch.get_num_threads())"
+    )
     env = {k: v for k, v in __import__("os").environ.items() if k != "NUMBA_NUM_THREADS"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**env, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**env, "OMP_NUM_THREADS": "1"}
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1"

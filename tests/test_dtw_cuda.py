@@ -24,8 +24,9 @@ def value_and_grad(fn, cost):
     return values.detach().cpu(), x.grad.cpu()
 
 
-@pytest.mark.parametrize("constraints", [{}, {"band": 3}, {"subsequence": True}, {"band": 2, "subsequence": True}],
-                         ids=str)
+@pytest.mark.parametrize(
+    "constraints", [{}, {"band": 3}, {"subsequence": True}, {"band": 2, "subsequence": True}], ids=str
+)
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-4), (torch.float64, 1e-9)])
 def test_triton_on_cuda_equals_numba(constraints, dtype, tol):
     gen = torch.Generator().manual_seed(0)

@@ -24,9 +24,11 @@ from tempclr_cli.core.align import _dtw_numba as numba_kernels  # noqa: E402
 from tempclr_cli.core.align.dtw import dtw, otam, soft_dtw  # noqa: E402
 
 triton_kernels = pytest.importorskip("tempclr_cli.core.align._dtw_triton")
-pytestmark = pytest.mark.skipif(not triton_kernels.interpreted(),
-                                reason="triton was imported before TRITON_INTERPRET=1 could be set, or a GPU is "
-                                       "present: run this file on its own on a CPU machine")
+pytestmark = pytest.mark.skipif(
+    not triton_kernels.interpreted(),
+    reason="triton was imported before TRITON_INTERPRET=1 could be set, or a GPU is "
+    "present: run this file on its own on a CPU machine",
+)
 
 
 def reference_batch(reference):
@@ -55,8 +57,9 @@ def test_soft_dtw_and_otam_match_the_reference_values(reference):
         for b, case in enumerate(cases):
             n, m = case["shape"]
             assert float(values[b]) == pytest.approx(case[f"soft_dtw_gamma_{gamma}"], abs=1e-6)
-            np.testing.assert_allclose(grad[b, :n, :m].numpy(), np.array(case[f"soft_dtw_grad_gamma_{gamma}"]),
-                                       atol=1e-5)
+            np.testing.assert_allclose(
+                grad[b, :n, :m].numpy(), np.array(case[f"soft_dtw_grad_gamma_{gamma}"]), atol=1e-5
+            )
     hard = dtw(cost, lengths, paths=False, backend="triton").values
     one = otam(cost, 0.1, symmetric=False, lengths=lengths, backend="triton")
     both = otam(cost, 0.1, lengths=lengths, backend="triton")
@@ -100,8 +103,9 @@ def assert_same_otam(cost, lengths, tol, **constraints):
 
 def test_triton_equals_numba_with_a_band_and_a_free_end():
     cost, lengths = mixed_batch()
-    assert_same_soft_and_hard_dtw(cost[:3, :4, :6], lengths[:3].clamp(max=torch.tensor([4, 6])), 1e-9, band=1,
-                                  subsequence=True)
+    assert_same_soft_and_hard_dtw(
+        cost[:3, :4, :6], lengths[:3].clamp(max=torch.tensor([4, 6])), 1e-9, band=1, subsequence=True
+    )
 
 
 @pytest.mark.slow

@@ -182,8 +182,11 @@ def test_rows_time_decoding_and_encoding_where_they_happen(tmp_path):
             return tiny.encode_images(frames)
 
     jobs = plan(videos, tmp_path / "out", tmp_path / "in")
-    rows = [e.row for e in extract.run(jobs, Slow(), extract.ExtractConfig(workers=1), tmp_path / "out")
-            if not isinstance(e, int)]
+    rows = [
+        e.row
+        for e in extract.run(jobs, Slow(), extract.ExtractConfig(workers=1), tmp_path / "out")
+        if not isinstance(e, int)
+    ]
     for row in rows:
         assert row["encode_seconds"] >= 0.2 and row["decode_seconds"] > 0 and row["waited_seconds"] >= 0
     # which side bound a run is read from those times (not asserted on this run's own: on a loaded machine the
@@ -214,7 +217,9 @@ def test_decode_modes_are_recorded_and_give_the_same_clips(tmp_path):
         feats[mode] = np.load(out / "moving.npy").astype(np.float32)
     cosine = (feats["fast"] * feats["exact"]).sum(1)  # unit rows
     assert cosine.min() > 0.98, cosine
-    assert tempclr("extract", str(tmp_path / "v"), "-o", str(tmp_path / "x"), "--decode", "quick", *TINY).returncode == 2
+    assert (
+        tempclr("extract", str(tmp_path / "v"), "-o", str(tmp_path / "x"), "--decode", "quick", *TINY).returncode == 2
+    )
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc_trim")
@@ -243,8 +248,17 @@ def test_hwaccel_cuda_decodes_on_nvdec_or_says_why_not(tmp_path, workers):
 
     cfr(tmp_path / "in" / "v.mp4", seconds=3.0, fps=10, size=48)
     plain = tempclr("extract", str(tmp_path / "in"), "-o", str(tmp_path / "cpu"), "--workers", "0", *TINY)
-    result = tempclr("extract", str(tmp_path / "in"), "-o", str(tmp_path / "hw"), "--hwaccel", "cuda",
-                     "--workers", str(workers), *TINY)
+    result = tempclr(
+        "extract",
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "hw"),
+        "--hwaccel",
+        "cuda",
+        "--workers",
+        str(workers),
+        *TINY,
+    )
     assert plain.returncode == result.returncode == 0, result.stderr
     row = rows(tmp_path / "hw" / "index.jsonl")[0]
     assert rows(tmp_path / "cpu" / "index.jsonl")[0]["decoded_on"] == "cpu"

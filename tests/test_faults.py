@@ -24,9 +24,17 @@ def store(tmp_path_factory):
     done = tempclr("extract", str(root / "videos"), "-o", str(root / "feats"), "--workers", "0", "-q", *TINY)
     assert done.returncode == 0, done.stderr
     (root / "steps.txt").write_text("first\nsecond\n")
-    db = {vid: {"subset": "validation", "duration": 3.0, "annotations": [
-        {"id": 0, "segment": [0.0, 1.5], "sentence": "first"}, {"id": 1, "segment": [1.5, 3.0], "sentence": "second"}]}
-        for vid in ("a", "b", "c", "lost1", "lost2")}
+    db = {
+        vid: {
+            "subset": "validation",
+            "duration": 3.0,
+            "annotations": [
+                {"id": 0, "segment": [0.0, 1.5], "sentence": "first"},
+                {"id": 1, "segment": [1.5, 3.0], "sentence": "second"},
+            ],
+        }
+        for vid in ("a", "b", "c", "lost1", "lost2")
+    }
     (root / "ann.json").write_text(json.dumps({"database": db}))
     return root
 
@@ -57,34 +65,48 @@ def test_output_through_a_symlink_writes_the_target(store, tmp_path):
     target.write_text("old")
     link = tmp_path / "link.srt"
     link.symlink_to(target)
-    done = tempclr("align", str(store / "feats" / "a.npy"), str(store / "steps.txt"), "-f", "srt", "-o", str(link),
-                   "--device", "cpu")
+    done = tempclr(
+        "align",
+        str(store / "feats" / "a.npy"),
+        str(store / "steps.txt"),
+        "-f",
+        "srt",
+        "-o",
+        str(link),
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     assert link.is_symlink() and "first" in target.read_text()
 
 
-@pytest.mark.parametrize("option, value", [("--clip-seconds", "-1"), ("--clip-seconds", "0"), ("--fps", "nan"),
-                                           ("--fps", "inf"), ("--drop-cost", "nan")])
+@pytest.mark.parametrize(
+    "option, value",
+    [("--clip-seconds", "-1"), ("--clip-seconds", "0"), ("--fps", "nan"), ("--fps", "inf"), ("--drop-cost", "nan")],
+)
 def test_align_rejects_meaningless_numbers(store, option, value):
     done = tempclr("align", str(store / "videos" / "a.mp4"), str(store / "steps.txt"), option, value, *TINY)
     assert done.returncode == 2 and option in done.stderr
 
 
-@pytest.mark.parametrize("args, option", [
-    (["extract", "x.mp4", "--fps", "nan"], "--fps"),
-    (["extract", "x.mp4", "--clip-seconds", "-2"], "--clip-seconds"),
-    (["extract", "x.mp4", "--batch-size", "0"], "--batch-size"),
-    (["extract", "x.mp4", "--workers", "-1"], "--workers"),
-    (["fewshot", "f", "--labels", "l", "--ways", "1"], "--ways"),
-    (["fewshot", "f", "--labels", "l", "--gamma", "nan"], "--gamma"),
-    (["fewshot", "f", "--labels", "l", "--frames", "0"], "--frames"),
-    (["retrieve", "f", "--annotations", "a", "--split-number", "4"], "--split-number"),
-    (["retrieve", "f", "--annotations", "a", "--task", "nn", "--clips", "0"], "--clips"),
-    (["sweep", "r.yaml", "--fraction", "0"], "--fraction"),
-    (["sweep", "r.yaml", "--fraction", "1.5"], "--fraction"),
-    (["synth", "out", "--size", "8"], "--size"),
-    (["evaluate", "x.pt", "--clips", "0"], "--clips"),
-])
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["extract", "x.mp4", "--fps", "nan"], "--fps"),
+        (["extract", "x.mp4", "--clip-seconds", "-2"], "--clip-seconds"),
+        (["extract", "x.mp4", "--batch-size", "0"], "--batch-size"),
+        (["extract", "x.mp4", "--workers", "-1"], "--workers"),
+        (["fewshot", "f", "--labels", "l", "--ways", "1"], "--ways"),
+        (["fewshot", "f", "--labels", "l", "--gamma", "nan"], "--gamma"),
+        (["fewshot", "f", "--labels", "l", "--frames", "0"], "--frames"),
+        (["retrieve", "f", "--annotations", "a", "--split-number", "4"], "--split-number"),
+        (["retrieve", "f", "--annotations", "a", "--task", "nn", "--clips", "0"], "--clips"),
+        (["sweep", "r.yaml", "--fraction", "0"], "--fraction"),
+        (["sweep", "r.yaml", "--fraction", "1.5"], "--fraction"),
+        (["synth", "out", "--size", "8"], "--size"),
+        (["evaluate", "x.pt", "--clips", "0"], "--clips"),
+    ],
+)
 def test_numeric_options_are_checked_before_anything_runs(args, option):
     done = tempclr(*args)
     assert done.returncode == 2 and option in done.stderr, done.stderr
@@ -127,8 +149,20 @@ def test_retrieve_says_which_annotated_videos_have_no_features(store):
 
 
 def test_nn_retrieval_refuses_a_model_no_recipe_describes(tmp_path):
-    done = tempclr("retrieve", str(tmp_path), "--task", "nn", "--format", "ucf101", "--annotations", str(tmp_path),
-                   "--checkpoint", "none", "--device", "cpu")
+    done = tempclr(
+        "retrieve",
+        str(tmp_path),
+        "--task",
+        "nn",
+        "--format",
+        "ucf101",
+        "--annotations",
+        str(tmp_path),
+        "--checkpoint",
+        "none",
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 2 and "--set optim.lr=0" in done.stderr
 
 
@@ -140,12 +174,25 @@ def test_a_diverging_run_exits_4_and_keeps_its_finite_checkpoint(step_dataset, t
 
     (data, feats), run = step_dataset, tmp_path / "run"
     recipe = str(Path(__file__).parents[1] / "recipes" / "tempclr_synthetic.yaml")
-    args = ["train", recipe, "--set", f"data.root={feats}", "--set",
-            f"data.annotations={data / 'youcookii_annotations_trainval.json'}", "--run-dir", str(run), "--device", "cpu",
-            "-q", "--set", "train.batch_size=4"]
+    args = [
+        "train",
+        recipe,
+        "--set",
+        f"data.root={feats}",
+        "--set",
+        f"data.annotations={data / 'youcookii_annotations_trainval.json'}",
+        "--run-dir",
+        str(run),
+        "--device",
+        "cpu",
+        "-q",
+        "--set",
+        "train.batch_size=4",
+    ]
     assert tempclr(*args, "--set", "train.epochs=2").returncode == 0
-    done = tempclr(*args, "--set", "train.epochs=4", "--set", "optim.lr=1e30", "--set", "optim.grad_clip=null",
-                   "--resume", "auto")
+    done = tempclr(
+        *args, "--set", "train.epochs=4", "--set", "optim.lr=1e30", "--set", "optim.grad_clip=null", "--resume", "auto"
+    )
     assert done.returncode == 4, done.stderr
     assert "diverged" in done.stderr and "last.pt" in done.stderr
     state = load_checkpoint(run / "last.pt")
@@ -178,8 +225,9 @@ def test_a_stream_that_starts_late_counts_its_clips_from_its_first_frame(tmp_pat
     from tempclr_cli.core.media.video import write_video
     from videos import frame_with_index
 
-    video = write_video(tmp_path / f"cut{suffix}", (frame_with_index(k) for k in range(4)), 10,
-                        times=[8.3 + k / 10 for k in range(4)])
+    video = write_video(
+        tmp_path / f"cut{suffix}", (frame_with_index(k) for k in range(4)), 10, times=[8.3 + k / 10 for k in range(4)]
+    )
     done = tempclr("extract", str(video), "-o", str(tmp_path / "f"), "--workers", "0", "-q", *TINY)
     assert done.returncode == 0, done.stderr
     row = json.loads((tmp_path / "f" / "index.jsonl").read_text().splitlines()[-1])
@@ -211,9 +259,11 @@ def test_one_index_row_is_found_without_reading_the_store(tmp_path):
     from tempclr_cli.core.data.features import read_row
 
     rows = [{"source": f"v{k}.mp4", "features": f"v{k}.npy", "clips": 1, "status": "ok"} for k in range(5000)]
-    rows += [{"source": "a.mp4", "features": "sub/a.npy", "clips": 1, "status": "ok"},
-             {"source": "ba.mp4", "features": "sub/ba.npy", "clips": 2, "status": "ok"},
-             {"source": "a2.mp4", "features": "sub/a.npy", "clips": 3, "status": "ok"}]  # a rerun's newer row
+    rows += [
+        {"source": "a.mp4", "features": "sub/a.npy", "clips": 1, "status": "ok"},
+        {"source": "ba.mp4", "features": "sub/ba.npy", "clips": 2, "status": "ok"},
+        {"source": "a2.mp4", "features": "sub/a.npy", "clips": 3, "status": "ok"},
+    ]  # a rerun's newer row
     text = "".join(json.dumps(r) + "\n" for r in rows) + '{"source": "torn", "features": "sub/a.npy", "cl'
     (tmp_path / "index.jsonl").write_text(text)
     assert read_row(tmp_path, "sub/a.npy")["clips"] == 3  # the last whole row wins, the torn one is skipped
@@ -271,8 +321,19 @@ def test_a_full_disk_fails_the_rest_by_name_and_a_rerun_finishes(tmp_path):
         for k in range(8):
             cfr(tmp_path / "in" / f"v{k}.mp4", 20.0)
         (disk / "ballast").write_bytes(b"\0" * 560_000)  # leaves room for the first few videos' features
-        args = ["extract", str(tmp_path / "in"), "-o", str(disk / "out"), "--workers", "0", "--dtype", "float32",
-                "--json", "-q", *TINY]
+        args = [
+            "extract",
+            str(tmp_path / "in"),
+            "-o",
+            str(disk / "out"),
+            "--workers",
+            "0",
+            "--dtype",
+            "float32",
+            "--json",
+            "-q",
+            *TINY,
+        ]
         full = tempclr(*args)
         assert full.returncode == 3, full.stderr
         summary = json.loads(full.stdout)
@@ -291,12 +352,15 @@ def test_a_full_disk_fails_the_rest_by_name_and_a_rerun_finishes(tmp_path):
         shutil.rmtree(disk, ignore_errors=True)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["extract", "IN", "-o", "FILE"], "--out FILE: is a file; expected a folder"),
-    (["align", "IN", "STEPS", "-o", "FOLDER"], "--output FOLDER: is a folder; expected a file name"),
-    (["extract", "IN", "-o", "RO/out"], "cannot be written to (read-only or no permission)"),
-    (["train", "tempclr_synthetic", "--run-dir", "RO/run"], "cannot be written to"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["extract", "IN", "-o", "FILE"], "--out FILE: is a file; expected a folder"),
+        (["align", "IN", "STEPS", "-o", "FOLDER"], "--output FOLDER: is a folder; expected a file name"),
+        (["extract", "IN", "-o", "RO/out"], "cannot be written to (read-only or no permission)"),
+        (["train", "tempclr_synthetic", "--run-dir", "RO/run"], "cannot be written to"),
+    ],
+)
 @pytest.mark.slow
 def test_outputs_that_cannot_be_written_fail_before_any_model_loads(tmp_path, args, message):
     """#30: a read-only folder or a folder where a file goes (and the reverse): exit 2 at once."""
@@ -308,8 +372,9 @@ def test_outputs_that_cannot_be_written_fail_before_any_model_loads(tmp_path, ar
     (tmp_path / "FOLDER").mkdir()
     ro = tmp_path / "RO"
     ro.mkdir()
-    mounted = not subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)],
-                                 capture_output=True).returncode
+    mounted = not subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True
+    ).returncode
     if not mounted:
         ro.chmod(0o555)
         if os.access(ro, os.W_OK):  # root without mount rights: nothing is read-only here
@@ -318,8 +383,13 @@ def test_outputs_that_cannot_be_written_fail_before_any_model_loads(tmp_path, ar
         names = {"IN": str(video), "STEPS": str(tmp_path / "steps.txt")}
         real = [names.get(a, str(tmp_path / a) if a.split("/")[0] in ("FILE", "FOLDER", "RO") else a) for a in args]
         result = tempclr(*real, process=True)
-        assert result.returncode == 2 and message.replace("FILE", str(tmp_path / "FILE")).replace(
-            "FOLDER", str(tmp_path / "FOLDER")).split(": ")[-1] in result.stderr, result.stderr
+        assert (
+            result.returncode == 2
+            and message.replace("FILE", str(tmp_path / "FILE"))
+            .replace("FOLDER", str(tmp_path / "FOLDER"))
+            .split(": ")[-1]
+            in result.stderr
+        ), result.stderr
     finally:
         if mounted:
             subprocess.run(["umount", str(ro)], capture_output=True)

@@ -19,13 +19,27 @@ VOLATILE = {"seconds", "decode_seconds", "encode_seconds", "waited_seconds"}  # 
 
 
 def extract_cmd(videos: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "tempclr_cli", "extract", str(videos), "-o", str(out), "--workers", "0", "--json",
-            "-q", *TINY]
+    return [
+        sys.executable,
+        "-m",
+        "tempclr_cli",
+        "extract",
+        str(videos),
+        "-o",
+        str(out),
+        "--workers",
+        "0",
+        "--json",
+        "-q",
+        *TINY,
+    ]
 
 
 def start(videos: Path, out: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(extract_cmd(videos, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        extract_cmd(videos, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def contents(out: Path) -> dict:
@@ -44,8 +58,12 @@ def reference(tmp_path_factory):
     root = tmp_path_factory.mktemp("interrupts")
     for k in range(8):
         cfr(root / "videos" / f"v{k}.mp4", 2.0 + k % 3)
-    done = subprocess.run(extract_cmd(root / "videos", root / "ref"), capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(
+        extract_cmd(root / "videos", root / "ref"),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr
     return root, contents(root / "ref")
 
@@ -172,7 +190,9 @@ def test_of_runs_that_find_one_stale_claim_only_one_takes_it(tmp_path):
     for k in range(200):
         (tmp_path / f".v{k}.npy.claim").write_text(f"{io._HOST}-{dead.stdout.strip()}")
     start = time.time() + 1.5
-    runs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path), str(start)], stdout=subprocess.PIPE, text=True)
-            for _ in range(4)]
+    runs = [
+        subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path), str(start)], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     taken = [int(r.communicate(timeout=60)[0]) for r in runs]
     assert sum(taken) == 200, taken

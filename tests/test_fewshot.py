@@ -126,7 +126,9 @@ def test_cli_json_is_deterministic(feature_classes):
     assert first.returncode == 0, first.stderr
     a = json.loads(first.stdout)
     assert a == json.loads(second.stdout)
-    assert [r["distance"] for r in a["results"]] == list(measures.names("fewshot")) == ["dtw", "otam", "softdtw", "mean"]
+    assert (
+        [r["distance"] for r in a["results"]] == list(measures.names("fewshot")) == ["dtw", "otam", "softdtw", "mean"]
+    )
     assert all(0 <= r["accuracy"] <= 100 and r["ci95"] >= 0 for r in a["results"])
     assert a["results"][3]["ci95"] > 0  # mean-pooling errs on the order classes: the interval is real
 
@@ -146,8 +148,10 @@ def test_checkpoint_heads_transform_the_clips(feature_classes, tmp_path):
     root, _ = feature_classes
     heads = TempCLRHeads(HeadsConfig(dim=32, layers=1, dropout=0.0))
     torch_state = heads.state_dict()
-    ckpt = save_checkpoint(tmp_path / "heads.pt", {"kind": "tempclr", "model_args": heads.config.__dict__,
-                                                   "model": torch_state, "meta": {}})
+    ckpt = save_checkpoint(
+        tmp_path / "heads.pt",
+        {"kind": "tempclr", "model_args": heads.config.__dict__, "model": torch_state, "meta": {}},
+    )
     args = ["fewshot", str(root), "--labels", str(root), "--ways", "3", "--episodes", "100", "--json"]
     plain, headed = tempclr(*args), tempclr(*args, "--checkpoint", str(ckpt))
     assert headed.returncode == 0, headed.stderr
@@ -161,18 +165,48 @@ def test_checkpoint_heads_transform_the_clips(feature_classes, tmp_path):
 def test_fewshot_training_on_meta_train_classes_then_evaluation_on_meta_test(tmp_path):
     """synth -> per-frame features -> `train` (loss.kind fewshot) -> `fewshot --checkpoint --frames 8`."""
     data, feats, run = tmp_path / "data", tmp_path / "features", tmp_path / "run"
-    assert tempclr("synth", str(data), "--videos", "0", "--classes", "8", "--class-videos", "4", "--size", "32",
-                   "-q").returncode == 0
-    done = tempclr("extract", str(data / "actions"), "-o", str(feats), "--model", "tiny", "--pretrained", "none",
-                   "--per-frame", "--fps", "4", "--workers", "0", "-q")
+    assert (
+        tempclr(
+            "synth", str(data), "--videos", "0", "--classes", "8", "--class-videos", "4", "--size", "32", "-q"
+        ).returncode
+        == 0
+    )
+    done = tempclr(
+        "extract",
+        str(data / "actions"),
+        "-o",
+        str(feats),
+        "--model",
+        "tiny",
+        "--pretrained",
+        "none",
+        "--per-frame",
+        "--fps",
+        "4",
+        "--workers",
+        "0",
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     meta_train = {line.split("/")[0] for line in (data / "actions" / "fewshot_train.txt").read_text().splitlines()}
     meta_test = {line.split("/")[0] for line in (data / "actions" / "fewshot_test.txt").read_text().splitlines()}
     assert meta_train and meta_test and not meta_train & meta_test
     recipe = Path(__file__).parents[1] / "recipes" / "tempclr_fewshot_synthetic.yaml"
-    trained = tempclr("train", str(recipe), "--set", f"data.root={feats}",
-                      "--set", f"data.annotations={data / 'actions' / 'fewshot_train.txt'}",
-                      "--set", "train.epochs=2", "--run-dir", str(run), "--device", "cpu", "-q")
+    trained = tempclr(
+        "train",
+        str(recipe),
+        "--set",
+        f"data.root={feats}",
+        "--set",
+        f"data.annotations={data / 'actions' / 'fewshot_train.txt'}",
+        "--set",
+        "train.epochs=2",
+        "--run-dir",
+        str(run),
+        "--device",
+        "cpu",
+        "-q",
+    )
     assert trained.returncode == 0, trained.stderr
     row = json.loads(trained.stdout)
     assert row["epoch"] == 2 and np.isfinite(row["total"])
@@ -180,15 +214,26 @@ def test_fewshot_training_on_meta_train_classes_then_evaluation_on_meta_test(tmp
 
     state = load_checkpoint(run / "last.pt")
     assert state["kind"] == "fewshot" and set(state["meta"]["classes"]) == meta_train  # never saw meta-test classes
-    args = [str(feats), "--labels", str(data / "actions" / "fewshot_test.txt"), "--ways", "2", "--episodes", "50",
-            "--frames", "8", "--distance", "otam", "--json"]
+    args = [
+        str(feats),
+        "--labels",
+        str(data / "actions" / "fewshot_test.txt"),
+        "--ways",
+        "2",
+        "--episodes",
+        "50",
+        "--frames",
+        "8",
+        "--distance",
+        "otam",
+        "--json",
+    ]
     before, after = tempclr("fewshot", *args), tempclr("fewshot", *args, "--checkpoint", str(run / "last.pt"))
     assert before.returncode == 0 and after.returncode == 0, after.stderr
     accuracy = [json.loads(r.stdout)["results"][0]["accuracy"] for r in (before, after)]
     assert all(0 <= a <= 100 for a in accuracy)
     assert float(state["model"]["video.out.weight"].abs().max()) > 0  # trained: no longer the identity it starts as
-    wrong = tempclr("align", str(next(feats.rglob("*.npy"))), "-", "--checkpoint",
-                    str(run / "last.pt"), stdin="grow\n")
+    wrong = tempclr("align", str(next(feats.rglob("*.npy"))), "-", "--checkpoint", str(run / "last.pt"), stdin="grow\n")
     assert wrong.returncode == 2 and "not a TempCLR heads or TempCLR-tuned VideoCLIP checkpoint" in wrong.stderr
 
 

@@ -65,14 +65,17 @@ def found_steps(root: Path, features: Path, *options: str) -> int:
     done = tempclr("search", str(features), "--queries", str(queries), "--top-k", "3", "--device", "cpu", *options)
     assert done.returncode == 0, done.stderr
     answers = [json.loads(line)["moments"] for line in done.stdout.splitlines()]
-    return sum(any(m["video"] == v and iou((m["start"], m["end"]), s["segment"]) >= 0.5 for m in moments)
-               for (v, s), moments in zip(steps, answers))
+    return sum(
+        any(m["video"] == v and iou((m["start"], m["end"]), s["segment"]) >= 0.5 for m in moments)
+        for (v, s), moments in zip(steps, answers)
+    )
 
 
 def test_video_features_layout_is_linked_not_copied_then_searched(layouts, tmp_path):
     out = tmp_path / "indexed"
-    done = tempclr("index", str(layouts / "video_features" / "clip"), "--suffix", "_clip", *TINY, "--fps", "1",
-                   "-o", str(out))
+    done = tempclr(
+        "index", str(layouts / "video_features" / "clip"), "--suffix", "_clip", *TINY, "--fps", "1", "-o", str(out)
+    )
     assert done.returncode == 0, done.stderr
     assert "6 videos (6 linked)" in done.stdout
     links = sorted(out.glob("*.npy"))
@@ -140,14 +143,28 @@ def test_align_on_an_imported_npy_with_sentence_vectors(layouts, tmp_path):
     db = json.loads((layouts / "youcookii_annotations_trainval.json").read_text())["database"]
     for video, entry in sorted(db.items()):
         (tmp_path / f"{video}.txt").write_text("".join(s["sentence"] + "\n" for s in entry["annotations"]))
-        done = tempclr("align", str(ego / f"{video}.npy"), str(tmp_path / f"{video}.txt"), "--sentence-embeddings",
-                       str(layouts / "sentences.json"), "-f", "json")
+        done = tempclr(
+            "align",
+            str(ego / f"{video}.npy"),
+            str(tmp_path / f"{video}.txt"),
+            "--sentence-embeddings",
+            str(layouts / "sentences.json"),
+            "-f",
+            "json",
+        )
         assert done.returncode == 0, done.stderr
         steps = json.loads(done.stdout)["steps"]
-        assert [(s["start"], s["end"]) for s in steps] == [tuple(map(float, s["segment"])) for s in entry["annotations"]]
+        assert [(s["start"], s["end"]) for s in steps] == [
+            tuple(map(float, s["segment"])) for s in entry["annotations"]
+        ]
     (tmp_path / "v.mp4").write_bytes(b"")
-    video = tempclr("align", str(tmp_path / "v.mp4"), str(tmp_path / f"{video}.txt"), "--sentence-embeddings",
-                    str(layouts / "sentences.json"))
+    video = tempclr(
+        "align",
+        str(tmp_path / "v.mp4"),
+        str(tmp_path / f"{video}.txt"),
+        "--sentence-embeddings",
+        str(layouts / "sentences.json"),
+    )
     assert video.returncode == 2 and "aligns .npy features" in video.stderr
 
 
@@ -179,9 +196,15 @@ def bad_files(folder: Path) -> dict[str, str]:
     np.save(folder / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     torch.save({"features": torch.ones(4, 8)}, folder / "dict.pt")
     (folder / "cut.pth").write_bytes(b"PK\x03\x04 not a whole file")
-    return {"nan.npy": "clip 2 holds NaN", "wide.npy": "dim 9, but the dim of", "flat.npy": "1-D array",
-            "ints.npy": "int64 values", "pickled.npy": "without pickles", "dict.pt": "holds a dict (keys features)",
-            "cut.pth": "not a readable torch file"}
+    return {
+        "nan.npy": "clip 2 holds NaN",
+        "wide.npy": "dim 9, but the dim of",
+        "flat.npy": "1-D array",
+        "ints.npy": "int64 values",
+        "pickled.npy": "without pickles",
+        "dict.pt": "holds a dict (keys features)",
+        "cut.pth": "not a readable torch file",
+    }
 
 
 def test_bad_files_are_refused_by_name(tmp_path):
@@ -237,19 +260,23 @@ def test_every_sentence_file_layout_gives_its_vectors(suffix, tmp_path):
     tower = SentenceEmbeddings(path)
     assert tower.dim == 3
     got = tower.encode_text(["whisk them", " crack the eggs ", "whisk them"])  # surrounding spaces do not count
-    np.testing.assert_array_equal(got.numpy(), np.array([table["whisk them"], table["crack the eggs"],
-                                                         table["whisk them"]], np.float32))
+    np.testing.assert_array_equal(
+        got.numpy(), np.array([table["whisk them"], table["crack the eggs"], table["whisk them"]], np.float32)
+    )
     with pytest.raises(TempclrError, match="no vector for 'fry them'"):
         tower.encode_text(["whisk them", "fry them"])
 
 
-@pytest.mark.parametrize("content,message", [
-    ({"a": [1.0, 2.0], "b": [1.0]}, "the vector of 'b' has 1 numbers, the first one 2"),
-    ({"a": [1.0, "x"]}, "the vector of 'a' is not a list of numbers"),
-    ({"a": [1.0, float("nan")]}, "the vector of 'a' holds NaN"),
-    ({}, "holds no sentences"),
-    ([[1.0]], "expected one JSON object"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ({"a": [1.0, 2.0], "b": [1.0]}, "the vector of 'b' has 1 numbers, the first one 2"),
+        ({"a": [1.0, "x"]}, "the vector of 'a' is not a list of numbers"),
+        ({"a": [1.0, float("nan")]}, "the vector of 'a' holds NaN"),
+        ({}, "holds no sentences"),
+        ([[1.0]], "expected one JSON object"),
+    ],
+)
 def test_a_bad_sentence_file_is_named(content, message, tmp_path):
     path = tmp_path / "s.json"
     path.write_text(json.dumps(content))
@@ -270,7 +297,8 @@ def test_localize_takes_sentence_vectors_for_imported_features(layouts):
     annotations = ["--annotations", str(layouts / "youcookii_annotations_trainval.json"), "--format", "youcook2"]
     without = tempclr("localize", str(ego), *annotations, "--json")
     assert without.returncode == 2 and "--sentence-embeddings" in without.stderr
-    done = tempclr("localize", str(ego), *annotations, "--sentence-embeddings", str(layouts / "sentences.json"),
-                   "--json")
+    done = tempclr(
+        "localize", str(ego), *annotations, "--sentence-embeddings", str(layouts / "sentences.json"), "--json"
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["recall"] > 50

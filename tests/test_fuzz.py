@@ -28,8 +28,7 @@ from tempclr_cli.core.errors import TempclrError
 
 pytestmark = pytest.mark.slow
 
-settings.register_profile("ci", derandomize=True, deadline=None, database=None,
-                          suppress_health_check=list(HealthCheck))
+settings.register_profile("ci", derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 settings.register_profile("deep", deadline=None, max_examples=2000, suppress_health_check=list(HealthCheck))
 if settings.get_current_profile_name() == "default":  # --hypothesis-profile=deep chooses another
     settings.load_profile("ci")
@@ -63,8 +62,20 @@ def expect_clear(kind: str, call, path: Path):
 
 LINES = st.one_of(
     st.text(max_size=80),
-    st.sampled_from(["# a comment", "", "   ", "crack --> eggs", "<b>bold</b> step", "\u05e9\u05dc\u05d5\u05dd step",
-                     "e\u0301\u0301 combining", "\U0001F373 emoji", "x" * 5000, "\x00nul"]),
+    st.sampled_from(
+        [
+            "# a comment",
+            "",
+            "   ",
+            "crack --> eggs",
+            "<b>bold</b> step",
+            "\u05e9\u05dc\u05d5\u05dd step",
+            "e\u0301\u0301 combining",
+            "\U0001f373 emoji",
+            "x" * 5000,
+            "\x00nul",
+        ]
+    ),
 )
 
 
@@ -112,27 +123,52 @@ def test_step_files(data, aligner, clips, tmp_path_factory):
 
 # --- annotation files ---------------------------------------------------------------------------
 
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
-                    st.text(max_size=12), st.sampled_from([float("nan"), -1.0, 1e12, "1.5", "x" * 100_000]))
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                         max_size=4), max_leaves=20)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from([float("nan"), -1.0, 1e12, "1.5", "x" * 100_000]),
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
 
 
 @st.composite
 def annotation(draw) -> tuple[str, object]:
     fmt = draw(st.sampled_from(["youcook2", "coin", "howto100m"]))
-    text_key, list_key = {"youcook2": ("sentence", "annotations"), "coin": ("label", "annotation"),
-                          "howto100m": ("text", "start")}[fmt]
+    text_key, list_key = {
+        "youcook2": ("sentence", "annotations"),
+        "coin": ("label", "annotation"),
+        "howto100m": ("text", "start"),
+    }[fmt]
     if fmt == "howto100m":
         n = draw(st.integers(0, 4))
-        entry = {"start": draw(st.lists(SCALARS, min_size=n, max_size=n)), "end": draw(st.lists(SCALARS, max_size=4)),
-                 "text": draw(st.lists(SCALARS, min_size=n, max_size=n))}
+        entry = {
+            "start": draw(st.lists(SCALARS, min_size=n, max_size=n)),
+            "end": draw(st.lists(SCALARS, max_size=4)),
+            "text": draw(st.lists(SCALARS, min_size=n, max_size=n)),
+        }
         return fmt, draw(st.one_of(st.just({"v1": entry, "v2": entry}), JSON))
-    step = st.fixed_dictionaries({"segment": st.one_of(st.lists(SCALARS, max_size=3),
-                                                       st.tuples(st.floats(-5, 50), st.floats(-5, 50)).map(list)),
-                                  text_key: SCALARS})
-    video = st.fixed_dictionaries({"subset": st.sampled_from(["training", "validation", "testing", 7]),
-                                   "duration": SCALARS, list_key: st.one_of(st.lists(step, max_size=4), SCALARS)})
+    step = st.fixed_dictionaries(
+        {
+            "segment": st.one_of(
+                st.lists(SCALARS, max_size=3), st.tuples(st.floats(-5, 50), st.floats(-5, 50)).map(list)
+            ),
+            text_key: SCALARS,
+        }
+    )
+    video = st.fixed_dictionaries(
+        {
+            "subset": st.sampled_from(["training", "validation", "testing", 7]),
+            "duration": SCALARS,
+            list_key: st.one_of(st.lists(step, max_size=4), SCALARS),
+        }
+    )
     db = st.dictionaries(st.sampled_from(["a", "b", "a ", "\u00e9"]), st.one_of(video, JSON), max_size=3)
     return fmt, draw(st.one_of(db.map(lambda d: {"database": d}), JSON))
 
@@ -151,8 +187,11 @@ def test_annotation_files(case, tmp_path_factory):
 
 
 @settings(max_examples=60)
-@given(lines=st.lists(st.one_of(st.text(max_size=30), st.sampled_from(["a/b.avi 1", "x.avi", "c,d", "c,", ",d"])),
-                      max_size=6))
+@given(
+    lines=st.lists(
+        st.one_of(st.text(max_size=30), st.sampled_from(["a/b.avi 1", "x.avi", "c,d", "c,", ",d"])), max_size=6
+    )
+)
 def test_label_lists(lines, tmp_path_factory):
     from tempclr_cli.core.data.labels import read_labels
 
@@ -164,7 +203,9 @@ def test_label_lists(lines, tmp_path_factory):
 # --- recipes ------------------------------------------------------------------------------------
 
 SECTIONS = ["data", "model", "loss", "optim", "train", "eval", "base", "nope"]
-RECIPE_VALUES = st.one_of(SCALARS, st.lists(SCALARS, max_size=3), st.sampled_from(["tclr", "tempclr", "softdtw", "dtw"]))
+RECIPE_VALUES = st.one_of(
+    SCALARS, st.lists(SCALARS, max_size=3), st.sampled_from(["tclr", "tempclr", "softdtw", "dtw"])
+)
 
 
 @st.composite
@@ -177,9 +218,18 @@ def recipe_text(draw) -> str:
         lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
         lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, depth)]
         return "\n".join(lines + [f"train: {{epochs: *a{depth - 1}}}"])
-    doc = {s: draw(st.dictionaries(st.sampled_from(["root", "lr", "epochs", "kind", "distance", "units", "batch_size",
-                                                    "name", "seed", "typo"]), RECIPE_VALUES, max_size=4))
-           for s in draw(st.lists(st.sampled_from(SECTIONS), max_size=4, unique=True))}
+    doc = {
+        s: draw(
+            st.dictionaries(
+                st.sampled_from(
+                    ["root", "lr", "epochs", "kind", "distance", "units", "batch_size", "name", "seed", "typo"]
+                ),
+                RECIPE_VALUES,
+                max_size=4,
+            )
+        )
+        for s in draw(st.lists(st.sampled_from(SECTIONS), max_size=4, unique=True))
+    }
     return yaml.safe_dump(doc)
 
 
@@ -206,8 +256,9 @@ def feature_array(draw):
     kind = draw(st.integers(0, 6))
     if kind == 0:
         return np.array([{"pickled": "object"}], dtype=object)
-    dtype = draw(st.sampled_from([np.float16, np.float32, np.float64, np.int8, np.int64, np.uint8, np.bool_,
-                                  np.complex64]))
+    dtype = draw(
+        st.sampled_from([np.float16, np.float32, np.float64, np.int8, np.int64, np.uint8, np.bool_, np.complex64])
+    )
     shape = draw(st.sampled_from([(), (0,), (5,), (0, 64), (3, 64), (40, 64), (2, 3, 64), (40, 63), (1, 100_000)]))
     array = np.random.default_rng(draw(st.integers(0, 99))).standard_normal(shape).astype(dtype)
     if kind == 1 and array.size and np.issubdtype(array.dtype, np.floating):
@@ -228,8 +279,14 @@ def test_feature_files(array, steps, aligner, tmp_path_factory):
 
 # --- videos ---------------------------------------------------------------------------------------
 
-CODECS = [("h264.mp4", "libx264"), ("hevc.mp4", "libx265"), ("vp9.webm", "libvpx-vp9"), ("av1.mp4", "libsvtav1"),
-          ("mpeg4.avi", "mpeg4"), ("mjpeg.mkv", "mjpeg")]
+CODECS = [
+    ("h264.mp4", "libx264"),
+    ("hevc.mp4", "libx265"),
+    ("vp9.webm", "libvpx-vp9"),
+    ("av1.mp4", "libsvtav1"),
+    ("mpeg4.avi", "mpeg4"),
+    ("mjpeg.mkv", "mjpeg"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +307,9 @@ def sources(tmp_path_factory) -> dict[str, bytes]:
     out["one-frame.mp4"] = write_video(root / "one.mp4", frames[:1], 10).read_bytes()
     out["tiny-1x1.mp4"] = write_video(root / "t.mp4", [np.zeros((2, 2, 3), np.uint8)] * 5, 10).read_bytes()
     out["odd-7x5.mkv"] = write_video(root / "o.mkv", [f[:5, :7] for f in frames], 10, codec="mpeg4").read_bytes()
-    out["vfr.mp4"] = write_video(root / "vfr.mp4", frames, 10, times=list(np.cumsum(rng.uniform(0.02, 0.3, 30)))).read_bytes()
+    out["vfr.mp4"] = write_video(
+        root / "vfr.mp4", frames, 10, times=list(np.cumsum(rng.uniform(0.02, 0.3, 30)))
+    ).read_bytes()
     assert len(out) >= 8
     return out
 
@@ -258,8 +317,13 @@ def sources(tmp_path_factory) -> dict[str, bytes]:
 @st.composite
 def damaged(draw, names: list[str]) -> tuple[str, list]:
     name = draw(st.sampled_from(names))
-    ops = draw(st.lists(st.tuples(st.sampled_from(["flip", "zero", "cut", "head"]), st.floats(0, 1), st.integers(1, 400)),
-                        min_size=1, max_size=3))
+    ops = draw(
+        st.lists(
+            st.tuples(st.sampled_from(["flip", "zero", "cut", "head"]), st.floats(0, 1), st.integers(1, 400)),
+            min_size=1,
+            max_size=3,
+        )
+    )
     return name, ops
 
 
@@ -307,8 +371,11 @@ def test_damaged_videos_never_stop_the_run(sources, tmp_path):
         (folder / f"{k:03d}-{name}").write_bytes(apply(sources[name], ops))
     encoder = load_encoder("tiny", "none", None, torch.device("cpu"))
     jobs = plan(sorted(folder.iterdir()), tmp_path / "out", folder)
-    results = [e for e in extract.run(jobs, encoder, extract.ExtractConfig(workers=0), tmp_path / "out")
-               if not isinstance(e, int)]
+    results = [
+        e
+        for e in extract.run(jobs, encoder, extract.ExtractConfig(workers=0), tmp_path / "out")
+        if not isinstance(e, int)
+    ]
     assert len(results) == len(cases)  # every file answered; none stopped the run
     for r in results:
         if r.status == "ok":
@@ -318,7 +385,7 @@ def test_damaged_videos_never_stop_the_run(sources, tmp_path):
         else:
             assert r.status == "failed" and r.job.source.name in r.reason, r.reason
             outcome("videos", "clear error")
-    failures = (tmp_path / "out" / "failures.jsonl")
+    failures = tmp_path / "out" / "failures.jsonl"
     failed = sum(r.status == "failed" for r in results)
     assert failed == (len(failures.read_text().splitlines()) if failures.exists() else 0)
     assert not list((tmp_path / "out").rglob("*.tmp"))  # nothing half-written

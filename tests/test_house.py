@@ -19,19 +19,44 @@ from videos import cfr
 
 ROOT = Path(__file__).parents[1]
 README = ROOT / "README.md"
-COMMANDS = ["extract", "train", "align", "retrieve", "evaluate", "fewshot", "localize", "score", "search", "index", "sweep",
-            "synth", "demo", "models", "convert"]
+COMMANDS = [
+    "extract",
+    "train",
+    "align",
+    "retrieve",
+    "evaluate",
+    "fewshot",
+    "localize",
+    "score",
+    "search",
+    "index",
+    "sweep",
+    "synth",
+    "demo",
+    "models",
+    "convert",
+]
 
 
 def help_text(*args: str) -> str:
     env = {**os.environ, "COLUMNS": "80"}
-    done = subprocess.run([sys.executable, "-m", "tempclr_cli", *args, "--help"], capture_output=True, text=True,
-                          env=env, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "tempclr_cli", *args, "--help"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-DETERMINISTIC = ("retrieve", "evaluate", "localize", "score", "search", "index", "models", "convert")  # nothing random: no --seed
+DETERMINISTIC = (
+    "retrieve",
+    "evaluate",
+    "localize",
+    "score",
+    "search",
+    "index",
+    "models",
+    "convert",
+)  # nothing random: no --seed
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -84,8 +109,11 @@ def test_no_command_imports_another_and_core_imports_no_cli():
                 assert node.module == "tempclr_cli.commands._common", f"{path.name} imports {node.module}"
     for path in (ROOT / "tempclr_cli" / "core").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             assert not any(n.split(".")[0] in ("typer", "rich", "tempclr_cli.commands") for n in names), path
 
 
@@ -133,7 +161,9 @@ def test_tasks_come_from_the_registry():
         class loss:
             kind = "nope"
 
-    with pytest.raises(TempclrError, match="loss.kind nope: no such task; choose from classify, fewshot, tclr, tempclr, videoclip"):
+    with pytest.raises(
+        TempclrError, match="loss.kind nope: no such task; choose from classify, fewshot, tclr, tempclr, videoclip"
+    ):
         create_task(Recipe, torch.device("cpu"), None)
 
 
@@ -143,7 +173,9 @@ def test_one_checkpoint_loader_names_the_kinds(tmp_path):
 
     path = save_checkpoint(tmp_path / "x.pt", {"kind": "tempclr", "model": {}})
     assert load_checkpoint(path, kinds=("tempclr",))["kind"] == "tempclr"
-    with pytest.raises(TempclrError, match="not a TCLR or classification checkpoint \\(it holds a TempCLR heads run\\)"):
+    with pytest.raises(
+        TempclrError, match="not a TCLR or classification checkpoint \\(it holds a TempCLR heads run\\)"
+    ):
         load_checkpoint(path, kinds=("tclr", "classify"))
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(TempclrError, match="not a tempclr checkpoint"):
@@ -180,8 +212,12 @@ def test_align_reports_the_duration_a_player_shows(tmp_path):
     table = tempclr("align", *args, "-f", "table")
     assert "(2.50 s)" in table.stdout
     feats = tmp_path / "feats"
-    assert tempclr("extract", str(video), "-o", str(feats), "--model", "tiny", "--pretrained", "none",
-                   "--workers", "0", "-q").returncode == 0
+    assert (
+        tempclr(
+            "extract", str(video), "-o", str(feats), "--model", "tiny", "--pretrained", "none", "--workers", "0", "-q"
+        ).returncode
+        == 0
+    )
     from_npy = tempclr("align", str(feats / "v.npy"), str(tmp_path / "steps.txt"), "--device", "cpu", "-f", "json")
     assert json.loads(from_npy.stdout)["duration"] == pytest.approx(2.5)
 
@@ -205,10 +241,12 @@ def test_synth_help_and_readme_agree_on_identical_bytes():
 def test_a_call_builds_only_the_command_it_names():
     """#36 item 12: every call imported all fifteen command modules and built their parameters; a shell
     loop of one command pays only for that one (`tempclr --help` still lists them all)."""
-    code = ("import sys; sys.argv = ['tempclr', 'models', '--json']\nfrom tempclr_cli.cli import main\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('tempclr_cli.commands.')), "
-            "file=sys.stderr)")
+    code = (
+        "import sys; sys.argv = ['tempclr', 'models', '--json']\nfrom tempclr_cli.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules if m.startswith('tempclr_cli.commands.')), "
+        "file=sys.stderr)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stderr.strip().splitlines()[-1] == "['_common', 'models']"
     assert all(name in help_text() for name in COMMANDS)

@@ -20,17 +20,45 @@ MIRRORS = Path("/work/.mirror")
 def sample_files(root: Path) -> dict[str, tuple[Path, ReadOptions]]:
     """One small file (or folder) per registered layout, in its official layout."""
     annotations, taxonomy = write_htstep(root / "htstep")
-    youcook = {"database": {"y1": {"subset": "training", "duration": 20.0, "annotations": [
-        {"id": 0, "segment": [1, 4], "sentence": "crack eggs"}, {"id": 1, "segment": [5, 9], "sentence": "whisk"}]}}}
-    coin = {"database": {"c1": {"subset": "testing", "class": "Tea", "duration": 20.0, "annotation": [
-        {"id": "12", "segment": [1.0, 4.0], "label": "boil"}, {"id": "11", "segment": [5.0, 9.0], "label": "fill"}]}}}
+    youcook = {
+        "database": {
+            "y1": {
+                "subset": "training",
+                "duration": 20.0,
+                "annotations": [
+                    {"id": 0, "segment": [1, 4], "sentence": "crack eggs"},
+                    {"id": 1, "segment": [5, 9], "sentence": "whisk"},
+                ],
+            }
+        }
+    }
+    coin = {
+        "database": {
+            "c1": {
+                "subset": "testing",
+                "class": "Tea",
+                "duration": 20.0,
+                "annotation": [
+                    {"id": "12", "segment": [1.0, 4.0], "label": "boil"},
+                    {"id": "11", "segment": [5.0, 9.0], "label": "fill"},
+                ],
+            }
+        }
+    }
     crosstask = root / "crosstask"
     (crosstask / "annotations").mkdir(parents=True)
     (crosstask / "tasks_primary.txt").write_text("77\nMake Tea\nhttp://x\n3\nfill,boil,pour\n\n")
     (crosstask / "annotations" / "77_x1.csv").write_text("2,3.0,6.5\n1,0.5,2.0\n")
-    files = {"youcook2": youcook, "coin": coin, "howto100m": {"h1": {"start": [0], "end": [2], "text": ["hi"]}},
-             "baglm": [baglm_video("b1", ["fill", "boil"], [{"clip_start_sec": 1.0, "clip_end_sec": 3.0,
-                                                             "query": "boil", "step": 4}])]}
+    files = {
+        "youcook2": youcook,
+        "coin": coin,
+        "howto100m": {"h1": {"start": [0], "end": [2], "text": ["hi"]}},
+        "baglm": [
+            baglm_video(
+                "b1", ["fill", "boil"], [{"clip_start_sec": 1.0, "clip_end_sec": 3.0, "query": "boil", "step": 4}]
+            )
+        ],
+    }
     found = {}
     for name, data in files.items():
         (root / f"{name}.json").write_text(json.dumps(data))
@@ -72,29 +100,48 @@ def test_htstep_queries_are_the_variation_steps_in_taxonomy_order(tmp_path):
     annotations, taxonomy = write_htstep(tmp_path)
     videos = {v.id: v for v in read_layout(annotations, "htstep", ReadOptions(split="val_seen", taxonomy=taxonomy))}
     assert set(videos) == {"tea1", "egg1", "tea2"}  # --split: by subset
-    assert [(q.label, q.text) for q in videos["egg1"].queries] == [("7", "Melt butter."), ("8", "Crack eggs."),
-                                                                   ("9", "Serve.")]  # variation B only
+    assert [(q.label, q.text) for q in videos["egg1"].queries] == [
+        ("7", "Melt butter."),
+        ("8", "Crack eggs."),
+        ("9", "Serve."),
+    ]  # variation B only
     assert [(s.id, s.start) for s in videos["tea1"].steps] == [("0", 2.0), ("1", 10.2), ("2", 30.0)]
     assert [s.rank for s in videos["tea1"].steps] == [1, 0, 2]  # file order kept for the official scorer
     assert [q.label for q in videos["tea2"].queries] == ["0", "1", "2"]  # no annotations; one variation
     assert videos["egg1"].task == "Fry Eggs"
     paragraph = read_layout(annotations, "htstep", ReadOptions(taxonomy=taxonomy, step_text="paragraph"))
     both = read_layout(annotations, "htstep", ReadOptions(taxonomy=taxonomy, step_text="both"))
-    assert [q.text for q in paragraph[0].queries] == ["Fill the kettle and boil it.", "Add the tea.",
-                                                      "Pour the water over the tea; wait."]  # no paragraph: headline
+    assert [q.text for q in paragraph[0].queries] == [
+        "Fill the kettle and boil it.",
+        "Add the tea.",
+        "Pour the water over the tea; wait.",
+    ]  # no paragraph: headline
     assert both[0].queries[0].text == "Boil water. Fill the kettle and boil it." and both[0].queries[1].text == (
-        "Add the tea.")
+        "Add the tea."
+    )
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d["tea1"]["annotations"][0].update(id=99), r"video tea1: annotations\[0\].id: 99 is not a"),
-    (lambda d: d["tea1"]["annotations"][0].update(id="x"), r"video tea1: annotations\[0\].id: expected a global_step"),
-    (lambda d: d["egg1"]["annotations"][1].update(id=6), r"video egg1: annotations\[1\].id: step 6 is of variation"),
-    (lambda d: d["tea1"].update(activity="Fry Eggs"), r"video tea1: annotations\[0\].id: step 1 belongs to"),
-    (lambda d: d["tea1"]["annotations"][2].update(segment=[5, 1]), r"video tea1: annotations\[2\].segment: ends \(1.0\)"),
-    (lambda d: d["tea1"]["annotations"][2].update(segment=[5]), r"video tea1: annotations\[2\]: expected"),
-    (lambda d: d["tea1"].pop("subset"), r"video tea1: subset: expected text"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["tea1"]["annotations"][0].update(id=99), r"video tea1: annotations\[0\].id: 99 is not a"),
+        (
+            lambda d: d["tea1"]["annotations"][0].update(id="x"),
+            r"video tea1: annotations\[0\].id: expected a global_step",
+        ),
+        (
+            lambda d: d["egg1"]["annotations"][1].update(id=6),
+            r"video egg1: annotations\[1\].id: step 6 is of variation",
+        ),
+        (lambda d: d["tea1"].update(activity="Fry Eggs"), r"video tea1: annotations\[0\].id: step 1 belongs to"),
+        (
+            lambda d: d["tea1"]["annotations"][2].update(segment=[5, 1]),
+            r"video tea1: annotations\[2\].segment: ends \(1.0\)",
+        ),
+        (lambda d: d["tea1"]["annotations"][2].update(segment=[5]), r"video tea1: annotations\[2\]: expected"),
+        (lambda d: d["tea1"].pop("subset"), r"video tea1: subset: expected text"),
+    ],
+)
 def test_htstep_errors_name_the_file_and_the_field(tmp_path, change, message):
     annotations, taxonomy = write_htstep(tmp_path)
     data = json.loads(annotations.read_text())
@@ -109,10 +156,13 @@ def test_htstep_taxonomy_and_options_errors(tmp_path):
     with pytest.raises(TempclrError, match="--format htstep needs --taxonomy"):
         read_layout(annotations, "htstep")
     taxonomy.write_text("global_step_index,activity,headline\n0,a,b\n")
-    with pytest.raises(TempclrError, match="taxonomy.csv: line 1: no step_index, variation, variation_index, "
-                                           "paragraph column"):
+    with pytest.raises(
+        TempclrError, match="taxonomy.csv: line 1: no step_index, variation, variation_index, paragraph column"
+    ):
         read_layout(annotations, "htstep", ReadOptions(taxonomy=taxonomy))
-    write_htstep(tmp_path, taxonomy=[(0, "Make Tea", 0, "none", 1, "a", ""), ("one", "Make Tea", 1, "none", 2, "b", "")])
+    write_htstep(
+        tmp_path, taxonomy=[(0, "Make Tea", 0, "none", 1, "a", ""), ("one", "Make Tea", 1, "none", 2, "b", "")]
+    )
     with pytest.raises(TempclrError, match="taxonomy.csv: line 3: global_step_index: expected a step number"):
         read_layout(annotations, "htstep", ReadOptions(taxonomy=taxonomy))
     with pytest.raises(TempclrError, match="--taxonomy applies to --format htstep, not coin"):
@@ -127,8 +177,12 @@ def test_goalstep_queries_in_nlq_order(tmp_path):
     """parse_goalstep_jsons.py's order: each step, then its substeps; labels are places in that order."""
     path = write_goalstep(tmp_path / "goalstep_valid.json")
     first = read_layout(path, "goalstep")[0]
-    assert [(q.label, q.text) for q in first.queries] == [("0", "boil water"), ("1", "fill kettle"), ("2", "wait"),
-                                                          ("3", "pour water")]
+    assert [(q.label, q.text) for q in first.queries] == [
+        ("0", "boil water"),
+        ("1", "fill kettle"),
+        ("2", "wait"),
+        ("3", "pour water"),
+    ]
     assert first.task == "COOKING:MAKE_TEA" and len(first.steps) == 4
     steps = read_layout(path, "goalstep", ReadOptions(levels="steps"))[0]
     subs = read_layout(path, "goalstep", ReadOptions(levels="substeps"))[0]
@@ -136,15 +190,25 @@ def test_goalstep_queries_in_nlq_order(tmp_path):
     assert [(s.start, s.end) for s in subs.steps] == [(0.5, 10.0), (10.0, 30.0)]
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda d: d["videos"][0]["segments"][0].update(end_time=0.5), r"videos\[0\].segments\[0\].end_time: ends"),
-    (lambda d: d["videos"][0]["segments"][0]["segments"][1].update(step_description=" "),
-     r"videos\[0\].segments\[0\].segments\[1\].step_description: expected text"),
-    (lambda d: d["videos"][1].update(start_time=None, segments=None, step_segments=[]),
-     r"videos\[1\].segments: expected a list of step segments \(goalstep_test.json holds no times"),
-    (lambda d: d["videos"][1]["segments"][0].update(start_time="soon"), r"videos\[1\].segments\[0\].start_time: expected"),
-    (lambda d: d["videos"][0].pop("video_uid"), r"videos\[0\].video_uid: expected a video uid"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["videos"][0]["segments"][0].update(end_time=0.5), r"videos\[0\].segments\[0\].end_time: ends"),
+        (
+            lambda d: d["videos"][0]["segments"][0]["segments"][1].update(step_description=" "),
+            r"videos\[0\].segments\[0\].segments\[1\].step_description: expected text",
+        ),
+        (
+            lambda d: d["videos"][1].update(start_time=None, segments=None, step_segments=[]),
+            r"videos\[1\].segments: expected a list of step segments \(goalstep_test.json holds no times",
+        ),
+        (
+            lambda d: d["videos"][1]["segments"][0].update(start_time="soon"),
+            r"videos\[1\].segments\[0\].start_time: expected",
+        ),
+        (lambda d: d["videos"][0].pop("video_uid"), r"videos\[0\].video_uid: expected a video uid"),
+    ],
+)
 def test_goalstep_errors_name_the_file_and_the_field(tmp_path, change, message):
     path = write_goalstep(tmp_path / "goalstep_valid.json")
     data = json.loads(path.read_text())
@@ -155,25 +219,53 @@ def test_goalstep_errors_name_the_file_and_the_field(tmp_path, change, message):
 
 
 def _queries(*rows) -> list[dict]:
-    return [{"clip_start_sec": s, "clip_end_sec": e, "query": q, **({"step": step} if step is not None else {})}
-            for s, e, q, step in rows]
+    return [
+        {"clip_start_sec": s, "clip_end_sec": e, "query": q, **({"step": step} if step is not None else {})}
+        for s, e, q, step in rows
+    ]
 
 
 def test_baglm_reads_the_four_published_variants(tmp_path):
     """As published: HT-Step's int global ids, COIN's string ids and string numbers, CrossTask's index into
     task_steps, Goal-Step's queries without ids (labelled by their index in the step list)."""
     files = {
-        "htstep": [baglm_video("h", ["Pour.", "Boil water.", "Serve hot.", "Serve hot."],
-                               _queries((10.0, 20.5, "Boil water.", 0), (2.0, 4.0, "Serve hot.", 3832))),
-                   baglm_video("h2", ["Pour.", "Stir."], [])],  # no query: no id known, not an index either
-        "coin": [baglm_video("c", ["aim at the pin", "push the pin out", "aim at the pin"],
-                             _queries(("1.0", "3", "aim at the pin", "250"), ("4.0", "6.0", "aim at the pin", "252")),
-                             ("activity", "ReplacePin"), duration="185.085", fps="29.97")],
-        "crosstask": [baglm_video("x", ["add flour", "add sugar", "pour egg"], _queries((94, 98, "pour egg", 2)),
-                                  ("task_name", "Make Pancakes"), "task_steps", duration="328.5", fps="29.97")],
-        "goalstep": [baglm_video("g", ["knead", "pour flour"],
-                                 _queries((3.0, 40.0, "knead", None), (50.0, 60.0, "pour flour", None),
-                                          (70.0, 80.0, "knead", None)), ("goal_category", "COOKING:MAKE_BREAD"))],
+        "htstep": [
+            baglm_video(
+                "h",
+                ["Pour.", "Boil water.", "Serve hot.", "Serve hot."],
+                _queries((10.0, 20.5, "Boil water.", 0), (2.0, 4.0, "Serve hot.", 3832)),
+            ),
+            baglm_video("h2", ["Pour.", "Stir."], []),
+        ],  # no query: no id known, not an index either
+        "coin": [
+            baglm_video(
+                "c",
+                ["aim at the pin", "push the pin out", "aim at the pin"],
+                _queries(("1.0", "3", "aim at the pin", "250"), ("4.0", "6.0", "aim at the pin", "252")),
+                ("activity", "ReplacePin"),
+                duration="185.085",
+                fps="29.97",
+            )
+        ],
+        "crosstask": [
+            baglm_video(
+                "x",
+                ["add flour", "add sugar", "pour egg"],
+                _queries((94, 98, "pour egg", 2)),
+                ("task_name", "Make Pancakes"),
+                "task_steps",
+                duration="328.5",
+                fps="29.97",
+            )
+        ],
+        "goalstep": [
+            baglm_video(
+                "g",
+                ["knead", "pour flour"],
+                _queries((3.0, 40.0, "knead", None), (50.0, 60.0, "pour flour", None), (70.0, 80.0, "knead", None)),
+                ("goal_category", "COOKING:MAKE_BREAD"),
+            )
+        ],
     }
     read = {}
     for name, data in files.items():
@@ -189,19 +281,34 @@ def test_baglm_reads_the_four_published_variants(tmp_path):
     assert [s.id for s in read["goalstep"].steps] == ["0", "1", "0"]
 
 
-@pytest.mark.parametrize("video, message", [
-    ({"video_uid": ""}, r"\[0\].video_uid: expected a video id"),
-    (baglm_video("v", ["a"], _queries((1, 2, "b", 1))), r"\[0\] \(video v\).clips\[0\].annotations\[0\]."
-                                                        r"language_queries\[0\].query: 'b' is not in"),
-    (baglm_video("v", ["a"], _queries((1, "x", "a", 1))), r"\[0\] \(video v\).clips\[0\].annotations\[0\]."
-                                                           r"language_queries\[0\].clip_end_sec: expected a number"),
-    (baglm_video("v", ["a"], _queries((1, 2, "a", True))), r"\[0\] \(video v\).clips\[0\].annotations\[0\]."
-                                                             r"language_queries\[0\].step: expected a step id"),
-    (baglm_video("v", "a", []), r"\[0\] \(video v\).step_headline: expected the video's list of step texts"),
-    ({**baglm_video("v", ["a"], []), "clips": 3}, r"\[0\] \(video v\).clips: expected a list"),
-    ({**baglm_video("v", ["a"], []), "video_duration": "long"}, r"\[0\] \(video v\).video_duration: "
-                                                                         r"expected a number"),
-])
+@pytest.mark.parametrize(
+    "video, message",
+    [
+        ({"video_uid": ""}, r"\[0\].video_uid: expected a video id"),
+        (
+            baglm_video("v", ["a"], _queries((1, 2, "b", 1))),
+            r"\[0\] \(video v\).clips\[0\].annotations\[0\]."
+            r"language_queries\[0\].query: 'b' is not in",
+        ),
+        (
+            baglm_video("v", ["a"], _queries((1, "x", "a", 1))),
+            r"\[0\] \(video v\).clips\[0\].annotations\[0\]."
+            r"language_queries\[0\].clip_end_sec: expected a number",
+        ),
+        (
+            baglm_video("v", ["a"], _queries((1, 2, "a", True))),
+            r"\[0\] \(video v\).clips\[0\].annotations\[0\]."
+            r"language_queries\[0\].step: expected a step id",
+        ),
+        (baglm_video("v", "a", []), r"\[0\] \(video v\).step_headline: expected the video's list of step texts"),
+        ({**baglm_video("v", ["a"], []), "clips": 3}, r"\[0\] \(video v\).clips: expected a list"),
+        (
+            {**baglm_video("v", ["a"], []), "video_duration": "long"},
+            r"\[0\] \(video v\).video_duration: "
+            r"expected a number",
+        ),
+    ],
+)
 def test_baglm_errors_name_the_file_and_the_field(tmp_path, video, message):
     (tmp_path / "b.json").write_text(json.dumps([video]))
     with pytest.raises(TempclrError, match=f"b.json: {message}"):
@@ -234,9 +341,15 @@ def _mirror_file(repo: str, path: str, out: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, videos, queries", [("htstep/htstep", 600, 3441), ("crosstask/crosstask", 2308, 17521),
-                                                   ("coin/coin", 2354, 9190),
-                                                   ("ego4d_goalstep/ego4d_goalstep", 134, 3349)])
+@pytest.mark.parametrize(
+    "name, videos, queries",
+    [
+        ("htstep/htstep", 600, 3441),
+        ("crosstask/crosstask", 2308, 17521),
+        ("coin/coin", 2354, 9190),
+        ("ego4d_goalstep/ego4d_goalstep", 134, 3349),
+    ],
+)
 def test_baglm_published_files_read_as_published(tmp_path, name, videos, queries):
     path = _mirror_file("lucazanella/baglm", f"datasets/{name}_video_annots.json", tmp_path / "annots.json")
     read = read_layout(path, "baglm")
@@ -258,7 +371,7 @@ def _worked_layout() -> str:
 
     doc = (Path(__file__).parents[1] / "docs" / "architecture.md").read_text()
     blocks = [re.sub(r"(?m)^  ", "", b) for b in re.findall(r"```python\n(.*?)```", doc, re.S)]
-    return next(b for b in blocks if "register_layout(\"tsv\"" in b)
+    return next(b for b in blocks if 'register_layout("tsv"' in b)
 
 
 @pytest.mark.slow
@@ -268,15 +381,18 @@ def test_the_worked_layout_and_protocol_reach_score_and_localize(tmp_path):
 
     (tmp_path / "steps.tsv").write_text("v1\t2.5\t6\twhisk\nv1\t8\t9\tfry\n")
     (tmp_path / "p.csv").write_text("video-id,t-start,t-end,label,score\nv1,2,3,whisk,0.9\nv1,4,5,fry,0.8\n")
-    code = _worked_layout() + f"""
+    code = (
+        _worked_layout()
+        + f"""
 import json
 from typer.testing import CliRunner
 from tempclr_cli.cli import app
 runner = CliRunner()
-scored = runner.invoke(app, ["score", {str(tmp_path / 'p.csv')!r}, "--annotations", {str(tmp_path / 'steps.tsv')!r},
+scored = runner.invoke(app, ["score", {str(tmp_path / "p.csv")!r}, "--annotations", {str(tmp_path / "steps.tsv")!r},
                              "--format", "tsv", "--json"])
 print(json.dumps({{"localize": runner.invoke(app, ["localize", "--help"]).output, "score": scored.stdout}}))
 """
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)

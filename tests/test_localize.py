@@ -20,19 +20,43 @@ def test_assignment_is_the_best_increasing_one(K, T):
     got = assign_steps(scores)
     assert got == sorted(got) and len(set(got)) == K
     best = max(itertools.combinations(range(T), K), key=lambda ts: sum(float(scores[k, t]) for k, t in enumerate(ts)))
-    assert sum(float(scores[k, t]) for k, t in enumerate(got)) == pytest.approx(sum(float(scores[k, t]) for k, t in enumerate(best)))
+    assert sum(float(scores[k, t]) for k, t in enumerate(got)) == pytest.approx(
+        sum(float(scores[k, t]) for k, t in enumerate(best))
+    )
 
 
 def test_cli_on_coin_layout(step_dataset, tmp_path):
     data, feats = step_dataset
     db = json.loads((data / "youcookii_annotations_trainval.json").read_text())["database"]
-    coin = {"database": {vid: {"subset": "testing", "class": f"task-{vid}", "recipe_type": 0, "duration": e["duration"],
-                               "annotation": [{"id": str(k), "segment": a["segment"], "label": a["sentence"]}
-                                              for k, a in enumerate(e["annotations"])]}
-                         for vid, e in db.items()}}
+    coin = {
+        "database": {
+            vid: {
+                "subset": "testing",
+                "class": f"task-{vid}",
+                "recipe_type": 0,
+                "duration": e["duration"],
+                "annotation": [
+                    {"id": str(k), "segment": a["segment"], "label": a["sentence"]}
+                    for k, a in enumerate(e["annotations"])
+                ],
+            }
+            for vid, e in db.items()
+        }
+    }
     (tmp_path / "COIN.json").write_text(json.dumps(coin))
-    result = tempclr("localize", str(feats), "--annotations", str(tmp_path / "COIN.json"), "--format", "coin",
-                     "--split", "testing", "--json", "--device", "cpu")
+    result = tempclr(
+        "localize",
+        str(feats),
+        "--annotations",
+        str(tmp_path / "COIN.json"),
+        "--format",
+        "coin",
+        "--split",
+        "testing",
+        "--json",
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["tasks"] == 30 and 0 <= out["recall"] <= 100 and set(out["per_task"]) == {f"task-{v}" for v in db}
@@ -84,8 +108,9 @@ def test_crosstask_test_set_as_released(tmp_path):
     from tempclr_cli.core.data.annotations import crosstask_subsets
 
     (tmp_path / "annotations").mkdir()
-    (tmp_path / "tasks_primary.txt").write_text("100\nMake tea\nhttp://x\n2\nboil water,add tea\n\n"
-                                                "200\nFix bike\nhttp://y\n1\nremove wheel\n\n")
+    (tmp_path / "tasks_primary.txt").write_text(
+        "100\nMake tea\nhttp://x\n2\nboil water,add tea\n\n200\nFix bike\nhttp://y\n1\nremove wheel\n\n"
+    )
     rows = [("100", f"a{k:02d}") for k in range(36)] + [("200", f"b{k}") for k in range(5)] + [("999", "z0")]
     (tmp_path / "videos.csv").write_text("".join(f"{t},{v},https://youtu.be/{v}\n" for t, v in rows))
     (tmp_path / "videos_val.csv").write_text("100,a03,https://youtu.be/a03\n")
@@ -147,28 +172,67 @@ def _layouts_for(data, tmp_path) -> dict[str, list[str]]:
         gid += len(texts)
         videos[vid] = ("val_seen", f"act {vid}", [(*a["segment"], ids[a["sentence"]]) for a in e["annotations"]])
         goal.append((vid, "COOKING:X", [(*a["segment"], a["sentence"], []) for a in e["annotations"]]))
-        baglm.append(baglm_video(vid, texts, [{"clip_start_sec": a["segment"][0], "clip_end_sec": a["segment"][1],
-                                               "query": a["sentence"]} for a in e["annotations"]]))
+        baglm.append(
+            baglm_video(
+                vid,
+                texts,
+                [
+                    {"clip_start_sec": a["segment"][0], "clip_end_sec": a["segment"][1], "query": a["sentence"]}
+                    for a in e["annotations"]
+                ],
+            )
+        )
     annotations, taxonomy_csv = write_htstep(tmp_path / "htstep", videos, taxonomy)
     (tmp_path / "baglm.json").write_text(json.dumps(baglm))
-    return {"htstep": ["--annotations", str(annotations), "--format", "htstep", "--taxonomy", str(taxonomy_csv),
-                       "--split", "val_seen"],
-            "goalstep": ["--annotations", str(write_goalstep(tmp_path / "goalstep_valid.json", goal)), "--format",
-                         "goalstep"],
-            "baglm": ["--annotations", str(tmp_path / "baglm.json"), "--format", "baglm"]}
+    return {
+        "htstep": [
+            "--annotations",
+            str(annotations),
+            "--format",
+            "htstep",
+            "--taxonomy",
+            str(taxonomy_csv),
+            "--split",
+            "val_seen",
+        ],
+        "goalstep": [
+            "--annotations",
+            str(write_goalstep(tmp_path / "goalstep_valid.json", goal)),
+            "--format",
+            "goalstep",
+        ],
+        "baglm": ["--annotations", str(tmp_path / "baglm.json"), "--format", "baglm"],
+    }
 
 
-@pytest.mark.parametrize("layout, extra", [("htstep", ["--top-k", "3"]), ("goalstep", ["--top-k", "5"]),
-                                           ("baglm", []), ("coin", ["--mode", "ordered"]),
-                                           ("htstep", ["--mode", "ordered"])])
+@pytest.mark.parametrize(
+    "layout, extra",
+    [
+        ("htstep", ["--top-k", "3"]),
+        ("goalstep", ["--top-k", "5"]),
+        ("baglm", []),
+        ("coin", ["--mode", "ordered"]),
+        ("htstep", ["--mode", "ordered"]),
+    ],
+)
 def test_localize_reports_what_score_reports_on_its_predictions(step_dataset, tmp_path, layout, extra):
     """The new layouts work in localize, and its metrics are `tempclr score`'s on the file it writes."""
     data, feats = step_dataset
     if layout == "coin":
         db = json.loads((data / "youcookii_annotations_trainval.json").read_text())["database"]
-        coin = {"database": {vid: {"subset": "testing", "class": f"task-{vid}", "annotation": [
-            {"id": str(k), "segment": a["segment"], "label": a["sentence"]} for k, a in enumerate(e["annotations"])]}
-            for vid, e in db.items()}}
+        coin = {
+            "database": {
+                vid: {
+                    "subset": "testing",
+                    "class": f"task-{vid}",
+                    "annotation": [
+                        {"id": str(k), "segment": a["segment"], "label": a["sentence"]}
+                        for k, a in enumerate(e["annotations"])
+                    ],
+                }
+                for vid, e in db.items()
+            }
+        }
         (tmp_path / "COIN.json").write_text(json.dumps(coin))
         args = ["--annotations", str(tmp_path / "COIN.json"), "--format", "coin"]
     else:

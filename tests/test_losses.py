@@ -32,11 +32,16 @@ def test_sequence_loss_matches_reference(reference):
 
 def test_batched_sequence_loss_is_the_mean_of_single_ones():
     g = torch.Generator().manual_seed(0)
-    text, video = torch.randn(3, 5, 16, generator=g, dtype=torch.float64), torch.randn(3, 7, 16, generator=g, dtype=torch.float64)
+    text, video = (
+        torch.randn(3, 5, 16, generator=g, dtype=torch.float64),
+        torch.randn(3, 7, 16, generator=g, dtype=torch.float64),
+    )
     perms = torch.stack([torch.stack([torch.randperm(5, generator=g) for _ in range(6)]) for _ in range(3)])
     cols = torch.stack([torch.stack([torch.randperm(7, generator=g) for _ in range(6)]) for _ in range(3)])
     batched = sequence_contrastive_loss(text, video, perms, video_permutations=cols)
-    singles = torch.stack([sequence_contrastive_loss(text[b], video[b], perms[b], video_permutations=cols[b]) for b in range(3)])
+    singles = torch.stack(
+        [sequence_contrastive_loss(text[b], video[b], perms[b], video_permutations=cols[b]) for b in range(3)]
+    )
     torch.testing.assert_close(batched, singles.mean())
     # the unit-level negative is the cost with its columns permuted
     cost = cosine_cost(text[0], video[0])
@@ -59,8 +64,11 @@ def test_sequence_loss_has_gradients_for_both_towers():
 def test_tclr_official_sum_matches_reference(reference):
     case = reference["tclr"][0]
     got = tclr_losses(
-        as64(case["global_views"]), as64(case["global_time_slices"]), as64(case["local_clips"]),
-        temperature=case["temperature"], scaling="official",
+        as64(case["global_views"]),
+        as64(case["global_time_slices"]),
+        as64(case["local_clips"]),
+        temperature=case["temperature"],
+        scaling="official",
     )
     for key, value in case["official_sum"].items():
         assert float(got[key]) == pytest.approx(value, abs=1e-6), key
@@ -81,8 +89,17 @@ def nt_xent(zi, zj, t):
 def official_loop(g, s, loc, t):
     """The released composition with its Python loops over pairs and videos."""
     ic2 = nt_xent(g[0], g[1], t)
-    ic1 = sum(nt_xent(loc[a][:, c], loc[b][:, d], t) for a in range(2) for b in range(2)
-              for c in range(4) for d in range(4) if not (a == b and c == d)) / 4
+    ic1 = (
+        sum(
+            nt_xent(loc[a][:, c], loc[b][:, d], t)
+            for a in range(2)
+            for b in range(2)
+            for c in range(4)
+            for d in range(4)
+            if not (a == b and c == d)
+        )
+        / 4
+    )
     ll = sum(nt_xent(loc[0][v], loc[1][v], t) for v in range(g.shape[1]))
     gl = 0
     for a in range(2):
@@ -126,7 +143,8 @@ def test_the_sequence_loss_takes_a_band_as_recipes_do():
     from tempclr_cli.core.align import measures
 
     measures.register_measure("meanpair", "mean cost (no band)", tasks=("loss",), differentiable=True)(
-        lambda cost, lengths=None, gamma=0.0: cost.mean((1, 2)))
+        lambda cost, lengths=None, gamma=0.0: cost.mean((1, 2))
+    )
     try:
         assert sequence_contrastive_loss(text, video, perms, distance="meanpair").isfinite()
         with pytest.raises(TempclrError, match="loss.band"):

@@ -16,8 +16,10 @@ TINY = ["--model", "tiny", "--pretrained", "none", "--device", "cpu"]
 @pytest.fixture()
 def npy(tmp_path) -> tuple[Path, Path]:
     np.save(tmp_path / "f.npy", np.random.default_rng(0).standard_normal((20, 64)).astype(np.float16))
-    (tmp_path / "steps.txt").write_text("crack the eggs into a bowl, then whisk them until the whole mixture is "
-                                        "frothy and pale yellow\nheat the pan\nfry the omelette\n")
+    (tmp_path / "steps.txt").write_text(
+        "crack the eggs into a bowl, then whisk them until the whole mixture is "
+        "frothy and pale yellow\nheat the pan\nfry the omelette\n"
+    )
     return tmp_path / "f.npy", tmp_path / "steps.txt"
 
 
@@ -57,8 +59,9 @@ def test_a_missing_released_checkpoint_is_named_before_the_tokenizer(npy, tmp_pa
     assert "tokenizer" not in done.stderr
 
 
-@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".jpg", b"\xff\xd8\xff"), (".svg", b"<?xml"),
-                                           (".pdf", b"%PDF")])
+@pytest.mark.parametrize(
+    "suffix, magic", [(".png", b"\x89PNG"), (".jpg", b"\xff\xd8\xff"), (".svg", b"<?xml"), (".pdf", b"%PDF")]
+)
 def test_a_plot_is_written_in_the_format_its_suffix_names(npy, tmp_path, suffix, magic):
     pytest.importorskip("matplotlib")
     done = tempclr("align", *map(str, npy), *TINY, "-f", "json", "-q", "--plot", str(tmp_path / f"p{suffix}"))
@@ -84,8 +87,9 @@ def test_a_table_written_to_a_file_is_plain_text_within_columns(npy, tmp_path, m
     import tempclr_cli.commands.align as command
 
     monkeypatch.setattr(command, "stdout_is_terminal", lambda: True)
-    done = tempclr("align", *map(str, npy), *TINY, "-f", "table", "-o", str(tmp_path / "t.txt"), "-q",
-                   env_extra={"COLUMNS": "80"})
+    done = tempclr(
+        "align", *map(str, npy), *TINY, "-f", "table", "-o", str(tmp_path / "t.txt"), "-q", env_extra={"COLUMNS": "80"}
+    )
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "t.txt").read_text()
     assert "\x1b[" not in text and max(len(line) for line in text.splitlines()) <= 80
@@ -105,21 +109,26 @@ def test_json_lines_of_a_batch_account_for_every_video(tmp_path):
     assert "skipped" in done.stderr and "b.npy" in done.stderr
 
 
-@pytest.mark.parametrize("torch_v, vision_v, fix", [
-    ("2.14.1+cpu", "0.29.1", "'torchvision==0.29.*' --index-url https://download.pytorch.org/whl/cpu"),
-    ("2.13.0+cpu", "0.29.1+cpu", "'torchvision==0.28.*' --index-url https://download.pytorch.org/whl/cpu"),
-    ("2.14.1", "0.29.1+cpu", "'torchvision==0.29.*'"),
-])
-def test_a_torch_torchvision_mismatch_is_named_with_the_fix_before_anything_imports(monkeypatch, torch_v, vision_v,
-                                                                                      fix):
+@pytest.mark.parametrize(
+    "torch_v, vision_v, fix",
+    [
+        ("2.14.1+cpu", "0.29.1", "'torchvision==0.29.*' --index-url https://download.pytorch.org/whl/cpu"),
+        ("2.13.0+cpu", "0.29.1+cpu", "'torchvision==0.28.*' --index-url https://download.pytorch.org/whl/cpu"),
+        ("2.14.1", "0.29.1+cpu", "'torchvision==0.29.*'"),
+    ],
+)
+def test_a_torch_torchvision_mismatch_is_named_with_the_fix_before_anything_imports(
+    monkeypatch, torch_v, vision_v, fix
+):
     """#36: a CPU-only torch beside a CUDA torchvision failed with 'operator torchvision::nms does not exist'."""
     from importlib import metadata
 
     from tempclr_cli.core import runtime
 
     real = metadata.version
-    monkeypatch.setattr(metadata, "version", lambda name: {"torch": torch_v, "torchvision": vision_v}.get(name)
-                        or real(name))
+    monkeypatch.setattr(
+        metadata, "version", lambda name: {"torch": torch_v, "torchvision": vision_v}.get(name) or real(name)
+    )
     runtime.torch_stack_mismatch.cache_clear()
     try:
         done = tempclr("models", "--json")

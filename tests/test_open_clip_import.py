@@ -43,8 +43,17 @@ def test_lean_import_leaves_out_the_compiler_and_timm_and_both_still_work_afterw
         print(json.dumps({**lean, "pooled": pooled, "same": same, "compiled": compiled,
                           "timm_later": hasattr(timm, "create_model"), "tokens": open_clip.tokenize(["a"]).shape[1]}))
     """)
-    assert out == {"dynamo": False, "timm": False, "transformers": False, "stand_in_left": False, "pooled": 7.5, "same": True,
-                   "compiled": [3.0, 3.0, 3.0], "timm_later": True, "tokens": 77}
+    assert out == {
+        "dynamo": False,
+        "timm": False,
+        "transformers": False,
+        "stand_in_left": False,
+        "pooled": 7.5,
+        "same": True,
+        "compiled": [3.0, 3.0, 3.0],
+        "timm_later": True,
+        "tokens": 77,
+    }
 
 
 @pytest.mark.slow
@@ -121,8 +130,16 @@ def test_the_stand_in_hands_over_to_the_real_module_for_any_other_name():
 def test_align_gives_the_same_steps_with_the_lean_import_as_with_a_full_one(tmp_path):
     np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((40, 64)).astype(np.float16))
     (tmp_path / "steps.txt").write_text("cut the onion\nfry it\nserve\n")
-    args = [str(tmp_path / "x.npy"), str(tmp_path / "steps.txt"), "--model", "tiny", "--pretrained", "none",
-            "--device", "cpu"]
+    args = [
+        str(tmp_path / "x.npy"),
+        str(tmp_path / "steps.txt"),
+        "--model",
+        "tiny",
+        "--pretrained",
+        "none",
+        "--device",
+        "cpu",
+    ]
     lean = tempclr("align", *args, "-f", "json", process=True)  # the lean import happens in a fresh process
     assert lean.returncode == 0, lean.stderr
     full = fresh(f"""

@@ -47,84 +47,192 @@ CALLS: dict[str, list[dict]] = {
         {"video": "{npy_dir}", "steps": "{steps_dir}", "output_dir": "{fresh}/out", **TINY},
         {"pairs": "{pairs}", "output_dir": "{fresh}/out", **TINY},
         {"video": "{npy}", "reference": ["{npy_other}", "{reference_srt}"], "format_": "json", **TINY},
-        {"video": "{video}", "steps": "{steps}", "format_": "json", "model": "tiny", "pretrained": "{tiny_weights}",
-         "device": "cpu"},
+        {
+            "video": "{video}",
+            "steps": "{steps}",
+            "format_": "json",
+            "model": "tiny",
+            "pretrained": "{tiny_weights}",
+            "device": "cpu",
+        },
         {"video": "{npy}", "steps": "{steps}", "sentence_embeddings": "{sentence_embeddings}", "format_": "json"},
-        {"video": "{released}/feats/v0.npy", "steps": "{released}/steps.txt", "checkpoint": "{released_ckpt}",
-         "tokenizer": "{released}/tokenizer", "format_": "json"},
+        {
+            "video": "{released}/feats/v0.npy",
+            "steps": "{released}/steps.txt",
+            "checkpoint": "{released_ckpt}",
+            "tokenizer": "{released}/tokenizer",
+            "format_": "json",
+        },
         {"video": "{npy}", "steps": "{steps}", "checkpoint": "{heads}", "format_": "json", **TINY, SLOW: True},
     ],
     "convert": [{"checkpoint": "{released_ckpt}", "output": "{fresh}/v.safetensors"}],
     "demo": [{"workdir": "{fresh}/demo", "fast": True, "device": "cpu", SLOW: True}],
-    "evaluate": [{"checkpoint": "{classifier}", "clips": [1, 2], "plot": "{fresh}/c.png",
-                  "confusion": "{fresh}/m.png", "device": "cpu", SLOW: True}],
+    "evaluate": [
+        {
+            "checkpoint": "{classifier}",
+            "clips": [1, 2],
+            "plot": "{fresh}/c.png",
+            "confusion": "{fresh}/m.png",
+            "device": "cpu",
+            SLOW: True,
+        }
+    ],
     "extract": [
         {"inputs": ["{video}"], "out": "{fresh}/f", "workers": 0, **TINY},
         {"list_": "{video_list}", "root": "{videos_dir}", "out": "{fresh}/f", "workers": 0, **TINY},
-        {"inputs": ["{video}"], "out": "{fresh}/f", "workers": 0, "model": "tiny", "pretrained": "{tiny_weights}",
-         "device": "cpu"},
-        {"inputs": ["{short_video}"], "out": "{fresh}/f", "workers": 0, "model": "s3d-howto100m",
-         "pretrained": "{s3d}/s3d_howto100m.pth", SLOW: True},
-        {"inputs": ["{tclr_actions}"], "out": "{fresh}/f", "workers": 0, "model": "r3d18",
-         "checkpoint": "{tclr}", "device": "cpu", SLOW: True},
+        {
+            "inputs": ["{video}"],
+            "out": "{fresh}/f",
+            "workers": 0,
+            "model": "tiny",
+            "pretrained": "{tiny_weights}",
+            "device": "cpu",
+        },
+        {
+            "inputs": ["{short_video}"],
+            "out": "{fresh}/f",
+            "workers": 0,
+            "model": "s3d-howto100m",
+            "pretrained": "{s3d}/s3d_howto100m.pth",
+            SLOW: True,
+        },
+        {
+            "inputs": ["{tclr_actions}"],
+            "out": "{fresh}/f",
+            "workers": 0,
+            "model": "r3d18",
+            "checkpoint": "{tclr}",
+            "device": "cpu",
+            SLOW: True,
+        },
     ],
     "fewshot": [
         {"features": "{action_feats}", "labels": "{actions}", "ways": 2, "episodes": 5, "device": "cpu"},
-        {"features": "{action_feats}", "labels": "{actions}", "ways": 2, "episodes": 5, "checkpoint": "{heads}",
-         "device": "cpu", SLOW: True},
+        {
+            "features": "{action_feats}",
+            "labels": "{actions}",
+            "ways": 2,
+            "episodes": 5,
+            "checkpoint": "{heads}",
+            "device": "cpu",
+            SLOW: True,
+        },
     ],
     "index": [{"folder": "{foreign}", "encoder": "tiny", "fps": 1.0, "output": "{fresh}/i"}],
     "localize": [
-        {"features": "{feats}", "annotations": "{htstep}/annotations.json", "format_": "htstep",
-         "taxonomy": "{htstep}/taxonomy.csv", "predictions_out": "{fresh}/p.csv", "device": "cpu"},
-        {"features": "{released}/feats", "annotations": "{released}/ann.json", "format_": "youcook2",
-         "checkpoint": "{released_ckpt}", "tokenizer": "{released}/tokenizer"},
-        {"features": "{feats}", "annotations": "{annotations}", "format_": "youcook2",
-         "sentence_embeddings": "{sentence_embeddings}"},
+        {
+            "features": "{feats}",
+            "annotations": "{htstep}/annotations.json",
+            "format_": "htstep",
+            "taxonomy": "{htstep}/taxonomy.csv",
+            "predictions_out": "{fresh}/p.csv",
+            "device": "cpu",
+        },
+        {
+            "features": "{released}/feats",
+            "annotations": "{released}/ann.json",
+            "format_": "youcook2",
+            "checkpoint": "{released_ckpt}",
+            "tokenizer": "{released}/tokenizer",
+        },
+        {
+            "features": "{feats}",
+            "annotations": "{annotations}",
+            "format_": "youcook2",
+            "sentence_embeddings": "{sentence_embeddings}",
+        },
     ],
     "models": [{}],
     "retrieve": [
         {"features": "{feats}", "annotations": "{annotations}", "split": "all", "device": "cpu"},
-        {"features": "{feats}", "annotations": "{annotations}", "split": "all",
-         "sentence_embeddings": "{sentence_embeddings}"},
-        {"features": "{released}/feats", "annotations": "{released}/ann.json", "checkpoint": "{released_ckpt}",
-         "tokenizer": "{released}/tokenizer"},
-        {"features": "{tclr_actions}", "annotations": "{tclr_actions}", "task": "nn", "format_": "ucf101",
-         "checkpoint": "{tclr}", "clips": [1, 2], "plot": "{fresh}/r.png", "device": "cpu", SLOW: True},
+        {
+            "features": "{feats}",
+            "annotations": "{annotations}",
+            "split": "all",
+            "sentence_embeddings": "{sentence_embeddings}",
+        },
+        {
+            "features": "{released}/feats",
+            "annotations": "{released}/ann.json",
+            "checkpoint": "{released_ckpt}",
+            "tokenizer": "{released}/tokenizer",
+        },
+        {
+            "features": "{tclr_actions}",
+            "annotations": "{tclr_actions}",
+            "task": "nn",
+            "format_": "ucf101",
+            "checkpoint": "{tclr}",
+            "clips": [1, 2],
+            "plot": "{fresh}/r.png",
+            "device": "cpu",
+            SLOW: True,
+        },
     ],
-    "score": [{"predictions": "{predictions}", "annotations": "{htstep}/annotations.json", "format_": "htstep",
-               "taxonomy": "{htstep}/taxonomy.csv"}],
+    "score": [
+        {
+            "predictions": "{predictions}",
+            "annotations": "{htstep}/annotations.json",
+            "format_": "htstep",
+            "taxonomy": "{htstep}/taxonomy.csv",
+        }
+    ],
     "search": [
         {"features": "{feats}", "queries": "{queries}", "device": "cpu"},
         {"features": "{feats}", "query": "a red square", "sentence_embeddings": "{sentence_embeddings}"},
     ],
-    "sweep": [{"recipe": "{classify_recipe}", "fraction": [1.0], "run_dir": "{fresh}/s", "device": "cpu",
-               SLOW: True}],
+    "sweep": [{"recipe": "{classify_recipe}", "fraction": [1.0], "run_dir": "{fresh}/s", "device": "cpu", SLOW: True}],
     "synth": [{"out": "{fresh}/synth", "videos": 1, "classes": 0, "size": 32}],
     "train": [
         {"recipe": "{heads_recipe}", "set_": "{heads_set}", "run_dir": "{fresh}/run", "device": "cpu"},
-        {"recipe": "{classify_recipe}", "set_": ["train.epochs=1"], "run_dir": "{fresh}/run",
-         "plot": "{fresh}/c.png", "device": "cpu", SLOW: True},
-        {"recipe": "{heads_recipe}", "set_": "{resume_set}", "resume": "{heads}", "run_dir": "{fresh}/run",
-         "device": "cpu", SLOW: True},
+        {
+            "recipe": "{classify_recipe}",
+            "set_": ["train.epochs=1"],
+            "run_dir": "{fresh}/run",
+            "plot": "{fresh}/c.png",
+            "device": "cpu",
+            SLOW: True,
+        },
+        {
+            "recipe": "{heads_recipe}",
+            "set_": "{resume_set}",
+            "resume": "{heads}",
+            "run_dir": "{fresh}/run",
+            "device": "cpu",
+            SLOW: True,
+        },
     ],
 }
 # outputs: "file" or "folder"
 OUTPUTS = {
-    ("align", "output"): "file", ("align", "output_dir"): "folder", ("align", "plot"): "file",
-    ("convert", "output"): "file", ("demo", "workdir"): "folder", ("evaluate", "plot"): "file",
-    ("evaluate", "confusion"): "file", ("extract", "out"): "folder", ("index", "output"): "folder",
-    ("localize", "predictions_out"): "file", ("retrieve", "plot"): "file", ("sweep", "run_dir"): "folder",
-    ("synth", "out"): "folder", ("train", "run_dir"): "folder", ("train", "plot"): "file",
+    ("align", "output"): "file",
+    ("align", "output_dir"): "folder",
+    ("align", "plot"): "file",
+    ("convert", "output"): "file",
+    ("demo", "workdir"): "folder",
+    ("evaluate", "plot"): "file",
+    ("evaluate", "confusion"): "file",
+    ("extract", "out"): "folder",
+    ("index", "output"): "folder",
+    ("localize", "predictions_out"): "file",
+    ("retrieve", "plot"): "file",
+    ("sweep", "run_dir"): "folder",
+    ("synth", "out"): "folder",
+    ("train", "run_dir"): "folder",
+    ("train", "plot"): "file",
 }
 FAST_KINDS = ("missing", "folder", "empty", "text")
 SLOW_KINDS = ("png", "npy", "json")  # and random bytes, in a test of its own
 OUTPUT_KINDS = ("wrong-type", "read-only", "under-a-file")
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d4944415478da63f8cf"
-                    "c0f01f0005000201e2a7e3990000000049454e44ae426082")
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d4944415478da63f8cf"
+    "c0f01f0005000201e2a7e3990000000049454e44ae426082"
+)
 
 
 # --- what the app declares ---------------------------------------------------------------------------
+
 
 @cache
 def commands() -> dict:
@@ -134,9 +242,12 @@ def commands() -> dict:
 def takes_path(command: str, param) -> bool:
     """Path-typed (Path, list[Path], tuple[Path, ...]), shown as PATH, or a str option that names a file."""
     annotation = param.type_descriptor.annotation
-    return ((command, param.name) not in NOT_FILES
-            and (param.type_descriptor.is_path or Path in get_args(annotation) or param.metavar == "PATH"
-                 or (param.name in FILE_NAMES and annotation is str)))
+    return (command, param.name) not in NOT_FILES and (
+        param.type_descriptor.is_path
+        or Path in get_args(annotation)
+        or param.metavar == "PATH"
+        or (param.name in FILE_NAMES and annotation is str)
+    )
 
 
 def path_params() -> list[tuple[str, str]]:
@@ -167,15 +278,21 @@ def input_cases(slow: bool) -> list:
             costly = k is not None or (call or {}).get(SLOW, False)  # no call at all: fails fast, saying so
             for slot, kind in itertools.product(slots(command, name), FAST_KINDS + SLOW_KINDS):
                 if slow == (costly or kind in SLOW_KINDS):
-                    cases.append(pytest.param(command, slot, kind, k,
-                                              id=f"{command}-{slot}-{kind}" + ("" if k is None else f"-call{k}")))
+                    cases.append(
+                        pytest.param(
+                            command, slot, kind, k, id=f"{command}-{slot}-{kind}" + ("" if k is None else f"-call{k}")
+                        )
+                    )
     return cases
 
 
 def output_cases(slow: bool) -> list:
-    return [pytest.param(command, name, kind, id=f"{command}-{name}-{kind}")
-            for (command, name), _ in sorted(OUTPUTS.items()) for kind in OUTPUT_KINDS
-            if slow == bool((_call_for(command, name) or {}).get(SLOW, False))]
+    return [
+        pytest.param(command, name, kind, id=f"{command}-{name}-{kind}")
+        for (command, name), _ in sorted(OUTPUTS.items())
+        for kind in OUTPUT_KINDS
+        if slow == bool((_call_for(command, name) or {}).get(SLOW, False))
+    ]
 
 
 def _param(command: str, name: str):
@@ -197,6 +314,7 @@ def _call(command: str, name: str) -> dict:
 
 # --- the small world every call reads ----------------------------------------------------------------
 
+
 class World:
     """Small files for every call, made when a call first needs them (the slow ones train)."""
 
@@ -217,8 +335,9 @@ class World:
 
     @cached_property
     def feats(self) -> Path:
-        done = tempclr("extract", str(self.data), "-o", str(self.root / "feats"), "--workers", "0", "-q",
-                       *_argv("extract", TINY))
+        done = tempclr(
+            "extract", str(self.data), "-o", str(self.root / "feats"), "--workers", "0", "-q", *_argv("extract", TINY)
+        )
         assert done.returncode == 0, done.stderr
         return self.root / "feats"
 
@@ -239,8 +358,10 @@ class World:
 
     @cached_property
     def reference_srt(self) -> Path:
-        return self._write("reference.srt", "1\n00:00:01,000 --> 00:00:04,000\nthe first step\n\n"
-                                            "2\n00:00:06,000 --> 00:00:09,000\nthe second step\n")
+        return self._write(
+            "reference.srt",
+            "1\n00:00:01,000 --> 00:00:04,000\nthe first step\n\n2\n00:00:06,000 --> 00:00:09,000\nthe second step\n",
+        )
 
     @cached_property
     def video_list(self) -> Path:
@@ -279,9 +400,21 @@ class World:
     @cached_property
     def predictions(self) -> Path:
         out = self.root / "predictions.csv"
-        done = tempclr("localize", str(self.feats), "--annotations", str(self.htstep / "annotations.json"), "--format",
-                       "htstep", "--taxonomy", str(self.htstep / "taxonomy.csv"), "--predictions-out", str(out),
-                       "--device", "cpu", "-q")
+        done = tempclr(
+            "localize",
+            str(self.feats),
+            "--annotations",
+            str(self.htstep / "annotations.json"),
+            "--format",
+            "htstep",
+            "--taxonomy",
+            str(self.htstep / "taxonomy.csv"),
+            "--predictions-out",
+            str(out),
+            "--device",
+            "cpu",
+            "-q",
+        )
         assert done.returncode == 0, done.stderr
         return out
 
@@ -305,15 +438,23 @@ class World:
         root = self.root / "released"
         (root / "tokenizer").mkdir(parents=True)
         vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-        (root / "tokenizer" / "vocab.txt").write_text("\n".join(vocab + [f"w{i}" for i in range(CFG.vocab - len(vocab))]))
+        (root / "tokenizer" / "vocab.txt").write_text(
+            "\n".join(vocab + [f"w{i}" for i in range(CFG.vocab - len(vocab))])
+        )
         _fairseq_file(root / "checkpoint_layernorm_DTW.pt", _model())
         (root / "feats").mkdir()
         rng, db = np.random.default_rng(0), {}
         for k, length in enumerate((40, 25)):
             x = rng.standard_normal((length, 512))
             np.save(root / "feats" / f"v{k}.npy", (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16))
-            db[f"v{k}"] = {"subset": "validation", "duration": float(length), "annotations": [
-                {"segment": [2, 9], "sentence": "crack the egg"}, {"segment": [12, 20], "sentence": "fry the egg"}]}
+            db[f"v{k}"] = {
+                "subset": "validation",
+                "duration": float(length),
+                "annotations": [
+                    {"segment": [2, 9], "sentence": "crack the egg"},
+                    {"segment": [12, 20], "sentence": "fry the egg"},
+                ],
+            }
         (root / "ann.json").write_text(json.dumps({"database": db}))
         (root / "steps.txt").write_text("crack the egg\nwhisk in a bowl\n")
         return root
@@ -323,8 +464,12 @@ class World:
 
     @property
     def heads_set(self) -> list[str]:
-        return [f"data.root={self.feats}", f"data.annotations={self.annotations}", "train.epochs=1",
-                "train.batch_size=2"]
+        return [
+            f"data.root={self.feats}",
+            f"data.annotations={self.annotations}",
+            "train.epochs=1",
+            "train.batch_size=2",
+        ]
 
     @property
     def resume_set(self) -> list[str]:
@@ -362,8 +507,12 @@ class World:
 
     @cached_property
     def tclr_set(self) -> list[str]:
-        return [f"data.root={self.tclr_actions}", f"data.annotations={self.tclr_actions}", "train.epochs=1",
-                "train.batch_size=4"]
+        return [
+            f"data.root={self.tclr_actions}",
+            f"data.annotations={self.tclr_actions}",
+            "train.epochs=1",
+            "train.batch_size=4",
+        ]
 
     @cached_property
     def tclr(self) -> Path:
@@ -371,10 +520,18 @@ class World:
 
     @cached_property
     def classify_recipe(self) -> Path:
-        return self._write("classify.yaml", json.dumps({
-            "base": str(ROOT / "recipes" / "tclr_synthetic_finetune.yaml"),
-            "data": {"root": str(self.tclr_actions), "annotations": str(self.tclr_actions)},
-            "model": {"checkpoint": str(self.tclr)}, "train": {"batch_size": 4}, "eval": {"clips": 1}}))
+        return self._write(
+            "classify.yaml",
+            json.dumps(
+                {
+                    "base": str(ROOT / "recipes" / "tclr_synthetic_finetune.yaml"),
+                    "data": {"root": str(self.tclr_actions), "annotations": str(self.tclr_actions)},
+                    "model": {"checkpoint": str(self.tclr)},
+                    "train": {"batch_size": 4},
+                    "eval": {"clips": 1},
+                }
+            ),
+        )
 
     @cached_property
     def classifier(self) -> Path:
@@ -382,8 +539,16 @@ class World:
 
     def _train(self, recipe: Path, overrides: list[str]) -> Path:
         run = self.fresh() / "run"
-        done = tempclr("train", str(recipe), *[a for o in overrides for a in ("--set", o)], "--run-dir", str(run),
-                       "--device", "cpu", "-q")
+        done = tempclr(
+            "train",
+            str(recipe),
+            *[a for o in overrides for a in ("--set", o)],
+            "--run-dir",
+            str(run),
+            "--device",
+            "cpu",
+            "-q",
+        )
         assert done.returncode == 0, done.stderr
         return run / "last.pt"
 
@@ -414,8 +579,9 @@ def read_only(tmp_path_factory):
     """A folder nothing can be written to: a read-only tmpfs where mounting is allowed, else mode 555
     (None where neither holds, as for root without mount rights)."""
     folder = tmp_path_factory.mktemp("ro")
-    mounted = not subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)],
-                                 capture_output=True).returncode
+    mounted = not subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True
+    ).returncode
     if not mounted:
         folder.chmod(0o555)
     yield None if not mounted and _writable(folder) else folder
@@ -430,6 +596,7 @@ def _writable(folder: Path) -> bool:
 
 
 # --- running a call ----------------------------------------------------------------------------------
+
 
 def _argv(command: str, values: dict) -> list[str]:
     """The command line of `values` ({parameter name: value}), in the command's parameter order."""
@@ -482,9 +649,17 @@ def bad_input(world: World, kind: str, like: Path, content: bytes | None = None)
     if kind == "folder":
         path.mkdir()
     elif kind != "missing":
-        path.write_bytes(content if content is not None else {
-            "empty": b"", "text": b"this is not what was asked for\n", "png": PNG,
-            "json": json.dumps({"not": ["what", "was", "asked", "for"]}).encode(), "npy": _npy_bytes()}[kind])
+        path.write_bytes(
+            content
+            if content is not None
+            else {
+                "empty": b"",
+                "text": b"this is not what was asked for\n",
+                "png": PNG,
+                "json": json.dumps({"not": ["what", "was", "asked", "for"]}).encode(),
+                "npy": _npy_bytes(),
+            }[kind]
+        )
     return path
 
 
@@ -499,8 +674,13 @@ def _npy_bytes() -> bytes:
 def names(stderr: str, command: str, slot: str, path: Path) -> bool:
     """The error names the path, or the option (its flag, or an argument's NAME)."""
     param = _param(command, slot.partition("[")[0])
-    return (str(path) in stderr or path.name in stderr or any(o in stderr for o in param.opts if o.startswith("--"))
-            or param.name.upper() in stderr or (param.metavar or "@") in stderr)
+    return (
+        str(path) in stderr
+        or path.name in stderr
+        or any(o in stderr for o in param.opts if o.startswith("--"))
+        or param.name.upper() in stderr
+        or (param.metavar or "@") in stderr
+    )
 
 
 def assert_clear(done, command: str, slot: str, path: Path) -> None:
@@ -508,11 +688,13 @@ def assert_clear(done, command: str, slot: str, path: Path) -> None:
     assert done.returncode != 1, f"{what}: exit 1 (an unexpected error):\n{done.stderr}"
     assert "rerun with --verbose" not in done.stderr and "Traceback" not in done.stderr, f"{what}:\n{done.stderr}"
     if done.returncode == 2:
-        assert names(done.stderr, command, slot, path), f"{what}: exit 2 without naming the path or option:\n" \
-                                                         f"{done.stderr}"
+        assert names(done.stderr, command, slot, path), (
+            f"{what}: exit 2 without naming the path or option:\n{done.stderr}"
+        )
 
 
 # --- the tests ---------------------------------------------------------------------------------------
+
 
 def test_every_command_and_path_option_has_a_call():
     """A new command, or a new path option, needs a valid call here (CALLS) or an output kind (OUTPUTS)."""
@@ -522,21 +704,41 @@ def test_every_command_and_path_option_has_a_call():
     assert not uncovered, f"add a call using {uncovered} to CALLS (or an OUTPUTS entry) in {__file__}"
     stale = [key for key in OUTPUTS if key not in path_params()]
     assert not stale, f"OUTPUTS names parameters the app does not have: {stale}"
-    unknown = [(c, k) for c, calls in CALLS.items() for call in calls for k in call
-               if k != SLOW and k not in {p.name for p in commands()[c].params}]
+    unknown = [
+        (c, k)
+        for c, calls in CALLS.items()
+        for call in calls
+        for k in call
+        if k != SLOW and k not in {p.name for p in commands()[c].params}
+    ]
     assert not unknown, f"CALLS names parameters the app does not have: {unknown}"
 
 
 def test_the_enumeration_finds_the_file_options_of_the_issue():
     found = set(path_params())
-    assert {("extract", "list_"), ("align", "checkpoint"), ("align", "steps"), ("align", "reference"),
-            ("localize", "taxonomy"), ("search", "queries"), ("retrieve", "sentence_embeddings"),
-            ("align", "pairs"), ("score", "predictions"), ("train", "recipe"), ("train", "resume")} <= found
+    assert {
+        ("extract", "list_"),
+        ("align", "checkpoint"),
+        ("align", "steps"),
+        ("align", "reference"),
+        ("localize", "taxonomy"),
+        ("search", "queries"),
+        ("retrieve", "sentence_embeddings"),
+        ("align", "pairs"),
+        ("score", "predictions"),
+        ("train", "recipe"),
+        ("train", "resume"),
+    } <= found
 
 
-@pytest.mark.parametrize("command, index", [
-    pytest.param(c, k, id=f"{c}-{k}", marks=[pytest.mark.slow] if call.get(SLOW) else [])
-    for c, calls in CALLS.items() for k, call in enumerate(calls)])
+@pytest.mark.parametrize(
+    "command, index",
+    [
+        pytest.param(c, k, id=f"{c}-{k}", marks=[pytest.mark.slow] if call.get(SLOW) else [])
+        for c, calls in CALLS.items()
+        for k, call in enumerate(calls)
+    ],
+)
 def test_each_call_is_valid(world, command, index):
     """The calls the bad inputs are put into succeed as they are: a failure below is the bad input's."""
     done = run(world, command, CALLS[command][index])
@@ -557,14 +759,14 @@ def test_a_bad_input_path_is_named_everywhere(world, command, slot, kind, index)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command, slot", sorted({(c, s) for c, n in path_params() if (c, n) not in OUTPUTS
-                                                  for s in slots(c, n)}))
+@pytest.mark.parametrize(
+    "command, slot", sorted({(c, s) for c, n in path_params() if (c, n) not in OUTPUTS for s in slots(c, n)})
+)
 def test_random_bytes_are_named(world, command, slot):
     call = _call(command, slot.partition("[")[0])
     like = baseline_value(world, call, slot)
 
-    @settings(max_examples=3, derandomize=True, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=3, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(content=st.binary(min_size=1, max_size=4096))
     def check(content):
         path = bad_input(world, "random", like, content)
@@ -591,12 +793,14 @@ def bad_output(world: World, kind: str, like: Path, folder: bool, read_only: Pat
 
 def _check_output(world, read_only, command: str, name: str, kind: str) -> None:
     call = _call(command, name)
-    path = bad_output(world, kind, Path(str(call[name]).replace("{fresh}", "x")), OUTPUTS[command, name] == "folder",
-                      read_only)
+    path = bad_output(
+        world, kind, Path(str(call[name]).replace("{fresh}", "x")), OUTPUTS[command, name] == "folder", read_only
+    )
     done = run(world, command, call, (name, path))
     param = _param(command, name)
-    assert done.returncode == 2 and (any(o in done.stderr for o in param.opts) or param.name.upper() in done.stderr), \
+    assert done.returncode == 2 and (any(o in done.stderr for o in param.opts) or param.name.upper() in done.stderr), (
         f"tempclr {command} with {param.opts[0]} = {path} ({kind}): exit {done.returncode}:\n{done.stderr}"
+    )
 
 
 @pytest.mark.parametrize("command, name, kind", output_cases(slow=False))
@@ -610,13 +814,21 @@ def test_an_output_that_cannot_be_written_is_named_everywhere(world, read_only, 
     _check_output(world, read_only, command, name, kind)
 
 
-
 @pytest.mark.slow
 def test_resuming_a_finished_run_into_a_new_folder_says_there_is_nothing_to_train(world):
     """Found by the calls above: --resume of a run that has all its epochs, into a new --run-dir, said
     "NEW/last.pt: checkpoint not found" (a file the user never named)."""
-    done = tempclr("train", str(world.heads_recipe), *[a for o in world.heads_set for a in ("--set", o)],
-                   "--resume", str(world.heads), "--run-dir", str(world.fresh() / "run"), "--device", "cpu")
+    done = tempclr(
+        "train",
+        str(world.heads_recipe),
+        *[a for o in world.heads_set for a in ("--set", o)],
+        "--resume",
+        str(world.heads),
+        "--run-dir",
+        str(world.fresh() / "run"),
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 2 and f"--resume {world.heads}: nothing to train" in done.stderr, done.stderr
     assert "train.epochs=N" in done.stderr
 
@@ -626,8 +838,16 @@ def test_features_of_another_dim_are_named(world):
     was a RuntimeError of matrix shapes (exit 1)."""
     small = world.fresh() / "small.npy"
     np.save(small, np.random.default_rng(0).standard_normal((12, 3)).astype(np.float32))
-    transferred = tempclr("align", str(small), "--reference", str(world.npy_other), str(world.reference_srt), "-f",
-                          "json", *_argv("align", TINY))
+    transferred = tempclr(
+        "align",
+        str(small),
+        "--reference",
+        str(world.npy_other),
+        str(world.reference_srt),
+        "-f",
+        "json",
+        *_argv("align", TINY),
+    )
     assert transferred.returncode == 2 and f"{small} was encoded with" in transferred.stderr, transferred.stderr
     assert "dim 3" in transferred.stderr and "dim 64" in transferred.stderr
     released = ["--checkpoint", str(world.released_ckpt), "--tokenizer", str(world.released / "tokenizer")]
@@ -635,7 +855,18 @@ def test_features_of_another_dim_are_named(world):
     assert aligned.returncode == 2, aligned.stderr
     assert f"{world.npy}: features of dim 64, but the --checkpoint heads take dim 512" in aligned.stderr
     for command in ("retrieve", "localize"):
-        done = tempclr(command, str(world.feats), "--annotations", str(world.annotations), "--format", "youcook2",
-                       "--split", "all", *released)
-        assert done.returncode == 2 and "'s features: features of dim 64, but the --checkpoint heads take dim 512" \
-            in done.stderr, done.stderr
+        done = tempclr(
+            command,
+            str(world.feats),
+            "--annotations",
+            str(world.annotations),
+            "--format",
+            "youcook2",
+            "--split",
+            "all",
+            *released,
+        )
+        assert (
+            done.returncode == 2
+            and "'s features: features of dim 64, but the --checkpoint heads take dim 512" in done.stderr
+        ), done.stderr

@@ -33,7 +33,9 @@ def test_every_measure_works_wherever_it_is_offered(name):
 
     m = measures.MEASURES[name]
     if "fewshot" in m.tasks:
-        videos = VideoSet([str(i) for i in range(4)], _unit(4, 6, 8), torch.tensor([6, 4, 5, 6]), np.arange(4), list("abcd"))
+        videos = VideoSet(
+            [str(i) for i in range(4)], _unit(4, 6, 8), torch.tensor([6, 4, 5, 6]), np.arange(4), list("abcd")
+        )
         d = pair_distances(videos, np.array([[0, 0], [0, 1], [2, 3]]), name, 0.1)
         assert d.shape == (3,) and torch.isfinite(d).all() and d[0] <= d[1] + 1e-6  # a video is closest to itself
     if "retrieve" in m.tasks:
@@ -115,7 +117,11 @@ def test_models_lists_every_registered_encoder_offline():
     assert result.returncode == 0, result.stderr
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert {"tiny", "r3d18", "r2plus1d18", "s3d-howto100m", "ViT-B-32"} <= set(rows)
-    assert rows["ViT-B-32"]["kind"] == "image-text" and rows["ViT-B-32"]["dim"] == 512 and "openai" in rows["ViT-B-32"]["tags"]
+    assert (
+        rows["ViT-B-32"]["kind"] == "image-text"
+        and rows["ViT-B-32"]["dim"] == 512
+        and "openai" in rows["ViT-B-32"]["tags"]
+    )
     assert rows["r3d18"]["text"] is False and rows["s3d-howto100m"]["fps"] == 30
     table = tempclr("models", "--kind", "video", env_extra={"COLUMNS": "80"})
     assert table.returncode == 0 and "r2plus1d18" in table.stdout and "ViT-B-32" not in table.stdout
@@ -174,8 +180,10 @@ def _weights_for(name: str, tmp_path: Path) -> str:
     return "none"  # tiny and open_clip's architectures: random, seeded
 
 
-@pytest.mark.parametrize("name", ["tiny", "r3d18", *(pytest.param(n, marks=pytest.mark.slow) for n in
-                                                     ("r2plus1d18", "s3d-howto100m", "ViT-B-32"))])
+@pytest.mark.parametrize(
+    "name",
+    ["tiny", "r3d18", *(pytest.param(n, marks=pytest.mark.slow) for n in ("r2plus1d18", "s3d-howto100m", "ViT-B-32"))],
+)
 def test_every_registered_encoder_keeps_the_encoder_contract(name, tmp_path):
     """#37: what a loader returns is an Encoder (a TextEncoder where the registration says it has a text
     tower) whose facts agree with its registration, and it embeds frames as the contract says."""
@@ -184,9 +192,16 @@ def test_every_registered_encoder_keeps_the_encoder_contract(name, tmp_path):
     assert set(_ENCODERS) <= {"tiny", "r3d18", "r2plus1d18", "s3d-howto100m"}, "a new registration: add it above"
     info = find_encoder(name)
     encoder = load_encoder(name, _weights_for(name, tmp_path), device="cpu")
-    assert isinstance(encoder, TextEncoder if info.text else Encoder) and (info.text == isinstance(encoder, TextEncoder))
-    for fact, value in (("frames_per_clip", encoder.frames_per_clip), ("fps", encoder.fps),
-                        ("input_size", encoder.image_size), ("dim", encoder.dim), ("protocol", encoder.protocol)):
+    assert isinstance(encoder, TextEncoder if info.text else Encoder) and (
+        info.text == isinstance(encoder, TextEncoder)
+    )
+    for fact, value in (
+        ("frames_per_clip", encoder.frames_per_clip),
+        ("fps", encoder.fps),
+        ("input_size", encoder.image_size),
+        ("dim", encoder.dim),
+        ("protocol", encoder.protocol),
+    ):
         declared = getattr(info, fact)
         assert declared == value or str(declared).endswith("*"), (fact, declared, value)  # "16*": the weights decide
     from tempclr_cli.core.media.sampling import FRAME_PROTOCOLS
@@ -210,7 +225,10 @@ def test_the_worked_encoder_and_heads_examples_reach_the_commands(tmp_path):
     heads = next(s for s in _snippets() if "class ScaledHeads" in s)
     cfr(tmp_path / "videos" / "v.mp4", 4.0)
     (tmp_path / "steps.txt").write_text("first\nsecond\n")
-    code = encoder + heads + f"""
+    code = (
+        encoder
+        + heads
+        + f"""
 import json, numpy as np
 from typer.testing import CliRunner
 from tempclr_cli.cli import app
@@ -219,17 +237,18 @@ from tempclr_cli.core.encode.registry import Encoder, load_encoder
 from tempclr_cli.core.models.heads import Heads, load_heads
 run = CliRunner().invoke
 listed = run(app, ["models", "--json"]).stdout
-extracted = run(app, ["extract", {str(tmp_path / 'videos')!r}, "-o", {str(tmp_path / 'feats')!r}, "--model", "mean-colour",
-                      "--workers", "0", "-q"])
+extracted = run(app, ["extract", {str(tmp_path / "videos")!r}, "-o", {str(tmp_path / "feats")!r},
+                      "--model", "mean-colour", "--workers", "0", "-q"])
 meta = {{"encoder_model": "mean-colour", "encoder_pretrained": "none", "encoder_seed": 0}}
-save_checkpoint({str(tmp_path / 'scaled.pt')!r}, {{"kind": "scaled", "scale": 2.0, "meta": meta}})
-loaded, _ = load_heads({str(tmp_path / 'scaled.pt')!r})
+save_checkpoint({str(tmp_path / "scaled.pt")!r}, {{"kind": "scaled", "scale": 2.0, "meta": meta}})
+loaded, _ = load_heads({str(tmp_path / "scaled.pt")!r})
 print(json.dumps({{"listed": [r["name"] for r in json.loads(listed)],
                    "extract": extracted.exit_code,
-                   "shape": list(np.load({str(tmp_path / 'feats' / 'v.npy')!r}).shape),
+                   "shape": list(np.load({str(tmp_path / "feats" / "v.npy")!r}).shape),
                    "protocols": [isinstance(load_encoder("mean-colour", "none"), Encoder), isinstance(loaded, Heads)],
                    "scale": loaded.video(np.ones((1, 2, 3)), None).tolist()}}))
 """
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)

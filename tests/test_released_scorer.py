@@ -41,7 +41,8 @@ def DTW_eval_cum_dist(dists):
     for l in range(1, dists.shape[2]):
         for m in range(1, dists.shape[3]):
             cum[:, :, l, m] = dists[:, :, l, m] + torch.minimum(
-                torch.minimum(cum[:, :, l - 1, m - 1], cum[:, :, l, m - 1]), cum[:, :, l - 1, m])
+                torch.minimum(cum[:, :, l - 1, m - 1], cum[:, :, l, m - 1]), cum[:, :, l - 1, m]
+            )
     return cum
 
 
@@ -51,11 +52,13 @@ def OTAM_eval_cum_dist(dists):
         cum[:, :, 0, m] = dists[:, :, 0, m] + cum[:, :, 0, m - 1]
     for l in range(1, dists.shape[2]):
         cum[:, :, l, 1] = dists[:, :, l, 1] - torch.minimum(
-            torch.minimum(cum[:, :, l - 1, 0], cum[:, :, l - 1, 1]), cum[:, :, l, 0])
+            torch.minimum(cum[:, :, l - 1, 0], cum[:, :, l - 1, 1]), cum[:, :, l, 0]
+        )
         for m in range(2, dists.shape[3] - 1):
             cum[:, :, l, m] = dists[:, :, l, m] + torch.minimum(cum[:, :, l - 1, m - 1], cum[:, :, l, m - 1])
         cum[:, :, l, -1] = dists[:, :, l, -1] + torch.minimum(
-            torch.minimum(cum[:, :, l - 1, -2], cum[:, :, l - 1, -1]), cum[:, :, l, -2])
+            torch.minimum(cum[:, :, l - 1, -2], cum[:, :, l - 1, -1]), cum[:, :, l, -2]
+        )
     return cum
 
 
@@ -67,6 +70,8 @@ def release_pair(D: torch.Tensor, T0: int, T1: int, measure: str) -> float:
     forward = OTAM_eval_cum_dist(OTAM_pad(d, T0, T1))[0, 0, -1, -1]
     backward = OTAM_eval_cum_dist(OTAM_pad(d.transpose(-2, -1), T1, T0))[0, 0, -1, -1]
     return float(forward + backward)
+
+
 # ---------------------------------------------------------------------------------------------
 
 

@@ -45,7 +45,9 @@ def test_dtw_score_uses_each_pairs_own_block_and_chunks_agree():
 
 
 @pytest.mark.parametrize("measure", ["capavg", "dtw", "otam"])
-@pytest.mark.parametrize("background,scorer", [("removed", "corrected"), ("kept", "corrected"), ("removed", "released")])
+@pytest.mark.parametrize(
+    "background,scorer", [("removed", "corrected"), ("kept", "corrected"), ("removed", "released")]
+)
 def test_streamed_ranks_equal_the_whole_score_matrix(measure, background, scorer):
     """A chunk of queries at a time (here 3 of 11, so chunks end mid-matrix) ranks exactly as
     the full P x V matrix does, for both directions; ties (duplicate videos) count against."""
@@ -90,8 +92,23 @@ def test_units_pool_segments_or_16s_windows():
 def test_cli_retrieve_json(step_dataset):
     data, feats = step_dataset
     ann = data / "youcookii_annotations_trainval.json"
-    result = tempclr("retrieve", str(feats), "--annotations", str(ann), "--measure", "capavg", "--measure", "dtw",
-                     "--measure", "otam", "--json", "--split", "all", "--device", "cpu")
+    result = tempclr(
+        "retrieve",
+        str(feats),
+        "--annotations",
+        str(ann),
+        "--measure",
+        "capavg",
+        "--measure",
+        "dtw",
+        "--measure",
+        "otam",
+        "--json",
+        "--split",
+        "all",
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["videos"] == 30 and set(out["results"]) == {"capavg", "dtw", "otam"}
@@ -102,9 +119,20 @@ def test_cli_retrieve_json(step_dataset):
 
 
 def test_coin_and_crosstask_layouts(tmp_path):
-    coin = {"database": {"vid1": {"subset": "testing", "recipe_type": 3, "class": "MakeTea", "duration": 60.0,
-                                   "annotation": [{"id": "2", "segment": [30.0, 40.0], "label": "pour water"},
-                                                  {"id": "1", "segment": [5.0, 12.5], "label": "boil water"}]}}}
+    coin = {
+        "database": {
+            "vid1": {
+                "subset": "testing",
+                "recipe_type": 3,
+                "class": "MakeTea",
+                "duration": 60.0,
+                "annotation": [
+                    {"id": "2", "segment": [30.0, 40.0], "label": "pour water"},
+                    {"id": "1", "segment": [5.0, 12.5], "label": "boil water"},
+                ],
+            }
+        }
+    }
     (tmp_path / "COIN.json").write_text(json.dumps(coin))
     [video] = read_annotations(tmp_path / "COIN.json", "coin")
     assert [s.text for s in video.steps] == ["boil water", "pour water"] and video.task == "MakeTea"

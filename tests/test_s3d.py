@@ -35,8 +35,18 @@ WORDS = np.array(["add", "the", "onion", "don't", "stir", "pan", "oil", "salt", 
 
 
 def _bn_relu(x, sd, name):
-    return F.relu(F.batch_norm(x, sd[f"{name}.running_mean"], sd[f"{name}.running_var"], sd[f"{name}.weight"],
-                               sd[f"{name}.bias"], False, 0.0, 1e-5))
+    return F.relu(
+        F.batch_norm(
+            x,
+            sd[f"{name}.running_mean"],
+            sd[f"{name}.running_var"],
+            sd[f"{name}.weight"],
+            sd[f"{name}.bias"],
+            False,
+            0.0,
+            1e-5,
+        )
+    )
 
 
 def _stconv(x, sd, name, padding=0, separable=False):
@@ -129,8 +139,15 @@ def s3d_files(tmp_path_factory):
     return folder
 
 
-SENTENCES = ["Add the onion!", "STIR, stir; stir the pan", "don't cut the tomato", "nothing known here at all",
-             "oil " * 20, "é salt, heat-the-pan", ""]
+SENTENCES = [
+    "Add the onion!",
+    "STIR, stir; stir the pan",
+    "don't cut the tomato",
+    "nothing known here at all",
+    "oil " * 20,
+    "é salt, heat-the-pan",
+    "",
+]
 
 
 def test_video_tower_matches_the_released_forward_in_float64():
@@ -162,7 +179,9 @@ def test_odd_frame_counts_are_refused():
         _randomised()(torch.zeros(1, 3, 31, 64, 64, dtype=torch.float64))
 
 
-@pytest.mark.skipif(not os.environ.get("S3DG_PY"), reason="set S3DG_PY to the authors' s3dg.py to run it beside tempclr")
+@pytest.mark.skipif(
+    not os.environ.get("S3DG_PY"), reason="set S3DG_PY to the authors' s3dg.py to run it beside tempclr"
+)
 def test_the_authors_class_gives_the_same_outputs(tmp_path):
     spec = importlib.util.spec_from_file_location("s3dg", os.environ["S3DG_PY"])
     s3dg = importlib.util.module_from_spec(spec)
@@ -223,8 +242,24 @@ def test_frames_equal_ffmpeg_fps30_scale_crop(tmp_path, fps, size):
     path = write_video(tmp_path / f"v{fps}.mp4", frames, fps)
     ours = np.stack([s.image for s in filter_frames(path)])
     w, h, x, y = videoclip_geometry(W, H)
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-vf", f"fps=30,scale={w}:{h},crop=224:224:{x}:{y}",
-                          "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"], capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-vf",
+            f"fps=30,scale={w}:{h},crop=224:224:{x}:{y}",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "pipe:",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
     ref = np.frombuffer(raw, np.uint8).reshape(-1, 224, 224, 3)
     assert ours.shape == ref.shape and np.array_equal(ours, ref)
 
@@ -243,12 +278,31 @@ def s3d_run(s3d_files, tmp_path_factory):
     write_video(root / "videos" / "clip.mp4", frames, 25)
     write_video(root / "videos" / "other.mp4", frames[::-1], 25)
     (root / "steps.txt").write_text("add the onion\nstir the pan\n")
-    db = {stem: {"subset": "training", "duration": 2.2, "annotations": [
-        {"segment": [0, 0.9], "sentence": "add the onion"}, {"segment": [1, 2.2], "sentence": f"stir the pan {stem}"}]}
-        for stem in ("clip", "other")}
+    db = {
+        stem: {
+            "subset": "training",
+            "duration": 2.2,
+            "annotations": [
+                {"segment": [0, 0.9], "sentence": "add the onion"},
+                {"segment": [1, 2.2], "sentence": f"stir the pan {stem}"},
+            ],
+        }
+        for stem in ("clip", "other")
+    }
     (root / "ann.json").write_text(json.dumps({"database": db}))
-    result = tempclr("extract", str(root / "videos"), "-o", str(root / "feats"), "--model", "s3d-howto100m",
-                     "--pretrained", str(s3d_files / "s3d_howto100m.pth"), "--workers", "0", "--json")
+    result = tempclr(
+        "extract",
+        str(root / "videos"),
+        "-o",
+        str(root / "feats"),
+        "--model",
+        "s3d-howto100m",
+        "--pretrained",
+        str(s3d_files / "s3d_howto100m.pth"),
+        "--workers",
+        "0",
+        "--json",
+    )
     return root, result
 
 
@@ -265,7 +319,9 @@ def test_extract_writes_videoclip_format_features(s3d_run, s3d_files):
     np.testing.assert_allclose(np.linalg.norm(feats.astype(np.float32), axis=1), 1, atol=1e-3)
     row = json.loads((root / "feats" / "index.jsonl").read_text().splitlines()[-1])
     assert row["model"] == "s3d-howto100m" and row["protocol"] == "videoclip" and row["fps"] == 30
-    assert row["decode"].startswith("n/a (videoclip protocol") and row["skipping"] is None  # --decode fast did not apply
+    assert (
+        row["decode"].startswith("n/a (videoclip protocol") and row["skipping"] is None
+    )  # --decode fast did not apply
     assert row["clip_seconds"] == 1 and row["starts"][:2] == [0, 1]
     # the features equal the model on ffmpeg's frames, second by second (last second black-padded)
     pad = torch.zeros(30 * feats.shape[0] - len(frames), *frames.shape[1:], dtype=torch.uint8)
@@ -289,11 +345,28 @@ def test_align_and_text_tower_come_from_the_index(s3d_run):
 def test_per_frame_and_missing_files_fail_before_any_work(s3d_files, tmp_path):
     video = tmp_path / "v.mp4"
     video.write_bytes(b"")
-    per_frame = tempclr("extract", str(video), "-o", str(tmp_path / "o"), "--model", "s3d-howto100m",
-                        "--pretrained", str(s3d_files), "--per-frame")
+    per_frame = tempclr(
+        "extract",
+        str(video),
+        "-o",
+        str(tmp_path / "o"),
+        "--model",
+        "s3d-howto100m",
+        "--pretrained",
+        str(s3d_files),
+        "--per-frame",
+    )
     assert per_frame.returncode == 2 and "--per-frame does not apply to --model s3d-howto100m" in per_frame.stderr
-    missing = tempclr("extract", str(video), "-o", str(tmp_path / "o"), "--model", "s3d-howto100m",
-                      "--pretrained", str(tmp_path / "nowhere" / "s3d_howto100m.pth"))
+    missing = tempclr(
+        "extract",
+        str(video),
+        "-o",
+        str(tmp_path / "o"),
+        "--model",
+        "s3d-howto100m",
+        "--pretrained",
+        str(tmp_path / "nowhere" / "s3d_howto100m.pth"),
+    )
     assert missing.returncode == 2 and "s3d_dict.npy" in missing.stderr and "S3D_HowTo100M" in missing.stderr
     listed = json.loads(tempclr("models", "--kind", "video-text", "--json").stdout)
     assert [r["name"] for r in listed] == ["s3d-howto100m"] and listed[0]["frames_per_clip"] == 30
@@ -307,14 +380,17 @@ def test_a_video_file_aligns_and_features_retrieve_with_s3ds_own_towers(s3d_run,
     root, result = s3d_run
     assert result.returncode == 0, result.stderr
     args = [str(root / "steps.txt"), "-f", "json"]
-    from_video = tempclr("align", str(root / "videos" / "clip.mp4"), *args, "--model", "s3d-howto100m",
-                         "--pretrained", str(s3d_files))
+    from_video = tempclr(
+        "align", str(root / "videos" / "clip.mp4"), *args, "--model", "s3d-howto100m", "--pretrained", str(s3d_files)
+    )
     from_npy = tempclr("align", str(root / "feats" / "clip.npy"), *args)
     assert from_video.returncode == 0 and from_npy.returncode == 0, from_video.stderr + from_npy.stderr
     a, b = json.loads(from_video.stdout), json.loads(from_npy.stdout)
     assert [s["text"] for s in a["steps"]] == [s["text"] for s in b["steps"]] == ["add the onion", "stir the pan"]
     assert a["duration"] == pytest.approx(b["duration"], abs=0.05)  # the same 3 one-second clips, float16 apart
-    found = tempclr("retrieve", str(root / "feats"), "--annotations", str(root / "ann.json"), "--split", "all", "--json")
+    found = tempclr(
+        "retrieve", str(root / "feats"), "--annotations", str(root / "ann.json"), "--split", "all", "--json"
+    )
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)["videos"] == 2
 
@@ -325,10 +401,27 @@ def test_tempclr_heads_train_over_s3d_features(s3d_run, tmp_path):
     root, result = s3d_run
     assert result.returncode == 0, result.stderr
     recipe = Path(__file__).parents[1] / "recipes" / "tempclr_synthetic.yaml"
-    trained = tempclr("train", str(recipe), "--set", f"data.root={root / 'feats'}", "--set",
-                      f"data.annotations={root / 'ann.json'}", "--set", "data.units=2",
-                      "--set", "model.dim=512", "--set", "train.epochs=1", "--set", "train.batch_size=2",
-                      "--run-dir", str(tmp_path / "run"), "--device", "cpu", "-q")
+    trained = tempclr(
+        "train",
+        str(recipe),
+        "--set",
+        f"data.root={root / 'feats'}",
+        "--set",
+        f"data.annotations={root / 'ann.json'}",
+        "--set",
+        "data.units=2",
+        "--set",
+        "model.dim=512",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.batch_size=2",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+        "-q",
+    )
     assert trained.returncode == 0, trained.stderr
     from tempclr_cli.core.checkpoint import load_checkpoint
 

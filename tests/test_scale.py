@@ -18,10 +18,29 @@ from tempclr_cli.core.encode.jobs import parse_shard
 def test_torchrun_extract_splits_the_videos_and_prints_one_merged_summary(tmp_path):
     for k in range(6):
         cfr(tmp_path / "in" / f"v{k}.mp4", 2.0)
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "tempclr_cli", "extract", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
-                           "--workers", "0", "--json", *TINY], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "TEMPCLR_PROGRESS_SECONDS": "0"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "tempclr_cli",
+            "extract",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--workers",
+            "0",
+            "--json",
+            *TINY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "TEMPCLR_PROGRESS_SECONDS": "0"},
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)  # one JSON document: rank 0's, covering both ranks
     assert summary["ranks"] == 2 and summary["ok"] == 6 and summary["videos"] == 6
@@ -31,11 +50,14 @@ def test_torchrun_extract_splits_the_videos_and_prints_one_merged_summary(tmp_pa
     assert not any(glyph in done.stderr for glyph in "━█▏") and done.stderr.count("to extract") == 1
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"RANK": "1", "WORLD_SIZE": "4"}, (1, 4)),
-    ({"SLURM_PROCID": "2", "SLURM_NTASKS": "3"}, (2, 3)),
-    ({}, (0, 1)),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"RANK": "1", "WORLD_SIZE": "4"}, (1, 4)),
+        ({"SLURM_PROCID": "2", "SLURM_NTASKS": "3"}, (2, 3)),
+        ({}, (0, 1)),
+    ],
+)
 def test_the_shard_comes_from_torchrun_or_slurm(monkeypatch, env, expected):
     for key in ("RANK", "WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS"):
         monkeypatch.delenv(key, raising=False)
@@ -49,11 +71,31 @@ def test_the_shard_comes_from_torchrun_or_slurm(monkeypatch, env, expected):
 def test_training_off_a_terminal_logs_plain_lines_and_train_log(step_dataset, tmp_path):
     recipe = os.path.join(os.path.dirname(__file__), "..", "recipes", "tempclr_synthetic.yaml")
     data, features = step_dataset
-    done = subprocess.run([sys.executable, "-m", "tempclr_cli", "train", recipe, "--set", f"data.root={features}",
-                           "--set", f"data.annotations={data / 'youcookii_annotations_trainval.json'}", "--set", "train.epochs=2", "--set",
-                           "train.log_every=1", "--run-dir", str(tmp_path / "run"), "--device", "cpu"],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "TEMPCLR_PROGRESS_SECONDS": "0"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tempclr_cli",
+            "train",
+            recipe,
+            "--set",
+            f"data.root={features}",
+            "--set",
+            f"data.annotations={data / 'youcookii_annotations_trainval.json'}",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "train.log_every=1",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "TEMPCLR_PROGRESS_SECONDS": "0"},
+    )
     assert done.returncode == 0, done.stderr
     assert "epoch 2" in done.stderr and "loss" in done.stderr and "━" not in done.stderr
     log = (tmp_path / "run" / "train.log").read_text().splitlines()

@@ -51,12 +51,27 @@ def test_ray_gives_the_plain_runs_features_bit_for_bit(local_ray, tmp_path, fmt)
 @pytest.mark.slow
 def test_ray_run_killed_midway_then_rerun_extracts_every_video_once(tmp_path):
     make_shards(tmp_path)
-    cmd = [sys.executable, "-m", "tempclr_cli", "extract", str(tmp_path / "shards" / "{00000..00001}.tar"),
-           "--output-format", "webdataset", "--engine", "ray", "--workers", "2", "--json", "-q", *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tempclr_cli",
+        "extract",
+        str(tmp_path / "shards" / "{00000..00001}.tar"),
+        "--output-format",
+        "webdataset",
+        "--engine",
+        "ray",
+        "--workers",
+        "2",
+        "--json",
+        "-q",
+        *TINY,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled"}
     out = tmp_path / "out"
-    proc = subprocess.Popen([*cmd, "-o", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*cmd, "-o", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     while proc.poll() is None and not (out / "index.jsonl").exists():
         time.sleep(0.01)  # killed once the first shard is written, the second in flight
     os.killpg(proc.pid, 9)  # the driver and the local Ray instance it started

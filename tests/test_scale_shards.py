@@ -84,28 +84,52 @@ def test_retrieve_reads_a_webdataset_store_as_it_reads_npy(step_dataset, tmp_pat
     done = extract(str(tmp_path / "00000.tar"), "-o", str(tmp_path / "wds"), "--output-format", "webdataset")
     assert done.returncode == 0, done.stderr
     ann = data / "youcookii_annotations_trainval.json"
-    runs = [tempclr("retrieve", str(f), "--annotations", str(ann), "--measure", "dtw", "--json", "--split", "all",
-                    "--device", "cpu") for f in (feats, tmp_path / "wds")]
+    runs = [
+        tempclr(
+            "retrieve",
+            str(f),
+            "--annotations",
+            str(ann),
+            "--measure",
+            "dtw",
+            "--json",
+            "--split",
+            "all",
+            "--device",
+            "cpu",
+        )
+        for f in (feats, tmp_path / "wds")
+    ]
     assert all(r.returncode == 0 for r in runs), runs[1].stderr
     assert json.loads(runs[0].stdout) == json.loads(runs[1].stdout)
     # search and align read it too: the same moments, and one video by its key (STORE/KEY)
-    found = [tempclr("search", str(f), "a green circle grows bigger", "--json", "--device", "cpu")
-             for f in (feats, tmp_path / "wds")]
+    found = [
+        tempclr("search", str(f), "a green circle grows bigger", "--json", "--device", "cpu")
+        for f in (feats, tmp_path / "wds")
+    ]
     assert all(r.returncode == 0 for r in found), found[1].stderr
     assert [Path(m["video"]).name for m in json.loads(found[0].stdout)] == [
-        m["video"] for m in json.loads(found[1].stdout)]
+        m["video"] for m in json.loads(found[1].stdout)
+    ]
     steps = data / "steps" / f"{videos[0].stem}.txt"
-    aligned = [tempclr("align", str(f / videos[0].stem), str(steps), "-f", "json", "--device", "cpu")
-               for f in (feats, tmp_path / "wds")]
+    aligned = [
+        tempclr("align", str(f / videos[0].stem), str(steps), "-f", "json", "--device", "cpu")
+        for f in (feats, tmp_path / "wds")
+    ]
     assert aligned[1].returncode == 0, aligned[1].stderr
-    assert json.loads(aligned[1].stdout)["steps"] == json.loads(
-        tempclr("align", str(feats / f"{videos[0].stem}.npy"), str(steps), "-f", "json", "--device", "cpu").stdout)["steps"]
+    assert (
+        json.loads(aligned[1].stdout)["steps"]
+        == json.loads(
+            tempclr("align", str(feats / f"{videos[0].stem}.npy"), str(steps), "-f", "json", "--device", "cpu").stdout
+        )["steps"]
+    )
 
 
 def test_a_csv_list_gives_its_keys(shards, tmp_path):
     listing = tmp_path / "videos.csv"
-    listing.write_text("video_path,key\n" + "".join(f"{shards / 'files' / k}.mp4,clip-{k[-1]}\n"
-                                                    for k in ("000000001", "000010002")))
+    listing.write_text(
+        "video_path,key\n" + "".join(f"{shards / 'files' / k}.mp4,clip-{k[-1]}\n" for k in ("000000001", "000010002"))
+    )
     done = extract(str(listing), "-o", str(tmp_path / "out"), "--output-format", "parquet")
     assert done.returncode == 0, done.stderr
     store = FeatureStore(tmp_path / "out")
@@ -124,7 +148,9 @@ def test_failures_are_keyed_and_kept_in_the_shard(tmp_path):
         names = tar.getnames()
         assert "000000001.json" in names and "000000001.npy" not in names
         assert json.load(tar.extractfile("000000001.json"))["status"] == "failed"
-    again = extract(str(tmp_path / "shards" / "00000.tar"), "-o", str(tmp_path / "out"), "--output-format", "webdataset")
+    again = extract(
+        str(tmp_path / "shards" / "00000.tar"), "-o", str(tmp_path / "out"), "--output-format", "webdataset"
+    )
     assert json.loads(again.stdout)["skipped"] == 3  # the shard is whole: its failure is part of it
 
 
@@ -208,7 +234,7 @@ def test_two_array_tasks_cover_every_video_once_balanced_by_duration(shards, tmp
     assert sorted(r["key"] for r in rows) == sorted(SECONDS)  # every video, each once
     durations = json.loads((out / "durations.json").read_text())
     assert durations == pytest.approx(SECONDS, abs=0.11)  # read from the headers, once
-    by_task = [sum(SECONDS[r["key"]] for r in rows[:counts[0]]), sum(SECONDS[r["key"]] for r in rows[counts[0]:])]
+    by_task = [sum(SECONDS[r["key"]] for r in rows[: counts[0]]), sum(SECONDS[r["key"]] for r in rows[counts[0] :])]
     assert sorted(by_task) == [8.0, 8.0]  # 5+2+1 | 4+3+1 seconds
     by_count = [sum(SECONDS[k] for k in sorted(SECONDS)[t::2]) for t in range(2)]
     assert by_count == [4.0, 12.0]  # every other video: one task would take three times as long
@@ -220,15 +246,30 @@ def test_two_array_tasks_cover_every_video_once_balanced_by_duration(shards, tmp
 def _contents(out: Path) -> dict:
     store = FeatureStore(out)
     rows = [json.loads(r) for r in (out / "index.jsonl").read_text().splitlines()]
-    return {"keys": sorted(store.paths), "last": {r["key"]: r["status"] for r in rows},
-            "features": {k: store.load(k)[0].tolist() for k in sorted(store.paths)}}
+    return {
+        "keys": sorted(store.paths),
+        "last": {r["key"]: r["status"] for r in rows},
+        "features": {k: store.load(k)[0].tolist() for k in sorted(store.paths)},
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["webdataset", "parquet"])
 def test_kill_9_during_a_sharded_run_then_rerun_extracts_every_video_once(shards, tmp_path, fmt):
-    cmd = [sys.executable, "-m", "tempclr_cli", "extract", str(shards / "shards" / "{00000..00001}.tar"),
-           "--output-format", fmt, "--workers", "0", "--json", "-q", *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tempclr_cli",
+        "extract",
+        str(shards / "shards" / "{00000..00001}.tar"),
+        "--output-format",
+        fmt,
+        "--workers",
+        "0",
+        "--json",
+        "-q",
+        *TINY,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([*cmd, "-o", str(tmp_path / "ref")], env=env, check=True, capture_output=True)
     out = tmp_path / "out"
@@ -245,8 +286,16 @@ def test_kill_9_during_a_sharded_run_then_rerun_extracts_every_video_once(shards
 
 
 def test_plan_sizes_the_run_without_extracting(shards, tmp_path):
-    done = extract(str(shards / "shards" / "{00000..00001}.tar"), "-o", str(tmp_path / "out"), "--plan",
-                   "--output-format", "webdataset", "--shard", "0/2")
+    done = extract(
+        str(shards / "shards" / "{00000..00001}.tar"),
+        "-o",
+        str(tmp_path / "out"),
+        "--plan",
+        "--output-format",
+        "webdataset",
+        "--shard",
+        "0/2",
+    )
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert found["videos"] == 6 and found["seconds"] == pytest.approx(sum(SECONDS.values()), abs=0.5)

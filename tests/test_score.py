@@ -24,8 +24,10 @@ from tempclr_cli.core.eval.grounding import score_file
 MIRRORS = Path("/work/.mirror")
 # What evaluation/eval_article_grounding.py printed for evaluation/example_predictions_val_seen.csv, against
 # val_seen rebuilt from BaGLM's htstep_video_annots.json (run beside this code; the scorer is not committed here).
-EXAMPLE_OFFICIAL = {"map": [0.14691684341457442, 0.13368933154534324, 0.12082381953608053, 0.09915827288129091,
-                            0.07450981588099473], "mean": 0.11501961665165676}
+EXAMPLE_OFFICIAL = {
+    "map": [0.14691684341457442, 0.13368933154534324, 0.12082381953608053, 0.09915827288129091, 0.07450981588099473],
+    "mean": 0.11501961665165676,
+}
 
 
 def scored(tmp_path: Path, rows, annotations: Path, layout: str, **options) -> dict:
@@ -48,15 +50,20 @@ def ref_article_map(annotations: dict, taxonomy: list, rows: list, split: str) -
         for a in e["annotations"]:
             (s, t), label = a["segment"], str(a["id"])
             variation.setdefault(vid, steps[label])
-            if t - s >= 1e-3 and not any(abs(s - k[0]) <= 1e-3 and abs(t - k[1]) <= 1e-3 and label == k[2]
-                                         for k in kept):
+            if t - s >= 1e-3 and not any(
+                abs(s - k[0]) <= 1e-3 and abs(t - k[1]) <= 1e-3 and label == k[2] for k in kept
+            ):
                 kept.append((s, t, label))
         truth += [(vid, s, t, label) for s, t, label in kept]
     labels = {label for *_, label in truth}
-    preds = [(vid, float(s), float(t), str(label), float(score)) for vid, s, t, label, score in rows
-             if vid in ants and str(label) in labels and steps[str(label)] == variation.get(vid)]
-    activities = sorted({steps[label][0] for *_, label in truth}, key=lambda a: min(
-        int(k) for k, (act, _) in steps.items() if act == a))
+    preds = [
+        (vid, float(s), float(t), str(label), float(score))
+        for vid, s, t, label, score in rows
+        if vid in ants and str(label) in labels and steps[str(label)] == variation.get(vid)
+    ]
+    activities = sorted(
+        {steps[label][0] for *_, label in truth}, key=lambda a: min(int(k) for k, (act, _) in steps.items() if act == a)
+    )
     result = []
     for thr in np.linspace(0.3, 0.7, 5):
         aps = []
@@ -85,9 +92,11 @@ def ref_best_second(rows: list, vid: str, label: str) -> int | None:
 
 def ref_point_recall(truth: dict, rows: list) -> float:
     """truth: {(video, label): [(start, end)]}."""
-    hits = [(t := ref_best_second(rows, vid, label)) is not None and any(math.floor(a) <= t <= math.ceil(b)
-                                                                        for a, b in segs)
-            for (vid, label), segs in truth.items()]
+    hits = [
+        (t := ref_best_second(rows, vid, label)) is not None
+        and any(math.floor(a) <= t <= math.ceil(b) for a, b in segs)
+        for (vid, label), segs in truth.items()
+    ]
     return 100 * sum(hits) / len(hits)
 
 
@@ -108,8 +117,9 @@ def ref_step_recall(truth: dict, tasks: dict, rows: list) -> float:
     per_task = {}
     for (vid, label), segs in truth.items():
         t = ref_best_second(rows, vid, label)
-        per_task.setdefault(tasks[vid], []).append(t is not None and any(math.floor(a) <= t < math.ceil(b)
-                                                                         for a, b in segs))
+        per_task.setdefault(tasks[vid], []).append(
+            t is not None and any(math.floor(a) <= t < math.ceil(b) for a, b in segs)
+        )
     return sum(100 * sum(h) / len(h) for h in per_task.values()) / len(per_task)
 
 
@@ -129,8 +139,9 @@ def ref_framewise(videos: dict, rows: list) -> tuple[float, float]:
             accs.append(sum(guess.get(t) == lab for t, lab in truth.items()) / len(truth))
             steps = set(truth.values())
             inter = sum(1 for t, lab in truth.items() if guess.get(t) == lab)
-            union = sum(len({t for t, x in truth.items() if x == s} | {t for t, x in guess.items() if x == s})
-                        for s in steps)
+            union = sum(
+                len({t for t, x in truth.items() if x == s} | {t for t, x in guess.items() if x == s}) for s in steps
+            )
             ious.append(inter / union)
     return 100 * sum(accs) / len(accs), 100 * sum(ious) / len(ious)
 
@@ -141,8 +152,10 @@ def ref_framewise(videos: dict, rows: list) -> tuple[float, float]:
 def random_htstep(rng, root: Path):
     """Two activities (one with two variations), eight videos, ground truth with duplicates, near-empty segments,
     whole-second and fractional times; predictions with labels outside the variation and for unknown videos."""
-    taxonomy = [(g, "Act A" if g < 4 else "Act B", g % 4, "none" if g < 4 else "AB"[g % 2], 1, f"step {g}", "")
-                for g in range(10)]
+    taxonomy = [
+        (g, "Act A" if g < 4 else "Act B", g % 4, "none" if g < 4 else "AB"[g % 2], 1, f"step {g}", "")
+        for g in range(10)
+    ]
     variations = {"Act A": [0, 1, 2, 3], "Act B": {"A": [4, 6, 8], "B": [5, 7, 9]}}
     videos, rows = {}, []
     for k in range(8):
@@ -194,8 +207,9 @@ def test_goalstep_nlq_recall_matches_the_slow_reference(tmp_path, seed):
         queries = sum(1 + len(st[3]) for st in steps)
         for _ in range(rng.integers(0, 25)):
             s = float(rng.uniform(0, 60))
-            rows.append((f"g{k}", s, s + float(rng.uniform(0.2, 20)), int(rng.integers(0, queries)),
-                         float(rng.integers(0, 4))))  # ties on purpose: file order decides
+            rows.append(
+                (f"g{k}", s, s + float(rng.uniform(0.2, 20)), int(rng.integers(0, queries)), float(rng.integers(0, 4)))
+            )  # ties on purpose: file order decides
     path = write_goalstep(tmp_path / "goalstep_valid.json", videos)
     got = scored(tmp_path, rows, path, "goalstep")["nlq-recall"]
     truth = {}
@@ -216,8 +230,9 @@ def test_coin_step_recall_and_framewise_match_the_slow_references(tmp_path, seed
         for _ in range(rng.integers(1, 4)):
             s = float(rng.integers(0, 30)) + float(rng.choice([0.0, 0.4]))
             i = int(rng.integers(0, 3))
-            annotation.append({"id": ids[i], "segment": [s, s + float(rng.choice([1.0, 2.6, 5.0]))],
-                               "label": f"{task} step {i}"})
+            annotation.append(
+                {"id": ids[i], "segment": [s, s + float(rng.choice([1.0, 2.6, 5.0]))], "label": f"{task} step {i}"}
+            )
         database[f"c{k}"] = {"subset": "testing", "class": task, "duration": 40.0, "annotation": annotation}
         annotation = sorted(annotation, key=lambda a: a["segment"][0])
         for a in annotation:
@@ -226,8 +241,9 @@ def test_coin_step_recall_and_framewise_match_the_slow_references(tmp_path, seed
         segs[f"c{k}"] = [(*a["segment"], a["id"]) for a in annotation]
         for _ in range(rng.integers(0, 10) if k else 0):  # c0: no predictions
             s = float(rng.uniform(0, 35))
-            rows.append((f"c{k}", s, s + float(rng.uniform(0.5, 6)), ids[int(rng.integers(0, 3))],
-                         float(rng.integers(0, 5))))
+            rows.append(
+                (f"c{k}", s, s + float(rng.uniform(0.5, 6)), ids[int(rng.integers(0, 3))], float(rng.integers(0, 5)))
+            )
     (tmp_path / "COIN.json").write_text(json.dumps({"database": database}))
     got = scored(tmp_path, rows, tmp_path / "COIN.json", "coin", split="testing")
     assert got["step-recall"]["recall"] == pytest.approx(ref_step_recall(truth, tasks, rows))
@@ -240,11 +256,38 @@ def test_coin_step_recall_and_framewise_match_the_slow_references(tmp_path, seed
 
 def test_whole_seconds_widen_point_recall_but_not_step_recall(tmp_path):
     """Ground truth [2.4, 4.2]: point R@1 counts seconds floor(2.4)=2 .. ceil(4.2)=5; step recall 2, 3, 4."""
-    (tmp_path / "COIN.json").write_text(json.dumps({"database": {"v": {"subset": "testing", "class": "t", "annotation": [
-        {"id": "1", "segment": [2.4, 4.2], "label": "whisk"}]}}}))
-    baglm = [{"video_uid": "v", "video_duration": 10.0, "activity": "t", "step_headline": ["whisk"],
-              "clips": [{"annotations": [{"language_queries": [{"clip_start_sec": 2.4, "clip_end_sec": 4.2,
-                                                                "query": "whisk", "step": "1"}]}]}]}]
+    (tmp_path / "COIN.json").write_text(
+        json.dumps(
+            {
+                "database": {
+                    "v": {
+                        "subset": "testing",
+                        "class": "t",
+                        "annotation": [{"id": "1", "segment": [2.4, 4.2], "label": "whisk"}],
+                    }
+                }
+            }
+        )
+    )
+    baglm = [
+        {
+            "video_uid": "v",
+            "video_duration": 10.0,
+            "activity": "t",
+            "step_headline": ["whisk"],
+            "clips": [
+                {
+                    "annotations": [
+                        {
+                            "language_queries": [
+                                {"clip_start_sec": 2.4, "clip_end_sec": 4.2, "query": "whisk", "step": "1"}
+                            ]
+                        }
+                    ]
+                }
+            ],
+        }
+    ]
     (tmp_path / "b.json").write_text(json.dumps(baglm))
     for start, point, step in [(5.0, 100, 0), (4.2, 100, 100), (1.6, 100, 100), (1.0, 0, 0), (6.0, 0, 0)]:
         rows = [("v", start, start + 1.0, "1", 0.9)]  # second = floor(start + 0.5)
@@ -255,8 +298,23 @@ def test_whole_seconds_widen_point_recall_but_not_step_recall(tmp_path):
 def test_ties_go_to_the_earlier_midpoint_then_the_earlier_row(tmp_path):
     path = write_goalstep(tmp_path / "goalstep_valid.json", [("g", "X:Y", [(10.0, 12.0, "stir", [])])])
     rows = [("g", 20.0, 22.0, 0, 0.5), ("g", 10.0, 12.0, 0, 0.5)]  # equal scores
-    (tmp_path / "b.json").write_text(json.dumps([{"video_uid": "g", "step_headline": ["stir"], "clips": [
-        {"annotations": [{"language_queries": [{"clip_start_sec": 10.0, "clip_end_sec": 12.0, "query": "stir"}]}]}]}]))
+    (tmp_path / "b.json").write_text(
+        json.dumps(
+            [
+                {
+                    "video_uid": "g",
+                    "step_headline": ["stir"],
+                    "clips": [
+                        {
+                            "annotations": [
+                                {"language_queries": [{"clip_start_sec": 10.0, "clip_end_sec": 12.0, "query": "stir"}]}
+                            ]
+                        }
+                    ],
+                }
+            ]
+        )
+    )
     assert scored(tmp_path, rows, tmp_path / "b.json", "baglm")["point-recall"]["R@1"] == 100  # midpoint 11 < 21
     nlq = scored(tmp_path, rows, path, "goalstep")["nlq-recall"]
     assert nlq["R@1 IoU>0.3"] == 0 and nlq["R@5 IoU>0.3"] == 100 and nlq["mIoU"] == 0  # file order: row 1 first
@@ -302,10 +360,14 @@ def _official(tmp_path: Path) -> Path:
     git = MIRRORS / "facebookresearch+htstep" / "repo"
     if not git.is_dir():
         pytest.skip("no fetched mirror of facebookresearch/htstep (fetch github:facebookresearch/htstep)")
-    for path in ("evaluation/eval_article_grounding.py", "evaluation/example_predictions_val_seen.csv",
-                 "data/taxonomy.csv"):
-        (tmp_path / Path(path).name).write_bytes(subprocess.run(["git", "-C", str(git), "show", f"HEAD:{path}"],
-                                                                capture_output=True, check=True).stdout)
+    for path in (
+        "evaluation/eval_article_grounding.py",
+        "evaluation/example_predictions_val_seen.csv",
+        "data/taxonomy.csv",
+    ):
+        (tmp_path / Path(path).name).write_bytes(
+            subprocess.run(["git", "-C", str(git), "show", f"HEAD:{path}"], capture_output=True, check=True).stdout
+        )
     return tmp_path / "eval_article_grounding.py"
 
 
@@ -330,8 +392,12 @@ def run_official(scorer: Path, predictions: Path, annotations: Path, taxonomy: P
     """The official scorer's per-tIoU mAP and mean (needs pandas and joblib, which it imports)."""
     pytest.importorskip("pandas")
     pytest.importorskip("joblib")
-    done = subprocess.run([sys.executable, "-c", RUN_OFFICIAL, str(scorer), str(predictions), str(annotations),
-                           str(taxonomy)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_OFFICIAL, str(scorer), str(predictions), str(annotations), str(taxonomy)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -352,11 +418,26 @@ def rebuilt_val_seen(tmp_path: Path) -> Path:
     git = MIRRORS / "lucazanella+baglm" / "repo"
     if not git.is_dir():
         pytest.skip("no fetched mirror of lucazanella/baglm")
-    unified = json.loads(subprocess.run(["git", "-C", str(git), "show", "HEAD:datasets/htstep/htstep_video_annots.json"],
-                                        capture_output=True, check=True).stdout)
-    data = {v["video_uid"]: {"subset": "val_seen", "activity": v["activity"], "annotations": [
-        {"segment": [q["clip_start_sec"], q["clip_end_sec"]], "id": q["step"]}
-        for c in v["clips"] for a in c["annotations"] for q in a["language_queries"]]} for v in unified}
+    unified = json.loads(
+        subprocess.run(
+            ["git", "-C", str(git), "show", "HEAD:datasets/htstep/htstep_video_annots.json"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
+    data = {
+        v["video_uid"]: {
+            "subset": "val_seen",
+            "activity": v["activity"],
+            "annotations": [
+                {"segment": [q["clip_start_sec"], q["clip_end_sec"]], "id": q["step"]}
+                for c in v["clips"]
+                for a in c["annotations"]
+                for q in a["language_queries"]
+            ],
+        }
+        for v in unified
+    }
     (tmp_path / "annotations.json").write_text(json.dumps(data))
     return tmp_path / "annotations.json"
 
@@ -369,8 +450,18 @@ def test_the_official_example_scores_as_the_official_scorer_scores_it(tmp_path):
     example, taxonomy = tmp_path / "example_predictions_val_seen.csv", tmp_path / "taxonomy.csv"
     assert ours(example, annotations, taxonomy) == EXAMPLE_OFFICIAL
     assert run_official(scorer, example, annotations, taxonomy) == EXAMPLE_OFFICIAL
-    table = tempclr("score", str(example), "--annotations", str(annotations), "--format", "htstep", "--taxonomy",
-                    str(taxonomy), "--split", "val_seen")
+    table = tempclr(
+        "score",
+        str(example),
+        "--annotations",
+        str(annotations),
+        "--format",
+        "htstep",
+        "--taxonomy",
+        str(taxonomy),
+        "--split",
+        "val_seen",
+    )
     assert table.returncode == 0 and "mAP" in table.stdout and "11.50" in table.stdout and "14.69" in table.stdout
 
 
@@ -394,28 +485,32 @@ def test_small_synthetic_files_score_as_the_official_scorer_scores_them(tmp_path
 
 def test_predictions_columns_are_found_by_name(tmp_path):
     path = tmp_path / "p.csv"
-    path.write_text("Unnamed: 0,score,label,t-end,t-start,video-id,extra\n0,0.5,513.0,3,1.5,-25-1nbOki0,x\n"
-                    "1,0.25,513,4,2,v2,y\n\n")
+    path.write_text(
+        "Unnamed: 0,score,label,t-end,t-start,video-id,extra\n0,0.5,513.0,3,1.5,-25-1nbOki0,x\n1,0.25,513,4,2,v2,y\n\n"
+    )
     p = read_predictions(path)
     assert p.videos == ["-25-1nbOki0", "v2"] and p.labels == ["513"] and list(p.label) == [0, 0]
     assert list(p.start) == [1.5, 2.0] and list(p.end) == [3.0, 4.0] and list(p.score) == [0.5, 0.25]
 
 
-@pytest.mark.parametrize("row, message", [
-    ("v,x,2,1,0.5", "line 3: t-start: expected a time in seconds, got 'x'"),
-    ("v,3,2,1,0.5", "line 3: t-end: ends (2) before it starts (3)"),
-    ("v,-1,2,1,0.5", "line 3: t-start: '-1' is not a time in seconds (finite, >= 0)"),
-    ("v,1,inf,1,0.5", "line 3: t-end: 'inf' is not a time in seconds (finite, >= 0)"),
-    ("v,1,2,1,nan", "line 3: score: expected a finite number, got 'nan'"),
-    ("v,1,2, ,0.5", "line 3: label: empty"),
-    (",1,2,1,0.5", "line 3: video-id: empty"),
-    ("v,1,2,1", "line 3: has 4 fields; the header has 5"),
-    ("v,1,2,1,0.5,9", "line 3: has 6 fields; the header has 5"),
-    (" ", "line 3: has 1 fields; the header has 5"),
-    ("v,1_0,2,1,0.5", "line 3: t-start: expected a time in seconds, got '1_0'"),  # not as Python's float reads it
-    ("v,1,\u0663,1,0.5", "line 3: t-end: expected a time in seconds, got '\u0663'"),
-    ('"v",1,2,1,x', "line 3: score: expected a finite number, got 'x'"),  # quoted: the csv module's path
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ("v,x,2,1,0.5", "line 3: t-start: expected a time in seconds, got 'x'"),
+        ("v,3,2,1,0.5", "line 3: t-end: ends (2) before it starts (3)"),
+        ("v,-1,2,1,0.5", "line 3: t-start: '-1' is not a time in seconds (finite, >= 0)"),
+        ("v,1,inf,1,0.5", "line 3: t-end: 'inf' is not a time in seconds (finite, >= 0)"),
+        ("v,1,2,1,nan", "line 3: score: expected a finite number, got 'nan'"),
+        ("v,1,2, ,0.5", "line 3: label: empty"),
+        (",1,2,1,0.5", "line 3: video-id: empty"),
+        ("v,1,2,1", "line 3: has 4 fields; the header has 5"),
+        ("v,1,2,1,0.5,9", "line 3: has 6 fields; the header has 5"),
+        (" ", "line 3: has 1 fields; the header has 5"),
+        ("v,1_0,2,1,0.5", "line 3: t-start: expected a time in seconds, got '1_0'"),  # not as Python's float reads it
+        ("v,1,\u0663,1,0.5", "line 3: t-end: expected a time in seconds, got '\u0663'"),
+        ('"v",1,2,1,x', "line 3: score: expected a finite number, got 'x'"),  # quoted: the csv module's path
+    ],
+)
 def test_a_malformed_row_names_the_line_and_the_field(tmp_path, row, message):
     path = tmp_path / "p.csv"
     path.write_text(f"video-id,t-start,t-end,label,score\nv,0,1,1,0.1\n{row}\n")
@@ -424,7 +519,9 @@ def test_a_malformed_row_names_the_line_and_the_field(tmp_path, row, message):
     assert str(error.value) == f"{path}: {message}"
 
 
-@pytest.mark.parametrize("dialect", [{}, {"lineterminator": "\r\n"}, {"quoting": 1}, {"quoting": 1, "lineterminator": "\r\n"}])
+@pytest.mark.parametrize(
+    "dialect", [{}, {"lineterminator": "\r\n"}, {"quoting": 1}, {"quoting": 1, "lineterminator": "\r\n"}]
+)
 def test_line_ends_and_quotes_read_alike(tmp_path, dialect):
     """NumPy's reader (plain files) and the csv module's (quoted ones) give the same columns, blank lines skipped."""
     rows = [("v,1", 0.1 * k, 0.1 * k + 1, 513 if k % 2 else "x y", 1 / (k + 1)) for k in range(7)] + [("w", 0, 1, 5, 2)]
@@ -450,15 +547,27 @@ def test_a_header_without_a_column_names_it(tmp_path):
 
 
 FIELDS = ("video-id", "t-start", "t-end", "label", "score")
-BAD = {"video-id": ["", " "], "t-start": ["x", "-1", "nan", "inf", "", "1e999", "1_0", "\u0661"],
-       "t-end": ["x", "-3", "nan", "", "inf"], "label": ["", "  "], "score": ["x", "nan", "inf", "-inf", "", "0x1"]}
+BAD = {
+    "video-id": ["", " "],
+    "t-start": ["x", "-1", "nan", "inf", "", "1e999", "1_0", "\u0661"],
+    "t-end": ["x", "-3", "nan", "", "inf"],
+    "label": ["", "  "],
+    "score": ["x", "nan", "inf", "-inf", "", "0x1"],
+}
 
 
 @settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
-@given(n=st.integers(1, 30), bad_row=st.integers(0, 29), field=st.sampled_from(FIELDS), data=st.data(),
-       index_column=st.booleans(), dialect=st.sampled_from([{}, {"lineterminator": "\r\n"}, {"quoting": 1}]))
-def test_fuzzed_predictions_exit_2_naming_the_file_line_and_field(tmp_path, n, bad_row, field, data, index_column,
-                                                                   dialect):
+@given(
+    n=st.integers(1, 30),
+    bad_row=st.integers(0, 29),
+    field=st.sampled_from(FIELDS),
+    data=st.data(),
+    index_column=st.booleans(),
+    dialect=st.sampled_from([{}, {"lineterminator": "\r\n"}, {"quoting": 1}]),
+)
+def test_fuzzed_predictions_exit_2_naming_the_file_line_and_field(
+    tmp_path, n, bad_row, field, data, index_column, dialect
+):
     rows = [[f"v{k % 3}", str(k), str(k + 1.5), str(k % 4), str(0.1 * k)] for k in range(n)]
     bad_row = bad_row % n
     rows[bad_row][FIELDS.index(field)] = data.draw(st.sampled_from(BAD[field]))
@@ -483,16 +592,28 @@ def _sample_files(root: Path) -> dict[str, tuple[Path, ReadOptions]]:
     from grounding_files import baglm_video
 
     annotations, taxonomy = write_htstep(root)
-    (root / "b.json").write_text(json.dumps([baglm_video("b1", ["fill", "boil"], [
-        {"clip_start_sec": 1.0, "clip_end_sec": 3.0, "query": "boil", "step": 4}])]))
-    return {"htstep": (annotations, ReadOptions(taxonomy=taxonomy)),
-            "goalstep": (write_goalstep(root / "goalstep_valid.json"), ReadOptions()),
-            "baglm": (root / "b.json", ReadOptions())}
+    (root / "b.json").write_text(
+        json.dumps(
+            [
+                baglm_video(
+                    "b1", ["fill", "boil"], [{"clip_start_sec": 1.0, "clip_end_sec": 3.0, "query": "boil", "step": 4}]
+                )
+            ]
+        )
+    )
+    return {
+        "htstep": (annotations, ReadOptions(taxonomy=taxonomy)),
+        "goalstep": (write_goalstep(root / "goalstep_valid.json"), ReadOptions()),
+        "baglm": (root / "b.json", ReadOptions()),
+    }
 
 
 @settings(max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
-@given(layout=st.sampled_from(["htstep", "goalstep", "baglm"]), pick=st.integers(0, 10**6),
-       value=st.sampled_from([None, "x", -1, 1e12, [], {}, True, "", 3.5, [1, 2, 3]]))
+@given(
+    layout=st.sampled_from(["htstep", "goalstep", "baglm"]),
+    pick=st.integers(0, 10**6),
+    value=st.sampled_from([None, "x", -1, 1e12, [], {}, True, "", 3.5, [1, 2, 3]]),
+)
 def test_fuzzed_annotation_fields_are_read_or_named(tmp_path_factory, layout, pick, value):
     """One leaf of a valid file in each new layout replaced: read, or an error naming the file and the field (its key,
     or the index of the list item it sits in)."""
@@ -517,14 +638,25 @@ def test_fuzzed_annotation_fields_are_read_or_named(tmp_path_factory, layout, pi
 def test_score_prints_a_table_and_json(tmp_path):
     annotations, taxonomy = write_htstep(tmp_path)
     rows = write_rows(tmp_path / "p.csv", [("tea1", 10.2, 20.7, 1, 0.9)], index_column=True)
-    args = ["score", str(rows), "--annotations", str(annotations), "--format", "htstep", "--taxonomy", str(taxonomy),
-            "--split", "val_seen"]
+    args = [
+        "score",
+        str(rows),
+        "--annotations",
+        str(annotations),
+        "--format",
+        "htstep",
+        "--taxonomy",
+        str(taxonomy),
+        "--split",
+        "val_seen",
+    ]
     table = tempclr(*args)
     assert table.returncode == 0 and "HT-Step article-grounding mAP" in table.stdout and "R@1" in table.stdout
     out = json.loads(tempclr(*args, "--json").stdout)
     assert out["videos"] == 2 and out["queries"] == 6 and set(out["metrics"]) == {"htstep-map", "point-recall"}
     assert out["metrics"]["point-recall"]["values"]["R@1"] == pytest.approx(100 / 6)
     assert "convention" in out["metrics"]["htstep-map"]
-    wrong = tempclr("score", str(rows), "--annotations", str(annotations), "--format", "coin", "--taxonomy",
-                    str(taxonomy))
+    wrong = tempclr(
+        "score", str(rows), "--annotations", str(annotations), "--format", "coin", "--taxonomy", str(taxonomy)
+    )
     assert wrong.returncode == 2 and "--taxonomy applies to --format htstep, not coin" in wrong.stderr

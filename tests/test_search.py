@@ -49,7 +49,9 @@ def test_search_finds_the_captioned_steps(store, tmp_path):
     first = top3 = 0
     for (video, step), answer in zip(steps, answers):
         moments = answer["moments"]
-        assert len(moments) == 3 and [m["score"] for m in moments] == sorted((m["score"] for m in moments), reverse=True)
+        assert len(moments) == 3 and [m["score"] for m in moments] == sorted(
+            (m["score"] for m in moments), reverse=True
+        )
         hits = [m["video"] == video and iou((m["start"], m["end"]), step["segment"]) >= 0.5 for m in moments]
         first += hits[0]
         top3 += any(hits)
@@ -109,12 +111,18 @@ def test_the_moment_rule_on_worked_examples():
     # video 1: median 0.325. Clip 0 (0.95; floor 0.79) alone; clip 4 (0.6; floor 0.53) with clip 3 (0.55).
     # video 2: median 0. Clip 1 (1.0; floor 0.75) alone; clip 2 (0.4; floor 0.3) reaches back into it, so its moment
     # starts after it: 2-3. Clips at or below their video's median start nothing.
-    scores = np.array([0, 0, 1.0, 0.9, 0.2, 0.8, 0, 0, 0.3, 0,
-                       0.95, 0.1, 0.1, 0.55, 0.6, 0.1,
-                       0, 1.0, 0.4, 0.35, 0, 0, 0], np.float32)
+    scores = np.array(
+        [0, 0, 1.0, 0.9, 0.2, 0.8, 0, 0, 0.3, 0, 0.95, 0.1, 0.1, 0.55, 0.6, 0.1, 0, 1.0, 0.4, 0.35, 0, 0, 0], np.float32
+    )
     offsets = np.array([0, 10, 16, 23])
-    assert moment_runs(scores, offsets, 10) == [(2, 5, 2), (17, 17, 17), (10, 10, 10), (13, 14, 14), (18, 19, 18),
-                                                (8, 8, 8)]  # the tie (1.0) keeps store order
+    assert moment_runs(scores, offsets, 10) == [
+        (2, 5, 2),
+        (17, 17, 17),
+        (10, 10, 10),
+        (13, 14, 14),
+        (18, 19, 18),
+        (8, 8, 8),
+    ]  # the tie (1.0) keeps store order
     assert moment_runs(scores, offsets, 2) == [(2, 5, 2), (17, 17, 17)]
     assert moment_runs(np.zeros(5, np.float32), np.array([0, 5]), 3) == []  # no peak, no moment
 

@@ -17,9 +17,18 @@ def _row(key: str, array: np.ndarray | None, layout: stores.Layout, part: str) -
     if array is None:
         return {"key": key, "features": layout.member(part, key), "status": "failed", "reason": "damaged"}
     n = len(array)
-    return {"key": key, "features": layout.member(part, key), "clips": n, "dim": array.shape[1], "status": "ok",
-            "starts": [0.5 * k for k in range(n)], "ends": [0.5 * k + 0.5 for k in range(n)], "model": "tiny",
-            "pretrained": "none", "seed": 0}
+    return {
+        "key": key,
+        "features": layout.member(part, key),
+        "clips": n,
+        "dim": array.shape[1],
+        "status": "ok",
+        "starts": [0.5 * k for k in range(n)],
+        "ends": [0.5 * k + 0.5 for k in range(n)],
+        "model": "tiny",
+        "pretrained": "none",
+        "seed": 0,
+    }
 
 
 def _write(folder, layout: stores.Layout, videos: dict, index: bool = True) -> None:

@@ -71,7 +71,9 @@ def _drawn_shape(frame: np.ndarray, motion: str) -> str:
 
 def test_shape_motion_classes_keep_their_shape(dataset):
     out, _, _ = dataset
-    assert {_drawn_shape(read_frames(p, 64)[-1], "left") for p in (out / "actions" / "CircleLeft").glob("*.mp4")} == {"circle"}
+    assert {_drawn_shape(read_frames(p, 64)[-1], "left") for p in (out / "actions" / "CircleLeft").glob("*.mp4")} == {
+        "circle"
+    }
 
 
 def test_motion_classes_vary_the_shape_and_keep_7_of_25_groups_for_test(tmp_path):
@@ -80,7 +82,9 @@ def test_motion_classes_vary_the_shape_and_keep_7_of_25_groups_for_test(tmp_path
     test = (tmp_path / "actions" / "testlist01.txt").read_text().splitlines()
     assert sorted({rel.split("_")[-2] for rel in test}) == ["g01", "g02"]  # round(8 groups x 7/25) = 2
     assert len(test) == 2 * 4 and len((tmp_path / "actions" / "trainlist01.txt").read_text().splitlines()) == 2 * 12
-    shapes = [_drawn_shape(read_frames(p, 32)[-1], "left") for p in sorted((tmp_path / "actions" / "Left").glob("*.mp4"))]
+    shapes = [
+        _drawn_shape(read_frames(p, 32)[-1], "left") for p in sorted((tmp_path / "actions" / "Left").glob("*.mp4"))
+    ]
     assert len(set(shapes)) >= 3  # one class, several shapes
     with pytest.raises(TempclrError, match="at most 6"):
         SynthConfig(classes=12, class_by="motion").check()
@@ -92,7 +96,9 @@ def test_same_seed_same_bytes(tmp_path):
     list(generate(a, cfg)), list(generate(b, cfg))
     digest = lambda p: hashlib.sha256((p / "videos/synth0000.mp4").read_bytes()).hexdigest()  # noqa: E731
     assert digest(a) == digest(b)
-    assert (a / "youcookii_annotations_trainval.json").read_text() == (b / "youcookii_annotations_trainval.json").read_text()
+    assert (a / "youcookii_annotations_trainval.json").read_text() == (
+        b / "youcookii_annotations_trainval.json"
+    ).read_text()
 
 
 def test_bad_settings_are_refused():
@@ -103,18 +109,39 @@ def test_bad_settings_are_refused():
 
 
 def test_cli_motion_classes_default_to_all_six(tmp_path):
-    done = tempclr("synth", str(tmp_path / "s"), "--videos", "0", "--class-by", "motion", "--class-videos", "2",
-                   "--size", "16", "--fps", "4", "--quiet")
+    done = tempclr(
+        "synth",
+        str(tmp_path / "s"),
+        "--videos",
+        "0",
+        "--class-by",
+        "motion",
+        "--class-videos",
+        "2",
+        "--size",
+        "16",
+        "--fps",
+        "4",
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "s" / "actions" / "classInd.txt").read_text().split()[1::2] == ["Left", "Right", "Grow", "Shrink",
-                                                                                       "Up", "Down"]
+    assert (tmp_path / "s" / "actions" / "classInd.txt").read_text().split()[1::2] == [
+        "Left",
+        "Right",
+        "Grow",
+        "Shrink",
+        "Up",
+        "Down",
+    ]
     bad = tempclr("synth", str(tmp_path / "t"), "--class-by", "colour")
     assert bad.returncode == 2 and "'shape-motion', 'motion'" in bad.stderr and not (tmp_path / "t").exists()
 
 
 def _step_colour(out, vid: str, step: dict, fps: int) -> np.ndarray:
     """The mean RGB of the pixels that differ most from the backdrop, mid-step."""
-    frame = read_frames(out / "videos" / f"{vid}.mp4")[int((step["segment"][0] + step["segment"][1]) / 2 * fps)].astype(float)
+    frame = read_frames(out / "videos" / f"{vid}.mp4")[int((step["segment"][0] + step["segment"][1]) / 2 * fps)].astype(
+        float
+    )
     backdrop = np.median(frame.reshape(-1, 3), 0)
     far = np.linalg.norm(frame - backdrop, axis=-1)
     return frame[far > far.max() * 0.8].mean(0)
@@ -142,8 +169,11 @@ def test_the_same_seed_writes_the_same_bytes(tmp_path):
     from test_cli import tempclr
 
     def digests(root):
-        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*"))
-                if p.is_file()}
+        return {
+            str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
 
     for name in ("a", "b"):
         done = tempclr("synth", str(tmp_path / name), "--videos", "6", "--classes", "2", "--class-videos", "2", "-q")

@@ -67,22 +67,69 @@ def test_broken_videos_are_skipped_not_fatal(actions, tmp_path):
 @pytest.mark.slow
 def test_train_then_nearest_neighbour_retrieval(actions, tmp_path):
     run = tmp_path / "run"
-    result = tempclr("train", str(RECIPE), "--set", f"data.root={actions}", "--set", f"data.annotations={actions}",
-                     "--set", "train.epochs=2", "--set", "train.batch_size=4", "--run-dir", str(run), "--device", "cpu")
+    result = tempclr(
+        "train",
+        str(RECIPE),
+        "--set",
+        f"data.root={actions}",
+        "--set",
+        f"data.annotations={actions}",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.batch_size=4",
+        "--run-dir",
+        str(run),
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
     assert {"ic_global", "ic_local", "local_local", "global_local", "total"} <= set(row) and row["skipped_videos"] == 0
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["kind"] == "tclr" and state["model_args"]["name"] == "r3d18-small"
-    nn = tempclr("retrieve", str(actions), "--task", "nn", "--format", "ucf101", "--annotations", str(actions),
-                 "--checkpoint", str(run / "last.pt"), "--clips", "2", "--json", "--device", "cpu")
+    nn = tempclr(
+        "retrieve",
+        str(actions),
+        "--task",
+        "nn",
+        "--format",
+        "ucf101",
+        "--annotations",
+        str(actions),
+        "--checkpoint",
+        str(run / "last.pt"),
+        "--clips",
+        "2",
+        "--json",
+        "--device",
+        "cpu",
+    )
     assert nn.returncode == 0, nn.stderr
     out = json.loads(nn.stdout)
     assert out["gallery"] == 8 and out["queries"] == 8  # group 1 of each class is the test split
     assert 0 <= out["R@1"] <= out["R@5"] <= 100 and "R@10" not in out  # k beyond the gallery is not reported
-    curve = tempclr("retrieve", str(actions), "--task", "nn", "--format", "ucf101", "--annotations", str(actions),
-                    "--checkpoint", str(run / "last.pt"), "--clips", "1", "--clips", "2", "--json",
-                    "--plot", str(tmp_path / "curve.png"), "--device", "cpu")
+    curve = tempclr(
+        "retrieve",
+        str(actions),
+        "--task",
+        "nn",
+        "--format",
+        "ucf101",
+        "--annotations",
+        str(actions),
+        "--checkpoint",
+        str(run / "last.pt"),
+        "--clips",
+        "1",
+        "--clips",
+        "2",
+        "--json",
+        "--plot",
+        str(tmp_path / "curve.png"),
+        "--device",
+        "cpu",
+    )
     assert curve.returncode == 0, curve.stderr
     rows = json.loads(curve.stdout)["curve"]
     assert [r["clips"] for r in rows] == [1, 2] and rows[1]["R@1"] == out["R@1"]  # same 2-clip protocol
@@ -101,27 +148,64 @@ def test_label_fraction_is_class_balanced_and_seeded():
 @pytest.mark.slow
 def test_linear_probe_keeps_the_pretrained_backbone_and_reports_test_accuracy(actions, tmp_path):
     pre = tmp_path / "pre"
-    common = ["--set", f"data.root={actions}", "--set", f"data.annotations={actions}", "--set", "train.batch_size=4",
-              "--device", "cpu"]
+    common = [
+        "--set",
+        f"data.root={actions}",
+        "--set",
+        f"data.annotations={actions}",
+        "--set",
+        "train.batch_size=4",
+        "--device",
+        "cpu",
+    ]
     assert tempclr("train", str(RECIPE), *common, "--set", "train.epochs=1", "--run-dir", str(pre)).returncode == 0
     probe = tmp_path / "probe"
     finetune = RECIPE.with_name("tclr_synthetic_finetune.yaml")
-    result = tempclr("train", str(finetune), *common, "--set", f"model.checkpoint={pre / 'last.pt'}",
-                     "--set", "model.freeze=true", "--set", "train.epochs=1", "--set", "eval.clips=2", "--run-dir", str(probe),
-                     "--plot", str(tmp_path / "confusion.png"))
+    result = tempclr(
+        "train",
+        str(finetune),
+        *common,
+        "--set",
+        f"model.checkpoint={pre / 'last.pt'}",
+        "--set",
+        "model.freeze=true",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "eval.clips=2",
+        "--run-dir",
+        str(probe),
+        "--plot",
+        str(tmp_path / "confusion.png"),
+    )
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)
     assert row["test_videos"] == 8 and 0 <= row["top1"] <= row["top5"] <= 100 and row["items_per_s"] > 0
     assert sum(map(sum, row["confusion"])) == 8 and len(row["classes"]) == 4
     assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
-    curve = tempclr("evaluate", str(probe / "last.pt"), "--clips", "2", "--clips", "1", "--json", "--device", "cpu",
-                    "--plot", str(tmp_path / "clips.png"), "--confusion", str(tmp_path / "cm.png"))
+    curve = tempclr(
+        "evaluate",
+        str(probe / "last.pt"),
+        "--clips",
+        "2",
+        "--clips",
+        "1",
+        "--json",
+        "--device",
+        "cpu",
+        "--plot",
+        str(tmp_path / "clips.png"),
+        "--confusion",
+        str(tmp_path / "cm.png"),
+    )
     assert curve.returncode == 0, curve.stderr
     rows = json.loads(curve.stdout)["curve"]
     assert [r["clips"] for r in rows] == [1, 2]
     assert rows[1]["top1"] == row["top1"] and rows[1]["confusion"] == row["confusion"]  # train's own test, eval.clips=2
     assert all((tmp_path / png).read_bytes()[:4] == b"\x89PNG" for png in ("clips.png", "cm.png"))
-    elsewhere = tempclr("evaluate", str(probe / "last.pt"), "--set", f"data.root={tmp_path / 'nowhere'}", "--device", "cpu")
+    elsewhere = tempclr(
+        "evaluate", str(probe / "last.pt"), "--set", f"data.root={tmp_path / 'nowhere'}", "--device", "cpu"
+    )
     assert elsewhere.returncode == 2 and "nowhere" in elsewhere.stderr
     wrong_kind = tempclr("evaluate", str(pre / "last.pt"), "--device", "cpu")
     assert wrong_kind.returncode == 2 and "not a classification checkpoint" in wrong_kind.stderr
@@ -138,11 +222,28 @@ def test_linear_probe_keeps_the_pretrained_backbone_and_reports_test_accuracy(ac
 def test_extract_with_a_tclr_checkpoint(actions, tmp_path):
     run = tmp_path / "pre"
     common = ["--set", f"data.root={actions}", "--set", f"data.annotations={actions}", "--set", "train.batch_size=4"]
-    assert tempclr("train", str(RECIPE), *common, "--set", "train.epochs=1", "--run-dir", str(run), "--device", "cpu").returncode == 0
+    assert (
+        tempclr(
+            "train", str(RECIPE), *common, "--set", "train.epochs=1", "--run-dir", str(run), "--device", "cpu"
+        ).returncode
+        == 0
+    )
     video = next(actions.glob("*/*.mp4"))  # 3 s
     out = tmp_path / "feats"
-    result = tempclr("extract", str(video), "-o", str(out), "--model", "r3d18", "--checkpoint", str(run / "last.pt"),
-                     "--dtype", "float32", "--device", "cpu")
+    result = tempclr(
+        "extract",
+        str(video),
+        "-o",
+        str(out),
+        "--model",
+        "r3d18",
+        "--checkpoint",
+        str(run / "last.pt"),
+        "--dtype",
+        "float32",
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     feats = np.load(out / f"{video.stem}.npy")
     assert feats.shape == (3, 128)  # one 1-s clip per second, r3d18-small's 128 channels
@@ -158,7 +259,9 @@ def test_diving48_lists(tmp_path):
     rows = [{"vid_name": "_8Vy3dlHg2w_00000", "label": 12, "start_frame": 0, "end_frame": 52}]
     (tmp_path / "Diving48_V2_train.json").write_text(json.dumps(rows))
     (tmp_path / "Diving48_V2_test.json").write_text(json.dumps(rows * 2))
-    assert split_videos(tmp_path / "rgb", "diving48", tmp_path, 1, "train") == [(tmp_path / "rgb" / "_8Vy3dlHg2w_00000.mp4", "12")]
+    assert split_videos(tmp_path / "rgb", "diving48", tmp_path, 1, "train") == [
+        (tmp_path / "rgb" / "_8Vy3dlHg2w_00000.mp4", "12")
+    ]
     assert len(split_videos(tmp_path / "rgb", "diving48", tmp_path, 1, "test")) == 2
     (tmp_path / "Diving48_V2_train.json").write_text('{"not": "a list"}')
     with pytest.raises(TempclrError, match="JSON list"):
@@ -167,15 +270,38 @@ def test_diving48_lists(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_over_label_fractions(actions, tmp_path):
-    args = ["sweep", str(RECIPE.with_name("tclr_synthetic_finetune.yaml")), "--fraction", "0.25", "--fraction", "1",
-            "--set", f"data.root={actions}", "--set", f"data.annotations={actions}", "--set", "model.checkpoint=",
-            "--set", "train.epochs=1", "--set", "train.batch_size=4", "--set", "eval.clips=1",
-            "--run-dir", str(tmp_path / "sweep"), "--json", "--device", "cpu"]
+    args = [
+        "sweep",
+        str(RECIPE.with_name("tclr_synthetic_finetune.yaml")),
+        "--fraction",
+        "0.25",
+        "--fraction",
+        "1",
+        "--set",
+        f"data.root={actions}",
+        "--set",
+        f"data.annotations={actions}",
+        "--set",
+        "model.checkpoint=",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "eval.clips=1",
+        "--run-dir",
+        str(tmp_path / "sweep"),
+        "--json",
+        "--device",
+        "cpu",
+    ]
     result = tempclr(*args)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)["results"]
     assert [r["fraction"] for r in rows] == [0.25, 1.0] and all(r["test_videos"] == 8 for r in rows)
-    meta = [torch.load(tmp_path / "sweep" / f"fraction_{f}" / "last.pt", weights_only=True)["meta"] for f in (0.25, 1.0)]
+    meta = [
+        torch.load(tmp_path / "sweep" / f"fraction_{f}" / "last.pt", weights_only=True)["meta"] for f in (0.25, 1.0)
+    ]
     assert [m["train_videos"] for m in meta] == [4, 8]  # one of 2 per class, then all
     again = tempclr(*args)  # finished runs are re-used
     assert again.returncode == 0 and json.loads(again.stdout)["results"] == rows
@@ -237,8 +363,10 @@ def test_distributed_loss_equals_the_single_process_loss_on_the_global_batch(tmp
 
     rows = run_ranks(GATHER_SCRIPT, tmp_path)
     gen = torch.Generator().manual_seed(0)
-    full = [F.normalize(torch.randn(*shape, generator=gen, dtype=torch.float64), dim=-1).requires_grad_()
-            for shape in ((2, 6, 16), (2, 6, 4, 16), (2, 6, 4, 16))]
+    full = [
+        F.normalize(torch.randn(*shape, generator=gen, dtype=torch.float64), dim=-1).requires_grad_()
+        for shape in ((2, 6, 16), (2, 6, 4, 16), (2, 6, 4, 16))
+    ]
     loss = tclr_losses(*full, scaling="official")["total"]
     loss.backward()
     for rank, row in enumerate(rows):
@@ -246,7 +374,7 @@ def test_distributed_loss_equals_the_single_process_loss_on_the_global_batch(tmp
         for grad, x in zip(row["grads"], full):
             # the gather's backward sums the ranks' copies: world x the shard's gradient,
             # which DDP's averaging over ranks turns back into the single-process gradient
-            shard = x.grad[:, rank * 3:(rank + 1) * 3]
+            shard = x.grad[:, rank * 3 : (rank + 1) * 3]
             torch.testing.assert_close(torch.tensor(grad, dtype=torch.float64), 2 * shard)
 
 
@@ -258,8 +386,10 @@ def test_resume_reaches_the_same_weights(actions, tmp_path):
     from tempclr_cli.core.train.trainer import train
 
     def recipe(epochs):
-        return load_recipe(RECIPE, [f"data.root={actions}", f"data.annotations={actions}", "train.batch_size=4",
-                                    f"train.epochs={epochs}"])
+        return load_recipe(
+            RECIPE,
+            [f"data.root={actions}", f"data.annotations={actions}", "train.batch_size=4", f"train.epochs={epochs}"],
+        )
 
     cpu = torch.device("cpu")
     train(recipe(2), TCLRTask(recipe(2), cpu), tmp_path / "full", cpu)

@@ -31,8 +31,9 @@ def released_forward(model: TCLRModel, global_clips, local_clips):
     mlp = lambda x: nn.functional.normalize(bn2(fc2(torch.relu(bn1(fc1(x))))), p=2, dim=1)  # noqa: E731
     out_sparse = []
     for clips in global_clips:
-        x = model.backbone.layer4(model.backbone.layer3(model.backbone.layer2(model.backbone.layer1(
-            model.backbone.stem(clips))))).mean(dim=(3, 4), keepdim=True)  # AdaptiveAvgPool3d((None, 1, 1))
+        x = model.backbone.layer4(
+            model.backbone.layer3(model.backbone.layer2(model.backbone.layer1(model.backbone.stem(clips))))
+        ).mean(dim=(3, 4), keepdim=True)  # AdaptiveAvgPool3d((None, 1, 1))
         gsr = mlp(x.mean(2).flatten(1))
         out_sparse.append((gsr, *[mlp(x[:, :, i].flatten(1)) for i in range(4)]))
     out_dense = [[mlp(feature_map(model.backbone, local_clips[d, :, k]).mean(-1)) for k in range(4)] for d in range(2)]
@@ -67,10 +68,28 @@ def test_per_view_batchnorm_equals_the_released_passes_in_train_mode():
 def test_augmentation_frequencies_are_the_released_ones():
     rng, spec = np.random.default_rng(0), ClipSpec(16, 4, 112, hflip=0.5)
     expected = {
-        PRETRAINING: {"contrast": 0.25, "hue": 0.3, "saturation": 0.3, "brightness": 0.3, "grayscale": 0.175,
-                      "gamma": 0.175 * 0.75, "channel_drop": 0.125, "hflip": 0.5, "erase": 0.5},
-        LINEAR: {"contrast": 0.125, "hue": 0.15, "saturation": 0.15, "brightness": 0.15, "grayscale": 0.1,
-                 "gamma": 0.075, "channel_drop": 0.0, "hflip": 0.5, "erase": 0.25},
+        PRETRAINING: {
+            "contrast": 0.25,
+            "hue": 0.3,
+            "saturation": 0.3,
+            "brightness": 0.3,
+            "grayscale": 0.175,
+            "gamma": 0.175 * 0.75,
+            "channel_drop": 0.125,
+            "hflip": 0.5,
+            "erase": 0.5,
+        },
+        LINEAR: {
+            "contrast": 0.125,
+            "hue": 0.15,
+            "saturation": 0.15,
+            "brightness": 0.15,
+            "grayscale": 0.1,
+            "gamma": 0.075,
+            "channel_drop": 0.0,
+            "hflip": 0.5,
+            "erase": 0.25,
+        },
     }
     for strengths, want in expected.items():
         draws = [decisions(draw(spec, 240, 320, rng, strengths), strengths, spec.hflip) for _ in range(20000)]
@@ -86,8 +105,13 @@ def test_augmentation_frequencies_are_the_released_ones():
 def test_crop_reaches_the_right_edge_unless_the_released_range_is_asked_for():
     """`dl_tclr.py:126`: x0 ~ randint(0, W - W f + 1) for a crop H f wide never reaches the right edge."""
     spec = ClipSpec(16, 4, 112)
-    right = {mode: max(p["x0"] + p["side"] for p in (draw(spec, 240, 320, np.random.default_rng(s), crop_x=mode)
-                                                     for s in range(3000))) for mode in ("uniform", "released")}
+    right = {
+        mode: max(
+            p["x0"] + p["side"]
+            for p in (draw(spec, 240, 320, np.random.default_rng(s), crop_x=mode) for s in range(3000))
+        )
+        for mode in ("uniform", "released")
+    }
     assert right["uniform"] == 320 and right["released"] <= 272  # x0 + side <= 320 - 80 f: the right 48 px unseen
     sizes = {v for s in range(2000) for v in draw(spec, 240, 320, np.random.default_rng(s))["erase_size"]}
     assert sizes == set(range(9, 19))  # randint(9, 19): rectangles, sides drawn apart
@@ -126,8 +150,9 @@ def released_r2plus1d() -> nn.Module:
     """`nn_retrieval/model.py:109-116`: torchvision's R(2+1)D-18 with layer4's first (2+1)D
     convolution replaced by a full dilated 3x3x3 one."""
     model = tv.r2plus1d_18(weights=None)
-    model.layer4[0].conv1[0] = nn.Conv3d(256, 512, kernel_size=(3, 3, 3), stride=(1, 2, 2), padding=(2, 1, 1),
-                                         dilation=(2, 1, 1), bias=False)
+    model.layer4[0].conv1[0] = nn.Conv3d(
+        256, 512, kernel_size=(3, 3, 3), stride=(1, 2, 2), padding=(2, 1, 1), dilation=(2, 1, 1), bias=False
+    )
     model.layer4[0].downsample[0] = nn.Conv3d(256, 512, kernel_size=(1, 1, 1), stride=(1, 2, 2), bias=False)
     model.fc = nn.Identity()
     return model
@@ -171,13 +196,44 @@ def test_released_checkpoints_load_into_extract_retrieval_and_fine_tuning(action
     pth = tmp_path / "released.pth"
     model = released_pth(pth, name, parallel)
     video = sorted(actions.glob("*/*.mp4"))[0]
-    done = tempclr("extract", str(video), "-o", str(tmp_path / "f"), "--model", name, "--checkpoint", str(pth),
-                   "--dtype", "float32", "--no-normalize", "--workers", "0", "-q", "--device", "cpu")
+    done = tempclr(
+        "extract",
+        str(video),
+        "-o",
+        str(tmp_path / "f"),
+        "--model",
+        name,
+        "--checkpoint",
+        str(pth),
+        "--dtype",
+        "float32",
+        "--no-normalize",
+        "--workers",
+        "0",
+        "-q",
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     row = json.loads((tmp_path / "f" / "index.jsonl").read_text())
     assert row["model"] == name and row["clips"] == 3
-    nn_run = tempclr("retrieve", str(actions), "--task", "nn", "--format", "ucf101", "--annotations", str(actions),
-                     "--checkpoint", str(pth), "--clips", "1", "--json", "--device", "cpu")
+    nn_run = tempclr(
+        "retrieve",
+        str(actions),
+        "--task",
+        "nn",
+        "--format",
+        "ucf101",
+        "--annotations",
+        str(actions),
+        "--checkpoint",
+        str(pth),
+        "--clips",
+        "1",
+        "--json",
+        "--device",
+        "cpu",
+    )
     assert nn_run.returncode == 0, nn_run.stderr
     assert json.loads(nn_run.stdout)["queries"] > 0
     if name == "r3d18":  # the features are the released weights' (BGR frames in), as extract computes them
@@ -188,14 +244,38 @@ def test_released_checkpoints_load_into_extract_retrieval_and_fine_tuning(action
         top, left = (x.shape[1] - 112) // 2, (x.shape[2] - 112) // 2
         x = x[:, top : top + 112, left : left + 112].permute(3, 0, 1, 2)[None].float() / 255
         expected = feature_map(model.backbone.eval(), x).mean(-1)[0]
-        np.testing.assert_allclose(np.load(tmp_path / "f" / f"{video.stem}.npy")[0], expected.detach().numpy(),
-                                   rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(
+            np.load(tmp_path / "f" / f"{video.stem}.npy")[0], expected.detach().numpy(), rtol=1e-3, atol=1e-4
+        )
     linear = name == "r2plus1d18"  # fine-tune one, linear-probe the other
-    tune = tempclr("train", str(RECIPES / "tclr_synthetic_finetune.yaml"), "--set", f"data.root={actions}",
-                   "--set", f"data.annotations={actions}", "--set", f"model.checkpoint={pth}",
-                   "--set", f"model.name={name}", "--set", f"model.freeze={str(linear).lower()}", "--set", "train.epochs=2",
-                   "--set", "train.batch_size=4", "--set", "eval.clips=1", "--set", "data.size=32",
-                   "--set", "data.val_fraction=0.2", "--run-dir", str(tmp_path / "tune"), "--device", "cpu")
+    tune = tempclr(
+        "train",
+        str(RECIPES / "tclr_synthetic_finetune.yaml"),
+        "--set",
+        f"data.root={actions}",
+        "--set",
+        f"data.annotations={actions}",
+        "--set",
+        f"model.checkpoint={pth}",
+        "--set",
+        f"model.name={name}",
+        "--set",
+        f"model.freeze={str(linear).lower()}",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "eval.clips=1",
+        "--set",
+        "data.size=32",
+        "--set",
+        "data.val_fraction=0.2",
+        "--run-dir",
+        str(tmp_path / "tune"),
+        "--device",
+        "cpu",
+    )
     assert tune.returncode == 0, tune.stderr
     assert "held out for validation" in tune.stderr and "testing best.pt" in tune.stderr
     rows = [json.loads(r) for r in (tmp_path / "tune" / "metrics.jsonl").read_text().splitlines()]
@@ -211,17 +291,34 @@ def test_a_pth_without_a_backbone_is_refused_by_name(tmp_path):
     from videos import cfr
 
     cfr(tmp_path / "videos" / "v.mp4", 1.0)
-    done = tempclr("extract", str(tmp_path / "videos"), "-o", str(tmp_path / "f"), "--model", "r3d18", "--checkpoint",
-                   str(bad))
+    done = tempclr(
+        "extract", str(tmp_path / "videos"), "-o", str(tmp_path / "f"), "--model", "r3d18", "--checkpoint", str(bad)
+    )
     assert done.returncode == 2 and "other.pth" in done.stderr and "backbone" in done.stderr
 
 
 @pytest.mark.slow
 def test_r2plus1d_pretrains_through_the_train_command(actions, tmp_path):
-    done = tempclr("train", str(RECIPES / "tclr_synthetic.yaml"), "--set", f"data.root={actions}",
-                   "--set", f"data.annotations={actions}", "--set", "model.name=r2plus1d18", "--set", "train.epochs=1",
-                   "--set", "train.batch_size=4", "--set", "data.size=32", "--run-dir", str(tmp_path / "run"),
-                   "--device", "cpu")
+    done = tempclr(
+        "train",
+        str(RECIPES / "tclr_synthetic.yaml"),
+        "--set",
+        f"data.root={actions}",
+        "--set",
+        f"data.annotations={actions}",
+        "--set",
+        "model.name=r2plus1d18",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "data.size=32",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--device",
+        "cpu",
+    )
     assert done.returncode == 0, done.stderr
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert state["model_args"] == {"name": "r2plus1d18", "proj_dim": 64, "batchnorm": "per-view"}

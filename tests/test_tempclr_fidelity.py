@@ -59,7 +59,12 @@ def test_unit_shuffles_need_clip_units():
 
 def test_recipes_default_to_the_release():
     yc2 = load_recipe(RECIPES / "tempclr_youcook2.yaml")
-    assert (yc2.loss.temperature, yc2.loss.shuffle, yc2.data.unit, yc2.loss.clip_similarity) == (1.0, "steps", "pooled", "dot")
+    assert (yc2.loss.temperature, yc2.loss.shuffle, yc2.data.unit, yc2.loss.clip_similarity) == (
+        1.0,
+        "steps",
+        "pooled",
+        "dot",
+    )
     assert load_recipe(RECIPES / "tclr_ucf.yaml").loss.temperature == 0.1  # TCLR's own default stays
 
 
@@ -70,5 +75,7 @@ def test_steps_are_picked_non_overlapping_with_floor_linspace(tmp_path):
     ids = {s.text: k for k, s in enumerate(steps)}
     seqs, _, kept = build_sequences([Video("v", "training", None, steps)], FeatureStore(tmp_path), 5, 2, ids)
     assert kept == ["v"]
-    picked = [steps[i].text for i in [next(j for j, s in enumerate(steps) if ids[s.text] == sid) for sid in seqs[0].sentences]]
+    picked = [
+        steps[i].text for i in [next(j for j, s in enumerate(steps) if ids[s.text] == sid) for sid in seqs[0].sentences]
+    ]
     assert picked == ["s0", "s1", "s3", "s4", "s6"]  # floor(linspace(0, 6, 5)) = 0 1 3 4 6 (rounding gave 0 2 3 4 6)

@@ -151,7 +151,9 @@ def _full_decode_samples(path: Path, fps: float, short_side: int | None) -> list
 def _textured(k: int, size: int = 64) -> np.ndarray:
     """A frame with moving detail (so the encoder makes B-frames and deblocking does something),
     its index written as the brightness of a flat 24 x 24 corner (`_textured_index` reads it)."""
-    base = np.random.default_rng(0).integers(0, 255, (size // 4, size // 4, 3), dtype=np.uint8).repeat(4, 0).repeat(4, 1)
+    base = (
+        np.random.default_rng(0).integers(0, 255, (size // 4, size // 4, 3), dtype=np.uint8).repeat(4, 0).repeat(4, 1)
+    )
     image = np.roll(base, 2 * k, axis=1)
     image[:24, :24] = (k * 9) % 250
     return image
@@ -259,12 +261,15 @@ def test_short_gops_skip_their_tails_and_keep_the_same_frames(tmp_path, decode):
         assert all(np.array_equal(s.image, r) for s, r in zip(samples, reference))
 
 
-@pytest.mark.parametrize("nearest, times, want", [
-    (False, [0.0, 0.45, 0.7, 1.4], [0.45, 1.4]),  # the frame on screen at 0.5 s and at 1.5 s
-    (True, [0.0, 0.45, 0.7, 1.4], [0.45, 1.4]),  # 0.45 is nearer 0.5 than 0.7 is
-    (True, [0.0, 0.3, 0.6, 1.6], [0.6, 1.6]),  # 0.6 is nearer 0.5 than 0.3; 1.6 nearer 1.5 than 0.6
-    (True, [0.0, 0.4, 0.6, 1.5], [0.4, 1.5]),  # a tie goes to the frame on screen
-])
+@pytest.mark.parametrize(
+    "nearest, times, want",
+    [
+        (False, [0.0, 0.45, 0.7, 1.4], [0.45, 1.4]),  # the frame on screen at 0.5 s and at 1.5 s
+        (True, [0.0, 0.45, 0.7, 1.4], [0.45, 1.4]),  # 0.45 is nearer 0.5 than 0.7 is
+        (True, [0.0, 0.3, 0.6, 1.6], [0.6, 1.6]),  # 0.6 is nearer 0.5 than 0.3; 1.6 nearer 1.5 than 0.6
+        (True, [0.0, 0.4, 0.6, 1.5], [0.4, 1.5]),  # a tie goes to the frame on screen
+    ],
+)
 def test_picks_by_time_worked_by_hand(nearest, times, want):
     """Each frame is converted once, and only if a sample shows it."""
     from tempclr_cli.core.media.sampling import _Picks
@@ -314,7 +319,8 @@ def test_each_sampling_rule_keeps_the_samples_of_exact_decoding(tmp_path, rule):
         assert [s.frame_time for s in got] == pytest.approx([s.frame_time for s in want])
         assert [_textured_index(s.image) for s in got] == [_textured_index(s.image) for s in want]
     assert ran.frames_decoded <= exact.frames_decoded and ran.max_offset == pytest.approx(
-        max(abs(s.time - s.frame_time) for s in got))
+        max(abs(s.time - s.frame_time) for s in got)
+    )
 
 
 def write_video_of(path: Path, options: dict) -> Path:
@@ -339,8 +345,17 @@ def test_the_decode_report_is_the_index_rows_decoding_fields(tmp_path):
     report = DecodeReport()
     list(sample_frames(path, 3.0, 16, report, decode="fast"))
     row = report.row()
-    assert set(row) == {"duration", "start_offset", "truncated", "decode_errors", "decode", "max_offset",
-                        "decoded_on", "skipping", "decode_seconds"}
+    assert set(row) == {
+        "duration",
+        "start_offset",
+        "truncated",
+        "decode_errors",
+        "decode",
+        "max_offset",
+        "decoded_on",
+        "skipping",
+        "decode_seconds",
+    }
     assert (row["decode"], row["skipping"], row["decoded_on"], row["truncated"]) == ("exact", None, "cpu", False)
     assert row["max_offset"] == round(report.max_offset, 4) and row["duration"] == pytest.approx(2.0)
     report = DecodeReport()

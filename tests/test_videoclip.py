@@ -13,7 +13,12 @@ import torch.nn.functional as F
 
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.models.videoclip import (
-    VideoCLIP, VideoCLIPConfig, layernorm_parameters, load_videoclip, read_released, text_batch,
+    VideoCLIP,
+    VideoCLIPConfig,
+    layernorm_parameters,
+    load_videoclip,
+    read_released,
+    text_batch,
 )
 
 CFG = VideoCLIPConfig(hidden=128, video_layers=2, text_layers=2, intermediate=256, vocab=60, positions=128)
@@ -135,10 +140,16 @@ def _fairseq_file(path, model: VideoCLIP, extra: dict | None = None, drop: str |
     if drop:
         state.pop(f"mmmodel.{drop}")
     state.update(extra or {})
-    torch.save({"args": argparse.Namespace(arch="mmfusion", lr=[2e-5], fp16=True), "model": state,
-                "optimizer_history": [{"criterion_name": "MMCriterion", "num_updates": 10}],
-                "extra_state": {"epoch": 3}, "last_optimizer_state": {"state": {0: {"exp_avg": torch.zeros(3)}}}},
-               path)
+    torch.save(
+        {
+            "args": argparse.Namespace(arch="mmfusion", lr=[2e-5], fp16=True),
+            "model": state,
+            "optimizer_history": [{"criterion_name": "MMCriterion", "num_updates": 10}],
+            "extra_state": {"epoch": 3},
+            "last_optimizer_state": {"state": {0: {"exp_avg": torch.zeros(3)}}},
+        },
+        path,
+    )
     return path
 
 
@@ -174,8 +185,28 @@ def test_layernorm_only_is_tempclrs_selection():
 
 # --- the released network in the commands --------------------------------------------------------
 
-WORDS = ["add", "the", "onion", "stir", "pan", "oil", "salt", "cut", "tomato", "heat", "serve", "mix", "pour",
-         "water", "boil", "egg", "crack", "whisk", "bowl", "fry"]
+WORDS = [
+    "add",
+    "the",
+    "onion",
+    "stir",
+    "pan",
+    "oil",
+    "salt",
+    "cut",
+    "tomato",
+    "heat",
+    "serve",
+    "mix",
+    "pour",
+    "water",
+    "boil",
+    "egg",
+    "crack",
+    "whisk",
+    "bowl",
+    "fry",
+]
 
 
 @pytest.fixture(scope="module")
@@ -198,9 +229,15 @@ def released(tmp_path_factory):
     for k, length in enumerate((40, 25, 70)):
         x = rng.standard_normal((length, 512)).astype(np.float32)
         np.save(root / "feats" / f"v{k}.npy", (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16))
-        db[f"v{k}"] = {"subset": "validation", "duration": float(length), "annotations": [
-            {"segment": [2, 9], "sentence": "crack the egg"}, {"segment": [12, 20], "sentence": "whisk in a bowl"},
-            {"segment": [21, 24 + k], "sentence": f"fry the {WORDS[k]}"}]}
+        db[f"v{k}"] = {
+            "subset": "validation",
+            "duration": float(length),
+            "annotations": [
+                {"segment": [2, 9], "sentence": "crack the egg"},
+                {"segment": [12, 20], "sentence": "whisk in a bowl"},
+                {"segment": [21, 24 + k], "sentence": f"fry the {WORDS[k]}"},
+            ],
+        }
     (root / "ann.json").write_text(json.dumps({"database": db}))
     (root / "steps.txt").write_text("crack the egg\nwhisk in a bowl\nfry it\n")
     return root, ckpt
@@ -213,19 +250,42 @@ def test_align_retrieve_and_localize_run_the_released_network(released):
     from test_cli import tempclr
 
     root, ckpt = released
-    aligned = tempclr("align", str(root / "feats" / "v2.npy"), str(root / "steps.txt"), "--checkpoint", str(ckpt),
-                      "-f", "json")
+    aligned = tempclr(
+        "align", str(root / "feats" / "v2.npy"), str(root / "steps.txt"), "--checkpoint", str(ckpt), "-f", "json"
+    )
     assert aligned.returncode == 0, aligned.stderr
     steps = json.loads(aligned.stdout)["steps"]
     assert [s["text"] for s in steps] == ["crack the egg", "whisk in a bowl", "fry it"]
     assert steps[0]["start"] <= steps[1]["start"] <= steps[2]["start"]
-    found = tempclr("retrieve", str(root / "feats"), "--annotations", str(root / "ann.json"), "--checkpoint", str(ckpt),
-                    "--measure", "capavg", "--measure", "dtw", "--json")
+    found = tempclr(
+        "retrieve",
+        str(root / "feats"),
+        "--annotations",
+        str(root / "ann.json"),
+        "--checkpoint",
+        str(ckpt),
+        "--measure",
+        "capavg",
+        "--measure",
+        "dtw",
+        "--json",
+    )
     assert found.returncode == 0, found.stderr
     out = json.loads(found.stdout)
     assert out["videos"] == 3 and set(out["results"]) == {"capavg", "dtw"}
-    located = tempclr("localize", str(root / "feats"), "--annotations", str(root / "ann.json"), "--format", "youcook2",
-                      "--split", "validation", "--checkpoint", str(ckpt), "--json")
+    located = tempclr(
+        "localize",
+        str(root / "feats"),
+        "--annotations",
+        str(root / "ann.json"),
+        "--format",
+        "youcook2",
+        "--split",
+        "validation",
+        "--checkpoint",
+        str(ckpt),
+        "--json",
+    )
     assert located.returncode == 0, located.stderr
     assert 0 <= json.loads(located.stdout)["recall"] <= 100
 
@@ -235,8 +295,9 @@ def test_segments_pool_through_the_video_encoder_and_seconds_average_their_windo
 
     root, ckpt = released
     heads = load_videoclip_heads(ckpt)
-    assert heads.tokenizer("Crack the EGG", add_special_tokens=False)["input_ids"] == [5 + WORDS.index(w) for w in
-                                                                                     ("crack", "the", "egg")]
+    assert heads.tokenizer("Crack the EGG", add_special_tokens=False)["input_ids"] == [
+        5 + WORDS.index(w) for w in ("crack", "the", "egg")
+    ]
     x = torch.nn.functional.normalize(torch.randn(70, 512, generator=torch.Generator().manual_seed(3)), dim=-1)
     per_second = heads.video(x[None])[0]
     m = heads.model
@@ -301,22 +362,51 @@ def test_layernorm_tuning_trains_and_saves_only_the_layernorms(released, tmp_pat
         entry["subset"] = "training"
     (tmp_path / "train.json").write_text(json.dumps(ann))
     run = tmp_path / "run"
-    done = tempclr("train", "tempclr_videoclip_layernorm", "--set", f"data.root={root / 'feats'}",
-                   "--set", f"data.annotations={tmp_path / 'train.json'}", "--set", f"model.checkpoint={ckpt}",
-                   "--set", "data.units=3", "--set", "train.epochs=2", "--set", "train.batch_size=3",
-                   "--set", "optim.lr=1e-2", "--run-dir", str(run), "--device", "cpu", "-q")
+    done = tempclr(
+        "train",
+        "tempclr_videoclip_layernorm",
+        "--set",
+        f"data.root={root / 'feats'}",
+        "--set",
+        f"data.annotations={tmp_path / 'train.json'}",
+        "--set",
+        f"model.checkpoint={ckpt}",
+        "--set",
+        "data.units=3",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.batch_size=3",
+        "--set",
+        "optim.lr=1e-2",
+        "--run-dir",
+        str(run),
+        "--device",
+        "cpu",
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     state = load_checkpoint(run / "last.pt")
     from tempclr_cli.core.io import sha256_file
 
     assert state["kind"] == "videoclip" and state["model_args"] == {
-        "base": str(ckpt.resolve()), "base_sha256": sha256_file(ckpt), "train": "layernorm"}
+        "base": str(ckpt.resolve()),
+        "base_sha256": sha256_file(ckpt),
+        "train": "layernorm",
+    }
     base = load_videoclip(ckpt, (CLS, SEP)).state_dict()
     saved = {k.removeprefix("net."): v for k, v in state["model"].items()}
     assert set(saved) == set(layernorm_parameters(_model()))  # nothing else is written
     assert any(not torch.equal(saved[k], base[k]) for k in saved)  # they learned
-    aligned = tempclr("align", str(root / "feats" / "v1.npy"), str(root / "steps.txt"), "--checkpoint",
-                      str(run / "last.pt"), "-f", "json")
+    aligned = tempclr(
+        "align",
+        str(root / "feats" / "v1.npy"),
+        str(root / "steps.txt"),
+        "--checkpoint",
+        str(run / "last.pt"),
+        "-f",
+        "json",
+    )
     assert aligned.returncode == 0, aligned.stderr
     assert len(json.loads(aligned.stdout)["steps"]) == 3
     # #37: the run names its base by content too: another file put at that path is refused, not used
@@ -325,8 +415,15 @@ def test_layernorm_tuning_trains_and_saves_only_the_layernorms(released, tmp_pat
     shutil.copy(ckpt, tmp_path / "original.pt")
     _fairseq_file(ckpt, _model(seed=5))
     try:
-        swapped = tempclr("align", str(root / "feats" / "v1.npy"), str(root / "steps.txt"), "--checkpoint",
-                          str(run / "last.pt"), "-f", "json")
+        swapped = tempclr(
+            "align",
+            str(root / "feats" / "v1.npy"),
+            str(root / "steps.txt"),
+            "--checkpoint",
+            str(run / "last.pt"),
+            "-f",
+            "json",
+        )
     finally:
         shutil.copy(tmp_path / "original.pt", ckpt)
     assert swapped.returncode == 2 and "not the file it was trained from" in swapped.stderr

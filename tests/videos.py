@@ -65,8 +65,16 @@ CODEC_MATRIX = [
     ("h264_10bit", "libx264", "yuv420p10le", "matroska", ".mkv", 64, 48, {}),
     ("h264_odd", "libx264", "yuv444p", "matroska", ".mkv", 33, 17, {}),
     ("hevc_420", "libx265", "yuv420p", "mp4", ".mp4", 64, 48, {"x265-params": "log-level=none"}),
-    ("hevc_10bit_hdr", "libx265", "yuv420p10le", "matroska", ".mkv", 64, 48,
-     {"x265-params": "log-level=none:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:hdr10=1"}),
+    (
+        "hevc_10bit_hdr",
+        "libx265",
+        "yuv420p10le",
+        "matroska",
+        ".mkv",
+        64,
+        48,
+        {"x265-params": "log-level=none:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:hdr10=1"},
+    ),
     ("hevc_12bit", "libx265", "yuv420p12le", "matroska", ".mkv", 64, 48, {"x265-params": "log-level=none"}),
     ("vp8", "libvpx", "yuv420p", "webm", ".webm", 64, 48, {}),
     ("vp9_420", "libvpx-vp9", "yuv420p", "webm", ".webm", 64, 48, {}),
@@ -93,8 +101,18 @@ CODEC_MATRIX = [
 ]
 
 
-def encode_with(path: Path, codec: str, pix_fmt: str, fmt: str, width: int, height: int, options: dict,
-                seconds: float = 2.0, fps: int = 10, container_options: dict | None = None) -> Path:
+def encode_with(
+    path: Path,
+    codec: str,
+    pix_fmt: str,
+    fmt: str,
+    width: int,
+    height: int,
+    options: dict,
+    seconds: float = 2.0,
+    fps: int = 10,
+    container_options: dict | None = None,
+) -> Path:
     """A `seconds`-long moving pattern encoded with exactly this codec and pixel format."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format=fmt, options=container_options or {}) as container:
@@ -139,5 +157,14 @@ def fuzzed(source: Path, out: Path, count: int = 50, seed: int = 0) -> list[Path
 def faststart_h264(path: Path, seconds: float = 4.0, preset: str = "medium") -> Path:
     """An H.264 MP4 with its index (moov) first, as web videos are: a cut copy still plays.
     x264's medium preset lets P-frames use B-frames; veryfast does not (fast mode skips B-frames)."""
-    return encode_with(path, "libx264", "yuv420p", "mp4", 64, 48, {"g": "10", "preset": preset}, seconds,
-                       container_options={"movflags": "faststart"})
+    return encode_with(
+        path,
+        "libx264",
+        "yuv420p",
+        "mp4",
+        64,
+        48,
+        {"g": "10", "preset": preset},
+        seconds,
+        container_options={"movflags": "faststart"},
+    )

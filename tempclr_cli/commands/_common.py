@@ -39,6 +39,7 @@ def _rank_prefix() -> str:
     rank, world = _rank()
     return f"[rank {rank}] " if world > 1 else ""
 
+
 Device = Annotated[
     str,
     typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps. 'auto' picks CUDA when present."),
@@ -65,24 +66,34 @@ Pretrained = Annotated[
 ]
 Checkpoint = Annotated[
     Optional[str],
-    typer.Option(help="Trained heads applied over the encoder's features: a `tempclr train` run's last.pt / "
-                 "best.pt, or VideoCLIP's / TempCLR's released network over S3D features (fairseq "
-                 "checkpoint_best.pt, checkpoint_layernorm_DTW.pt, ..., or their `tempclr convert` .safetensors).",
-                 rich_help_panel="Encoder"),
+    typer.Option(
+        help="Trained heads applied over the encoder's features: a `tempclr train` run's last.pt / "
+        "best.pt, or VideoCLIP's / TempCLR's released network over S3D features (fairseq "
+        "checkpoint_best.pt, checkpoint_layernorm_DTW.pt, ..., or their `tempclr convert` .safetensors).",
+        rich_help_panel="Encoder",
+    ),
 ]
 
 
-SentenceEmbeddings = Annotated[Optional[Path], typer.Option(
-    "--sentence-embeddings", help="Precomputed sentence vectors, for features whose encoder tempclr has no text tower "
-    "for: .json {sentence: [floats]}, .npz (sentences, embeddings), or .npy with a .txt of its sentences.",
-    rich_help_panel="Encoder")]
+SentenceEmbeddings = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--sentence-embeddings",
+        help="Precomputed sentence vectors, for features whose encoder tempclr has no text tower "
+        "for: .json {sentence: [floats]}, .npz (sentences, embeddings), or .npy with a .txt of its sentences.",
+        rich_help_panel="Encoder",
+    ),
+]
 
 
 Tokenizer = Annotated[
     Optional[Path],
-    typer.Option(help="bert-base-uncased's tokenizer folder (vocab.txt) for a VideoCLIP / TempCLR --checkpoint; "
-                 "default: tokenizer/ beside the checkpoint, then the Hugging Face cache.",
-                 envvar="TEMPCLR_BERT_TOKENIZER", rich_help_panel="Encoder"),
+    typer.Option(
+        help="bert-base-uncased's tokenizer folder (vocab.txt) for a VideoCLIP / TempCLR --checkpoint; "
+        "default: tokenizer/ beside the checkpoint, then the Hugging Face cache.",
+        envvar="TEMPCLR_BERT_TOKENIZER",
+        rich_help_panel="Encoder",
+    ),
 ]
 
 
@@ -92,8 +103,10 @@ def writable(path: Optional[Path], option: str, folder: bool) -> None:
     if path is None:
         return
     if path.exists() and path.is_dir() != folder:
-        raise TempclrError(f"{option} {path}: is {'a file' if folder else 'a folder'}; expected "
-                           f"{'a folder' if folder else 'a file name'}")
+        raise TempclrError(
+            f"{option} {path}: is {'a file' if folder else 'a folder'}; expected "
+            f"{'a folder' if folder else 'a file name'}"
+        )
     # files are written beside their final name and renamed into place: the folder that will hold them must take writes
     real = path.resolve()
     holder = real if folder and real.exists() else next(p for p in real.parents if p.exists())
@@ -185,8 +198,10 @@ def command(func: Callable) -> Callable:
         except Exception as e:  # noqa: BLE001 - the CLI boundary: one line, not a traceback
             if verbose:
                 err.print_exception()
-            err.print(f"{_rank_prefix()}[red]error:[/red] {type(e).__name__}: {escape(str(e))} "
-                      "(rerun with --verbose for the traceback)")
+            err.print(
+                f"{_rank_prefix()}[red]error:[/red] {type(e).__name__}: {escape(str(e))} "
+                "(rerun with --verbose for the traceback)"
+            )
             raise typer.Exit(1) from None
 
     return wrapper
@@ -215,12 +230,24 @@ class PlainProgress:
         self.every, self.tasks = every, {}
 
     def add_task(self, description: str, total: Optional[float] = None, **fields) -> int:
-        self.tasks[len(self.tasks)] = {"description": description, "total": total, "completed": 0, "fields": fields,
-                                       "printed": 0.0}
+        self.tasks[len(self.tasks)] = {
+            "description": description,
+            "total": total,
+            "completed": 0,
+            "fields": fields,
+            "printed": 0.0,
+        }
         return len(self.tasks) - 1
 
-    def update(self, task: int, description: Optional[str] = None, completed: Optional[float] = None,
-               total: Optional[float] = None, advance: float = 0, **fields) -> None:
+    def update(
+        self,
+        task: int,
+        description: Optional[str] = None,
+        completed: Optional[float] = None,
+        total: Optional[float] = None,
+        advance: float = 0,
+        **fields,
+    ) -> None:
         t = self.tasks[task]
         t["description"] = description or t["description"]
         t["total"] = total if total is not None else t["total"]
@@ -248,7 +275,12 @@ def progress(quiet: bool, *extra_columns) -> Iterator:
     """Progress on stderr: a rich bar on a terminal, plain lines every few seconds off one
     (TEMPCLR_PROGRESS_SECONDS, default 5), nothing with --quiet or on ranks other than 0."""
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
     if not quiet and is_main_process() and not err.is_terminal:
@@ -295,8 +327,13 @@ def train_with_progress(recipe, run_dir, device: str, resume: Optional[str], qui
         steps = bar.add_task("epoch", total=None, info="")
 
         def on_step(row: dict) -> None:  # every train.log_every steps
-            bar.update(steps, description=f"epoch {row['epoch']}", completed=row["step"], total=row["steps"],
-                       info=f"loss {row['loss']:.4f}  lr {row['lr']:.2e}  {row['items_per_s']:.1f} {row['unit']}/s")
+            bar.update(
+                steps,
+                description=f"epoch {row['epoch']}",
+                completed=row["step"],
+                total=row["steps"],
+                info=f"loss {row['loss']:.4f}  lr {row['lr']:.2e}  {row['items_per_s']:.1f} {row['unit']}/s",
+            )
 
         def on_epoch(row: dict) -> None:
             bar.update(epochs, completed=row["epoch"], info=f"loss {row['total']:.4f}  lr {row['lr']:.2e}")

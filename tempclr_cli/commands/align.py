@@ -14,8 +14,25 @@ from tempclr_cli.core.align import TRANSFER_MATCHES
 from tempclr_cli.core.align.formats import FORMATS  # file formats; `-f all` writes each
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.commands._common import (
-    EXIT_SOME_FAILED, Checkpoint, Device, Model, Pretrained, Quiet, Seed, SentenceEmbeddings, Tokenizer, Verbose,
-    choices, command, err, figure, log, number, stdout_is_terminal, warn, writable,
+    EXIT_SOME_FAILED,
+    Checkpoint,
+    Device,
+    Model,
+    Pretrained,
+    Quiet,
+    Seed,
+    SentenceEmbeddings,
+    Tokenizer,
+    Verbose,
+    choices,
+    command,
+    err,
+    figure,
+    log,
+    number,
+    stdout_is_terminal,
+    warn,
+    writable,
 )
 
 
@@ -27,46 +44,100 @@ TransferMatch = choices("TransferMatch", TRANSFER_MATCHES)
 
 @command
 def align(
-    video: Annotated[Optional[Path], typer.Argument(
-        help="A video file or a .npy from `tempclr extract`; or a folder of them (batch, with STEPS a folder).")] = None,
-    steps: Annotated[Optional[str], typer.Argument(
-        help="Text file with one step a line ('#' comments), '-' for stdin; or a folder of STEM.txt files.")] = None,
-    format_: Annotated[Optional[Format], typer.Option(
-        "--format", "-f", help=f"table, {', '.join(FORMATS)}, or all (every file format; needs --output-dir). "
-        "Default: from -o's suffix, else table on a terminal and json in a pipe (batch: json).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result to this file instead of stdout.")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option(
-        help="Write OUT/STEM.<format> per video (batch: required); stdout then gets one JSON line per video.")] = None,
-    pairs: Annotated[Optional[Path], typer.Option(help="Batch: a CSV of video,steps rows instead of two folders.")] = None,
-    reference: Annotated[Optional[tuple[Path, Path]], typer.Option(
-        metavar="REF_VIDEO REF_STEPS", help="Transfer the timed steps of an annotated video of the same procedure "
-        "(REF_STEPS: a tempclr JSON, SRT, VTT or YouCookII annotation) instead of reading STEPS.")] = None,
-    match: Annotated[TransferMatch, typer.Option(
-        help="--reference: steps (each reference step's mean clip, Drop-DTW on VIDEO), clips (the two clip "
-        "sequences matched with drops on both sides; better with a weak encoder) or subsequence (the reference "
-        "found whole inside a longer VIDEO, whose clips before and after it are background).")] = TransferMatch.steps,
-    plot: Annotated[Optional[Path], typer.Option(
-        help="Save the step x time similarity heatmap with the alignment (.png, .jpg, .svg or .pdf).", callback=figure)] = None,
-    embed_video: Annotated[bool, typer.Option(help="html: embed the video in the page (up to 50 MB) instead of linking it.")] = False,
-    mix_encoders: Annotated[bool, typer.Option(
-        "--mix-encoders", help="Embed the steps with --model/--pretrained even when a .npy's index names another "
-        "encoder (refused by default: the two embeddings do not compare).", rich_help_panel="Encoder")] = False,
-    strict: Annotated[bool, typer.Option(
-        "--strict", help="Batch: a video without its STEM.txt counts as a failure (exit 3) instead of being skipped.")] = False,
+    video: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help="A video file or a .npy from `tempclr extract`; or a folder of them (batch, with STEPS a folder)."
+        ),
+    ] = None,
+    steps: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="Text file with one step a line ('#' comments), '-' for stdin; or a folder of STEM.txt files."
+        ),
+    ] = None,
+    format_: Annotated[
+        Optional[Format],
+        typer.Option(
+            "--format",
+            "-f",
+            help=f"table, {', '.join(FORMATS)}, or all (every file format; needs --output-dir). "
+            "Default: from -o's suffix, else table on a terminal and json in a pipe (batch: json).",
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write the result to this file instead of stdout.")
+    ] = None,
+    output_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Write OUT/STEM.<format> per video (batch: required); stdout then gets one JSON line per video."
+        ),
+    ] = None,
+    pairs: Annotated[
+        Optional[Path], typer.Option(help="Batch: a CSV of video,steps rows instead of two folders.")
+    ] = None,
+    reference: Annotated[
+        Optional[tuple[Path, Path]],
+        typer.Option(
+            metavar="REF_VIDEO REF_STEPS",
+            help="Transfer the timed steps of an annotated video of the same procedure "
+            "(REF_STEPS: a tempclr JSON, SRT, VTT or YouCookII annotation) instead of reading STEPS.",
+        ),
+    ] = None,
+    match: Annotated[
+        TransferMatch,
+        typer.Option(
+            help="--reference: steps (each reference step's mean clip, Drop-DTW on VIDEO), clips (the two clip "
+            "sequences matched with drops on both sides; better with a weak encoder) or subsequence (the reference "
+            "found whole inside a longer VIDEO, whose clips before and after it are background)."
+        ),
+    ] = TransferMatch.steps,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Save the step x time similarity heatmap with the alignment (.png, .jpg, .svg or .pdf).",
+            callback=figure,
+        ),
+    ] = None,
+    embed_video: Annotated[
+        bool, typer.Option(help="html: embed the video in the page (up to 50 MB) instead of linking it.")
+    ] = False,
+    mix_encoders: Annotated[
+        bool,
+        typer.Option(
+            "--mix-encoders",
+            help="Embed the steps with --model/--pretrained even when a .npy's index names another "
+            "encoder (refused by default: the two embeddings do not compare).",
+            rich_help_panel="Encoder",
+        ),
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Batch: a video without its STEM.txt counts as a failure (exit 3) instead of being skipped.",
+        ),
+    ] = False,
     background: Annotated[bool, typer.Option(help="Let clips that match no step stay unassigned (Drop-DTW).")] = True,
     drop_cost: Annotated[
         Optional[float],
-        typer.Option(help="Cost (1 - cosine) of leaving a clip as background; default: automatic (Otsu threshold).",
-                     callback=number()),
+        typer.Option(
+            help="Cost (1 - cosine) of leaving a clip as background; default: automatic (Otsu threshold).",
+            callback=number(),
+        ),
     ] = None,
     model: Model = None,
     pretrained: Pretrained = None,
     checkpoint: Checkpoint = None,
     tokenizer: Tokenizer = None,
     sentence_embeddings: SentenceEmbeddings = None,
-    fps: Annotated[float, typer.Option(help="Frames sampled per second (video input).", callback=number(0, above=True))] = 1.0,
+    fps: Annotated[
+        float, typer.Option(help="Frames sampled per second (video input).", callback=number(0, above=True))
+    ] = 1.0,
     clip_seconds: Annotated[
-        float, typer.Option(help="Clip length in seconds (video input; .npy without index).", callback=number(0, above=True))
+        float,
+        typer.Option(help="Clip length in seconds (video input; .npy without index).", callback=number(0, above=True)),
     ] = 1.0,
     device: Device = "auto",
     seed: Seed = 0,
@@ -109,25 +180,49 @@ def align(
     writable(output, "--output", folder=False)
     writable(output_dir, "--output-dir", folder=True)
     fmt = _format(format_, output, output_dir)
-    for path, what in ((video, "no such file"), (None if steps in (None, "-") else Path(steps), "steps file not found"),
-                       *((r, "no such file") for r in reference or ())):
+    for path, what in (
+        (video, "no such file"),
+        (None if steps in (None, "-") else Path(steps), "steps file not found"),
+        *((r, "no such file") for r in reference or ()),
+    ):
         if path is not None and not path.exists() and (path is not video or stored_video(path) is None):
             raise TempclrError(f"{path}: {what}")
-    aligner = Aligner(model, pretrained, checkpoint, device, seed, fps, clip_seconds, log=lambda m: log(m, quiet),
-                      mix_encoders=mix_encoders, sentence_embeddings=sentence_embeddings, tokenizer=tokenizer)
+    aligner = Aligner(
+        model,
+        pretrained,
+        checkpoint,
+        device,
+        seed,
+        fps,
+        clip_seconds,
+        log=lambda m: log(m, quiet),
+        mix_encoders=mix_encoders,
+        sentence_embeddings=sentence_embeddings,
+        tokenizer=tokenizer,
+    )
     align_one = _aligning(aligner, reference, background, drop_cost, match.value)
-    if video is not None and video.is_dir() and not (pairs or reference) and (steps == "-" or
-                                                                           (steps and not Path(steps).is_dir())):
-        raise TempclrError(f"{video}: is a folder, and STEPS ({steps}) one steps file; give a video file or a .npy "
-                           "feature file (to align a folder, give a folder of STEM.txt step files and --output-dir)")
+    if (
+        video is not None
+        and video.is_dir()
+        and not (pairs or reference)
+        and (steps == "-" or (steps and not Path(steps).is_dir()))
+    ):
+        raise TempclrError(
+            f"{video}: is a folder, and STEPS ({steps}) one steps file; give a video file or a .npy "
+            "feature file (to align a folder, give a folder of STEM.txt step files and --output-dir)"
+        )
     if video is not None and video.is_file() and not (pairs or reference) and steps and Path(steps).is_dir():
-        raise TempclrError(f"{steps}: is a folder, and VIDEO ({video}) one file; give that video's steps file (to "
-                           "align a folder, give a folder of videos or .npy files and --output-dir)")
+        raise TempclrError(
+            f"{steps}: is a folder, and VIDEO ({video}) one file; give that video's steps file (to "
+            "align a folder, give a folder of videos or .npy files and --output-dir)"
+        )
     if pairs or (video is not None and video.is_dir()):
         _batch(align_one, aligner, video, steps, pairs, output_dir, fmt, reference is not None, strict, quiet)
         return
     if video is None or (steps is None and reference is None):
-        raise TempclrError("give VIDEO and STEPS (or folders of them, or --pairs CSV, or --reference REF_VIDEO REF_STEPS)")
+        raise TempclrError(
+            "give VIDEO and STEPS (or folders of them, or --pairs CSV, or --reference REF_VIDEO REF_STEPS)"
+        )
     from tempclr_cli.core.align.batch import Pair
 
     result = align_one(Pair(video, None if reference else Path(steps)), sys.stdin.read() if steps == "-" else None)
@@ -160,8 +255,10 @@ def _format(fmt: Optional[Format], output: Optional[Path], output_dir: Optional[
     if suffix in FORMATS:
         return Format(suffix)
     if output:
-        raise TempclrError(f"-o {output}: the suffix names no format tempclr writes ({', '.join(FORMATS)}); "
-                           "rename it, or say the format with -f")
+        raise TempclrError(
+            f"-o {output}: the suffix names no format tempclr writes ({', '.join(FORMATS)}); "
+            "rename it, or say the format with -f"
+        )
     if output_dir:
         return Format.json
     return Format.table if stdout_is_terminal() else Format.json
@@ -183,8 +280,10 @@ def _warn_if_unseparated(result, aligner, said: set[str]) -> None:
     What the weights do not know (`said`: caveats already given in this run) is said once."""
     if result.warning is None:
         return
-    warn(f"{escape(result.video)}: {escape(result.warning)}; use an encoder that knows this kind of video "
-         "(--model/--pretrained) or trained heads (--checkpoint)")
+    warn(
+        f"{escape(result.video)}: {escape(result.warning)}; use an encoder that knows this kind of video "
+        "(--model/--pretrained) or trained heads (--checkpoint)"
+    )
     for caveat in sorted(aligner.caveats - said):
         warn(escape(caveat))
         said.add(caveat)
@@ -200,12 +299,15 @@ def _refuse_swapped(video: Optional[Path], steps: Optional[str]) -> None:
         return
     if video is not None and video.suffix.lower() in media:
         raise TempclrError(f"{steps}: STEPS is a text file with one step a line, not a video or feature file")
-    raise TempclrError(f"the arguments look swapped: {steps} is a video or feature file and {video} a steps "
-                       "file; the order is tempclr align VIDEO STEPS")
+    raise TempclrError(
+        f"the arguments look swapped: {steps} is a video or feature file and {video} a steps "
+        "file; the order is tempclr align VIDEO STEPS"
+    )
 
 
-def _batch(align_one, aligner, video, steps, pairs, output_dir, fmt: Format, with_reference: bool, strict: bool,
-           quiet) -> None:
+def _batch(
+    align_one, aligner, video, steps, pairs, output_dir, fmt: Format, with_reference: bool, strict: bool, quiet
+) -> None:
     """One JSON line per video on stdout (aligned, skipped or failed: every input is accounted
     for), one summary line on stderr that counts what was written."""
     from tempclr_cli.core.align.batch import align_pairs, pair_by_stem, read_pairs, without_steps
@@ -223,10 +325,14 @@ def _batch(align_one, aligner, video, steps, pairs, output_dir, fmt: Format, wit
         if not strict:  # a video of the folder without its STEM.txt is left out, and said so, not failed
             todo, skipped = without_steps(todo)
             if not todo:
-                raise TempclrError(f"{steps}: holds no STEM.txt steps file for any video of {video} (looked for "
-                                   f"{', '.join(p.steps.name for p in skipped[:3])}{' ...' if len(skipped) > 3 else ''})")
+                raise TempclrError(
+                    f"{steps}: holds no STEM.txt steps file for any video of {video} (looked for "
+                    f"{', '.join(p.steps.name for p in skipped[:3])}{' ...' if len(skipped) > 3 else ''})"
+                )
     for pair in skipped:  # said even with -q: a summary that counts only what was done hides them
-        warn(f"skipped {escape(str(pair.video))}: no steps file {escape(pair.steps.name)} (--strict: count it as failed)")
+        warn(
+            f"skipped {escape(str(pair.video))}: no steps file {escape(pair.steps.name)} (--strict: count it as failed)"
+        )
         print(json.dumps({"video": str(pair.video), "steps": str(pair.steps), "skipped": "no steps file"}), flush=True)
     failed, written, said = 0, set(), set()
     for row in align_pairs(todo, align_one, output_dir, formats):
@@ -236,13 +342,17 @@ def _batch(align_one, aligner, video, steps, pairs, output_dir, fmt: Format, wit
             print(json.dumps({**row["alignment"].to_dict(), "outputs": row["outputs"]}), flush=True)
         else:
             failed += 1
-            err.print(f"[yellow]failed[/yellow] {escape(row['video'])}: {escape(row['reason'])}", markup=True,
-                      highlight=False)
+            err.print(
+                f"[yellow]failed[/yellow] {escape(row['video'])}: {escape(row['reason'])}", markup=True, highlight=False
+            )
             print(json.dumps({"video": row["video"], "steps": row["steps"], "failed": row["reason"]}), flush=True)
     total = len(todo) + len(skipped)
-    log(f"{len(todo) - failed} of {total} aligned into {output_dir} ({len(written)} files)"
+    log(
+        f"{len(todo) - failed} of {total} aligned into {output_dir} ({len(written)} files)"
         + (f"; {len(skipped)} skipped (no steps file)" if skipped else "")
-        + (f"; {failed} failed ({output_dir / 'failures.jsonl'})" if failed else ""), quiet)
+        + (f"; {failed} failed ({output_dir / 'failures.jsonl'})" if failed else ""),
+        quiet,
+    )
     if failed:
         raise typer.Exit(EXIT_SOME_FAILED)
 

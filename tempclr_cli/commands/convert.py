@@ -13,7 +13,9 @@ from tempclr_cli.commands._common import Verbose, command, log, writable
 
 @command
 def convert(
-    checkpoint: Annotated[Path, typer.Argument(help="VideoCLIP's checkpoint_best.pt or a TempCLR checkpoint (fairseq).")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="VideoCLIP's checkpoint_best.pt or a TempCLR checkpoint (fairseq).")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="The .safetensors file to write.")],
     verbose: Verbose = False,
 ) -> None:

@@ -8,15 +8,34 @@ from typing import Annotated
 import typer
 
 from tempclr_cli.commands._common import (
-    Device, Quiet, Seed, Verbose, bar_factory, command, log, number, progress, train_with_progress, writable,
+    Device,
+    Quiet,
+    Seed,
+    Verbose,
+    bar_factory,
+    command,
+    log,
+    number,
+    progress,
+    train_with_progress,
+    writable,
 )
 
 
 @command
 def demo(
-    workdir: Annotated[Path, typer.Option(help="Folder for the dataset, features, run and outputs (re-used).")] = Path("tempclr-demo"),
+    workdir: Annotated[Path, typer.Option(help="Folder for the dataset, features, run and outputs (re-used).")] = Path(
+        "tempclr-demo"
+    ),
     fast: Annotated[bool, typer.Option("--fast", help="A smaller, quicker run (fewer videos and epochs).")] = False,
-    hue_shift: Annotated[float, typer.Option(help="The demo camera's colour cast in degrees of hue (60: red looks yellow, blue looks magenta), which the encoder never saw and TempCLR training learns; 0 films the encoder's own world.", callback=number())] = 60.0,
+    hue_shift: Annotated[
+        float,
+        typer.Option(
+            help="The demo camera's colour cast in degrees of hue (60: red looks yellow, blue looks magenta), "
+            "which the encoder never saw and TempCLR training learns; 0 films the encoder's own world.",
+            callback=number(),
+        ),
+    ] = 60.0,
     device: Device = "auto",
     seed: Seed = 0,
     verbose: Verbose = False,
@@ -43,16 +62,24 @@ def demo(
     from tempclr_cli.render import alignment_table, boundary_table, fewshot_table, retrieval_table
 
     writable(workdir, "--workdir", folder=True)
-    d = Demo(workdir, DemoConfig.fast(hue_shift=hue_shift, seed=seed) if fast else DemoConfig(hue_shift=hue_shift, seed=seed))
+    d = Demo(
+        workdir, DemoConfig.fast(hue_shift=hue_shift, seed=seed) if fast else DemoConfig(hue_shift=hue_shift, seed=seed)
+    )
     with progress(quiet, TextColumn("{task.fields[info]}")) as bar:
-        result = d.run(device, bar_factory(bar), lambda m: log(escape(m), quiet),
-                       lambda recipe, run_dir, dev, resume: train_with_progress(recipe, run_dir, dev, resume, quiet, bar))
+        result = d.run(
+            device,
+            bar_factory(bar),
+            lambda m: log(escape(m), quiet),
+            lambda recipe, run_dir, dev, resume: train_with_progress(recipe, run_dir, dev, resume, quiet, bar),
+        )
     for note in result.notes:
         log(f"[yellow]{escape(note)}[/yellow] (pip install 'tempclr\\[plot]')", quiet)
     out = Console()
     if hue_shift % 360:
-        out.print(f"The demo's videos are filmed with every hue turned {hue_shift:g} degrees, which the encoder "
-                  "never saw: before training it misreads the colours, TempCLR training learns them.")
+        out.print(
+            f"The demo's videos are filmed with every hue turned {hue_shift:g} degrees, which the encoder "
+            "never saw: before training it misreads the colours, TempCLR training learns them."
+        )
     out.rule("paragraph-to-video retrieval, validation videos")
     out.print("before training (raw encoder features):")
     retrieval_table(result.before)
@@ -62,8 +89,11 @@ def demo(
     boundary_table(result.boundaries)
     out.rule(f"align: held-out video {result.alignment.video}")
     out.print(alignment_table(result.alignment, force_terminal=out.is_terminal, truth=result.truth), end="")
-    errors = [abs(a - b) for got, want in zip(result.alignment.steps, result.truth.steps)
-              for a, b in ((got.start, want.start), (got.end, want.end))]
+    errors = [
+        abs(a - b)
+        for got, want in zip(result.alignment.steps, result.truth.steps)
+        for a, b in ((got.start, want.start), (got.end, want.end))
+    ]
     out.print(f"mean boundary error: {sum(errors) / len(errors):.2f} s (annotated times in the last columns)")
     out.rule("few-shot action recognition, 5-way 1-shot")
     fewshot_table(result.fewshot, per_class=False)

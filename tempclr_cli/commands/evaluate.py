@@ -13,19 +13,31 @@ from tempclr_cli.commands._common import Device, Json, Quiet, Verbose, bar_facto
 
 @command
 def evaluate(
-    checkpoint: Annotated[Path, typer.Argument(help="A classification run's checkpoint (loss.kind: classify), e.g. runs/x/last.pt.")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A classification run's checkpoint (loss.kind: classify), e.g. runs/x/last.pt.")
+    ],
     clips: Annotated[
         Optional[list[int]],
-        typer.Option(help="Clips averaged per test video (default: the recipe's eval.clips); repeat for a curve.", min=1),
+        typer.Option(
+            help="Clips averaged per test video (default: the recipe's eval.clips); repeat for a curve.", min=1
+        ),
     ] = None,
     set_: Annotated[
         Optional[list[str]],
-        typer.Option("--set", metavar="KEY=VALUE", help="Override the stored recipe, e.g. --set data.root=/data/UCF101 (repeatable)."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override the stored recipe, e.g. --set data.root=/data/UCF101 (repeatable).",
+        ),
     ] = None,
-    plot: Annotated[Optional[Path], typer.Option(
-        help="With several --clips: the top-1/top-5 curve (.png, .jpg, .svg or .pdf).", callback=figure)] = None,
-    confusion: Annotated[Optional[Path], typer.Option(
-        help="Confusion matrix at the largest --clips (.png, .jpg, .svg or .pdf).", callback=figure)] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(help="With several --clips: the top-1/top-5 curve (.png, .jpg, .svg or .pdf).", callback=figure),
+    ] = None,
+    confusion: Annotated[
+        Optional[Path],
+        typer.Option(help="Confusion matrix at the largest --clips (.png, .jpg, .svg or .pdf).", callback=figure),
+    ] = None,
     json_: Json = False,
     device: Device = "auto",
     verbose: Verbose = False,
@@ -53,8 +65,13 @@ def evaluate(
         rows = evaluate_checkpoint(checkpoint, clips, set_ or [], device, bar_factory(bar))
     _plots(rows, plot, confusion, quiet)
     if json_:
-        print(json.dumps({"checkpoint": str(checkpoint), **rows[0]} if len(rows) == 1
-                         else {"checkpoint": str(checkpoint), "curve": rows}))
+        print(
+            json.dumps(
+                {"checkpoint": str(checkpoint), **rows[0]}
+                if len(rows) == 1
+                else {"checkpoint": str(checkpoint), "curve": rows}
+            )
+        )
         return
     log(f"{rows[0]['test_videos']} test videos, {len(rows[0]['classes'])} classes", quiet)
     for row in rows:

@@ -16,8 +16,14 @@ Kind = choices("Kind", KINDS)
 @command
 def models(
     kind: Annotated[Optional[Kind], typer.Option(help="Only this kind: " + ", ".join(KINDS) + ".")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="List every open_clip architecture (the table shows the "
-                                       "default and a count; --json always lists every one).")] = False,
+    all_: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="List every open_clip architecture (the table shows the "
+            "default and a count; --json always lists every one).",
+        ),
+    ] = False,
     json_: Json = False,
     verbose: Verbose = False,
 ) -> None:
@@ -42,8 +48,9 @@ def models(
     from tempclr_cli.core.encode.registry import list_encoders
     from tempclr_cli.render import models_table
 
-    rows = [{**r, "default": r["name"] == DEFAULT.model} for r in list_encoders()
-            if kind is None or r["kind"] == kind.value]
+    rows = [
+        {**r, "default": r["name"] == DEFAULT.model} for r in list_encoders() if kind is None or r["kind"] == kind.value
+    ]
     if json_:
         print(json.dumps(rows, indent=2))
     else:

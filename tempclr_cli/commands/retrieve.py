@@ -10,7 +10,19 @@ import typer
 from rich.markup import escape
 
 from tempclr_cli.commands._common import (
-    Device, Json, Quiet, SentenceEmbeddings, Tokenizer, Verbose, bar_factory, choices, command, err, figure, log, progress,
+    Device,
+    Json,
+    Quiet,
+    SentenceEmbeddings,
+    Tokenizer,
+    Verbose,
+    bar_factory,
+    choices,
+    command,
+    err,
+    figure,
+    log,
+    progress,
 )
 from tempclr_cli.core.align import measures
 from tempclr_cli.core.errors import TempclrError
@@ -30,35 +42,61 @@ Layout = choices("Layout", (*RETRIEVAL_LAYOUTS, *ACTION_LAYOUTS))  # captions (p
 
 @command
 def retrieve(
-    features: Annotated[Path, typer.Argument(help="Features folder from `tempclr extract` (--task nn: the video folder).")],
-    annotations: Annotated[Path, typer.Option(help="YouCookII-style JSON, COIN.json (--format coin), or split files (--task nn).")],
+    features: Annotated[
+        Path, typer.Argument(help="Features folder from `tempclr extract` (--task nn: the video folder).")
+    ],
+    annotations: Annotated[
+        Path, typer.Option(help="YouCookII-style JSON, COIN.json (--format coin), or split files (--task nn).")
+    ],
     format_: Annotated[Layout, typer.Option("--format", help="Annotation layout.")] = Layout.youcook2,
     split: Annotated[str, typer.Option(help="Subset to evaluate: validation, training, or all.")] = "validation",
     task: Annotated[Task, typer.Option(help="What is ranked (nn: TCLR's nearest neighbours).")] = Task.paragraph_video,
-    measure: Annotated[Optional[list[Measure]], typer.Option(
-        help="; ".join(f"{m}: {measures.MEASURES[m].summary}" for m in measures.names("retrieve"))
-        + ". Repeat for several (default: capavg and dtw).")] = None,
-    background: Annotated[Background, typer.Option(help="removed: annotated segments; kept: 16 s windows.")] = Background.removed,
+    measure: Annotated[
+        Optional[list[Measure]],
+        typer.Option(
+            help="; ".join(f"{m}: {measures.MEASURES[m].summary}" for m in measures.names("retrieve"))
+            + ". Repeat for several (default: capavg and dtw)."
+        ),
+    ] = None,
+    background: Annotated[
+        Background, typer.Option(help="removed: annotated segments; kept: 16 s windows.")
+    ] = Background.removed,
     scorer: Annotated[
         Scorer,
-        typer.Option(help="DTW/OTAM scoring. corrected: each pair's own L x M cost. released: the authors' "
-                     "scorer (cost x T^2/(L*M), padded; the last caption can be skipped; OTAM read at its last cell, as released)."),
+        typer.Option(
+            help="DTW/OTAM scoring. corrected: each pair's own L x M cost. released: the authors' "
+            "scorer (cost x T^2/(L*M), padded; the last caption can be skipped; OTAM read at its last cell, as "
+            "released)."
+        ),
     ] = Scorer.corrected,
     similarity: Annotated[
         Similarity, typer.Option(help="dot: raw dot products of the outputs, as released; cosine: unit vectors.")
     ] = Similarity.dot,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Exit 2 when annotated videos have no features (default: leave them out, say so).")
+        bool,
+        typer.Option(
+            "--strict", help="Exit 2 when annotated videos have no features (default: leave them out, say so)."
+        ),
     ] = False,
-    split_number: Annotated[int, typer.Option("--split-number", help="--task nn: UCF101/HMDB51 split 1, 2 or 3.", min=1, max=3)] = 1,
+    split_number: Annotated[
+        int, typer.Option("--split-number", help="--task nn: UCF101/HMDB51 split 1, 2 or 3.", min=1, max=3)
+    ] = 1,
     clips: Annotated[
         Optional[list[int]],
         typer.Option(help="--task nn: clips averaged per video (default 9); repeat for a curve.", min=1),
     ] = None,
-    plot: Annotated[Optional[Path], typer.Option(
-        help="--task nn with several --clips: the R@k curve (.png, .jpg, .svg or .pdf).", callback=figure)] = None,
-    checkpoint: Annotated[Optional[str], typer.Option(
-        help="Trained TempCLR heads over the features; with --task nn, the TCLR run (or released .pth) to retrieve with.", rich_help_panel="Encoder")] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(help="--task nn with several --clips: the R@k curve (.png, .jpg, .svg or .pdf).", callback=figure),
+    ] = None,
+    checkpoint: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Trained TempCLR heads over the features; with --task nn, the TCLR run (or released .pth) to "
+            "retrieve with.",
+            rich_help_panel="Encoder",
+        ),
+    ] = None,
     tokenizer: Tokenizer = None,
     sentence_embeddings: SentenceEmbeddings = None,
     json_: Json = False,
@@ -89,21 +127,38 @@ def retrieve(
     if task is Task.nn and sentence_embeddings:
         raise TempclrError("--task nn compares videos with videos: --sentence-embeddings does not apply")
     if task is Task.nn:
-        _nearest_neighbours(features, annotations, format_.value, split_number, clips or [9], checkpoint, device,
-                            json_, quiet, plot)
+        _nearest_neighbours(
+            features, annotations, format_.value, split_number, clips or [9], checkpoint, device, json_, quiet, plot
+        )
         return
     from tempclr_cli.core.eval.paragraph_retrieval import retrieve_paragraphs
     from tempclr_cli.render import retrieval_table
 
     chosen = [m.value for m in measure or [Measure.capavg, Measure.dtw]]
     with progress(quiet) as bar:
-        out = retrieve_paragraphs(features, annotations, format_.value, split, checkpoint, chosen, task.value,
-                                  background.value, device, scorer.value, similarity.value, strict, bar_factory(bar),
-                                  sentence_embeddings, tokenizer)
+        out = retrieve_paragraphs(
+            features,
+            annotations,
+            format_.value,
+            split,
+            checkpoint,
+            chosen,
+            task.value,
+            background.value,
+            device,
+            scorer.value,
+            similarity.value,
+            strict,
+            bar_factory(bar),
+            sentence_embeddings,
+            tokenizer,
+        )
     missing = out["missing_features"]
     if missing:  # said even with --quiet: the numbers are over fewer videos than annotated
-        err.print(f"[yellow]warning:[/yellow] {len(missing)} annotated videos have no features and are left out: "
-                  f"{escape(', '.join(missing[:10]))}{' ...' if len(missing) > 10 else ''} (--strict makes this an error)")
+        err.print(
+            f"[yellow]warning:[/yellow] {len(missing)} annotated videos have no features and are left out: "
+            f"{escape(', '.join(missing[:10]))}{' ...' if len(missing) > 10 else ''} (--strict makes this an error)"
+        )
     log(f"{out['videos']} videos ({split}), background {background.value}", quiet)
     if json_:
         print(json.dumps(out))
@@ -111,8 +166,18 @@ def retrieve(
     retrieval_table(out["results"], out["videos"])
 
 
-def _nearest_neighbours(root: Path, splits: Path, fmt: str, split: int, clips: list[int], checkpoint: Optional[str],
-                        device: str, as_json: bool, quiet: bool, plot: Optional[Path]) -> None:
+def _nearest_neighbours(
+    root: Path,
+    splits: Path,
+    fmt: str,
+    split: int,
+    clips: list[int],
+    checkpoint: Optional[str],
+    device: str,
+    as_json: bool,
+    quiet: bool,
+    plot: Optional[Path],
+) -> None:
     from tempclr_cli.core.eval.nearest_neighbours import nearest_neighbour_curve
 
     if not checkpoint:

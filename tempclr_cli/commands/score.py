@@ -13,17 +13,29 @@ from tempclr_cli.commands._common import Json, Levels, Quiet, StepLayout, Taxono
 
 @command
 def score(
-    predictions: Annotated[Path, typer.Argument(help="Predictions CSV: video-id,t-start,t-end,label,score (HT-Step's "
-                                                "format, as `localize --predictions-out` writes it).")],
-    annotations: Annotated[Path, typer.Option(help="The ground truth: HT-Step's annotations.json, "
-                                              "goalstep_valid.json, a BaGLM *_video_annots.json, COIN.json, a "
-                                              "CrossTask folder, or YouCookII's JSON.")],
+    predictions: Annotated[
+        Path,
+        typer.Argument(
+            help="Predictions CSV: video-id,t-start,t-end,label,score (HT-Step's "
+            "format, as `localize --predictions-out` writes it)."
+        ),
+    ],
+    annotations: Annotated[
+        Path,
+        typer.Option(
+            help="The ground truth: HT-Step's annotations.json, "
+            "goalstep_valid.json, a BaGLM *_video_annots.json, COIN.json, a "
+            "CrossTask folder, or YouCookII's JSON."
+        ),
+    ],
     format_: Annotated[StepLayout, typer.Option("--format", help="Annotation layout (what `label` means follows it).")],
     taxonomy: Taxonomy = None,
-    split: Annotated[str, typer.Option(help="Subset to score (htstep: val_seen, ...; coin: testing, ...), or all.")
-                     ] = "all",
-    levels: Annotated[Levels, typer.Option(help="Goal-Step queries scored: steps and substeps (the official task), "
-                                           "or one level.")] = Levels.both,
+    split: Annotated[
+        str, typer.Option(help="Subset to score (htstep: val_seen, ...; coin: testing, ...), or all.")
+    ] = "all",
+    levels: Annotated[
+        Levels, typer.Option(help="Goal-Step queries scored: steps and substeps (the official task), or one level.")
+    ] = Levels.both,
     json_: Json = False,
     verbose: Verbose = False,
     quiet: Quiet = False,

@@ -9,18 +9,28 @@ from typing import Annotated, Optional
 import typer
 
 from tempclr_cli.commands._common import (
-    Device, Json, Quiet, SentenceEmbeddings, Verbose, command, log, stdout_is_terminal,
+    Device,
+    Json,
+    Quiet,
+    SentenceEmbeddings,
+    Verbose,
+    command,
+    log,
+    stdout_is_terminal,
 )
 from tempclr_cli.core.errors import TempclrError
 
 
 @command
 def search(
-    features: Annotated[Path, typer.Argument(
-        help="Features folder (from `tempclr extract` or `tempclr index`) or one video's .npy.")],
+    features: Annotated[
+        Path, typer.Argument(help="Features folder (from `tempclr extract` or `tempclr index`) or one video's .npy.")
+    ],
     query: Annotated[Optional[str], typer.Argument(help="What happens in the moment, in words.")] = None,
-    queries: Annotated[Optional[Path], typer.Option(
-        help="A text file of queries, one a line, answered with one load of the store (JSON lines out).")] = None,
+    queries: Annotated[
+        Optional[Path],
+        typer.Option(help="A text file of queries, one a line, answered with one load of the store (JSON lines out)."),
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="Moments per query.", min=1)] = 10,
     sentence_embeddings: SentenceEmbeddings = None,
     json_: Json = False,

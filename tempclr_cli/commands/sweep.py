@@ -9,7 +9,15 @@ from typing import Annotated, Optional
 import typer
 
 from tempclr_cli.commands._common import (
-    Device, Json, Quiet, Verbose, command, log, number, train_with_progress, writable,
+    Device,
+    Json,
+    Quiet,
+    Verbose,
+    command,
+    log,
+    number,
+    train_with_progress,
+    writable,
 )
 from tempclr_cli.core.errors import TempclrError
 
@@ -19,11 +27,18 @@ def sweep(
     recipe: Annotated[Path, typer.Argument(help="A classification recipe (loss.kind: classify).")],
     fraction: Annotated[
         list[float],
-        typer.Option(help="Share of labelled training videos; repeat: --fraction 0.1 --fraction 1.",
-                     callback=number(0, 1, above=True)),
+        typer.Option(
+            help="Share of labelled training videos; repeat: --fraction 0.1 --fraction 1.",
+            callback=number(0, 1, above=True),
+        ),
     ],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Recipe override, as for `train` (repeatable).")] = None,
-    run_dir: Annotated[Path, typer.Option(help="Parent folder; each fraction trains in fraction_<f>/ (re-used).")] = Path("runs/sweep"),
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", metavar="KEY=VALUE", help="Recipe override, as for `train` (repeatable)."),
+    ] = None,
+    run_dir: Annotated[
+        Path, typer.Option(help="Parent folder; each fraction trains in fraction_<f>/ (re-used).")
+    ] = Path("runs/sweep"),
     json_: Json = False,
     device: Device = "auto",
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides train.seed).")] = None,
@@ -51,7 +66,9 @@ def sweep(
             raise TempclrError(f"{recipe}: sweep needs loss.kind classify, got {resolved.loss.kind}")
         log(f"label fraction {f}", quiet)
         result = train_with_progress(resolved, run_dir / f"fraction_{f}", device, "auto", quiet).metrics
-        rows.append({"fraction": f, "top1": result["top1"], "top5": result["top5"], "test_videos": result["test_videos"]})
+        rows.append(
+            {"fraction": f, "top1": result["top1"], "top5": result["top5"], "test_videos": result["test_videos"]}
+        )
     if json_:
         print(json.dumps({"recipe": str(recipe), "results": rows}))
         return

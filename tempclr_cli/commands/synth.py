@@ -19,9 +19,20 @@ def synth(
     out: Annotated[Path, typer.Argument(help="Output folder (created).")],
     videos: Annotated[int, typer.Option(help="Instructional videos (YouCookII-style).", min=0)] = 20,
     classes: Annotated[
-        Optional[int], typer.Option(help="Action classes (UCF101-style; default 12, or all 6 with --class-by motion); reverse pairs stay together.", min=0)
+        Optional[int],
+        typer.Option(
+            help="Action classes (UCF101-style; default 12, or all 6 with --class-by motion); reverse pairs stay "
+            "together.",
+            min=0,
+        ),
     ] = None,
-    class_videos: Annotated[int, typer.Option(help="Clips per action class, 2 per group; the first 7/25 of the groups (at least 1) are the test split.", min=0)] = 8,
+    class_videos: Annotated[
+        int,
+        typer.Option(
+            help="Clips per action class, 2 per group; the first 7/25 of the groups (at least 1) are the test split.",
+            min=0,
+        ),
+    ] = 8,
     class_by: Annotated[
         ClassBy, typer.Option(help="What defines an action class: a shape doing a motion, or the motion alone.")
     ] = ClassBy.shape_motion,
@@ -30,7 +41,14 @@ def synth(
     size: Annotated[int, typer.Option(help="Frame width and height in pixels (even).", min=16)] = 64,
     fps: Annotated[int, typer.Option(help="Frames per second of the written videos.", min=1)] = 8,
     background: Annotated[bool, typer.Option(help="Idle gaps between steps (background).")] = True,
-    hue_shift: Annotated[float, typer.Option(help="A colour cast: every colour filmed with its hue turned by this many degrees (60: red looks yellow, blue looks magenta), so the step sentences' colour names no longer match the pixels.", callback=number())] = 0.0,
+    hue_shift: Annotated[
+        float,
+        typer.Option(
+            help="A colour cast: every colour filmed with its hue turned by this many degrees (60: red looks "
+            "yellow, blue looks magenta), so the step sentences' colour names no longer match the pixels.",
+            callback=number(),
+        ),
+    ] = 0.0,
     seed: Seed = 0,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -53,8 +71,17 @@ def synth(
     if classes is None:
         classes = 6 if class_by is ClassBy.motion else 12
     cfg = SynthConfig(
-        videos=videos, classes=classes, class_videos=class_videos, class_by=class_by.value, min_steps=min_steps,
-        max_steps=max_steps, size=size, fps=fps, background=background, hue_shift=hue_shift, seed=seed,
+        videos=videos,
+        classes=classes,
+        class_videos=class_videos,
+        class_by=class_by.value,
+        min_steps=min_steps,
+        max_steps=max_steps,
+        size=size,
+        fps=fps,
+        background=background,
+        hue_shift=hue_shift,
+        seed=seed,
     )
     cfg.check()
     writable(out, "OUT", folder=True)

@@ -9,15 +9,29 @@ from typing import Annotated, Optional
 import typer
 
 from tempclr_cli.commands._common import (
-    Device, Quiet, Verbose, command, figure, is_main_process, log, train_with_progress, writable,
+    Device,
+    Quiet,
+    Verbose,
+    command,
+    figure,
+    is_main_process,
+    log,
+    train_with_progress,
+    writable,
 )
 
 
 @command
 def train(
-    recipe: Annotated[Optional[Path], typer.Argument(
-        help="Recipe YAML, e.g. recipes/tclr_ucf.yaml; a shipped one also by name (tclr_ucf) from any folder.")] = None,
-    list_: Annotated[bool, typer.Option("--list", help="List the shipped recipes (name, loss.kind, what each trains) and exit.")] = False,
+    recipe: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help="Recipe YAML, e.g. recipes/tclr_ucf.yaml; a shipped one also by name (tclr_ucf) from any folder."
+        ),
+    ] = None,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the shipped recipes (name, loss.kind, what each trains) and exit.")
+    ] = False,
     set_: Annotated[
         Optional[list[str]],
         typer.Option("--set", metavar="KEY=VALUE", help="Override a recipe value: --set optim.lr=3e-4 (repeatable)."),
@@ -25,10 +39,16 @@ def train(
     print_recipe: Annotated[
         bool, typer.Option("--print-recipe", "--dry-run", help="Print the resolved recipe as YAML and exit.")
     ] = False,
-    resume: Annotated[Optional[str], typer.Option(help="'auto' (latest checkpoint in the run folder) or a path.")] = None,
+    resume: Annotated[
+        Optional[str], typer.Option(help="'auto' (latest checkpoint in the run folder) or a path.")
+    ] = None,
     run_dir: Annotated[Optional[Path], typer.Option(help="Run folder for checkpoints and metrics.")] = None,
-    plot: Annotated[Optional[Path], typer.Option(
-        help="loss.kind classify: save the test confusion matrix (.png, .jpg, .svg or .pdf).", callback=figure)] = None,
+    plot: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="loss.kind classify: save the test confusion matrix (.png, .jpg, .svg or .pdf).", callback=figure
+        ),
+    ] = None,
     device: Device = "auto",
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (overrides train.seed).")] = None,
     verbose: Verbose = False,

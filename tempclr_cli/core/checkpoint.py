@@ -36,11 +36,15 @@ KINDS = {
 }
 
 
-ACCEPTED = ("a `tempclr train` run's last.pt / best.pt, an authors' TCLR .pth, a VideoCLIP / TempCLR checkpoint "
-            "(fairseq .pt) or its `tempclr convert` .safetensors")
-PUBLISHED = ("VideoCLIP's checkpoint_best.pt is published in fairseq's examples/MMPT README and TempCLR's "
-             "checkpoint_layernorm_DTW / _OTAM / checkpoint_allparameters_DTW in github.com/yyuncong/TempCLR's README; "
-             "README.md, 'Run TempCLR's released model', says how to fetch and convert them")
+ACCEPTED = (
+    "a `tempclr train` run's last.pt / best.pt, an authors' TCLR .pth, a VideoCLIP / TempCLR checkpoint "
+    "(fairseq .pt) or its `tempclr convert` .safetensors"
+)
+PUBLISHED = (
+    "VideoCLIP's checkpoint_best.pt is published in fairseq's examples/MMPT README and TempCLR's "
+    "checkpoint_layernorm_DTW / _OTAM / checkpoint_allparameters_DTW in github.com/yyuncong/TempCLR's README; "
+    "README.md, 'Run TempCLR's released model', says how to fetch and convert them"
+)
 _RELEASED_NAMES = ("checkpoint_best", "checkpoint_layernorm_", "checkpoint_allparameters_", "tempclr_", "videoclip")
 _PICKLE_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # torch.save's legacy format
 
@@ -65,8 +69,10 @@ def identify(path: str | Path) -> str:
         try:
             names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         except Exception as e:  # noqa: BLE001 - a zip that torch cannot read: torn or foreign
-            raise TempclrError(f"{path}: a damaged or foreign zip file, not a checkpoint "
-                               f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+            raise TempclrError(
+                f"{path}: a damaged or foreign zip file, not a checkpoint "
+                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+            ) from None
         return "fairseq" if any(n.startswith(("argparse", "omegaconf")) for n in names) else "torch"
     if head == _PICKLE_MAGIC:
         return "torch"
@@ -103,10 +109,38 @@ def check_kind(state: dict, path: str | Path, kinds: tuple[str, ...] | None) -> 
 # --- fairseq checkpoints (VideoCLIP / TempCLR as released), read without running their code ---------------
 
 CONFIG_MODULES = (  # what a fairseq checkpoint may name: configuration, read into inert stand-ins
-    "argparse", "omegaconf", "fairseq", "mmpt", "tempclr", "typing", "enum", "collections",
-    "pathlib", "numpy")
-_UNSAFE = ("os", "posix", "nt", "subprocess", "builtins", "sys", "shutil", "importlib", "runpy", "code", "pty",
-           "socket", "pickle", "io", "functools", "operator", "torch._C", "eval", "exec")
+    "argparse",
+    "omegaconf",
+    "fairseq",
+    "mmpt",
+    "tempclr",
+    "typing",
+    "enum",
+    "collections",
+    "pathlib",
+    "numpy",
+)
+_UNSAFE = (
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "builtins",
+    "sys",
+    "shutil",
+    "importlib",
+    "runpy",
+    "code",
+    "pty",
+    "socket",
+    "pickle",
+    "io",
+    "functools",
+    "operator",
+    "torch._C",
+    "eval",
+    "exec",
+)
 
 
 class _Inert:
@@ -124,11 +158,14 @@ class _Inert:
 
 def _stand_ins(names: list[str], path) -> list[tuple[type, str]]:
     """An inert class per global the checkpoint names, or an error naming one that is not a config."""
-    refused = [n for n in names if not n.startswith(CONFIG_MODULES) or n.split(".")[-1] in _UNSAFE
-               or n.startswith(_UNSAFE)]
+    refused = [
+        n for n in names if not n.startswith(CONFIG_MODULES) or n.split(".")[-1] in _UNSAFE or n.startswith(_UNSAFE)
+    ]
     if refused:
-        raise TempclrError(f"{path}: refused, it names {', '.join(refused[:5])} (code, not configuration "
-                           "or weights); tempclr never runs a checkpoint's code")
+        raise TempclrError(
+            f"{path}: refused, it names {', '.join(refused[:5])} (code, not configuration "
+            "or weights); tempclr never runs a checkpoint's code"
+        )
     return [(type(n.rsplit(".", 1)[-1], (_Inert,), {}), n) for n in names]
 
 
@@ -145,8 +182,9 @@ def read_fairseq(path: str | Path) -> object:
     except TempclrError:
         raise
     except Exception as e:  # noqa: BLE001 - a torn or foreign file: one clear refusal
-        raise TempclrError(f"{path}: cannot read it as a checkpoint ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        raise TempclrError(
+            f"{path}: cannot read it as a checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
 
 
 def rng_state() -> dict:
@@ -181,6 +219,7 @@ def load_strictly(model: torch.nn.Module, state: dict, source, what: str) -> tor
         raise TempclrError(f"{source}: does not match {what}'s layout ({str(e).splitlines()[-1].strip()})") from None
     wrong = [f"missing {k}" for k in result.missing_keys] + [f"unexpected {k}" for k in result.unexpected_keys]
     if wrong:
-        raise TempclrError(f"{source}: does not match {what}'s layout ({'; '.join(wrong[:5])}"
-                           f"{' ...' if len(wrong) > 5 else ''})")
+        raise TempclrError(
+            f"{source}: does not match {what}'s layout ({'; '.join(wrong[:5])}{' ...' if len(wrong) > 5 else ''})"
+        )
     return model

@@ -70,15 +70,21 @@ class Demo:
 
     def synth_config(self) -> SynthConfig:
         c = self.cfg
-        return SynthConfig(videos=c.videos, classes=c.classes, class_videos=c.class_videos, hue_shift=c.hue_shift,
-                           seed=c.seed)
+        return SynthConfig(
+            videos=c.videos, classes=c.classes, class_videos=c.class_videos, hue_shift=c.hue_shift, seed=c.seed
+        )
 
     def dataset_ready(self) -> bool:
         manifest = self.data / "manifest.json"
         return manifest.exists() and json.loads(manifest.read_text())["config"] == asdict(self.synth_config())
 
-    def run(self, device: str = "auto", progress: Progress = silent, log: Callable[[str], None] = lambda _: None,
-            train: Callable | None = None) -> DemoResult:
+    def run(
+        self,
+        device: str = "auto",
+        progress: Progress = silent,
+        log: Callable[[str], None] = lambda _: None,
+        train: Callable | None = None,
+    ) -> DemoResult:
         """Every stage in order. `train(recipe, run_dir, device)` trains (default: `run_training`
         with no progress); the CLI passes one that shows its bars."""
         from tempclr_cli.core.runtime import resolve_device
@@ -94,16 +100,29 @@ class Demo:
         from tempclr_cli.core.align.aligner import Aligner
 
         trained = Aligner(checkpoint=str(self.run_dir / "last.pt"), device="cpu", seed=self.cfg.seed)
-        boundaries = {"before": self.boundaries(Aligner(device="cpu", seed=self.cfg.seed)),
-                      "after": self.boundaries(trained)}
+        boundaries = {
+            "before": self.boundaries(Aligner(device="cpu", seed=self.cfg.seed)),
+            "after": self.boundaries(trained),
+        }
         alignment, truth, artefacts, notes = self.align_held_out(trained)
         fewshot = self.fewshot()
         results = self.dir / "results.json"
-        write_json(results, {"encoder": asdict(self.encoder), "retrieval": {"before": before, "after": after},
-                             "boundaries": boundaries, "fewshot": [{"distance": r.distance, "accuracy": r.accuracy,
-                                                                    "ci95": r.ci95} for r in fewshot]})
-        artefacts = {"dataset": self.data, "features": self.features, "run": self.run_dir / "last.pt", **artefacts,
-                     "results": results}
+        write_json(
+            results,
+            {
+                "encoder": asdict(self.encoder),
+                "retrieval": {"before": before, "after": after},
+                "boundaries": boundaries,
+                "fewshot": [{"distance": r.distance, "accuracy": r.accuracy, "ci95": r.ci95} for r in fewshot],
+            },
+        )
+        artefacts = {
+            "dataset": self.data,
+            "features": self.features,
+            "run": self.run_dir / "last.pt",
+            **artefacts,
+            "results": results,
+        }
         return DemoResult(before, after, alignment, truth, boundaries, fewshot, artefacts, notes)
 
     def make_dataset(self, progress: Progress = silent, log: Callable[[str], None] = lambda _: None) -> None:
@@ -133,7 +152,9 @@ class Demo:
             out.append((pending(jobs, target), cfg, target))
         return out
 
-    def extract_features(self, device, progress: Progress = silent, log: Callable[[str], None] = lambda _: None) -> None:
+    def extract_features(
+        self, device, progress: Progress = silent, log: Callable[[str], None] = lambda _: None
+    ) -> None:
         plans = self.extraction_jobs()
         if not any(jobs for jobs, _, _ in plans):
             log("features: re-using")
@@ -148,8 +169,11 @@ class Demo:
                         log(f"failed {event.reason}")
 
     def recipe(self) -> Recipe:
-        overrides = [f"data.root={self.features}", f"data.annotations={self.data / ANNOTATIONS_FILE}",
-                     f"train.seed={self.cfg.seed}"] + ([f"train.epochs={self.cfg.epochs}"] if self.cfg.epochs else [])
+        overrides = [
+            f"data.root={self.features}",
+            f"data.annotations={self.data / ANNOTATIONS_FILE}",
+            f"train.seed={self.cfg.seed}",
+        ] + ([f"train.epochs={self.cfg.epochs}"] if self.cfg.epochs else [])
         return load_recipe(shipped_recipe(RECIPE), overrides)
 
     def heads(self):
@@ -174,8 +198,10 @@ class Demo:
         STEPS [--checkpoint RUN/last.pt]` computes them (eval.alignment.summary)."""
         from tempclr_cli.core.eval.alignment import summary
 
-        return summary((aligner.align(self.features / f"{v.id}.npy", [s.text for s in v.steps]), v)
-                       for v in self.validation_videos())
+        return summary(
+            (aligner.align(self.features / f"{v.id}.npy", [s.text for s in v.steps]), v)
+            for v in self.validation_videos()
+        )
 
     def align_held_out(self, aligner):
         """The last validation video aligned by `aligner` (the trained heads'), as `tempclr align

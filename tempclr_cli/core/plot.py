@@ -28,8 +28,10 @@ def figure_format(path: str | Path) -> str:
     done, by the command), never written as PNG bytes under a name that says otherwise."""
     suffix = Path(path).suffix.lower()
     if suffix not in FIGURE_FORMATS:
-        raise TempclrError(f"{path}: a figure is written as {', '.join(FIGURE_FORMATS)} (by its suffix), "
-                           f"not {suffix or 'a file without a suffix'}")
+        raise TempclrError(
+            f"{path}: a figure is written as {', '.join(FIGURE_FORMATS)} (by its suffix), "
+            f"not {suffix or 'a file without a suffix'}"
+        )
     return FIGURE_FORMATS[suffix]
 
 
@@ -56,28 +58,51 @@ def alignment_plot(result, path: str | Path, truth: list[tuple[float, float]] | 
     K, T = sim.shape
     fig, ax = plt.subplots(figsize=(min(16, max(6, T / 8)), 1.2 + 0.55 * K))
     image = ax.imshow(
-        sim, aspect="auto", cmap="viridis", interpolation="nearest",
+        sim,
+        aspect="auto",
+        cmap="viridis",
+        interpolation="nearest",
         extent=[result.clip_starts[0], result.clip_ends[-1], K + 0.5, 0.5],
     )
     for step in result.steps:
-        ax.plot([step.start, step.end], [step.index + 0.12] * 2, color="red", lw=4, solid_capstyle="butt",
-                label="predicted" if step.index == 1 else None)
+        ax.plot(
+            [step.start, step.end],
+            [step.index + 0.12] * 2,
+            color="red",
+            lw=4,
+            solid_capstyle="butt",
+            label="predicted" if step.index == 1 else None,
+        )
         for t in (step.start, step.end):
             ax.axvline(t, color="white", ls="--", lw=0.7, alpha=0.6)
     for k, (start, end) in enumerate(truth or [], start=1):
-        ax.plot([start, end], [k - 0.18] * 2, color="white", lw=4, solid_capstyle="butt",
-                label="annotated" if k == 1 else None)
+        ax.plot(
+            [start, end],
+            [k - 0.18] * 2,
+            color="white",
+            lw=4,
+            solid_capstyle="butt",
+            label="annotated" if k == 1 else None,
+        )
     if truth:
-        ax.legend(loc="upper right", bbox_to_anchor=(1.0, -0.16), ncol=2, fontsize=8, facecolor="0.3", labelcolor="white",
-                  framealpha=1)
+        ax.legend(
+            loc="upper right",
+            bbox_to_anchor=(1.0, -0.16),
+            ncol=2,
+            fontsize=8,
+            facecolor="0.3",
+            labelcolor="white",
+            framealpha=1,
+        )
     ax.set_yticks(range(1, K + 1), [f"{s.index}. {_short(s.text)}" for s in result.steps])
     ax.set_xlabel("time (s)")
     ax.set_title(Path(result.video).name or "alignment")
     if result.warning:  # the plot is what a person opens: the warning goes where they look first
         import textwrap
 
-        fig.suptitle("\n".join(textwrap.wrap("Warning: " + result.warning, 100)), color="darkred", fontsize=9,
-                     x=0.01, ha="left")
+        fig.suptitle(
+            "\n".join(textwrap.wrap("Warning: " + result.warning, 100)), color="darkred", fontsize=9, x=0.01, ha="left"
+        )
     fig.colorbar(image, ax=ax, label="cosine similarity", pad=0.01)
     fig.tight_layout()
     return _save(fig, path, 120)

@@ -36,8 +36,10 @@ def torch_stack_mismatch(versions: tuple[str, str] | None = None) -> str | None:
     else:
         why = f"torch {torch_release} goes with torchvision {wanted}"
     index = f" --index-url https://download.pytorch.org/whl/{torch_build}" if torch_build else ""
-    return (f"torch {torch_v} and torchvision {vision_v} are not builds of one release ({why}): reinstall "
-            f"torchvision to match torch: pip install --force-reinstall --no-deps 'torchvision=={wanted}.*'{index}")
+    return (
+        f"torch {torch_v} and torchvision {vision_v} are not builds of one release ({why}): reinstall "
+        f"torchvision to match torch: pip install --force-reinstall --no-deps 'torchvision=={wanted}.*'{index}"
+    )
 
 
 def resolve_device(spec: str = "auto"):

@@ -359,8 +359,9 @@ def soft_forward(cost, lengths, gamma, band, subseq, otam):
     last = torch.empty(B, W, dtype=torch.float64)
     out = torch.empty(B, dtype=torch.float64)
     with _threads(cost.numel(), "soft"):
-        soft_forward_kernel(_array(cost), _array(lengths), gamma, band, subseq, otam, weights.numpy(), last.numpy(),
-                            out.numpy())
+        soft_forward_kernel(
+            _array(cost), _array(lengths), gamma, band, subseq, otam, weights.numpy(), last.numpy(), out.numpy()
+        )
     return out, (weights, last)
 
 
@@ -368,7 +369,9 @@ def soft_backward(saved, lengths, gamma, band, subseq, otam, scale, dtype):
     """scale[b] x the expected alignment of each pair (B, N, M), in `dtype`; zero outside each block."""
     weights, last = saved
     B, N, W = weights.shape[0], weights.shape[1] - 1, last.shape[1]
-    grad = torch.empty(B, N, W - 2 if otam else W, dtype=dtype if dtype in (torch.float32, torch.float64) else torch.float64)
+    grad = torch.empty(
+        B, N, W - 2 if otam else W, dtype=dtype if dtype in (torch.float32, torch.float64) else torch.float64
+    )
     with _threads(grad.numel() // 8, "soft"):  # a few multiply-adds a cell: about an eighth of a soft cell
         soft_backward_kernel(_array(lengths), otam, weights.numpy(), last.numpy(), _array(scale), grad.numpy())
     return grad.to(dtype)

@@ -49,7 +49,6 @@ def _device(fn):
     return fn if os.environ.get("TRITON_INTERPRET") == "1" else triton.jit(fn)
 
 
-
 @_device
 def _tri(x):
     x = tl.maximum(x, 0)
@@ -141,8 +140,24 @@ def _softmin(a, b, c, gamma, SOFT: tl.constexpr):
 
 
 @triton.jit
-def _forward(cost, s_b, s_n, s_m, lengths, params, band, table, t_b, width, values,
-             SOFT: tl.constexpr, SUBSEQ: tl.constexpr, OTAM: tl.constexpr, RING: tl.constexpr, BLOCK: tl.constexpr):
+def _forward(
+    cost,
+    s_b,
+    s_n,
+    s_m,
+    lengths,
+    params,
+    band,
+    table,
+    t_b,
+    width,
+    values,
+    SOFT: tl.constexpr,
+    SUBSEQ: tl.constexpr,
+    OTAM: tl.constexpr,
+    RING: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """values[b] = pair b's value; its table (packed) or last diagonals (ring) in table[b]."""
     b = tl.program_id(0).to(tl.int64)
     n = tl.load(lengths + 2 * b)
@@ -202,10 +217,31 @@ def _successor(tab, ring, slot, cost_b, si, sj, m, s_n, s_m, r, gamma, ok, OTAM:
 
 
 @triton.jit
-def _backward(cost, s_b, s_n, s_m, lengths, params, band, table, t_b, width, values, scale, ring, grad, g_b, g_n, g_m,
-              SUBSEQ: tl.constexpr, OTAM: tl.constexpr, BLOCK: tl.constexpr):
+def _backward(
+    cost,
+    s_b,
+    s_n,
+    s_m,
+    lengths,
+    params,
+    band,
+    table,
+    t_b,
+    width,
+    values,
+    scale,
+    ring,
+    grad,
+    g_b,
+    g_n,
+    g_m,
+    SUBSEQ: tl.constexpr,
+    OTAM: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """grad[b] = scale[b] x pair b's expected alignment E, by Cuturi & Blondel's recursion from the packed
-    table: E[i, j] = (its share of the value) + the sum over successors s of E[s] x exp((R[s] - d[s] - R[i, j]) / gamma)."""
+    table: E[i, j] = (its share of the value) + the sum over successors s of
+    E[s] x exp((R[s] - d[s] - R[i, j]) / gamma)."""
     b = tl.program_id(0).to(tl.int64)
     n = tl.load(lengths + 2 * b)
     m = tl.load(lengths + 2 * b + 1)
@@ -235,8 +271,9 @@ def _backward(cost, s_b, s_n, s_m, lengths, params, band, table, t_b, width, val
             ok = ok & (r < INF)
             r = tl.where(ok, r, 0.0)
             diag_ok, left_ok, up_ok = _successors(i, j, ok, n, w, lo, hi, OTAM)
-            e = _successor(tab + base2, ring_b + ring2, i + 1, cost_b, i + 1, j + 1, m, s_n, s_m, r, gamma, diag_ok,
-                           OTAM)
+            e = _successor(
+                tab + base2, ring_b + ring2, i + 1, cost_b, i + 1, j + 1, m, s_n, s_m, r, gamma, diag_ok, OTAM
+            )
             e += _successor(tab + base1, ring_b + ring1, i, cost_b, i, j + 1, m, s_n, s_m, r, gamma, left_ok, OTAM)
             e += _successor(tab + base1, ring_b + ring1, i + 1, cost_b, i + 1, j, m, s_n, s_m, r, gamma, up_ok, OTAM)
             end = ok & (i == n - 1)
@@ -289,12 +326,9 @@ def _backtrack(table, t_b, lengths, band, steps, st_b, path_len, values, SUBSEQ:
         tl.store(steps + b * st_b + 2 * s + 1, j, mask=alive)
         count += alive.to(tl.int64)
         k = i + j
-        diag = tl.load(tab + _slot(k - 2, i - 1, n, m), mask=alive & _inside(i - 1, j - 1, n, m, lo, hi),
-                       other=INF)
-        left = tl.load(tab + _slot(k - 1, i, n, m), mask=alive & _inside(i, j - 1, n, m, lo, hi),
-                       other=INF)
-        up = tl.load(tab + _slot(k - 1, i - 1, n, m), mask=alive & _inside(i - 1, j, n, m, lo, hi),
-                     other=INF)
+        diag = tl.load(tab + _slot(k - 2, i - 1, n, m), mask=alive & _inside(i - 1, j - 1, n, m, lo, hi), other=INF)
+        left = tl.load(tab + _slot(k - 1, i, n, m), mask=alive & _inside(i, j - 1, n, m, lo, hi), other=INF)
+        up = tl.load(tab + _slot(k - 1, i - 1, n, m), mask=alive & _inside(i - 1, j, n, m, lo, hi), other=INF)
         if SUBSEQ:
             alive = alive & ((i > 0) | ((j > 0) & (left < 0)))
         else:
@@ -326,9 +360,24 @@ def _forward_pass(cost, lengths, gamma, band, subseq, otam, keep):
     values = torch.empty(B, dtype=torch.float64, device=cost.device)
     params = torch.tensor([gamma], dtype=torch.float64, device=cost.device)
     grid, block, warps = _launch(cost)
-    _forward[grid](cost, *cost.stride(), lengths.contiguous(), params, band, table, table.stride(0), N, values,
-                   SOFT=gamma > 0, SUBSEQ=subseq, OTAM=otam, RING=not keep, BLOCK=block, num_warps=warps,
-                   num_stages=1)
+    _forward[grid](
+        cost,
+        *cost.stride(),
+        lengths.contiguous(),
+        params,
+        band,
+        table,
+        table.stride(0),
+        N,
+        values,
+        SOFT=gamma > 0,
+        SUBSEQ=subseq,
+        OTAM=otam,
+        RING=not keep,
+        BLOCK=block,
+        num_warps=warps,
+        num_stages=1,
+    )
     return values, table
 
 
@@ -351,9 +400,26 @@ def soft_backward(saved, lengths, gamma, band, subseq, otam, scale, dtype):
     ring = torch.empty(B, 3 * N, dtype=torch.float64, device=cost.device)
     params = torch.tensor([gamma], dtype=torch.float64, device=cost.device)
     grid, block, warps = _launch(cost)
-    _backward[grid](cost, *cost.stride(), lengths.contiguous(), params, band, table, table.stride(0), N, values_,
-                    scale.contiguous(), ring, grad, *grad.stride(), SUBSEQ=subseq, OTAM=otam, BLOCK=block,
-                    num_warps=warps, num_stages=1)
+    _backward[grid](
+        cost,
+        *cost.stride(),
+        lengths.contiguous(),
+        params,
+        band,
+        table,
+        table.stride(0),
+        N,
+        values_,
+        scale.contiguous(),
+        ring,
+        grad,
+        *grad.stride(),
+        SUBSEQ=subseq,
+        OTAM=otam,
+        BLOCK=block,
+        num_warps=warps,
+        num_stages=1,
+    )
     return grad
 
 
@@ -365,6 +431,18 @@ def paths(cost, lengths, band, subseq):
     path_len = torch.empty(B, dtype=torch.long, device=cost.device)
     found = torch.empty(B, dtype=torch.float64, device=cost.device)
     _, block, _ = _launch(cost)
-    _backtrack[(B,)](table, table.stride(0), lengths.contiguous(), band, steps, steps.stride(0), path_len, found,
-                     SUBSEQ=subseq, BLOCK=block, num_warps=1, num_stages=1)  # a scalar walk
+    _backtrack[(B,)](
+        table,
+        table.stride(0),
+        lengths.contiguous(),
+        band,
+        steps,
+        steps.stride(0),
+        path_len,
+        found,
+        SUBSEQ=subseq,
+        BLOCK=block,
+        num_warps=1,
+        num_stages=1,
+    )  # a scalar walk
     return found, steps.cpu(), path_len.cpu()

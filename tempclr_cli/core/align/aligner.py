@@ -37,8 +37,6 @@ class VideoFeatures:
     encoder: object
 
 
-
-
 def _clip_labels(starts: list[float], ends: list[float], steps: list[tuple[float, float, str]]) -> Tensor:
     """The step of each clip of an annotated video: the step covering its midpoint, or for a
     step shorter than a clip the clip nearest its middle; -1 for background."""
@@ -89,15 +87,27 @@ def _segment_by_matched_clips(matched: Tensor, labels: Tensor):
 def _enough_clips(steps: int, clips: int, what: str, video) -> None:
     """Each step needs at least one clip: say so, naming the files, before any text is embedded."""
     if steps > clips:
-        raise TempclrError(f"{what} but {video} has only {clips} clips: each step needs at least one clip "
-                           f"(sample more: --fps {max(2, math.ceil(steps / clips))})")
+        raise TempclrError(
+            f"{what} but {video} has only {clips} clips: each step needs at least one clip "
+            f"(sample more: --fps {max(2, math.ceil(steps / clips))})"
+        )
 
 
 class Aligner:
-    def __init__(self, model: str | None = None, pretrained: str | None = None, checkpoint: str | None = None,
-                 device: str = "auto", seed: int = 0, fps: float = 1.0, clip_seconds: float = 1.0,
-                 log: Callable[[str], None] = lambda _: None, mix_encoders: bool = False,
-                 sentence_embeddings: str | Path | None = None, tokenizer: str | Path | None = None):
+    def __init__(
+        self,
+        model: str | None = None,
+        pretrained: str | None = None,
+        checkpoint: str | None = None,
+        device: str = "auto",
+        seed: int = 0,
+        fps: float = 1.0,
+        clip_seconds: float = 1.0,
+        log: Callable[[str], None] = lambda _: None,
+        mix_encoders: bool = False,
+        sentence_embeddings: str | Path | None = None,
+        tokenizer: str | Path | None = None,
+    ):
         from tempclr_cli.core.runtime import resolve_device
 
         self.model, self.pretrained, self.seed = model, pretrained, seed
@@ -116,8 +126,10 @@ class Aligner:
             from tempclr_cli.core.encode.sentence_embeddings import SentenceEmbeddings
 
             if self.heads.embeds_text:
-                raise TempclrError(f"--checkpoint {checkpoint} embeds sentences with its own text tower; "
-                                   "--sentence-embeddings applies to an encoder's features")
+                raise TempclrError(
+                    f"--checkpoint {checkpoint} embeds sentences with its own text tower; "
+                    "--sentence-embeddings applies to an encoder's features"
+                )
             self.text_file = SentenceEmbeddings(sentence_embeddings)  # read and checked once
         self.caveats: set[str] = set()  # what the weights loaded so far do not know (`EncoderInfo.caveat`)
 
@@ -125,14 +137,21 @@ class Aligner:
         if self.text_file is not None:  # sentences from the file, clips from the .npy: no model runs
             return made_by or EncoderSpec(self.text_file.name, self.text_file.pretrained), self.text_file
         if made_by and not self.mix_encoders:
-            named = [(what, mine, theirs) for what, mine, theirs in
-                     (("--model", self.model, made_by.model), ("--pretrained", self.pretrained, made_by.pretrained))
-                     if mine is not None and mine != theirs]
+            named = [
+                (what, mine, theirs)
+                for what, mine, theirs in (
+                    ("--model", self.model, made_by.model),
+                    ("--pretrained", self.pretrained, made_by.pretrained),
+                )
+                if mine is not None and mine != theirs
+            ]
             if named:
                 what, mine, theirs = named[0]
-                raise TempclrError(f"{what} {mine}, but these features were made by {made_by.model} ({made_by.pretrained}): "
-                                   "sentences from one encoder and clips from another do not compare; leave "
-                                   f"{what} out to use the features' own, or add --mix-encoders if you mean it")
+                raise TempclrError(
+                    f"{what} {mine}, but these features were made by {made_by.model} ({made_by.pretrained}): "
+                    "sentences from one encoder and clips from another do not compare; leave "
+                    f"{what} out to use the features' own, or add --mix-encoders if you mean it"
+                )
         spec = choose_encoder(self.model, self.pretrained, self.seed, self.trained_over or made_by)
         if spec not in self._encoders:
             from tempclr_cli.core.encode.registry import find_encoder
@@ -143,8 +162,9 @@ class Aligner:
                 self.caveats.add(caveat)
         return spec, self._encoders[spec]
 
-    def align(self, video: str | Path, steps: list[str] | str | Path, background: bool = True,
-              drop_cost: float | None = None) -> Alignment:
+    def align(
+        self, video: str | Path, steps: list[str] | str | Path, background: bool = True, drop_cost: float | None = None
+    ) -> Alignment:
         """Locate each step of `steps` (in order; a list of sentences, or a steps file) in
         `video`, a video file or a `.npy`."""
         source = f" in {steps}" if isinstance(steps, (str, Path)) else ""
@@ -154,8 +174,9 @@ class Aligner:
         _enough_clips(len(steps), len(v.clips), f"{len(steps)} steps{source}", video)
         if self.heads.embeds_text:  # VideoCLIP / TempCLR's own text tower
             clips, step_emb = self._heads(v.clips, self.heads.encode_text(steps), video)
-            return align_embeddings(step_emb, clips, steps, v.starts, v.ends, background, drop_cost, str(video),
-                                    v.duration, v.source)
+            return align_embeddings(
+                step_emb, clips, steps, v.starts, v.ends, background, drop_cost, str(video), v.duration, v.source
+            )
         step_emb = v.encoder.encode_text(steps).cpu()
         if step_emb.shape[1] != v.clips.shape[1]:
             if self.text_file is not None:
@@ -167,11 +188,18 @@ class Aligner:
                 f"{step_emb.shape[1]}; use the --model/--pretrained that made the features"
             )
         clips, step_emb = self._heads(v.clips, step_emb, video)
-        return align_embeddings(step_emb, clips, steps, v.starts, v.ends, background, drop_cost, str(video), v.duration,
-                                v.source)
+        return align_embeddings(
+            step_emb, clips, steps, v.starts, v.ends, background, drop_cost, str(video), v.duration, v.source
+        )
 
-    def transfer(self, video: str | Path, reference: str | Path, reference_steps: list[tuple[float, float, str]],
-                 drop_cost: float | None = None, match: str = "steps") -> Alignment:
+    def transfer(
+        self,
+        video: str | Path,
+        reference: str | Path,
+        reference_steps: list[tuple[float, float, str]],
+        drop_cost: float | None = None,
+        match: str = "steps",
+    ) -> Alignment:
         """Label `video` with the steps of an annotated `reference` video of the same procedure,
         with background on both sides: reference clips in no step, and target clips with no
         counterpart, are left out. Both videos go through the same encoder (and heads).
@@ -194,13 +222,19 @@ class Aligner:
         ref = self.features(reference)
         target = self.features(video, made_by=ref.spec)
         if target.spec != ref.spec or target.clips.shape[1] != ref.clips.shape[1]:
-            raise TempclrError(f"{video} was encoded with {target.spec.model} ({target.spec.pretrained}, dim "
-                               f"{target.clips.shape[1]}) and {reference} with {ref.spec.model} ({ref.spec.pretrained}, "
-                               f"dim {ref.clips.shape[1]}): features of one encoder are needed")
+            raise TempclrError(
+                f"{video} was encoded with {target.spec.model} ({target.spec.pretrained}, dim "
+                f"{target.clips.shape[1]}) and {reference} with {ref.spec.model} ({ref.spec.pretrained}, "
+                f"dim {ref.clips.shape[1]}): features of one encoder are needed"
+            )
         from tempclr_cli.core.models.heads import apply_video_head
 
-        ref_clips, clips = (torch.nn.functional.normalize(apply_video_head(self.heads, torch.as_tensor(v.clips), str(p))
-                                                          .double(), dim=-1) for v, p in ((ref, reference), (target, video)))
+        ref_clips, clips = (
+            torch.nn.functional.normalize(
+                apply_video_head(self.heads, torch.as_tensor(v.clips), str(p)).double(), dim=-1
+            )
+            for v, p in ((ref, reference), (target, video))
+        )
         s, e = torch.tensor(ref.starts), torch.tensor(ref.ends)
         covered = [(s < end) & (e > start) for start, end, _ in reference_steps]
         for (start, end, text), inside in zip(reference_steps, covered):
@@ -209,8 +243,18 @@ class Aligner:
         prototypes = torch.stack([ref_clips[inside].mean(0) for inside in covered])
         texts = [t for _, _, t in reference_steps]
         if match == "steps":
-            return align_embeddings(prototypes, clips, texts, target.starts, target.ends, True, drop_cost, str(video),
-                                    target.duration, target.source)
+            return align_embeddings(
+                prototypes,
+                clips,
+                texts,
+                target.starts,
+                target.ends,
+                True,
+                drop_cost,
+                str(video),
+                target.duration,
+                target.source,
+            )
         from tempclr_cli.core.align.steps import alignment_of
 
         _enough_clips(len(texts), len(clips), f"{len(texts)} steps", video)
@@ -235,14 +279,17 @@ class Aligner:
             spec, encoder = self.encoder(recorded)
             return VideoFeatures(feats, starts, ends, duration, source, spec, encoder)
         if self.text_file is not None:
-            raise TempclrError(f"{video}: --sentence-embeddings aligns .npy features (from `tempclr extract` or "
-                               "`tempclr index`); a video file needs an encoder tempclr runs")
+            raise TempclrError(
+                f"{video}: --sentence-embeddings aligns .npy features (from `tempclr extract` or "
+                "`tempclr index`); a video file needs an encoder tempclr runs"
+            )
         from tempclr_cli.core.encode.extract import ExtractConfig, encode_video
 
         spec, encoder = self.encoder(made_by)
         self.log(f"encoding {video}")
-        feats, starts, ends, duration = encode_video(video, encoder, ExtractConfig(fps=self.fps,
-                                                                                   clip_seconds=self.clip_seconds))
+        feats, starts, ends, duration = encode_video(
+            video, encoder, ExtractConfig(fps=self.fps, clip_seconds=self.clip_seconds)
+        )
         return VideoFeatures(feats, starts, ends, duration, str(video), spec, encoder)
 
     def _heads(self, clips, step_emb, video):
@@ -276,8 +323,15 @@ def stored_video(path: Path):
     return None if found is None else (found, store.row(path.name))
 
 
-def align(video: str | Path, steps: list[str] | str | Path, model: str | None = None, pretrained: str | None = None,
-          checkpoint: str | None = None, device: str = "auto", **options) -> Alignment:
+def align(
+    video: str | Path,
+    steps: list[str] | str | Path,
+    model: str | None = None,
+    pretrained: str | None = None,
+    checkpoint: str | None = None,
+    device: str = "auto",
+    **options,
+) -> Alignment:
     """One-shot `Aligner(model, pretrained, checkpoint, device).align(video, steps)`; `options`
     go to `Aligner.align` (background, drop_cost). Load an Aligner once for many videos."""
     return Aligner(model, pretrained, checkpoint, device).align(video, steps, **options)

@@ -35,8 +35,11 @@ def pair_by_stem(videos: Path, steps: Path | None) -> list[Pair]:
 
     if steps is not None and not steps.is_dir():
         raise TempclrError(f"{steps}: expected a folder of step files (STEM.txt) to pair with {videos}")
-    inputs = sorted(p for p in videos.iterdir() if p.is_file() and (p.suffix.lower() == ".npy"
-                                                                     or p.suffix.lower() in VIDEO_EXTENSIONS))
+    inputs = sorted(
+        p
+        for p in videos.iterdir()
+        if p.is_file() and (p.suffix.lower() == ".npy" or p.suffix.lower() in VIDEO_EXTENSIONS)
+    )
     if not inputs:
         raise TempclrError(f"{videos}: no .npy or video files to align")
     return [Pair(p, steps / f"{p.stem}.txt" if steps else None) for p in inputs]
@@ -73,13 +76,16 @@ def output_names(pairs: list[Pair]) -> list[Path]:
     unique = list(dict.fromkeys(videos))
     named = dict(zip(unique, io.distinct_stems([Path(os.path.relpath(v, base)) for v in unique])))
     repeated = {v for v in videos if videos.count(v) > 1}
-    names = [Path(f"{named[v]}.{Path(p.steps).stem}") if v in repeated and p.steps else named[v]
-             for v, p in zip(videos, pairs)]
+    names = [
+        Path(f"{named[v]}.{Path(p.steps).stem}") if v in repeated and p.steps else named[v]
+        for v, p in zip(videos, pairs)
+    ]
     for k, name in enumerate(names):
         if name in names[:k]:
             first = names.index(name)
-            raise TempclrError(f"pairs {first + 1} and {k + 1} are the same ({pairs[k].video}, {pairs[k].steps}): "
-                               "each pair once")
+            raise TempclrError(
+                f"pairs {first + 1} and {k + 1} are the same ({pairs[k].video}, {pairs[k].steps}): each pair once"
+            )
     return names
 
 
@@ -93,8 +99,9 @@ def write_outputs(alignment, out_dir: Path, name: str | Path, formats: tuple[str
     return written
 
 
-def align_pairs(pairs: list[Pair], align_one: Callable[[Pair], object], out_dir: Path,
-                formats: tuple[str, ...]) -> Iterator[dict]:
+def align_pairs(
+    pairs: list[Pair], align_one: Callable[[Pair], object], out_dir: Path, formats: tuple[str, ...]
+) -> Iterator[dict]:
     """Align each pair with `align_one(pair) -> Alignment`; yields {"video", "steps", "ok": True,
     "outputs", "alignment"} or {"video", "steps", "ok": False, "reason"} (also appended to
     OUT/failures.jsonl)."""
@@ -105,8 +112,12 @@ def align_pairs(pairs: list[Pair], align_one: Callable[[Pair], object], out_dir:
         row = {"video": str(pair.video), "steps": str(pair.steps) if pair.steps else None}
         try:
             result = align_one(pair)
-            yield {**row, "ok": True, "outputs": [str(p) for p in write_outputs(result, out_dir, name, formats)],
-                   "alignment": result}
+            yield {
+                **row,
+                "ok": True,
+                "outputs": [str(p) for p in write_outputs(result, out_dir, name, formats)],
+                "alignment": result,
+            }
         except (TempclrError, VideoError) as e:
             failure = {**row, "ok": False, "reason": str(e)}
             io.append_jsonl(out_dir / FAILURES, failure)

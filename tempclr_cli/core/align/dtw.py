@@ -124,8 +124,9 @@ def _kernels(x: torch.Tensor, backend: str | None):
     """The backend for tensor x: the `_dtw_numba` or `_dtw_triton` module, or `_RowScan`."""
     choice = backend or os.environ.get(BACKEND_ENV) or "auto"
     if choice not in ("auto", *BACKENDS):
-        raise DTWInputError(f"unknown DTW backend {choice!r} (from backend= or ${BACKEND_ENV}); "
-                            f"choose from auto, {', '.join(BACKENDS)}")
+        raise DTWInputError(
+            f"unknown DTW backend {choice!r} (from backend= or ${BACKEND_ENV}); choose from auto, {', '.join(BACKENDS)}"
+        )
     if choice == "auto":
         if not USE_COMPILED:
             return _RowScan
@@ -140,8 +141,10 @@ def _kernels(x: torch.Tensor, backend: str | None):
     if module is None:
         raise DTWInputError(f"backend {choice!r} needs {choice}, which does not import here")
     if choice == "triton" and x.device.type == "cpu" and not module.interpreted():
-        raise DTWInputError("backend 'triton' on CPU tensors runs under triton's interpreter: "
-                            "set TRITON_INTERPRET=1 before triton is first imported")
+        raise DTWInputError(
+            "backend 'triton' on CPU tensors runs under triton's interpreter: "
+            "set TRITON_INTERPRET=1 before triton is first imported"
+        )
     return module
 
 
@@ -197,8 +200,9 @@ def _band_of(lengths: torch.Tensor, band: int, width: int, shift: int = 0) -> Ca
     return lambda i: (cols - i >= lo) & (cols - i <= hi)
 
 
-def _dtw_table(cost: torch.Tensor, gamma: float, lengths: torch.Tensor | None = None, band: int = -1,
-               subseq: bool = False) -> torch.Tensor:
+def _dtw_table(
+    cost: torch.Tensor, gamma: float, lengths: torch.Tensor | None = None, band: int = -1, subseq: bool = False
+) -> torch.Tensor:
     """Accumulated cost R (B, N, M): R[0,0] = D[0,0] (any R[0,j] may start afresh with `subseq`);
     moves (1,1), (0,1), (1,0); cells outside the band cost _FAR."""
     inside = _band_of(lengths, band, cost.shape[2]) if band >= 0 else None
@@ -374,8 +378,14 @@ def _soft(cost, lengths, gamma: float, band: int, subseq: bool, otam: bool, kern
 # --- public API ------------------------------------------------------------------------
 
 
-def soft_dtw(cost: torch.Tensor, gamma: float = 0.1, lengths=None, band: int | None = None,
-             subsequence: bool = False, backend: str | None = None) -> torch.Tensor:
+def soft_dtw(
+    cost: torch.Tensor,
+    gamma: float = 0.1,
+    lengths=None,
+    band: int | None = None,
+    subsequence: bool = False,
+    backend: str | None = None,
+) -> torch.Tensor:
     """Soft-DTW value of each pair, differentiable (custom Cuturi-Blondel backward).
 
     Parameters
@@ -409,8 +419,14 @@ def soft_dtw(cost: torch.Tensor, gamma: float = 0.1, lengths=None, band: int | N
     return values if batched else values[0]
 
 
-def dtw(cost: torch.Tensor, lengths=None, paths: bool = True, band: int | None = None, subsequence: bool = False,
-        backend: str | None = None) -> DTWPaths:
+def dtw(
+    cost: torch.Tensor,
+    lengths=None,
+    paths: bool = True,
+    band: int | None = None,
+    subsequence: bool = False,
+    backend: str | None = None,
+) -> DTWPaths:
     """Hard DTW: the minimal accumulated cost and, by default, the optimal path of each pair.
 
     Moves are (1, 1), (0, 1) and (1, 0); ties prefer the diagonal, then (0, 1), as librosa
@@ -460,8 +476,15 @@ def pairwise_dtw(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=Non
     return out.to(sim.dtype)
 
 
-def otam(cost: torch.Tensor, gamma: float = 0.1, symmetric: bool = True, lengths=None, band: int | None = None,
-         subsequence: bool = False, backend: str | None = None) -> torch.Tensor:
+def otam(
+    cost: torch.Tensor,
+    gamma: float = 0.1,
+    symmetric: bool = True,
+    lengths=None,
+    band: int | None = None,
+    subsequence: bool = False,
+    backend: str | None = None,
+) -> torch.Tensor:
     """OTAM distance (Cao et al. 2020); `symmetric` adds OTAM of the transposed cost.
 
     `gamma=0` is the hard (min) version. Differentiable (the kernels' Cuturi-Blondel backward;
@@ -474,8 +497,9 @@ def otam(cost: torch.Tensor, gamma: float = 0.1, symmetric: bool = True, lengths
     if gamma < 0:
         raise DTWInputError(f"gamma must be >= 0, got {gamma}")
     if subsequence and symmetric:
-        raise DTWInputError("otam: subsequence=True matches the first sequence inside the second, one direction: "
-                            "pass symmetric=False")
+        raise DTWInputError(
+            "otam: subsequence=True matches the first sequence inside the second, one direction: pass symmetric=False"
+        )
     cost3, lengths, batched = _prepare(cost, lengths)
     radius, kernels = _radius(band), _kernels(cost3, backend)
     flipped = (cost3.transpose(1, 2), lengths.flip(1))

@@ -36,16 +36,24 @@ class Measure:
 MEASURES: dict[str, Measure] = {}
 
 
-def register_measure(name: str, summary: str, tasks: tuple[str, ...] = TASKS, differentiable: bool = False,
-                     pooled: bool = False, ordered: bool = True, constrained: bool = False) -> Callable:
+def register_measure(
+    name: str,
+    summary: str,
+    tasks: tuple[str, ...] = TASKS,
+    differentiable: bool = False,
+    pooled: bool = False,
+    ordered: bool = True,
+    constrained: bool = False,
+) -> Callable:
     """Decorator on `distance(cost, lengths, gamma) -> (B,)` (with `constrained`, also `band=None,
     subsequence=False`): adds the measure `name`."""
     if "loss" in tasks and not differentiable:
         raise ValueError(f"measure {name}: a training loss needs a differentiable distance")
 
     def wrap(distance: Callable) -> Callable:
-        MEASURES[name] = Measure(name, summary, distance, tuple(tasks), differentiable, pooled, ordered and not pooled,
-                                 constrained)
+        MEASURES[name] = Measure(
+            name, summary, distance, tuple(tasks), differentiable, pooled, ordered and not pooled, constrained
+        )
         return distance
 
     return wrap
@@ -75,8 +83,9 @@ def _masked(cost, lengths):
     return cost.masked_fill(~(rows[:, :, None] & cols[:, None, :]), float("inf")), rows
 
 
-@register_measure("capavg", "Cap. Avg.: each sentence's best clip, averaged (order-blind)", tasks=("retrieve",),
-                  ordered=False)
+@register_measure(
+    "capavg", "Cap. Avg.: each sentence's best clip, averaged (order-blind)", tasks=("retrieve",), ordered=False
+)
 def _capavg(cost, lengths=None, gamma: float = 0.0):
     cost, rows = _masked(cost, lengths)
     best = cost.amin(2).masked_fill(~rows, 0.0)
@@ -98,8 +107,13 @@ def _otam(cost, lengths=None, gamma: float = 0.1, band: int | None = None, subse
     return dtw.otam(cost, gamma=gamma, symmetric=not subsequence, lengths=lengths, band=band, subsequence=subsequence)
 
 
-@register_measure("softdtw", "soft-DTW (gamma: the soft-min smoothing)", tasks=("loss", "fewshot"),
-                  differentiable=True, constrained=True)
+@register_measure(
+    "softdtw",
+    "soft-DTW (gamma: the soft-min smoothing)",
+    tasks=("loss", "fewshot"),
+    differentiable=True,
+    constrained=True,
+)
 def _softdtw(cost, lengths=None, gamma: float = 0.1, band: int | None = None, subsequence: bool = False):
     from tempclr_cli.core.align import dtw
 

@@ -66,7 +66,9 @@ def _clock(seconds: float) -> str:
 
 def _video_src(source: Path, page: Path | None, embed: bool) -> str:
     if embed and source.stat().st_size <= EMBED_LIMIT:
-        return _uri("video/mp4" if source.suffix.lower() in (".mp4", ".m4v", ".mov") else "video/webm", source.read_bytes())
+        return _uri(
+            "video/mp4" if source.suffix.lower() in (".mp4", ".m4v", ".mov") else "video/webm", source.read_bytes()
+        )
     if page is None:
         return source.resolve().as_uri()
     return Path(os.path.relpath(source.resolve(), page.resolve().parent)).as_posix()
@@ -78,7 +80,8 @@ def _heatmap(alignment) -> str:
     t0, t1 = alignment.clip_starts[0], alignment.clip_ends[-1]
     picture = _uri("image/png", images.png(images.viridis(sim)))
     bars = "".join(  # the outline keeps 2 px whatever the video's length (the viewBox stretches seconds)
-        f'<rect class="segment" x="{s.start}" y="{s.index - 1 + 0.15}" width="{max(s.end - s.start, 1e-3)}" height="0.7" '
+        f'<rect class="segment" x="{s.start}" y="{s.index - 1 + 0.15}" width="{max(s.end - s.start, 1e-3)}" '
+        f'height="0.7" '
         f'fill="none" stroke="#ff2a2a" stroke-width="2" vector-effect="non-scaling-stroke">'
         f"<title>{html.escape(s.text)}</title></rect>"
         for s in alignment.steps
@@ -87,14 +90,17 @@ def _heatmap(alignment) -> str:
     ticks = "".join(f"<span>{_clock(t0 + (t1 - t0) * k / 5)}</span>" for k in range(6))
     lo, hi = float(sim.min()), float(sim.max())
     gradient = ", ".join(f"rgb{tuple(int(c) for c in images.viridis(_ramp())[k])}" for k in range(len(_ramp())))
-    return (f'<figure id="heatmap"><svg viewBox="{t0} 0 {t1 - t0} {K}" preserveAspectRatio="none" height="{height}">'
-            f'<image href="{picture}" x="{t0}" y="0" width="{t1 - t0}" height="{K}" preserveAspectRatio="none" '
-            f'style="image-rendering: pixelated"/>{bars}</svg>'
-            f'<div class="axis" id="time-axis">{ticks}</div>'
-            f'<div class="scale" id="colour-scale">similarity <span>{lo:.2f}</span>'
-            f'<span class="bar" style="background: linear-gradient(to right, {gradient})"></span><span>{hi:.2f}</span></div>'
-            f"<figcaption>step x time similarity (cosine; rows: steps in order; time in m:ss); red: the chosen "
-            f"segments</figcaption></figure>")
+    return (
+        f'<figure id="heatmap"><svg viewBox="{t0} 0 {t1 - t0} {K}" preserveAspectRatio="none" height="{height}">'
+        f'<image href="{picture}" x="{t0}" y="0" width="{t1 - t0}" height="{K}" preserveAspectRatio="none" '
+        f'style="image-rendering: pixelated"/>{bars}</svg>'
+        f'<div class="axis" id="time-axis">{ticks}</div>'
+        f'<div class="scale" id="colour-scale">similarity <span>{lo:.2f}</span>'
+        f'<span class="bar" style="background: linear-gradient(to right, '
+        f'{gradient})"></span><span>{hi:.2f}</span></div>'
+        f"<figcaption>step x time similarity (cosine; rows: steps in order; time in m:ss); red: the chosen "
+        f"segments</figcaption></figure>"
+    )
 
 
 def _ramp():
@@ -114,16 +120,20 @@ def _thumb_width(png: bytes) -> int:
 
 
 def _separation_text(alignment) -> str:
-    return "".join(f"; {name} {value:.2f}" for name, value in (("separation", alignment.separation),
-                                                              ("time separation", alignment.time_separation))
-                   if value is not None)
+    return "".join(
+        f"; {name} {value:.2f}"
+        for name, value in (("separation", alignment.separation), ("time separation", alignment.time_separation))
+        if value is not None
+    )
 
 
 def _separation_note(alignment) -> str:
     """A visible warning when the text did not tell the steps apart (the times then follow the order alone)."""
     if alignment.warning is None:
         return ""
-    return f'<p class="warning" id="separation">{html.escape(alignment.warning[0].upper() + alignment.warning[1:])}.</p>'
+    return (
+        f'<p class="warning" id="separation">{html.escape(alignment.warning[0].upper() + alignment.warning[1:])}.</p>'
+    )
 
 
 def review_html(alignment, page: str | Path | None = None, embed_video: bool = False) -> str:
@@ -133,11 +143,16 @@ def review_html(alignment, page: str | Path | None = None, embed_video: bool = F
     has_video = source is not None and source.is_file()
     thumbs = images.thumbnails(source, [(s.start + s.end) / 2 for s in alignment.steps]) if has_video else []
     chapters = _uri("text/vtt", alignment.to_vtt().encode("utf-8"))
-    video = (f'<video id="video" controls preload="metadata" src="{html.escape(_video_src(source, page, embed_video))}">'
-             f'<track id="chapters" kind="chapters" label="Steps" srclang="en" src="{chapters}" default></video>'
-             if has_video else f"<p>(no video: {html.escape(alignment.source or alignment.video)} is not a file here)</p>")
+    video = (
+        f'<video id="video" controls preload="metadata" src="{html.escape(_video_src(source, page, embed_video))}">'
+        f'<track id="chapters" kind="chapters" label="Steps" srclang="en" src="{chapters}" default></video>'
+        if has_video
+        else f"<p>(no video: {html.escape(alignment.source or alignment.video)} is not a file here)</p>"
+    )
     spacer = f'<span style="min-width: {_thumb_width(thumbs[0])}px"></span>' if thumbs else ""  # columns line up
-    head = f'<li class="head">{spacer}<span class="time">time</span><span class="score">score</span><span>step</span></li>'
+    head = (
+        f'<li class="head">{spacer}<span class="time">time</span><span class="score">score</span><span>step</span></li>'
+    )
     items = head + "".join(
         f'<li class="step" data-start="{s.start}" data-end="{s.end}">'
         + (f'<img alt="" src="{_uri("image/png", thumbs[k])}">' if thumbs else "")
@@ -146,9 +161,11 @@ def review_html(alignment, page: str | Path | None = None, embed_video: bool = F
         for k, s in enumerate(alignment.steps)
     )
     title = html.escape(Path(alignment.source or alignment.video).name or "alignment")
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}: steps</title>'
-            f"<style>{_STYLE}</style></head><body><h1>{title}</h1>{_separation_note(alignment)}{video}"
-            f'<ol id="steps">{items}</ol>{_heatmap(alignment)}'
-            f"<p>Made by tempclr align ({alignment.duration:.1f} s, {len(alignment.steps)} steps; score: each step's mean "
-            f"similarity{_separation_text(alignment)}).</p>"
-            f"<script>{_SCRIPT}</script></body></html>\n")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}: steps</title>'
+        f"<style>{_STYLE}</style></head><body><h1>{title}</h1>{_separation_note(alignment)}{video}"
+        f'<ol id="steps">{items}</ol>{_heatmap(alignment)}'
+        f"<p>Made by tempclr align ({alignment.duration:.1f} s, {len(alignment.steps)} steps; score: each step's mean "
+        f"similarity{_separation_text(alignment)}).</p>"
+        f"<script>{_SCRIPT}</script></body></html>\n"
+    )

@@ -115,7 +115,9 @@ class _SegmentRow:
     def first(self) -> torch.Tensor:
         T = self.cost.shape[1]
         if not self.background:
-            return torch.cat([torch.zeros(1, dtype=torch.float64), torch.full((T - 1,), float("inf"), dtype=torch.float64)])
+            return torch.cat(
+                [torch.zeros(1, dtype=torch.float64), torch.full((T - 1,), float("inf"), dtype=torch.float64)]
+            )
         return torch.cat([torch.zeros(1, dtype=torch.float64), self.drops[:-1]])
 
     def __call__(self, k: int, before: torch.Tensor):
@@ -155,9 +157,14 @@ def match_with_drops(cost: torch.Tensor, drop_row: float, drop_col: float) -> tu
         row = c[i - 1]
         diag, down = prev[:-1] + row, prev[1:] + torch.minimum(row, torch.tensor(drop_row))
         enter = torch.cat([(prev[:1] + drop_row), torch.minimum(diag, down)])
-        code = torch.cat([torch.tensor([DROP_ROW], dtype=torch.uint8),
-                          torch.where(diag <= down, MATCH_DIAG, torch.where(row <= drop_row, MATCH_DOWN, DROP_ROW))
-                          .to(torch.uint8)])
+        code = torch.cat(
+            [
+                torch.tensor([DROP_ROW], dtype=torch.uint8),
+                torch.where(diag <= down, MATCH_DIAG, torch.where(row <= drop_row, MATCH_DOWN, DROP_ROW)).to(
+                    torch.uint8
+                ),
+            ]
+        )
         step = torch.cat([torch.zeros(1, dtype=torch.float64), torch.minimum(row, torch.tensor(drop_col))])
         csum = step.cumsum(0)
         best = torch.cummin(enter - csum, 0).values

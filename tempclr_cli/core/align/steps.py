@@ -59,19 +59,30 @@ class Alignment:
     def warning(self) -> str | None:
         """Why these times may follow the steps' order rather than the video (None: no reason to think so).
         Every output a person opens carries it: stderr, JSON, CSV, the review page, WebVTT, the plot."""
-        reasons = [f"{what} fit as well ({name} {value:.2f} < {SEPARATION_FLOOR})" for what, name, value in (
-            ("shuffled step lists", "separation", self.separation),
-            ("the clips shifted in time", "time separation", self.time_separation)) if value is not None
-            and value < SEPARATION_FLOOR]
+        reasons = [
+            f"{what} fit as well ({name} {value:.2f} < {SEPARATION_FLOOR})"
+            for what, name, value in (
+                ("shuffled step lists", "separation", self.separation),
+                ("the clips shifted in time", "time separation", self.time_separation),
+            )
+            if value is not None and value < SEPARATION_FLOOR
+        ]
         if not reasons:
             return None
-        return (f"the text hardly tells the steps apart: {' and '.join(reasons)}, so the times follow the steps' "
-                "order, not the video")
+        return (
+            f"the text hardly tells the steps apart: {' and '.join(reasons)}, so the times follow the steps' "
+            "order, not the video"
+        )
 
     def to_dict(self) -> dict:
-        return {"video": self.video, "duration": self.duration, "separation": self.separation,
-                "time_separation": self.time_separation, "warning": self.warning,
-                "steps": [asdict(s) for s in self.steps]}
+        return {
+            "video": self.video,
+            "duration": self.duration,
+            "separation": self.separation,
+            "time_separation": self.time_separation,
+            "warning": self.warning,
+            "steps": [asdict(s) for s in self.steps],
+        }
 
     def render(self, fmt: str, page: str | None = None, embed_video: bool = False) -> str:
         """The text of one file format of `FORMATS` (`page`, `embed_video`: see to_html)."""
@@ -92,8 +103,9 @@ class Alignment:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["index", "start", "end", "score", "text", "separation", "time_separation"])
-        writer.writerows([s.index, s.start, s.end, s.score, s.text, self.separation, self.time_separation]
-                         for s in self.steps)
+        writer.writerows(
+            [s.index, s.start, s.end, s.score, s.text, self.separation, self.time_separation] for s in self.steps
+        )
         return buf.getvalue()
 
     def to_srt(self) -> str:
@@ -111,8 +123,9 @@ def read_steps(source: str, stdin_text: str | None = None) -> list[str]:
     if source == "-":
         text = stdin_text or ""
     else:
-        text = read_text(source, "steps file", "a text file with one step a line (or - for stdin)",
-                         "; save the steps as UTF-8")
+        text = read_text(
+            source, "steps file", "a text file with one step a line (or - for stdin)", "; save the steps as UTF-8"
+        )
     steps = [line.strip() for line in text.splitlines()]
     steps = [s for s in steps if s and not s.startswith("#")]
     if not steps:
@@ -146,8 +159,10 @@ def read_timed_steps(path: str, video_id: str | None = None) -> list[tuple[float
     try:
         return [(float(s["start"]), float(s["end"]), str(s["text"])) for s in data["steps"]]
     except (KeyError, TypeError, IndexError, ValueError):
-        raise TempclrError(f"{path}: expected tempclr align JSON ({{'steps': [{{'start', 'end', 'text'}}]}}) or "
-                           "YouCookII annotations ({'annotations': [{'segment', 'sentence'}]})") from None
+        raise TempclrError(
+            f"{path}: expected tempclr align JSON ({{'steps': [{{'start', 'end', 'text'}}]}}) or "
+            "YouCookII annotations ({'annotations': [{'segment', 'sentence'}]})"
+        ) from None
 
 
 def auto_drop_cost(cost) -> float:
@@ -158,8 +173,9 @@ def auto_drop_cost(cost) -> float:
 
     if isinstance(cost, CostRows):
         K = cost.shape[0]
-        clip_min = torch.stack([cost.rows(k, min(K, k + STEP_BLOCK)).min(dim=0).values
-                                for k in range(0, K, STEP_BLOCK)]).min(0)
+        clip_min = torch.stack(
+            [cost.rows(k, min(K, k + STEP_BLOCK)).min(dim=0).values for k in range(0, K, STEP_BLOCK)]
+        ).min(0)
     else:
         clip_min = cost.min(dim=0)
     best = torch.sort(clip_min.values).values.double()
@@ -201,8 +217,10 @@ def align(
     clips = torch.nn.functional.normalize(torch.as_tensor(clip_emb).float(), dim=-1)
     K, T = text.shape[0], clips.shape[0]
     if K > T:
-        raise TempclrError(f"{K} steps but the video has only {T} clips: each step needs at least one clip "
-                           f"(sample more: --fps {max(2, math.ceil(K / T))} on the video, or extract with it)")
+        raise TempclrError(
+            f"{K} steps but the video has only {T} clips: each step needs at least one clip "
+            f"(sample more: --fps {max(2, math.ceil(K / T))} on the video, or extract with it)"
+        )
     whole = K * T <= ALIGN_CELLS
     sim = text @ clips.T if whole else None  # (K, T)
     cost = 1 - sim if whole else CostRows((K, T), lambda k0, k1: 1 - text[k0:k1] @ clips.T)
@@ -212,8 +230,9 @@ def align(
     if whole:
         return alignment_of(seg, sim, steps, clip_starts, clip_ends, video, duration, source)
     scores = [float((text[k] @ clips[s : e + 1].T).mean()) for k, (s, e) in enumerate(zip(seg.starts, seg.ends))]
-    return alignment_of(seg, _column_means(text, clips), steps, clip_starts, clip_ends, video, duration, source,
-                        scores=scores)
+    return alignment_of(
+        seg, _column_means(text, clips), steps, clip_starts, clip_ends, video, duration, source, scores=scores
+    )
 
 
 ALIGN_CELLS = 2**25  # steps x clips above which the similarities are never held whole (128 MB in float32)
@@ -230,8 +249,10 @@ def _column_means(text, clips):
     group = math.ceil(T / PREVIEW_COLUMNS)
     ids = torch.arange(T) // group
     counts = torch.bincount(ids).to(clips.dtype)
-    blocks = [torch.zeros(len(b), len(counts), dtype=clips.dtype).index_add_(1, ids, b @ clips.T) / counts
-              for b in text.split(STEP_BLOCK)]
+    blocks = [
+        torch.zeros(len(b), len(counts), dtype=clips.dtype).index_add_(1, ids, b @ clips.T) / counts
+        for b in text.split(STEP_BLOCK)
+    ]
     return torch.cat(blocks)
 
 
@@ -290,7 +311,9 @@ def order_separation(sim, tries: int = 20, seed: int = 0) -> float | None:
         orders = [torch.tensor(p) for p in itertools.permutations(range(K))][1:]
     else:
         gen = torch.Generator().manual_seed(seed)
-        orders = [o for o in (torch.randperm(K, generator=gen) for _ in range(tries)) if not torch.equal(o, torch.arange(K))]
+        orders = [
+            o for o in (torch.randperm(K, generator=gen) for _ in range(tries)) if not torch.equal(o, torch.arange(K))
+        ]
     return _share_worse(torch.as_tensor(np.asarray(sim, dtype=np.float64)), [{"order": o} for o in orders])
 
 
@@ -310,13 +333,25 @@ def time_separation(sim, tries: int = 20, seed: int = 0) -> float | None:
         return None
     shifts = range(max(1, round(T / 4)), min(T - 1, round(3 * T / 4)) + 1)
     gen = torch.Generator().manual_seed(seed)
-    picks = shifts if len(shifts) <= tries else sorted(int(shifts[i]) for i in torch.randperm(len(shifts),
-                                                                                              generator=gen)[:tries])
+    picks = (
+        shifts
+        if len(shifts) <= tries
+        else sorted(int(shifts[i]) for i in torch.randperm(len(shifts), generator=gen)[:tries])
+    )
     return _share_worse(torch.as_tensor(np.asarray(sim, dtype=np.float64)), [{"shift": int(r)} for r in picks])
 
 
-def alignment_of(seg, sim, steps: list[str], clip_starts: list[float], clip_ends: list[float], video: str = "",
-                 duration: float | None = None, source: str = "", scores: list[float] | None = None) -> Alignment:
+def alignment_of(
+    seg,
+    sim,
+    steps: list[str],
+    clip_starts: list[float],
+    clip_ends: list[float],
+    video: str = "",
+    duration: float | None = None,
+    source: str = "",
+    scores: list[float] | None = None,
+) -> Alignment:
     """The Alignment of a segmentation (`segment.segment`): each step's span in seconds, scored
     by its mean similarity. sim [shape=(K, T)] is also the review page's heatmap. A caller
     whose heatmap is coarser than the clips (past ALIGN_CELLS) gives the `scores`; the
@@ -324,9 +359,18 @@ def alignment_of(seg, sim, steps: list[str], clip_starts: list[float], clip_ends
     separations = (order_separation(sim), time_separation(sim)) if scores is None else (None, None)
     scores = scores or [float(sim[k, s : e + 1].mean()) for k, (s, e) in enumerate(zip(seg.starts, seg.ends))]
     timings = [
-        StepTiming(index=k + 1, text=steps[k], start=float(clip_starts[s]), end=float(clip_ends[e]),
-                   score=round(scores[k], 4))
+        StepTiming(
+            index=k + 1, text=steps[k], start=float(clip_starts[s]), end=float(clip_ends[e]), score=round(scores[k], 4)
+        )
         for k, (s, e) in enumerate(zip(seg.starts, seg.ends))
     ]
-    return Alignment(video, float(duration or clip_ends[-1]), timings, sim.numpy(), list(clip_starts), list(clip_ends),
-                     source, *separations)
+    return Alignment(
+        video,
+        float(duration or clip_ends[-1]),
+        timings,
+        sim.numpy(),
+        list(clip_starts),
+        list(clip_ends),
+        source,
+        *separations,
+    )

@@ -84,14 +84,16 @@ def _step(path: Path, vid: str, k: int, a, list_key: str, text_key: str) -> Step
     return Step(start, end, a[text_key], str(a.get("id", "")))
 
 
-def read_entry(path: Path, vid: str, entry, list_key: str = "annotations", text_key: str = "sentence",
-               task_key: str | None = None) -> Video:
+def read_entry(
+    path: Path, vid: str, entry, list_key: str = "annotations", text_key: str = "sentence", task_key: str | None = None
+) -> Video:
     """One video's entry of a YouCookII-style database (COIN: `annotation` / `label`), its
     steps in time order; a malformed field is an error naming it."""
     if not isinstance(entry, dict) or not isinstance(entry.get(list_key), list):
         raise TempclrError(f"{path}: video {vid}: expected an object with a '{list_key}' list")
-    steps = sorted((_step(path, vid, k, a, list_key, text_key) for k, a in enumerate(entry[list_key])),
-                   key=lambda s: s.start)
+    steps = sorted(
+        (_step(path, vid, k, a, list_key, text_key) for k, a in enumerate(entry[list_key])), key=lambda s: s.start
+    )
     duration = entry.get("duration")
     duration = None if duration is None else seconds(duration, f"{path}: video {vid}: duration")
     task = str(entry.get(task_key, "")) if task_key else ""
@@ -194,7 +196,11 @@ def crosstask_subsets(folder: Path, has_features, n_train: int = 30, seed: int =
     subsets = {(task, vid): "validation" for task, vids in validation.items() for vid in vids}
     for task, vids in listed("videos.csv").items():
         vids = [v for v in vids if v not in validation.get(task, [])]
-        train = set(rng.choice(vids, n_train, replace=False).tolist()) if task in primary and len(vids) > n_train else set(vids)
+        train = (
+            set(rng.choice(vids, n_train, replace=False).tolist())
+            if task in primary and len(vids) > n_train
+            else set(vids)
+        )
         subsets.update({(task, vid): "train" if vid in train else "test" for vid in vids})
     return subsets
 
@@ -208,8 +214,10 @@ def task_queries(videos: list[Video]) -> dict[str, list[Query]]:
             key = float(s.id) if s.id.replace(".", "", 1).isdigit() else s.start
             found.setdefault(v.task, {}).setdefault(s.text, (key, s.id))
     ordered = {task: sorted(steps, key=lambda text: steps[text][0]) for task, steps in found.items()}
-    return {task: [Query(found[task][text][1] or str(k), text) for k, text in enumerate(texts)]
-            for task, texts in ordered.items()}
+    return {
+        task: [Query(found[task][text][1] or str(k), text) for k, text in enumerate(texts)]
+        for task, texts in ordered.items()
+    }
 
 
 def with_queries(videos: list[Video], tasks: dict[str, list[Query]]) -> list[Video]:
@@ -242,9 +250,16 @@ def read_howto100m(path: Path) -> list[Video]:
 TASK_LABELS = "the step's id in the annotation file (else its index in the task's step list)"
 
 
-@register_layout("youcook2", "YouCookII: each video's captioned segments, the video its own task", "file",
-                 "youcookii_annotations_trainval.json", splits=("training", "validation", "testing"),
-                 protocols=("step-recall",), labels=TASK_LABELS, mode="ordered")
+@register_layout(
+    "youcook2",
+    "YouCookII: each video's captioned segments, the video its own task",
+    "file",
+    "youcookii_annotations_trainval.json",
+    splits=("training", "validation", "testing"),
+    protocols=("step-recall",),
+    labels=TASK_LABELS,
+    mode="ordered",
+)
 def _youcook2_layout(path: Path, options: ReadOptions) -> list[Video]:
     videos = read_youcook2(path)
     for v in videos:
@@ -252,18 +267,31 @@ def _youcook2_layout(path: Path, options: ReadOptions) -> list[Video]:
     return with_queries(videos, task_queries(videos))
 
 
-@register_layout("coin", "COIN: steps of 180 tasks, a task's step list ordered by step id", "file", "COIN.json",
-                 splits=("training", "testing"), protocols=("step-recall", "framewise"), labels=TASK_LABELS,
-                 mode="ordered")
+@register_layout(
+    "coin",
+    "COIN: steps of 180 tasks, a task's step list ordered by step id",
+    "file",
+    "COIN.json",
+    splits=("training", "testing"),
+    protocols=("step-recall", "framewise"),
+    labels=TASK_LABELS,
+    mode="ordered",
+)
 def _coin_layout(path: Path, options: ReadOptions) -> list[Video]:
     videos = read_coin(path)
     return with_queries(videos, task_queries(videos))
 
 
-@register_layout("crosstask", "CrossTask: primary tasks' ordered step lists and per-video step CSVs", "folder",
-                 "a CrossTask folder (tasks_primary.txt, annotations/, videos.csv, videos_val.csv)",
-                 splits=("train", "test", "validation"), protocols=("step-recall",),
-                 labels="the step's number in its task (1-based, as in annotations/*.csv)", mode="ordered")
+@register_layout(
+    "crosstask",
+    "CrossTask: primary tasks' ordered step lists and per-video step CSVs",
+    "folder",
+    "a CrossTask folder (tasks_primary.txt, annotations/, videos.csv, videos_val.csv)",
+    splits=("train", "test", "validation"),
+    protocols=("step-recall",),
+    labels="the step's number in its task (1-based, as in annotations/*.csv)",
+    mode="ordered",
+)
 def _crosstask_layout(folder: Path, options: ReadOptions) -> list[Video]:
     """The release's split (`crosstask_subsets`) depends on which videos have features:
     `options.has_features` says (every video when not given)."""
@@ -275,8 +303,13 @@ def _crosstask_layout(folder: Path, options: ReadOptions) -> list[Video]:
     return with_queries(videos, {t: [Query(str(k + 1), s) for k, s in enumerate(steps)] for t, steps in tasks.items()})
 
 
-@register_layout("howto100m", "HowTo100M narrations (MMPT raw_caption*.json): captions to train on", "file",
-                 "raw_caption_dedup.json", splits=("training",))
+@register_layout(
+    "howto100m",
+    "HowTo100M narrations (MMPT raw_caption*.json): captions to train on",
+    "file",
+    "raw_caption_dedup.json",
+    splits=("training",),
+)
 def _howto100m_layout(path: Path, options: ReadOptions) -> list[Video]:
     return read_howto100m(path)
 

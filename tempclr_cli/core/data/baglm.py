@@ -60,8 +60,10 @@ def _ground_truth(q, at: str, steps: list[str], with_ids: bool) -> Step:
         raise TempclrError(f"{at}.query: expected text")
     if q["query"] not in steps:
         raise TempclrError(f"{at}.query: {q['query']!r} is not in the video's step list")
-    start, end = seconds(q.get("clip_start_sec"), f"{at}.clip_start_sec"), seconds(q.get("clip_end_sec"),
-                                                                                  f"{at}.clip_end_sec")
+    start, end = (
+        seconds(q.get("clip_start_sec"), f"{at}.clip_start_sec"),
+        seconds(q.get("clip_end_sec"), f"{at}.clip_end_sec"),
+    )
     if end < start:
         raise TempclrError(f"{at}.clip_end_sec: ends ({end}) before it starts ({start})")
     if not with_ids:
@@ -108,19 +110,28 @@ def _video(entry: dict, where: str, steps: list[str], truth: list[Step], by_inde
     return Video(entry["video_uid"], "", duration, sorted(truth, key=lambda s: s.start), group, queries)
 
 
-@register_layout("baglm", "BaGLM's unified JSON: HT-Step, CrossTask, COIN or Ego4D Goal-Step in one layout", "file",
-                 "a *_video_annots.json of lucazanella/baglm's datasets/", protocols=("point-recall",),
-                 labels="the queries' `step` id where the file has them (HT-Step: global_step_index, COIN: step id, "
-                 "CrossTask: index into task_steps), else the step's index in the video's step list (Goal-Step)")
+@register_layout(
+    "baglm",
+    "BaGLM's unified JSON: HT-Step, CrossTask, COIN or Ego4D Goal-Step in one layout",
+    "file",
+    "a *_video_annots.json of lucazanella/baglm's datasets/",
+    protocols=("point-recall",),
+    labels="the queries' `step` id where the file has them (HT-Step: global_step_index, COIN: step id, "
+    "CrossTask: index into task_steps), else the step's index in the video's step list (Goal-Step)",
+)
 def read_baglm(path: Path, options: ReadOptions) -> list[Video]:
     """Every video of a BaGLM `*_video_annots.json`."""
     data = load_json(path)
     if not isinstance(data, list):
         raise TempclrError(f"{path}: expected a JSON list of videos (BaGLM's *_video_annots.json)")
-    entries = [(entry, where, _queries(entry, where)) for k, entry in enumerate(data)
-               for where in [_where(path, k, entry)]]
+    entries = [
+        (entry, where, _queries(entry, where)) for k, entry in enumerate(data) for where in [_where(path, k, entry)]
+    ]
     with_ids = any(isinstance(q, dict) and "step" in q for _, _, found in entries for q, _ in found)
-    parsed = [(entry, where, steps, [_ground_truth(q, at, steps, with_ids) for q, at in found])
-              for entry, where, found in entries for steps in [_step_list(entry, where)]]
+    parsed = [
+        (entry, where, steps, [_ground_truth(q, at, steps, with_ids) for q, at in found])
+        for entry, where, found in entries
+        for steps in [_step_list(entry, where)]
+    ]
     by_index = not with_ids or all(_indices(steps, truth) for _, _, steps, truth in parsed)  # decided per file
     return [_video(entry, where, steps, truth, by_index) for entry, where, steps, truth in parsed]

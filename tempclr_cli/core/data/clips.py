@@ -56,8 +56,9 @@ def mirror(idx: np.ndarray, n_frames: int) -> np.ndarray:
     return np.pad(valid, (0, len(idx) - len(valid)), mode="reflect")
 
 
-def tclr_indices(n_frames: int, spec: ClipSpec, rng: np.random.Generator,
-                 pad: str = "mirror") -> tuple[np.ndarray, np.ndarray]:
+def tclr_indices(
+    n_frames: int, spec: ClipSpec, rng: np.random.Generator, pad: str = "mirror"
+) -> tuple[np.ndarray, np.ndarray]:
     """Frame indices of the global clip (T,) and of the local clips (L, T)."""
     span = spec.frames * spec.stride
     start = int(rng.integers(0, n_frames - span)) if n_frames > span else 0

@@ -21,8 +21,11 @@ from tempclr_cli.core.errors import TempclrError
 def _segments(entry, where: str) -> list:
     segments = entry.get("segments") if isinstance(entry, dict) else None
     if not isinstance(segments, list):
-        hint = " (goalstep_test.json holds no times: its queries are scored on EvalAI)" if isinstance(
-            entry, dict) and "step_segments" in entry else ""
+        hint = (
+            " (goalstep_test.json holds no times: its queries are scored on EvalAI)"
+            if isinstance(entry, dict) and "step_segments" in entry
+            else ""
+        )
         raise TempclrError(f"{where}.segments: expected a list of step segments{hint}")
     return segments
 
@@ -34,8 +37,10 @@ def _query(item, where: str) -> tuple[str, float, float]:
     text = item.get("step_description")
     if not isinstance(text, str) or not text.strip():
         raise TempclrError(f"{where}.step_description: expected text, got {text!r}")
-    start, end = seconds(item.get("start_time"), f"{where}.start_time"), seconds(item.get("end_time"),
-                                                                                 f"{where}.end_time")
+    start, end = (
+        seconds(item.get("start_time"), f"{where}.start_time"),
+        seconds(item.get("end_time"), f"{where}.end_time"),
+    )
     if end <= start:
         raise TempclrError(f"{where}.end_time: ends ({end}) at or before it starts ({start})")
     return text.strip(), start, end
@@ -63,9 +68,15 @@ def _video(path: Path, k: int, entry, levels: str) -> Video:
     return Video(vid, "", None, sorted(steps, key=lambda s: s.start), str(goal), queries)
 
 
-@register_layout("goalstep", "Ego4D Goal-Step: steps and substeps of long egocentric videos (NLQ queries)", "file",
-                 "goalstep_valid.json (or goalstep_train.json)", protocols=("nlq-recall",), options=("levels",),
-                 labels="the query's 0-based index in its video: each step, then its substeps, in file order")
+@register_layout(
+    "goalstep",
+    "Ego4D Goal-Step: steps and substeps of long egocentric videos (NLQ queries)",
+    "file",
+    "goalstep_valid.json (or goalstep_train.json)",
+    protocols=("nlq-recall",),
+    options=("levels",),
+    labels="the query's 0-based index in its video: each step, then its substeps, in file order",
+)
 def read_goalstep(path: Path, options: ReadOptions) -> list[Video]:
     """Every video's queries (steps, substeps or both: `options.levels`)."""
     data = load_json(path)

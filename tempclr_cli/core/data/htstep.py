@@ -21,8 +21,15 @@ from tempclr_cli.core.data.layouts import ReadOptions, register_layout
 from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.io import read_text
 
-TAXONOMY_COLUMNS = ("global_step_index", "activity", "step_index", "variation", "variation_index", "headline",
-                    "paragraph")
+TAXONOMY_COLUMNS = (
+    "global_step_index",
+    "activity",
+    "step_index",
+    "variation",
+    "variation_index",
+    "headline",
+    "paragraph",
+)
 SUBSETS = ("train", "val_seen", "val_unseen", "test_seen", "test_unseen")  # data/video_splits.json
 
 
@@ -46,8 +53,9 @@ def read_taxonomy(path: Path) -> dict[str, TaxonomyStep]:
     reader = csv.DictReader(io.StringIO(read_text(path, "taxonomy file", "taxonomy.csv")))
     missing = [c for c in TAXONOMY_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        raise TempclrError(f"{path}: line 1: no {', '.join(missing)} column (HT-Step's taxonomy.csv has "
-                           f"{','.join(TAXONOMY_COLUMNS)})")
+        raise TempclrError(
+            f"{path}: line 1: no {', '.join(missing)} column (HT-Step's taxonomy.csv has {','.join(TAXONOMY_COLUMNS)})"
+        )
     steps: dict[str, TaxonomyStep] = {}
     for row in reader:
         where = f"{path}: line {reader.line_num}"
@@ -58,8 +66,13 @@ def read_taxonomy(path: Path) -> dict[str, TaxonomyStep]:
             raise TempclrError(f"{where}: global_step_index: {index} appears twice")
         if not (row["activity"] or "").strip() or not (row["headline"] or "").strip():
             raise TempclrError(f"{where}: {'activity' if not (row['activity'] or '').strip() else 'headline'}: empty")
-        steps[str(int(index))] = TaxonomyStep(str(int(index)), row["activity"], row["variation"] or "",
-                                              row["headline"].strip(), (row["paragraph"] or "").strip())
+        steps[str(int(index))] = TaxonomyStep(
+            str(int(index)),
+            row["activity"],
+            row["variation"] or "",
+            row["headline"].strip(),
+            (row["paragraph"] or "").strip(),
+        )
     return steps
 
 
@@ -70,8 +83,14 @@ def _label(value, where: str) -> str:
     return str(int(value))
 
 
-def _video(path: Path, vid: str, entry, taxonomy: dict[str, TaxonomyStep],
-           variations: dict[tuple[str, str], list[str]], choice: str) -> Video:
+def _video(
+    path: Path,
+    vid: str,
+    entry,
+    taxonomy: dict[str, TaxonomyStep],
+    variations: dict[tuple[str, str], list[str]],
+    choice: str,
+) -> Video:
     where = f"{path}: video {vid}"
     if not isinstance(entry, dict) or not isinstance(entry.get("annotations"), list):
         raise TempclrError(f"{where}: expected an object with an 'annotations' list")
@@ -88,11 +107,14 @@ def _video(path: Path, vid: str, entry, taxonomy: dict[str, TaxonomyStep],
             raise TempclrError(f"{at}.id: {label} is not a global_step_index of the taxonomy")
         step = taxonomy[label]
         if step.activity != activity:
-            raise TempclrError(f"{at}.id: step {label} belongs to {step.activity!r}; the video's activity is "
-                               f"{activity!r}")
+            raise TempclrError(
+                f"{at}.id: step {label} belongs to {step.activity!r}; the video's activity is {activity!r}"
+            )
         if variation not in (None, step.variation):
-            raise TempclrError(f"{at}.id: step {label} is of variation {step.variation!r}; the video's earlier "
-                               f"steps are of {variation!r}")
+            raise TempclrError(
+                f"{at}.id: step {label} is of variation {step.variation!r}; the video's earlier "
+                f"steps are of {variation!r}"
+            )
         variation = step.variation
         start, end = (seconds(t, f"{at}.segment") for t in a["segment"])
         if end < start:
@@ -105,10 +127,16 @@ def _video(path: Path, vid: str, entry, taxonomy: dict[str, TaxonomyStep],
     return Video(vid, entry["subset"], None, sorted(steps, key=lambda s: s.start), activity, queries)
 
 
-@register_layout("htstep", "HT-Step: how-to article steps grounded in HowTo100M cooking videos", "file",
-                 "annotations.json (with --taxonomy taxonomy.csv)", splits=SUBSETS,
-                 protocols=("htstep-map", "point-recall"), options=("taxonomy", "step_text"),
-                 labels="the step's global_step_index (taxonomy.csv)")
+@register_layout(
+    "htstep",
+    "HT-Step: how-to article steps grounded in HowTo100M cooking videos",
+    "file",
+    "annotations.json (with --taxonomy taxonomy.csv)",
+    splits=SUBSETS,
+    protocols=("htstep-map", "point-recall"),
+    options=("taxonomy", "step_text"),
+    labels="the step's global_step_index (taxonomy.csv)",
+)
 def read_htstep(path: Path, options: ReadOptions) -> list[Video]:
     """Every video of annotations.json; step texts per `options.step_text`."""
     if options.taxonomy is None:

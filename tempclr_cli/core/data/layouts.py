@@ -57,7 +57,9 @@ class Layout:
     annotations: str  # what --annotations names
     read: Callable[[Path, ReadOptions], list[Video]] = field(repr=False)
     splits: tuple[str, ...] = ()  # subsets --split picks; () = the file is one split
-    protocols: tuple[str, ...] = ()  # evaluation protocols that apply (grounding.PROTOCOLS); () = not for localize/score
+    protocols: tuple[
+        str, ...
+    ] = ()  # evaluation protocols that apply (grounding.PROTOCOLS); () = not for localize/score
     labels: str = ""  # what a predictions file's `label` column holds
     options: tuple[str, ...] = ()  # ReadOptions fields read beyond `split`
     mode: str = "unordered"  # localize's default --mode: ordered when steps follow a known order
@@ -71,9 +73,18 @@ class Layout:
 _LAYOUTS: dict[str, Layout] = {}
 
 
-def register_layout(name: str, summary: str, reads: str, annotations: str, *, splits: tuple[str, ...] = (),
-                    protocols: tuple[str, ...] = (), labels: str = "", options: tuple[str, ...] = (),
-                    mode: str = "unordered") -> Callable:
+def register_layout(
+    name: str,
+    summary: str,
+    reads: str,
+    annotations: str,
+    *,
+    splits: tuple[str, ...] = (),
+    protocols: tuple[str, ...] = (),
+    labels: str = "",
+    options: tuple[str, ...] = (),
+    mode: str = "unordered",
+) -> Callable:
     """Decorator on `read(path, options) -> list[Video]`: adds the layout `name` to the table."""
     if reads not in ("file", "folder") or mode not in MODES:
         raise ValueError(f"layout {name}: reads is 'file' or 'folder', mode one of {MODES}")
@@ -82,8 +93,9 @@ def register_layout(name: str, summary: str, reads: str, annotations: str, *, sp
         raise ValueError(f"layout {name}: unknown options {sorted(unknown)} or protocols without a label convention")
 
     def wrap(read: Callable) -> Callable:
-        _LAYOUTS[name] = Layout(name, summary, reads, annotations, read, tuple(splits), tuple(protocols), labels,
-                                tuple(options), mode)
+        _LAYOUTS[name] = Layout(
+            name, summary, reads, annotations, read, tuple(splits), tuple(protocols), labels, tuple(options), mode
+        )
         return read
 
     return wrap
@@ -121,8 +133,9 @@ def check_options(layout: Layout, options: ReadOptions) -> None:
         raise TempclrError(f"--split {options.split}: --format {layout.name} knows {known}")
 
 
-def read_layout(path: str | Path, name: str, options: ReadOptions | None = None,
-                grounding: bool = False) -> list[Video]:
+def read_layout(
+    path: str | Path, name: str, options: ReadOptions | None = None, grounding: bool = False
+) -> list[Video]:
     """The videos of `path` in layout `name`, those of `options.split` only (all: every one)."""
     layout, options = get(name, grounding), options or ReadOptions()
     check_options(layout, options)

@@ -100,8 +100,13 @@ def _key(folder: Path, clip_seconds: float) -> dict:
         return {"version": VERSION, "index": [stat.st_size, stat.st_mtime_ns]}
     files = sorted(path for layout in LAYOUTS.values() for path in layout.parts(folder))
     stats = [f.stat() for f in files]
-    return {"version": VERSION, "clip_seconds": clip_seconds, "files": len(files),
-            "bytes": sum(s.st_size for s in stats), "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
+    return {
+        "version": VERSION,
+        "clip_seconds": clip_seconds,
+        "files": len(files),
+        "bytes": sum(s.st_size for s in stats),
+        "mtime_ns": max((s.st_mtime_ns for s in stats), default=0),
+    }
 
 
 def _cached(folder: Path, key: dict) -> Packed | None:
@@ -123,11 +128,14 @@ def _cached(folder: Path, key: dict) -> Packed | None:
 def _entries(folder: Path) -> list[_Entry]:
     """The store's videos, in any of its layouts (`FeatureStore`), with their index rows where it has them."""
     store = FeatureStore(folder)
-    entries = [_Entry(vid, stored, store.row(vid) or None) for vid, stored in sorted(store.paths.items())
-               if vid == stored.key]
+    entries = [
+        _Entry(vid, stored, store.row(vid) or None) for vid, stored in sorted(store.paths.items()) if vid == stored.key
+    ]
     if not entries:
-        raise TempclrError(f"{folder}: no features to search; expected a folder from `tempclr extract` or `tempclr "
-                           "index`, or one video's .npy")
+        raise TempclrError(
+            f"{folder}: no features to search; expected a folder from `tempclr extract` or `tempclr "
+            "index`, or one video's .npy"
+        )
     return entries
 
 
@@ -136,8 +144,10 @@ def _spec(entries: list[_Entry]) -> EncoderSpec | None:
     specs = {EncoderSpec.from_row(e.row): e for e in entries if e.row}
     if len(specs) > 1:
         (a, ea), (b, eb) = list(specs.items())[:2]
-        raise TempclrError(f"{ea.name} was made by {a.model} ({a.pretrained}) and {eb.name} by {b.model} ({b.pretrained}): "
-                           "one search needs the features of one encoder (put them in separate folders)")
+        raise TempclrError(
+            f"{ea.name} was made by {a.model} ({a.pretrained}) and {eb.name} by {b.model} ({b.pretrained}): "
+            "one search needs the features of one encoder (put them in separate folders)"
+        )
     return next(iter(specs), None)
 
 
@@ -149,7 +159,9 @@ def _shapes(entries: list[_Entry]) -> list[tuple[int, int]]:
         if len(shape) != 2 or not shape[0]:
             raise TempclrError(f"{e.name}: expected a (clips, dim) matrix, got shape {shape}")
         if shapes and shape[1] != shapes[0][1]:
-            raise TempclrError(f"{e.name} has dim {shape[1]} but {entries[0].name} has {shapes[0][1]}: one store, one dim")
+            raise TempclrError(
+                f"{e.name} has dim {shape[1]} but {entries[0].name} has {shapes[0][1]}: one store, one dim"
+            )
         shapes.append(shape)
     return shapes
 
@@ -172,8 +184,10 @@ def _build(folder: Path, key: dict, entries: list[_Entry], clip_seconds: float, 
         matrix.flush()
         matrix = np.load(tmp, mmap_mode="c")  # mapped before the rename: another run's clean-up cannot take it away
     io.save_npy(folder / names["times"], times)
-    io.write_json(folder / f"{CACHE}.json", {"key": key, **names, "videos": videos, "offsets": offsets.tolist(),
-                                             "encoder": spec and spec.to_row()})
+    io.write_json(
+        folder / f"{CACHE}.json",
+        {"key": key, **names, "videos": videos, "offsets": offsets.tolist(), "encoder": spec and spec.to_row()},
+    )
     for old in folder.glob(f"{CACHE}.*.*"):  # earlier packs (a reader that has one mapped keeps it until it closes)
         if old.name not in names.values():
             old.unlink(missing_ok=True)

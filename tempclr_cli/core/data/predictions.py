@@ -67,8 +67,10 @@ def _header(path: Path, row: list[str] | None) -> list[int]:
     names = [c.strip() for c in row or []]
     missing = [c for c in COLUMNS if c not in names]
     if missing:
-        raise TempclrError(f"{path}: line 1: no {', '.join(missing)} column; expected the header "
-                           f"{','.join(COLUMNS)} (an unnamed index column before it is allowed)")
+        raise TempclrError(
+            f"{path}: line 1: no {', '.join(missing)} column; expected the header "
+            f"{','.join(COLUMNS)} (an unnamed index column before it is allowed)"
+        )
     twice = [c for c in COLUMNS if names.count(c) > 1]
     if twice:
         raise TempclrError(f"{path}: line 1: column {twice[0]} appears twice")
@@ -159,10 +161,10 @@ def _blocks(text: str, width: int, at: list[int]) -> Iterator[tuple[np.ndarray, 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "input contained no data": a block of blank lines
-                numbers, words = (np.loadtxt(io.StringIO(block), delimiter=",", comments=None, ndmin=2, dtype=dtype,
-                                             usecols=columns)
-                                  for dtype, columns in ((np.float64, (at[1], at[2], at[4])),
-                                                         (str, (at[0], at[3], width - 1))))
+                numbers, words = (
+                    np.loadtxt(io.StringIO(block), delimiter=",", comments=None, ndmin=2, dtype=dtype, usecols=columns)
+                    for dtype, columns in ((np.float64, (at[1], at[2], at[4])), (str, (at[0], at[3], width - 1)))
+                )
         except ValueError:
             yield None
             return
@@ -214,13 +216,16 @@ def read_predictions(path: str | Path) -> Predictions:
             parts.append(block)
     except csv.Error:
         raise _first_error(path, text, width, at) from None
-    video, label, start, end, score = (np.concatenate([c[k] for c in parts]) if parts else np.zeros(0, dtype)
-                                       for k, dtype in enumerate((np.int64, np.int64, float, float, float)))
+    video, label, start, end, score = (
+        np.concatenate([c[k] for c in parts]) if parts else np.zeros(0, dtype)
+        for k, dtype in enumerate((np.int64, np.int64, float, float, float))
+    )
     names = [canonical_label(x) for x in labels]  # labels equal once canonical share one code
     merged = {n: k for k, n in enumerate(dict.fromkeys(names))}
     remap = np.array([merged[n] for n in names], dtype=np.int64)
-    return Predictions(list(videos), list(merged), video, remap[label] if len(label) else label, start, end, score,
-                       str(path))
+    return Predictions(
+        list(videos), list(merged), video, remap[label] if len(label) else label, start, end, score, str(path)
+    )
 
 
 def write_predictions(path: str | Path, rows) -> int:
@@ -272,5 +277,13 @@ def match(predictions: Predictions, videos: list[Video]) -> Matched:
                 code[canonical] = len(labels)
                 labels.append(canonical)
             code[label] = code[canonical]  # a layout's own spelling of a label finds the same code
-    return Matched(index[predictions.video[rows]], predictions.label[rows], predictions.start[rows],
-                   predictions.end[rows], predictions.score[rows], labels, code, int((~rows).sum()))
+    return Matched(
+        index[predictions.video[rows]],
+        predictions.label[rows],
+        predictions.start[rows],
+        predictions.end[rows],
+        predictions.score[rows],
+        labels,
+        code,
+        int((~rows).sum()),
+    )

@@ -99,8 +99,11 @@ def _ucf101(root: Path, folder: Path, split: int, subset: str) -> list[tuple[Pat
 
 @register_action_layout("hmdb51", "HMDB51: <class>_test_split<k>.txt lists of '<video> <0|1|2>'")
 def _hmdb51(root: Path, folder: Path, split: int, subset: str) -> list[tuple[Path, str]]:
-    items = [(root / cls / video, cls) for video, cls, status in hmdb51_lists(folder, split)
-             if status == HMDB51_STATUS[subset]]
+    items = [
+        (root / cls / video, cls)
+        for video, cls, status in hmdb51_lists(folder, split)
+        if status == HMDB51_STATUS[subset]
+    ]
     if not items:
         raise TempclrError(f"{folder}: no HMDB51 split files (<class>_test_split{split}.txt) with {subset} videos")
     return items
@@ -114,8 +117,10 @@ def _diving48(root: Path, folder: Path, split: int, subset: str) -> list[tuple[P
 @register_action_layout("folder", "class folders (root/<class>/<video>): every video is a training video")
 def _folder(root: Path, folder: Path, split: int, subset: str) -> list[tuple[Path, str]]:
     if subset != "train":
-        raise TempclrError(f"data.format folder has training videos only (no {subset} split); use ucf101, hmdb51 or "
-                           "diving48 lists for a test split")
+        raise TempclrError(
+            f"data.format folder has training videos only (no {subset} split); use ucf101, hmdb51 or "
+            "diving48 lists for a test split"
+        )
     return [(p, p.parent.name) for p in sorted(root.glob("*/*")) if p.suffix.lower() in VIDEO_EXTENSIONS]
 
 

@@ -202,8 +202,18 @@ class _NpyPart:
         return None
 
 
-register_layout(Layout("npy", "one <key>.npy per video, mirroring the input tree", ".npy", True, _NpyWriter,
-                       _NpyPart, lambda part, key: part, overhead=128))
+register_layout(
+    Layout(
+        "npy",
+        "one <key>.npy per video, mirroring the input tree",
+        ".npy",
+        True,
+        _NpyWriter,
+        _NpyPart,
+        lambda part, key: part,
+        overhead=128,
+    )
+)
 
 
 # --- webdataset: one tar per shard -----------------------------------------------------------------
@@ -274,8 +284,19 @@ class _TarPart:
             return json.loads(f.read(self._at[f"{key}.json"][1]))
 
 
-register_layout(Layout("webdataset", "one tar per shard: <key>.npy and <key>.json", ".tar", False, _TarWriter,
-                       _TarPart, lambda part, key: f"{part}/{key}.npy", overhead=128 + 4 * 512, keeps_rows=True))
+register_layout(
+    Layout(
+        "webdataset",
+        "one tar per shard: <key>.npy and <key>.json",
+        ".tar",
+        False,
+        _TarWriter,
+        _TarPart,
+        lambda part, key: f"{part}/{key}.npy",
+        overhead=128 + 4 * 512,
+        keeps_rows=True,
+    )
+)
 
 
 # --- parquet: one row per video --------------------------------------------------------------------
@@ -308,8 +329,9 @@ class _ParquetWriter:
         pa, pq = _pyarrow()
         if self._writer is None:
             # dictionaries only where values repeat: a dictionary of float features is as large as they are
-            self._writer = pq.ParquetWriter(self._file.path, _schema(pa, self._rows),
-                                            use_dictionary=["model", "pretrained", "status"])
+            self._writer = pq.ParquetWriter(
+                self._file.path, _schema(pa, self._rows), use_dictionary=["model", "pretrained", "status"]
+            )
         self._writer.write_table(_table(pa, self._writer.schema, self._rows))
         self._rows = []
 
@@ -328,10 +350,22 @@ class _ParquetWriter:
 def _schema(pa, rows: list):
     first = next((a for _, a, _ in rows if a is not None), np.zeros((0, 0), np.float32))
     value = pa.from_numpy_dtype(first.dtype)
-    return pa.schema([("key", pa.string()), ("features", pa.list_(pa.list_(value, first.shape[1]))),
-                      ("starts", pa.list_(pa.float64())), ("ends", pa.list_(pa.float64())), ("clips", pa.int32()),
-                      ("dim", pa.int32()), ("model", pa.string()), ("pretrained", pa.string()), ("seed", pa.int64()),
-                      ("status", pa.string()), ("reason", pa.string()), ("meta", pa.string())])
+    return pa.schema(
+        [
+            ("key", pa.string()),
+            ("features", pa.list_(pa.list_(value, first.shape[1]))),
+            ("starts", pa.list_(pa.float64())),
+            ("ends", pa.list_(pa.float64())),
+            ("clips", pa.int32()),
+            ("dim", pa.int32()),
+            ("model", pa.string()),
+            ("pretrained", pa.string()),
+            ("seed", pa.int64()),
+            ("status", pa.string()),
+            ("reason", pa.string()),
+            ("meta", pa.string()),
+        ]
+    )
 
 
 def _table(pa, schema, rows: list):
@@ -344,11 +378,23 @@ def _table(pa, schema, rows: list):
     offsets = [None if a is None else end - len(a) for a, end in zip(arrays, ends)] + [ends[-1]]
     values = pa.FixedSizeListArray.from_arrays(pa.array(flat, cell.value_type), cell.list_size)
     column = lambda field: [row.get(field) for _, _, row in rows]
-    return pa.table({"key": [k for k, _, _ in rows], "features": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values),
-                     "starts": column("starts"), "ends": column("ends"), "clips": column("clips"), "dim": column("dim"),
-                     "model": column("model"), "pretrained": column("pretrained"), "seed": column("seed"),
-                     "status": column("status"), "reason": column("reason"), "meta": [json.dumps(r) for _, _, r in rows]},
-                    schema=schema)
+    return pa.table(
+        {
+            "key": [k for k, _, _ in rows],
+            "features": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values),
+            "starts": column("starts"),
+            "ends": column("ends"),
+            "clips": column("clips"),
+            "dim": column("dim"),
+            "model": column("model"),
+            "pretrained": column("pretrained"),
+            "seed": column("seed"),
+            "status": column("status"),
+            "reason": column("reason"),
+            "meta": [json.dumps(r) for _, _, r in rows],
+        },
+        schema=schema,
+    )
 
 
 class _ParquetPart:
@@ -389,9 +435,19 @@ class _ParquetPart:
         return json.loads(column[i].as_py())
 
 
-register_layout(Layout("parquet", "one row per video: key, features, clip times, encoder, status", ".parquet", False,
-                       _ParquetWriter, _ParquetPart, lambda part, key: f"{part}/{key}", keeps_rows=True,
-                       extra="parquet"))
+register_layout(
+    Layout(
+        "parquet",
+        "one row per video: key, features, clip times, encoder, status",
+        ".parquet",
+        False,
+        _ParquetWriter,
+        _ParquetPart,
+        lambda part, key: f"{part}/{key}",
+        keeps_rows=True,
+        extra="parquet",
+    )
+)
 
 
 def bytes_per_video(layout: Layout, clips: int, dim: int, itemsize: int) -> int:
@@ -408,7 +464,8 @@ def iter_stored(folder: Path) -> Iterator[Stored]:
             try:
                 part = layout.reader(path, folder)
             except (OSError, ValueError, tarfile.TarError) as e:
-                raise TempclrError(f"{path}: not a readable {layout.name} part ({e}); "
-                                   "`tempclr extract ... --verify` redoes it") from None
+                raise TempclrError(
+                    f"{path}: not a readable {layout.name} part ({e}); `tempclr extract ... --verify` redoes it"
+                ) from None
             for key in part.keys():
                 yield Stored(layout, part, key)

@@ -25,7 +25,8 @@ from tempclr_cli.core.media.frames import center_crop
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 SYNTHETIC_WEIGHTS = Path(__file__).parent / "weights" / "tiny_synthetic.pt"
-SYNTHETIC_SHA256 = "1f28915bb9cef6403b498ee129717f8f0b3cafb6a6153d665e0c5ae03daa9986"  # printed by scripts/train_tiny_synthetic.py; checked at every load
+# printed by scripts/train_tiny_synthetic.py; checked at every load
+SYNTHETIC_SHA256 = "1f28915bb9cef6403b498ee129717f8f0b3cafb6a6153d665e0c5ae03daa9986"
 _registered = False
 
 
@@ -35,7 +36,11 @@ def _tokenizer(open_clip, name: str):
     (`open_clip.tokenize`), instead of a second copy (0.1 s of every call); else `get_tokenizer`'s."""
     import functools
 
-    text = (open_clip.get_model_config(name) or {}).get("text_cfg") if not name.startswith(("local-dir:", "hf-hub:")) else None
+    text = (
+        (open_clip.get_model_config(name) or {}).get("text_cfg")
+        if not name.startswith(("local-dir:", "hf-hub:"))
+        else None
+    )
     if text is None or "hf_tokenizer_name" in text or "tokenizer_kwargs" in text or "siglip" in name.lower():
         return open_clip.get_tokenizer(name)
     return functools.partial(open_clip.tokenize, context_length=text.get("context_length", 77))
@@ -67,8 +72,10 @@ class ClipEncoder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") else int(
-            self.model.visual.output_dim
+        return (
+            int(self.model.text_projection.shape[1])
+            if hasattr(self.model, "text_projection")
+            else int(self.model.visual.output_dim)
         )
 
     def preprocess(self, frames):
@@ -113,11 +120,16 @@ def _open_clip_members(name: str | None) -> list[dict]:
             continue
         cfg = json.loads(path.read_text())
         size = cfg.get("vision_cfg", {}).get("image_size", "")
-        row = {"name": path.stem, "dim": cfg.get("embed_dim", ""), "input_size": size[0] if isinstance(size, list) else size}
+        row = {
+            "name": path.stem,
+            "dim": cfg.get("embed_dim", ""),
+            "input_size": size[0] if isinstance(size, list) else size,
+        }
         if tags:
             known = tags(path.stem)
-            row["weights"] = " | ".join([*known[:2], *([f"+{len(known) - 2} tags"] if len(known) > 2 else []),
-                                         "FILE", "none"])
+            row["weights"] = " | ".join(
+                [*known[:2], *([f"+{len(known) - 2} tags"] if len(known) > 2 else []), "FILE", "none"]
+            )
             row["tags"] = known
         rows.append(row)
     return rows
@@ -126,11 +138,23 @@ def _open_clip_members(name: str | None) -> list[dict]:
 WEIGHTS = "TAG | FILE | local-dir:PATH | none"  # an open_clip weight tag, a checkpoint, a model folder, random
 
 
-@register_encoder("open_clip", "image-text", "open_clip image-text model, one frame per embedding", WEIGHTS,
-                  default_weights="openai", family=_open_clip_members)
-@register_encoder("tiny", "image-text", "tiny CLIP shipped with tempclr (tests, the offline demo)",
-                  "none | synthetic",
-                  input_size=64, dim=64, narrow_weights=(("synthetic", "`tempclr synth`'s world, no real video"),))
+@register_encoder(
+    "open_clip",
+    "image-text",
+    "open_clip image-text model, one frame per embedding",
+    WEIGHTS,
+    default_weights="openai",
+    family=_open_clip_members,
+)
+@register_encoder(
+    "tiny",
+    "image-text",
+    "tiny CLIP shipped with tempclr (tests, the offline demo)",
+    "none | synthetic",
+    input_size=64,
+    dim=64,
+    narrow_weights=(("synthetic", "`tempclr synth`'s world, no real video"),),
+)
 def load_clip(model: str = "ViT-B-32", pretrained: str | None = "openai", device="cpu", seed: int = 0) -> ClipEncoder:
     """Build an open_clip model with the weights named by `pretrained` (see module docstring).
 
@@ -141,8 +165,9 @@ def load_clip(model: str = "ViT-B-32", pretrained: str | None = "openai", device
     import torch
 
     if pretrained is None:
-        raise TempclrError(f"--model {model} needs --pretrained: none (random, seeded) or synthetic (tempclr synth's "
-                           "world only)")
+        raise TempclrError(
+            f"--model {model} needs --pretrained: none (random, seeded) or synthetic (tempclr synth's world only)"
+        )
     open_clip = import_open_clip(model, pretrained)
     _register_shipped_configs(open_clip)
     device = torch.device(device)
@@ -169,9 +194,11 @@ def load_clip(model: str = "ViT-B-32", pretrained: str | None = "openai", device
         raise TempclrError(f"--pretrained {pretrained}: {e}") from None
     except Exception as e:  # noqa: BLE001 - download failures come in many types, a local file's in as many
         if Path(pretrained).expanduser().is_file():
-            raise TempclrError(f"--pretrained {pretrained}: not a readable open_clip checkpoint of {model} "
-                               f"({type(e).__name__}: {str(e)[:200]}); expected a state dict saved with "
-                               "torch.save, or an open_clip tag (`tempclr models`)") from None
+            raise TempclrError(
+                f"--pretrained {pretrained}: not a readable open_clip checkpoint of {model} "
+                f"({type(e).__name__}: {str(e)[:200]}); expected a state dict saved with "
+                "torch.save, or an open_clip tag (`tempclr models`)"
+            ) from None
         raise TempclrError(_download_help(model, pretrained, type(e).__name__)) from None
     finally:
         for lg, level in zip(loggers, previous):
@@ -204,8 +231,10 @@ def synthetic_state(template: dict, path: Path = SYNTHETIC_WEIGHTS, sha256: str 
 
     data = path.read_bytes() if path.is_file() else b""
     if hashlib.sha256(data).hexdigest() != (sha256 or SYNTHETIC_SHA256):
-        raise TempclrError(f"{path}: missing or not the shipped synthetic weights (SHA-256 mismatch); reinstall "
-                           "tempclr or rebuild it with scripts/train_tiny_synthetic.py")
+        raise TempclrError(
+            f"{path}: missing or not the shipped synthetic weights (SHA-256 mismatch); reinstall "
+            "tempclr or rebuild it with scripts/train_tiny_synthetic.py"
+        )
     payload = torch.load(path, map_location="cpu", weights_only=True)
     state = {k: v.float() for k, v in payload["state"].items()}
     table = torch.zeros_like(template["token_embedding.weight"])
@@ -219,8 +248,10 @@ def _weights_source(open_clip, model: str, pretrained: str) -> str:
     if path.is_file():
         return str(path)
     if path.is_dir():
-        raise TempclrError(f"--pretrained {pretrained}: is a folder; expected a checkpoint file (or local-dir:PATH "
-                           "for an open_clip model folder)")
+        raise TempclrError(
+            f"--pretrained {pretrained}: is a folder; expected a checkpoint file (or local-dir:PATH "
+            "for an open_clip model folder)"
+        )
     looks_like_path = "/" in pretrained or path.suffix in {".pt", ".pth", ".bin", ".safetensors"}
     if looks_like_path:
         raise TempclrError(f"--pretrained {pretrained}: no such checkpoint file")
@@ -289,9 +320,10 @@ def _download_help(model: str, pretrained: str, reason: str) -> str:
     hint = "" if _offline() else "; set HF_HUB_OFFLINE=1 to skip the download attempt"
     return (
         f"weights {model}/{pretrained} are not in the local cache and could not be downloaded "
-        f"({reason}{hint}). On a connected machine run: python -c \"import open_clip; "
+        f'({reason}{hint}). On a connected machine run: python -c "import open_clip; '
         f"open_clip.create_model('{model}', pretrained='{pretrained}')\" to fill the cache "
         "(~/.cache/huggingface), then copy it here, or pass --pretrained /path/to/checkpoint.pt "
         "(random weights would align by the steps' order alone); to try tempclr offline first: --model tiny "
-        "--pretrained synthetic (shipped; it knows only `tempclr synth`'s world) on `tempclr synth` data, or `tempclr demo`"
+        "--pretrained synthetic (shipped; it knows only `tempclr synth`'s world) on `tempclr synth` data, or "
+        "`tempclr demo`"
     )

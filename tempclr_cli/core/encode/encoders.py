@@ -14,8 +14,16 @@ from tempclr_cli.core.data.features import EncoderSpec
 from tempclr_cli.core.encode.registry import load_encoder, text_encoder_of
 from tempclr_cli.core.errors import TempclrError
 
-__all__ = ["DEFAULT", "EncoderSpec", "choose_encoder", "encode_sentences", "heads_and_sentence_encoder", "load_encoder",
-           "load_spec", "sentence_encoder"]
+__all__ = [
+    "DEFAULT",
+    "EncoderSpec",
+    "choose_encoder",
+    "encode_sentences",
+    "heads_and_sentence_encoder",
+    "load_encoder",
+    "load_spec",
+    "sentence_encoder",
+]
 
 
 def load_spec(spec: EncoderSpec, device):
@@ -26,8 +34,9 @@ def load_spec(spec: EncoderSpec, device):
 DEFAULT = EncoderSpec("ViT-B-32", "openai")
 
 
-def choose_encoder(model: str | None, pretrained: str | None, seed: int,
-                   made_by: EncoderSpec | None = None) -> EncoderSpec:
+def choose_encoder(
+    model: str | None, pretrained: str | None, seed: int, made_by: EncoderSpec | None = None
+) -> EncoderSpec:
     """The encoder to embed with: what the user named, else what made the features or trained
     the heads (`made_by`), else ViT-B-32 with OpenAI weights. `made_by`'s seed rebuilds its
     random towers; `seed` applies only when nothing is recorded."""
@@ -87,8 +96,10 @@ def heads_and_sentence_encoder(checkpoint, store, device="auto", sentence_embedd
         heads, meta = load_heads(checkpoint, device, tokenizer=tokenizer)
         if heads.embeds_text:  # VideoCLIP / TempCLR's released network: its own BERT
             if sentence_embeddings is not None:
-                raise TempclrError(f"--checkpoint {checkpoint} embeds sentences with its own text tower; "
-                                   "--sentence-embeddings applies to heads trained over an encoder's features")
+                raise TempclrError(
+                    f"--checkpoint {checkpoint} embeds sentences with its own text tower; "
+                    "--sentence-embeddings applies to heads trained over an encoder's features"
+                )
             return heads, heads.encode_text
         spec = EncoderSpec.from_meta(meta)
     if sentence_embeddings is not None:

@@ -42,13 +42,26 @@ def measure(sources: list, encoder, cfg: ExtractConfig, probes: int = PROBES) ->
             if item["last"]:
                 seconds += item["report"].duration
                 decoding += item["report"].decode_seconds
-    return {"probed": len(set(picks)), "decode_rate": round(seconds / decoding, 2) if decoding else None,
-            "encode_rate": round(frames / encoding, 1) if encoding else None}
+    return {
+        "probed": len(set(picks)),
+        "decode_rate": round(seconds / decoding, 2) if decoding else None,
+        "encode_rate": round(frames / encoding, 1) if encoding else None,
+    }
 
 
-def plan_run(sources: list, out: Path, cfg: ExtractConfig, encoder, root: Path | None = None,
-             output_format: str = "npy", per_part: int = 1000, tasks: int = 1, decoders: int = 2,
-             engine: str = "local", log=lambda message: None) -> dict:
+def plan_run(
+    sources: list,
+    out: Path,
+    cfg: ExtractConfig,
+    encoder,
+    root: Path | None = None,
+    output_format: str = "npy",
+    per_part: int = 1000,
+    tasks: int = 1,
+    decoders: int = 2,
+    engine: str = "local",
+    log=lambda message: None,
+) -> dict:
     """What a run over `sources` would take and write, without extracting: videos, total seconds,
     expected clips, output bytes and files, the rates measured here, and the hours per task
     (`tasks` array tasks or GPUs, each fed by `decoders` decoding processes)."""
@@ -66,11 +79,17 @@ def plan_run(sources: list, out: Path, cfg: ExtractConfig, encoder, root: Path |
     encode_hours = total * cfg.fps / rates["encode_rate"] / 3600 if rates["encode_rate"] else None
     per_task = max(h for h in (decode_hours, encode_hours) if h is not None) / tasks if rates["decode_rate"] else None
     return {
-        "videos": len(videos), "unreadable_durations": sum(s is None for s in declared.values()),
-        "seconds": round(total, 1), "clips": sum(clips), "format": layout.name,
+        "videos": len(videos),
+        "unreadable_durations": sum(s is None for s in declared.values()),
+        "seconds": round(total, 1),
+        "clips": sum(clips),
+        "format": layout.name,
         "bytes": sum(bytes_per_video(layout, c, encoder.dim, itemsize) for c in clips),
-        "files": len(parts_of(plan_jobs(videos, out, layout, per_part))) + 1, **rates,  # parts and index.jsonl "device": str(encoder.device),
-        "engine": engine, "tasks": tasks, "decoders": decoders,
+        "files": len(parts_of(plan_jobs(videos, out, layout, per_part))) + 1,
+        **rates,  # parts and index.jsonl "device": str(encoder.device),
+        "engine": engine,
+        "tasks": tasks,
+        "decoders": decoders,
         "decode_hours": decode_hours and round(decode_hours / tasks, 3),
         "encode_hours": encode_hours and round(encode_hours / tasks, 3),
         "hours_per_task": per_task and round(per_task, 3),

@@ -113,8 +113,15 @@ class DecodeStream(IterableDataset):
     (with `owner`).
     """
 
-    def __init__(self, jobs: list[Job], cfg: ExtractConfig, size: int, owner: str | None = None,
-                 since: float | None = None, protocol: str = "frames"):
+    def __init__(
+        self,
+        jobs: list[Job],
+        cfg: ExtractConfig,
+        size: int,
+        owner: str | None = None,
+        since: float | None = None,
+        protocol: str = "frames",
+    ):
         self.jobs, self.cfg, self.size, self.owner, self.since = jobs, cfg, size, owner, since
         self.protocol = protocol  # frames: tempclr's sampler; videoclip: ffmpeg's fps/scale/crop filters
 
@@ -196,8 +203,9 @@ def claim_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.claim")
 
 
-def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | None = None,
-        layout: Layout | None = None) -> Iterator[VideoResult | int]:
+def run(
+    jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | None = None, layout: Layout | None = None
+) -> Iterator[VideoResult | int]:
     """Extract every part that no concurrent run claims or has written since `since` (the
     time.time() of the plan, when given) into a store of `layout` (npy by default); yields the
     number of frames encoded (progress) and each VideoResult, once its part is written."""
@@ -221,7 +229,9 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
             release_free_memory()  # memory flat in video length
         clock = time.perf_counter()
         item = next(items, None)
-        waited = time.perf_counter() - clock  # this process idle, waiting for these frames (decode-bound if it dominates)
+        waited = (
+            time.perf_counter() - clock
+        )  # this process idle, waiting for these frames (decode-bound if it dominates)
         if item is None:
             break
         i = item["video"]
@@ -232,8 +242,9 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
             partial.pop(i, None)
             yield from sink.add(jobs[i], None, failure(jobs[i], item["error"], out, sink.layout))
             continue
-        acc = partial.setdefault(i, {"emb": [], "times": [], "frame_times": [], "start": time.perf_counter(),
-                                     "encode": 0.0, "waited": 0.0})
+        acc = partial.setdefault(
+            i, {"emb": [], "times": [], "frame_times": [], "start": time.perf_counter(), "encode": 0.0, "waited": 0.0}
+        )
         acc["waited"] += waited
         if item["frames"] is not None:
             clock = time.perf_counter()
@@ -243,7 +254,9 @@ def run(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, since: float | 
             acc["frame_times"] += item["frame_times"]
             yield len(item["times"])
         if item["last"]:
-            array, result = finish(jobs[i], {**partial.pop(i), "report": item["report"]}, encoder, cfg, out, sink.layout)
+            array, result = finish(
+                jobs[i], {**partial.pop(i), "report": item["report"]}, encoder, cfg, out, sink.layout
+            )
             yield from sink.add(jobs[i], array, result)
 
 
@@ -395,16 +408,33 @@ def _unwritten(result: VideoResult, error: OSError, out: Path) -> VideoResult:
 
 def failure(job: Job, reason: str, out: Path, layout: Layout) -> VideoResult:
     """A video that could not be decoded: its row goes to failures.jsonl, the index and its part."""
-    return VideoResult(job, "failed", reason=reason, row={**_where(job, out, layout), "status": "failed",
-                                                          "reason": reason})
+    return VideoResult(
+        job, "failed", reason=reason, row={**_where(job, out, layout), "status": "failed", "reason": reason}
+    )
 
 
-def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "ViT-B-32", pretrained: str | None = None,
-                   checkpoint: str | None = None, root: Path | None = None, shard_spec: str | None = None,
-                   overwrite: bool = False, device: str = "auto", seed: int = 0,
-                   progress: Progress = silent, on_result=lambda result: None, output_format: str = "npy",
-                   per_part: int = 1000, balance: str = "auto", verify: bool = False, log=lambda message: None,
-                   engine: str = "local", ray_address: str | None = None) -> dict:
+def extract_videos(
+    sources: list,
+    out: Path,
+    cfg: ExtractConfig,
+    model: str = "ViT-B-32",
+    pretrained: str | None = None,
+    checkpoint: str | None = None,
+    root: Path | None = None,
+    shard_spec: str | None = None,
+    overwrite: bool = False,
+    device: str = "auto",
+    seed: int = 0,
+    progress: Progress = silent,
+    on_result=lambda result: None,
+    output_format: str = "npy",
+    per_part: int = 1000,
+    balance: str = "auto",
+    verify: bool = False,
+    log=lambda message: None,
+    engine: str = "local",
+    ray_address: str | None = None,
+) -> dict:
     """The `extract` command: plan the shard's jobs, skip finished parts, encode the rest.
 
     `progress` (core.progress) gets two tasks, the videos to extract and the frames decoded (no total:
@@ -433,10 +463,21 @@ def extract_videos(sources: list, out: Path, cfg: ExtractConfig, model: str = "V
     since, broken = time.time(), []
     todo = pending(jobs, out, overwrite, layout, verify, broken.append)
     log(f"{len(jobs)} videos, {len(jobs) - len(todo)} already done, {len(todo)} to extract")
-    summary = {"out": str(out), "videos": len(jobs), "skipped": len(jobs) - len(todo), "ok": 0, "failed": [],
-               "truncated": [], "clips": 0, "decode_seconds": 0.0, "encode_seconds": 0.0, "waited_seconds": 0.0,
-               "broken": broken, "format": layout.name,
-               "renamed": [{"source": str(j.source), "features": str(j.target.relative_to(out))} for j in renamed(jobs)]}
+    summary = {
+        "out": str(out),
+        "videos": len(jobs),
+        "skipped": len(jobs) - len(todo),
+        "ok": 0,
+        "failed": [],
+        "truncated": [],
+        "clips": 0,
+        "decode_seconds": 0.0,
+        "encode_seconds": 0.0,
+        "waited_seconds": 0.0,
+        "broken": broken,
+        "format": layout.name,
+        "renamed": [{"source": str(j.source), "features": str(j.target.relative_to(out))} for j in renamed(jobs)],
+    }
     if not todo:
         return merged_over_ranks(summary)
     start = time.perf_counter()

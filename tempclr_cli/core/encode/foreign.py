@@ -60,7 +60,9 @@ def _read_torch(path: Path) -> np.ndarray:
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
         raise TempclrError(f"{path}: not a readable torch file of tensors ({str(e).splitlines()[0]})") from None
     if not isinstance(value, torch.Tensor):
-        what = f"a dict (keys {', '.join(map(str, list(value)[:5]))})" if isinstance(value, dict) else type(value).__name__
+        what = (
+            f"a dict (keys {', '.join(map(str, list(value)[:5]))})" if isinstance(value, dict) else type(value).__name__
+        )
         raise TempclrError(f"{path}: holds {what}; expected one (clips, dim) tensor")
     return (value.float() if value.dtype == torch.bfloat16 else value).numpy()  # numpy has no bfloat16
 
@@ -89,8 +91,10 @@ class Timing:
     @classmethod
     def declared(cls, fps: float | None, clip_seconds: float | None) -> "Timing":
         if fps is None and clip_seconds is None:
-            raise TempclrError("give --fps (feature vectors a second) or --clip-seconds (the seconds each one covers): "
-                               "the files do not say when their clips are")
+            raise TempclrError(
+                "give --fps (feature vectors a second) or --clip-seconds (the seconds each one covers): "
+                "the files do not say when their clips are"
+            )
         for name, value in (("--fps", fps), ("--clip-seconds", clip_seconds)):
             if value is not None and not value > 0:
                 raise TempclrError(f"{name} {value}: must be > 0")
@@ -125,13 +129,27 @@ class IndexSummary:
         return dict(Counter(f.how for f in self.files))
 
     def to_json(self) -> dict:
-        return {"index": str(self.index), **self.encoder.to_row(), "dim": self.dim, "videos": len(self.files),
-                **{how.replace(" ", "_"): n for how, n in self.counts().items()}, "text_tower": self.text_tower}
+        return {
+            "index": str(self.index),
+            **self.encoder.to_row(),
+            "dim": self.dim,
+            "videos": len(self.files),
+            **{how.replace(" ", "_"): n for how, n in self.counts().items()},
+            "text_tower": self.text_tower,
+        }
 
 
-def index_features(folder: str | Path, encoder: str, fps: float | None = None, clip_seconds: float | None = None,
-                   dim: int | None = None, pretrained: str | None = None, out: str | Path | None = None,
-                   suffix: str = "", log: Callable[[str], None] = lambda _: None) -> IndexSummary:
+def index_features(
+    folder: str | Path,
+    encoder: str,
+    fps: float | None = None,
+    clip_seconds: float | None = None,
+    dim: int | None = None,
+    pretrained: str | None = None,
+    out: str | Path | None = None,
+    suffix: str = "",
+    log: Callable[[str], None] = lambda _: None,
+) -> IndexSummary:
     """Write `index.jsonl` rows into `out` (default: `folder`) for every foreign feature file under
     `folder` (module docstring); with `suffix`, only files whose name ends with it (before the
     extension), which the video id drops: `_clip` for video_features' `v1_clip.npy`."""
@@ -156,10 +174,17 @@ def index_features(folder: str | Path, encoder: str, fps: float | None = None, c
             io.save_npy(out / f.features, array)
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        hint = (" (--suffix picks the feature files of a layout that keeps other arrays beside them: _clip for "
-                "video_features' {video}_clip.npy)") if flat and not suffix else ""
-        raise TempclrError(f"{len(problems)} of {len(files)} files refused, nothing indexed: "
-                           + "; ".join(problems[:5]) + more + hint)
+        hint = (
+            (
+                " (--suffix picks the feature files of a layout that keeps other arrays beside them: _clip for "
+                "video_features' {video}_clip.npy)"
+            )
+            if flat and not suffix
+            else ""
+        )
+        raise TempclrError(
+            f"{len(problems)} of {len(files)} files refused, nothing indexed: " + "; ".join(problems[:5]) + more + hint
+        )
     for f in files:
         if f.how == "linked":
             _link(f.source, out / f.features)
@@ -196,11 +221,16 @@ def _plan(folder: Path, out: Path, suffix: str) -> list[Imported]:
         video = str(stem.with_name(stem.name[: len(stem.name) - len(suffix)]))
         target = Path(video + ".npy")
         in_place = FOREIGN_FORMATS[path.suffix.lower()].in_place
-        how = "in place" if in_place and target == rel and out.resolve() == folder.resolve() else (
-            "linked" if in_place else "converted")
+        how = (
+            "in place"
+            if in_place and target == rel and out.resolve() == folder.resolve()
+            else ("linked" if in_place else "converted")
+        )
         if video in files:
-            raise TempclrError(f"{files[video].source} and {path} are both video {video}: keep one, or index them "
-                               "into separate folders (-o)")
+            raise TempclrError(
+                f"{files[video].source} and {path} are both video {video}: keep one, or index them "
+                "into separate folders (-o)"
+            )
         files[video] = Imported(video, path, target, how)
     if not files:
         kinds = ", ".join(FOREIGN_FORMATS)
@@ -232,8 +262,10 @@ def _load(f: Imported, out: Path) -> tuple[np.ndarray, bool]:
 def _checked(path: Path, array: np.ndarray, dim: int | None, whence: str) -> tuple[int, int]:
     """(clips, dim) of a foreign array, or a TempclrError naming the file and what is wrong."""
     if array.ndim != 2:
-        raise TempclrError(f"{path}: a {array.ndim}-D array of shape {tuple(array.shape)}; expected (clips, dim), "
-                           "one feature vector a row")
+        raise TempclrError(
+            f"{path}: a {array.ndim}-D array of shape {tuple(array.shape)}; expected (clips, dim), "
+            "one feature vector a row"
+        )
     if not array.shape[0] or not array.shape[1]:
         raise TempclrError(f"{path}: empty array of shape {tuple(array.shape)}")
     if array.dtype.kind != "f":
@@ -263,9 +295,20 @@ def _link(source: Path, target: Path) -> None:
 def _row(f: Imported, spec: EncoderSpec, timing: Timing) -> dict:
     """The index row `tempclr extract` would write for these features (`features.load_matrix` reads it)."""
     starts, ends = timing.times(f.shape[0])
-    return {"features": str(f.features), "clips": f.shape[0], "dim": f.shape[1], "starts": starts, "ends": ends,
-            "duration": ends[-1], "fps": timing.fps, "clip_seconds": timing.clip_seconds, **spec.to_row(),
-            "protocol": "imported", "imported": {"from": str(f.source.resolve()), "how": f.how}, "status": "ok"}
+    return {
+        "features": str(f.features),
+        "clips": f.shape[0],
+        "dim": f.shape[1],
+        "starts": starts,
+        "ends": ends,
+        "duration": ends[-1],
+        "fps": timing.fps,
+        "clip_seconds": timing.clip_seconds,
+        **spec.to_row(),
+        "protocol": "imported",
+        "imported": {"from": str(f.source.resolve()), "how": f.how},
+        "status": "ok",
+    }
 
 
 def _rows(index: Path) -> list[dict]:

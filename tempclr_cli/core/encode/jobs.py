@@ -29,7 +29,6 @@ class Job:
     key: str = ""  # its id in the store ("": the target's path in the output folder without suffix, a .npy's)
 
 
-
 def key_of(job: Job, out: Path) -> str:
     return job.key or str(job.target.relative_to(out).with_suffix(""))
 
@@ -74,8 +73,14 @@ def shard(jobs: list[Job], index: int, count: int, weights: list[float] | None =
     return [jobs[i] for p in assign(len(parts), index, count, weights) for i in parts[p]]
 
 
-def pending(jobs: list[Job], out: Path, overwrite: bool = False, layout: Layout | None = None, verify: bool = False,
-            on_broken=lambda problem: None) -> list[Job]:
+def pending(
+    jobs: list[Job],
+    out: Path,
+    overwrite: bool = False,
+    layout: Layout | None = None,
+    verify: bool = False,
+    on_broken=lambda problem: None,
+) -> list[Job]:
     """The jobs still to do: those of every part that is not done. Done means the part's file reads
     *and* each of its videos has an index row, an ok one matching the stored array's shape (with
     `verify`: the whole array read and checked, `stores.problem`; what is wrong goes to `on_broken`):
@@ -157,8 +162,15 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     return i, n
 
 
-def share(videos: list[Video], out: Path, layout: Layout, per_part: int, shard_spec: str | None,
-          balance: str = "auto", log=lambda message: None) -> list[Job]:
+def share(
+    videos: list[Video],
+    out: Path,
+    layout: Layout,
+    per_part: int,
+    shard_spec: str | None,
+    balance: str = "auto",
+    log=lambda message: None,
+) -> list[Job]:
     """This task's jobs: the whole run's parts, split among the tasks by declared duration (greedy
     largest first) or by count. `auto` balances by duration when there are several tasks and some
     duration reads; one task takes everything without reading any."""

@@ -105,7 +105,9 @@ def _needs(model: str | None, pretrained: str | None = None) -> set[str]:
     if model is None or model.startswith(("local-dir:", "hf-hub:")) or (config := config_file(model)) is None:
         return set(ADAPTERS)
     cfg = json.loads(config.read_text())
-    needed = {library for library, (section, keys) in TOWERS.items() if any(cfg.get(section, {}).get(key) for key in keys)}
+    needed = {
+        library for library, (section, keys) in TOWERS.items() if any(cfg.get(section, {}).get(key) for key in keys)
+    }
     local = pretrained is not None and (pretrained in OFFLINE_WEIGHTS or Path(pretrained).expanduser().is_file())
     return needed if local else needed | {"huggingface_hub"}
 

@@ -46,18 +46,43 @@ class R3DEncoder:
 WEIGHTS = "CHECKPOINT (a tempclr TCLR run's .pt, the authors' .pth)"
 
 
-@register_encoder("r2plus1d18", "video", "TCLR R(2+1)D-18 backbone, layer4 pooled per clip; weights by --pretrained or --checkpoint", WEIGHTS,
-                  frames_per_clip="16*", input_size="112*", dim=512, text=False)
-@register_encoder("r3d18", "video", "TCLR R3D-18 backbone, layer4 pooled per clip; weights by --pretrained or --checkpoint", WEIGHTS,
-                  frames_per_clip="16*", input_size="112*", dim=512, text=False)
+@register_encoder(
+    "r2plus1d18",
+    "video",
+    "TCLR R(2+1)D-18 backbone, layer4 pooled per clip; weights by --pretrained or --checkpoint",
+    WEIGHTS,
+    frames_per_clip="16*",
+    input_size="112*",
+    dim=512,
+    text=False,
+)
+@register_encoder(
+    "r3d18",
+    "video",
+    "TCLR R3D-18 backbone, layer4 pooled per clip; weights by --pretrained or --checkpoint",
+    WEIGHTS,
+    frames_per_clip="16*",
+    input_size="112*",
+    dim=512,
+    text=False,
+)
 def load_r3d(model: str, checkpoint: str | None, device, seed: int = 0) -> R3DEncoder:
     """The backbone of a `tempclr train` TCLR (or classify) checkpoint, or of a released
     `.pth`; the checkpoint says which backbone it is."""
     from tempclr_cli.core.models.r3d import load_backbone
 
     if not checkpoint or checkpoint.lower() == "none":
-        raise TempclrError(f"--model {model} needs --checkpoint (or --pretrained): a `tempclr train` TCLR run's last.pt "
-                           "or best.pt, or the authors' released .pth")
+        raise TempclrError(
+            f"--model {model} needs --checkpoint (or --pretrained): a `tempclr train` TCLR run's last.pt "
+            "or best.pt, or the authors' released .pth"
+        )
     backbone, meta = load_backbone(checkpoint, ("tclr", "classify"))
-    return R3DEncoder(backbone.eval().to(device), meta["clip_frames"], meta["size"], device, meta["name"],
-                      str(checkpoint), channels=meta["channels"])
+    return R3DEncoder(
+        backbone.eval().to(device),
+        meta["clip_frames"],
+        meta["size"],
+        device,
+        meta["name"],
+        str(checkpoint),
+        channels=meta["channels"],
+    )

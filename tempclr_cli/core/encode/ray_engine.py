@@ -56,18 +56,35 @@ def video_rows(sources: list) -> list[dict]:
     rows = []
     for i, source in enumerate(sources):
         member = source if isinstance(source, Member) else None
-        rows.append({"i": i, "path": str(member.tar if member else source), "name": member.name if member else "",
-                     "offset": member.offset if member else 0, "size": member.size if member else 0})
+        rows.append(
+            {
+                "i": i,
+                "path": str(member.tar if member else source),
+                "name": member.name if member else "",
+                "offset": member.offset if member else 0,
+                "size": member.size if member else 0,
+            }
+        )
     return rows
 
 
 def _source(row: dict) -> Path | Member:
-    return Member(Path(row["path"]), row["name"], int(row["offset"]), int(row["size"])) if row["name"] else Path(
-        row["path"])
+    return (
+        Member(Path(row["path"]), row["name"], int(row["offset"]), int(row["size"]))
+        if row["name"]
+        else Path(row["path"])
+    )
 
 
-def decode_video(row: dict, fps: float = 1.0, size: int = 224, clip_seconds: float = 1.0, batch_size: int = 64,
-                 decode: str = "fast", protocol: str = "frames") -> list[dict]:
+def decode_video(
+    row: dict,
+    fps: float = 1.0,
+    size: int = 224,
+    clip_seconds: float = 1.0,
+    batch_size: int = 64,
+    decode: str = "fast",
+    protocol: str = "frames",
+) -> list[dict]:
     """One video's sampled frames, centre-cropped to `size`, in chunks of `batch_size` (extract's
     `DecodeStream`, so the chunks are the plain run's): rows of i, chunk, last, frames (n, S, S, 3)
     uint8, times, frame_times, report (JSON of the DecodeReport, on the last chunk) and error ("" or why)."""
@@ -75,11 +92,18 @@ def decode_video(row: dict, fps: float = 1.0, size: int = 224, clip_seconds: flo
     rows = []
     for k, item in enumerate(DecodeStream([Job(_source(row), Path("ray.npy"))], cfg, size, protocol=protocol)):
         frames = item.get("frames")
-        rows.append({"i": row["i"], "chunk": k, "last": bool(item.get("last", True)),
-                     "frames": np.zeros((0, size, size, 3), np.uint8) if frames is None else frames.numpy(),
-                     "times": list(item.get("times", [])), "frame_times": list(item.get("frame_times", [])),
-                     "report": json.dumps(asdict(item["report"])) if "report" in item else "",
-                     "error": item.get("error", "")})
+        rows.append(
+            {
+                "i": row["i"],
+                "chunk": k,
+                "last": bool(item.get("last", True)),
+                "frames": np.zeros((0, size, size, 3), np.uint8) if frames is None else frames.numpy(),
+                "times": list(item.get("times", [])),
+                "frame_times": list(item.get("frame_times", [])),
+                "report": json.dumps(asdict(item["report"])) if "report" in item else "",
+                "error": item.get("error", ""),
+            }
+        )
     return rows
 
 
@@ -88,8 +112,14 @@ class EncodeFrames:
     Use with `batch_size=1` (one decoded chunk per call: the plain run's encoder batches); adds
     `embeddings` ((n, dim) float32 per row) and drops the frames."""
 
-    def __init__(self, model: str, pretrained: str | None = None, checkpoint: str | None = None,
-                 device: str = "auto", seed: int = 0):
+    def __init__(
+        self,
+        model: str,
+        pretrained: str | None = None,
+        checkpoint: str | None = None,
+        device: str = "auto",
+        seed: int = 0,
+    ):
         from tempclr_cli.core.encode.registry import load_encoder
         from tempclr_cli.core.runtime import resolve_device
 
@@ -102,8 +132,12 @@ class EncodeFrames:
         for frames in batch["frames"]:
             clock = time.perf_counter()
             emb = self.encoder.encode_images(torch.from_numpy(np.ascontiguousarray(frames))) if len(frames) else None
-            embedded.append((np.zeros((0, self.encoder.dim), np.float32) if emb is None else emb.cpu().numpy(),
-                             time.perf_counter() - clock))
+            embedded.append(
+                (
+                    np.zeros((0, self.encoder.dim), np.float32) if emb is None else emb.cpu().numpy(),
+                    time.perf_counter() - clock,
+                )
+            )
         out = {k: v for k, v in batch.items() if k != "frames"}
         out["embeddings"] = _objects([e for e, _ in embedded])
         out["encode_seconds"] = np.array([s for _, s in embedded])
@@ -117,8 +151,20 @@ def _objects(arrays: list) -> np.ndarray:
     return column
 
 
-def run_ray(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, model: str, pretrained: str | None,
-            checkpoint: str | None, device: str, seed: int, layout, address: str | None = None, gpus: int | None = None):
+def run_ray(
+    jobs: list[Job],
+    encoder,
+    cfg: ExtractConfig,
+    out: Path,
+    model: str,
+    pretrained: str | None,
+    checkpoint: str | None,
+    device: str,
+    seed: int,
+    layout,
+    address: str | None = None,
+    gpus: int | None = None,
+):
     """`extract.run` on Ray: the same events (frame counts, VideoResults once their part is written).
     `address`: a running cluster ("auto", "ray://host:10001"), else a local instance with this
     machine's CPUs; `cfg.workers` decoding tasks run at once (at least one)."""
@@ -143,14 +189,33 @@ def run_ray(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, model: str,
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # a video's chunks in order, as the plain run pools them
     ds = ray.data.from_items(video_rows([j.source for j in mine]), override_num_blocks=len(mine))
-    ds = ds.flat_map(decode_video, fn_kwargs={"fps": cfg.fps, "size": encoder.image_size,
-                                              "clip_seconds": cfg.clip_seconds, "batch_size": cfg.batch_size,
-                                              "decode": cfg.decode, "protocol": encoder.protocol},
-                     num_cpus=1, compute=ray.data.TaskPoolStrategy(size=max(cfg.workers, 1)))
-    ds = ds.map_batches(EncodeFrames, fn_constructor_kwargs={"model": model, "pretrained": pretrained,
-                                                             "checkpoint": checkpoint, "device": device, "seed": seed},
-                        batch_size=1, batch_format="numpy", num_gpus=1 if gpus else 0,
-                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(gpus, 1)))
+    ds = ds.flat_map(
+        decode_video,
+        fn_kwargs={
+            "fps": cfg.fps,
+            "size": encoder.image_size,
+            "clip_seconds": cfg.clip_seconds,
+            "batch_size": cfg.batch_size,
+            "decode": cfg.decode,
+            "protocol": encoder.protocol,
+        },
+        num_cpus=1,
+        compute=ray.data.TaskPoolStrategy(size=max(cfg.workers, 1)),
+    )
+    ds = ds.map_batches(
+        EncodeFrames,
+        fn_constructor_kwargs={
+            "model": model,
+            "pretrained": pretrained,
+            "checkpoint": checkpoint,
+            "device": device,
+            "seed": seed,
+        },
+        batch_size=1,
+        batch_format="numpy",
+        num_gpus=1 if gpus else 0,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(gpus, 1)),
+    )
     sink, partial = Sink(mine, layout, out), {}
     for row in ds.iter_rows():
         i, job = int(row["i"]), mine[int(row["i"])]
@@ -158,8 +223,9 @@ def run_ray(jobs: list[Job], encoder, cfg: ExtractConfig, out: Path, model: str,
             partial.pop(i, None)
             yield from sink.add(job, None, failure(job, row["error"], out, layout))
             continue
-        acc = partial.setdefault(i, {"emb": [], "times": [], "frame_times": [], "start": time.perf_counter(),
-                                     "encode": 0.0, "waited": 0.0})
+        acc = partial.setdefault(
+            i, {"emb": [], "times": [], "frame_times": [], "start": time.perf_counter(), "encode": 0.0, "waited": 0.0}
+        )
         acc["encode"] += float(row["encode_seconds"])
         if len(row["times"]):
             acc["emb"].append(torch.from_numpy(np.array(row["embeddings"])))  # a writable copy of Ray's buffer

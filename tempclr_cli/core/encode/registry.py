@@ -57,8 +57,19 @@ class EncoderInfo:
 
     def row(self, **overrides) -> dict:
         """One row of `tempclr models`."""
-        keys = ("name", "kind", "summary", "weights", "default_weights", "frames_per_clip", "fps", "input_size",
-                "dim", "text", "protocol")
+        keys = (
+            "name",
+            "kind",
+            "summary",
+            "weights",
+            "default_weights",
+            "frames_per_clip",
+            "fps",
+            "input_size",
+            "dim",
+            "text",
+            "protocol",
+        )
         return {**{k: v for k, v in asdict(self).items() if k in keys}, **overrides}
 
 
@@ -93,16 +104,22 @@ class TextEncoder(Encoder, Protocol):
 def clip_facts(encoder_class) -> dict:
     """The registration's clip facts read off an encoder class that fixes them (S3D), so they are
     stated once: `@register_encoder(..., **clip_facts(S3DEncoder))`."""
-    return {"frames_per_clip": encoder_class.frames_per_clip, "fps": encoder_class.fps,
-            "input_size": encoder_class.image_size, "dim": encoder_class.dim, "protocol": encoder_class.protocol}
+    return {
+        "frames_per_clip": encoder_class.frames_per_clip,
+        "fps": encoder_class.fps,
+        "input_size": encoder_class.image_size,
+        "dim": encoder_class.dim,
+        "protocol": encoder_class.protocol,
+    }
 
 
 _ENCODERS: dict[str, EncoderInfo] = {}
 _FAMILIES: list[EncoderInfo] = []
 
 
-def register_encoder(name: str, kind: str, summary: str, weights: str, family: Callable | None = None,
-                     **clip) -> Callable:
+def register_encoder(
+    name: str, kind: str, summary: str, weights: str, family: Callable | None = None, **clip
+) -> Callable:
     """Decorator on a loader `(model, pretrained, device, seed) -> encoder`: registers `name`
     with its clip facts (`clip`: frames_per_clip, fps, input_size, dim, text, protocol). With
     `family`, a whole family: `family(None)` lists its members as rows that override these
@@ -136,8 +153,9 @@ def find_encoder(model: str) -> EncoderInfo:
     for family in _FAMILIES:
         for row in family.members(model):
             return EncoderInfo(**{**asdict(family), **row, "load": family.load, "members": None})
-    raise TempclrError(f"--model {model}: no such encoder; `tempclr models` lists them "
-                       f"(e.g. {', '.join(sorted(_ENCODERS))}, ViT-B-32)")
+    raise TempclrError(
+        f"--model {model}: no such encoder; `tempclr models` lists them (e.g. {', '.join(sorted(_ENCODERS))}, ViT-B-32)"
+    )
 
 
 def list_encoders() -> list[dict]:
@@ -156,16 +174,24 @@ def load_encoder(model: str, pretrained: str | None, checkpoint: str | None = No
 
     info = find_encoder(model)
     if checkpoint and info.kind != "video":
-        raise TempclrError(f"--checkpoint names a video backbone's weights (r3d18, r2plus1d18); for {model} "
-                           "give its weights with --pretrained")
-    return info.load(model, checkpoint or pretrained or info.default_weights, torch.device(device) if isinstance(device, str) else device,
-                     seed)
+        raise TempclrError(
+            f"--checkpoint names a video backbone's weights (r3d18, r2plus1d18); for {model} "
+            "give its weights with --pretrained"
+        )
+    return info.load(
+        model,
+        checkpoint or pretrained or info.default_weights,
+        torch.device(device) if isinstance(device, str) else device,
+        seed,
+    )
 
 
 def text_encoder_of(model: str) -> EncoderInfo:
     """The registration of `model`, which must have a text tower (to embed step sentences)."""
     info = find_encoder(model)
     if not info.text:
-        raise TempclrError(f"{model} has no text tower: features from it can be retrieved (--task nn), "
-                           "classified or compared video to video, not matched with sentences")
+        raise TempclrError(
+            f"{model} has no text tower: features from it can be retrieved (--task nn), "
+            "classified or compared video to video, not matched with sentences"
+        )
     return info

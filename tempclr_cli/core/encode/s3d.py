@@ -16,8 +16,10 @@ from tempclr_cli.core.encode.registry import clip_facts, register_encoder
 from tempclr_cli.core.errors import TempclrError
 
 WEIGHTS_FILE, DICT_FILE = "s3d_howto100m.pth", "s3d_dict.npy"
-WHERE = ("the two files linked from the authors' README, github.com/antoine77340/S3D_HowTo100M "
-         f"({WEIGHTS_FILE} and {DICT_FILE})")
+WHERE = (
+    "the two files linked from the authors' README, github.com/antoine77340/S3D_HowTo100M "
+    f"({WEIGHTS_FILE} and {DICT_FILE})"
+)
 
 
 @dataclass
@@ -67,8 +69,10 @@ def weight_files(pretrained: str | None) -> tuple[Path, Path]:
     dictionary = weights.parent / DICT_FILE
     missing = [str(p) for p in (weights, dictionary) if not p.is_file()]
     if missing:
-        raise TempclrError(f"--pretrained {pretrained}: missing {' and '.join(missing)}; S3D needs both {WHERE}, "
-                           "the dictionary beside the weights")
+        raise TempclrError(
+            f"--pretrained {pretrained}: missing {' and '.join(missing)}; S3D needs both {WHERE}, "
+            "the dictionary beside the weights"
+        )
     return weights, dictionary
 
 
@@ -84,8 +88,10 @@ def load_s3d_model(pretrained: str):
         state = torch.load(weights, map_location="cpu", weights_only=True)
         words = read_dictionary(dictionary)
     except Exception as e:  # noqa: BLE001 - a pickle with code, a torn file, an object array: one clear refusal
-        raise TempclrError(f"--pretrained {pretrained}: cannot read it safely ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        raise TempclrError(
+            f"--pretrained {pretrained}: cannot read it safely ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if not isinstance(state, dict) or "text_module.word_embd.weight" not in state or "fc.weight" not in state:
         raise TempclrError(f"{weights}: not an S3D MIL-NCE state dict (no text_module.word_embd.weight / fc.weight)")
@@ -93,9 +99,14 @@ def load_s3d_model(pretrained: str):
     return load_strictly(S3D(words, dim=dim, vocab=vocab), state, weights, "S3D").eval()
 
 
-@register_encoder("s3d-howto100m", "video-text", "S3D-G MIL-NCE on HowTo100M: VideoCLIP/TempCLR's features, "
-                  "1 s clips of 30 frames, and its word-embedding text tower (raw dot products)",
-                  "PATH (s3d_howto100m.pth + s3d_dict.npy)", **clip_facts(S3DEncoder))
+@register_encoder(
+    "s3d-howto100m",
+    "video-text",
+    "S3D-G MIL-NCE on HowTo100M: VideoCLIP/TempCLR's features, "
+    "1 s clips of 30 frames, and its word-embedding text tower (raw dot products)",
+    "PATH (s3d_howto100m.pth + s3d_dict.npy)",
+    **clip_facts(S3DEncoder),
+)
 def load_s3d(model: str, pretrained: str | None, device, seed: int = 0) -> S3DEncoder:
     net = load_s3d_model(pretrained)
     return S3DEncoder(net.to(device), device, model, str(pretrained), seed)

@@ -27,7 +27,9 @@ from tempclr_cli.core import io
 from tempclr_cli.core.data.features import EncoderSpec
 from tempclr_cli.core.errors import TempclrError
 
-HINT = "--sentence-embeddings takes .json {sentence: [floats]}, .npz (sentences, embeddings) or .npy with a .txt beside it"
+HINT = (
+    "--sentence-embeddings takes .json {sentence: [floats]}, .npz (sentences, embeddings) or .npy with a .txt beside it"
+)
 
 
 def _from_json(path: Path) -> tuple[list[str], list]:
@@ -45,7 +47,9 @@ def _from_npz(path: Path) -> tuple[list[str], np.ndarray]:
         with np.load(path, allow_pickle=False) as z:
             missing = {"sentences", "embeddings"} - set(z.files)
             if missing:
-                raise TempclrError(f"{path}: no array named {', '.join(sorted(missing))} (it holds {', '.join(z.files)})")
+                raise TempclrError(
+                    f"{path}: no array named {', '.join(sorted(missing))} (it holds {', '.join(z.files)})"
+                )
             sentences, vectors = z["sentences"], z["embeddings"]
     except (OSError, ValueError, EOFError) as e:  # ValueError: pickled objects, which are never loaded
         raise TempclrError(f"{path}: not a readable .npz without pickles ({e})") from None
@@ -64,7 +68,9 @@ def _from_npy(path: Path) -> tuple[list[str], np.ndarray]:
     except (OSError, ValueError, EOFError) as e:
         raise TempclrError(f"{path}: not a readable .npy without pickles ({e})") from None
     if len(vectors) != len(lines):
-        raise TempclrError(f"{path}: {len(vectors)} vectors but {txt} has {len(lines)} lines; line k is row k's sentence")
+        raise TempclrError(
+            f"{path}: {len(vectors)} vectors but {txt} has {len(lines)} lines; line k is row k's sentence"
+        )
     return lines, vectors
 
 
@@ -78,12 +84,17 @@ SENTENCE_FILES: dict[str, Callable[[Path], tuple[list[str], object]]] = {
 def _rows(path: Path, sentences: list[str], vectors: list) -> np.ndarray:
     """JSON's lists as one (N, D) array; a list that is not D numbers is named by its sentence."""
     for sentence, v in zip(sentences, vectors):
-        if not isinstance(v, list) or not v or not all(isinstance(x, (int, float)) and x is not True and x is not False
-                                                       for x in v):
+        if (
+            not isinstance(v, list)
+            or not v
+            or not all(isinstance(x, (int, float)) and x is not True and x is not False for x in v)
+        ):
             raise TempclrError(f"{path}: the vector of {sentence!r} is not a list of numbers")
         if len(v) != len(vectors[0]):
-            raise TempclrError(f"{path}: the vector of {sentence!r} has {len(v)} numbers, the first one "
-                               f"{len(vectors[0])}: every sentence needs a vector of one dimension")
+            raise TempclrError(
+                f"{path}: the vector of {sentence!r} has {len(v)} numbers, the first one "
+                f"{len(vectors[0])}: every sentence needs a vector of one dimension"
+            )
     return np.array(vectors, dtype=np.float64)
 
 
@@ -134,9 +145,11 @@ class SentenceEmbeddings:
         missing = [s for s in sentences if s.strip() not in self.rows]
         if missing:
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            raise TempclrError(f"{self.path}: no vector for {', '.join(repr(s) for s in missing[:3])}{more} "
-                               f"({len(self.rows)} sentences in the file): embed them with the features' text tower "
-                               "and add them")
+            raise TempclrError(
+                f"{self.path}: no vector for {', '.join(repr(s) for s in missing[:3])}{more} "
+                f"({len(self.rows)} sentences in the file): embed them with the features' text tower "
+                "and add them"
+            )
         return torch.from_numpy(self.vectors[[self.rows[s.strip()] for s in sentences]])
 
 
@@ -153,20 +166,26 @@ def text_encoder(spec: EncoderSpec | None, sentence_embeddings: str | Path | Non
         tower = SentenceEmbeddings(sentence_embeddings)
         return lambda sentences: F.normalize(tower.encode_text(sentences), dim=-1)
     if spec is None:
-        raise TempclrError(f"{features}: no index.jsonl names the encoder that made them; give --sentence-embeddings "
-                           "FILE (the sentences embedded by that encoder's text tower)")
+        raise TempclrError(
+            f"{features}: no index.jsonl names the encoder that made them; give --sentence-embeddings "
+            "FILE (the sentences embedded by that encoder's text tower)"
+        )
     try:
         has_text = find_encoder(spec.model).text
     except TempclrError:
         has_text = False
     if not has_text:
-        raise TempclrError(f"{features}: made by {spec.model}, and tempclr has no text tower for it: give "
-                           f"--sentence-embeddings FILE, the sentences embedded by {spec.model}'s own text tower ({HINT})")
+        raise TempclrError(
+            f"{features}: made by {spec.model}, and tempclr has no text tower for it: give "
+            f"--sentence-embeddings FILE, the sentences embedded by {spec.model}'s own text tower ({HINT})"
+        )
     return sentence_encoder(spec, device)
 
 
 def same_dim(text_dim: int, features_dim: int, source: str, features) -> None:
     """Sentences and clips must live in one space: refuse two dimensions, naming both sides."""
     if text_dim != features_dim:
-        raise TempclrError(f"{source} gives sentence vectors of dim {text_dim} but {features} have dim {features_dim}: "
-                           "sentences must be embedded by the text tower of the encoder that made the features")
+        raise TempclrError(
+            f"{source} gives sentence vectors of dim {text_dim} but {features} have dim {features_dim}: "
+            "sentences must be embedded by the text tower of the encoder that made the features"
+        )

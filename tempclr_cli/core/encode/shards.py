@@ -85,8 +85,10 @@ def read_inputs(sources: list, root: Path | None = None) -> list[Video]:
     items = [x for s in sources for x in expand_braces(str(s))]
     missing = [x for x in items if not Path(x).exists()]
     if missing:
-        raise TempclrError(f"{', '.join(missing[:5])}: no such file or folder"
-                           + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""))
+        raise TempclrError(
+            f"{', '.join(missing[:5])}: no such file or folder"
+            + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
+        )
     tars = [Path(x) for x in items if x.endswith(".tar")]
     lists = [Path(x) for x in items if x.endswith(".csv")]
     plain = [x for x in items if not x.endswith((".tar", ".csv"))]
@@ -140,8 +142,10 @@ def _members(tar: Path, shard: str) -> list[Video]:
         with tarfile.open(tar, "r:") as t:
             members = [m for m in t if m.isfile()]
     except tarfile.ReadError as e:
-        raise TempclrError(f"{tar}: not an uncompressed tar shard ({e}); tempclr reads videos in place, so "
-                           "decompress it first (gunzip, zstd -d)") from None
+        raise TempclrError(
+            f"{tar}: not an uncompressed tar shard ({e}); tempclr reads videos in place, so "
+            "decompress it first (gunzip, zstd -d)"
+        ) from None
     videos = []
     for m in members:
         folder, _, name = m.name.rpartition("/")
@@ -157,8 +161,10 @@ def _refuse_duplicates(videos: list[Video]) -> None:
     seen: dict[str, Video] = {}
     for v in videos:
         if v.key in seen:
-            raise TempclrError(f"{seen[v.key].source} and {v.source} have one key, {v.key!r}: their features would "
-                               "overwrite each other (give distinct keys in the CSV, or separate runs)")
+            raise TempclrError(
+                f"{seen[v.key].source} and {v.source} have one key, {v.key!r}: their features would "
+                "overwrite each other (give distinct keys in the CSV, or separate runs)"
+            )
         seen[v.key] = v
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+
 def tally(summary: dict, event) -> None:
     """Count one video's result into the run's summary."""
     if event.status == "skipped":

@@ -11,4 +11,7 @@ BACKGROUNDS = ("removed", "kept")  # YouCookII retrieval: clips outside every st
 RETRIEVAL_LAYOUTS = ("youcook2", "coin")  # caption layouts whose videos are paragraphs of captions (data.layouts)
 SCORERS = ("corrected", "released")  # DTW / OTAM scored as corrected, or as TempCLR's release does
 SIMILARITIES = ("dot", "cosine")  # raw dot products of the outputs (released), or unit vectors
-STEP_SCORES = ("log-softmax", "cosine")  # localize: log-softmax over the video's steps of dot products (released), or cosine
+STEP_SCORES = (
+    "log-softmax",
+    "cosine",
+)  # localize: log-softmax over the video's steps of dot products (released), or cosine

@@ -32,5 +32,9 @@ def summary(pairs: Iterable[tuple[Alignment, Video]]) -> dict:
         errors += boundary_errors(result, truth)
         videos += 1
     e = np.asarray(errors, dtype=float)
-    return {"videos": videos, "boundaries": int(e.size), "mean_error": round(float(e.mean()), 2) if e.size else None,
-            "within_1s": round(100 * float((e <= 1 + 1e-9).mean()), 1) if e.size else None}
+    return {
+        "videos": videos,
+        "boundaries": int(e.size),
+        "mean_error": round(float(e.mean()), 2) if e.size else None,
+        "within_1s": round(100 * float((e <= 1 + 1e-9).mean()), 1) if e.size else None,
+    }

@@ -44,13 +44,21 @@ class EvalSet:
     def of(cls, recipe) -> "EvalSet":
         """The test set a classification recipe names."""
         data = recipe.data
-        return cls(Path(data.root), data.format, Path(data.annotations) if data.annotations else None, data.split,
-                   ClipSpec(data.clip_frames, data.stride, data.size), recipe.eval.crop, recipe.eval.clips)
+        return cls(
+            Path(data.root),
+            data.format,
+            Path(data.annotations) if data.annotations else None,
+            data.split,
+            ClipSpec(data.clip_frames, data.stride, data.size),
+            recipe.eval.crop,
+            recipe.eval.clips,
+        )
 
 
 @torch.no_grad()
-def classification_accuracy(model: Classifier, test: EvalSet, meta: dict, device, clips: list[int] | None = None,
-                            progress: Progress = silent) -> list[dict]:
+def classification_accuracy(
+    model: Classifier, test: EvalSet, meta: dict, device, clips: list[int] | None = None, progress: Progress = silent
+) -> list[dict]:
     """Top-1 / top-5 test accuracy and confusion matrix for each count in `clips` (default
     `test.clips`), with the run's `meta` (its classes and colour order): the mean softmax over
     that many evenly spaced clips per video. Each video is decoded once for all counts
@@ -59,8 +67,9 @@ def classification_accuracy(model: Classifier, test: EvalSet, meta: dict, device
     items = split_videos(test.root, test.format, test.annotations, test.split, "test")
     if not items:
         raise TempclrError(f"{test.root}: no test videos in the split")
-    ranked = predict(model, items, test.spec, test.crop, meta.get("channels", "rgb"), device, counts,
-                     progress("testing", len(items)))
+    ranked = predict(
+        model, items, test.spec, test.crop, meta.get("channels", "rgb"), device, counts, progress("testing", len(items))
+    )
     truth = [classes.index(cls) for _, cls in items]
     return [accuracy(k, ranked[k], truth, classes) for k in counts]
 
@@ -82,8 +91,13 @@ def with_test_accuracy(run, recipe, device, log=lambda _: None):
     return replace(run, metrics={**run.metrics, **row})
 
 
-def evaluate_checkpoint(checkpoint, clips: list[int] | None = None, overrides: list[str] = (), device: str = "auto",
-                        progress: Progress = silent) -> list[dict]:
+def evaluate_checkpoint(
+    checkpoint,
+    clips: list[int] | None = None,
+    overrides: list[str] = (),
+    device: str = "auto",
+    progress: Progress = silent,
+) -> list[dict]:
     """Test accuracy of a classification checkpoint on the data its stored recipe names
     (after `overrides`, e.g. a moved data.root), for each clip count (default: eval.clips)."""
     from tempclr_cli.core.runtime import resolve_device

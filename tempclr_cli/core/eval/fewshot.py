@@ -60,7 +60,9 @@ class VideoSet:
     classes: list[str]
 
 
-def load_videos(labels: dict[str, str], folder: Path, cfg: FewshotConfig, skip_invalid: bool) -> tuple[VideoSet, list[str]]:
+def load_videos(
+    labels: dict[str, str], folder: Path, cfg: FewshotConfig, skip_invalid: bool
+) -> tuple[VideoSet, list[str]]:
     """Match labels to feature files and load them; returns the set and warnings for skipped items."""
     store = FeatureStore(folder)
     warnings, found = [], {}
@@ -109,7 +111,9 @@ def with_heads(videos: VideoSet, heads) -> VideoSet:
     T = videos.feats.shape[1]
     padding = torch.arange(T)[None, :] >= videos.lengths[:, None]
     feats = torch.nn.functional.normalize(heads.video(videos.feats, padding), dim=-1)
-    return VideoSet(videos.ids, feats.masked_fill(padding[..., None], 0.0), videos.lengths, videos.labels, videos.classes)
+    return VideoSet(
+        videos.ids, feats.masked_fill(padding[..., None], 0.0), videos.lengths, videos.labels, videos.classes
+    )
 
 
 def sample_episodes(labels: np.ndarray, cfg: FewshotConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -209,14 +213,24 @@ def _per_class(videos: VideoSet, supports, q, pred, correct) -> dict[str, dict]:
             continue
         wrong = pred_cls[mask & ~correct]
         confused = videos.classes[int(np.bincount(wrong).argmax())] if wrong.size else None
-        out[name] = {"queries": int(mask.sum()), "accuracy": round(float(correct[mask].mean() * 100), 2),
-                     "most_confused_with": confused}
+        out[name] = {
+            "queries": int(mask.sum()),
+            "accuracy": round(float(correct[mask].mean() * 100), 2),
+            "most_confused_with": confused,
+        }
     return out
 
 
-def fewshot_from_files(features: Path, labels: Path, cfg: FewshotConfig, distances: list[str],
-                       skip_invalid: bool = False, checkpoint: str | None = None,
-                       log=lambda _: None, device: str = "cpu") -> list[FewshotResult]:
+def fewshot_from_files(
+    features: Path,
+    labels: Path,
+    cfg: FewshotConfig,
+    distances: list[str],
+    skip_invalid: bool = False,
+    checkpoint: str | None = None,
+    log=lambda _: None,
+    device: str = "cpu",
+) -> list[FewshotResult]:
     """The `fewshot` command's protocol from files: labels in any layout `read_labels` knows,
     features from `extract`, optionally trained TempCLR video heads applied to every video;
     the distances are computed on `device`."""
@@ -235,6 +249,8 @@ def fewshot_from_files(features: Path, labels: Path, cfg: FewshotConfig, distanc
         videos = with_heads(videos, load_heads(checkpoint, videos_only=True)[0])
     target = resolve_device(device)
     videos = replace(videos, feats=videos.feats.to(target), lengths=videos.lengths.to(target))
-    log(f"{len(videos.ids)} videos in {len(videos.classes)} classes; {cfg.episodes} episodes, "
-        f"{cfg.ways}-way {cfg.shots}-shot, {cfg.queries} queries per class")
+    log(
+        f"{len(videos.ids)} videos in {len(videos.classes)} classes; {cfg.episodes} episodes, "
+        f"{cfg.ways}-way {cfg.shots}-shot, {cfg.queries} queries per class"
+    )
     return fewshot_accuracy(videos, cfg, distances)

@@ -78,22 +78,32 @@ def top_seconds(pred: Matched) -> dict[tuple[int, int], int]:
     return {key: math.floor(mid[order[a]]) for key, (a, _) in spans.items()}
 
 
-@register_protocol("point-recall", "point R@1 (HT-Step R@1 of VINA, NaSVA, BaGLM)",
-                   "per (video, step) with ground truth, the top candidate's second (midpoint, floored) hits when "
-                   "floor(start) <= t <= ceil(end) of one of the step's segments (BaGLM src/htstep_recall.py); "
-                   "mean over (video, step) pairs")
+@register_protocol(
+    "point-recall",
+    "point R@1 (HT-Step R@1 of VINA, NaSVA, BaGLM)",
+    "per (video, step) with ground truth, the top candidate's second (midpoint, floored) hits when "
+    "floor(start) <= t <= ceil(end) of one of the step's segments (BaGLM src/htstep_recall.py); "
+    "mean over (video, step) pairs",
+)
 def point_recall(videos: list[Video], pred: Matched) -> dict:
     best, pairs = top_seconds(pred), units(videos)
-    hits = [any(math.floor(a) <= best[key] <= math.ceil(b) for a, b in segs)
-            for k, label, segs in pairs for key in [(k, pred.code[label])] if key in best]
+    hits = [
+        any(math.floor(a) <= best[key] <= math.ceil(b) for a, b in segs)
+        for k, label, segs in pairs
+        for key in [(k, pred.code[label])]
+        if key in best
+    ]
     n = len(pairs)
     return {"values": {"R@1": 100 * sum(hits) / n if n else 0.0}, "units": n}
 
 
-@register_protocol("step-recall", "step recall (CrossTask / COIN zero-shot localisation)",
-                   "per (video, step) with ground truth, the top candidate's second t hits when floor(start) <= t < "
-                   "ceil(end) of one of the step's segments (the CrossTask release's Y[floor(s):ceil(e)]); pooled per "
-                   "task, then the mean over tasks (Drop-DTW's 3.2-s clips and released dp count differently)")
+@register_protocol(
+    "step-recall",
+    "step recall (CrossTask / COIN zero-shot localisation)",
+    "per (video, step) with ground truth, the top candidate's second t hits when floor(start) <= t < "
+    "ceil(end) of one of the step's segments (the CrossTask release's Y[floor(s):ceil(e)]); pooled per "
+    "task, then the mean over tasks (Drop-DTW's 3.2-s clips and released dp count differently)",
+)
 def step_recall(videos: list[Video], pred: Matched) -> dict:
     best = top_seconds(pred)
     counts: dict[str, list[int]] = {}
@@ -105,8 +115,12 @@ def step_recall(videos: list[Video], pred: Matched) -> dict:
         tally[1] += 1
     per_task = {task: 100 * h / n for task, (h, n) in sorted(counts.items())}
     recall = sum(per_task.values()) / len(per_task) if per_task else 0.0
-    return {"values": {"recall": recall}, "units": sum(n for _, n in counts.values()), "tasks": len(per_task),
-            "per_task": per_task}
+    return {
+        "values": {"recall": recall},
+        "units": sum(n for _, n in counts.values()),
+        "tasks": len(per_task),
+        "per_task": per_task,
+    }
 
 
 def _seconds_of(segments, length: int) -> np.ndarray:
@@ -124,8 +138,9 @@ def _framewise_video(video: Video, rows: np.ndarray, pred: Matched) -> tuple[flo
     """(accuracy, IoU) of one video, or None without labelled seconds."""
     length = max([math.ceil(s.end) for s in video.steps] + [math.ceil(e) for e in pred.end[rows]] + [0])
     if length > LONGEST:
-        raise TempclrError(f"video {video.id}: a segment ends at {length} s; framewise scores paint every second "
-                           f"(at most {LONGEST})")
+        raise TempclrError(
+            f"video {video.id}: a segment ends at {length} s; framewise scores paint every second (at most {LONGEST})"
+        )
     truth = np.full(length, -1)
     for s in video.steps:  # in time order: a later segment overwrites an earlier one
         truth[math.floor(s.start) : math.ceil(s.end)] = pred.code[s.id]
@@ -141,11 +156,14 @@ def _framewise_video(video: Video, rows: np.ndarray, pred: Matched) -> tuple[flo
     return float((guess[labelled] == truth[labelled]).mean()), inter / union
 
 
-@register_protocol("framewise", "framewise accuracy / IoU (COIN, Drop-DTW's metrics)",
-                   "each second t takes the label of the best-scoring candidate with floor(start) <= t < ceil(end) "
-                   "(ground truth likewise, a later segment over an earlier one); accuracy over the seconds a step "
-                   "covers (background left out, as Drop-DTW eval/metrics.py by default), IoU = sum over the video's "
-                   "steps of |pred & truth| / sum of |pred | truth|; both the mean over videos")
+@register_protocol(
+    "framewise",
+    "framewise accuracy / IoU (COIN, Drop-DTW's metrics)",
+    "each second t takes the label of the best-scoring candidate with floor(start) <= t < ceil(end) "
+    "(ground truth likewise, a later segment over an earlier one); accuracy over the seconds a step "
+    "covers (background left out, as Drop-DTW eval/metrics.py by default), IoU = sum over the video's "
+    "steps of |pred & truth| / sum of |pred | truth|; both the mean over videos",
+)
 def framewise(videos: list[Video], pred: Matched) -> dict:
     by_video = np.argsort(pred.video, kind="stable")
     cuts = np.searchsorted(pred.video[by_video], np.arange(len(videos) + 1))
@@ -153,8 +171,13 @@ def framewise(videos: list[Video], pred: Matched) -> dict:
     found = [f for f in found if f is not None]
     if not found:
         return {"values": {"accuracy": 0.0, "IoU": 0.0}, "units": 0}
-    return {"values": {"accuracy": 100 * float(np.mean([a for a, _ in found])),
-                       "IoU": 100 * float(np.mean([i for _, i in found]))}, "units": len(found)}
+    return {
+        "values": {
+            "accuracy": 100 * float(np.mean([a for a, _ in found])),
+            "IoU": 100 * float(np.mean([i for _, i in found])),
+        },
+        "units": len(found),
+    }
 
 
 NLQ_THRESHOLDS, NLQ_TOP = (0.3, 0.5), (1, 5)
@@ -169,10 +192,13 @@ def nlq_iou(windows: np.ndarray, start: float, end: float) -> np.ndarray:
         return np.nan_to_num(inter / union)
 
 
-@register_protocol("nlq-recall", "Ego4D NLQ recall (Goal-Step step grounding)",
-                   "per query (a ground-truth segment), its label's candidates by score (ties: file order); R@k at "
-                   "IoU θ: one of the top k overlaps the segment with IoU > θ (strict, as Ego4D "
-                   "evaluate_ego4d_nlq.py); mIoU: the mean IoU of the top candidate (0 without one)")
+@register_protocol(
+    "nlq-recall",
+    "Ego4D NLQ recall (Goal-Step step grounding)",
+    "per query (a ground-truth segment), its label's candidates by score (ties: file order); R@k at "
+    "IoU θ: one of the top k overlaps the segment with IoU > θ (strict, as Ego4D "
+    "evaluate_ego4d_nlq.py); mIoU: the mean IoU of the top candidate (0 without one)",
+)
 def nlq_recall(videos: list[Video], pred: Matched) -> dict:
     order = np.lexsort((np.arange(len(pred)), -pred.score, pred.label, pred.video))
     _, spans = ranked(pred)  # the same (video, label) groups; within them, by score then row
@@ -186,23 +212,33 @@ def nlq_recall(videos: list[Video], pred: Matched) -> dict:
             hits += [[bool((iou[:top] > th).any()) for top in NLQ_TOP] for th in NLQ_THRESHOLDS]
             top_iou.append(float(iou[0]) if len(iou) else 0.0)
             n += 1
-    values = {f"R@{top} IoU>{th}": 100 * hits[i, j] / n if n else 0.0
-              for j, top in enumerate(NLQ_TOP) for i, th in enumerate(NLQ_THRESHOLDS)}
+    values = {
+        f"R@{top} IoU>{th}": 100 * hits[i, j] / n if n else 0.0
+        for j, top in enumerate(NLQ_TOP)
+        for i, th in enumerate(NLQ_THRESHOLDS)
+    }
     return {"values": {**values, "mIoU": 100 * float(np.mean(top_iou)) if n else 0.0}, "units": n}
 
 
-@register_protocol("htstep-map", "HT-Step article-grounding mAP (official scorer)",
-                   "evaluation/eval_article_grounding.py: predictions kept when their label is a step of the "
-                   "video's (activity, variation) with ground truth in the split; segments shorter than 1e-3 s or "
-                   "duplicated dropped; ActivityNet interpolated AP per activity (a candidate may match any segment "
-                   "of its video), averaged over activities, at tIoU 0.3-0.7; mAP = their mean")
+@register_protocol(
+    "htstep-map",
+    "HT-Step article-grounding mAP (official scorer)",
+    "evaluation/eval_article_grounding.py: predictions kept when their label is a step of the "
+    "video's (activity, variation) with ground truth in the split; segments shorter than 1e-3 s or "
+    "duplicated dropped; ActivityNet interpolated AP per activity (a candidate may match any segment "
+    "of its video), averaged over activities, at tIoU 0.3-0.7; mAP = their mean",
+)
 def htstep_map(videos: list[Video], pred: Matched) -> dict:
     from tempclr_cli.core.eval.htstep_map import THRESHOLDS, article_grounding_map
 
     found = article_grounding_map(videos, pred)
     values = {f"mAP@{t:.1f}": 100 * float(m) for t, m in zip(THRESHOLDS, found["map"])}
-    return {"values": {**values, "mAP": 100 * found["mean"]}, "units": found["segments"], "kept": found["kept"],
-            "activities": found["activities"]}
+    return {
+        "values": {**values, "mAP": 100 * found["mean"]},
+        "units": found["segments"],
+        "kept": found["kept"],
+        "activities": found["activities"],
+    }
 
 
 @dataclass
@@ -219,8 +255,10 @@ class Scores:
 
     def to_text(self) -> str:
         """A table for a terminal: what was scored, each protocol's values, its convention."""
-        lines = [f"{self.layout}, split {self.split}: {self.videos} videos, {self.queries} queries with ground truth; "
-                 f"{self.predictions} predictions ({self.outside} for videos not scored)"]
+        lines = [
+            f"{self.layout}, split {self.split}: {self.videos} videos, {self.queries} queries with ground truth; "
+            f"{self.predictions} predictions ({self.outside} for videos not scored)"
+        ]
         for name, result in self.results.items():
             lines.append(f"\n{PROTOCOLS[name].title} [{name}]")
             lines += [f"  {metric:<14} {value:6.2f}" for metric, value in result["values"].items()]
@@ -228,10 +266,18 @@ class Scores:
         return "\n".join(lines)
 
     def to_json(self) -> dict:
-        return {"format": self.layout, "split": self.split, "videos": self.videos, "queries": self.queries,
-                "predictions": self.predictions, "outside": self.outside,
-                "metrics": {name: {"title": PROTOCOLS[name].title, "convention": PROTOCOLS[name].convention,
-                                   **result} for name, result in self.results.items()}}
+        return {
+            "format": self.layout,
+            "split": self.split,
+            "videos": self.videos,
+            "queries": self.queries,
+            "predictions": self.predictions,
+            "outside": self.outside,
+            "metrics": {
+                name: {"title": PROTOCOLS[name].title, "convention": PROTOCOLS[name].convention, **result}
+                for name, result in self.results.items()
+            },
+        }
 
 
 def score_matched(videos: list[Video], predictions: Predictions, layout: str, split: str = "all") -> Scores:

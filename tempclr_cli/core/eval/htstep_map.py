@@ -36,8 +36,8 @@ def kept_segments(video: Video) -> list[tuple[float, float, str]]:
     kept: list[tuple[float, float, str]] = []
     for s in sorted(video.steps, key=lambda s: s.rank):
         if s.end - s.start >= TOLERANCE and not any(
-                abs(s.start - a) <= TOLERANCE and abs(s.end - b) <= TOLERANCE and s.id == label
-                for a, b, label in kept):
+            abs(s.start - a) <= TOLERANCE and abs(s.end - b) <= TOLERANCE and s.id == label for a, b, label in kept
+        ):
             kept.append((s.start, s.end, s.id))
     return kept
 
@@ -123,8 +123,14 @@ def article_grounding_map(videos: list[Video], pred: Matched) -> dict:
         truth = {k: np.array([(a, b) for a, b, _ in kept[k]], dtype=float) for k in activities[activity]}
         ap[:, g] = _activity_ap(rows[row_activity == g], pred, truth, sum(len(t) for t in truth.values()))
     per_threshold = ap.mean(axis=1) if order else np.zeros(len(THRESHOLDS))
-    return {"ap": ap, "map": per_threshold, "mean": float(per_threshold.mean()), "kept": len(rows),
-            "segments": sum(len(s) for s in kept), "activities": len(order)}
+    return {
+        "ap": ap,
+        "map": per_threshold,
+        "mean": float(per_threshold.mean()),
+        "kept": len(rows),
+        "segments": sum(len(s) for s in kept),
+        "activities": len(order),
+    }
 
 
 def _label_order(label: str) -> tuple[int, str]:

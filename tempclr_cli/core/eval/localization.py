@@ -63,8 +63,6 @@ def assign_steps(scores: torch.Tensor) -> list[int]:
     return seconds[::-1]
 
 
-
-
 def step_scores(text: torch.Tensor, clips: torch.Tensor, scores: str = "log-softmax") -> torch.Tensor:
     """(K, T) score of each of K steps at each of T seconds (higher is better).
     text [shape=(K, D)], clips [shape=(T, D)]."""
@@ -107,8 +105,9 @@ class Localized:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> videos
 
 
-def localize_video(video: Video, clips: torch.Tensor, starts, ends, encode_text, heads, scores: str, mode: str,
-                   top_k: int) -> list[tuple[str, float, float, str, float]]:
+def localize_video(
+    video: Video, clips: torch.Tensor, starts, ends, encode_text, heads, scores: str, mode: str, top_k: int
+) -> list[tuple[str, float, float, str, float]]:
     """Candidate rows of one video's queries; clips (T, D) its features."""
     from tempclr_cli.core.encode.sentence_embeddings import same_dim
 
@@ -121,23 +120,35 @@ def localize_video(video: Video, clips: torch.Tensor, starts, ends, encode_text,
         picks = [[(t, t, float(matrix[k, t]))] for k, t in enumerate(assign_steps(torch.from_numpy(matrix)))]
     else:
         picks = [candidates(row, top_k) for row in matrix]
-    return [(video.id, float(starts[a]), float(ends[b]), q.label, value)
-            for q, found in zip(video.queries, picks) if q.label for a, b, value in found]
+    return [
+        (video.id, float(starts[a]), float(ends[b]), q.label, value)
+        for q, found in zip(video.queries, picks)
+        if q.label
+        for a, b, value in found
+    ]
 
 
-def localize_videos(videos: list[Video], store, encode_text, heads=None, scores: str = "log-softmax",
-                    mode: str = "ordered", top_k: int = 1) -> Localized:
+def localize_videos(
+    videos: list[Video],
+    store,
+    encode_text,
+    heads=None,
+    scores: str = "log-softmax",
+    mode: str = "ordered",
+    top_k: int = 1,
+) -> Localized:
     """Candidates for every video that has queries and features (ordered: no more queries than clips)."""
     done = Localized([], [])
     for video in videos:
-        reason = ("no queries" if not video.queries else "no features" if video.id not in store else None)
+        reason = "no queries" if not video.queries else "no features" if video.id not in store else None
         if reason is None:
             clips, starts, ends = store.load(video.id)
             if mode == "ordered" and len(video.queries) > len(starts):
                 reason = "more steps than clips (ordered)"
             else:
-                done.rows += localize_video(video, torch.from_numpy(clips), starts, ends, encode_text, heads, scores,
-                                            mode, top_k)
+                done.rows += localize_video(
+                    video, torch.from_numpy(clips), starts, ends, encode_text, heads, scores, mode, top_k
+                )
                 done.videos.append(video)
         if reason:
             done.skipped[reason] = done.skipped.get(reason, 0) + 1
@@ -156,11 +167,22 @@ def as_predictions(rows: list[tuple[str, float, float, str, float]]) -> Predicti
     return Predictions(list(videos), list(labels), video, label, start, end, score)
 
 
-def localize_steps(features, annotations, fmt: str = "coin", split: str = "all", checkpoint: str | None = None,
-                   device: str = "auto", scores: str = "log-softmax", mode: str | None = None, top_k: int | None = None,
-                   predictions_out: str | Path | None = None, options: ReadOptions | None = None,
-                   log=lambda message: None, sentence_embeddings: str | Path | None = None,
-                   tokenizer: str | Path | None = None) -> Scores:
+def localize_steps(
+    features,
+    annotations,
+    fmt: str = "coin",
+    split: str = "all",
+    checkpoint: str | None = None,
+    device: str = "auto",
+    scores: str = "log-softmax",
+    mode: str | None = None,
+    top_k: int | None = None,
+    predictions_out: str | Path | None = None,
+    options: ReadOptions | None = None,
+    log=lambda message: None,
+    sentence_embeddings: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+) -> Scores:
     """`tempclr localize`: candidates for every video of `split` with features, written to
     `predictions_out` when given, scored with the layout's protocols (videos it localised)."""
     from dataclasses import replace

@@ -23,8 +23,9 @@ from tempclr_cli.core.progress import Progress, silent
 
 
 @torch.no_grad()
-def video_feature(backbone, path: Path, frames: int, size: int, clips: int, device, channels: str = "rgb",
-                  crop: float = 0.8) -> torch.Tensor:
+def video_feature(
+    backbone, path: Path, frames: int, size: int, clips: int, device, channels: str = "rgb", crop: float = 0.8
+) -> torch.Tensor:
     """Mean over `clips` clips of the flattened space-pooled layer4 map, unit length."""
     video = video_frames(path, size, channels)
     x = eval_clips(video, ClipSpec(frames, 2, size), clips, crop).to(device)  # (clips, 3, T, size, size)
@@ -32,8 +33,9 @@ def video_feature(backbone, path: Path, frames: int, size: int, clips: int, devi
     return torch.nn.functional.normalize(feats.mean(0), dim=0).cpu()
 
 
-def recall_at_k(gallery: torch.Tensor, gallery_labels: list[str], queries: torch.Tensor, query_labels: list[str],
-                ks=(1, 5, 10, 20)) -> dict[str, float]:
+def recall_at_k(
+    gallery: torch.Tensor, gallery_labels: list[str], queries: torch.Tensor, query_labels: list[str], ks=(1, 5, 10, 20)
+) -> dict[str, float]:
     """Share (%) of queries whose class is among the classes of their k nearest gallery items."""
     sims = queries @ gallery.T
     order = sims.argsort(dim=1, descending=True)
@@ -43,12 +45,25 @@ def recall_at_k(gallery: torch.Tensor, gallery_labels: list[str], queries: torch
     return {f"R@{k}": round(float((g[:, :k] == q).any(1).float().mean() * 100), 2) for k in ks if k <= g.shape[1]}
 
 
-def nearest_neighbour_recall(backbone, root: Path, fmt: str, annotations: Path | None, split: int, frames: int, size: int,
-             clips: int, device, progress=None, channels: str = "rgb") -> dict:
+def nearest_neighbour_recall(
+    backbone,
+    root: Path,
+    fmt: str,
+    annotations: Path | None,
+    split: int,
+    frames: int,
+    size: int,
+    clips: int,
+    device,
+    progress=None,
+    channels: str = "rgb",
+) -> dict:
     """NN retrieval R@k of an R3D `backbone` on a dataset's split; `progress(n)` is called per video."""
     backbone.eval()
-    sets = {"gallery": split_videos(root, fmt, annotations, split, "train"),
-            "queries": split_videos(root, fmt, annotations, split, "test")}
+    sets = {
+        "gallery": split_videos(root, fmt, annotations, split, "train"),
+        "queries": split_videos(root, fmt, annotations, split, "test"),
+    }
     feats = {}
     for name, items in sets.items():
         if not items:
@@ -59,12 +74,22 @@ def nearest_neighbour_recall(backbone, root: Path, fmt: str, annotations: Path |
             if progress:
                 progress(1)
         feats[name] = torch.stack(rows)
-    result = recall_at_k(feats["gallery"], [c for _, c in sets["gallery"]], feats["queries"], [c for _, c in sets["queries"]])
+    result = recall_at_k(
+        feats["gallery"], [c for _, c in sets["gallery"]], feats["queries"], [c for _, c in sets["queries"]]
+    )
     return {"gallery": len(sets["gallery"]), "queries": len(sets["queries"]), **result}
 
 
-def nearest_neighbour_curve(root: Path, splits: Path, fmt: str, split: int, clips: list[int], checkpoint: str,
-                            device: str = "auto", progress: Progress = silent) -> list[dict]:
+def nearest_neighbour_curve(
+    root: Path,
+    splits: Path,
+    fmt: str,
+    split: int,
+    clips: list[int],
+    checkpoint: str,
+    device: str = "auto",
+    progress: Progress = silent,
+) -> list[dict]:
     """NN retrieval of a TCLR checkpoint's backbone for each clip count.
 
     The checkpoint says which backbone, clip length and resolution to use; a random-init
@@ -74,16 +99,19 @@ def nearest_neighbour_curve(root: Path, splits: Path, fmt: str, split: int, clip
     from tempclr_cli.core.runtime import resolve_device
 
     if checkpoint == "none":
-        raise TempclrError("--checkpoint none: a random-init baseline must be the model your recipe describes; make "
-                           "one with `tempclr train RECIPE --set train.epochs=1 --set optim.lr=0 --run-dir runs/random` "
-                           "and pass --checkpoint runs/random/last.pt")
+        raise TempclrError(
+            "--checkpoint none: a random-init baseline must be the model your recipe describes; make "
+            "one with `tempclr train RECIPE --set train.epochs=1 --set optim.lr=0 --run-dir runs/random` "
+            "and pass --checkpoint runs/random/last.pt"
+        )
     dev = resolve_device(device)
     backbone, meta = load_backbone(checkpoint)
     backbone = backbone.to(dev)
     curve = []
     for k in clips:
         advance = progress(f"features, {k} clips/video", None)
-        result = nearest_neighbour_recall(backbone, root, fmt, splits, split, meta["clip_frames"], meta["size"], k, dev,
-                                          advance, meta["channels"])
+        result = nearest_neighbour_recall(
+            backbone, root, fmt, splits, split, meta["clip_frames"], meta["size"], k, dev, advance, meta["channels"]
+        )
         curve.append({"clips": k, **result})
     return curve

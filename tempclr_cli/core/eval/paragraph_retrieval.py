@@ -88,8 +88,9 @@ def pool(clips: torch.Tensor, starts: list[float], spans: list[tuple[float, floa
     return torch.stack(out)
 
 
-def video_units(video: Video, clips: torch.Tensor, starts: list[float], ends: list[float], background: str,
-                reduce=None) -> torch.Tensor:
+def video_units(
+    video: Video, clips: torch.Tensor, starts: list[float], ends: list[float], background: str, reduce=None
+) -> torch.Tensor:
     """(U, D) units of one video: its segments ('removed') or 16 s windows ('kept'), each
     pooled by `reduce` (default: the mean)."""
     if background == "removed":
@@ -125,15 +126,21 @@ def _select_windows(cost: torch.Tensor, valid: torch.Tensor, text_len: torch.Ten
     keep = torch.minimum(kept_windows(text_len)[:, None], unit_len[None, :])  # (P, V)
     order = best.argsort(-1)  # cheapest first
     rank = torch.empty_like(order).scatter_(-1, order, torch.arange(U).expand(P, V, U))
-    chosen = (rank < keep[..., None])  # (P, V, U)
+    chosen = rank < keep[..., None]  # (P, V, U)
     idx = torch.where(chosen, torch.arange(U).expand(P, V, U), U).sort(-1).values[..., : int(keep.max())]
     idx = idx.clamp(max=U - 1)
     picked = cost.gather(3, idx[:, :, None, :].expand(P, V, L, idx.shape[-1]))
     return picked, keep
 
 
-def score_matrix(text: Padded, units: Padded, measure: str, background: str = "removed", chunk_cells: int = 2**25,
-                 scorer: str = "corrected") -> torch.Tensor:
+def score_matrix(
+    text: Padded,
+    units: Padded,
+    measure: str,
+    background: str = "removed",
+    chunk_cells: int = 2**25,
+    scorer: str = "corrected",
+) -> torch.Tensor:
     """Scores (P, V): paragraph p against video v (minus the measure's distance; higher is
     closer); chunks over videos bound the memory.
 
@@ -167,8 +174,15 @@ def score_matrix(text: Padded, units: Padded, measure: str, background: str = "r
     return torch.cat(out, dim=1)
 
 
-def own_ranks(text: Padded, units: Padded, measure: str, task: str = "paragraph-video", background: str = "removed",
-              scorer: str = "corrected", budget: int = 2**24) -> Iterator[tuple[slice, torch.Tensor]]:
+def own_ranks(
+    text: Padded,
+    units: Padded,
+    measure: str,
+    task: str = "paragraph-video",
+    background: str = "removed",
+    scorer: str = "corrected",
+    budget: int = 2**24,
+) -> Iterator[tuple[slice, torch.Tensor]]:
     """Rank of each query's own item among all candidates (paragraph i belongs to video i;
     1 = best, ties count against), yielded per chunk of queries as (queries, ranks).
 
@@ -199,8 +213,15 @@ def recall_at(scores: torch.Tensor, ks=(1, 5, 10)) -> dict[str, float]:
     return recall_from_ranks((scores >= scores.diagonal()[:, None]).sum(1), ks)
 
 
-def prepare(videos: list[Video], store, encode_text, heads=None, background: str = "removed",
-            similarity: str = "dot", progress: Progress = silent):
+def prepare(
+    videos: list[Video],
+    store,
+    encode_text,
+    heads=None,
+    background: str = "removed",
+    similarity: str = "dot",
+    progress: Progress = silent,
+):
     """Paragraphs and video units of the annotated videos that have features.
 
     `encode_text(list[str]) -> (N, D)` embeds captions; `heads` (trained TempCLR heads)
@@ -212,8 +233,9 @@ def prepare(videos: list[Video], store, encode_text, heads=None, background: str
         raise TempclrError(f"--similarity {similarity}: choose from {', '.join(SIMILARITIES)}")
     kept = [v for v in videos if v.steps and v.id in store]
     if len(kept) < 2:
-        raise TempclrError(f"{store.folder}: retrieval needs at least 2 annotated videos with features here, found "
-                           f"{len(kept)}")
+        raise TempclrError(
+            f"{store.folder}: retrieval needs at least 2 annotated videos with features here, found {len(kept)}"
+        )
     sentences = sorted({s.text for v in kept for s in v.steps})
     emb = apply_text_head(heads, encode_text(sentences))
     index = {s: k for k, s in enumerate(sentences)}
@@ -228,14 +250,22 @@ def prepare(videos: list[Video], store, encode_text, heads=None, background: str
         if heads is not None and heads.segment_pooling == "network":  # VideoCLIP, as released
             check_input_dim(heads, clips.shape[-1], f"{v.id}'s features")
             return video_units(v, torch.from_numpy(clips).float(), starts, ends, background, heads.segment)
-        return video_units(v, apply_video_head(heads, torch.from_numpy(clips), f"{v.id}'s features"), starts, ends,
-                           background)
+        return video_units(
+            v, apply_video_head(heads, torch.from_numpy(clips), f"{v.id}'s features"), starts, ends, background
+        )
 
     return text, Padded.of(map(units_of, kept), unit, len(kept)), [v.id for v in kept]
 
 
-def paragraph_retrieval(text: Padded, units: Padded, measures: list[str], task: str = "paragraph-video",
-                        background: str = "removed", scorer: str = "corrected", progress: Progress = silent) -> dict:
+def paragraph_retrieval(
+    text: Padded,
+    units: Padded,
+    measures: list[str],
+    task: str = "paragraph-video",
+    background: str = "removed",
+    scorer: str = "corrected",
+    progress: Progress = silent,
+) -> dict:
     """R@1/5/10 and median rank per measure; `video-paragraph` ranks paragraphs per video.
     Scores stream a chunk of queries at a time (`own_ranks`)."""
     if task not in ("paragraph-video", "video-paragraph"):
@@ -250,12 +280,23 @@ def paragraph_retrieval(text: Padded, units: Padded, measures: list[str], task: 
     return results
 
 
-def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str = "validation",
-                        checkpoint: str | None = None, measures: list[str] = ("capavg", "dtw"),
-                        task: str = "paragraph-video", background: str = "removed", device: str = "auto",
-                        scorer: str = "corrected", similarity: str = "dot", strict: bool = False,
-                        progress: Progress = silent, sentence_embeddings: str | Path | None = None,
-                        tokenizer: str | Path | None = None) -> dict:
+def retrieve_paragraphs(
+    features,
+    annotations,
+    fmt: str = "youcook2",
+    split: str = "validation",
+    checkpoint: str | None = None,
+    measures: list[str] = ("capavg", "dtw"),
+    task: str = "paragraph-video",
+    background: str = "removed",
+    device: str = "auto",
+    scorer: str = "corrected",
+    similarity: str = "dot",
+    strict: bool = False,
+    progress: Progress = silent,
+    sentence_embeddings: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+) -> dict:
     """The `retrieve` command's protocol from files: a features folder, an annotation file,
     optionally trained heads, and the captions embedded by the text tower of the encoder that made
     the features (or looked up in `sentence_embeddings`, for an encoder tempclr has no text tower
@@ -270,12 +311,21 @@ def retrieve_paragraphs(features, annotations, fmt: str = "youcook2", split: str
     videos = [v for v in read_annotations(annotations, fmt) if split == "all" or v.subset == split]
     missing = [v.id for v in videos if v.steps and v.id not in store]
     if missing and strict:
-        raise TempclrError(f"{len(missing)} annotated videos have no features in {features}: "
-                           f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+        raise TempclrError(
+            f"{len(missing)} annotated videos have no features in {features}: "
+            f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
+        )
     heads, encode = heads_and_sentence_encoder(checkpoint, store, device, sentence_embeddings, tokenizer)
     text, units, ids = prepare(videos, store, encode, heads, background, similarity, progress)
     if sentence_embeddings is not None:  # before any product: the vectors must live in the features' space
         same_dim(text.x.shape[-1], units.x.shape[-1], str(sentence_embeddings), features)
     results = paragraph_retrieval(text, units, list(measures), task, background, scorer, progress)
-    return {"videos": len(ids), "task": task, "background": background, "scorer": scorer, "similarity": similarity,
-            "missing_features": missing, "results": results}
+    return {
+        "videos": len(ids),
+        "task": task,
+        "background": background,
+        "scorer": scorer,
+        "similarity": similarity,
+        "missing_features": missing,
+        "results": results,
+    }

@@ -63,8 +63,9 @@ def _otam_eval(d: torch.Tensor) -> torch.Tensor:
     return C[:, -1, -1]
 
 
-def released_distances(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, measure: str,
-                       T0: int, T1: int) -> torch.Tensor:
+def released_distances(
+    cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, measure: str, T0: int, T1: int
+) -> torch.Tensor:
     """Released DTW / OTAM distance of each pair, as the release ranks them (lower = better).
 
     cost [shape=(N, T0', T1')]: each pair's D = 1 - similarity in its top-left rows[n] x cols[n]

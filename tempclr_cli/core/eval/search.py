@@ -125,8 +125,14 @@ class Searcher:
     `sentence_embeddings`: a file of precomputed query vectors (`encode.sentence_embeddings`)
     instead of the recorded encoder's text tower."""
 
-    def __init__(self, features: str | Path, sentence_embeddings: str | Path | None = None, device: str = "auto",
-                 clip_seconds: float = 1.0, log: Callable[[str], None] = lambda _: None):
+    def __init__(
+        self,
+        features: str | Path,
+        sentence_embeddings: str | Path | None = None,
+        device: str = "auto",
+        clip_seconds: float = 1.0,
+        log: Callable[[str], None] = lambda _: None,
+    ):
         from tempclr_cli.core.encode.sentence_embeddings import text_encoder
         from tempclr_cli.core.runtime import resolve_device
 
@@ -162,7 +168,12 @@ class Searcher:
         return sorted(found, key=lambda m: -m.score)  # stable: float16 near-ties keep their order
 
 
-def search(features: str | Path, queries: list[str], top_k: int = 10, sentence_embeddings: str | Path | None = None,
-           device: str = "auto") -> list[list[Moment]]:
+def search(
+    features: str | Path,
+    queries: list[str],
+    top_k: int = 10,
+    sentence_embeddings: str | Path | None = None,
+    device: str = "auto",
+) -> list[list[Moment]]:
     """One-shot `Searcher(features, sentence_embeddings, device).search(queries, top_k)`."""
     return Searcher(features, sentence_embeddings, device).search(queries, top_k)

@@ -85,7 +85,7 @@ class DecodeReport:
 
 
 def auto_hwaccel(path: Path) -> str | None:
-    """"cuda" where NVDEC is expected to beat the CPU (a CUDA device, and a NVDEC_CODECS stream at
+    """ "cuda" where NVDEC is expected to beat the CPU (a CUDA device, and a NVDEC_CODECS stream at
     least NVDEC_MIN_HEIGHT high), else None: `--hwaccel auto`, the default."""
     import av
     import torch

@@ -328,9 +328,20 @@ def _videoclip_frames(path, fps, size, report, decode, hwaccel):
     return filter_frames(path, fps, size, report)
 
 
-FRAME_PROTOCOLS = {p.name: p for p in (
-    FrameProtocol("frames", "tempclr's sampler: the frame on screen at each sample time (--decode fast|exact)",
-                  _tempclr_frames, options=True),
-    FrameProtocol("videoclip", "VideoCLIP's extractor: ffmpeg's fps / scale / crop filters over every frame, on the "
-                  "CPU", _videoclip_frames, options=False),
-)}
+FRAME_PROTOCOLS = {
+    p.name: p
+    for p in (
+        FrameProtocol(
+            "frames",
+            "tempclr's sampler: the frame on screen at each sample time (--decode fast|exact)",
+            _tempclr_frames,
+            options=True,
+        ),
+        FrameProtocol(
+            "videoclip",
+            "VideoCLIP's extractor: ffmpeg's fps / scale / crop filters over every frame, on the CPU",
+            _videoclip_frames,
+            options=False,
+        ),
+    )
+}

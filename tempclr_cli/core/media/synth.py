@@ -261,9 +261,7 @@ def _generate_actions(root: Path, cfg: SynthConfig, rng: np.random.Generator) ->
             canvas = Canvas(cfg.size, rng, cfg.hue_shift)
             n = seconds * cfg.fps
             lead = int(rng.integers(0, cfg.fps))  # idle frames before the motion starts
-            frames = (
-                canvas.frame(action, min(max((j - lead) / (n - lead - 1), 0.0), 1.0)) for j in range(n)
-            )
+            frames = (canvas.frame(action, min(max((j - lead) / (n - lead - 1), 0.0), 1.0)) for j in range(n))
             write_video(root / rel, frames, cfg.fps)
             if group <= test_groups:
                 test.append(rel)
@@ -274,10 +272,14 @@ def _generate_actions(root: Path, cfg: SynthConfig, rng: np.random.Generator) ->
     io.write_text(root / "trainlist01.txt", "".join(line + "\n" for line in train))
     io.write_text(root / "testlist01.txt", "".join(line + "\n" for line in test))
     # few-shot meta-splits: disjoint classes (time-reversed pairs stay on one side), `class/video` lines
-    meta_test = {name for name, _, _ in classes[len(classes) - 2 * math.ceil(len(classes) / 4):]}
+    meta_test = {name for name, _, _ in classes[len(classes) - 2 * math.ceil(len(classes) / 4) :]}
     for split, keep in (("train", lambda n: n not in meta_test), ("test", lambda n: n in meta_test)):
-        lines = [f"{name}/v_{name}_g{k // 2 + 1:02d}_c{k % 2 + 1:02d}\n"
-                 for name, _, _ in classes if keep(name) for k in range(cfg.class_videos)]
+        lines = [
+            f"{name}/v_{name}_g{k // 2 + 1:02d}_c{k % 2 + 1:02d}\n"
+            for name, _, _ in classes
+            if keep(name)
+            for k in range(cfg.class_videos)
+        ]
         io.write_text(root / f"fewshot_{split}.txt", "".join(lines))
 
 

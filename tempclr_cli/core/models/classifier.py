@@ -37,8 +37,16 @@ class Classifier(nn.Module):
 
 
 @torch.no_grad()
-def predict(model: Classifier, items: list, spec: ClipSpec, crop: float, channels: str, device, counts: list[int],
-            advance=lambda n=1: None) -> dict[int, list[list[int]]]:
+def predict(
+    model: Classifier,
+    items: list,
+    spec: ClipSpec,
+    crop: float,
+    channels: str,
+    device,
+    counts: list[int],
+    advance=lambda n=1: None,
+) -> dict[int, list[list[int]]]:
     """For each clip count, each video's top-5 classes (mean softmax over its clips, each a
     centre crop of `crop` x the short side); `advance(1)` after each video (core.progress). The
     model is left in the mode it came in (validation runs between training epochs)."""
@@ -61,7 +69,11 @@ def accuracy(clips: int, ranked: list[list[int]], truth: list[int], classes: lis
     for r, t in zip(ranked, truth):
         confusion[t, r[0]] += 1
     n = len(truth)
-    return {"clips": clips, "test_videos": n,
-            "top1": round(100 * sum(r[0] == t for r, t in zip(ranked, truth)) / n, 2),
-            "top5": round(100 * sum(t in r for r, t in zip(ranked, truth)) / n, 2),
-            "classes": classes, "confusion": confusion.tolist()}
+    return {
+        "clips": clips,
+        "test_videos": n,
+        "top1": round(100 * sum(r[0] == t for r, t in zip(ranked, truth)) / n, 2),
+        "top5": round(100 * sum(t in r for r, t in zip(ranked, truth)) / n, 2),
+        "classes": classes,
+        "confusion": confusion.tolist(),
+    }

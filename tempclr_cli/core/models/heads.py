@@ -191,8 +191,10 @@ def check_input_dim(heads: Heads, dim: int, source: str) -> None:
     if heads.input_dim is not None and dim != heads.input_dim:
         from tempclr_cli.core.errors import TempclrError
 
-        raise TempclrError(f"{source}: features of dim {dim}, but the --checkpoint heads take dim {heads.input_dim}: "
-                           "give features of the encoder they were trained over")
+        raise TempclrError(
+            f"{source}: features of dim {dim}, but the --checkpoint heads take dim {heads.input_dim}: "
+            "give features of the encoder they were trained over"
+        )
 
 
 @torch.no_grad()
@@ -257,8 +259,10 @@ def _tuned_videoclip(path, state: dict, tokenizer=None):
 
     base, digest = state["model_args"]["base"], state["model_args"].get("base_sha256")
     if digest and Path(base).is_file() and sha256_file(base) != digest:
-        raise TempclrError(f"{path}: its base {base} is not the file it was trained from (another SHA-256); put the "
-                           "original checkpoint back at that path")
+        raise TempclrError(
+            f"{path}: its base {base} is not the file it was trained from (another SHA-256); put the "
+            "original checkpoint back at that path"
+        )
     try:
         heads = load_videoclip_heads(base, tokenizer)
     except TempclrError as e:

@@ -29,7 +29,9 @@ class _NarrowVideoResNet(tv.VideoResNet):
     def __init__(self, width: int, layers: list[int]):
         self._width = width
         stem = lambda: nn.Sequential(  # noqa: E731 - BasicStem with `width` channels
-            nn.Conv3d(3, width, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False), nn.BatchNorm3d(width), nn.ReLU(inplace=True)
+            nn.Conv3d(3, width, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False),
+            nn.BatchNorm3d(width),
+            nn.ReLU(inplace=True),
         )
         super().__init__(tv.BasicBlock, [tv.Conv3DSimple] * 4, layers, stem)
 
@@ -42,8 +44,15 @@ class _NarrowVideoResNet(tv.VideoResNet):
 def _dilate_layer4(net: tv.VideoResNet) -> None:
     block = net.layer4[0]
     first = next(m for m in block.conv1.modules() if isinstance(m, nn.Conv3d))
-    block.conv1[0] = nn.Conv3d(first.in_channels, block.conv1[1].num_features, 3, stride=(1, 2, 2), padding=(2, 1, 1),
-                               dilation=(2, 1, 1), bias=False)
+    block.conv1[0] = nn.Conv3d(
+        first.in_channels,
+        block.conv1[1].num_features,
+        3,
+        stride=(1, 2, 2),
+        padding=(2, 1, 1),
+        dilation=(2, 1, 1),
+        bias=False,
+    )
     block.downsample[0].stride = (1, 2, 2)
 
 
@@ -81,7 +90,7 @@ def backbone_weights(checkpoint, kinds: tuple[str, ...] = ("tclr",)) -> tuple[st
         return released_backbone(state["state_dict"], checkpoint)
     check_kind(state, checkpoint, kinds)
     prefix = "backbone."
-    weights = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    weights = {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}
     return state["model_args"]["name"], weights, {"channels": "rgb", **state["meta"]}  # runs before channels: RGB
 
 
@@ -113,7 +122,9 @@ def load_backbone(checkpoint, kinds: tuple[str, ...] = ("tclr",)) -> tuple[tv.Vi
     try:
         backbone.load_state_dict(weights)
     except RuntimeError as e:
-        raise TempclrError(f"{checkpoint}: its weights do not fit a {name} backbone ({str(e).splitlines()[0]})") from None
+        raise TempclrError(
+            f"{checkpoint}: its weights do not fit a {name} backbone ({str(e).splitlines()[0]})"
+        ) from None
     return backbone, {**meta, "name": name}
 
 
@@ -126,8 +137,13 @@ def feature_map(backbone: tv.VideoResNet, clips: torch.Tensor) -> torch.Tensor:
 
 class ProjectionHead(nn.Sequential):
     def __init__(self, width: int, out: int = 128):
-        super().__init__(nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True),
-                         nn.Linear(width, out, bias=False), nn.BatchNorm1d(out))
+        super().__init__(
+            nn.Linear(width, width),
+            nn.BatchNorm1d(width),
+            nn.ReLU(inplace=True),
+            nn.Linear(width, out, bias=False),
+            nn.BatchNorm1d(out),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(super().forward(x), dim=-1)
@@ -171,6 +187,8 @@ class TCLRModel(nn.Module):
             m = feature_map(self.backbone, clips)  # (B, C, T')
             views.append(self.head(m.mean(-1)))
             slices.append(torch.stack([self.head(m[:, :, t]) for t in range(m.shape[-1])], 1))
-        local = [torch.stack([self.head(feature_map(self.backbone, clips[:, k]).mean(-1))
-                              for k in range(clips.shape[1])], 1) for clips in local_clips]
+        local = [
+            torch.stack([self.head(feature_map(self.backbone, clips[:, k]).mean(-1)) for k in range(clips.shape[1])], 1)
+            for clips in local_clips
+        ]
         return torch.stack(views), torch.stack(slices), torch.stack(local)

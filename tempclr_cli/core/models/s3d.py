@@ -36,14 +36,14 @@ _WORD = re.compile(r"[\w']+")
 class STConv3D(nn.Module):
     """Conv3d + BN + ReLU; `separable`: a [1,k,k] spatial then a [k,1,1] temporal one."""
 
-    def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int], stride=1, padding=0,
-                 separable: bool = False):
+    def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int], stride=1, padding=0, separable: bool = False):
         super().__init__()
         self.separable = separable
         if separable:
             k, p = kernel[0], padding
-            self.conv1 = nn.Conv3d(cin, cout, (1, kernel[1], kernel[2]), stride=(1, stride, stride),
-                                   padding=(0, p, p), bias=False)
+            self.conv1 = nn.Conv3d(
+                cin, cout, (1, kernel[1], kernel[2]), stride=(1, stride, stride), padding=(0, p, p), bias=False
+            )
             self.bn1 = nn.BatchNorm3d(cout)
             self.conv2 = nn.Conv3d(cout, cout, (k, 1, 1), stride=(stride, 1, 1), padding=(p, 0, 0), bias=False)
             self.bn2 = nn.BatchNorm3d(cout)
@@ -84,12 +84,15 @@ class InceptionBlock(nn.Module):
         self.output_dim = b0 + b1b + b2b + b3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([
-            self.gating_b0(self.conv_b0(x)),
-            self.gating_b1(self.conv_b1_b(self.conv_b1_a(x))),
-            self.gating_b2(self.conv_b2_b(self.conv_b2_a(x))),
-            self.gating_b3(self.conv_b3_b(self.maxpool_b3(x))),
-        ], dim=1)
+        return torch.cat(
+            [
+                self.gating_b0(self.conv_b0(x)),
+                self.gating_b1(self.conv_b1_b(self.conv_b1_a(x))),
+                self.gating_b2(self.conv_b2_b(self.conv_b2_a(x))),
+                self.gating_b3(self.conv_b3_b(self.maxpool_b3(x))),
+            ],
+            dim=1,
+        )
 
 
 class MaxPoolSame(nn.Module):
@@ -108,10 +111,14 @@ class MaxPoolSame(nn.Module):
 
 # (b0, b1a, b1b, b2a, b2b, b3) of each inception block, as in S3D-G
 _BLOCKS = {
-    "mixed_3b": (64, 96, 128, 16, 32, 32), "mixed_3c": (128, 128, 192, 32, 96, 64),
-    "mixed_4b": (192, 96, 208, 16, 48, 64), "mixed_4c": (160, 112, 224, 24, 64, 64),
-    "mixed_4d": (128, 128, 256, 24, 64, 64), "mixed_4e": (112, 144, 288, 32, 64, 64),
-    "mixed_4f": (256, 160, 320, 32, 128, 128), "mixed_5b": (256, 160, 320, 32, 128, 128),
+    "mixed_3b": (64, 96, 128, 16, 32, 32),
+    "mixed_3c": (128, 128, 192, 32, 96, 64),
+    "mixed_4b": (192, 96, 208, 16, 48, 64),
+    "mixed_4c": (160, 112, 224, 24, 64, 64),
+    "mixed_4d": (128, 128, 256, 24, 64, 64),
+    "mixed_4e": (112, 144, 288, 32, 64, 64),
+    "mixed_4f": (256, 160, 320, 32, 128, 128),
+    "mixed_5b": (256, 160, 320, 32, 128, 128),
     "mixed_5c": (384, 192, 384, 48, 128, 128),
 }
 

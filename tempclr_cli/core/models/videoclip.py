@@ -46,15 +46,19 @@ class VideoCLIPConfig:
         """The sizes of a MMFusionSeparate state dict (keys without the `mmmodel.` prefix)."""
 
         def layers(prefix: str) -> int:
-            found = {int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix)}
+            found = {int(k[len(prefix) :].split(".")[0]) for k in state if k.startswith(prefix)}
             return max(found) + 1 if found else 0
 
         word = state["text_encoder.embeddings.word_embeddings.weight"]
-        return cls(hidden=word.shape[1], video_layers=layers("video_encoder.bert.encoder.layer."),
-                   text_layers=layers("text_encoder.encoder.layer."),
-                   intermediate=state["text_encoder.encoder.layer.0.intermediate.dense.weight"].shape[0],
-                   vocab=word.shape[0], positions=state["text_encoder.embeddings.position_embeddings.weight"].shape[0],
-                   input_dim=state["video_encoder.videomlp.linear1.weight"].shape[1])
+        return cls(
+            hidden=word.shape[1],
+            video_layers=layers("video_encoder.bert.encoder.layer."),
+            text_layers=layers("text_encoder.encoder.layer."),
+            intermediate=state["text_encoder.encoder.layer.0.intermediate.dense.weight"].shape[0],
+            vocab=word.shape[0],
+            positions=state["text_encoder.embeddings.position_embeddings.weight"].shape[0],
+            input_dim=state["video_encoder.videomlp.linear1.weight"].shape[1],
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,10 +66,17 @@ class VideoCLIPConfig:
     def bert(self, layers: int):
         from transformers import BertConfig
 
-        return BertConfig(vocab_size=self.vocab, hidden_size=self.hidden, num_hidden_layers=layers,
-                          num_attention_heads=max(1, self.hidden // 64), intermediate_size=self.intermediate,
-                          max_position_embeddings=self.positions, type_vocab_size=2, layer_norm_eps=1e-12,
-                          hidden_act="gelu")
+        return BertConfig(
+            vocab_size=self.vocab,
+            hidden_size=self.hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=max(1, self.hidden // 64),
+            intermediate_size=self.intermediate,
+            max_position_embeddings=self.positions,
+            type_vocab_size=2,
+            layer_norm_eps=1e-12,
+            hidden_act="gelu",
+        )
 
 
 class VideoTokenMLP(nn.Module):
@@ -99,9 +110,12 @@ class VideoEncoder(nn.Module):
         tokens = torch.cat([words[0].expand(B, 1, -1), self.videomlp(feats), words[1].expand(B, 1, -1)], dim=1)
         positions = torch.cat([torch.arange(L + 1), torch.tensor([self.max_video_len + 1])]).to(feats.device)
         ones = mask.new_ones(B, 1)
-        out = self.bert(inputs_embeds=tokens, attention_mask=torch.cat([ones, mask, ones], 1).long(),
-                        token_type_ids=torch.zeros(B, L + 2, dtype=torch.long, device=feats.device),
-                        position_ids=positions.expand(B, -1))
+        out = self.bert(
+            inputs_embeds=tokens,
+            attention_mask=torch.cat([ones, mask, ones], 1).long(),
+            token_type_ids=torch.zeros(B, L + 2, dtype=torch.long, device=feats.device),
+            position_ids=positions.expand(B, -1),
+        )
         return out.last_hidden_state
 
 
@@ -143,13 +157,20 @@ class VideoCLIP(nn.Module):
 
     def text(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Pooled text embedding (B, H) of `[CLS] pieces [SEP] pad` ids (B, T): the mean after [CLS]."""
-        hidden = self.text_encoder(input_ids=ids, attention_mask=mask.long(),
-                                   token_type_ids=torch.zeros_like(ids)).last_hidden_state
+        hidden = self.text_encoder(
+            input_ids=ids, attention_mask=mask.long(), token_type_ids=torch.zeros_like(ids)
+        ).last_hidden_state
         return masked_mean(hidden, torch.cat([torch.zeros_like(mask[:, :1]), mask[:, 1:]], 1))
 
 
-def text_batch(pieces: list[list[int]], cls_id: int, sep_id: int, pad_id: int,
-               max_len: int = MAX_LEN, max_video_len: int = MAX_VIDEO_LEN) -> tuple[torch.Tensor, torch.Tensor]:
+def text_batch(
+    pieces: list[list[int]],
+    cls_id: int,
+    sep_id: int,
+    pad_id: int,
+    max_len: int = MAX_LEN,
+    max_video_len: int = MAX_VIDEO_LEN,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids and mask (B, max_len - max_video_len - 1) as `_build_text_seq` builds them and
     `forward_text` reads them: [CLS], at most max_len - max_video_len - 3 pieces, [SEP], padding."""
     keep = max_len - max_video_len - 3
@@ -164,6 +185,7 @@ def text_batch(pieces: list[list[int]], cls_id: int, sep_id: int, pad_id: int,
 
 
 # --- the released checkpoint files -------------------------------------------------------------
+
 
 # Globals a fairseq checkpoint may name besides tensors: its config objects. Each is read into an
 # inert stand-in (it keeps the fields, runs no code); any other global is refused by name.
@@ -265,14 +287,18 @@ class VideoCLIPHeads(nn.Module):
     def encode_text(self, sentences: list[str]) -> torch.Tensor:
         """Sentences -> pooled BERT embeddings (K, H), word pieces as the released processors cut them."""
         pieces = [self.tokenizer(s, add_special_tokens=False)["input_ids"] for s in sentences]
-        ids, mask = text_batch(pieces, self.tokenizer.cls_token_id, self.tokenizer.sep_token_id,
-                               self.tokenizer.pad_token_id)
+        ids, mask = text_batch(
+            pieces, self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id
+        )
         return self.model.text(ids.to(self.device), mask.to(self.device)).cpu()
 
 
-TOKENIZER_HELP = ("bert-base-uncased's tokenizer (vocab.txt) is needed: put the folder beside the checkpoint as "
-                  "'tokenizer/', give it with --tokenizer DIR (or TEMPCLR_BERT_TOKENIZER=DIR), or fill the Hugging Face cache on a connected machine "
-                  "(python -c \"from transformers import AutoTokenizer; AutoTokenizer.from_pretrained('bert-base-uncased')\")")
+TOKENIZER_HELP = (
+    "bert-base-uncased's tokenizer (vocab.txt) is needed: put the folder beside the checkpoint as "
+    "'tokenizer/', give it with --tokenizer DIR (or TEMPCLR_BERT_TOKENIZER=DIR), or fill the Hugging Face cache "
+    "on a connected machine "
+    "(python -c \"from transformers import AutoTokenizer; AutoTokenizer.from_pretrained('bert-base-uncased')\")"
+)
 
 
 def load_tokenizer(checkpoint, folder=None):
@@ -307,8 +333,10 @@ def load_videoclip_heads(path, tokenizer_folder=None) -> VideoCLIPHeads:
     tokenizer = load_tokenizer(path, tokenizer_folder)
     model = load_videoclip(path, (tokenizer.cls_token_id, tokenizer.sep_token_id))
     if len(tokenizer) != model.cfg.vocab:
-        raise TempclrError(f"{path}: its word table has {model.cfg.vocab} rows but the tokenizer has {len(tokenizer)} "
-                           f"words; {TOKENIZER_HELP}")
+        raise TempclrError(
+            f"{path}: its word table has {model.cfg.vocab} rows but the tokenizer has {len(tokenizer)} "
+            f"words; {TOKENIZER_HELP}"
+        )
     return VideoCLIPHeads(model, tokenizer).eval()
 
 
@@ -335,5 +363,9 @@ def convert(path, out) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     with io.atomic_path(out) as tmp:
         save_file(state, str(tmp), metadata={"format": "tempclr.videoclip", "source": Path(path).name})
-    return {"out": str(out), "tensors": len(state), "parameters": sum(v.numel() for v in state.values()),
-            "bytes": out.stat().st_size}
+    return {
+        "out": str(out),
+        "tensors": len(state),
+        "parameters": sum(v.numel() for v in state.values()),
+        "bytes": out.stat().st_size,
+    }

@@ -55,18 +55,28 @@ STRENGTHS = {"pretraining": PRETRAINING, "linear": LINEAR}
 ERASE_AT_112 = 19  # the release's erase_size: sides randint(9, 19) at 112 px
 
 
-def draw(spec: ClipSpec, height: int, width: int, rng: np.random.Generator, strengths: Strengths = PRETRAINING,
-         crop_x: str = "uniform") -> dict:
+def draw(
+    spec: ClipSpec,
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    strengths: Strengths = PRETRAINING,
+    crop_x: str = "uniform",
+) -> dict:
     """One clip's augmentation parameters for frames of height x width (the release's draws)."""
     f = rng.uniform(0.6, 1.0)
     side = max(1, int(min(height, width) * f))
     x_hi = width - width * f if crop_x == "released" else width - side
     erase = max(2, round(ERASE_AT_112 * spec.size / 112))
     return {
-        "r": rng.random(8), "side": side,
-        "x0": int(rng.integers(0, int(x_hi) + 1)), "y0": int(rng.integers(0, height - side + 1)),
-        "contrast": rng.uniform(*strengths.jitter), "hue": rng.uniform(-strengths.hue, strengths.hue),
-        "saturation": rng.uniform(*strengths.jitter), "brightness": rng.uniform(*strengths.jitter),
+        "r": rng.random(8),
+        "side": side,
+        "x0": int(rng.integers(0, int(x_hi) + 1)),
+        "y0": int(rng.integers(0, height - side + 1)),
+        "contrast": rng.uniform(*strengths.jitter),
+        "hue": rng.uniform(-strengths.hue, strengths.hue),
+        "saturation": rng.uniform(*strengths.jitter),
+        "brightness": rng.uniform(*strengths.jitter),
         "gamma": rng.uniform(*strengths.gamma),
         "erase_at": (int(rng.integers(0, spec.size)), int(rng.integers(0, spec.size))),
         "erase_size": (int(rng.integers(erase // 2, erase)), int(rng.integers(erase // 2, erase))),
@@ -80,7 +90,9 @@ def decisions(p: dict, strengths: Strengths, hflip: float) -> dict[str, bool]:
     colour_change = r[4] > s.gray_from
     return {
         "contrast_before": r[0] < s.p_contrast,
-        "hue": r[1] < s.p_colour, "saturation": r[2] < s.p_colour, "brightness": r[3] < s.p_colour,
+        "hue": r[1] < s.p_colour,
+        "saturation": r[2] < s.p_colour,
+        "brightness": r[3] < s.p_colour,
         "contrast_after": s.p_contrast < r[0] < 2 * s.p_contrast,
         "grayscale": colour_change and r[4] < s.drop_from,
         "gamma": colour_change and r[4] < s.drop_from and r[5] > 0.25,
@@ -90,8 +102,13 @@ def decisions(p: dict, strengths: Strengths, hflip: float) -> dict[str, bool]:
     }
 
 
-def augment(frames: torch.Tensor, spec: ClipSpec, rng: np.random.Generator, strengths: Strengths = PRETRAINING,
-            crop_x: str = "uniform") -> torch.Tensor:
+def augment(
+    frames: torch.Tensor,
+    spec: ClipSpec,
+    rng: np.random.Generator,
+    strengths: Strengths = PRETRAINING,
+    crop_x: str = "uniform",
+) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (3, T, size, size) float in [0, 1], one parameter draw per clip."""
     x = frames.permute(0, 3, 1, 2).float().div_(255)  # (T, 3, H, W)
     p = draw(spec, *x.shape[-2:], rng, strengths, crop_x)

@@ -53,8 +53,9 @@ class ClassifyVideos(SeededVideos):
     A clip: `frames` frames at `stride` from a random start in [0, N - span)
     (`linear_eval/dl_linear.py:74-90`)."""
 
-    def __init__(self, videos: list[Path], labels: list[int], spec: ClipSpec, seed: int, data=None,
-                 channels: str = "bgr"):
+    def __init__(
+        self, videos: list[Path], labels: list[int], spec: ClipSpec, seed: int, data=None, channels: str = "bgr"
+    ):
         super().__init__(videos, spec, seed, data, channels)
         self.labels = labels
 
@@ -78,7 +79,9 @@ class LabelledClips(NamedTuple):
         return len(self.labels)
 
     def to(self, device) -> LabelledClips:
-        return LabelledClips(self.clips.to(device, non_blocking=True), self.labels.to(device, non_blocking=True), self.skipped)
+        return LabelledClips(
+            self.clips.to(device, non_blocking=True), self.labels.to(device, non_blocking=True), self.skipped
+        )
 
 
 def _collate(items) -> LabelledClips | None:
@@ -103,8 +106,11 @@ class ClassifyTask(VideoTask):
         items = split_videos(Path(data.root), data.format, annotations, data.split, "train")
         self.classes = sorted({c for _, c in items})
         keep = label_subset([c for _, c in items], data.label_fraction, recipe.train.seed)
-        held = set(label_subset([items[k][1] for k in keep], data.val_fraction, recipe.train.seed + 1)
-                   if data.val_fraction else [])
+        held = set(
+            label_subset([items[k][1] for k in keep], data.val_fraction, recipe.train.seed + 1)
+            if data.val_fraction
+            else []
+        )
         self.validation = [items[keep[k]] for k in sorted(held)]  # never the test split
         keep = [k for j, k in enumerate(keep) if j not in held]
         self.videos = [items[k][0] for k in keep]
@@ -128,29 +134,44 @@ class ClassifyTask(VideoTask):
 
         clips, data = self.recipe.eval.clips, self.recipe.data
         spec = ClipSpec(data.clip_frames, data.stride, data.size)
-        ranked = predict(model, self.validation, spec, self.recipe.eval.crop, self.dataset.channels, self.device,
-                         [clips])[clips]
-        return {"val_top1": accuracy(clips, ranked, [self.classes.index(c) for _, c in self.validation],
-                                     self.classes)["top1"]}
+        ranked = predict(
+            model, self.validation, spec, self.recipe.eval.crop, self.dataset.channels, self.device, [clips]
+        )[clips]
+        return {
+            "val_top1": accuracy(clips, ranked, [self.classes.index(c) for _, c in self.validation], self.classes)[
+                "top1"
+            ]
+        }
 
     def build_model(self) -> nn.Module:
         model = Classifier(**self.model_args())
         if self.pretrained:
             name, weights, _ = self.pretrained
             if name != self.recipe.model.name:
-                raise TempclrError(f"model.checkpoint {self.recipe.model.checkpoint} holds a {name} backbone; "
-                                   f"set model.name: {name}")
+                raise TempclrError(
+                    f"model.checkpoint {self.recipe.model.checkpoint} holds a {name} backbone; set model.name: {name}"
+                )
             model.backbone.load_state_dict(weights)
         return model
 
     def model_args(self) -> dict:
         model = self.recipe.model
-        return {"name": model.name, "classes": len(self.classes), "freeze": model.freeze,
-                "bn_frozen": model.freeze and model.bn_stats == "frozen"}
+        return {
+            "name": model.name,
+            "classes": len(self.classes),
+            "freeze": model.freeze,
+            "bn_frozen": model.freeze and model.bn_stats == "frozen",
+        }
 
     def meta(self) -> dict:
-        return {"classes": self.classes, "clip_frames": self.spec.frames, "stride": self.spec.stride, "size": self.spec.size,
-                "train_videos": len(self.videos), "channels": self.dataset.channels}
+        return {
+            "classes": self.classes,
+            "clip_frames": self.spec.frames,
+            "stride": self.spec.stride,
+            "size": self.spec.size,
+            "train_videos": len(self.videos),
+            "channels": self.dataset.channels,
+        }
 
     def steps_per_epoch(self, world: int) -> int:
         return max(1, len(self.videos) // max(1, self.recipe.train.batch_size))

@@ -61,8 +61,10 @@ class FewshotTask:
         labelled = sorted((vid, cls) for vid, cls in read_labels(data.annotations).items() if vid in store)
         self.classes = sorted({cls for _, cls in labelled})
         if len(self.classes) < 2 or len(labelled) < 2 * len(self.classes):
-            raise TempclrError(f"{data.annotations}: few-shot training needs >= 2 classes with >= 2 videos that have "
-                               f"features in {data.root} (found {len(labelled)} videos in {len(self.classes)} classes)")
+            raise TempclrError(
+                f"{data.annotations}: few-shot training needs >= 2 classes with >= 2 videos that have "
+                f"features in {data.root} (found {len(labelled)} videos in {len(self.classes)} classes)"
+            )
         self.ids = [vid for vid, _ in labelled]
         self.labels = np.array([self.classes.index(cls) for _, cls in labelled])
         self.members = [np.flatnonzero(self.labels == c) for c in range(len(self.classes))]
@@ -119,8 +121,11 @@ class FewshotTask:
         others = np.flatnonzero(self.labels != self.labels[anchor])
         n_shuffled = P // 2 if N > 1 else 0
         n_other = P - n_shuffled
-        pick = torch.randperm(len(others), generator=gen)[:n_other] if n_other <= len(others) else \
-            torch.randint(len(others), (n_other,), generator=gen)
+        pick = (
+            torch.randperm(len(others), generator=gen)[:n_other]
+            if n_other <= len(others)
+            else torch.randint(len(others), (n_other,), generator=gen)
+        )
         shuffled = torch.stack([_non_identity(N, gen) for _ in range(n_shuffled)]) if n_shuffled else torch.empty(0, N)
         keys = torch.tensor([positive, *others[pick.numpy()].tolist(), *[positive] * n_shuffled])
         orders = torch.cat([torch.arange(N).expand(1 + n_other, N), shuffled.long()])

@@ -22,9 +22,10 @@ products over `temperature`.
 
 `scaling="official"` reproduces the released unweighted sum exactly: relative to a mean
 per-anchor cross-entropy, the local IC term counts x 2T(2T-1)/4 = x14 (56 ordered clip
-pairs, summed, divided by 4), LL is summed over the batch (xB) and GL counts x 4T = x16. `scaling="mean"` (the synthetic recipes') reports every term as
-a mean per-anchor cross-entropy, so the weights in a recipe mean what they say and the
-loss does not grow with the batch size.
+pairs, summed, divided by 4), LL is summed over the batch (xB) and GL counts x 4T = x16.
+`scaling="mean"` (the synthetic recipes') reports every term as a mean per-anchor
+cross-entropy, so the weights in a recipe mean what they say and the loss does not grow with
+the batch size.
 """
 
 from __future__ import annotations
@@ -88,23 +89,28 @@ def sequence_contrastive_loss(
     rows = torch.cat([torch.arange(K, device=cost.device).expand(B, 1, K), permutations.to(cost.device)], 1)
     keys = cost.gather(1, rows[..., None].expand(-1, -1, -1, M).flatten(1, 2)).view(B, -1, K, M)  # (B, 1+P, K, M)
     if video_permutations is not None:
-        cols = torch.cat(
-            [torch.arange(M, device=cost.device).expand(B, 1, M), video_permutations.to(cost.device)], 1
-        )
+        cols = torch.cat([torch.arange(M, device=cost.device).expand(B, 1, M), video_permutations.to(cost.device)], 1)
         keys = keys.gather(3, cols[:, :, None, :].expand(-1, -1, K, -1))
     return _keys_loss(keys, distance, gamma, temperature, band)
 
 
-def video_contrastive_loss(query: torch.Tensor, keys: torch.Tensor, distance: str = "softdtw", gamma: float = 0.1,
-                           temperature: float = 1.0, band: int | None = None) -> torch.Tensor:
+def video_contrastive_loss(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    distance: str = "softdtw",
+    gamma: float = 0.1,
+    temperature: float = 1.0,
+    band: int | None = None,
+) -> torch.Tensor:
     """The same sequence loss between videos (few-shot training): query [shape=(B, N, D)] against
     keys [shape=(B, 1+P, M, D)] whose key 0 is the positive (a video of the query's class)."""
     cost = cosine_cost(query[:, None].expand(-1, keys.shape[1], -1, -1), keys)  # (B, 1+P, N, M)
     return _keys_loss(cost, distance, gamma, temperature, band)
 
 
-def _keys_loss(keys: torch.Tensor, distance: str, gamma: float, temperature: float,
-               band: int | None = None) -> torch.Tensor:
+def _keys_loss(
+    keys: torch.Tensor, distance: str, gamma: float, temperature: float, band: int | None = None
+) -> torch.Tensor:
     """Mean cross-entropy of -distance / temperature over keys (B, 1+P, K, M), target key 0; `band` on a
     measure that takes one (`Measure.constrained`), refused by name on one that does not."""
     B = keys.shape[0]

@@ -51,10 +51,16 @@ class DataConfig:
     stride: int = _range(1, None, default=4)
     size: int = _range(16, None, default=112)
     hflip: float = _range(0.0, 1.0, default=0.5)  # TCLR augmentation: mirror probability (0: direction matters)
-    augment: Literal["pretraining", "linear"] = "pretraining"  # TCLR strengths: pre-training, or the lighter linear/fine-tune set
-    crop_x: Literal["uniform", "released"] = "uniform"  # TCLR crop x-range: uniform, or the release's left-leaning range
+    augment: Literal["pretraining", "linear"] = (
+        "pretraining"  # TCLR strengths: pre-training, or the lighter linear/fine-tune set
+    )
+    crop_x: Literal["uniform", "released"] = (
+        "uniform"  # TCLR crop x-range: uniform, or the release's left-leaning range
+    )
     short_videos: Literal["released", "loop"] = "released"  # TCLR: drop <= (frames-2) x stride, mirror-pad; or loop all
-    units: int = _range(1, None, default=5)  # TempCLR: steps per sequence (the release's 5); fewshot: segments per video
+    units: int = _range(
+        1, None, default=5
+    )  # TempCLR: steps per sequence (the release's 5); fewshot: segments per video
     unit: Literal["pooled", "clips"] = "pooled"  # TempCLR: a step's clips pooled into one unit, or each clip a unit
     label_fraction: float = _range(0.0, 1.0, default=1.0)
     val_fraction: float = _range(0.0, 0.9, default=0.0)  # classify: held-out share of train for validation (best.pt)
@@ -65,8 +71,12 @@ class DataConfig:
 class ModelConfig:
     name: Literal["r3d18", "r2plus1d18", "r3d18-small", "tempclr-heads", "videoclip"] = "r3d18"
     channels: Literal["bgr", "rgb"] = "bgr"  # TCLR: colour order the backbone sees (the release's, OpenCV's: BGR)
-    batchnorm: Literal["per-view", "joint"] = "per-view"  # TCLR pre-training: one pass per view/clip (released) or one joint pass
-    bn_stats: Literal["update", "frozen"] = "update"  # classify with freeze: BN in train mode (released) or kept as pre-trained
+    batchnorm: Literal["per-view", "joint"] = (
+        "per-view"  # TCLR pre-training: one pass per view/clip (released) or one joint pass
+    )
+    bn_stats: Literal["update", "frozen"] = (
+        "update"  # classify with freeze: BN in train mode (released) or kept as pre-trained
+    )
     dim: int = _range(1, None, default=512)  # feature width (TempCLR heads: input feature dim)
     proj_dim: int = _range(1, None, default=128)
     layers: int = _range(0, None, default=1)
@@ -74,7 +84,9 @@ class ModelConfig:
     checkpoint: str | None = None  # initialise from this checkpoint (classify: a TCLR run)
     freeze: bool = False  # classify: train only the classifier (linear evaluation)
     train: Literal["layernorm", "all"] = "layernorm"  # videoclip: TempCLR's LayerNorm-only fine-tuning, or every weight
-    tokenizer: str | None = None  # videoclip: bert-base-uncased's tokenizer folder (default: tokenizer/ beside, the cache)
+    tokenizer: str | None = (
+        None  # videoclip: bert-base-uncased's tokenizer folder (default: tokenizer/ beside, the cache)
+    )
 
 
 LOSS_MEASURES = measures.names("loss")
@@ -92,7 +104,9 @@ class LossConfig:
     global_local: float = _range(0.0, None, default=1.0)
     distance: Literal[LOSS_MEASURES] = "softdtw"  # a differentiable measure of align.measures
     gamma: float = _range(1e-4, None, default=0.1)
-    band: int | None = _range(0, None, default=None)  # a Sakoe-Chiba radius (cells) on the sequence distance; None: none
+    band: int | None = _range(
+        0, None, default=None
+    )  # a Sakoe-Chiba radius (cells) on the sequence distance; None: none
     negatives: int = _range(1, None, default=31)
     shuffle: Literal["steps", "steps+units", "steps-or-units"] = "steps"  # TempCLR negatives (see tempclr_heads)
     clip_similarity: Literal["dot", "cosine"] = "dot"  # TempCLR clip-caption term: raw dots, or cosine / temperature
@@ -108,7 +122,9 @@ class OptimConfig:
     warmup: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.5, 1.0])
     plateau_patience: int = _range(0, None, default=9)
     plateau_factor: float = _range(0.0, 1.0, default=0.1)
-    plateau_count: Literal["consecutive", "cumulative"] = "consecutive"  # bad epochs in a row (pre-training) or since the last drop (linear eval)
+    plateau_count: Literal["consecutive", "cumulative"] = (
+        "consecutive"  # bad epochs in a row (pre-training) or since the last drop (linear eval)
+    )
     grad_clip: float | None = None
 
 
@@ -196,8 +212,10 @@ def find_recipe(arg: str | Path) -> Path:
     for folder in _shipped_folders():
         if (folder / name).is_file():
             return folder / name
-    raise TempclrError(f"{arg}: recipe not found, here or among the shipped ones ({', '.join(shipped_recipes())}; "
-                       "`tempclr train --list`)")
+    raise TempclrError(
+        f"{arg}: recipe not found, here or among the shipped ones ({', '.join(shipped_recipes())}; "
+        "`tempclr train --list`)"
+    )
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
@@ -241,7 +259,9 @@ def _read_yaml(path: Path) -> dict:
     except (yaml.YAMLError, ValueError) as e:  # ValueError: an integer of over 4300 digits
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        what = " ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None)))) or str(e).splitlines()[0]
+        what = (
+            " ".join(filter(None, (getattr(e, "context", None), getattr(e, "problem", None)))) or str(e).splitlines()[0]
+        )
         raise TempclrError(f"{path}{where}: invalid YAML ({what})") from None
     if raw is None:
         return {}

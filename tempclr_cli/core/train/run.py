@@ -23,9 +23,15 @@ class TrainingRun:
     already_done: bool  # the run folder held a finished run: nothing was trained
 
 
-def run_training(recipe: Recipe, run_dir: Path, device: str = "auto", resume: str | None = None,
-                 log: Callable[[str], None] = lambda _: None, on_step: Callable[[dict], None] | None = None,
-                 on_epoch: Callable[[dict], None] | None = None) -> TrainingRun:
+def run_training(
+    recipe: Recipe,
+    run_dir: Path,
+    device: str = "auto",
+    resume: str | None = None,
+    log: Callable[[str], None] = lambda _: None,
+    on_step: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainingRun:
     """Train `recipe` in `run_dir`; `on_step` / `on_epoch` receive the trainer's progress rows."""
     dev = resolve_device(device)
     task = create_task(recipe, dev, run_dir)  # tasks draw from their own seeded generators; `train` seeds the rest
@@ -33,8 +39,10 @@ def run_training(recipe: Recipe, run_dir: Path, device: str = "auto", resume: st
     row = train(recipe, task, run_dir, dev, resume, on_step=on_step, on_epoch=on_epoch)
     done = not row
     if done and not (run_dir / "last.pt").exists():  # --resume FILE of a finished run: nothing was written here
-        raise TempclrError(f"--resume {resume}: nothing to train, it already holds all {recipe.train.epochs} epochs "
-                           "(train.epochs); raise train.epochs (--set train.epochs=N) to train on from it")
+        raise TempclrError(
+            f"--resume {resume}: nothing to train, it already holds all {recipe.train.epochs} epochs "
+            "(train.epochs); raise train.epochs (--set train.epochs=N) to train on from it"
+        )
     if done:
         row = load_checkpoint(run_dir / "last.pt")["metrics"]
     return TrainingRun(run_dir, row, done)

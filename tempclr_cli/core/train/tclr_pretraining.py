@@ -52,16 +52,22 @@ class ClipBatch:
         return ClipBatch(self.global_clips.pin_memory(), self.local_clips.pin_memory(), self.skipped)
 
     def to(self, device) -> ClipBatch:
-        return ClipBatch(self.global_clips.to(device, non_blocking=True), self.local_clips.to(device, non_blocking=True),
-                         self.skipped)
+        return ClipBatch(
+            self.global_clips.to(device, non_blocking=True),
+            self.local_clips.to(device, non_blocking=True),
+            self.skipped,
+        )
 
 
 def collate(items: list) -> ClipBatch | None:
     good = [it for it in items if it is not None]
     if not good:
         return None
-    return ClipBatch(torch.stack([it["global"] for it in good], 1), torch.stack([it["local"] for it in good], 1),
-                     len(items) - len(good))
+    return ClipBatch(
+        torch.stack([it["global"] for it in good], 1),
+        torch.stack([it["local"] for it in good], 1),
+        len(items) - len(good),
+    )
 
 
 @register_task
@@ -75,8 +81,9 @@ class TCLRTask(VideoTask):
         data = recipe.data
         self.recipe, self.device = recipe, device
         self.spec = ClipSpec(data.clip_frames, data.stride, data.size, data.hflip)
-        items = split_videos(Path(data.root), data.format, Path(data.annotations) if data.annotations else None,
-                             data.split, "train")
+        items = split_videos(
+            Path(data.root), data.format, Path(data.annotations) if data.annotations else None, data.split, "train"
+        )
         if not items:
             raise TempclrError(f"{data.root}: no training videos found")
         self.videos = [path for path, _ in items]
@@ -93,8 +100,12 @@ class TCLRTask(VideoTask):
         return {"name": model.name, "proj_dim": model.proj_dim, "batchnorm": model.batchnorm}
 
     def meta(self) -> dict:
-        return {"clip_frames": self.spec.frames, "stride": self.spec.stride, "size": self.spec.size,
-                "channels": self.recipe.model.channels}
+        return {
+            "clip_frames": self.spec.frames,
+            "stride": self.spec.stride,
+            "size": self.spec.size,
+            "channels": self.recipe.model.channels,
+        }
 
     def steps_per_epoch(self, world: int) -> int:
         return max(1, len(self.videos) // world // max(1, self.recipe.train.batch_size // world))
@@ -102,6 +113,12 @@ class TCLRTask(VideoTask):
     def loss(self, model: torch.nn.Module, batch) -> dict[str, torch.Tensor]:
         views, slices, local = model(batch.global_clips, batch.local_clips)
         loss = self.recipe.loss
-        weights = {"ic_global": loss.ic_global, "ic_local": loss.ic_local, "local_local": loss.local_local,
-                   "global_local": loss.global_local}
-        return tclr_losses(*(gather_with_grad(x, dim=1) for x in (views, slices, local)), loss.temperature, loss.scaling, weights)
+        weights = {
+            "ic_global": loss.ic_global,
+            "ic_local": loss.ic_local,
+            "local_local": loss.local_local,
+            "global_local": loss.global_local,
+        }
+        return tclr_losses(
+            *(gather_with_grad(x, dim=1) for x in (views, slices, local)), loss.temperature, loss.scaling, weights
+        )

@@ -105,7 +105,9 @@ def build_sequences(videos: list[Video], store: FeatureStore, units: int, per_un
         if len(usable) < units:
             continue
         pick = np.linspace(0, len(usable) - 1, units).astype(int)  # int(f), as released
-        sequences.append(Sequence(len(feats), [sentence_ids[usable[k][0].text] for k in pick], [usable[k][1] for k in pick]))
+        sequences.append(
+            Sequence(len(feats), [sentence_ids[usable[k][0].text] for k in pick], [usable[k][1] for k in pick])
+        )
         feats.append(torch.from_numpy(array).half())
         kept.append(video.id)
     return sequences, feats, kept
@@ -141,15 +143,18 @@ def negative_orders(K: int, S: int, count: int, shuffle: str, B: int, gen: torch
         return rows, _inner_shuffles(B, count, K, S, gen)
     use_unit, use_seg = S > 1, K > 1
     if not (use_unit or use_seg):
-        raise TempclrError("loss.shuffle steps-or-units: needs data.units > 1 or data.unit: clips with data.clip_frames > 1")
+        raise TempclrError(
+            "loss.shuffle steps-or-units: needs data.units > 1 or data.unit: clips with data.clip_frames > 1"
+        )
     n_seg = (count if not use_unit else math.ceil(count / 2)) if use_seg else 0
     n_unit = count - n_seg
     if n_seg <= len(perms):
         pick = torch.rand(B, len(perms), generator=gen).argsort(-1)[:, :n_seg]
     else:  # fewer distinct orders than negatives: repeat some
         pick = torch.randint(len(perms), (B, n_seg), generator=gen)
-    rows = torch.cat([perms[pick] if n_seg else torch.empty(B, 0, K, dtype=torch.long),
-                      torch.arange(K).expand(B, n_unit, K)], 1)
+    rows = torch.cat(
+        [perms[pick] if n_seg else torch.empty(B, 0, K, dtype=torch.long), torch.arange(K).expand(B, n_unit, K)], 1
+    )
     cols = torch.cat([identity_cols.expand(B, n_seg, K * S), _inner_shuffles(B, n_unit, K, S, gen)], 1)
     return rows, cols
 
@@ -169,7 +174,9 @@ class TempCLRTask:
     def __init__(self, recipe: Recipe, device: torch.device, run_dir: Path | None = None):
         data = recipe.data
         if not data.annotations:
-            raise TempclrError("data.annotations: required for TempCLR training (e.g. youcookii_annotations_trainval.json)")
+            raise TempclrError(
+                "data.annotations: required for TempCLR training (e.g. youcookii_annotations_trainval.json)"
+            )
         self.recipe, self.device = recipe, device
         store = FeatureStore(data.root)
         videos = [v for v in read_annotations(data.annotations, data.format) if v.subset in ("training", "")]
@@ -258,8 +265,16 @@ class TempCLRTask:
         pooled = clips.view(B, K, S, -1).mean(2)  # (B, K, D): one unit per step
         pooled_units = self.per_unit == 1
         units = pooled if pooled_units else clips
-        seq = sequence_contrastive_loss(text, units, batch.rows, loss_cfg.distance, loss_cfg.gamma,
-                                        loss_cfg.temperature, None if pooled_units else batch.cols, loss_cfg.band)
+        seq = sequence_contrastive_loss(
+            text,
+            units,
+            batch.rows,
+            loss_cfg.distance,
+            loss_cfg.gamma,
+            loss_cfg.temperature,
+            None if pooled_units else batch.cols,
+            loss_cfg.band,
+        )
         caps, segs = text.flatten(0, 1), pooled.flatten(0, 1)
         if loss_cfg.clip_similarity == "cosine":
             caps, segs = F.normalize(caps, dim=-1), F.normalize(segs, dim=-1) / loss_cfg.temperature

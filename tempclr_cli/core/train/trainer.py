@@ -94,7 +94,9 @@ class WarmupPlateau:
 
     def __init__(self, base: float, warmup: list[float], patience: int, factor: float, cumulative: bool = False):
         self.base, self.warmup, self.patience, self.factor = base, warmup, patience, factor
-        self.cumulative = cumulative  # count every bad epoch since the last drop (the linear release), not a run of them
+        self.cumulative = (
+            cumulative  # count every bad epoch since the last drop (the linear release), not a run of them
+        )
         self.best, self.bad_epochs, self.drops = float("inf"), 0, 0
 
     def lr(self, epoch: int) -> float:
@@ -143,8 +145,7 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     if resume is None:
         if (run_dir / "last.pt").exists():
             raise TempclrError(
-                f"{run_dir} already holds a run (last.pt): continue it with --resume auto, "
-                "or choose another --run-dir"
+                f"{run_dir} already holds a run (last.pt): continue it with --resume auto, or choose another --run-dir"
             )
         return None
     if resume == "auto":
@@ -170,14 +171,19 @@ def _sync_metrics(path: Path, last: dict | None) -> None:
 
 def _log_line(p: dict) -> str:
     """One plain progress line of train.log (what a terminal's bar shows)."""
-    return (f"{time.strftime('%Y-%m-%d %H:%M:%S')} epoch {p['epoch']} step {p['step']}/{p['steps']} "
-            f"loss {p['loss']:.4f} lr {p['lr']:.2e} {p['items_per_s']:.1f} {p['unit']}/s")
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')} epoch {p['epoch']} step {p['step']}/{p['steps']} "
+        f"loss {p['loss']:.4f} lr {p['lr']:.2e} {p['items_per_s']:.1f} {p['unit']}/s"
+    )
 
 
 def _diverged(cause: str, epoch: int, step: int, run_dir: Path) -> str:
     last = run_dir / "last.pt"
     kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-    return f"training diverged at epoch {epoch + 1}, step {step + 1}: {cause}; {kept} (lower optim.lr or set optim.grad_clip)"
+    return (
+        f"training diverged at epoch {epoch + 1}, step {step + 1}: {cause}; {kept} (lower optim.lr or set "
+        "optim.grad_clip)"
+    )
 
 
 def train(
@@ -203,8 +209,16 @@ def train(
             torch.distributed.destroy_process_group()
 
 
-def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist: Dist, resume: str | None,
-           on_step: Callable[[dict], None] | None, on_epoch: Callable[[dict], None] | None) -> dict:
+def _train(
+    recipe: Recipe,
+    task: Task,
+    run_dir: Path,
+    device: torch.device,
+    dist: Dist,
+    resume: str | None,
+    on_step: Callable[[dict], None] | None,
+    on_epoch: Callable[[dict], None] | None,
+) -> dict:
     cfg, optim = recipe.train, recipe.optim
     seed_everything(cfg.seed)  # the initial weights depend on train.seed only (a resume then loads its own)
     model = task.build_model().to(device)
@@ -217,8 +231,9 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
     wrapped = torch.nn.parallel.DistributedDataParallel(model, ids) if dist.distributed else model
     opt = torch.optim.Adam(model.parameters(), lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
-    sched = WarmupPlateau(optim.lr, optim.warmup, optim.plateau_patience, optim.plateau_factor,
-                          optim.plateau_count == "cumulative")
+    sched = WarmupPlateau(
+        optim.lr, optim.warmup, optim.plateau_patience, optim.plateau_factor, optim.plateau_count == "cumulative"
+    )
     use_amp = cfg.amp and device.type == "cuda"
     amp = {"amp": str(autocast_dtype(device)).removeprefix("torch.")} if use_amp else {}  # bf16 or fp16, logged
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -254,7 +269,9 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
             except DTWInputError as e:  # NaN/inf costs: from the data on the first step, else from the weights
                 if step == first_step:
                     raise
-                raise TrainingDiverged(_diverged(f"the model's outputs became non-finite ({e})", epoch, step, run_dir)) from None
+                raise TrainingDiverged(
+                    _diverged(f"the model's outputs became non-finite ({e})", epoch, step, run_dir)
+                ) from None
             total = terms["total"]
             if not bool(torch.isfinite(total.detach())):
                 raise TrainingDiverged(_diverged(f"the loss became {float(total.detach())}", epoch, step, run_dir))
@@ -270,9 +287,15 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
             n_steps, step = n_steps + 1, step + 1
             items += batch.size
             if n_steps % cfg.log_every == 0 or n_steps == 1:
-                progress = {"epoch": epoch + 1, "step": n_steps, "steps": task.steps_per_epoch(dist.world),
-                            "loss": float(total.detach()), "lr": lr,
-                            "items_per_s": items / (time.perf_counter() - start), "unit": task.unit}
+                progress = {
+                    "epoch": epoch + 1,
+                    "step": n_steps,
+                    "steps": task.steps_per_epoch(dist.world),
+                    "loss": float(total.detach()),
+                    "lr": lr,
+                    "items_per_s": items / (time.perf_counter() - start),
+                    "unit": task.unit,
+                }
                 if dist.main:
                     io.append_line(run_dir / "train.log", _log_line(progress))
                 if on_step:
@@ -285,8 +308,16 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
             torch.distributed.all_reduce(means)
             means /= dist.world
         info = getattr(task, "epoch_info", dict)()
-        row = {"epoch": epoch + 1, "step": step, "lr": lr, **dict(zip(sorted(sums), means.tolist())), **info, **amp,
-               "seconds": round(time.perf_counter() - start, 3), "items_per_s": round(items / (time.perf_counter() - start), 2)}
+        row = {
+            "epoch": epoch + 1,
+            "step": step,
+            "lr": lr,
+            **dict(zip(sorted(sums), means.tolist())),
+            **info,
+            **amp,
+            "seconds": round(time.perf_counter() - start, 3),
+            "items_per_s": round(items / (time.perf_counter() - start), 2),
+        }
         is_best = sched.step(row["total"])  # the schedule follows the training loss, as released
         if dist.main and hasattr(task, "validate"):
             row.update(task.validate(model))
@@ -295,10 +326,19 @@ def _train(recipe: Recipe, task: Task, run_dir: Path, device: torch.device, dist
         # -- metrics and checkpoints (rank 0)
         if dist.main:
             state = {
-                "kind": task.kind, "model_args": task.model_args(), "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "schedule": sched.state_dict(), "scaler": scaler.state_dict(),
-                "rng": rng_state(), "epoch": epoch + 1, "step": step, "recipe": recipe_to_dict(recipe),
-                "meta": task.meta(), "metrics": row, "best_val": best_val,
+                "kind": task.kind,
+                "model_args": task.model_args(),
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "schedule": sched.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": rng_state(),
+                "epoch": epoch + 1,
+                "step": step,
+                "recipe": recipe_to_dict(recipe),
+                "meta": task.meta(),
+                "metrics": row,
+                "best_val": best_val,
             }
             save_checkpoint(run_dir / "last.pt", state)
             if (epoch + 1) % cfg.checkpoint_every == 0:

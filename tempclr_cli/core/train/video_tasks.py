@@ -45,8 +45,9 @@ class SeededVideos(Dataset):
         return rng, frames
 
 
-def seeded_loader(dataset: SeededVideos, recipe, epoch: int, rank: int, world: int, collate_fn,
-                  pin_memory: bool, full_batches: bool) -> tuple[DataLoader, int]:
+def seeded_loader(
+    dataset: SeededVideos, recipe, epoch: int, rank: int, world: int, collate_fn, pin_memory: bool, full_batches: bool
+) -> tuple[DataLoader, int]:
     """This rank's loader for epoch `epoch` (a seeded shuffle split across ranks) and its batch size.
 
     `full_batches` keeps only whole batches, equal on every rank (batch norm, contrastive
@@ -59,8 +60,14 @@ def seeded_loader(dataset: SeededVideos, recipe, epoch: int, rank: int, world: i
     per_rank = max(1, recipe.train.batch_size // world)
     if full_batches:
         order = order[: len(order) // (per_rank * world) * per_rank * world]
-    loader = DataLoader(dataset, batch_size=per_rank, sampler=order[rank::world], collate_fn=collate_fn,
-                        num_workers=recipe.data.num_workers, pin_memory=pin_memory)
+    loader = DataLoader(
+        dataset,
+        batch_size=per_rank,
+        sampler=order[rank::world],
+        collate_fn=collate_fn,
+        num_workers=recipe.data.num_workers,
+        pin_memory=pin_memory,
+    )
     return loader, per_rank
 
 
@@ -76,8 +83,16 @@ class VideoTask:
         return {"skipped_videos": skipped}
 
     def batches(self, epoch: int, rank: int, world: int):
-        loader, per_rank = seeded_loader(self.dataset, self.recipe, epoch, rank, world, self.collate_fn,
-                                         self.device.type == "cuda", self.full_batches)
+        loader, per_rank = seeded_loader(
+            self.dataset,
+            self.recipe,
+            epoch,
+            rank,
+            world,
+            self.collate_fn,
+            self.device.type == "cuda",
+            self.full_batches,
+        )
         for batch in loader:
             if batch is None:  # no video of the batch decoded
                 self.skipped += per_rank

@@ -71,8 +71,9 @@ class SpanBatch:
         return self.feats.shape[0]
 
     def to(self, device) -> "SpanBatch":
-        return SpanBatch(*(t.to(device, non_blocking=True) for t in (self.feats, self.spans, self.ids, self.id_mask,
-                                                                      self.rows)))
+        return SpanBatch(
+            *(t.to(device, non_blocking=True) for t in (self.feats, self.spans, self.ids, self.id_mask, self.rows))
+        )
 
 
 @register_task
@@ -83,8 +84,10 @@ class VideoCLIPTuning(TempCLRTask):
         if not recipe.model.checkpoint:
             raise TempclrError("model.checkpoint: the released VideoCLIP (or TempCLR) checkpoint to start from")
         if recipe.data.unit != "pooled" or recipe.data.clip_frames < 2 or recipe.loss.shuffle != "steps":
-            raise TempclrError("loss.kind videoclip: needs data.unit pooled, data.clip_frames >= 2 (a step's first and "
-                               "last second) and loss.shuffle steps, as the released pre-training")
+            raise TempclrError(
+                "loss.kind videoclip: needs data.unit pooled, data.clip_frames >= 2 (a step's first and "
+                "last second) and loss.shuffle steps, as the released pre-training"
+            )
         from tempclr_cli.core.checkpoint import identify
         from tempclr_cli.core.io import sha256_file
 
@@ -103,7 +106,9 @@ class VideoCLIPTuning(TempCLRTask):
         return self.ids
 
     def describe(self) -> str:
-        return f"{super().describe()}; VideoCLIP from {self.recipe.model.checkpoint}, training {self.recipe.model.train}"
+        return (
+            f"{super().describe()}; VideoCLIP from {self.recipe.model.checkpoint}, training {self.recipe.model.train}"
+        )
 
     def build_model(self) -> nn.Module:
         from tempclr_cli.core.models.videoclip import load_videoclip
@@ -114,8 +119,11 @@ class VideoCLIPTuning(TempCLRTask):
     def model_args(self) -> dict:
         """The base by path and by content: a LayerNorm-only checkpoint holds 59,904 numbers and needs its base,
         and a different file put at that path later is refused rather than silently used."""
-        return {"base": str(Path(self.recipe.model.checkpoint).resolve()), "base_sha256": self._base_sha256,
-                "train": self.recipe.model.train}
+        return {
+            "base": str(Path(self.recipe.model.checkpoint).resolve()),
+            "base_sha256": self._base_sha256,
+            "train": self.recipe.model.train,
+        }
 
     def meta(self) -> dict:
         from tempclr_cli.core.models.heads import VIDEOCLIP_META
@@ -137,10 +145,12 @@ class VideoCLIPTuning(TempCLRTask):
         index = (batch.spans[..., :1] + offsets).clamp(max=batch.feats.shape[1] - 1)  # (B, K, 32)
         seg_mask = (batch.spans[..., :1] + offsets) < batch.spans[..., 1:]
         segments = batch.feats[torch.arange(B, device=index.device)[:, None, None], index]  # (B, K, 32, D)
-        units, text = model(segments.flatten(0, 1), seg_mask.flatten(0, 1), batch.ids.flatten(0, 1),
-                            batch.id_mask.flatten(0, 1))
+        units, text = model(
+            segments.flatten(0, 1), seg_mask.flatten(0, 1), batch.ids.flatten(0, 1), batch.id_mask.flatten(0, 1)
+        )
         units, text = units.view(B, K, -1), text.view(B, K, -1)
-        seq = sequence_contrastive_loss(text, units, batch.rows, cfg.distance, cfg.gamma, cfg.temperature,
-                                        band=cfg.band)
+        seq = sequence_contrastive_loss(
+            text, units, batch.rows, cfg.distance, cfg.gamma, cfg.temperature, band=cfg.band
+        )
         clip = clip_caption_loss(gather_with_grad(text.flatten(0, 1)), gather_with_grad(units.flatten(0, 1)))
         return {"sequence": seq, "clip_caption": clip, "total": cfg.sequence_weight * seq + cfg.clip_weight * clip}
