@@ -203,7 +203,7 @@ def bad_files(folder: Path) -> dict[str, str]:
         "ints.npy": "int64 values",
         "pickled.npy": "without pickles",
         "dict.pt": "holds a dict (keys features)",
-        "cut.pth": "not a readable torch file",
+        "cut.pth": "a damaged or foreign zip file",
     }
 
 

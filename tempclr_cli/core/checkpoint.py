@@ -49,19 +49,20 @@ _RELEASED_NAMES = ("checkpoint_best", "checkpoint_layernorm_", "checkpoint_allpa
 _PICKLE_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # torch.save's legacy format
 
 
-def identify(path: str | Path) -> str:
+def identify(path: str | Path, expected: str = ACCEPTED) -> str:
     """What a checkpoint file is, read from its first bytes, never from its name: "safetensors",
     "fairseq" (a released VideoCLIP / TempCLR checkpoint: it pickles fairseq's argparse / omegaconf
     configuration) or "torch" (any other `torch.save` file: a tempclr run, an authors' TCLR .pth).
     A missing file, a folder or anything else is refused with what is accepted (a missing file
     named like a released checkpoint, with where those are published), before any other file
-    (a tokenizer, a base model) is looked for."""
+    (a tokenizer, a base model) is looked for; `expected` names what the caller takes."""
     path = Path(path)
     if path.is_dir():
-        raise TempclrError(f"{path}: is a folder; expected a checkpoint file ({ACCEPTED})")
+        raise TempclrError(f"{path}: is a folder; expected {expected}")
     if not path.is_file():
         released = path.suffix == ".safetensors" or path.name.startswith(_RELEASED_NAMES)
-        raise TempclrError(f"{path}: checkpoint not found" + (f"; {PUBLISHED}" if released else ""))
+        what = "checkpoint not found" if expected == ACCEPTED else f"not found; expected {expected}"
+        raise TempclrError(f"{path}: {what}" + (f"; {PUBLISHED}" if released else ""))
     with open(path, "rb") as f:
         head = f.read(len(_PICKLE_MAGIC))
     size = path.stat().st_size
@@ -70,16 +71,34 @@ def identify(path: str | Path) -> str:
             names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         except Exception as e:  # noqa: BLE001 - a zip that torch cannot read: torn or foreign
             raise TempclrError(
-                f"{path}: a damaged or foreign zip file, not a checkpoint "
-                f"({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+                f"{path}: a damaged or foreign zip file ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                f"expected {expected}"
             ) from None
         return "fairseq" if any(n.startswith(("argparse", "omegaconf")) for n in names) else "torch"
     if head == _PICKLE_MAGIC:
         return "torch"
     if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") + 8 <= size:
         return "safetensors"
-    what = "an empty file" if size == 0 else "not a checkpoint"
-    raise TempclrError(f"{path}: {what}; expected {ACCEPTED}")
+    what = "an empty file" if size == 0 else "not a file of weights"
+    raise TempclrError(f"{path}: {what}; expected {expected}")
+
+
+def read_weights(path: str | Path, what: str = "a checkpoint") -> object:
+    """What a weights file holds, whatever wrote it (released S3D weights, a tensor of features, a
+    safetensors file): checked by `identify` first, then read with `weights_only` (a pickle that
+    names code is refused, never run) or safetensors' own reader; a file that cannot be read is one
+    error naming it and `what` was expected."""
+    path = Path(path)
+    if identify(path, what) == "safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a pickle with code, a torn file: one clear refusal
+        raise TempclrError(
+            f"{path}: cannot read it safely as {what} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
 
 
 def load_checkpoint(path: str | Path, device="cpu", kinds: tuple[str, ...] | None = None) -> dict:

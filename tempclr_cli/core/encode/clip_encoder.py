@@ -235,7 +235,9 @@ def synthetic_state(template: dict, path: Path = SYNTHETIC_WEIGHTS, sha256: str 
             f"{path}: missing or not the shipped synthetic weights (SHA-256 mismatch); reinstall "
             "tempclr or rebuild it with scripts/train_tiny_synthetic.py"
         )
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    from tempclr_cli.core.checkpoint import read_weights
+
+    payload = read_weights(path, "the shipped synthetic weights")
     state = {k: v.float() for k, v in payload["state"].items()}
     table = torch.zeros_like(template["token_embedding.weight"])
     table[payload["token_ids"]] = payload["token_rows"].float()

@@ -51,14 +51,11 @@ def _read_npy(path: Path) -> np.ndarray:
 
 
 def _read_torch(path: Path) -> np.ndarray:
-    import pickle
-
     import torch
 
-    try:
-        value = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        raise TempclrError(f"{path}: not a readable torch file of tensors ({str(e).splitlines()[0]})") from None
+    from tempclr_cli.core.checkpoint import read_weights
+
+    value = read_weights(path, "a torch file of one (clips, dim) tensor")
     if not isinstance(value, torch.Tensor):
         what = (
             f"a dict (keys {', '.join(map(str, list(value)[:5]))})" if isinstance(value, dict) else type(value).__name__

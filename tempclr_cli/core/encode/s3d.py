@@ -78,16 +78,14 @@ def weight_files(pretrained: str | None) -> tuple[Path, Path]:
 
 def load_s3d_model(pretrained: str):
     """The S3D module with the released weights, loaded strictly (sizes read from the file)."""
-    import torch
-
-    from tempclr_cli.core.checkpoint import load_strictly
+    from tempclr_cli.core.checkpoint import load_strictly, read_weights
     from tempclr_cli.core.models.s3d import S3D, read_dictionary
 
     weights, dictionary = weight_files(pretrained)
+    state = read_weights(weights, "S3D MIL-NCE weights")
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
         words = read_dictionary(dictionary)
-    except Exception as e:  # noqa: BLE001 - a pickle with code, a torn file, an object array: one clear refusal
+    except Exception as e:  # noqa: BLE001 - an object array, a torn file: one clear refusal
         raise TempclrError(
             f"--pretrained {pretrained}: cannot read it safely ({type(e).__name__}: "
             f"{str(e).splitlines()[0] if str(e) else ''})"

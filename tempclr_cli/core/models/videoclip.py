@@ -195,14 +195,12 @@ def read_released(path) -> dict[str, torch.Tensor]:
     plain state dict. Read with `weights_only`; config objects become inert stand-ins."""
     from pathlib import Path
 
-    from tempclr_cli.core.checkpoint import identify, read_fairseq
+    from tempclr_cli.core.checkpoint import identify, read_fairseq, read_weights
     from tempclr_cli.core.errors import TempclrError
 
     path = Path(path)
     if identify(path) == "safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(path)
+        return read_weights(path, "a VideoCLIP / TempCLR conversion")
     ckpt = read_fairseq(path)
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not any(k.startswith(("mmmodel.", "video_encoder.")) for k in state):
