@@ -49,10 +49,16 @@ def merged_over_ranks(summary: dict) -> dict:
 
     if process_rank()[1] < 2 or not rendezvous():
         return summary
-    if not dist.is_initialized():
+    owned = not dist.is_initialized()
+    if owned:
         dist.init_process_group("gloo")
-    parts: list = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, summary)
+    try:
+        parts: list = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, summary)
+        dist.barrier()  # no rank leaves (and tears down its end of the group) while another still gathers
+    finally:
+        if owned:  # a group left to the interpreter's exit can abort it ("terminate called ...")
+            dist.destroy_process_group()
     merged = {"out": summary["out"], "ranks": len(parts), "seconds": max(p.get("seconds", 0) for p in parts)}
     for key in ("videos", "skipped", "ok", "clips", "decode_seconds", "encode_seconds", "waited_seconds"):
         merged[key] = sum(p[key] for p in parts)
