@@ -486,3 +486,33 @@ def test_one_video_with_two_step_lists_writes_two_results_and_a_repeated_pair_is
         "cpu",
     )
     assert twice.returncode == 2 and "pairs 1 and 2 are the same" in twice.stderr
+
+
+def test_footage_before_and_after_the_steps_does_not_raise_the_warning(store, tmp_path):
+    """Review of #36: separation was measured over the whole video, so an intro and an outro (other footage,
+    which background drops) let a shifted video fit as well, and a correct alignment was flagged. It is
+    measured over the stretch the steps cover."""
+    import numpy as np
+
+    feats, other = np.load(store / "feats" / "synth0000.npy"), np.load(store / "feats" / "synth0003.npy")
+    pad = np.concatenate([other] * 3)[:40]
+    np.save(tmp_path / "padded.npy", np.concatenate([pad, feats, pad[::-1]]))
+    done = tempclr(
+        "align",
+        str(tmp_path / "padded.npy"),
+        str(store / "steps" / "synth0000.txt"),
+        "-f",
+        "json",
+        "--model",
+        "tiny",
+        "--pretrained",
+        "synthetic",
+        "--device",
+        "cpu",
+        "-q",
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert all(40 <= s["start"] < s["end"] <= 40 + len(feats) for s in out["steps"])  # the padding is background
+    assert (out["separation"], out["time_separation"]) == (1.0, 1.0)
+    assert out["warning"] is None and "hardly tells" not in done.stderr

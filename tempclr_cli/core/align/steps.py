@@ -355,8 +355,15 @@ def alignment_of(
     """The Alignment of a segmentation (`segment.segment`): each step's span in seconds, scored
     by its mean similarity. sim [shape=(K, T)] is also the review page's heatmap. A caller
     whose heatmap is coarser than the clips (past ALIGN_CELLS) gives the `scores`; the
-    separation is not measured then (it is not past SEPARATION_CELLS either)."""
-    separations = (order_separation(sim), time_separation(sim)) if scores is None else (None, None)
+    separation is not measured then (it is not past SEPARATION_CELLS either). Separation is
+    measured over the stretch the steps cover: footage before the first and after the last
+    (an intro, an outro, background) would otherwise be folded into the first and last steps
+    and let a shifted video fit as well as the real one."""
+    separations = (None, None)
+    if scores is None:
+        stretch = sim[:, seg.starts[0] : seg.ends[-1] + 1]
+        stretch = stretch if stretch.shape[1] > stretch.shape[0] else sim  # nothing to shift within K clips
+        separations = (order_separation(stretch), time_separation(stretch))
     scores = scores or [float(sim[k, s : e + 1].mean()) for k, (s, e) in enumerate(zip(seg.starts, seg.ends))]
     timings = [
         StepTiming(
