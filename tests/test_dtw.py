@@ -583,3 +583,20 @@ def test_the_compiled_kernels_keep_the_process_thread_count():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1"
+
+
+def test_numba_already_imported_keeps_compiling_after_a_dtw():
+    """Review of #36: setting NUMBA_NUM_THREADS after numba was imported made its next compile refuse to run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numba, torch\nfrom tempclr_cli.core.align.dtw import soft_dtw\n"
+        "soft_dtw(torch.rand(64, 20, 30, dtype=torch.float64))\n"
+        "f = numba.njit(lambda x: x + 1)\nprint(f(1))"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "NUMBA_NUM_THREADS"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**env, "OMP_NUM_THREADS": "1"}
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "2", done.stderr

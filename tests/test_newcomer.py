@@ -205,3 +205,32 @@ def test_a_binary_file_among_the_split_lists_is_named(tmp_path, name):
 
     with pytest.raises(TempclrError, match=f"{name}: not UTF-8 text"):
         ucf101_classes(tmp_path) if name == "classInd.txt" else split_videos(tmp_path, "ucf101", tmp_path, 1, "train")
+
+
+def test_pypi_wheels_are_cpu_builds_off_linux(monkeypatch):
+    """Review of #36: on Windows and macOS PyPI's untagged torch is a CPU build, so a CPU-index torchvision
+    beside it is a working pair, not a mismatch (on Linux PyPI's are CUDA builds)."""
+    import sys
+
+    from tempclr_cli.core.runtime import torch_stack_mismatch
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    torch_stack_mismatch.cache_clear()
+    try:
+        assert torch_stack_mismatch(("2.14.1", "0.29.1+cpu")) is None
+        assert torch_stack_mismatch(("2.14.1+cu130", "0.29.1")) is not None  # a CUDA torch, PyPI's CPU torchvision
+    finally:
+        torch_stack_mismatch.cache_clear()
+
+
+def test_a_torn_safetensors_and_a_checkpoint_of_another_version_are_named(npy, tmp_path):
+    """Review of #36 item 7: a torn .safetensors and a checkpoint of the right kind but other contents exited 1."""
+    import torch
+
+    from tempclr_cli.core.checkpoint import save_checkpoint
+
+    (tmp_path / "torn.safetensors").write_bytes(b'\x10\x00\x00\x00\x00\x00\x00\x00{"a":1}' + b"x" * 30)
+    save_checkpoint(tmp_path / "old.pt", {"kind": "tempclr", "model": {"x": torch.zeros(2)}, "meta": {}})
+    for name, said in (("torn.safetensors", "cannot read it safely"), ("old.pt", "contents do not fit it")):
+        done = tempclr("align", *map(str, npy), "--checkpoint", str(tmp_path / name), *TINY)
+        assert done.returncode == 2 and name in done.stderr and said in done.stderr, done.stderr

@@ -89,11 +89,12 @@ def read_weights(path: str | Path, what: str = "a checkpoint") -> object:
     names code is refused, never run) or safetensors' own reader; a file that cannot be read is one
     error naming it and `what` was expected."""
     path = Path(path)
-    if identify(path, what) == "safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(path)
+    kind = identify(path, what)
     try:
+        if kind == "safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(path)
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - a pickle with code, a torn file: one clear refusal
         raise TempclrError(

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 import random
+import sys
 
 from tempclr_cli.core.errors import TempclrError
 
@@ -28,11 +29,13 @@ def torch_stack_mismatch(versions: tuple[str, str] | None = None) -> str | None:
     (torch_release, _, torch_build), (vision_release, _, vision_build) = torch_v.partition("+"), vision_v.partition("+")
     major, minor = (int(x) for x in torch_release.split(".")[:2])
     wanted = f"0.{minor + 15}" if major == 2 else None  # torchvision 0.15 came with torch 2.0, 0.29 with 2.14
-    same_build = (torch_build == "cpu") == (vision_build == "cpu")
+    # PyPI's wheels carry no build tag: CUDA builds on Linux, CPU builds elsewhere (Windows, macOS)
+    cpu = lambda build: build == "cpu" or (not build and not sys.platform.startswith("linux"))
+    same_build = cpu(torch_build) == cpu(vision_build)
     if same_build and (wanted is None or vision_release.startswith(wanted + ".") or vision_release == wanted):
         return None
     if not same_build:
-        why = "CPU-only torch, CUDA torchvision" if torch_build == "cpu" else "CUDA torch, CPU-only torchvision"
+        why = "CPU-only torch, CUDA torchvision" if cpu(torch_build) else "CUDA torch, CPU-only torchvision"
     else:
         why = f"torch {torch_release} goes with torchvision {wanted}"
     index = f" --index-url https://download.pytorch.org/whl/{torch_build}" if torch_build else ""

@@ -25,14 +25,17 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from contextlib import contextmanager
 
 import torch
 
 # numba's OpenMP layer starts its pool with NUMBA_NUM_THREADS (default: every core) and so resets the thread
 # count the whole process shares: under OMP_NUM_THREADS=1, torch ran on 2 threads after the first DTW. Unless
-# the user chose one for numba, its pool takes torch's count (which honours OMP_NUM_THREADS).
-os.environ.setdefault("NUMBA_NUM_THREADS", str(torch.get_num_threads()))
+# the user chose one for numba, its pool takes torch's count (which honours OMP_NUM_THREADS). Only before numba
+# is imported: numba reads the variable once, and a later change makes its next compile refuse to run.
+if "numba" not in sys.modules:
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(torch.get_num_threads()))
 
 import numba as nb  # noqa: E402 - after NUMBA_NUM_THREADS is settled
 import numpy as np  # noqa: E402

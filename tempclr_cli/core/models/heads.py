@@ -239,6 +239,7 @@ def load_heads(path, device="cpu", videos_only: bool = False, tokenizer=None) ->
     S3D features, its BERT tokenizer from `tokenizer` (a folder) where given. `videos_only`:
     video heads alone (few-shot) serve too, where videos are compared with videos."""
     from tempclr_cli.core.checkpoint import load_checkpoint
+    from tempclr_cli.core.errors import TempclrError
     from tempclr_cli.core.models.videoclip import is_released, load_videoclip_heads
 
     if is_released(path):
@@ -246,7 +247,13 @@ def load_heads(path, device="cpu", videos_only: bool = False, tokenizer=None) ->
     kinds = tuple(kind for kind, (_, sentences) in HEADS.items() if sentences or videos_only)
     state = load_checkpoint(path, device, kinds=kinds)
     build, _ = HEADS[state["kind"]]
-    return build(path, state, tokenizer).to(device), state.get("meta", {})
+    try:
+        return build(path, state, tokenizer).to(device), state.get("meta", {})
+    except (KeyError, TypeError, RuntimeError) as e:  # a field missing or of another version, weights that do not fit
+        raise TempclrError(
+            f"{path}: a {state['kind']} checkpoint whose contents do not fit it "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
 
 
 @register_heads("videoclip")

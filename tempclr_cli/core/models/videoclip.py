@@ -208,14 +208,16 @@ def read_released(path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("mmmodel."): v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
-def load_videoclip(path, tokenizer_ids: tuple[int, int] = (101, 102)) -> VideoCLIP:
+def load_videoclip(path, tokenizer_ids: tuple[int, int] = (101, 102), released: dict | None = None) -> VideoCLIP:
     """VideoCLIP (or a TempCLR fine-tune) with its released weights, loaded strictly: the
     transformers-3 `position_ids` buffers may be absent or present, any other missing or
-    unexpected key is an error that names it. Weights are float32 after loading (fp16 on disk)."""
+    unexpected key is an error that names it. Weights are float32 after loading (fp16 on disk).
+    `released`: the file's weights when the caller has read them already (`read_released`)."""
     from tempclr_cli.core.checkpoint import load_strictly
     from tempclr_cli.core.errors import TempclrError
 
-    state = {k: v.float() for k, v in read_released(path).items() if not k.endswith("position_ids")}
+    released = read_released(path) if released is None else released
+    state = {k: v.float() for k, v in released.items() if not k.endswith("position_ids")}
     try:
         model = VideoCLIP(VideoCLIPConfig.from_state(state), *tokenizer_ids)
     except KeyError as e:
@@ -328,8 +330,9 @@ def load_videoclip_heads(path, tokenizer_folder=None) -> VideoCLIPHeads:
     `tokenizer_folder`: see `load_tokenizer`."""
     from tempclr_cli.core.errors import TempclrError
 
+    released = read_released(path)  # the checkpoint first: a torn or foreign file is named before the tokenizer
     tokenizer = load_tokenizer(path, tokenizer_folder)
-    model = load_videoclip(path, (tokenizer.cls_token_id, tokenizer.sep_token_id))
+    model = load_videoclip(path, (tokenizer.cls_token_id, tokenizer.sep_token_id), released)
     if len(tokenizer) != model.cfg.vocab:
         raise TempclrError(
             f"{path}: its word table has {model.cfg.vocab} rows but the tokenizer has {len(tokenizer)} "
