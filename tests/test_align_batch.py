@@ -516,3 +516,30 @@ def test_footage_before_and_after_the_steps_does_not_raise_the_warning(store, tm
     assert all(40 <= s["start"] < s["end"] <= 40 + len(feats) for s in out["steps"])  # the padding is background
     assert (out["separation"], out["time_separation"]) == (1.0, 1.0)
     assert out["warning"] is None and "hardly tells" not in done.stderr
+
+
+def test_one_video_with_two_step_files_of_one_name_in_two_folders_writes_two_results(store, tmp_path):
+    """Review of #36 item 1: s1/steps.txt and s2/steps.txt for one video were refused as "the same pair"."""
+    feats, steps = store / "feats" / "synth0000.npy", store / "steps" / "synth0000.txt"
+    for folder in ("s1", "s2"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "steps.txt").write_text(steps.read_text())
+    (tmp_path / "pairs.csv").write_text(
+        f"{feats},{tmp_path / 's1' / 'steps.txt'}\n{feats},{tmp_path / 's2' / 'steps.txt'}\n"
+    )
+    done = tempclr(
+        "align",
+        "--pairs",
+        str(tmp_path / "pairs.csv"),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "-f",
+        "json",
+        "--device",
+        "cpu",
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "synth0000.s1.steps.json",
+        "synth0000.s2.steps.json",
+    ]

@@ -69,24 +69,33 @@ def read_pairs(path: Path) -> list[Pair]:
 def output_names(pairs: list[Pair]) -> list[Path]:
     """Where each pair's files go below OUT, without the format's suffix: the video's path below
     the videos' common folder, named as `extract` names features (`io.distinct_stems`: `b.avi` and
-    `b.mp4` give `b.avi.json` and `b.mp4.json`); one video aligned with several step files adds the
-    steps file's stem (`b.mp4.short.json`). The same pair twice is refused."""
+    `b.mp4` give `b.avi.json` and `b.mp4.json`); one video aligned with several step files adds what
+    tells those files apart, by the same rule (`b.short.json`; `s1/steps.txt` and `s2/steps.txt`:
+    `b.s1.steps.json`). The same pair twice is refused."""
     videos = [os.path.abspath(p.video) for p in pairs]
-    base = os.path.commonpath([os.path.dirname(v) for v in videos])
     unique = list(dict.fromkeys(videos))
-    named = dict(zip(unique, io.distinct_stems([Path(os.path.relpath(v, base)) for v in unique])))
-    repeated = {v for v in videos if videos.count(v) > 1}
-    names = [
-        Path(f"{named[v]}.{Path(p.steps).stem}") if v in repeated and p.steps else named[v]
-        for v, p in zip(videos, pairs)
-    ]
-    for k, name in enumerate(names):
-        if name in names[:k]:
-            first = names.index(name)
+    named = dict(zip(unique, _names(unique)))
+    names = [named[v] for v in videos]
+    for video in (v for v in unique if videos.count(v) > 1):
+        at = [k for k, v in enumerate(videos) if v == video]
+        steps = [os.path.abspath(pairs[k].steps) if pairs[k].steps else "" for k in at]
+        repeat = next(((a, b) for b in range(len(at)) for a in range(b) if steps[a] == steps[b]), None)
+        if repeat:
+            first, again = (at[n] for n in repeat)
             raise TempclrError(
-                f"pairs {first + 1} and {k + 1} are the same ({pairs[k].video}, {pairs[k].steps}): each pair once"
+                f"pairs {first + 1} and {again + 1} are the same ({pairs[again].video}, {pairs[again].steps}): "
+                "each pair once"
             )
+        stems = [Path(p).stem for p in steps]
+        for k, tail in zip(at, stems if len(set(stems)) == len(stems) else _names(steps)):
+            names[k] = Path(f"{named[video]}.{str(tail).replace(os.sep, '.')}")
     return names
+
+
+def _names(paths: list[str]) -> list[Path]:
+    """`io.distinct_stems` of absolute paths, relative to their common folder (flat when they share one)."""
+    base = os.path.commonpath([os.path.dirname(p) for p in paths])
+    return io.distinct_stems([Path(os.path.relpath(p, base)) for p in paths])
 
 
 def write_outputs(alignment, out_dir: Path, name: str | Path, formats: tuple[str, ...]) -> list[Path]:
