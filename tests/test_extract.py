@@ -267,3 +267,36 @@ def test_hwaccel_cuda_decodes_on_nvdec_or_says_why_not(tmp_path, workers):
         return
     assert row["decoded_on"].startswith("cpu (cuda: ") and "decoded on the cpu (cuda: " in result.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "hw" / "v.npy"), np.load(tmp_path / "cpu" / "v.npy"))
+
+
+def test_hwaccel_auto_decodes_on_the_cpu_when_features_are_not_on_a_gpu(tmp_path, monkeypatch):
+    """Review of #40: on a CUDA machine, `--device cpu` keeps `--hwaccel auto` on the CPU (no NVDEC
+    frames copied back for a CPU encoder, no spawned workers); a CUDA device keeps it "auto"."""
+    import torch
+
+    from tempclr_cli.core.encode import extract, registry
+
+    cfr(tmp_path / "in" / "v.mp4", seconds=1.0, fps=10, size=48)
+    seen, load = [], registry.load_encoder
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(extract, "resolve_device", lambda spec: torch.device(spec))
+    monkeypatch.setattr(
+        registry, "load_encoder", lambda name, weights, ckpt, on, seed: load(name, "none", ckpt, "cpu", seed)
+    )
+    monkeypatch.setattr(extract, "run", lambda todo, encoder, cfg, *rest: seen.append(cfg.hwaccel) or iter(()))
+    for device in ("cpu", "cuda"):
+        extract.extract_videos([tmp_path / "in"], tmp_path / device, extract.ExtractConfig(), "tiny", device=device)
+    assert seen == ["none", "auto"]
+
+
+def test_nvdec_opens_on_this_processs_gpu_under_torchrun(tmp_path, monkeypatch):
+    """Review of #40: each torchrun process decodes on its own GPU (LOCAL_RANK), not all on GPU 0."""
+    import av.codec.hwaccel
+
+    from tempclr_cli.core.media import decode
+
+    asked = []
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.setattr(av.codec.hwaccel, "HWAccel", lambda **kw: asked.append(kw) or None)
+    decode._open_on(cfr(tmp_path / "v.mp4", seconds=0.2, fps=10, size=48), "cuda")
+    assert asked[0]["device"] == "3" and asked[0]["device_type"] == "cuda"

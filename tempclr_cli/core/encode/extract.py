@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tempclr_cli.core import io
 from tempclr_cli.core.encode import FEATURE_DTYPES
 from tempclr_cli.core.data.features import INDEX, EncoderSpec
-from tempclr_cli.core.data.stores import LAYOUTS, Layout, PartWriter
+from tempclr_cli.core.data.stores import LAYOUTS, Layout, PartWriter, get_layout
 from tempclr_cli.core.encode.shards import ENGINES, Member, opened
 from tempclr_cli.core.encode.jobs import Job, key_of, parts_of, pending, renamed, share
 from tempclr_cli.core.encode.summary import bound, merged_over_ranks, tally, workers_to_keep_up
@@ -44,7 +44,7 @@ from tempclr_cli.core.errors import TempclrError
 from tempclr_cli.core.media.decode import HWACCELS, DecodeReport, VideoError
 from tempclr_cli.core.media.sampling import FRAME_PROTOCOLS, rules_for
 from tempclr_cli.core.progress import Progress, silent
-from tempclr_cli.core.runtime import release_free_memory
+from tempclr_cli.core.runtime import release_free_memory, resolve_device
 
 FAILURES = "failures.jsonl"
 TRIM_EVERY = 16  # batches of frames between returns of the C heap's free pages to the system
@@ -441,10 +441,8 @@ def extract_videos(
     a rate); `on_result` hears each video's VideoResult (ok, failed, or skipped: another run took it).
     Returns the summary {"out", "videos", "skipped", "ok", "failed", "clips", "seconds", "broken", ...}.
     """
-    from tempclr_cli.core.data.stores import get_layout
     from tempclr_cli.core.encode.registry import find_encoder, load_encoder
     from tempclr_cli.core.encode.shards import read_inputs
-    from tempclr_cli.core.runtime import resolve_device
 
     cfg.check()
     layout = get_layout(output_format)
@@ -456,9 +454,10 @@ def extract_videos(
         raise TempclrError("no input: give video files/folders, tar shards or --list FILE (or --list - for stdin)")
     jobs = share(read_inputs(sources, root), out, layout, per_part, shard_spec, balance, log)
     # weights are checked on every run, also one with nothing left to do: a wrong file is an error, not a no-op
-    encoder = load_encoder(model, pretrained, checkpoint, resolve_device(device), seed)
+    on = resolve_device(device)
+    encoder = load_encoder(model, pretrained, checkpoint, on, seed)
     cfg = sampling_for(encoder, cfg)
-    if cfg.hwaccel == "auto" and not torch.cuda.is_available():  # nothing to choose: no spawned decoding workers
+    if cfg.hwaccel == "auto" and on.type != "cuda":  # features off the GPU: decode on the CPU, in forked workers
         cfg = replace(cfg, hwaccel="none")
     since, broken = time.time(), []
     todo = pending(jobs, out, overwrite, layout, verify, broken.append)

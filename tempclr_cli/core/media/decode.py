@@ -139,8 +139,11 @@ def _open_on(path: Path, hwaccel: str):
     import av
     from av.codec.hwaccel import HWAccel
 
+    from tempclr_cli.core.runtime import local_rank
+
+    accel = HWAccel(device_type=hwaccel, device=str(local_rank()), allow_software_fallback=True)  # torchrun's GPU
     try:
-        return av.open(str(path), hwaccel=HWAccel(device_type=hwaccel, allow_software_fallback=True)), None
+        return av.open(str(path), hwaccel=accel), None
     except av.FFmpegError as e:
         return None, f"no device opened ({e.strerror or type(e).__name__})"
 
