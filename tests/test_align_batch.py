@@ -302,30 +302,29 @@ def test_a_reference_procedure_is_found_inside_a_longer_video(tmp_path):
         "1\n00:00:00,000 --> 00:00:02,000\ncrack\n\n2\n00:00:02,000 --> 00:00:05,000\n"
         "whisk\n\n3\n00:00:05,000 --> 00:00:07,000\nfry\n"
     )
-    done = tempclr(
-        "align",
-        str(tmp_path / "target.npy"),
-        "--reference",
-        str(tmp_path / "ref.npy"),
-        str(tmp_path / "ref.srt"),
-        "--match",
-        "subsequence",
-        "-f",
-        "json",
-        "--model",
-        "tiny",
-        "--pretrained",
-        "none",
-        "--mix-encoders",
-        "--device",
-        "cpu",
-    )
+    reference = ["--reference", str(tmp_path / "ref.npy"), str(tmp_path / "ref.srt"), "--match", "subsequence"]
+    tiny = ["--model", "tiny", "--pretrained", "none", "--mix-encoders", "--device", "cpu"]
+    done = tempclr("align", str(tmp_path / "target.npy"), *reference, "-f", "json", *tiny)
     assert done.returncode == 0, done.stderr
+    # a target shorter than the reference cannot hold all of it: refused, naming the modes that can
+    np.save(tmp_path / "short.npy", noisy([a, b, b, c, c]).astype(np.float32))
+    short = tempclr("align", str(tmp_path / "short.npy"), *reference, *tiny)
+    assert short.returncode == 2 and "has 5 clips, the reference 7: use --match steps" in short.stderr
     steps = json.loads(done.stdout)["steps"]
     assert [(s["text"], s["start"], s["end"]) for s in steps[:2]] == [("crack", 3.0, 5.0), ("whisk", 5.0, 8.0)]
     # DTW may match the reference's last two clips to the target's first C (a tie in cost): fry ends at 9 or 10,
     # never in the footage after the procedure
     assert steps[2]["start"] == 8.0 and steps[2]["end"] in (9.0, 10.0)
+
+
+@pytest.mark.parametrize("one_file", [["--plot", "p.png"], ["-o", "x.json"]])
+def test_a_batch_refuses_options_that_write_one_videos_result(store, tmp_path, one_file):
+    """Review of #36: a batch used to ignore --plot and -o (exit 0, neither written)."""
+    one_file[1] = str(tmp_path / one_file[1])
+    args = [str(store / "feats"), str(store / "steps"), "--output-dir", str(tmp_path / "out"), *one_file]
+    done = tempclr("align", *args, "--device", "cpu")
+    assert done.returncode == 2 and f"{one_file[0]} writes one video's result" in done.stderr
+    assert "-f html" in done.stderr and not (tmp_path / "out").exists() and not Path(one_file[1]).exists()
 
 
 def test_the_review_page_can_embed_its_video(store, tmp_path):

@@ -217,6 +217,11 @@ def align(
             "align a folder, give a folder of videos or .npy files and --output-dir)"
         )
     if pairs or (video is not None and video.is_dir()):
+        if plot or output:
+            raise TempclrError(
+                f"{'--plot' if plot else '-o'} writes one video's result; a batch writes OUT/NAME.<format> per "
+                "video into --output-dir (-f html for a page with each video's heatmap, -f all for every format)"
+            )
         _batch(align_one, aligner, video, steps, pairs, output_dir, fmt, reference is not None, strict, quiet)
         return
     if video is None or (steps is None and reference is None):

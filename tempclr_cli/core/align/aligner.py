@@ -258,6 +258,11 @@ class Aligner:
         from tempclr_cli.core.align.steps import alignment_of
 
         _enough_clips(len(texts), len(clips), f"{len(texts)} steps", video)
+        if match == "subsequence" and len(clips) < len(ref_clips):
+            raise TempclrError(
+                f"--match subsequence finds the whole reference inside a longer video, and {video} has "
+                f"{len(clips)} clips, the reference {len(ref_clips)}: use --match steps or --match clips"
+            )
         matched = _matched_clips(ref_clips, clips, match, drop_cost)
         seg = _segment_by_matched_clips(matched, _clip_labels(ref.starts, ref.ends, reference_steps))
         sim = torch.nn.functional.normalize(prototypes, dim=-1) @ clips.T  # the heatmap and the scores
