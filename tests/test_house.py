@@ -260,3 +260,13 @@ def test_a_call_builds_only_the_command_it_names():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stderr.strip().splitlines()[-1] == "['_common', 'models']"
     assert all(name in help_text() for name in COMMANDS)
+
+
+def test_the_readme_dtw_example_runs_as_written():
+    """README's DTW example (band=, subsequence=) is the library as it is: run it, then check what
+    its comments promise: a value per pair, and each 10-clip sequence placed whole inside its 100."""
+    block = re.search(r"<!-- dtw-example -->\s*```python\n(.*?)```", README.read_text(), re.S).group(1)
+    scope: dict = {}
+    exec(block, scope)
+    assert len(scope["found"]) == 64
+    assert all(p[0, 0] == 0 and p[-1, 0] == 9 and bool((p[1:] >= p[:-1]).all()) for p in scope["found"])

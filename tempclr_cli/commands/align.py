@@ -71,7 +71,8 @@ def align(
     output_dir: Annotated[
         Optional[Path],
         typer.Option(
-            help="Write OUT/STEM.<format> per video (batch: required); stdout then gets one JSON line per video."
+            help="Write OUT/STEM.<format> per video (batch: required; named as extract names features, by folder "
+            "where two step files share a stem); stdout then gets one JSON line per video."
         ),
     ] = None,
     pairs: Annotated[
@@ -150,13 +151,15 @@ def align(
     a .npy file, the one recorded in its index.jsonl unless --model is given; with a
     --checkpoint of VideoCLIP / TempCLR, that network) and split into one segment per
     step by dynamic programming. A warning says when the text did not tell the steps
-    apart (separation, also in JSON, CSV and HTML).
+    apart (on stderr, in JSON and HTML, a NOTE in WebVTT, the --plot title; the CSV
+    has its numbers).
 
     Batch: give a folder of videos or .npy files and a folder of STEM.txt step files
     (or --pairs pairs.csv) with --output-dir OUT. The model loads once; each video's
     files go to OUT, stdout gets one JSON line per video, a video without its steps
     file is skipped (--strict: failed), and a pair that fails is reported on stderr and
-    in OUT/failures.jsonl while the others finish (exit 3).
+    in OUT/failures.jsonl while the others finish (exit 3). -o and --plot write one
+    video's result: a batch refuses them (-f html has each video's heatmap).
 
     -f html writes a self-contained review page: the video with one chapter per
     step, the steps with thumbnails (click one to seek there), and the heatmap.
@@ -164,7 +167,8 @@ def align(
     --reference REF_VIDEO REF_STEPS labels VIDEO (or a folder of videos) from one
     annotated video of the same procedure: each reference step becomes the mean of its
     clips and VIDEO's clips are split into those steps in order, background dropped
-    (--match clips: the two videos' clips are matched one by one instead).
+    (--match clips: the two videos' clips are matched one by one instead;
+    --match subsequence: the reference's procedure is found inside a longer VIDEO).
 
     Examples:
 

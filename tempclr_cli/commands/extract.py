@@ -199,7 +199,7 @@ def extract(
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Per-clip features of videos: one .npy per video, plus an index.
+    """Per-clip features of videos: .npy files or shards, resumable.
 
     Extract one (clips, dim) feature matrix per video into OUT, mirroring the input tree.
 
