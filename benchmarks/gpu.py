@@ -163,24 +163,46 @@ def row_scan_figures(device: torch.device, B: int, L: int) -> dict:
     }
 
 
-def extraction_figures(device: torch.device, seconds: float) -> dict:
-    """Clips per second of `extract` with the tiny encoder on a synthetic video, decode included."""
+def random_weights(model: str, folder: Path) -> str:
+    """The `--pretrained` for `model` with random weights: "none" for tiny, or S3D's two released
+    files in their layout (the command never falls back to random weights by itself)."""
+    if model == "tiny":
+        return "none"
+    import numpy as np
+
+    from tempclr_cli.core.models.s3d import S3D
+
+    words = np.array(["stir", "the", "pan"])
+    torch.save(S3D(words, vocab=len(words) + 1).state_dict(), folder / "s3d_howto100m.pth")
+    np.save(folder / "s3d_dict.npy", words)
+    return str(folder)
+
+
+def extraction_figures(device: torch.device, seconds: float, model: str = "tiny", size: tuple = (96, 128)) -> dict:
+    """Clips per second of `extract` on a synthetic video, decode included: the tiny encoder at
+    8 fps, or S3D (random weights) at its own 30 fps on 1-s clips, end to end."""
     from tempclr_cli.core.encode import extract
-    from tempclr_cli.core.encode.jobs import plan
     from tempclr_cli.core.encode.encoders import load_encoder
+    from tempclr_cli.core.encode.jobs import plan
     from tempclr_cli.core.media.video import write_video
 
     with tempfile.TemporaryDirectory() as tmp:
-        frames = (torch.randint(0, 255, (96, 128, 3), dtype=torch.uint8).numpy() for _ in range(int(seconds * 25)))
-        video = write_video(Path(tmp) / "v.mp4", frames, 25)
-        encoder = load_encoder("tiny", "none", None, device, 0)
-        cfg = extract.ExtractConfig(fps=8.0, clip_seconds=1.0, workers=0, batch_size=256)
+        frames = (torch.randint(0, 255, (*size, 3), dtype=torch.uint8).numpy() for _ in range(int(seconds * 30)))
+        video = write_video(Path(tmp) / "v.mp4", frames, 30)
+        encoder = load_encoder(model, random_weights(model, Path(tmp)), None, device, 0)
+        cfg = extract.sampling_for(encoder, extract.ExtractConfig(fps=8.0, clip_seconds=1.0, workers=0, batch_size=256))
         jobs = plan([video], Path(tmp) / "out", Path(tmp))
         start = time.perf_counter()
         results = [e for e in extract.run(jobs, encoder, cfg, Path(tmp) / "out") if not isinstance(e, int)]
         elapsed = time.perf_counter() - start
     clips = sum(r.clips for r in results)
-    return {"video_seconds": seconds, "clips": clips, "clips_per_s": round(clips / elapsed, 1)}
+    return {
+        "model": model,
+        "video_seconds": seconds,
+        "frame": list(size),
+        "clips": clips,
+        "clips_per_s": round(clips / elapsed, 1),
+    }
 
 
 def s3d_figures(device: torch.device, batch: int, size: int) -> dict:
@@ -212,9 +234,10 @@ def s3d_figures(device: torch.device, batch: int, size: int) -> dict:
     }
 
 
-def nvdec_figures(seconds: float) -> dict:
-    """Decoding a 720p30 H.264 file (x264 medium: P-frames use B-frames) at 1 fps on NVDEC
-    against the CPU, one decoding thread, each mode: seconds, and where it decoded."""
+def nvdec_figures(seconds: float, heights: tuple = (480, 720, 1080)) -> dict:
+    """Decoding a 16:9 H.264 file (x264 medium: P-frames use B-frames) at 1 fps on NVDEC against
+    the CPU, one decoding thread, at each height: seconds, and where it decoded (`--hwaccel auto`
+    picks NVDEC from NVDEC_MIN_HEIGHT up; this is the table that threshold should come from)."""
     import numpy as np
 
     from tempclr_cli.core.media.decode import DecodeReport
@@ -222,21 +245,23 @@ def nvdec_figures(seconds: float) -> dict:
     from tempclr_cli.core.media.video import write_video
 
     figures: dict = {"video_seconds": seconds}
-    with tempfile.TemporaryDirectory() as tmp:
-        rng = np.random.default_rng(0)
-        base = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
-        frames = (np.roll(base, 4 * k, axis=1) for k in range(int(seconds * 30)))
-        video = write_video(Path(tmp) / "v.mp4", frames, 30, options={"preset": "medium"})
-        for decode in ("exact", "fast"):
-            for hwaccel in (None, "cuda"):
-                report = DecodeReport()
-                start = time.perf_counter()
-                n = sum(1 for _ in sample_frames(video, 1.0, 224, report, decode=decode, hwaccel=hwaccel))
-                figures[f"{decode}_{hwaccel or 'cpu'}"] = {
-                    "seconds": round(time.perf_counter() - start, 3),
-                    "samples": n,
-                    "decoded_on": report.decoded_on,
-                }
+    rng = np.random.default_rng(0)
+    for height in heights:
+        width = height * 16 // 9 // 8 * 8
+        base = rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+        with tempfile.TemporaryDirectory() as tmp:
+            frames = (np.roll(base, 4 * k, axis=1) for k in range(int(seconds * 30)))
+            video = write_video(Path(tmp) / "v.mp4", frames, 30, options={"preset": "medium"})
+            for decode in ("exact", "fast"):
+                for hwaccel in (None, "cuda"):
+                    report = DecodeReport()
+                    start = time.perf_counter()
+                    n = sum(1 for _ in sample_frames(video, 1.0, 224, report, decode=decode, hwaccel=hwaccel))
+                    figures[f"{height}p_{decode}_{hwaccel or 'cpu'}"] = {
+                        "seconds": round(time.perf_counter() - start, 3),
+                        "samples": n,
+                        "decoded_on": report.decoded_on,
+                    }
     return figures
 
 
@@ -262,7 +287,8 @@ def main() -> None:
         "all_pairs": all_pairs_figures(device, 20 if small else 200, 8, 60),
         "row_scan": row_scan_figures(device, 8 if small else 256, 32 if small else 512),
         "extract": extraction_figures(device, 4.0 if small else 60.0),
-        "nvdec": nvdec_figures(2.0 if small else 60.0),
+        "extract_s3d": extraction_figures(device, 2.0 if small else 30.0, "s3d-howto100m", (240, 320)),
+        "nvdec": nvdec_figures(1.0 if small else 30.0),
         "s3d": s3d_figures(device, 1 if small else 32, 64 if small else 224),
     }
     for name, row in figures.items():

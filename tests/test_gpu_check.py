@@ -38,3 +38,5 @@ def test_the_gpu_check_dry_run_goes_through_every_step(tmp_path):
     }
     assert all(r["tempclr"]["ms"] > 0 and r["row_scan"]["ms"] > 0 and r["backend"] == "numba" for r in rows)
     assert figures["all_pairs"]["tempclr"]["ms"] > 0 and figures["extract"]["clips"] == 4
+    assert figures["extract_s3d"]["clips"] == 2  # S3D end to end: 1-s clips of 30 frames from a 2-s video
+    assert {k.split("_")[0] for k in figures["nvdec"] if k.endswith("_cuda")} == {"480p", "720p", "1080p"}
