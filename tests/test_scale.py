@@ -101,3 +101,28 @@ def test_training_off_a_terminal_logs_plain_lines_and_train_log(step_dataset, tm
     log = (tmp_path / "run" / "train.log").read_text().splitlines()
     assert log and all(" epoch " in line and " loss " in line and "/s" in line for line in log)
     assert len(done.stdout.strip().splitlines()) == 1  # the result JSON, once
+
+
+def test_a_rank_with_nothing_to_do_waits_for_the_others_past_torchs_30_minutes(monkeypatch):
+    """Review of #39: on a resumed run a rank whose videos are all done gathers the summaries at
+    once and waits for ranks still extracting; gloo's default 30-minute timeout tore the job down."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from tempclr_cli.core.encode.summary import merged_over_ranks
+
+    asked = {}
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("MASTER_ADDR", "localhost")
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **kw: asked.update(kw))
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "all_gather_object", lambda parts, mine: parts.__setitem__(slice(None), [mine, mine]))
+    monkeypatch.setattr(dist, "barrier", lambda: None)
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: None)
+    mine = {"out": "o", "videos": 3, "skipped": 3, "ok": 0, "clips": 0, "format": "npy"}
+    mine |= {"decode_seconds": 0.0, "encode_seconds": 0.0, "waited_seconds": 0.0}
+    mine |= {"failed": [], "truncated": [], "renamed": [], "broken": []}
+    assert merged_over_ranks(mine)["skipped"] == 6
+    assert asked["timeout"] >= datetime.timedelta(days=1)

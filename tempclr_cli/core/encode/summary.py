@@ -43,6 +43,8 @@ def workers_to_keep_up(summary: dict) -> int | None:
 def merged_over_ranks(summary: dict) -> dict:
     """Under torchrun (a rendezvous in the environment) every rank's summary, summed: the
     same answer as one process. Elsewhere (one process, SLURM tasks) this process's own."""
+    import datetime
+
     import torch.distributed as dist
 
     from tempclr_cli.core.runtime import process_rank, rendezvous
@@ -50,8 +52,8 @@ def merged_over_ranks(summary: dict) -> dict:
     if process_rank()[1] < 2 or not rendezvous():
         return summary
     owned = not dist.is_initialized()
-    if owned:
-        dist.init_process_group("gloo")
+    if owned:  # a rank with nothing left to do waits here for the others' whole extraction, not 30 minutes
+        dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
     try:
         parts: list = [None] * dist.get_world_size()
         dist.all_gather_object(parts, summary)
