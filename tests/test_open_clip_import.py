@@ -31,7 +31,10 @@ def test_lean_import_leaves_out_the_compiler_and_timm_and_both_still_work_afterw
         from tempclr_cli.core.encode.open_clip_import import import_open_clip
         open_clip = import_open_clip("tiny")
         lean = {"dynamo": "torch._dynamo" in sys.modules, "timm": "timm" in sys.modules,
-                "transformers": "transformers" in sys.modules, "stand_in_left": "torch._dynamo.utils" in sys.modules}
+                "transformers": "transformers" in sys.modules, "stand_in_left": "torch._dynamo.utils" in sys.modules,
+                "wcwidth": "wcwidth" in sys.modules}
+        import ftfy, wcwidth
+        widths = [ftfy.formatting.display_ljust("日本", 5, "."), wcwidth.wcswidth("日本")]  # lazy, then real
         import torchvision.ops
         module = sys.modules["torchvision.ops.roi_align"]
         boxes = torch.tensor([[0, 0.0, 0.0, 3.0, 3.0]])
@@ -41,13 +44,16 @@ def test_lean_import_leaves_out_the_compiler_and_timm_and_both_still_work_afterw
         compiled = torch.compile(lambda x: x * 2 + 1, backend="eager")(torch.ones(3)).tolist()
         import timm
         print(json.dumps({**lean, "pooled": pooled, "same": same, "compiled": compiled,
-                          "timm_later": hasattr(timm, "create_model"), "tokens": open_clip.tokenize(["a"]).shape[1]}))
+                          "timm_later": hasattr(timm, "create_model"), "tokens": open_clip.tokenize(["a"]).shape[1],
+                          "widths": widths}))
     """)
     assert out == {
         "dynamo": False,
         "timm": False,
         "transformers": False,
         "stand_in_left": False,
+        "wcwidth": False,
+        "widths": ["日本.", 4],
         "pooled": 7.5,
         "same": True,
         "compiled": [3.0, 3.0, 3.0],
@@ -117,8 +123,9 @@ def test_the_stand_in_hands_over_to_the_real_module_for_any_other_name():
     out = fresh("""
         import json, sys
         import torch
-        from tempclr_cli.core.encode.open_clip_import import _LazyDynamoUtils
-        stand_in = sys.modules["torch._dynamo.utils"] = _LazyDynamoUtils("torch._dynamo.utils")
+        from tempclr_cli.core.encode.open_clip_import import STAND_INS, _StandIn
+        name = "torch._dynamo.utils"
+        stand_in = sys.modules[name] = _StandIn(name, STAND_INS[name])
         from torch._dynamo.utils import counters  # not among the stand-in's own names
         print(json.dumps({"real": sys.modules["torch._dynamo.utils"] is not stand_in,
                           "counters": counters is sys.modules["torch._dynamo.utils"].counters}))

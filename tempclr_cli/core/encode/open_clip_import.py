@@ -1,4 +1,4 @@
-"""open_clip, imported without the three modules a plain CLIP model never uses at run time.
+"""open_clip, imported without the modules a plain CLIP model never uses at run time.
 
 `import open_clip` costs about 2.3 s, most of it in imports that no tempclr command needs:
 torchvision's detection ops import `torch._dynamo` (the compiler, 1.2 s) for one helper
@@ -7,11 +7,13 @@ which loads the compiler too; and it imports Hugging Face `transformers` (about 
 where the dev or videoclip extras installed it) for its HF text towers. A shell loop that
 aligns one video per call pays this on every call (benchmarks/align.py).
 
-`import_open_clip(model)` imports open_clip with a stand-in for `torch._dynamo.utils`
-and without timm or transformers, then takes them away again, so a later `import
-torch._dynamo`, `import timm` or `import transformers` gets the real module. The stand-in
-is a lazy proxy: any name it lacks loads the real module on first use, so a newer
-torchvision that needs more of it is only slower, never wrong. timm and transformers are
+`import_open_clip(model)` imports open_clip with stand-ins for `torch._dynamo.utils` and
+`wcwidth` (`STAND_INS`; ftfy, open_clip's text cleaner, binds two of wcwidth's functions it
+uses only to pad text for display) and without timm or transformers, then takes them away
+again, so a later `import torch._dynamo`, `import wcwidth`, `import timm` or `import
+transformers` gets the real module. A stand-in is a lazy proxy: its functions, and any name
+it lacks, load the real module on first use, so a newer importer that needs more of it is
+only slower, never wrong. timm and transformers are
 left out only when `model`'s config is known not to need them; a tower that needs one,
 asked for later in the same process, re-imports open_clip's adapter module with the
 library present (`ensure_adapters`).
@@ -19,6 +21,7 @@ library present (`ensure_adapters`).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import json
@@ -26,27 +29,37 @@ import sys
 import types
 from pathlib import Path
 
-_DYNAMO_UTILS = "torch._dynamo.utils"
 
+class _StandIn(types.ModuleType):
+    """Stands in for module `name` while open_clip imports. Each of `deferred` (the names the
+    importer binds) is a function that loads the real module when it is called; any other name
+    loads it the moment it is looked up, so a newer importer that needs more is only slower."""
 
-class _LazyDynamoUtils(types.ModuleType):
-    """Stands in for `torch._dynamo.utils` while open_clip imports; the real module loads
-    the first time anything but `is_compile_supported` is looked up on it."""
+    def __init__(self, name: str, deferred: tuple[str, ...]):
+        super().__init__(name)
+        for function in deferred:
+            setattr(self, function, functools.partial(_call_real, name, function))
 
     def __getattr__(self, name: str):
         if name.startswith("__"):  # the import system asks for __path__ & co.: a plain module has none
             raise AttributeError(name)
-        return getattr(_real_dynamo_utils(), name)
-
-    @staticmethod
-    def is_compile_supported(device_type) -> bool:  # torchvision calls it only inside torch.compile
-        return _real_dynamo_utils().is_compile_supported(device_type)
+        return getattr(_real(self.__name__), name)
 
 
-def _real_dynamo_utils():
-    if isinstance(sys.modules.get(_DYNAMO_UTILS), _LazyDynamoUtils):
-        del sys.modules[_DYNAMO_UTILS]
-    return importlib.import_module(_DYNAMO_UTILS)
+def _real(name: str):
+    if isinstance(sys.modules.get(name), _StandIn):
+        del sys.modules[name]
+    return importlib.import_module(name)
+
+
+def _call_real(module: str, function: str, *args, **kwargs):
+    return getattr(_real(module), function)(*args, **kwargs)
+
+
+# module -> the functions its importer binds: torchvision's detection ops call `is_compile_supported`
+# only inside torch.compile (the compiler: 1.2 s); ftfy binds wcwidth's two width functions for its
+# display helpers, which tokenizing never calls (wcwidth 0.7's tables: 0.12 s)
+STAND_INS = {"torch._dynamo.utils": ("is_compile_supported",), "wcwidth": ("wcswidth", "wcwidth")}
 
 
 # library -> (open_clip's module that imports it inside try/except ImportError, the name it binds there)
@@ -70,9 +83,11 @@ def import_open_clip(model: str | None = None, pretrained: str | None = None):
     if "open_clip" not in sys.modules:
         import torch  # noqa: F401 - the stand-in lives under torch's package
 
-        stand_ins = {}
-        if "torch._dynamo" not in sys.modules:
-            stand_ins[_DYNAMO_UTILS] = _LazyDynamoUtils(_DYNAMO_UTILS)
+        stand_ins = {
+            name: _StandIn(name, deferred)
+            for name, deferred in STAND_INS.items()
+            if name not in sys.modules and name.rpartition(".")[0] not in sys.modules  # nor its package
+        }
         for library in ADAPTERS:
             if library not in sys.modules and library not in needed:
                 stand_ins[library] = None  # `import library` raises ImportError: open_clip's adapter goes without
