@@ -88,13 +88,16 @@ MOMENTS = {  # when to kill: before the model loads, then at four points of the 
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_kill_9_then_rerun_equals_an_uninterrupted_run(reference, tmp_path, moment):
     root, expected = reference
-    out = tmp_path / "out"
-    proc, t0 = start(root / "videos", out), time.perf_counter()
-    while proc.poll() is None and not MOMENTS[moment](out, time.perf_counter() - t0):
-        time.sleep(0.002)
-    proc.kill()
-    proc.communicate()
-    assert proc.returncode == -9, f"the run ended before '{moment}'"  # the kill really interrupted it
+    for attempt in range(3):  # a loaded machine can starve this loop past a short moment: kill a fresh run again
+        out = tmp_path / f"out{attempt}"
+        proc, t0 = start(root / "videos", out), time.perf_counter()
+        while proc.poll() is None and not MOMENTS[moment](out, time.perf_counter() - t0):
+            time.sleep(0.002)
+        proc.kill()
+        proc.communicate()
+        if proc.returncode == -9:
+            break
+    assert proc.returncode == -9, f"the run ended before '{moment}', three times"  # the kill really interrupted it
     rerun = start(root / "videos", out)
     stdout, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr
