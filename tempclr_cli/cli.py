@@ -138,7 +138,15 @@ def __getattr__(name: str):
 
 
 def main() -> None:
+    """The `tempclr` executable. On the way out every object still alive is frozen out of the
+    garbage collector: the interpreter's teardown would otherwise walk all that torch, open_clip
+    and pydantic built (0.3 s of every call in a shell loop; benchmarks/align.py) only to free
+    memory the operating system frees anyway. Objects are still released, and atexit still runs."""
+    import gc
     import sys
 
     asked = sys.argv[1] if len(sys.argv) > 1 else None
-    build_app((asked,) if asked in COMMANDS else COMMANDS)(prog_name="tempclr")
+    try:
+        build_app((asked,) if asked in COMMANDS else COMMANDS)(prog_name="tempclr")
+    finally:
+        gc.freeze()

@@ -1,4 +1,4 @@
-"""open_clip imported lean (no torch._dynamo, no timm) for one-call latency, and nothing lost by it.
+"""open_clip imported lean (no torch._dynamo, timm or torchvision model zoo) for one-call latency; nothing lost.
 
 Each case runs in a fresh interpreter: this test process has open_clip imported already.
 """
@@ -32,7 +32,13 @@ def test_lean_import_leaves_out_the_compiler_and_timm_and_both_still_work_afterw
         open_clip = import_open_clip("tiny")
         lean = {"dynamo": "torch._dynamo" in sys.modules, "timm": "timm" in sys.modules,
                 "transformers": "transformers" in sys.modules, "stand_in_left": "torch._dynamo.utils" in sys.modules,
-                "wcwidth": "wcwidth" in sys.modules}
+                "wcwidth": "wcwidth" in sys.modules,
+                "torchvision_zoo": [m for m in ("torchvision.models", "torchvision.datasets") if m in sys.modules]}
+        import torchvision
+        zoo = [type(torchvision.models.resnet18(num_classes=3)).__name__,  # the stand-in's attribute, then real
+               type(torchvision.datasets.FakeData(size=1)).__name__]
+        from torchvision.models.video import r3d_18  # tempclr's TCLR backbone
+        zoo += [type(r3d_18()).__name__, type(sys.modules["torchvision.models"]).__name__]
         import ftfy, wcwidth
         widths = [ftfy.formatting.display_ljust("日本", 5, "."), wcwidth.wcswidth("日本")]  # lazy, then real
         import torchvision.ops
@@ -45,7 +51,7 @@ def test_lean_import_leaves_out_the_compiler_and_timm_and_both_still_work_afterw
         import timm
         print(json.dumps({**lean, "pooled": pooled, "same": same, "compiled": compiled,
                           "timm_later": hasattr(timm, "create_model"), "tokens": open_clip.tokenize(["a"]).shape[1],
-                          "widths": widths}))
+                          "widths": widths, "zoo": zoo}))
     """)
     assert out == {
         "dynamo": False,
@@ -53,6 +59,8 @@ def test_lean_import_leaves_out_the_compiler_and_timm_and_both_still_work_afterw
         "transformers": False,
         "stand_in_left": False,
         "wcwidth": False,
+        "torchvision_zoo": [],
+        "zoo": ["ResNet", "FakeData", "VideoResNet", "module"],
         "widths": ["日本.", 4],
         "pooled": 7.5,
         "same": True,
@@ -170,3 +178,31 @@ def test_the_default_tokenizer_is_open_clips_own_and_tokenizes_the_same(name):
     _register_shipped_configs(open_clip)
     texts = ["crack the eggs", "whisk them until frothy", ""]
     assert torch.equal(_tokenizer(open_clip, name)(texts), open_clip.get_tokenizer(name)(texts))
+
+
+@pytest.mark.slow
+def test_an_align_call_ends_without_a_teardown_collection_and_still_writes_everything(tmp_path):
+    """#36 item 12: `tempclr` freezes its objects out of the collector on the way out (the teardown's
+    walk over torch's and open_clip's objects cost 0.3 s a call); what it wrote is whole, atexit ran."""
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((40, 64)).astype(np.float16))
+    (tmp_path / "steps.txt").write_text("cut the onion\nfry it\nserve\n")
+    code = textwrap.dedent("""
+        import atexit, gc, sys
+        atexit.register(lambda: sys.__stderr__.write(f"\\nFROZEN={gc.get_freeze_count()}\\n"))
+        from tempclr_cli.cli import main
+        sys.argv[0] = "tempclr"
+        main()
+    """)
+    args = ["align", "x.npy", "steps.txt", "--model", "tiny", "--pretrained", "none", "--device", "cpu", "-q"]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args, "-f", "all", "--output-dir", "out"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stderr.rsplit("FROZEN=", 1)[1]) > 100_000  # torch alone leaves this many objects
+    written = json.loads((tmp_path / "out" / "x.json").read_text())
+    assert [step["text"] for step in written["steps"]] == ["cut the onion", "fry it", "serve"]
+    assert sorted(path.suffix for path in (tmp_path / "out").iterdir()) == [".csv", ".html", ".json", ".srt", ".vtt"]

@@ -7,11 +7,12 @@ which loads the compiler too; and it imports Hugging Face `transformers` (about 
 where the dev or videoclip extras installed it) for its HF text towers. A shell loop that
 aligns one video per call pays this on every call (benchmarks/align.py).
 
-`import_open_clip(model)` imports open_clip with stand-ins for `torch._dynamo.utils` and
-`wcwidth` (`STAND_INS`; ftfy, open_clip's text cleaner, binds two of wcwidth's functions it
-uses only to pad text for display) and without timm or transformers, then takes them away
-again, so a later `import torch._dynamo`, `import wcwidth`, `import timm` or `import
-transformers` gets the real module. A stand-in is a lazy proxy: its functions, and any name
+`import_open_clip(model)` imports open_clip with stand-ins for `torch._dynamo.utils`,
+`wcwidth` (ftfy, open_clip's text cleaner, binds two of wcwidth's functions it uses only to
+pad text for display), and torchvision's `models` and `datasets` (`STAND_INS`), and without
+timm or transformers, then takes them away again, so a later `import torch._dynamo`, `import
+wcwidth`, `import torchvision.models`, `import timm` or `import transformers` gets the real
+module. A stand-in is a lazy proxy: its functions, and any name
 it lacks, load the real module on first use, so a newer importer that needs more of it is
 only slower, never wrong. timm and transformers are
 left out only when `model`'s config is known not to need them; a tower that needs one,
@@ -58,8 +59,15 @@ def _call_real(module: str, function: str, *args, **kwargs):
 
 # module -> the functions its importer binds: torchvision's detection ops call `is_compile_supported`
 # only inside torch.compile (the compiler: 1.2 s); ftfy binds wcwidth's two width functions for its
-# display helpers, which tokenizing never calls (wcwidth 0.7's tables: 0.12 s)
-STAND_INS = {"torch._dynamo.utils": ("is_compile_supported",), "wcwidth": ("wcswidth", "wcwidth")}
+# display helpers, which tokenizing never calls (wcwidth 0.7's tables: 0.12 s); torchvision's package
+# binds its model zoo and datasets, which open_clip never touches (0.1 s; open_clip needs one layer
+# from torchvision.ops and the transforms)
+STAND_INS = {
+    "torch._dynamo.utils": ("is_compile_supported",),
+    "wcwidth": ("wcswidth", "wcwidth"),
+    "torchvision.models": (),
+    "torchvision.datasets": (),
+}
 
 
 # library -> (open_clip's module that imports it inside try/except ImportError, the name it binds there)
