@@ -406,10 +406,11 @@ def test_the_review_page_reads_at_any_length(tmp_path):
     assert red[5] < 2 * red[60], red
 
 
-@pytest.mark.parametrize("mode", ["pairs", "folders", "reference"])
+@pytest.mark.parametrize("mode", ["pairs", "folders", "reference", "loop"])
 def test_videos_sharing_a_stem_each_keep_their_results(tmp_path, mode):
     """#36: b.mkv and b.mp4 once both wrote OUT/b.* and one silently replaced the other while the
-    summary said both were aligned; each now keeps its extension, as extract names features."""
+    summary said both were aligned; each now keeps its extension, as extract names features, also in
+    a shell loop of single calls (`for v in videos/*; do tempclr align "$v" ...; done`)."""
     from videos import cfr
 
     videos, steps = tmp_path / "videos", tmp_path / "steps"
@@ -425,23 +426,16 @@ def test_videos_sharing_a_stem_each_keep_their_results(tmp_path, mode):
         "pairs": ["--pairs", str(tmp_path / "pairs.csv")],
         "folders": [str(videos), str(steps)],
         "reference": [str(videos), "--reference", str(videos / "b.mkv"), str(tmp_path / "ref.srt")],
+        "loop": [str(videos / "b.mkv"), str(steps / "b.txt")],
     }[mode]
-    done = tempclr(
-        "align",
-        *args,
-        "--output-dir",
-        str(tmp_path / "out"),
-        "-f",
-        "all",
-        "--model",
-        "tiny",
-        "--pretrained",
-        "none",
-        "--device",
-        "cpu",
-    )
+    options = ["--output-dir", str(tmp_path / "out"), "-f", "all", "--model", "tiny", "--pretrained", "none"]
+    done = tempclr("align", *args, *options, "--device", "cpu")
     assert done.returncode == 0, done.stderr
-    assert "2 of 2 aligned" in done.stderr and "(10 files)" in done.stderr
+    if mode == "loop":
+        done = tempclr("align", str(videos / "b.mp4"), str(steps / "b.txt"), *options, "--device", "cpu")
+        assert done.returncode == 0, done.stderr
+    else:
+        assert "2 of 2 aligned" in done.stderr and "(10 files)" in done.stderr
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == sorted(
         f"b.{ext}.{fmt}" for ext in ("mkv", "mp4") for fmt in ("csv", "html", "json", "srt", "vtt")

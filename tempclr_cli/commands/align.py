@@ -71,8 +71,9 @@ def align(
     output_dir: Annotated[
         Optional[Path],
         typer.Option(
-            help="Write OUT/STEM.<format> per video (batch: required; named as extract names features, by folder "
-            "where two step files share a stem); stdout then gets one JSON line per video."
+            help="Write OUT/STEM.<format> per video (batch: required; named as extract names features, so b.avi "
+            "beside b.mp4 writes OUT/b.avi.* in a batch or one call; by folder where two step files share a "
+            "stem); stdout then gets one JSON line per video."
         ),
     ] = None,
     pairs: Annotated[
@@ -241,10 +242,10 @@ def align(
 
         log(f"plot: {alignment_plot(result, plot)}", quiet)
     if output_dir:
-        from tempclr_cli.core.align.batch import write_outputs
+        from tempclr_cli.core.align.batch import own_name, write_outputs
 
         formats = FORMATS if fmt is Format.all else (fmt.value,)
-        for path in write_outputs(result, output_dir, video.stem, formats):
+        for path in write_outputs(result, output_dir, own_name(video), formats):
             log(f"wrote {path}", quiet)
         return
     _emit(result, fmt, output, embed_video, quiet)

@@ -31,18 +31,31 @@ def pair_by_stem(videos: Path, steps: Path | None) -> list[Pair]:
     """Every `.npy` or video file in `videos` with the `.txt` of the same stem in `steps`
     (a missing one is a pair with a missing steps file: it fails by name, the rest go on;
     `b.avi` and `b.mp4` both take `b.txt`); with `steps` None, the videos alone."""
-    from tempclr_cli.core.media.video import VIDEO_EXTENSIONS
-
     if steps is not None and not steps.is_dir():
         raise TempclrError(f"{steps}: expected a folder of step files (STEM.txt) to pair with {videos}")
-    inputs = sorted(
-        p
-        for p in videos.iterdir()
-        if p.is_file() and (p.suffix.lower() == ".npy" or p.suffix.lower() in VIDEO_EXTENSIONS)
-    )
+    inputs = _alignable(videos)
     if not inputs:
         raise TempclrError(f"{videos}: no .npy or video files to align")
     return [Pair(p, steps / f"{p.stem}.txt" if steps else None) for p in inputs]
+
+
+def _alignable(folder: Path) -> list[Path]:
+    """The `.npy` and video files in `folder`, sorted."""
+    from tempclr_cli.core.media.video import VIDEO_EXTENSIONS
+
+    suffixes = {".npy", *VIDEO_EXTENSIONS}
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def own_name(video: Path) -> str:
+    """The name one video's files take in OUT: what a batch over its folder names it
+    (`output_names`), so a shell loop of single calls over `b.avi` and `b.mp4` writes `b.avi.json`
+    and `b.mp4.json`, as `tempclr align DIR` does, instead of one `b.json` replacing the other."""
+    try:
+        twins = [p for p in _alignable(video.parent) if p.stem == video.stem]
+    except OSError:  # a folder we may not list: the stem, as before
+        twins = []
+    return video.name if len(twins) > 1 else video.stem
 
 
 def without_steps(pairs: list[Pair]) -> tuple[list[Pair], list[Pair]]:
