@@ -106,6 +106,7 @@ def test_per_frame_features_and_float32(tree, tmp_path):
         (["--model", "nope-model", "--pretrained", "none"], "no such encoder; `tempclr models` lists them"),
         (["--model", "ViT-B-32", "--pretrained", "not-a-tag"], "not a weight tag for ViT-B-32"),
         (["--fps", "0.5", *TINY], "some clips would get no frame"),
+        (["--root", "/no/such/root", *TINY], "--root /no/such/root: not found; expected the folder to mirror"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(tree, tmp_path, args, message):

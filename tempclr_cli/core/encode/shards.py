@@ -105,6 +105,10 @@ def keys_for(files: list[Path], root: Path | None) -> list[str]:
     """Each file's path below `root` (default: the files' common folder) without its extension."""
     if not files:
         return []
+    if root is not None and not root.is_dir():
+        raise TempclrError(
+            f"--root {root}: {'is a file' if root.exists() else 'not found'}; expected the folder to mirror"
+        )
     resolved = [f.resolve() for f in files]
     base = (root or Path(os.path.commonpath([f.parent for f in resolved]))).resolve()
     relative = []
