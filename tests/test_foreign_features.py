@@ -227,6 +227,25 @@ def test_bad_files_are_refused_by_name(tmp_path):
     assert registered.returncode == 2 and "good.npy: dim 8, but tiny's dim is 64" in registered.stderr
 
 
+def test_a_folder_that_cannot_take_the_index_is_refused_before_any_file_is_read(tmp_path, monkeypatch):
+    """Without -o the index goes into FOLDER; a read-only FOLDER is named at once, not after every .pt is
+    converted (os.access is stood in: as root, as tests may run, every folder is writable)."""
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    torch.save(torch.ones(3, 8), feats / "a.pt")
+    real = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode, **kw: not (Path(path) == feats and mode & os.W_OK) and real(path, mode, **kw)
+    )
+    done = tempclr("index", str(feats), "--encoder", "mine", "--fps", "1")
+    assert done.returncode == 2
+    assert f"{feats}: {feats} cannot be written to (read-only or no permission)" in done.stderr
+    assert "without -o" in done.stderr and sorted(p.name for p in feats.iterdir()) == ["a.pt"]
+    done = tempclr("index", str(feats), "--encoder", "mine", "--fps", "1", "-o", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "index.jsonl").exists()
+
+
 @pytest.mark.parametrize("suffix", sorted(FOREIGN_FORMATS))
 def test_every_foreign_format_reads_back_its_array(suffix, tmp_path):
     array = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)

@@ -81,6 +81,8 @@ def index(
     from tempclr_cli.core.encode.foreign import index_features
 
     writable(output, "--output", folder=True)
+    if output is None and folder.is_dir():  # the index (and any conversion) goes into FOLDER itself: say so now
+        writable(folder, "FOLDER (without -o the index is written there)", folder=True)
     summary = index_features(
         folder, encoder, fps, clip_seconds, dim, pretrained, output, suffix, log=lambda m: log(m, quiet)
     )
