@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,21 @@ def reference(tmp_path_factory):
     return root, contents(root / "ref")
 
 
+def kill_at(proc: subprocess.Popen, moment: Callable[[float], bool], step: float = 0.005) -> None:
+    """Let `proc` run a few milliseconds at a time (SIGCONT, sleep, SIGSTOP) and kill -9 it the first time
+    `moment(seconds it has been let run)` holds between two steps. It moves only while this loop is awake,
+    so a loaded machine that starves the loop cannot let the run get past the moment unseen (polling a
+    free-running process lost that race in CI at load 5-36)."""
+    ran = 0.0
+    while proc.poll() is None and not moment(ran):
+        os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(step)
+        os.kill(proc.pid, signal.SIGSTOP)  # an exited process is a zombie until poll() reaps it: still signalable
+        ran += step
+    proc.kill()
+    proc.communicate()
+
+
 def index_rows(out: Path) -> int:
     try:
         return len((out / "index.jsonl").read_text().splitlines())
@@ -75,7 +92,7 @@ def index_rows(out: Path) -> int:
         return 0
 
 
-MOMENTS = {  # when to kill: before the model loads, then at four points of the work
+MOMENTS = {  # when to kill: before the model loads (t: seconds let run), then at four points of the work
     "starting": lambda out, t: t > 0.3,
     "first decode": lambda out, t: out.is_dir(),
     "first feature file": lambda out, t: any(out.rglob("*.npy")),
@@ -88,16 +105,10 @@ MOMENTS = {  # when to kill: before the model loads, then at four points of the 
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_kill_9_then_rerun_equals_an_uninterrupted_run(reference, tmp_path, moment):
     root, expected = reference
-    for attempt in range(3):  # a loaded machine can starve this loop past a short moment: kill a fresh run again
-        out = tmp_path / f"out{attempt}"
-        proc, t0 = start(root / "videos", out), time.perf_counter()
-        while proc.poll() is None and not MOMENTS[moment](out, time.perf_counter() - t0):
-            time.sleep(0.002)
-        proc.kill()
-        proc.communicate()
-        if proc.returncode == -9:
-            break
-    assert proc.returncode == -9, f"the run ended before '{moment}', three times"  # the kill really interrupted it
+    out = tmp_path / "out"
+    proc = start(root / "videos", out)
+    kill_at(proc, lambda t: MOMENTS[moment](out, t))
+    assert proc.returncode == -9, f"the run ended before '{moment}'"  # the kill really interrupted it
     rerun = start(root / "videos", out)
     stdout, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr

@@ -10,13 +10,13 @@ import os
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_cli import tempclr
 from test_faults import TINY
+from test_faults_interrupts import kill_at
 from videos import cfr
 
 from tempclr_cli.core.data.features import FeatureStore
@@ -274,10 +274,7 @@ def test_kill_9_during_a_sharded_run_then_rerun_extracts_every_video_once(shards
     subprocess.run([*cmd, "-o", str(tmp_path / "ref")], env=env, check=True, capture_output=True)
     out = tmp_path / "out"
     proc = subprocess.Popen([*cmd, "-o", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    while proc.poll() is None and not any(p.name.endswith(".tmp") for p in out.glob(".*")):
-        time.sleep(0.002)  # killed while the first shard is being written
-    proc.kill()
-    proc.communicate()
+    kill_at(proc, lambda t: any(p.name.endswith(".tmp") for p in out.glob(".*")))  # the first shard half-written
     assert proc.returncode == -9, "the run ended before its first shard was half-written"
     rerun = subprocess.run([*cmd, "-o", str(out)], env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
