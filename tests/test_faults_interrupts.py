@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from stepped import kill_at, start_stepped
 from test_faults import TINY
 from videos import cfr
 
@@ -37,10 +36,12 @@ def extract_cmd(videos: Path, out: Path) -> list[str]:
     ]
 
 
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def start(videos: Path, out: Path) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        extract_cmd(videos, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        extract_cmd(videos, out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -64,25 +65,10 @@ def reference(tmp_path_factory):
         extract_cmd(root / "videos", root / "ref"),
         capture_output=True,
         text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env=ENV,
     )
     assert done.returncode == 0, done.stderr
     return root, contents(root / "ref")
-
-
-def kill_at(proc: subprocess.Popen, moment: Callable[[float], bool], step: float = 0.005) -> None:
-    """Let `proc` run a few milliseconds at a time (SIGCONT, sleep, SIGSTOP) and kill -9 it the first time
-    `moment(seconds it has been let run)` holds between two steps. It moves only while this loop is awake,
-    so a loaded machine that starves the loop cannot let the run get past the moment unseen (polling a
-    free-running process lost that race in CI at load 5-36)."""
-    ran = 0.0
-    while proc.poll() is None and not moment(ran):
-        os.kill(proc.pid, signal.SIGCONT)
-        time.sleep(step)
-        os.kill(proc.pid, signal.SIGSTOP)  # an exited process is a zombie until poll() reaps it: still signalable
-        ran += step
-    proc.kill()
-    proc.communicate()
 
 
 def index_rows(out: Path) -> int:
@@ -92,7 +78,7 @@ def index_rows(out: Path) -> int:
         return 0
 
 
-MOMENTS = {  # when to kill: before the model loads (t: seconds let run), then at four points of the work
+MOMENTS = {  # when to kill: before the model loads (t: CPU seconds it has run), then at four points of the work
     "starting": lambda out, t: t > 0.3,
     "first decode": lambda out, t: out.is_dir(),
     "first feature file": lambda out, t: any(out.rglob("*.npy")),
@@ -106,13 +92,25 @@ MOMENTS = {  # when to kill: before the model loads (t: seconds let run), then a
 def test_kill_9_then_rerun_equals_an_uninterrupted_run(reference, tmp_path, moment):
     root, expected = reference
     out = tmp_path / "out"
-    proc = start(root / "videos", out)
+    proc = start_stepped(extract_cmd(root / "videos", out)[3:], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     kill_at(proc, lambda t: MOMENTS[moment](out, t))
     assert proc.returncode == -9, f"the run ended before '{moment}'"  # the kill really interrupted it
     rerun = start(root / "videos", out)
     stdout, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr
     assert contents(out) == expected  # same files (no .tmp, no claim), same rows, same features
+
+
+@pytest.mark.slow
+def test_a_stepped_run_left_to_finish_writes_what_a_plain_run_writes(reference, tmp_path):
+    """The harness above is neutral: stopped and continued every 5 ms of CPU, a run ends with exit 0
+    and the uninterrupted run's files."""
+    root, expected = reference
+    proc = start_stepped(extract_cmd(root / "videos", tmp_path)[3:], env=ENV, stdout=subprocess.PIPE)
+    steps = []
+    kill_at(proc, lambda t: steps.append(t) and False)
+    assert proc.returncode == 0 and len(steps) > 100  # it did stop, again and again
+    assert contents(tmp_path) == expected
 
 
 @pytest.mark.slow
