@@ -56,36 +56,22 @@ def make_video(minutes: int) -> Path:
     return path
 
 
-def ffmpeg_pipe(path: Path) -> int:
-    """The same frames through ffmpeg: 1 fps, short side 224, RGB, read by Python."""
-    w, h = 398, 224  # 1280x720 scaled to short side 224 (even width)
-    cmd = [
-        "ffmpeg",
-        "-v",
-        "error",
-        "-threads",
-        "1",
-        "-filter_threads",
-        "1",
-        "-i",
-        str(path),
-        "-vf",
-        f"fps=1,scale={w}:{h}",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-",
-    ]  # one thread, as tempclr
+def ffmpeg_frames(path: Path, vf: str, w: int, h: int) -> int:
+    """Frames of `path` through ffmpeg's filter chain `vf` (w x h RGB out), one thread as tempclr,
+    read by Python as a user's pipe would read them."""
+    cmd = ["ffmpeg", "-v", "error", "-threads", "1", "-filter_threads", "1", "-i", str(path), "-vf", vf]
     frames = 0
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
-        while True:
-            buf = proc.stdout.read(w * h * 3)
-            if len(buf) < w * h * 3:
-                break
+    with subprocess.Popen([*cmd, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], stdout=subprocess.PIPE) as proc:
+        while len(buf := proc.stdout.read(w * h * 3)) == w * h * 3:
             np.frombuffer(buf, np.uint8).reshape(h, w, 3)
             frames += 1
     return frames
+
+
+def ffmpeg_pipe(path: Path) -> int:
+    """The same frames through ffmpeg: 1 fps, short side 224, RGB, read by Python."""
+    w, h = 398, 224  # 1280x720 scaled to short side 224 (even width)
+    return ffmpeg_frames(path, f"fps=1,scale={w}:{h}", w, h)
 
 
 def ours(path: Path) -> int:
@@ -217,30 +203,7 @@ def s3d_table() -> None:
     w, h, x, y = videoclip_geometry(1280, 720)
 
     def pipe(path: Path) -> int:
-        cmd = [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-threads",
-            "1",
-            "-filter_threads",
-            "1",
-            "-i",
-            str(path),
-            "-vf",
-            f"fps=30,scale={w}:{h},crop=224:224:{x}:{y}",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ]
-        frames = 0
-        with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
-            while len(buf := proc.stdout.read(224 * 224 * 3)) == 224 * 224 * 3:
-                np.frombuffer(buf, np.uint8)
-                frames += 1
-        return frames
+        return ffmpeg_frames(path, f"fps=30,scale={w}:{h},crop=224:224:{x}:{y}", 224, 224)
 
     graph = lambda path: sum(1 for _ in filter_frames(path))  # noqa: E731
     assert graph(short) == pipe(short) == 3600
@@ -366,29 +329,7 @@ def _tempclr(mode: str):
 
 
 def _ffmpeg(path, targets, w, h, rate):
-    cmd = [
-        "ffmpeg",
-        "-v",
-        "error",
-        "-threads",
-        "1",
-        "-filter_threads",
-        "1",
-        "-i",
-        str(path),
-        "-vf",
-        f"fps=1,scale={w}:{h}",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-",
-    ]
-    frames = 0
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
-        while len(buf := proc.stdout.read(w * h * 3)) == w * h * 3:
-            np.frombuffer(buf, np.uint8).reshape(h, w, 3)
-            frames += 1
+    frames = ffmpeg_frames(path, f"fps=1,scale={w}:{h}", w, h)
     # the fps filter (round=near) shows at output time n the input frame nearest to n: CFR frames lie on it
     return frames, [round(n * rate) / rate for n in range(frames)]
 
