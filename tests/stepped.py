@@ -28,9 +28,11 @@ finally:
 """
 
 
-def start_stepped(args: list[str], **popen) -> subprocess.Popen:
-    """`python -m tempclr_cli ARGS`, stopping itself after every STEP_SECONDS of its CPU time."""
-    return subprocess.Popen([sys.executable, "-c", _BOOT.format(step=STEP_SECONDS), *args], **popen)
+def start_stepped(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """`cmd` (`python -m tempclr_cli ARGS`), stopping itself after every STEP_SECONDS of its CPU time."""
+    assert cmd[:3] == [sys.executable, "-m", "tempclr_cli"], cmd
+    boot = [sys.executable, "-c", _BOOT.format(step=STEP_SECONDS)]
+    return subprocess.Popen([*boot, *cmd[3:]], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def kill_at(proc: subprocess.Popen, moment: Callable[[float], bool]) -> None:

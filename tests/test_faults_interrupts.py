@@ -92,7 +92,7 @@ MOMENTS = {  # when to kill: before the model loads (t: CPU seconds it has run),
 def test_kill_9_then_rerun_equals_an_uninterrupted_run(reference, tmp_path, moment):
     root, expected = reference
     out = tmp_path / "out"
-    proc = start_stepped(extract_cmd(root / "videos", out)[3:], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_stepped(extract_cmd(root / "videos", out), ENV)
     kill_at(proc, lambda t: MOMENTS[moment](out, t))
     assert proc.returncode == -9, f"the run ended before '{moment}'"  # the kill really interrupted it
     rerun = start(root / "videos", out)
@@ -106,7 +106,7 @@ def test_a_stepped_run_left_to_finish_writes_what_a_plain_run_writes(reference, 
     """The harness above is neutral: stopped and continued every 5 ms of CPU, a run ends with exit 0
     and the uninterrupted run's files."""
     root, expected = reference
-    proc = start_stepped(extract_cmd(root / "videos", tmp_path)[3:], env=ENV, stdout=subprocess.PIPE)
+    proc = start_stepped(extract_cmd(root / "videos", tmp_path), ENV)
     steps = []
     kill_at(proc, lambda t: steps.append(t) and False)
     assert proc.returncode == 0 and len(steps) > 100  # it did stop, again and again

@@ -273,7 +273,7 @@ def test_kill_9_during_a_sharded_run_then_rerun_extracts_every_video_once(shards
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([*cmd, "-o", str(tmp_path / "ref")], env=env, check=True, capture_output=True)
     out = tmp_path / "out"
-    proc = start_stepped([*cmd[3:], "-o", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_stepped([*cmd, "-o", str(out)], env)
     kill_at(proc, lambda t: any(p.name.endswith(".tmp") for p in out.glob(".*")))  # the first shard half-written
     assert proc.returncode == -9, "the run ended before its first shard was half-written"
     rerun = subprocess.run([*cmd, "-o", str(out)], env=env, capture_output=True, text=True)
