@@ -52,10 +52,10 @@ def own_name(video: Path) -> str:
     (`output_names`), so a shell loop of single calls over `b.avi` and `b.mp4` writes `b.avi.json`
     and `b.mp4.json`, as `tempclr align DIR` does, instead of one `b.json` replacing the other."""
     try:
-        twins = [p for p in _alignable(video.parent) if p.stem == video.stem]
+        beside = _alignable(video.parent)
     except OSError:  # a folder we may not list: the stem, as before
-        twins = []
-    return video.name if len(twins) > 1 else video.stem
+        return video.stem
+    return str(dict(zip(beside, io.distinct_stems([Path(p.name) for p in beside]))).get(video, video.stem))
 
 
 def without_steps(pairs: list[Pair]) -> tuple[list[Pair], list[Pair]]:
