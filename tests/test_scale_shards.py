@@ -300,3 +300,8 @@ def test_plan_sizes_the_run_without_extracting(shards, tmp_path):
     assert found["decode_rate"] > 0 and found["encode_rate"] > 0 and found["hours_per_task"] >= 0
     assert found["bytes"] > 16 * 64 * 2  # the tiny encoder's 64-dim float16 rows, and more
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["durations.json"]  # nothing extracted
+    assert found["device"] == "cpu"
+    args = [str(shards / "shards" / "{00000..00001}.tar"), "-o", str(tmp_path / "out"), "--plan", *TINY]
+    table = tempclr("extract", *args)  # the table a person reads (it once failed with KeyError)
+    assert table.returncode == 0, table.stderr
+    assert "6 (0 without a declared duration)" in table.stdout and "frames/s on cpu" in table.stdout

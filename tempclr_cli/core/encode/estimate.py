@@ -85,8 +85,9 @@ def plan_run(
         "clips": sum(clips),
         "format": layout.name,
         "bytes": sum(bytes_per_video(layout, c, encoder.dim, itemsize) for c in clips),
-        "files": len(parts_of(plan_jobs(videos, out, layout, per_part))) + 1,
-        **rates,  # parts and index.jsonl "device": str(encoder.device),
+        "files": len(parts_of(plan_jobs(videos, out, layout, per_part))) + 1,  # parts and index.jsonl
+        **rates,
+        "device": str(encoder.device),
         "engine": engine,
         "tasks": tasks,
         "decoders": decoders,
