@@ -272,22 +272,32 @@ def test_hwaccel_cuda_decodes_on_nvdec_or_says_why_not(tmp_path, workers):
 
 def test_hwaccel_auto_decodes_on_the_cpu_when_features_are_not_on_a_gpu(tmp_path, monkeypatch):
     """Review of #40: on a CUDA machine, `--device cpu` keeps `--hwaccel auto` on the CPU (no NVDEC
-    frames copied back for a CPU encoder, no spawned workers); a CUDA device keeps it "auto"."""
+    frames copied back for a CPU encoder, no spawned workers); a CUDA device keeps it "auto". The rule
+    lives in `sampling_for`, so align on a video file and extract --plan follow it too."""
     import torch
 
     from tempclr_cli.core.encode import extract, registry
 
     cfr(tmp_path / "in" / "v.mp4", seconds=1.0, fps=10, size=48)
     seen, load = [], registry.load_encoder
+
+    def on_device(name, weights, ckpt, on, seed):  # the tiny encoder, built on the CPU, said to be on `on`
+        encoder = load(name, "none", ckpt, "cpu", seed)
+        encoder.device = on
+        return encoder
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(extract, "resolve_device", lambda spec: torch.device(spec))
-    monkeypatch.setattr(
-        registry, "load_encoder", lambda name, weights, ckpt, on, seed: load(name, "none", ckpt, "cpu", seed)
-    )
+    monkeypatch.setattr(registry, "load_encoder", on_device)
     monkeypatch.setattr(extract, "run", lambda todo, encoder, cfg, *rest: seen.append(cfg.hwaccel) or iter(()))
     for device in ("cpu", "cuda"):
         extract.extract_videos([tmp_path / "in"], tmp_path / device, extract.ExtractConfig(), "tiny", device=device)
     assert seen == ["none", "auto"]
+    encoders = {device: on_device("tiny", "none", None, torch.device(device), 0) for device in ("cpu", "cuda")}
+    assert {d: extract.sampling_for(e, extract.ExtractConfig()).hwaccel for d, e in encoders.items()} == {
+        "cpu": "none",
+        "cuda": "auto",
+    }
 
 
 def test_nvdec_opens_on_this_processs_gpu_under_torchrun(tmp_path, monkeypatch):

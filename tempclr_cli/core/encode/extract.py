@@ -81,8 +81,11 @@ class ExtractConfig:
 def sampling_for(encoder, cfg: ExtractConfig) -> ExtractConfig:
     """The sampling a loaded encoder needs: image encoders take `cfg` as it is; a video
     encoder sees `frames_per_clip` consecutive samples per clip, at its own rate (S3D: 30
-    fps, 1-s clips) or at frames_per_clip / clip_seconds (TCLR), in batches of whole clips."""
-
+    fps, 1-s clips) or at frames_per_clip / clip_seconds (TCLR), in batches of whole clips.
+    `--hwaccel auto` decodes on the CPU unless the features are computed on a CUDA device (no
+    NVDEC frames copied back for a CPU encoder, no spawned workers), for extract, align and --plan."""
+    if cfg.hwaccel == "auto" and encoder.device.type != "cuda":
+        cfg = replace(cfg, hwaccel="none")
     frames = encoder.frames_per_clip
     if frames == 1:
         return cfg
@@ -457,8 +460,6 @@ def extract_videos(
     on = resolve_device(device)
     encoder = load_encoder(model, pretrained, checkpoint, on, seed)
     cfg = sampling_for(encoder, cfg)
-    if cfg.hwaccel == "auto" and on.type != "cuda":  # features off the GPU: decode on the CPU, in forked workers
-        cfg = replace(cfg, hwaccel="none")
     since, broken = time.time(), []
     todo = pending(jobs, out, overwrite, layout, verify, broken.append)
     log(f"{len(jobs)} videos, {len(jobs) - len(todo)} already done, {len(todo)} to extract")
