@@ -86,11 +86,12 @@ def output_names(pairs: list[Pair]) -> list[Path]:
     tells those files apart, by the same rule (`b.short.json`; `s1/steps.txt` and `s2/steps.txt`:
     `b.s1.steps.json`). The same pair twice is refused."""
     videos = [os.path.abspath(p.video) for p in pairs]
-    unique = list(dict.fromkeys(videos))
-    named = dict(zip(unique, _names(unique)))
+    rows: dict[str, list[int]] = {}  # each video -> the pairs it is in
+    for k, video in enumerate(videos):
+        rows.setdefault(video, []).append(k)
+    named = dict(zip(rows, _names(list(rows))))
     names = [named[v] for v in videos]
-    for video in (v for v in unique if videos.count(v) > 1):
-        at = [k for k, v in enumerate(videos) if v == video]
+    for video, at in ((v, at) for v, at in rows.items() if len(at) > 1):
         steps = [os.path.abspath(pairs[k].steps) if pairs[k].steps else "" for k in at]
         repeat = next(((a, b) for b in range(len(at)) for a in range(b) if steps[a] == steps[b]), None)
         if repeat:
