@@ -81,9 +81,8 @@ class ExtractConfig:
 def sampling_for(encoder, cfg: ExtractConfig) -> ExtractConfig:
     """The sampling a loaded encoder needs: image encoders take `cfg` as it is; a video
     encoder sees `frames_per_clip` consecutive samples per clip, at its own rate (S3D: 30
-    fps, 1-s clips) or at frames_per_clip / clip_seconds (TCLR), in batches of whole clips.
-    `--hwaccel auto` decodes on the CPU unless the features are computed on a CUDA device (no
-    NVDEC frames copied back for a CPU encoder, no spawned workers), for extract, align and --plan."""
+    fps, 1-s clips) or at frames_per_clip / clip_seconds (TCLR), in batches of whole clips; and
+    `--hwaccel auto` on the CPU unless the features are made on a CUDA device (extract, align, --plan)."""
     if cfg.hwaccel == "auto" and encoder.device.type != "cuda":
         cfg = replace(cfg, hwaccel="none")
     frames = encoder.frames_per_clip
